@@ -1,0 +1,69 @@
+/**
+ * Contract between a lab host's HTTP server (which owns sessions, tasks and records) and the
+ * handlers of the HTTP data paths (`/export_raw_vdi`, `/import_raw_vdi`, later `/export` and
+ * `/import` for XVA). The server routes by longest path prefix, as XAPI does, and calls
+ * `handle(req, res, ctx)`; the handler owns the response from then on.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { DiskStore } from '../storage/types.js'
+
+export interface LabVdiView {
+  readonly ref: string
+  readonly uuid: string
+  /** id of the disk in the {@link DiskStore} */
+  readonly diskId: string
+  readonly srRef: string
+  readonly virtualSize: number
+}
+
+/** A task the handler runs inside: the caller's `task_id`, or one the server created. */
+export interface LabTaskHandle {
+  readonly ref: string
+  /** 0.0 – 1.0; emits a `mod` event on the task */
+  setProgress(progress: number): void
+  /** `result` is the XML-RPC encoding of the value, e.g. `<value>OpaqueRef:…</value>`, or `""` */
+  succeed(result: string): void
+  fail(code: string, params: readonly string[]): void
+  /** true once someone called `task.cancel` on it */
+  readonly cancelRequested: boolean
+}
+
+/** A fault the lab applies to one transfer (from the spec or the control API). */
+export interface DataPathFault {
+  /** close the connection after this many body bytes */
+  readonly cutAfterBytes?: number
+  /** let the bytes go through but fail the task with this error (e.g. `['VDI_IO_ERROR', 'Device I/O errors']`) */
+  readonly failTask?: readonly string[]
+  /** throttle the body to this many bytes per second */
+  readonly bytesPerSecond?: number
+}
+
+export type DataPathKind = 'export' | 'import'
+
+export interface DiskHandlerContext {
+  readonly storage: DiskStore
+  /**
+   * The session named by `session_id` (query or cookie), or a temporary one from HTTP Basic
+   * auth; undefined when there is none or it is invalid (the handler answers 401).
+   * A temporary session is logged out by `release()`.
+   */
+  authenticate(req: IncomingMessage, query: URLSearchParams): Promise<{ sessionRef: string; release(): void } | undefined>
+  /** A VDI by ref or uuid. */
+  lookupVdi(refOrUuid: string): LabVdiView | undefined
+  /**
+   * When the VDI's SR is not reachable from the host that got the request, the base URL
+   * (`http://address:port`) of a host that can reach it: the handler answers 302 there.
+   */
+  redirectFor(vdi: LabVdiView): string | undefined
+  /**
+   * The caller's task (`task_id` query or cookie) if it names a pending task, else a new task
+   * with `label` owned by the session. Undefined when `task_id` names no task.
+   */
+  openTask(taskId: string | undefined, label: string, sessionRef: string): LabTaskHandle | undefined
+  /** The fault to apply to this transfer, if any (consumed). */
+  takeFault(kind: DataPathKind, vdi: LabVdiView): DataPathFault | undefined
+  /** The disk content changed: refresh `physical_utilisation` and emit a `mod` event on the VDI. */
+  vdiChanged(vdi: LabVdiView): void
+}
+
+export type DiskHandler = (req: IncomingMessage, res: ServerResponse, ctx: DiskHandlerContext) => Promise<void>
