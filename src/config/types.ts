@@ -1,0 +1,35 @@
+/**
+ * The configuration file (found by cosmiconfig, module name `xen-cr`): pools with their
+ * credentials, and defaults.
+ */
+
+/** Where a pool's password comes from. A literal `password` is accepted with a warning. */
+export type PasswordSource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'env'; readonly variable: string }
+  | { readonly kind: 'literal'; readonly value: string }
+
+export interface PoolConfig {
+  readonly name: string
+  /** the pool master's URL, e.g. `https://10.0.0.1` (no credentials) */
+  readonly url: string
+  readonly user: string
+  readonly password: PasswordSource
+  /** accept self-signed TLS certificates */
+  readonly allowUnauthorized: boolean
+}
+
+export interface Defaults {
+  /** job store location; default `$XDG_CONFIG_HOME/xen-cr/jobs.json` */
+  readonly jobsFile: string
+  readonly retention: number
+  readonly concurrency: number
+  readonly fullInterval: number
+}
+
+export interface Config {
+  /** the file it was read from, for error messages; undefined when none was found */
+  readonly file: string | undefined
+  readonly pools: Readonly<Record<string, PoolConfig>>
+  readonly defaults: Defaults
+}
