@@ -1,0 +1,167 @@
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { makeTempDir } from '../../../test/helpers/tmp.js'
+import { guestBlock } from './guest-data.js'
+import { SparseDiskStore } from './sparse-disk-store.js'
+import { BLOCK_SIZE } from './types.js'
+
+const MiB = 1024 * 1024
+
+let tmp: { path: string; remove: () => Promise<void> }
+let store: SparseDiskStore
+
+beforeEach(async () => {
+  tmp = await makeTempDir()
+  store = await SparseDiskStore.open(tmp.path)
+})
+afterEach(async () => {
+  await store.close()
+  await tmp.remove()
+})
+
+function bytes(length: number, value: number): Buffer {
+  return Buffer.alloc(length, value)
+}
+
+describe('SparseDiskStore', () => {
+  it('reads a new disk as zeros and returns what was written, across block boundaries', async () => {
+    await store.create('a', 8 * MiB)
+    expect((await store.read('a', 0, 8 * MiB)).equals(Buffer.alloc(8 * MiB))).toBe(true)
+    const data = bytes(1 * MiB, 0x5a)
+    await store.write('a', BLOCK_SIZE - 512 * 1024, data)
+    const back = await store.read('a', BLOCK_SIZE - 512 * 1024 - 10, 1 * MiB + 20)
+    expect(back.subarray(0, 10).equals(Buffer.alloc(10))).toBe(true)
+    expect(back.subarray(10, 10 + MiB).equals(data)).toBe(true)
+    expect(back.subarray(10 + MiB).equals(Buffer.alloc(10))).toBe(true)
+    expect(store.allocatedBlocks('a')).toEqual([0, 1])
+    expect(store.info('a')?.physicalUtilisation).toBe(2 * BLOCK_SIZE)
+  })
+
+  it('copies a partially written block up from the chain so older bytes survive in the new leaf', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 0x11))
+    await store.snapshot('vm', 'snap')
+    await store.write('vm', 100, bytes(10, 0x22))
+    const block = await store.readBlock('vm', 0)
+    expect(block[99]).toBe(0x11)
+    expect(block.subarray(100, 110).equals(bytes(10, 0x22))).toBe(true)
+    expect(block[110]).toBe(0x11)
+    expect(block[BLOCK_SIZE - 1]).toBe(0x11)
+    expect((await store.readBlock('snap', 0)).equals(bytes(BLOCK_SIZE, 0x11))).toBe(true)
+  })
+
+  it('freezes content at snapshot time and refuses writes to snapshots', async () => {
+    await store.create('vm', 6 * MiB)
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 1))
+    const snap = await store.snapshot('vm', 's1')
+    expect(snap.readOnly).toBe(true)
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 2))
+    expect((await store.read('s1', 0, 4)).equals(bytes(4, 1))).toBe(true)
+    expect((await store.read('vm', 0, 4)).equals(bytes(4, 2))).toBe(true)
+    await expect(store.write('s1', 0, bytes(1, 9))).rejects.toMatchObject({ code: 'LAB_DISK_READ_ONLY' })
+  })
+
+  it('reports as changed exactly the blocks allocated in the symmetric difference of two chains', async () => {
+    await store.create('vm', 20 * MiB)
+    await store.write('vm', 0, bytes(3 * BLOCK_SIZE, 7))
+    await store.snapshot('vm', 's1')
+    await store.write('vm', 3 * BLOCK_SIZE + 5, bytes(1, 1)) // block 3
+    await store.write('vm', 5 * BLOCK_SIZE, bytes(BLOCK_SIZE, 0)) // block 5, rewritten with zeros
+    await store.write('vm', 1 * BLOCK_SIZE, bytes(1, 3)) // block 1, already in the base
+    await store.snapshot('vm', 's2')
+    expect(store.changedBlocks('s2', 's1')).toEqual([1, 3, 5])
+    expect(store.changedBlocks('s1', 's2')).toEqual([1, 3, 5])
+    expect(store.changedBlocks('s2', 's2')).toEqual([])
+    expect(store.allocatedBlocks('s2')).toEqual([0, 1, 2, 3, 5])
+    expect(store.allocatedBlocks('s1')).toEqual([0, 1, 2])
+    // a clone of s1 shares s1's layers: after writing block 9 to it, only block 9 differs
+    await store.clone('s1', 'copy')
+    await store.write('copy', 9 * BLOCK_SIZE, bytes(BLOCK_SIZE, 4))
+    expect(store.changedBlocks('copy', 's1')).toEqual([9])
+    expect(store.changedBlocks('copy', 's2')).toEqual([1, 3, 5, 9])
+  })
+
+  it('keeps clones independent of their source and of each other', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.write('vm', 0, bytes(8, 1))
+    const clone = await store.clone('vm', 'c')
+    expect(clone.readOnly).toBe(false)
+    await store.write('c', 0, bytes(8, 2))
+    await store.write('vm', 0, bytes(8, 3))
+    expect((await store.read('c', 0, 8)).equals(bytes(8, 2))).toBe(true)
+    expect((await store.read('vm', 0, 8)).equals(bytes(8, 3))).toBe(true)
+  })
+
+  it('deletes the files of layers no remaining disk uses, and only those', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 1))
+    await store.snapshot('vm', 's1')
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 2))
+    const layerFiles = async (): Promise<string[]> => (await readdir(join(tmp.path, 'layers'))).sort()
+    expect(await layerFiles()).toHaveLength(2)
+    await store.destroy('vm')
+    // the vm's own leaf goes; the frozen layer stays because s1 uses it
+    expect(await layerFiles()).toEqual([`${store.info('s1')?.layers[0]}.img`])
+    expect((await store.read('s1', 0, 4)).equals(bytes(4, 1))).toBe(true)
+    await store.destroy('s1')
+    expect(await layerFiles()).toEqual([])
+    expect(store.info('s1')).toBeUndefined()
+    await expect(store.readBlock('s1', 0)).rejects.toMatchObject({ code: 'LAB_DISK_NOT_FOUND' })
+  })
+
+  it('finds every disk and its content again when reopened on the same folder', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.write('vm', MiB, bytes(16, 9))
+    await store.snapshot('vm', 's')
+    await store.close()
+    store = await SparseDiskStore.open(tmp.path)
+    expect(store.info('s')?.readOnly).toBe(true)
+    expect(store.allocatedBlocks('s')).toEqual([0])
+    expect((await store.read('s', MiB, 16)).equals(bytes(16, 9))).toBe(true)
+    await store.write('vm', 0, bytes(1, 1))
+    expect(store.changedBlocks('vm', 's')).toEqual([0])
+  })
+
+  it('fills deterministically from a seed', async () => {
+    await store.create('a', 5 * MiB)
+    await store.create('b', 5 * MiB)
+    await store.fill('a', { bytes: 3 * MiB, seed: 42 })
+    await store.fill('b', { bytes: 3 * MiB, seed: 42 })
+    expect(store.allocatedBlocks('a')).toEqual([0, 1])
+    expect((await store.read('a', 0, 4 * MiB)).equals(await store.read('b', 0, 4 * MiB))).toBe(true)
+    expect((await store.readBlock('a', 1)).equals(guestBlock(42, 1))).toBe(true)
+    expect(guestBlock(42, 0).equals(guestBlock(42, 1))).toBe(false)
+    expect(guestBlock(42, 0).equals(guestBlock(43, 0))).toBe(false)
+    // the last, partial block is cut at the virtual size
+    await store.fill('a', { bytes: 5 * MiB, seed: 1 })
+    const last = await store.readBlock('a', 2)
+    expect(last.subarray(0, MiB).equals(guestBlock(1, 2).subarray(0, MiB))).toBe(true)
+    expect(last.subarray(MiB).equals(Buffer.alloc(BLOCK_SIZE - MiB))).toBe(true)
+  })
+
+  it('grows but never shrinks, and refuses writes past the end', async () => {
+    await store.create('a', 2 * MiB)
+    await expect(store.write('a', 2 * MiB - 1, bytes(2, 1))).rejects.toMatchObject({ code: 'LAB_DISK_RANGE' })
+    await store.resize('a', 4 * MiB)
+    await store.write('a', 2 * MiB - 1, bytes(2, 1))
+    expect(store.allocatedBlocks('a')).toEqual([0, 1])
+    await expect(store.resize('a', MiB)).rejects.toMatchObject({ code: 'LAB_DISK_SHRINK' })
+  })
+
+  it('stores a 2 TiB disk with a few blocks written in little more than those blocks', async () => {
+    const TiB = 1024 * 1024 * MiB
+    await store.create('big', 2 * TiB)
+    const last = Math.ceil((2 * TiB) / BLOCK_SIZE) - 1
+    await store.write('big', 0, bytes(BLOCK_SIZE, 1))
+    await store.write('big', TiB + 3, bytes(100, 2))
+    await store.write('big', last * BLOCK_SIZE, bytes(BLOCK_SIZE, 3))
+    await store.flush()
+    let used = 0
+    for (const name of await readdir(join(tmp.path, 'layers'))) used += (await stat(join(tmp.path, 'layers', name))).blocks * 512
+    expect(used).toBeLessThanOrEqual(3 * BLOCK_SIZE + MiB)
+    expect((await stat(join(tmp.path, 'store.json'))).size).toBeLessThan(4096)
+    expect((await store.read('big', TiB, 8)).equals(Buffer.from([0, 0, 0, 2, 2, 2, 2, 2]))).toBe(true)
+    expect(store.allocatedBlocks('big')).toEqual([0, TiB / BLOCK_SIZE, last])
+  })
+})

@@ -1,0 +1,355 @@
+import { randomUUID } from 'node:crypto'
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { OperationError } from '../../errors.js'
+import { guestBlock } from './guest-data.js'
+import { BLOCK_SIZE } from './types.js'
+import type { DiskId, DiskInfo, DiskStore, FillSpec } from './types.js'
+
+interface DiskState {
+  virtualSize: number
+  readOnly: boolean
+  layers: string[]
+}
+
+/** What `store.json` holds: every disk and, per layer, the blocks it holds. */
+interface PersistedState {
+  version: 1
+  disks: Record<string, DiskState>
+  layers: Record<string, number[]>
+}
+
+const METADATA_FILE = 'store.json'
+const LAYER_DIR = 'layers'
+
+/**
+ * {@link DiskStore} on sparse files: each layer is a sparse file `layers/<id>.img` in which
+ * block i lives at byte i × BLOCK_SIZE, plus the set of blocks it holds. Only written blocks
+ * take space, so a 2 TiB disk with 1 GiB written costs 1 GiB of disk and a few kilobytes of
+ * memory. Metadata (`store.json`) is rewritten atomically after every structural change and on
+ * `flush()`.
+ */
+export class SparseDiskStore implements DiskStore {
+  readonly #dir: string
+  readonly #disks = new Map<DiskId, DiskState>()
+  readonly #layers = new Map<string, Set<number>>()
+  readonly #handles = new Map<string, Promise<FileHandle>>()
+  /** per-disk queue: a write's copy-up must not interleave with another write or a snapshot */
+  readonly #locks = new Map<DiskId, Promise<unknown>>()
+  #persisting: Promise<void> = Promise.resolve()
+  #closed = false
+
+  private constructor(dir: string) {
+    this.#dir = dir
+  }
+
+  /** Opens the store in `dir`, creating it or finding every disk a previous store left there. */
+  static async open(dir: string): Promise<SparseDiskStore> {
+    const store = new SparseDiskStore(dir)
+    await mkdir(join(dir, LAYER_DIR), { recursive: true })
+    let text: string | undefined
+    try {
+      text = await readFile(join(dir, METADATA_FILE), 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+    if (text !== undefined) {
+      let state: PersistedState
+      try {
+        state = JSON.parse(text) as PersistedState
+      } catch (error) {
+        throw new OperationError('LAB_STORE_CORRUPT', `lab disk store ${dir}: ${METADATA_FILE} is not valid JSON; delete the folder to start afresh`, { cause: error })
+      }
+      for (const [id, disk] of Object.entries(state.disks)) store.#disks.set(id, { ...disk, layers: [...disk.layers] })
+      for (const [id, blocks] of Object.entries(state.layers)) store.#layers.set(id, new Set(blocks))
+    }
+    return store
+  }
+
+  async create(id: DiskId, virtualSize: number): Promise<DiskInfo> {
+    this.#checkOpen()
+    if (this.#disks.has(id)) throw new OperationError('LAB_DISK_EXISTS', `lab disk ${id} already exists`)
+    checkSize(id, virtualSize)
+    const layer = await this.#newLayer()
+    this.#disks.set(id, { virtualSize, readOnly: false, layers: [layer] })
+    await this.#persist()
+    return this.#info(id)
+  }
+
+  snapshot(srcId: DiskId, newId: DiskId): Promise<DiskInfo> {
+    return this.#derive(srcId, newId, true)
+  }
+
+  clone(srcId: DiskId, newId: DiskId): Promise<DiskInfo> {
+    return this.#derive(srcId, newId, false)
+  }
+
+  async destroy(id: DiskId): Promise<void> {
+    this.#checkOpen()
+    this.#get(id)
+    await this.#locked(id, async () => {
+      this.#disks.delete(id)
+      const used = new Set<string>()
+      for (const disk of this.#disks.values()) for (const layer of disk.layers) used.add(layer)
+      const garbage = [...this.#layers.keys()].filter((layer) => !used.has(layer))
+      for (const layer of garbage) this.#layers.delete(layer)
+      await this.#persist()
+      for (const layer of garbage) {
+        const handle = this.#handles.get(layer)
+        this.#handles.delete(layer)
+        if (handle !== undefined) await (await handle).close()
+        await rm(this.#layerPath(layer), { force: true })
+      }
+    })
+    this.#locks.delete(id)
+  }
+
+  async resize(id: DiskId, virtualSize: number): Promise<DiskInfo> {
+    this.#checkOpen()
+    const disk = this.#get(id)
+    checkSize(id, virtualSize)
+    if (virtualSize < disk.virtualSize) {
+      throw new OperationError('LAB_DISK_SHRINK', `lab disk ${id}: cannot shrink from ${disk.virtualSize} to ${virtualSize} bytes`)
+    }
+    disk.virtualSize = virtualSize
+    await this.#persist()
+    return this.#info(id)
+  }
+
+  info(id: DiskId): DiskInfo | undefined {
+    return this.#disks.has(id) ? this.#info(id) : undefined
+  }
+
+  allocatedBlocks(id: DiskId): number[] {
+    return this.#blocksOf(this.#get(id).layers)
+  }
+
+  changedBlocks(id: DiskId, baseId: DiskId): number[] {
+    const chain = new Set(this.#get(id).layers)
+    const base = new Set(this.#get(baseId).layers)
+    const difference = [...chain].filter((layer) => !base.has(layer)).concat([...base].filter((layer) => !chain.has(layer)))
+    return this.#blocksOf(difference)
+  }
+
+  async readBlock(id: DiskId, index: number): Promise<Buffer> {
+    const disk = this.#get(id)
+    const blockCount = Math.ceil(disk.virtualSize / BLOCK_SIZE)
+    if (!Number.isInteger(index) || index < 0 || index >= blockCount) {
+      throw new OperationError('LAB_DISK_RANGE', `lab disk ${id}: block ${index} is outside the disk (${blockCount} blocks)`)
+    }
+    const block = Buffer.alloc(BLOCK_SIZE)
+    const layer = this.#holder(disk, index)
+    if (layer !== undefined) await readFully(await this.#handle(layer), block, index * BLOCK_SIZE)
+    // a disk whose size is not a block multiple: the tail of its last block reads as zeros even
+    // if an older, larger chain member had data there
+    const end = disk.virtualSize - index * BLOCK_SIZE
+    if (end < BLOCK_SIZE) block.fill(0, end)
+    return block
+  }
+
+  async read(id: DiskId, offset: number, length: number): Promise<Buffer> {
+    const disk = this.#get(id)
+    checkRange(id, disk, offset, length)
+    const out = Buffer.alloc(length)
+    let done = 0
+    while (done < length) {
+      const position = offset + done
+      const index = Math.floor(position / BLOCK_SIZE)
+      const within = position - index * BLOCK_SIZE
+      const count = Math.min(BLOCK_SIZE - within, length - done)
+      const layer = this.#holder(disk, index)
+      if (layer !== undefined) await readFully(await this.#handle(layer), out.subarray(done, done + count), position)
+      done += count
+    }
+    return out
+  }
+
+  async write(id: DiskId, offset: number, data: Buffer): Promise<void> {
+    this.#checkOpen()
+    await this.#locked(id, async () => {
+      const disk = this.#get(id)
+      if (disk.readOnly) throw new OperationError('LAB_DISK_READ_ONLY', `lab disk ${id} is a snapshot and cannot be written`)
+      checkRange(id, disk, offset, data.length)
+      const leaf = disk.layers[disk.layers.length - 1] as string
+      const blocks = this.#layers.get(leaf) as Set<number>
+      const handle = await this.#handle(leaf)
+      let done = 0
+      while (done < data.length) {
+        const position = offset + done
+        const index = Math.floor(position / BLOCK_SIZE)
+        const within = position - index * BLOCK_SIZE
+        const count = Math.min(BLOCK_SIZE - within, data.length - done)
+        const piece = data.subarray(done, done + count)
+        if (count < BLOCK_SIZE && !blocks.has(index)) {
+          // copy-up: the leaf gets the whole block so it stands alone (reads never merge
+          // sectors across layers), with the new bytes laid over the chain's current content
+          const block = await this.readBlock(id, index)
+          piece.copy(block, within)
+          await writeFully(handle, block, index * BLOCK_SIZE)
+        } else {
+          await writeFully(handle, piece, position)
+        }
+        blocks.add(index)
+        done += count
+      }
+    })
+  }
+
+  async fill(id: DiskId, spec: FillSpec): Promise<void> {
+    const disk = this.#get(id)
+    const bytes = Math.min(spec.bytes, disk.virtualSize)
+    const count = Math.ceil(bytes / BLOCK_SIZE)
+    for (let index = 0; index < count; index++) {
+      const block = guestBlock(spec.seed, index)
+      const room = disk.virtualSize - index * BLOCK_SIZE
+      await this.write(id, index * BLOCK_SIZE, room < BLOCK_SIZE ? block.subarray(0, room) : block)
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.#checkOpen()
+    await this.#persist()
+    for (const handle of this.#handles.values()) await (await handle).datasync()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.#persist()
+    this.#closed = true
+    const handles = [...this.#handles.values()]
+    this.#handles.clear()
+    for (const handle of handles) await (await handle).close()
+  }
+
+  async #derive(srcId: DiskId, newId: DiskId, readOnly: boolean): Promise<DiskInfo> {
+    this.#checkOpen()
+    if (this.#disks.has(newId)) throw new OperationError('LAB_DISK_EXISTS', `lab disk ${newId} already exists`)
+    await this.#locked(srcId, async () => {
+      const src = this.#get(srcId)
+      const layers = [...src.layers]
+      if (!src.readOnly) {
+        // freeze the source's leaf: from now on it is shared, so the source writes to a new one
+        src.layers.push(await this.#newLayer())
+      }
+      if (!readOnly) layers.push(await this.#newLayer())
+      this.#disks.set(newId, { virtualSize: src.virtualSize, readOnly, layers })
+      await this.#persist()
+    })
+    return this.#info(newId)
+  }
+
+  #get(id: DiskId): DiskState {
+    const disk = this.#disks.get(id)
+    if (disk === undefined) throw new OperationError('LAB_DISK_NOT_FOUND', `lab disk ${id} does not exist in the store`)
+    return disk
+  }
+
+  #info(id: DiskId): DiskInfo {
+    const disk = this.#get(id)
+    const leaf = disk.layers[disk.layers.length - 1] as string
+    return {
+      id,
+      virtualSize: disk.virtualSize,
+      readOnly: disk.readOnly,
+      layers: [...disk.layers],
+      physicalUtilisation: (this.#layers.get(leaf)?.size ?? 0) * BLOCK_SIZE,
+    }
+  }
+
+  /** The newest layer of the chain that holds block `index`. */
+  #holder(disk: DiskState, index: number): string | undefined {
+    for (let i = disk.layers.length - 1; i >= 0; i--) {
+      const layer = disk.layers[i] as string
+      if (this.#layers.get(layer)?.has(index) === true) return layer
+    }
+    return undefined
+  }
+
+  #blocksOf(layers: Iterable<string>): number[] {
+    const all = new Set<number>()
+    for (const layer of layers) for (const index of this.#layers.get(layer) ?? []) all.add(index)
+    return [...all].sort((a, b) => a - b)
+  }
+
+  async #newLayer(): Promise<string> {
+    const id = randomUUID()
+    await writeFile(this.#layerPath(id), '')
+    this.#layers.set(id, new Set())
+    return id
+  }
+
+  #layerPath(layer: string): string {
+    return join(this.#dir, LAYER_DIR, `${layer}.img`)
+  }
+
+  #handle(layer: string): Promise<FileHandle> {
+    let handle = this.#handles.get(layer)
+    if (handle === undefined) {
+      handle = open(this.#layerPath(layer), 'r+')
+      this.#handles.set(layer, handle)
+      // a failed open must not stay cached
+      handle.catch(() => this.#handles.delete(layer))
+    }
+    return handle
+  }
+
+  #locked<T>(id: DiskId, work: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(id) ?? Promise.resolve()
+    const result = previous.then(work, work)
+    this.#locks.set(id, result.catch(() => undefined))
+    return result
+  }
+
+  /** Atomic rewrite of `store.json` (temp file + rename), one at a time. */
+  #persist(): Promise<void> {
+    const run = async (): Promise<void> => {
+      const state: PersistedState = { version: 1, disks: {}, layers: {} }
+      for (const [id, disk] of this.#disks) state.disks[id] = disk
+      for (const [id, blocks] of this.#layers) state.layers[id] = [...blocks].sort((a, b) => a - b)
+      const path = join(this.#dir, METADATA_FILE)
+      const temp = `${path}.${process.pid}.tmp`
+      await writeFile(temp, JSON.stringify(state))
+      await rename(temp, path)
+    }
+    this.#persisting = this.#persisting.then(run, run)
+    return this.#persisting
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new OperationError('LAB_STORE_CLOSED', `lab disk store ${this.#dir} is closed`)
+  }
+}
+
+function checkSize(id: DiskId, virtualSize: number): void {
+  if (!Number.isSafeInteger(virtualSize) || virtualSize < 0) {
+    throw new OperationError('LAB_DISK_RANGE', `lab disk ${id}: invalid virtual size ${virtualSize}`)
+  }
+}
+
+function checkRange(id: DiskId, disk: DiskState, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > disk.virtualSize) {
+    throw new OperationError('LAB_DISK_RANGE', `lab disk ${id}: range ${offset}+${length} is outside the disk (${disk.virtualSize} bytes)`)
+  }
+}
+
+async function readFully(handle: FileHandle, target: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < target.length) {
+    const { bytesRead } = await handle.read(target, done, target.length - done, position + done)
+    // past the end of a sparse file: the rest is a hole, which reads as zeros
+    if (bytesRead === 0) {
+      target.fill(0, done)
+      return
+    }
+    done += bytesRead
+  }
+}
+
+async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done)
+    done += bytesWritten
+  }
+}
