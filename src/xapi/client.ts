@@ -1,0 +1,326 @@
+/**
+ * The one XAPI client of xen-cr: a typed facade over Vates' `xen-api` package, which owns the
+ * RPC transports (JSON-RPC with XML-RPC fallback), the session and its renewal. This class adds
+ * what `xen-api` leaves to its callers: credentials kept out of URLs, typed and normalised
+ * records, per-call timeouts and AbortSignals, task watching without the full object cache,
+ * a coordinator follow that understands `address:port`, and errors from our hierarchy.
+ */
+import { Xapi } from 'xen-api'
+import { AbortedError, ConnectionError, OperationError, XapiError, XenCrError, isXapiError } from '../errors.js'
+import { mapCallError } from './map-error.js'
+import { normaliseRecord, normaliseValue } from './normalise-record.js'
+import { displayUrl, parsePoolUrl, resolveMasterUrl } from './pool-url.js'
+import { taskOutcome } from './task-outcome.js'
+import { TaskWatcher } from './task-watcher.js'
+import type { Ref, RecordOf, TaskRecord, XapiClassName } from './types.js'
+
+export interface XapiConnectOptions {
+  /** `https://host[:port]`; credentials in it are removed and used only when `user`/`password` are empty */
+  readonly url: string
+  readonly user: string
+  readonly password: string
+  /** accept a self-signed or otherwise untrusted certificate (only when asked) */
+  readonly allowUnauthorized?: boolean
+  /** `auto` (default) tries JSON-RPC and falls back to XML-RPC on hosts without it */
+  readonly transport?: 'auto' | 'json-rpc' | 'xml-rpc'
+  /** default timeout of `call()` and of the login, ms (default 5 minutes) */
+  readonly callTimeoutMs?: number
+  readonly signal?: AbortSignal
+  /**
+   * Start `xen-api`'s own event loop and object cache (default false). Task watching does not
+   * need it; it is for callers that want the cache kept current.
+   */
+  readonly watchEvents?: boolean
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal
+  /** for `call`: defaults to the client's `callTimeoutMs`; for `callAsync`: the whole wait, no default */
+  readonly timeoutMs?: number
+}
+
+interface PoolTarget {
+  readonly origin: URL
+  readonly user: string
+  readonly password: string
+  readonly allowUnauthorized: boolean
+  readonly transport: 'auto' | 'json-rpc' | 'xml-rpc'
+  readonly watchEvents: boolean
+}
+
+const DEFAULT_CALL_TIMEOUT_MS = 5 * 60_000
+/** Coordinator changes followed per login or call before giving up. */
+const MAX_MASTER_HOPS = 2
+
+export class XapiClient {
+  #xapi: Xapi
+  #target: PoolTarget
+  readonly #callTimeoutMs: number
+  readonly #tasks: TaskWatcher
+  #closed = false
+
+  /** The pool object of the pool this client is connected to. */
+  readonly poolRef: Ref<'pool'>
+
+  private constructor(xapi: Xapi, target: PoolTarget, poolRef: Ref<'pool'>, callTimeoutMs: number) {
+    this.#xapi = xapi
+    this.#target = target
+    this.poolRef = poolRef
+    this.#callTimeoutMs = callTimeoutMs
+    this.#tasks = new TaskWatcher(this)
+  }
+
+  /**
+   * Logs in to the pool at `url` (following `HOST_IS_SLAVE` to the coordinator). Fails with a
+   * `ConnectionError`: `POOL_UNREACHABLE`, `POOL_AUTH_FAILED` or `POOL_TLS`.
+   */
+  static async connect(options: XapiConnectOptions): Promise<XapiClient> {
+    const parsed = parsePoolUrl(options.url)
+    const target: PoolTarget = {
+      origin: parsed.origin,
+      user: options.user !== '' ? options.user : (parsed.user ?? ''),
+      password: options.password !== '' ? options.password : (parsed.password ?? ''),
+      allowUnauthorized: options.allowUnauthorized === true,
+      transport: options.transport ?? 'auto',
+      watchEvents: options.watchEvents === true,
+    }
+    const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
+    const { xapi, target: master } = await openSession(target, callTimeoutMs, options.signal)
+    const poolRef = xapi.pool?.$ref
+    if (typeof poolRef !== 'string') {
+      await xapi.disconnect().catch(() => undefined)
+      throw new ConnectionError('POOL_UNREACHABLE', `${displayUrl(master.origin)} returned no pool record; check that the URL points at a XAPI host`, {
+        url: displayUrl(master.origin),
+      })
+    }
+    return new XapiClient(xapi, master, poolRef as Ref<'pool'>, callTimeoutMs)
+  }
+
+  /** The coordinator's URL (`protocol//host[:port]`), never with credentials. */
+  get url(): string {
+    return displayUrl(this.#target.origin)
+  }
+
+  /** The current session, for the HTTP data paths (`session_id`). Treat it as a secret. */
+  get sessionId(): string {
+    return this.#xapi.sessionId
+  }
+
+  /** Whether untrusted TLS certificates are accepted for this pool. */
+  get allowUnauthorized(): boolean {
+    return this.#target.allowUnauthorized
+  }
+
+  /**
+   * Calls `method` with the session prepended. Failures: `XapiError` (server code and params
+   * exactly), `ConnectionError`, `AbortedError`, `OperationError` `CALL_TIMEOUT`.
+   */
+  async call<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
+    for (let hops = 0; ; hops++) {
+      this.#assertOpen(method)
+      try {
+        const raw = await this.#guard(this.#xapi.call(method, ...args), method, options.signal, options.timeoutMs ?? this.#callTimeoutMs)
+        return normaliseValue(raw) as T
+      } catch (error) {
+        const mapped = mapCallError(error, this.#errorContext(method))
+        // The coordinator moved (pool.designate_new_master, HA): reconnect there and retry.
+        if (isXapiError(mapped, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS && mapped.params[0] !== undefined) {
+          await this.#moveTo(resolveMasterUrl(this.#target.origin, mapped.params[0]), options.signal)
+          continue
+        }
+        throw mapped
+      }
+    }
+  }
+
+  /**
+   * Runs `Async.<method>` and waits for its task through events; resolves with the parsed task
+   * result (e.g. the new object's ref) and destroys the task. Aborting cancels the task.
+   */
+  async callAsync<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
+    const taskRef = await this.call<Ref<'task'>>(`Async.${method}`, args, options.signal === undefined ? {} : { signal: options.signal })
+    let record: TaskRecord
+    try {
+      record = await this.#guard(this.#tasks.watch(taskRef, options.signal), method, options.signal, options.timeoutMs)
+    } catch (error) {
+      if (error instanceof AbortedError || (error instanceof XenCrError && error.code === 'CALL_TIMEOUT')) {
+        void this.call('task.cancel', [taskRef]).catch(() => undefined)
+      }
+      throw error
+    }
+    void this.call('task.destroy', [taskRef]).catch(() => undefined)
+    return taskOutcome(record, method) as T
+  }
+
+  /** Resolves with the task's record once it has left `pending`. */
+  watchTask(taskRef: Ref<'task'>, options: { signal?: AbortSignal } = {}): Promise<TaskRecord> {
+    this.#assertOpen('task watching')
+    return this.#tasks.watch(taskRef, options.signal)
+  }
+
+  async getAllRecords<C extends XapiClassName>(cls: C, options: CallOptions = {}): Promise<Map<Ref<C>, RecordOf<C>>> {
+    const raw = await this.call<Record<string, unknown>>(`${cls}.get_all_records`, [], options)
+    const records = new Map<Ref<C>, RecordOf<C>>()
+    for (const [ref, record] of Object.entries(raw)) {
+      records.set(ref as Ref<C>, normaliseRecord(cls, record))
+    }
+    return records
+  }
+
+  async getRecord<C extends XapiClassName>(cls: C, ref: Ref<C>, options: CallOptions = {}): Promise<RecordOf<C>> {
+    return normaliseRecord(cls, await this.call(`${cls}.get_record`, [ref], options))
+  }
+
+  /** The ref of the object with this uuid; `XapiError` `UUID_INVALID` when there is none. */
+  async getByUuid<C extends XapiClassName>(cls: C, uuid: string, options: CallOptions = {}): Promise<Ref<C>> {
+    return this.call<Ref<C>>(`${cls}.get_by_uuid`, [uuid], options)
+  }
+
+  /**
+   * Sets (or with `null` removes) one entry of a map field. XAPI has no "set entry": remove
+   * first (silent when absent), then add — as XO does, so no `MAP_DUPLICATE_KEY` is logged
+   * server-side; a concurrent writer re-adding the key in between is retried.
+   */
+  async setMapEntry<C extends XapiClassName>(
+    cls: C,
+    ref: Ref<C>,
+    field: string,
+    key: string,
+    value: string | null,
+    options: CallOptions = {},
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await this.call(`${cls}.remove_from_${field}`, [ref, key], options)
+      if (value === null) return
+      try {
+        await this.call(`${cls}.add_to_${field}`, [ref, key, value], options)
+        return
+      } catch (error) {
+        if (!isXapiError(error, 'MAP_DUPLICATE_KEY') || attempt >= 2) throw error
+      }
+    }
+  }
+
+  /** Stops task watching and logs out. Further calls fail with `CLIENT_CLOSED`. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.#tasks.close()
+    this.#closed = true
+    await this.#xapi.disconnect().catch(() => undefined)
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) {
+      throw new OperationError('CLIENT_CLOSED', `${what} on ${this.url}: the XAPI client is closed`)
+    }
+  }
+
+  #errorContext(method: string): { method: string; url: string; password: string } {
+    return { method, url: this.url, password: this.#target.password }
+  }
+
+  async #moveTo(origin: URL, signal: AbortSignal | undefined): Promise<void> {
+    const { xapi, target } = await openSession({ ...this.#target, origin }, this.#callTimeoutMs, signal)
+    const previous = this.#xapi
+    this.#xapi = xapi
+    this.#target = target
+    await previous.disconnect().catch(() => undefined)
+  }
+
+  /** `promise`, or an AbortedError / CALL_TIMEOUT error first. The loser is left to settle unobserved. */
+  #guard<T>(promise: Promise<T>, method: string, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<T> {
+    return guard(promise, `${method} on ${this.url}`, signal, timeoutMs)
+  }
+}
+
+function guard<T>(promise: Promise<T>, what: string, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<T> {
+  promise.catch(() => undefined)
+  if (signal === undefined && timeoutMs === undefined) return promise
+  if (signal?.aborted === true) return Promise.reject(new AbortedError(`${what} aborted`))
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined
+    const cleanup = (): void => {
+      if (timer !== undefined) clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onAbort = (): void => {
+      cleanup()
+      reject(new AbortedError(`${what} aborted`))
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        cleanup()
+        reject(new OperationError('CALL_TIMEOUT', `${what}: no answer within ${timeoutMs} ms; the host may be overloaded or the call stuck, retry later`))
+      }, timeoutMs)
+    }
+    promise.then(
+      (value) => {
+        cleanup()
+        resolve(value)
+      },
+      (error: unknown) => {
+        cleanup()
+        reject(error)
+      },
+    )
+  })
+}
+
+/**
+ * Logs in at `target`, following `HOST_IS_SLAVE` ourselves: `xen-api` retries once with only
+ * the hostname replaced, which breaks when the coordinator listens on another port.
+ */
+async function openSession(target: PoolTarget, callTimeoutMs: number, signal: AbortSignal | undefined): Promise<{ xapi: Xapi; target: PoolTarget }> {
+  let current = target
+  for (let hops = 0; ; hops++) {
+    const url = displayUrl(current.origin)
+    const xapi = new Xapi({
+      url,
+      auth: { user: current.user, password: current.password },
+      allowUnauthorized: current.allowUnauthorized,
+      transport: current.transport,
+      watchEvents: current.watchEvents,
+    })
+    disableInternalMasterFollow(xapi)
+    try {
+      await guard(xapi.connect(), `login to ${url}`, signal, callTimeoutMs)
+      return { xapi, target: current }
+    } catch (error) {
+      void xapi.disconnect().catch(() => undefined)
+      const mapped = mapCallError(error, { method: 'session.login_with_password', url, password: current.password })
+      if (isXapiError(mapped, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS && mapped.params[0] !== undefined) {
+        current = { ...current, origin: resolveMasterUrl(current.origin, mapped.params[0]) }
+        continue
+      }
+      throw loginError(mapped, url, current.user)
+    }
+  }
+}
+
+/** Every login failure is a ConnectionError (exit 4); the server's code stays in the message. */
+function loginError(error: XenCrError, url: string, user: string): XenCrError {
+  if (error instanceof ConnectionError || error instanceof AbortedError) return error
+  if (error instanceof XapiError) {
+    if (error.xapiCode === 'SESSION_AUTHENTICATION_FAILED') {
+      return new ConnectionError('POOL_AUTH_FAILED', `login to ${url} as ${user} refused; check the user and password configured for this pool`, { url }, { cause: error })
+    }
+    return new ConnectionError('POOL_UNREACHABLE', `login to ${url} failed with ${error.xapiCode}${error.params.length > 0 ? ` (${error.params.join(', ')})` : ''}; check that the URL points at the pool's coordinator`, { url }, { cause: error })
+  }
+  if (error.code === 'CALL_TIMEOUT') {
+    return new ConnectionError('POOL_UNREACHABLE', `login to ${url} got no answer in time; check the URL and that the host is up`, { url }, { cause: error })
+  }
+  return new ConnectionError('POOL_UNREACHABLE', `login to ${url} failed: ${error.message}`, { url }, { cause: error })
+}
+
+/**
+ * `xen-api` follows HOST_IS_SLAVE during login by swapping only the hostname; we want the
+ * error so that `openSession` can resolve `address[:port]` itself. Its retry policy is a
+ * per-instance field read at call time.
+ */
+function disableInternalMasterFollow(xapi: Xapi): void {
+  const internals = xapi as unknown as { _sessionOpenRetryOptions?: { tries: number } }
+  if (internals._sessionOpenRetryOptions !== undefined) {
+    internals._sessionOpenRetryOptions = { ...internals._sessionOpenRetryOptions, tries: 1 }
+  }
+}
