@@ -9,8 +9,10 @@
  * between disks and deleted when the last disk that uses them is destroyed.
  */
 
-/** Block size of the lab's layers and of VHD exports: 2 MiB. */
-export const BLOCK_SIZE = 2 * 1024 * 1024
+import { VHD_BLOCK_SIZE } from '../../vhd/layout.js'
+
+/** Block size of the lab's layers and of VHD exports: 2 MiB (the VHD block size). */
+export const BLOCK_SIZE = VHD_BLOCK_SIZE
 
 export type DiskId = string
 
