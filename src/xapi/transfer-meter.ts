@@ -1,0 +1,77 @@
+import { Transform, type TransformCallback } from 'node:stream'
+import { OperationError } from '../errors.js'
+
+/** Progress of a disk transfer: bytes so far and, when known, the total. */
+export interface TransferProgress {
+  readonly bytes: number
+  readonly total?: number
+}
+
+export interface TransferMeterOptions {
+  /** what flows, for messages: e.g. `export of VDI OpaqueRef:… from http://host/export_raw_vdi/` */
+  readonly what: string
+  /** exact byte count the stream must have (Content-Length contract) */
+  readonly expected?: number
+  /** reported as `total`; defaults to `expected` */
+  readonly total?: number
+  readonly onProgress?: (progress: TransferProgress) => void
+  /**
+   * Fail if the body starts with `HTTP/`: some hosts write an error response inside a 200 body
+   * (xapi-project/xen-api#4603), which would otherwise pass for disk data.
+   */
+  readonly rejectEmbeddedHttp?: boolean
+}
+
+// Progress is reported at most once per this many bytes (and at the end), so a CLI renderer
+// is not called 16 000 times per GiB.
+const REPORT_EVERY = 1024 * 1024
+
+/**
+ * Pass-through that counts bytes, reports progress, and enforces the announced length: more
+ * bytes than announced fail at once, fewer fail at the end.
+ */
+export class TransferMeter extends Transform {
+  bytes = 0
+  readonly #options: TransferMeterOptions
+  #reported = -1
+  #head = ''
+
+  constructor(options: TransferMeterOptions) {
+    super()
+    this.#options = options
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const options = this.#options
+    if (options.rejectEmbeddedHttp === true && this.#head.length < 5) {
+      this.#head += chunk.subarray(0, 5 - this.#head.length).toString('latin1')
+      if (this.#head.length >= 5 && this.#head === 'HTTP/') {
+        callback(new OperationError('TRANSFER_NOT_DISK_DATA', `${options.what}: the host sent an HTTP response inside the body instead of disk data; check the host's logs`))
+        return
+      }
+    }
+    this.bytes += chunk.length
+    if (options.expected !== undefined && this.bytes > options.expected) {
+      callback(new OperationError('TRANSFER_LENGTH_MISMATCH', `${options.what}: more than the announced ${options.expected} bytes`))
+      return
+    }
+    if (this.bytes - this.#reported >= REPORT_EVERY) this.#report()
+    callback(null, chunk)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const options = this.#options
+    if (options.expected !== undefined && this.bytes !== options.expected) {
+      callback(new OperationError('TRANSFER_LENGTH_MISMATCH', `${options.what}: ended after ${this.bytes} of ${options.expected} bytes`))
+      return
+    }
+    this.#report()
+    callback()
+  }
+
+  #report(): void {
+    this.#reported = this.bytes
+    const total = this.#options.total ?? this.#options.expected
+    this.#options.onProgress?.(total === undefined ? { bytes: this.bytes } : { bytes: this.bytes, total })
+  }
+}

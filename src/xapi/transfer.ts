@@ -1,0 +1,320 @@
+/**
+ * Client side of XAPI's disk data paths (reference §5): `GET /export_raw_vdi` and
+ * `PUT /import_raw_vdi`, each inside a task we create and watch. A transfer succeeds only when
+ * every byte went through AND the task succeeded; a failed task after all bytes is an error, a
+ * cut stream is an error, and every response body is consumed or destroyed.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Readable } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
+import { AbortedError, ConnectionError, OperationError, UsageError, XapiError, XenCrError } from '../errors.js'
+import { normaliseVhd } from '../vhd/normalise.js'
+import type { XapiClient } from './client.js'
+import {
+  MAX_REDIRECTS,
+  awaitResponse,
+  describeUrl,
+  discard,
+  drain,
+  isRedirect,
+  openRequest,
+  redirectTarget,
+} from './http-resource.js'
+import { isNetworkErrorCode, isTlsErrorCode } from './map-error.js'
+import { taskOutcome } from './task-outcome.js'
+import { TransferMeter, type TransferProgress } from './transfer-meter.js'
+import type { Ref, TaskRecord } from './types.js'
+
+export type { TransferProgress } from './transfer-meter.js'
+
+export interface TransferOptions {
+  readonly signal?: AbortSignal
+  readonly onProgress?: (progress: TransferProgress) => void
+  /** how long to wait for the task to settle once the bytes went through (default 5 minutes) */
+  readonly taskTimeoutMs?: number
+  /** the socket's inactivity timeout (default 5 minutes) */
+  readonly idleTimeoutMs?: number
+}
+
+export interface ExportVdiOptions extends TransferOptions {
+  /** an older snapshot of the same disk: the export is a differencing VHD of the changed blocks */
+  readonly base?: Ref<'VDI'>
+  readonly format: 'vhd' | 'raw'
+}
+
+export interface ImportVdiOptions extends TransferOptions {
+  readonly format: 'vhd' | 'raw'
+  /** raw only, and required there: the exact number of bytes `source` carries */
+  readonly length?: number
+}
+
+const DEFAULT_TASK_TIMEOUT_MS = 5 * 60_000
+const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000
+/** After a failed transfer, how long the task may take to report why (its error is more precise). */
+const TASK_GRACE_MS = 2_000
+
+/**
+ * Starts `GET /export_raw_vdi` of `vdi` (with `base`: the delta since that snapshot). `stream`
+ * is the body; `done` resolves once the consumer read all of it AND the task succeeded, and
+ * rejects otherwise (a raw export must be exactly `virtual_size` bytes).
+ */
+export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: ExportVdiOptions): Promise<{ stream: Readable; done: Promise<void> }> {
+  const { signal } = options
+  const what = `export of VDI ${vdi}`
+  throwIfAborted(signal, what)
+  const callOptions = signal === undefined ? {} : { signal }
+  const total = options.format === 'raw' ? (await client.getRecord('VDI', vdi, callOptions)).virtual_size : undefined
+  const task = await client.call<Ref<'task'>>('task.create', [`xen-cr: export VDI ${vdi} as ${options.format}`, ''], callOptions)
+  const settled = client.watchTask(task, callOptions)
+  settled.catch(() => undefined)
+
+  let res: IncomingMessage
+  let url = dataPathUrl(client, '/export_raw_vdi/', {
+    task_id: task,
+    vdi,
+    format: options.format,
+    ...(options.base === undefined ? {} : { base: options.base }),
+  })
+  try {
+    for (let redirects = 0; ; redirects++) {
+      const req = openRequest(url, requestOptions(client, 'GET', options))
+      const response = awaitResponse(req, url)
+      req.end()
+      res = await response
+      if (!isRedirect(res)) break
+      // XAPI redirects to the host that sees the VDI's SR; the Location carries the full query.
+      discard(res)
+      if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
+      url = redirectTarget(res, url)
+    }
+    if (!isSuccess(res)) {
+      discard(res)
+      throw httpStatusError(res, url, what)
+    }
+  } catch (error) {
+    throw await failureWithTask(client, task, settled, transferError(error, url, what, 'request'), what)
+  }
+
+  const lengthHeader = res.headers['content-length']
+  const expected = lengthHeader === undefined ? total : Number(lengthHeader)
+  const meter = new TransferMeter({
+    what: `${what} from ${describeUrl(url)}`,
+    rejectEmbeddedHttp: true,
+    ...(expected === undefined ? {} : { expected }),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  })
+  const piped = pipeline(res, meter, signal === undefined ? {} : { signal })
+  piped.catch(() => undefined)
+  const done = (async (): Promise<void> => {
+    try {
+      await Promise.all([piped, finished(meter)])
+    } catch (error) {
+      throw await failureWithTask(client, task, settled, transferError(error, url, what, 'body'), what)
+    }
+    await finishTask(client, task, settled, `GET ${url.pathname}`, options)
+  })()
+  done.catch(() => undefined)
+  return { stream: meter, done }
+}
+
+/**
+ * `PUT /import_raw_vdi` of `source` into `vdi`. A VHD is re-emitted by `normaliseVhd` so the
+ * request always carries its exact Content-Length (XAPI refuses chunked bodies); raw needs
+ * `length`. A redirect is found with an empty probe PUT first, since the body can be sent only
+ * once. Resolves when all bytes went through and the task succeeded.
+ */
+export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Readable, options: ImportVdiOptions): Promise<{ bytes: number }> {
+  const { signal } = options
+  const what = `import into VDI ${vdi}`
+  const callOptions = signal === undefined ? {} : { signal }
+  let body: Readable
+  let length: number
+  try {
+    throwIfAborted(signal, what)
+    if (options.format === 'vhd') {
+      const normalised = await normaliseVhd(source, callOptions)
+      body = normalised.stream
+      length = normalised.length
+    } else {
+      if (options.length === undefined || !Number.isSafeInteger(options.length) || options.length < 0) {
+        throw new UsageError('IMPORT_LENGTH_REQUIRED', `${what}: a raw import needs the exact byte length of its source`)
+      }
+      body = source
+      length = options.length
+    }
+  } catch (error) {
+    source.destroy()
+    throw error
+  }
+
+  let task: Ref<'task'>
+  try {
+    task = await client.call<Ref<'task'>>('task.create', [`xen-cr: import VDI ${vdi} as ${options.format}`, ''], callOptions)
+  } catch (error) {
+    body.destroy()
+    source.destroy()
+    throw error
+  }
+  const settled = client.watchTask(task, callOptions)
+  settled.catch(() => undefined)
+
+  let url = dataPathUrl(client, '/import_raw_vdi/', { vdi, format: options.format })
+  try {
+    url = await probeRedirects(client, url, what, options)
+    url.searchParams.set('task_id', task)
+    const req = openRequest(url, {
+      ...requestOptions(client, 'PUT', options),
+      headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' },
+    })
+    const answered = awaitResponse(req, url).then(async (res) => {
+      if (!isSuccess(res)) {
+        discard(res)
+        throw httpStatusError(res, url, what)
+      }
+      await drain(res)
+    })
+    answered.catch(() => undefined)
+    const meter = new TransferMeter({
+      what: `${what} at ${describeUrl(url)}`,
+      expected: length,
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    })
+    const [sent, answer] = await Promise.allSettled([pipeline(body, meter, req, signal === undefined ? {} : { signal }), answered])
+    // A refusal (401, 404 for chunked…) closes the socket under us: the status is the real news.
+    if (answer.status === 'rejected' && answer.reason instanceof XenCrError && answer.reason.code === 'TRANSFER_HTTP_STATUS') throw answer.reason
+    if (sent.status === 'rejected') throw sent.reason
+    if (answer.status === 'rejected') throw answer.reason
+  } catch (error) {
+    body.destroy()
+    source.destroy()
+    throw await failureWithTask(client, task, settled, transferError(error, url, what, 'body'), what)
+  }
+  await finishTask(client, task, settled, `PUT ${url.pathname}`, options)
+  return { bytes: length }
+}
+
+/**
+ * The same PUT with an empty body and no `task_id` (so that no task of ours is touched),
+ * following 302s until a host accepts; returns the URL to send the real body to.
+ */
+async function probeRedirects(client: XapiClient, start: URL, what: string, options: TransferOptions): Promise<URL> {
+  let url = start
+  for (let redirects = 0; ; redirects++) {
+    const req = openRequest(url, { ...requestOptions(client, 'PUT', options), headers: { 'content-length': '0' } })
+    const response = awaitResponse(req, url)
+    req.end()
+    const res = await response
+    discard(res)
+    if (isSuccess(res)) return url
+    if (!isRedirect(res)) throw httpStatusError(res, url, what)
+    if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
+    url = redirectTarget(res, url)
+    url.searchParams.delete('task_id')
+  }
+}
+
+async function finishTask(
+  client: XapiClient,
+  task: Ref<'task'>,
+  settled: Promise<TaskRecord>,
+  method: string,
+  options: TransferOptions,
+): Promise<void> {
+  const timeoutMs = options.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
+  const record = await raceTimeout(settled, timeoutMs)
+  if (record === undefined) {
+    void client.call('task.cancel', [task]).catch(() => undefined)
+    throw new OperationError('TASK_NOT_SETTLED', `${method}: all bytes went through but task ${task} did not complete within ${timeoutMs} ms; check the host`)
+  }
+  void client.call('task.destroy', [task]).catch(() => undefined)
+  taskOutcome(record, method)
+}
+
+/**
+ * The error to report for a failed transfer: the task's own failure when it reports one soon
+ * (e.g. `VDI_IO_ERROR`), else the transfer error. Either way the task is cancelled and destroyed.
+ */
+async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: Promise<TaskRecord>, error: XenCrError, what: string): Promise<XenCrError> {
+  const record = error instanceof AbortedError ? undefined : await raceTimeout(settled.catch(() => undefined), TASK_GRACE_MS)
+  void (async () => {
+    if (record === undefined) await client.call('task.cancel', [task]).catch(() => undefined)
+    await client.call('task.destroy', [task]).catch(() => undefined)
+  })()
+  if (record !== undefined && record.status === 'failure' && record.error_info[0] !== undefined) {
+    const [code, ...params] = record.error_info
+    return new XapiError(code, params, what, { cause: error })
+  }
+  return error
+}
+
+function transferError(error: unknown, url: URL, what: string, phase: 'request' | 'body'): XenCrError {
+  if (error instanceof XenCrError) return error
+  const name = error instanceof Error ? error.name : ''
+  if (name === 'AbortError') return new AbortedError(`${what} aborted`)
+  const code = (error as { code?: unknown } | null)?.code
+  const where = describeUrl(url)
+  if (typeof code === 'string' && isTlsErrorCode(code)) {
+    return new ConnectionError('POOL_TLS', `TLS connection to ${where} failed (${code}); check the host's certificate or allow unauthorized certificates for this pool`, {
+      url: `${url.protocol}//${url.host}`,
+    })
+  }
+  if (phase === 'request' && typeof code === 'string' && isNetworkErrorCode(code)) {
+    return new ConnectionError('POOL_UNREACHABLE', `cannot reach ${where} for ${what} (${code}); check that the host is up and reachable from here`, {
+      url: `${url.protocol}//${url.host}`,
+    })
+  }
+  const detail = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+  return new OperationError('TRANSFER_INTERRUPTED', `${what} at ${where} was interrupted (${detail}); run it again`)
+}
+
+function httpStatusError(res: IncomingMessage, url: URL, what: string): OperationError {
+  const status = res.statusCode ?? 0
+  const hint = status === 401 || status === 403 ? 'the session was refused; log in again' : 'check the VDI and the host'
+  return new OperationError('TRANSFER_HTTP_STATUS', `${what}: ${describeUrl(url)} answered HTTP ${status}; ${hint}`)
+}
+
+function tooManyRedirects(url: URL): OperationError {
+  return new OperationError('TRANSFER_TOO_MANY_REDIRECTS', `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects; check the pool's host addresses`)
+}
+
+function isSuccess(res: IncomingMessage): boolean {
+  const status = res.statusCode ?? 0
+  return status >= 200 && status < 300
+}
+
+function dataPathUrl(client: XapiClient, path: string, query: Record<string, string>): URL {
+  const url = new URL(path, client.url)
+  url.searchParams.set('session_id', client.sessionId)
+  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value)
+  return url
+}
+
+function requestOptions(client: XapiClient, method: 'GET' | 'PUT', options: TransferOptions): Parameters<typeof openRequest>[1] {
+  return {
+    method,
+    rejectUnauthorized: !client.allowUnauthorized,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted === true) throw new AbortedError(`${what} aborted`)
+}
+
+/** The promise's value, or undefined once `ms` passed first. */
+function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(undefined), ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}
