@@ -1,0 +1,66 @@
+/**
+ * One disk from source to target: `GET /export_raw_vdi` (delta against `base` when given) piped
+ * through the job's rate limit and a byte counter straight into `PUT /import_raw_vdi`. Nothing is
+ * buffered beyond what the VHD layer holds (one block). Succeeds only when every byte arrived,
+ * the import task succeeded and the export task succeeded.
+ */
+import { pipeline } from 'node:stream'
+import type { Transform } from 'node:stream'
+import { OperationError } from '../errors.js'
+import type { XapiClient } from '../xapi/client.js'
+import { exportVdi, importVdi } from '../xapi/transfer.js'
+import type { Ref } from '../xapi/types.js'
+import { createByteCounter } from './byte-counter.js'
+import { createRateLimitStream, type RateLimiter } from './rate-limit.js'
+
+export interface DiskTransfer {
+  readonly source: XapiClient
+  /** the source snapshot disk */
+  readonly vdi: Ref<'VDI'>
+  /** the source base snapshot disk: a delta export; absent: full */
+  readonly base?: Ref<'VDI'>
+  readonly target: XapiClient
+  /** the target disk (a fresh VDI or a clone of the base replica's disk) */
+  readonly targetVdi: Ref<'VDI'>
+  readonly limiter?: RateLimiter
+  readonly signal?: AbortSignal
+  /** bytes of the VHD stream read from the source so far */
+  readonly onProgress?: (bytes: number) => void
+}
+
+export interface DiskTransferResult {
+  /** bytes of the VHD stream the source sent */
+  readonly bytes: number
+}
+
+export async function transferDisk(t: DiskTransfer): Promise<DiskTransferResult> {
+  const signal = t.signal
+  const exported = await exportVdi(t.source, t.vdi, {
+    format: 'vhd',
+    ...(t.base === undefined ? {} : { base: t.base }),
+    ...(signal === undefined ? {} : { signal }),
+  })
+  const counter = createByteCounter(t.onProgress)
+  const stages: Transform[] = t.limiter === undefined ? [counter] : [createRateLimitStream(t.limiter, signal), counter]
+  // The pipeline ends in a Transform that importVdi consumes; an error anywhere destroys every
+  // stage (so the export connection is closed too) and is reported here.
+  let pipeError: Error | undefined
+  const piped = (pipeline as (...args: unknown[]) => Transform)(exported.stream, ...stages, (error: Error | null) => {
+    if (error) pipeError = error
+  })
+  const importing = importVdi(t.target, t.targetVdi, piped, { format: 'vhd', ...(signal === undefined ? {} : { signal }) }).catch(
+    (error: unknown) => {
+      // A refused import must not leave the export connection open (XO #5721: dom0 leftovers).
+      piped.destroy()
+      exported.stream.destroy()
+      throw error
+    },
+  )
+  const [imported, exportDone] = await Promise.allSettled([importing, exported.done])
+  if (imported.status === 'rejected') throw imported.reason
+  if (exportDone.status === 'rejected') throw exportDone.reason
+  if (pipeError !== undefined) {
+    throw new OperationError('DISK_TRANSFER_FAILED', `transfer of VDI ${t.vdi} failed: ${pipeError.message}`, { cause: pipeError })
+  }
+  return { bytes: counter.bytes }
+}
