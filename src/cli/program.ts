@@ -1,32 +1,100 @@
-import { Command } from 'commander'
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { isXenCrError } from '../errors.js'
+import { attachRuntime, CliRuntime, type CliIo } from './context.js'
+import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { registerJobCommand } from './job.js'
 import { registerLabCommand } from './lab.js'
 
+function packageVersion(): string {
+  try {
+    // src/cli/ and dist/cli/ are both two levels below the package root
+    const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+    return typeof raw === 'object' && raw !== null && 'version' in raw && typeof raw.version === 'string' ? raw.version : '0.0.0'
+  } catch {
+    return '0.0.0'
+  }
+}
+
 /**
- * Builds the commander program. Each command lives in its own file and registers itself.
+ * Builds the commander program. Each command lives in its own file and registers itself;
+ * actions reach their run's output, config and signal through `contextOf(command)`.
  */
-export function buildProgram(): Command {
+export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: process.stdout, stderr: process.stderr }): Command {
   const program = new Command('xen-cr')
     .description('Continuous replication of XenServer / XCP-ng VMs')
-    .option('--config <file>', 'config file (default: discovered by cosmiconfig)')
-    .option('--json', 'machine-readable output')
-    .option('--quiet', 'only errors')
-    .option('--verbose', 'more detail')
-    .option('--no-color', 'no colours')
+    .version(packageVersion(), '-V, --version')
+    .option('--config <file>', 'config file (default: XEN_CR_CONFIG, else discovered: xen-cr.config.json, .xen-crrc*, package.json#xen-cr, $XDG_CONFIG_HOME/xen-cr/)')
+    .option('--jobs-file <file>', 'job store (default: the config\'s defaults.jobsFile, else $XDG_CONFIG_HOME/xen-cr/jobs.json)')
+    .option('--json', 'machine-readable output: one JSON object per line (NDJSON)')
+    .option('--quiet', 'only results and errors')
+    .option('--verbose', 'more detail, and stacks of unexpected errors')
+    .option('--no-color', 'no colours (NO_COLOR is honoured too)')
+    // set before the subcommands exist: commander copies these settings into each at creation
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError('(add --help for usage)')
+  registerJobCommand(program)
   registerLabCommand(program)
   return program
 }
 
-/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
-export async function run(argv: readonly string[]): Promise<number> {
-  const program = buildProgram()
-  program.exitOverride()
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? text
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script) and resolves to the exit code; it never
+ * throws and never exits the process. Errors become one `error` event (one line; the stack only
+ * with --verbose, and only for errors that are not ours) and an exit code from `exit-codes.ts`.
+ */
+export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
+  const fullIo: CliIo = {
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+    env: io.env ?? process.env,
+    cwd: io.cwd ?? process.cwd(),
+    ...(io.signal === undefined ? {} : { signal: io.signal }),
+    ...(io.now === undefined ? {} : { now: io.now }),
+  }
+  const program = buildProgram(fullIo)
+  const runtime = new CliRuntime(program, fullIo)
+  attachRuntime(program, runtime)
   try {
     await program.parseAsync([...argv], { from: 'user' })
-    return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (error) {
-    if (error instanceof Error && 'exitCode' in error && typeof error.exitCode === 'number') {
-      return error.exitCode === 0 ? 0 : 2
+    const exitCode = exitCodeFor(error)
+    runtime.exitCode = exitCode
+    if (error instanceof CommanderError) {
+      // commander has already printed its message (or the help); --json gets it as an event too
+      if (exitCode !== ExitCode.ok && program.opts()['json'] === true) {
+        runtime.get().output.emit({ kind: 'error', code: 'USAGE', message: firstLine(error.message.replace(/^error: /, '')), exitCode })
+      }
+    } else {
+      const output = runtime.get().output
+      const verbose = runtime.get().options.verbose
+      if (isXenCrError(error)) {
+        output.emit({ kind: 'error', code: error.code, message: firstLine(error.message), exitCode })
+        if (verbose && error.cause !== undefined) {
+          output.emit({ kind: 'debug', message: `caused by: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}` })
+        }
+      } else {
+        const message = error instanceof Error ? error.message : String(error)
+        const stack = verbose && error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}
+        output.emit({
+          kind: 'error',
+          code: 'UNEXPECTED',
+          message: `unexpected error: ${firstLine(message)}${verbose ? '' : ' (--verbose shows the stack)'}; please report it`,
+          exitCode,
+          ...stack,
+        })
+      }
     }
-    throw error
+  } finally {
+    await runtime.cleanup()
   }
+  return runtime.exitCode
 }

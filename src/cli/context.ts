@@ -1,0 +1,151 @@
+import { resolve } from 'node:path'
+import type { Command } from 'commander'
+import { connectPool } from '../config/connect-pool.js'
+import { loadConfig } from '../config/load-config.js'
+import type { Config } from '../config/types.js'
+import { JobStore } from '../jobs/job-store.js'
+import type { XapiClient } from '../xapi/client.js'
+import { ExitCode, worstExitCode } from './exit-codes.js'
+import type { Env } from './output/color.js'
+import { createOutput, type Output } from './output/output.js'
+import type { OutputStream } from './output/renderers.js'
+
+/** What one CLI run talks to; `run()` takes it so tests drive the CLI in-process. */
+export interface CliIo {
+  readonly stdout: OutputStream
+  readonly stderr: OutputStream
+  readonly env: Env
+  readonly cwd: string
+  /** aborted on SIGINT/SIGTERM by the binary */
+  readonly signal?: AbortSignal
+  readonly now?: () => Date
+}
+
+/** The global flags, as commander parsed them (`--no-color` gives `color: false`). */
+export interface GlobalOptions {
+  readonly config?: string
+  readonly jobsFile?: string
+  readonly json: boolean
+  readonly quiet: boolean
+  readonly verbose: boolean
+  readonly color: boolean
+}
+
+/** Everything a command action needs: output, config, job store, pool connections, the abort signal. */
+export interface CliContext {
+  readonly io: CliIo
+  readonly options: GlobalOptions
+  readonly output: Output
+  readonly signal: AbortSignal
+  /** The config (loaded once; its warnings become `warning` events). */
+  loadConfig(): Promise<Config>
+  /** The job store: `--jobs-file`, else the config's `defaults.jobsFile`. */
+  jobStore(): Promise<JobStore>
+  /** Logs in to a configured pool; the client is closed when the command ends. */
+  connect(poolName: string): Promise<XapiClient>
+  /** Records an outcome without throwing (e.g. one VM failed); the most serious code wins. */
+  setExitCode(code: ExitCode): void
+  /** Runs `fn` when the command ends, in reverse registration order. */
+  defer(fn: () => Promise<void>): void
+}
+
+/** Internal: the per-run state behind {@link contextOf}. */
+export class CliRuntime {
+  exitCode: ExitCode = ExitCode.ok
+  private context: CliContext | undefined
+  private readonly cleanups: (() => Promise<void>)[] = []
+
+  constructor(
+    readonly program: Command,
+    readonly io: CliIo,
+  ) {}
+
+  get created(): boolean {
+    return this.context !== undefined
+  }
+
+  /** Built on first use, after commander parsed the global flags. */
+  get(): CliContext {
+    if (this.context !== undefined) return this.context
+    const raw = this.program.opts<Partial<GlobalOptions>>()
+    const options: GlobalOptions = {
+      ...(raw.config === undefined ? {} : { config: raw.config }),
+      ...(raw.jobsFile === undefined ? {} : { jobsFile: raw.jobsFile }),
+      json: raw.json === true,
+      quiet: raw.quiet === true,
+      verbose: raw.verbose === true,
+      color: raw.color !== false,
+    }
+    const output = createOutput({
+      stdout: this.io.stdout,
+      stderr: this.io.stderr,
+      env: this.io.env,
+      json: options.json,
+      quiet: options.quiet,
+      verbose: options.verbose,
+      color: options.color,
+      ...(this.io.now === undefined ? {} : { now: this.io.now }),
+    })
+    const signal = this.io.signal ?? new AbortController().signal
+    const warn = (code: string, message: string): void => output.warn(code, message)
+    let config: Promise<Config> | undefined
+    const loadOnce = (): Promise<Config> =>
+      (config ??= loadConfig({
+        ...(options.config === undefined ? {} : { file: options.config }),
+        env: this.io.env,
+        cwd: this.io.cwd,
+        warn,
+      }))
+    const runtime = this
+    this.context = {
+      io: this.io,
+      options,
+      output,
+      signal,
+      loadConfig: loadOnce,
+      async jobStore() {
+        if (options.jobsFile !== undefined) {
+          return new JobStore(resolve(runtime.io.cwd, options.jobsFile), { signal })
+        }
+        return new JobStore((await loadOnce()).defaults.jobsFile, { signal })
+      },
+      async connect(poolName) {
+        const client = await connectPool(await loadOnce(), poolName, { env: runtime.io.env, signal, warn })
+        runtime.cleanups.push(() => client.close())
+        return client
+      },
+      setExitCode(code) {
+        runtime.exitCode = worstExitCode(runtime.exitCode, code)
+      },
+      defer(fn) {
+        runtime.cleanups.push(fn)
+      },
+    }
+    return this.context
+  }
+
+  async cleanup(): Promise<void> {
+    for (const fn of this.cleanups.splice(0).reverse()) {
+      await fn().catch((error: unknown) => {
+        this.context?.output.emit({ kind: 'debug', message: `cleanup failed: ${error instanceof Error ? error.message : String(error)}` })
+      })
+    }
+    this.context?.output.close()
+  }
+}
+
+const runtimes = new WeakMap<Command, CliRuntime>()
+
+/** Internal: attaches a run's state to its root command. */
+export function attachRuntime(program: Command, runtime: CliRuntime): void {
+  runtimes.set(program, runtime)
+}
+
+/** The context of the run that `command` (any subcommand, or the program) belongs to. */
+export function contextOf(command: Command): CliContext {
+  let root = command
+  while (root.parent !== null) root = root.parent
+  const runtime = runtimes.get(root)
+  if (runtime === undefined) throw new Error('contextOf: command is not part of a program built by run()')
+  return runtime.get()
+}

@@ -1,0 +1,44 @@
+import { CommanderError } from 'commander'
+import { isXenCrError, type ErrorCategory } from '../errors.js'
+
+/** The exit codes of every xen-cr command (DESIGN.md "Exit codes"); the only place they are defined. */
+export const ExitCode = {
+  /** success */
+  ok: 0,
+  /** the work ran and at least one VM failed */
+  failed: 1,
+  /** usage or configuration error */
+  usage: 2,
+  /** nothing done because another run holds the lease */
+  lease: 3,
+  /** cannot reach or log in to a pool */
+  connection: 4,
+  /** validation refused the request; nothing was written */
+  validation: 5,
+} as const
+
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+const byCategory: Readonly<Record<ErrorCategory, ExitCode>> = {
+  usage: ExitCode.usage,
+  config: ExitCode.usage,
+  connection: ExitCode.connection,
+  lease: ExitCode.lease,
+  validation: ExitCode.validation,
+  failure: ExitCode.failed,
+}
+
+/** The exit code for an error reaching the CLI edge: by category for ours, 2 for commander's usage errors, 1 otherwise. */
+export function exitCodeFor(error: unknown): ExitCode {
+  if (isXenCrError(error)) return byCategory[error.category]
+  if (error instanceof CommanderError) {
+    // --help and --version end through exitOverride too
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage
+  }
+  return ExitCode.failed
+}
+
+/** When several outcomes combine (VMs of one run), the most serious wins: any failure beats success. */
+export function worstExitCode(a: ExitCode, b: ExitCode): ExitCode {
+  return a === ExitCode.ok ? b : a
+}

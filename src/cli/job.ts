@@ -1,0 +1,164 @@
+import { fileURLToPath } from 'node:url'
+import type { Command } from 'commander'
+import { getPool } from '../config/connect-pool.js'
+import { buildJob, type NewJobInput } from '../jobs/build-job.js'
+import { checkJob, readInventory } from '../jobs/check-job.js'
+import { crontabLine } from '../jobs/crontab.js'
+import type { JobStore } from '../jobs/job-store.js'
+import type { Job } from '../jobs/types.js'
+import { ValidationError } from '../errors.js'
+import { contextOf, type CliContext } from './context.js'
+
+/** bin/xen-cr.js, absolute: src/cli/ and dist/cli/ both sit two levels below the package root. */
+const BIN_SCRIPT = fileURLToPath(new URL('../../bin/xen-cr.js', import.meta.url))
+
+interface CreateOptions {
+  name?: string
+  source?: string
+  target?: string
+  sr?: string[]
+  vm?: string[]
+  tag?: string[]
+  allVms?: boolean
+  interval?: string
+  cron?: string
+  retention?: string
+  id?: string
+  scheduleId?: string
+  concurrency?: string
+  fullInterval?: string
+  networkMap?: string[]
+  maxRate?: string
+  disabled?: boolean
+}
+
+async function crontabFor(context: CliContext, store: JobStore, job: Job): Promise<string> {
+  const config = await context.loadConfig()
+  return crontabLine(job, {
+    node: process.execPath,
+    script: BIN_SCRIPT,
+    ...(config.file === undefined ? {} : { configFile: config.file }),
+    jobsFile: store.file,
+  })
+}
+
+async function createJob(context: CliContext, options: CreateOptions): Promise<void> {
+  const config = await context.loadConfig()
+  const store = await context.jobStore()
+  const input: NewJobInput = {
+    ...(options.name === undefined ? {} : { name: options.name }),
+    ...(options.source === undefined ? {} : { source: options.source }),
+    ...(options.target === undefined ? {} : { target: options.target }),
+    ...(options.interval === undefined ? {} : { interval: options.interval }),
+    ...(options.cron === undefined ? {} : { cron: options.cron }),
+    ...(options.retention === undefined ? {} : { retention: options.retention }),
+    ...(options.id === undefined ? {} : { id: options.id }),
+    ...(options.scheduleId === undefined ? {} : { scheduleId: options.scheduleId }),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.fullInterval === undefined ? {} : { fullInterval: options.fullInterval }),
+    ...(options.maxRate === undefined ? {} : { maxRate: options.maxRate }),
+    srs: options.sr ?? [],
+    vms: options.vm ?? [],
+    tags: options.tag ?? [],
+    allVms: options.allVms === true,
+    networkMap: options.networkMap ?? [],
+    disabled: options.disabled === true,
+  }
+  const draft = buildJob(input, config.defaults, context.io.now?.() ?? new Date())
+  // cheap refusals first: a clash or an unknown pool needs no login
+  const clash = (await store.list()).find((job) => [job.id, job.name].some((handle) => handle === draft.id || handle === draft.name))
+  if (clash !== undefined) {
+    throw new ValidationError('JOB_EXISTS', `job ${clash.id} ("${clash.name}") already uses this ${clash.id === draft.id ? 'id' : 'name'}; choose another --name or --id`)
+  }
+  getPool(config, draft.source, context.io.env)
+  getPool(config, draft.target, context.io.env)
+
+  context.output.emit({ kind: 'debug', message: `checking pools "${draft.source}" and "${draft.target}"` })
+  const sourceClient = await context.connect(draft.source)
+  const targetClient = draft.target === draft.source ? sourceClient : await context.connect(draft.target)
+  const signal = { signal: context.signal }
+  const sourceInventory = await readInventory(sourceClient, signal)
+  const targetInventory = targetClient === sourceClient ? sourceInventory : await readInventory(targetClient, signal)
+  const job = checkJob(draft, sourceInventory, targetInventory, (code, message) => context.output.warn(code, message))
+
+  await store.add(job)
+  context.output.emit({ kind: 'job-created', job, crontab: await crontabFor(context, store, job) })
+  if (!job.enabled) {
+    context.output.emit({ kind: 'info', message: `job "${job.name}" is disabled: run --due skips it until xen-cr job enable ${job.id}` })
+  }
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
+/** `xen-cr job create | list | show | delete | enable | disable`. */
+export function registerJobCommand(program: Command): void {
+  const job = program.command('job').description('define replication jobs (kept in the job store)')
+
+  job
+    .command('create')
+    .description('define a job; pools, VMs, SRs and networks are checked against XAPI before it is saved')
+    .option('--name <name>', 'job name (unique)')
+    .option('--source <pool>', 'source pool (name in the config)')
+    .option('--target <pool>', 'target pool (name in the config)')
+    .option('--sr <uuid...>', 'target SR; repeat for one replica per SR (default: the target pool\'s default SR)')
+    .option('--vm <uuid...>', 'VM to replicate; repeatable')
+    .option('--tag <tag...>', 'replicate the VMs with this tag; repeatable')
+    .option('--all-vms', 'replicate every VM of the source pool')
+    .option('--interval <duration>', 'schedule: every 15m, 1h, 24h, 7d …')
+    .option('--cron <expression>', 'schedule: a 5-field crontab expression, e.g. "0 */6 * * *"')
+    .option('--retention <n>', 'replicas kept per VM and SR (default: defaults.retention, else 1)')
+    .option('--id <uuid>', 'adopt this job id (e.g. from Xen Orchestra or a seed)')
+    .option('--schedule-id <uuid>', 'adopt this schedule id')
+    .option('--concurrency <n>', 'VMs replicated in parallel (default: defaults.concurrency, else 2)')
+    .option('--full-interval <n>', 'force a full every N passes; 0 = never (default: defaults.fullInterval, else 0)')
+    .option('--network-map <src=dst>', 'source network uuid = target network uuid; repeatable', collect)
+    .option('--max-rate <rate>', 'bytes per second for the whole job, binary units: 50M = 50 MiB/s')
+    .option('--disabled', 'create it disabled (run --due skips it; run <job> still works)')
+    .action(async (options: CreateOptions, command: Command) => createJob(contextOf(command), options))
+
+  job
+    .command('list')
+    .alias('ls')
+    .description('list the jobs')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextOf(command)
+      const store = await context.jobStore()
+      context.output.emit({ kind: 'job-list', jobs: await store.list() })
+    })
+
+  job
+    .command('show')
+    .argument('<job>', 'job id or name')
+    .description('show a job, its ids and its crontab line')
+    .action(async (handle: string, _options: unknown, command: Command) => {
+      const context = contextOf(command)
+      const store = await context.jobStore()
+      const found = await store.get(handle)
+      context.output.emit({ kind: 'job-show', job: found, crontab: await crontabFor(context, store, found) })
+    })
+
+  job
+    .command('delete')
+    .alias('rm')
+    .argument('<job>', 'job id or name')
+    .description('delete a job definition (its replicas and snapshots stay in the pools)')
+    .action(async (handle: string, _options: unknown, command: Command) => {
+      const context = contextOf(command)
+      const removed = await (await context.jobStore()).remove(handle)
+      context.output.emit({ kind: 'job-deleted', id: removed.id, name: removed.name })
+    })
+
+  for (const enabled of [true, false]) {
+    job
+      .command(enabled ? 'enable' : 'disable')
+      .argument('<job>', 'job id or name')
+      .description(enabled ? 'let run --due run the job' : 'make run --due skip the job (run <job> still runs it)')
+      .action(async (handle: string, _options: unknown, command: Command) => {
+        const context = contextOf(command)
+        const updated = await (await context.jobStore()).update(handle, (current) => ({ ...current, enabled }))
+        context.output.emit({ kind: 'job-state', id: updated.id, name: updated.name, enabled })
+      })
+  }
+}

@@ -1,0 +1,50 @@
+import { colorLevel, type Env } from './color.js'
+import type { OutputEvent } from './events.js'
+import { formatterFor } from './formatters.js'
+import { JsonRenderer, PlainRenderer, TtyRenderer, type OutputStream, type Renderer } from './renderers.js'
+
+export interface OutputOptions {
+  readonly stdout: OutputStream
+  readonly stderr: OutputStream
+  readonly env: Env
+  readonly json: boolean
+  readonly quiet: boolean
+  readonly verbose: boolean
+  /** false with --no-color */
+  readonly color: boolean
+  readonly now?: () => Date
+}
+
+/** The only way commands show anything: typed events, rendered for a TTY, a log, or as NDJSON. */
+export interface Output {
+  emit(event: OutputEvent): void
+  /** the one path for recoverable oddities (STYLE 7) */
+  warn(code: string, message: string): void
+  close(): void
+  readonly mode: 'tty' | 'plain' | 'json'
+}
+
+export function createOutput(options: OutputOptions): Output {
+  const now = options.now ?? (() => new Date())
+  const isTTY = options.stdout.isTTY === true
+  const mode = options.json ? 'json' : isTTY ? 'tty' : 'plain'
+  const renderer: Renderer =
+    mode === 'json'
+      ? new JsonRenderer(options.stdout, now)
+      : mode === 'tty'
+        ? new TtyRenderer(options.stdout, options.stderr, colorLevel({ color: options.color, env: options.env, isTTY }))
+        : new PlainRenderer(options.stdout, options.stderr, now, colorLevel({ color: options.color, env: options.env, isTTY }))
+
+  const emit = (event: OutputEvent): void => {
+    const cls = formatterFor(event).class
+    if (cls === 'debug' && !options.verbose) return
+    if (options.quiet && (cls === 'progress' || cls === 'info' || cls === 'warning' || cls === 'debug')) return
+    renderer.render(event)
+  }
+  return {
+    mode,
+    emit,
+    warn: (code, message) => emit({ kind: 'warning', code, message }),
+    close: () => renderer.close(),
+  }
+}

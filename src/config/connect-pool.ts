@@ -1,0 +1,52 @@
+import { ConfigError } from '../errors.js'
+import { XapiClient } from '../xapi/client.js'
+import type { Env } from './config-paths.js'
+import { describeSearch } from './load-config.js'
+import { resolvePassword } from './resolve-password.js'
+import type { Config, PoolConfig } from './types.js'
+import type { WarnFn } from './validate-config.js'
+
+export interface ConnectPoolOptions {
+  env?: Env
+  signal?: AbortSignal
+  warn?: WarnFn
+  transport?: 'auto' | 'json-rpc' | 'xml-rpc'
+  callTimeoutMs?: number
+  watchEvents?: boolean
+}
+
+/**
+ * The configured pool `poolName`.
+ * @throws ConfigError `POOL_NOT_CONFIGURED`, naming the config file and the pools it has
+ */
+export function getPool(config: Config, poolName: string, env: Env = process.env): PoolConfig {
+  const pool = Object.hasOwn(config.pools, poolName) ? config.pools[poolName] : undefined
+  if (pool !== undefined) return pool
+  const known = Object.keys(config.pools)
+  const where = config.file === undefined ? `no config file was found (looked at ${describeSearch(env)})` : `${config.file} has ${known.length === 0 ? 'no pools' : `pools ${known.join(', ')}`}`
+  throw new ConfigError('POOL_NOT_CONFIGURED', `pool "${poolName}" is not configured: ${where}; add it under "pools"`, {
+    ...(config.file === undefined ? {} : { file: config.file }),
+    key: `pools.${poolName}`,
+  })
+}
+
+/**
+ * Logs in to a configured pool. The password is read from its source now (file or environment)
+ * and handed only to the client; it is never logged.
+ * @throws ConfigError (unknown pool, unreadable password), ConnectionError `POOL_UNREACHABLE`, `POOL_AUTH_FAILED`, `POOL_TLS`
+ */
+export async function connectPool(config: Config, poolName: string, options: ConnectPoolOptions = {}): Promise<XapiClient> {
+  const env = options.env ?? process.env
+  const pool = getPool(config, poolName, env)
+  const password = await resolvePassword(pool, { env, ...(options.warn === undefined ? {} : { warn: options.warn }) })
+  return XapiClient.connect({
+    url: pool.url,
+    user: pool.user,
+    password,
+    allowUnauthorized: pool.allowUnauthorized,
+    ...(options.transport === undefined ? {} : { transport: options.transport }),
+    ...(options.callTimeoutMs === undefined ? {} : { callTimeoutMs: options.callTimeoutMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.watchEvents === undefined ? {} : { watchEvents: options.watchEvents }),
+  })
+}

@@ -1,0 +1,135 @@
+import { stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { cosmiconfig, type CosmiconfigResult } from 'cosmiconfig'
+import { ConfigError } from '../errors.js'
+import { xdgConfigDir, type Env } from './config-paths.js'
+import type { Config } from './types.js'
+import { validateConfig, type WarnFn } from './validate-config.js'
+
+const MODULE = 'xen-cr'
+
+/** Searched in the working directory and each parent (cosmiconfig's places plus `xen-cr.config.json`, which the lab writes). */
+export const SEARCH_PLACES: readonly string[] = [
+  'package.json',
+  `.${MODULE}rc`,
+  `.${MODULE}rc.json`,
+  `.${MODULE}rc.yaml`,
+  `.${MODULE}rc.yml`,
+  `.${MODULE}rc.js`,
+  `.${MODULE}rc.cjs`,
+  `.${MODULE}rc.mjs`,
+  `.config/${MODULE}rc`,
+  `.config/${MODULE}rc.json`,
+  `.config/${MODULE}rc.yaml`,
+  `.config/${MODULE}rc.yml`,
+  `${MODULE}.config.json`,
+  `${MODULE}.config.js`,
+  `${MODULE}.config.cjs`,
+  `${MODULE}.config.mjs`,
+]
+
+/** Searched last, in `$XDG_CONFIG_HOME/xen-cr/` (cosmiconfig's global names, plus `xen-cr.config.json`). */
+export const GLOBAL_SEARCH_PLACES: readonly string[] = [
+  'config',
+  'config.json',
+  'config.yaml',
+  'config.yml',
+  'config.js',
+  'config.cjs',
+  'config.mjs',
+  `${MODULE}.config.json`,
+]
+
+export interface LoadConfigOptions {
+  /** an explicit file (`--config`); beats `XEN_CR_CONFIG`, which beats the search */
+  file?: string
+  env?: Env
+  /** where the search starts and relative paths resolve; default `process.cwd()` */
+  cwd?: string
+  /** where the upward search stops (inclusive); default the filesystem root */
+  stopDir?: string
+  warn?: WarnFn
+}
+
+/**
+ * Finds, reads and validates the configuration. With no file anywhere, returns an empty config
+ * (no pools, default settings): commands that need a pool then fail naming where we looked.
+ * @throws ConfigError `CONFIG_NOT_FOUND` (explicit file missing), `CONFIG_PARSE`, `CONFIG_INVALID`
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const env = options.env ?? process.env
+  const cwd = options.cwd ?? process.cwd()
+  const explicit = options.file ?? (env['XEN_CR_CONFIG'] === '' ? undefined : env['XEN_CR_CONFIG'])
+  const origin = options.file !== undefined ? '--config' : 'XEN_CR_CONFIG'
+
+  let result: CosmiconfigResult
+  if (explicit !== undefined) {
+    const file = resolve(cwd, explicit)
+    const isFile = await stat(file).then(
+      (stats) => stats.isFile(),
+      () => false,
+    )
+    if (!isFile) {
+      throw new ConfigError('CONFIG_NOT_FOUND', `config file ${file} (from ${origin}) does not exist; check the path`, { file })
+    }
+    result = await readConfigFile(file, () => explorer(SEARCH_PLACES).load(file))
+  } else {
+    result = await searchConfig(cwd, options.stopDir, env)
+  }
+
+  if (result === null) {
+    return validateConfig({}, { label: undefined, file: undefined, cwd, env, ...(options.warn === undefined ? {} : { warn: options.warn }) })
+  }
+  const file = result.filepath
+  const label = file.endsWith('package.json') ? `${file}#${MODULE}` : file
+  return validateConfig(result.isEmpty === true ? {} : result.config, {
+    label,
+    file,
+    cwd,
+    env,
+    ...(options.warn === undefined ? {} : { warn: options.warn }),
+  })
+}
+
+/** Where {@link loadConfig} looks, for "no pool named …" messages. */
+export function describeSearch(env: Env): string {
+  return `--config, XEN_CR_CONFIG, xen-cr.config.json or .xen-crrc* in the working directory or a parent, package.json#${MODULE}, ${xdgConfigDir(env)}/config.json`
+}
+
+function explorer(searchPlaces: readonly string[]) {
+  return cosmiconfig(MODULE, { searchPlaces: [...searchPlaces], searchStrategy: 'none', cache: false })
+}
+
+async function searchConfig(cwd: string, stopDir: string | undefined, env: Env): Promise<CosmiconfigResult> {
+  const local = explorer(SEARCH_PLACES)
+  const stop = stopDir === undefined ? undefined : resolve(stopDir)
+  // Walked here rather than with cosmiconfig's 'global' strategy, whose last stop reads
+  // XDG_CONFIG_HOME from process.env instead of the environment this run was given.
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const found = await readConfigFile(dir, () => local.search(dir))
+    if (found !== null) return found
+    if (dir === stop || dirname(dir) === dir) break
+  }
+  const globalDir = xdgConfigDir(env)
+  const isDir = await stat(globalDir).then(
+    (stats) => stats.isDirectory(),
+    () => false,
+  )
+  if (!isDir) return null
+  return readConfigFile(globalDir, () => explorer(GLOBAL_SEARCH_PLACES).search(globalDir))
+}
+
+async function readConfigFile(where: string, read: () => Promise<CosmiconfigResult>): Promise<CosmiconfigResult> {
+  try {
+    return await read()
+  } catch (error) {
+    const reason = error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error)
+    const file = error instanceof Error && 'filepath' in error && typeof error.filepath === 'string' ? error.filepath : where
+    throw new ConfigError('CONFIG_PARSE', `${file}: cannot be read as configuration (${reason}); fix its syntax`, { file }, { cause: error })
+  }
+}
+
+/** Resolves a path the way config paths resolve: against the config file's folder, else `cwd`. */
+export function resolveFromConfig(config: Config, path: string, cwd: string): string {
+  return resolve(config.file === undefined ? cwd : dirname(config.file), path)
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest'
+import { ConfigError } from '../errors.js'
+import { validateConfig } from './validate-config.js'
+
+const FILE = '/etc/xen-cr/xen-cr.config.json'
+const pool = { url: 'https://10.0.0.1', user: 'root', passwordFile: 'p.password' }
+
+function validate(raw: unknown, warnings: string[] = []) {
+  return validateConfig(raw, { label: FILE, file: FILE, cwd: '/tmp', env: { HOME: '/home/u' }, warn: (code, message) => warnings.push(`${code} ${message}`) })
+}
+
+function refusal(raw: unknown): ConfigError {
+  try {
+    validate(raw)
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError)
+    return error as ConfigError
+  }
+  throw new Error('expected a ConfigError')
+}
+
+describe('validateConfig', () => {
+  const cases: [string, unknown, string][] = [
+    ['the document is not an object', [], ''],
+    ['pools is not an object', { pools: [] }, 'pools'],
+    ['a pool name is not shell-safe', { pools: { 'a b': pool } }, 'pools.a b'],
+    ['a pool is not an object', { pools: { p: 'x' } }, 'pools.p'],
+    ['url is missing', { pools: { p: { ...pool, url: undefined } } }, 'pools.p.url'],
+    ['url is not a URL', { pools: { p: { ...pool, url: 'http://[::1' } } }, 'pools.p.url'],
+    ['url is not http(s)', { pools: { p: { ...pool, url: 'ftp://host' } } }, 'pools.p.url'],
+    ['user is not a string', { pools: { p: { ...pool, user: 7 } } }, 'pools.p.user'],
+    ['no password source', { pools: { p: { url: 'https://h', user: 'root' } } }, 'pools.p.passwordFile'],
+    ['two password sources', { pools: { p: { ...pool, passwordEnv: 'PW' } } }, 'pools.p.passwordEnv'],
+    ['passwordFile is empty', { pools: { p: { ...pool, passwordFile: '' } } }, 'pools.p.passwordFile'],
+    ['passwordEnv is not a variable name', { pools: { p: { url: 'https://h', passwordEnv: 'A-B' } } }, 'pools.p.passwordEnv'],
+    ['password is not a string', { pools: { p: { url: 'https://h', password: 123 } } }, 'pools.p.password'],
+    ['allowUnauthorized is not a boolean', { pools: { p: { ...pool, allowUnauthorized: 'yes' } } }, 'pools.p.allowUnauthorized'],
+    ['defaults is not an object', { defaults: 3 }, 'defaults'],
+    ['defaults.jobsFile is not a path', { defaults: { jobsFile: 5 } }, 'defaults.jobsFile'],
+    ['defaults.retention is 0', { defaults: { retention: 0 } }, 'defaults.retention'],
+    ['defaults.concurrency is fractional', { defaults: { concurrency: 1.5 } }, 'defaults.concurrency'],
+    ['defaults.fullInterval is negative', { defaults: { fullInterval: -1 } }, 'defaults.fullInterval'],
+  ]
+  it.each(cases)('refuses when %s, naming the file and the key', (_label, raw, key) => {
+    const error = refusal(raw)
+    expect(error.code).toBe('CONFIG_INVALID')
+    expect(error.file).toBe(FILE)
+    expect(error.key).toBe(key)
+    expect(error.message).toContain(FILE)
+    expect(error.message).toContain(key === '' ? '(top level)' : `${key}:`)
+    expect(error.message).not.toContain('\n')
+  })
+
+  it('never echoes a literal password or URL credentials', () => {
+    const withCredentials = refusal({ pools: { p: { ...pool, url: 'https://root:s3cret@h' } } })
+    expect(withCredentials.key).toBe('pools.p.url')
+    expect(withCredentials.message).not.toContain('s3cret')
+    const warnings: string[] = []
+    const config = validate({ pools: { p: { url: 'https://h', password: 's3cret' } } }, warnings)
+    expect(config.pools['p']?.password).toEqual({ kind: 'literal', value: 's3cret' })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toContain('CONFIG_LITERAL_PASSWORD')
+    expect(warnings[0]).toContain('pools.p.password')
+    expect(warnings.join('')).not.toContain('s3cret')
+  })
+
+  it('warns about unknown keys instead of ignoring them silently', () => {
+    const warnings: string[] = []
+    validate({ pools: { p: { ...pool, passwrd: 'x' } }, extra: 1 }, warnings)
+    expect(warnings.map((w) => w.split(' ')[0])).toEqual(['CONFIG_UNKNOWN_KEY', 'CONFIG_UNKNOWN_KEY'])
+    expect(warnings.join('\n')).toContain('pools.p.passwrd')
+    expect(warnings.join('\n')).toContain(': extra:')
+  })
+
+  it('resolves relative paths against the config folder and keeps absolute ones', () => {
+    const config = validate({ pools: { p: { ...pool, passwordFile: '/run/secrets/p' }, q: pool }, defaults: { jobsFile: 'j/jobs.json' } })
+    expect(config.pools['p']?.password).toEqual({ kind: 'file', path: '/run/secrets/p' })
+    expect(config.pools['q']?.password).toEqual({ kind: 'file', path: '/etc/xen-cr/p.password' })
+    expect(config.defaults.jobsFile).toBe('/etc/xen-cr/j/jobs.json')
+  })
+})
