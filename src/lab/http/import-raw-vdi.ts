@@ -1,0 +1,138 @@
+import { BLOCK_SIZE } from '../storage/types.js'
+import type { DiskStore } from '../storage/types.js'
+import { SECTOR_SIZE } from '../../vhd/layout.js'
+import { readVhd } from '../../vhd/reader.js'
+import { TaskCancelled, failIo, metered, parseDiskRequest, redirect, refuse, unauthorized, vdiNotFound } from './disk-transfer.js'
+import type { Meter } from './disk-transfer.js'
+import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
+
+/**
+ * `PUT /import_raw_vdi` as XAPI serves it (reference §5.3): refusals first (unknown format,
+ * `chunked` with VHD, HTTP chunked bodies, no VDI), then `200` with `task-id` before a byte of
+ * the body is read; the outcome is only in the task. `raw` writes the body from offset 0; `vhd`
+ * writes only the sectors whose bitmap bit is set and leaves everything else as it was. A body
+ * that ends early (missing or 1 PiB content-length, a cut) leaves what arrived applied and fails
+ * the task with `VDI_IO_ERROR`, as XAPI does.
+ */
+export const importRawVdi: DiskHandler = async (req, res, ctx) => {
+  const request = parseDiskRequest(req)
+  const { query } = request
+  const session = await ctx.authenticate(req, query)
+  if (session === undefined) return unauthorized(res)
+  try {
+    const openTask = (): ReturnType<DiskHandlerContext['openTask']> => ctx.openTask(request.taskId, 'Importing raw VDI', session.sessionRef)
+    const format = query.get('format') ?? 'raw'
+    if (format !== 'raw' && format !== 'vhd') return refuse(res, 404, openTask(), ['INTERNAL_ERROR', `Unknown format ${format}`])
+    if (format !== 'raw' && query.has('chunked')) return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle chunked VHD'])
+    if (req.headers['transfer-encoding'] !== undefined) return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle encoding: chunked'])
+    const vdiName = query.get('vdi')
+    if (vdiName === null) {
+      if (!query.has('sr_id') && !query.has('sr_uuid')) return refuse(res, 400, openTask(), ['VDI_MISSING'])
+      if (format !== 'raw') return refuse(res, 400, openTask(), ['INTERNAL_ERROR', 'Importing a VHD directly into an SR not yet supported'])
+      // XAPI would create an "Imported VDI" here; the lab's handler contract cannot create VDIs
+      return refuse(res, 400, openTask(), ['INTERNAL_ERROR', 'The lab does not import into a new VDI; create the VDI and pass vdi='])
+    }
+    const vdi = ctx.lookupVdi(vdiName)
+    if (vdi === undefined) return refuse(res, 404, openTask(), vdiNotFound(vdiName))
+    const elsewhere = ctx.redirectFor(vdi)
+    if (elsewhere !== undefined) return redirect(res, elsewhere, req)
+    const task = openTask()
+    if (task === undefined) return refuse(res, 404, undefined, [])
+
+    // headers first, body afterwards: the client learns the outcome only from the task
+    res.useChunkedEncodingByDefault = false
+    res.writeHead(200, { Connection: 'close', 'task-id': task.ref, 'content-type': 'application/octet-stream' })
+    res.flushHeaders()
+
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length'])
+    if (declared === 0) {
+      // the JS client's redirect probe (and any empty body): XAPI refuses a zero-size
+      // destination inside its own task, and nothing is written
+      failIo(task)
+      res.end()
+      return
+    }
+    const virtualSize = ctx.storage.info(vdi.diskId)?.virtualSize ?? vdi.virtualSize
+    const fault = ctx.takeFault('import', vdi)
+    const meter: Meter = { bytes: 0, cut: false }
+    const total = declared !== undefined && declared <= 2 * virtualSize + BLOCK_SIZE ? declared : virtualSize
+    const body = metered(req as AsyncIterable<Buffer>, { task, total, fault, meter })
+    let wrote = false
+    const written = (): void => {
+      wrote = true
+    }
+    try {
+      if (format === 'raw') await importRaw(ctx.storage, vdi, body, declared ?? virtualSize, virtualSize, written)
+      else await importVhd(ctx.storage, vdi, body, written)
+      if (meter.cut) throw new Error('cut by a lab fault')
+    } catch (error) {
+      if (wrote) ctx.vdiChanged(vdi)
+      if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
+      else failIo(task)
+      // stop the sender: the 200 is out already, so all it sees is the connection going away
+      req.socket.destroy()
+      return
+    }
+    if (wrote) ctx.vdiChanged(vdi)
+    if (fault?.failTask !== undefined && fault.failTask.length > 0) task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
+    else task.succeed(`<value>${vdi.ref}</value>`)
+    res.end()
+  } finally {
+    session.release()
+  }
+}
+
+/**
+ * Raw: exactly `expected` bytes written from offset 0, zeros included, in block-aligned writes.
+ * Fewer bytes (the body ended) or more than the disk holds is an I/O error after what fitted.
+ */
+async function importRaw(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, expected: number, virtualSize: number, written: () => void): Promise<void> {
+  const pending = Buffer.allocUnsafe(BLOCK_SIZE)
+  let held = 0
+  let offset = 0
+  const flush = async (): Promise<void> => {
+    if (held === 0) return
+    await storage.write(vdi.diskId, offset, pending.subarray(0, held))
+    written()
+    offset += held
+    held = 0
+  }
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    let rest = chunk
+    while (rest.length > 0) {
+      const room = Math.min(BLOCK_SIZE - held, rest.length, virtualSize - offset - held)
+      if (room === 0) throw new RangeError(`raw body is larger than VDI ${vdi.uuid} (${virtualSize} bytes)`)
+      rest.copy(pending, held, 0, room)
+      held += room
+      rest = rest.subarray(room)
+      if (held === BLOCK_SIZE || offset + held === virtualSize) await flush()
+    }
+  }
+  await flush()
+  if (offset < expected) throw new RangeError(`raw body ended after ${offset} of ${expected} bytes`)
+}
+
+/** VHD: for every block, only the sector runs whose bitmap bits are set. */
+async function importVhd(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, written: () => void): Promise<void> {
+  for await (const item of readVhd(body)) {
+    if (item.kind !== 'block') continue
+    const sectors = item.data.length / SECTOR_SIZE
+    const base = item.index * item.data.length
+    let sector = 0
+    while (sector < sectors) {
+      if (!bitSet(item.bitmap, sector)) {
+        sector++
+        continue
+      }
+      let end = sector + 1
+      while (end < sectors && bitSet(item.bitmap, end)) end++
+      await storage.write(vdi.diskId, base + sector * SECTOR_SIZE, item.data.subarray(sector * SECTOR_SIZE, end * SECTOR_SIZE))
+      written()
+      sector = end
+    }
+  }
+}
+
+function bitSet(bitmap: Buffer, sector: number): boolean {
+  return (((bitmap[sector >> 3] as number) >> (7 - (sector & 7))) & 1) === 1
+}
