@@ -1,0 +1,55 @@
+/**
+ * Progress of a pass as typed events. The library emits them; only the CLI renders them (one
+ * formatter per kind, so a new kind does not compile until it is handled).
+ */
+import type { VmPlan } from './plan.js'
+
+export interface VmIdentity {
+  readonly uuid: string
+  readonly name: string
+}
+
+export interface ReplicaInfo {
+  readonly srUuid: string
+  readonly srName: string
+  readonly uuid: string
+  readonly name: string
+}
+
+/** What happened to one VM in a pass. */
+export type VmResult =
+  | {
+      readonly status: 'success'
+      readonly vm: VmIdentity
+      readonly mode: 'full' | 'delta'
+      /** VHD bytes sent, all disks and SRs */
+      readonly bytes: number
+      readonly durationMs: number
+      readonly replicas: readonly ReplicaInfo[]
+    }
+  | {
+      readonly status: 'failed'
+      readonly vm: VmIdentity
+      readonly durationMs: number
+      readonly error: { readonly code: string; readonly message: string }
+    }
+
+export type PassEvent =
+  | { readonly kind: 'pass-start'; readonly job: { readonly id: string; readonly name: string }; readonly scheduleId: string; readonly vms: number }
+  | { readonly kind: 'vm-start'; readonly vm: VmIdentity; readonly plan: VmPlan }
+  | {
+      readonly kind: 'disk-progress'
+      readonly vm: VmIdentity
+      readonly srUuid: string
+      readonly disk: { readonly uuid: string; readonly name: string; readonly userdevice: string }
+      readonly mode: 'full' | 'delta'
+      readonly bytes: number
+      readonly virtualSize: number
+    }
+  | { readonly kind: 'vm-done'; readonly result: VmResult }
+  | { readonly kind: 'warning'; readonly code: string; readonly message: string; readonly vm?: VmIdentity }
+  | { readonly kind: 'pass-done'; readonly results: readonly VmResult[] }
+
+export type PassEventKind = PassEvent['kind']
+
+export type PassEventSink = (event: PassEvent) => void
