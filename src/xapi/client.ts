@@ -148,7 +148,8 @@ export class XapiClient {
       }
       throw error
     }
-    void this.call('task.destroy', [taskRef]).catch(() => undefined)
+    // Settled tasks stay until destroyed (XAPI collects them only much later).
+    await this.call('task.destroy', [taskRef]).catch(() => undefined)
     return taskOutcome(record, method) as T
   }
 

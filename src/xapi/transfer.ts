@@ -226,7 +226,7 @@ async function finishTask(
     void client.call('task.cancel', [task]).catch(() => undefined)
     throw new OperationError('TASK_NOT_SETTLED', `${method}: all bytes went through but task ${task} did not complete within ${timeoutMs} ms; check the host`)
   }
-  void client.call('task.destroy', [task]).catch(() => undefined)
+  await client.call('task.destroy', [task]).catch(() => undefined)
   taskOutcome(record, method)
 }
 
