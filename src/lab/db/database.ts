@@ -1,0 +1,302 @@
+/**
+ * The object database of one lab pool: records by class and ref, uuid lookup, the
+ * automatically maintained set fields of reference §3.6, and the generation counter behind
+ * `event.from` (add/mod/del per object since a token).
+ */
+import { randomUUID } from 'node:crypto'
+import { XapiError } from '../../errors.js'
+import { WireDateTime, WireFloat, type WireValue } from '../wire/values.js'
+import { defaultFor, SCHEMA, type ClassSpec, type LabRecord, type StoredValue } from './schema.js'
+
+export const NULL_REF = 'OpaqueRef:NULL'
+
+export function newRef(): string {
+  return `OpaqueRef:${randomUUID()}`
+}
+
+interface ObjectMeta {
+  created: number
+  modified: number
+}
+
+interface Deletion {
+  readonly cls: string
+  readonly ref: string
+  readonly created: number
+  readonly deleted: number
+}
+
+/** One change as `event.from` reports it. */
+export interface Change {
+  readonly cls: string
+  readonly ref: string
+  readonly operation: 'add' | 'mod' | 'del'
+  readonly generation: number
+}
+
+/** What a pool's database looks like on disk (see persistence). */
+export interface DatabaseDump {
+  readonly generation: number
+  readonly objects: Record<string, Record<string, LabRecord>>
+}
+
+/** Throws the XAPI error `code` with `params` (what the wire layer sends back). */
+export function apiError(code: string, ...params: string[]): XapiError {
+  return new XapiError(code, params, 'lab')
+}
+
+export class Database {
+  #generation = 0
+  readonly #objects = new Map<string, Map<string, LabRecord>>()
+  readonly #classOf = new Map<string, string>()
+  readonly #meta = new Map<string, ObjectMeta>()
+  readonly #uuids = new Map<string, Map<string, string>>()
+  /** `${fromClass}.${viaField}` → target ref → refs of fromClass pointing at it */
+  readonly #relations = new Map<string, Map<string, Set<string>>>()
+  #deletions: Deletion[] = []
+  #waiters = new Set<() => void>()
+  #onChange: (() => void) | undefined
+
+  constructor() {
+    for (const spec of SCHEMA.values()) {
+      this.#objects.set(spec.name, new Map())
+      this.#uuids.set(spec.name, new Map())
+      for (const field of spec.fields) {
+        if (field.type.kind === 'rel') this.#relations.set(`${field.type.from}.${field.type.via}`, new Map())
+      }
+    }
+  }
+
+  get generation(): number {
+    return this.#generation
+  }
+
+  /** Called after every change (persistence schedules a save). */
+  set onChange(listener: (() => void) | undefined) {
+    this.#onChange = listener
+  }
+
+  spec(cls: string): ClassSpec {
+    const spec = SCHEMA.get(cls)
+    if (spec === undefined) throw new Error(`lab database: unknown class ${cls}`)
+    return spec
+  }
+
+  classOf(ref: string): string | undefined {
+    return this.#classOf.get(ref)
+  }
+
+  /** Creates an object; fields not given take their defaults, `uuid` is generated unless given. */
+  create(cls: string, fields: Readonly<Record<string, StoredValue>>, ref = newRef()): string {
+    const spec = this.spec(cls)
+    const record: LabRecord = {}
+    for (const field of spec.fields) {
+      if (field.type.kind === 'rel') continue
+      record[field.name] = fields[field.name] ?? spec.defaults[field.name] ?? defaultFor(field.type)
+    }
+    if (fields['uuid'] === undefined) record['uuid'] = randomUUID()
+    const generation = this.#bump()
+    this.#objects.get(cls)!.set(ref, record)
+    this.#classOf.set(ref, cls)
+    this.#meta.set(ref, { created: generation, modified: generation })
+    this.#uuids.get(cls)!.set(record['uuid'] as string, ref)
+    this.#link(cls, ref, record, undefined)
+    this.#changed()
+    return ref
+  }
+
+  find(cls: string, ref: string): Readonly<LabRecord> | undefined {
+    return this.#objects.get(cls)?.get(ref)
+  }
+
+  /** The record, or `HANDLE_INVALID [cls, ref]`. */
+  get(cls: string, ref: string): Readonly<LabRecord> {
+    const record = this.find(cls, ref)
+    if (record === undefined) throw apiError('HANDLE_INVALID', cls, ref)
+    return record
+  }
+
+  all(cls: string): IterableIterator<[string, Readonly<LabRecord>]> {
+    return this.#objects.get(cls)!.entries()
+  }
+
+  count(cls: string): number {
+    return this.#objects.get(cls)!.size
+  }
+
+  /** The ref with this uuid, or `UUID_INVALID [cls, uuid]`. */
+  byUuid(cls: string, uuid: string): string {
+    const ref = this.#uuids.get(cls)?.get(uuid)
+    if (ref === undefined) throw apiError('UUID_INVALID', cls, uuid)
+    return ref
+  }
+
+  findByUuid(cls: string, uuid: string): string | undefined {
+    return this.#uuids.get(cls)?.get(uuid)
+  }
+
+  /** Changes stored fields (a `mod` event; related set owners get one too when a ref moves). */
+  update(cls: string, ref: string, patch: Readonly<Record<string, StoredValue>>): void {
+    const record = this.#objects.get(cls)?.get(ref)
+    if (record === undefined) throw apiError('HANDLE_INVALID', cls, ref)
+    const before = { ...record }
+    const spec = this.spec(cls)
+    for (const [name, value] of Object.entries(patch)) {
+      const field = spec.byName.get(name)
+      if (field === undefined || field.type.kind === 'rel') throw new Error(`lab database: ${cls}.${name} is not a stored field`)
+      record[name] = value
+    }
+    this.#link(cls, ref, record, before)
+    this.#meta.get(ref)!.modified = this.#bump()
+    this.#changed()
+  }
+
+  /** Marks the object modified without changing it (`event.inject`). */
+  touch(ref: string): void {
+    const meta = this.#meta.get(ref)
+    if (meta === undefined) return
+    meta.modified = this.#bump()
+    this.#changed()
+  }
+
+  destroy(cls: string, ref: string): void {
+    const objects = this.#objects.get(cls)
+    const record = objects?.get(ref)
+    if (objects === undefined || record === undefined) throw apiError('HANDLE_INVALID', cls, ref)
+    objects.delete(ref)
+    this.#classOf.delete(ref)
+    this.#uuids.get(cls)!.delete(record['uuid'] as string)
+    const meta = this.#meta.get(ref)!
+    this.#meta.delete(ref)
+    this.#unlink(cls, ref, record)
+    this.#deletions.push({ cls, ref, created: meta.created, deleted: this.#bump() })
+    this.#changed()
+  }
+
+  /** Refs of `fromClass` objects whose `via` field points at `target`. */
+  related(fromClass: string, via: string, target: string): string[] {
+    return [...(this.#relations.get(`${fromClass}.${via}`)?.get(target) ?? [])]
+  }
+
+  /** The record as it goes on the wire, computed set fields included. */
+  toWire(cls: string, ref: string): { readonly [key: string]: WireValue } {
+    const record = this.get(cls, ref)
+    const out: { [key: string]: WireValue } = {}
+    for (const field of this.spec(cls).fields) {
+      const value = record[field.name]
+      switch (field.type.kind) {
+        case 'rel':
+          out[field.name] = this.related(field.type.from, field.type.via, ref)
+          break
+        case 'f':
+          out[field.name] = new WireFloat(value as number)
+          break
+        case 'd':
+          out[field.name] = new WireDateTime(value as string)
+          break
+        default:
+          out[field.name] = value as WireValue
+      }
+    }
+    return out
+  }
+
+  /** Per object, the one change since `since` (`-1`: every live object as `add`). */
+  changesSince(since: number, accept: (cls: string, ref: string) => boolean): Change[] {
+    const changes: Change[] = []
+    for (const [ref, meta] of this.#meta) {
+      if (meta.modified <= since) continue
+      const cls = this.#classOf.get(ref)!
+      if (!accept(cls, ref)) continue
+      changes.push({ cls, ref, operation: meta.created > since ? 'add' : 'mod', generation: meta.modified })
+    }
+    if (since >= 0) {
+      for (const deletion of this.#deletions) {
+        if (deletion.deleted > since && deletion.created <= since && accept(deletion.cls, deletion.ref)) {
+          changes.push({ cls: deletion.cls, ref: deletion.ref, operation: 'del', generation: deletion.deleted })
+        }
+      }
+    }
+    return changes.sort((a, b) => a.generation - b.generation)
+  }
+
+  /** Resolves on the next change, after `timeoutMs`, or when `signal` aborts. */
+  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#waiters.delete(done)
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      this.#waiters.add(done)
+      signal?.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  dump(): DatabaseDump {
+    const objects: Record<string, Record<string, LabRecord>> = {}
+    for (const [cls, map] of this.#objects) objects[cls] = Object.fromEntries(map)
+    return { generation: this.#generation, objects }
+  }
+
+  /** Loads a dump into an empty database; every object counts as created at the dump's generation. */
+  restore(dump: DatabaseDump): void {
+    for (const [cls, map] of Object.entries(dump.objects)) {
+      if (!SCHEMA.has(cls)) continue
+      for (const [ref, record] of Object.entries(map)) this.create(cls, record, ref)
+    }
+    this.#generation = Math.max(this.#generation, dump.generation)
+  }
+
+  #bump(): number {
+    return ++this.#generation
+  }
+
+  #changed(): void {
+    // Keep the deletion log bounded; a client whose token is older than what we keep simply
+    // misses those `del` events (XAPI has the same window, then answers EVENTS_LOST on legacy calls).
+    if (this.#deletions.length > 10_000) this.#deletions = this.#deletions.slice(-5_000)
+    for (const waiter of [...this.#waiters]) waiter()
+    this.#onChange?.()
+  }
+
+  #link(cls: string, ref: string, record: LabRecord, before: LabRecord | undefined): void {
+    for (const [key, index] of this.#relations) {
+      const [from, via] = key.split('.') as [string, string]
+      if (from !== cls) continue
+      const now = record[via] as string
+      const was = before?.[via] as string | undefined
+      if (now === was) continue
+      if (was !== undefined) this.#removeFromIndex(index, was, ref)
+      let set = index.get(now)
+      if (set === undefined) index.set(now, (set = new Set()))
+      set.add(ref)
+      if (was !== undefined) this.#touchQuietly(was)
+      this.#touchQuietly(now)
+    }
+  }
+
+  #unlink(cls: string, ref: string, record: LabRecord): void {
+    for (const [key, index] of this.#relations) {
+      const [from, via] = key.split('.') as [string, string]
+      if (from !== cls) continue
+      const target = record[via] as string
+      this.#removeFromIndex(index, target, ref)
+      this.#touchQuietly(target)
+    }
+  }
+
+  #removeFromIndex(index: Map<string, Set<string>>, target: string, ref: string): void {
+    const set = index.get(target)
+    set?.delete(ref)
+    if (set?.size === 0) index.delete(target)
+  }
+
+  /** The owner of a computed set changed: a `mod` event on it, if it exists. */
+  #touchQuietly(ref: string): void {
+    const meta = this.#meta.get(ref)
+    if (meta !== undefined) meta.modified = this.#bump()
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The HTTP server of one lab host. Routes by the longest registered path prefix, as XAPI's
+ * `http_svr.ml` does: `POST /jsonrpc` is JSON-RPC, every other POST is XML-RPC (the JS client
+ * posts to `/xmlrpc`), `OPTIONS` is a CORS preflight, the disk data paths and the lab control
+ * API (`/lab/`, outside the XAPI namespace) have their own handlers.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { dispatch, type DispatchOutcome, type DispatchTarget } from '../rpc/dispatch.js'
+import { decodeJsonCall, encodeJsonFailure, encodeJsonSuccess } from '../wire/jsonrpc.js'
+import { WireParseError } from '../wire/xml.js'
+import { decodeXmlCall, encodeXmlBare, encodeXmlFailure, encodeXmlSuccess } from '../wire/xmlrpc.js'
+
+/** A handler mounted on a path prefix for one HTTP method (`*` for any). */
+export interface Route {
+  readonly method: string
+  readonly prefix: string
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>
+}
+
+const CORS_HEADERS = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'X-Requested-With' }
+/** RPC bodies are small; anything larger is not an API call. */
+const MAX_RPC_BODY = 64 * 1024 * 1024
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_RPC_BODY) throw new WireParseError('request body too large')
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string, extra: Record<string, string> = {}): void {
+  const bytes = Buffer.from(body, 'utf8')
+  res.writeHead(status, { 'content-type': contentType, 'content-length': String(bytes.length), ...CORS_HEADERS, ...extra })
+  res.end(bytes)
+}
+
+/** XAPI's answer to a body it cannot parse: HTTP 500 with an HTML page naming the exception. */
+function sendParseError(res: ServerResponse, error: unknown): void {
+  const detail = (error instanceof Error ? error.message : String(error)).replace(/[<>&]/g, ' ')
+  send(
+    res,
+    500,
+    'text/html',
+    `<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; please wait a while and try again. If the problem persists, please contact your support representative.<h1> Additional information </h1>Parse_error(&quot;${detail}&quot;)</body></html>`,
+    { connection: 'close' },
+  )
+}
+
+function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'): Route {
+  return {
+    method: 'POST',
+    prefix,
+    async handle(req, res) {
+      let body: string
+      try {
+        body = await readBody(req)
+      } catch (error) {
+        sendParseError(res, error)
+        return
+      }
+      if (format === 'json') {
+        let call
+        try {
+          call = decodeJsonCall(body)
+        } catch (error) {
+          sendParseError(res, error)
+          return
+        }
+        const outcome = await dispatch(target, call.method, call.params)
+        if (outcome.kind === 'drop') return void req.socket.destroy()
+        send(res, 200, 'application/json', outcome.kind === 'success' ? encodeJsonSuccess(call.version, call.id, outcome.value) : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params))
+        return
+      }
+      let call
+      try {
+        call = decodeXmlCall(body)
+      } catch (error) {
+        sendParseError(res, error)
+        return
+      }
+      const outcome: DispatchOutcome = await dispatch(target, call.method, call.params)
+      if (outcome.kind === 'drop') return void req.socket.destroy()
+      send(res, 200, 'text/xml', outcome.kind === 'failure' ? encodeXmlFailure(outcome.code, outcome.params) : outcome.bare === true ? encodeXmlBare(outcome.value) : encodeXmlSuccess(outcome.value))
+    },
+  }
+}
+
+export interface HostServerOptions {
+  readonly target: DispatchTarget
+  readonly address: string
+  readonly port: number
+  /** disk data paths and the control API */
+  readonly routes: readonly Route[]
+}
+
+export class HostServer {
+  readonly #server: Server
+  readonly #routes: Route[]
+
+  private constructor(server: Server, routes: Route[]) {
+    this.#server = server
+    this.#routes = routes
+  }
+
+  /** Starts listening; rejects with the listen error (e.g. EADDRINUSE) so the caller can pick another address. */
+  static async listen(options: HostServerOptions): Promise<HostServer> {
+    const routes: Route[] = [
+      rpcRoute('/', options.target, 'xml'),
+      rpcRoute('/jsonrpc', options.target, 'json'),
+      {
+        method: 'OPTIONS',
+        prefix: '/',
+        handle: async (_req, res) => {
+          res.writeHead(200, { ...CORS_HEADERS, 'access-control-allow-methods': 'POST, GET, PUT, OPTIONS', 'content-length': '0' })
+          res.end()
+        },
+      },
+      ...options.routes,
+    ]
+    const server = createServer()
+    const host = new HostServer(server, routes)
+    server.on('request', (req, res) => void host.#handle(req, res))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port, options.address, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    return host
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>(resolve => {
+      this.#server.close(() => resolve())
+      this.#server.closeAllConnections()
+    })
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://lab').pathname
+    let best: Route | undefined
+    for (const route of this.#routes) {
+      if (route.method !== '*' && route.method !== req.method) continue
+      if (!path.startsWith(route.prefix)) continue
+      if (best === undefined || route.prefix.length > best.prefix.length) best = route
+    }
+    try {
+      if (best === undefined) {
+        req.resume()
+        send(res, 404, 'text/html', '<html><body><h1>HTTP 404 not found</h1></body></html>', { connection: 'close' })
+        return
+      }
+      await best.handle(req, res)
+    } catch (error) {
+      // A handler that failed before answering gets XAPI's generic 500; after that the socket goes.
+      if (!res.headersSent) sendParseError(res, error)
+      else res.destroy()
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Lab persistence: JSON files written atomically (temp file + rename), and a saver that writes
+ * a pool's database shortly after it changes and once more on stop, one write at a time.
+ */
+import { randomUUID } from 'node:crypto'
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import type { Database, DatabaseDump } from './db/database.js'
+
+export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
+  const temp = `${path}.${randomUUID()}.tmp`
+  await writeFile(temp, JSON.stringify(value), { mode })
+  await rename(temp, path)
+}
+
+export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+  return JSON.parse(text) as T
+}
+
+/** How long a burst of changes may go unsaved; a crash loses at most this much. */
+const SAVE_DELAY_MS = 100
+
+export class DatabaseSaver {
+  readonly #db: Database
+  readonly #path: string
+  #timer: NodeJS.Timeout | undefined
+  #writing: Promise<void> = Promise.resolve()
+  #failure: unknown
+
+  constructor(db: Database, path: string) {
+    this.#db = db
+    this.#path = path
+    db.onChange = () => this.#schedule()
+  }
+
+  /** Writes now and waits; rethrows the last background write failure, if any. */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#enqueue()
+    if (this.#failure !== undefined) throw this.#failure
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#db.onChange = undefined
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      void this.#enqueue()
+    }, SAVE_DELAY_MS)
+  }
+
+  #enqueue(): Promise<void> {
+    const dump: DatabaseDump = this.#db.dump()
+    this.#writing = this.#writing.then(() =>
+      writeJsonAtomic(this.#path, dump).catch(error => {
+        this.#failure = error
+      }),
+    )
+    return this.#writing
+  }
+}

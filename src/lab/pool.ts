@@ -1,0 +1,159 @@
+/**
+ * One simulated pool: its object database, disk storage, tasks, sessions, users and faults.
+ * Every host of the pool serves this same state; only the master answers the API.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { DiskStore } from './storage/types.js'
+import type { LabVdiView } from './http/types.js'
+import { apiError, NULL_REF, type Database } from './db/database.js'
+import { FaultTable } from './faults.js'
+import { TaskManager } from './tasks.js'
+import { formatXapiDate } from './wire/values.js'
+
+export interface LabUser {
+  readonly user: string
+  readonly password: string
+}
+
+export class LabPool {
+  readonly name: string
+  readonly db: Database
+  readonly storage: DiskStore
+  readonly tasks: TaskManager
+  readonly faults = new FaultTable()
+  readonly #closing = new AbortController()
+  readonly #users: ReadonlyMap<string, string>
+  readonly #loginDelayMs: number
+
+  constructor(options: { name: string; db: Database; storage: DiskStore; users: readonly LabUser[]; loginDelayMs: number }) {
+    this.name = options.name
+    this.db = options.db
+    this.storage = options.storage
+    this.#users = new Map(options.users.map(u => [u.user, u.password]))
+    this.#loginDelayMs = options.loginDelayMs
+    this.tasks = new TaskManager(this.db, () => this.masterRef)
+  }
+
+  /** Aborted when the lab stops: long polls (event.from) return at once. */
+  get closing(): AbortSignal {
+    return this.#closing.signal
+  }
+
+  close(): void {
+    this.#closing.abort()
+  }
+
+  get users(): LabUser[] {
+    return [...this.#users].map(([user, password]) => ({ user, password }))
+  }
+
+  get poolRef(): string {
+    const first = this.db.all('pool').next()
+    if (first.done === true) throw new Error(`lab pool ${this.name} has no pool object`)
+    return first.value[0]
+  }
+
+  get masterRef(): string {
+    return this.db.get('pool', this.poolRef)['master'] as string
+  }
+
+  hostAddress(hostRef: string): string {
+    return this.db.get('host', hostRef)['address'] as string
+  }
+
+  /** `session.login_with_password`: wrong credentials fail after the configured delay, as XAPI's 5 s. */
+  async login(user: string, password: string, originator: string, hostRef: string): Promise<string> {
+    if (this.#users.get(user) !== password) {
+      if (this.#loginDelayMs > 0) await sleep(this.#loginDelayMs)
+      throw apiError('SESSION_AUTHENTICATION_FAILED', user, 'Authentication failure')
+    }
+    return this.db.create('session', {
+      this_host: hostRef,
+      last_active: formatXapiDate(new Date()),
+      validation_time: formatXapiDate(new Date()),
+      pool: false,
+      is_local_superuser: user === 'root',
+      auth_user_name: user,
+      originator,
+    })
+  }
+
+  /** A temporary session for HTTP Basic auth on the data paths; undefined on bad credentials. */
+  basicSession(user: string, password: string, hostRef: string): string | undefined {
+    if (this.#users.get(user) !== password) return undefined
+    return this.db.create('session', { this_host: hostRef, auth_user_name: user, last_active: formatXapiDate(new Date()) })
+  }
+
+  isSession(ref: string): boolean {
+    return this.db.find('session', ref) !== undefined
+  }
+
+  /** `SESSION_INVALID [ref]` unless `ref` is a live session. */
+  checkSession(ref: string): void {
+    if (!this.isSession(ref)) throw apiError('SESSION_INVALID', ref)
+  }
+
+  logout(ref: string): void {
+    if (this.isSession(ref)) this.db.destroy('session', ref)
+  }
+
+  /** A VDI by ref or uuid, as the disk handlers see it. */
+  vdiView(refOrUuid: string): LabVdiView | undefined {
+    const ref = this.db.find('VDI', refOrUuid) !== undefined ? refOrUuid : this.db.findByUuid('VDI', refOrUuid)
+    if (ref === undefined) return undefined
+    const record = this.db.get('VDI', ref)
+    return {
+      ref,
+      uuid: record['uuid'] as string,
+      diskId: record['location'] as string,
+      srRef: record['SR'] as string,
+      virtualSize: record['virtual_size'] as number,
+    }
+  }
+
+  /** After the disk behind `vdiRef` changed: physical_utilisation, sm_config and SR totals follow. */
+  refreshVdi(vdiRef: string): void {
+    const record = this.db.find('VDI', vdiRef)
+    if (record === undefined) return
+    const info = this.storage.info(record['location'] as string)
+    if (info === undefined) return
+    const smConfig: Record<string, string> = { ...(record['sm_config'] as Readonly<Record<string, string>>), vdi_type: 'vhd' }
+    const parentLayer = info.layers[info.layers.length - 2]
+    if (parentLayer === undefined) delete smConfig['vhd-parent']
+    else smConfig['vhd-parent'] = parentLayer
+    this.db.update('VDI', vdiRef, { physical_utilisation: info.physicalUtilisation, virtual_size: info.virtualSize, sm_config: smConfig })
+    this.refreshSr(record['SR'] as string)
+  }
+
+  refreshSr(srRef: string): void {
+    if (this.db.find('SR', srRef) === undefined) return
+    let physical = 0
+    let virtual = 0
+    for (const vdiRef of this.db.related('VDI', 'SR', srRef)) {
+      const vdi = this.db.get('VDI', vdiRef)
+      physical += vdi['physical_utilisation'] as number
+      virtual += vdi['virtual_size'] as number
+    }
+    this.db.update('SR', srRef, { physical_utilisation: physical, virtual_allocation: virtual })
+  }
+
+  /** Whether some host of the pool has a plugged PBD for the SR. */
+  srHasPbd(srRef: string): boolean {
+    return this.db.related('PBD', 'SR', srRef).some(pbd => this.db.get('PBD', pbd)['currently_attached'] === true)
+  }
+
+  /** A host that can reach the SR: the master when it can, else the first host with a plugged PBD. */
+  hostForSr(srRef: string): string | undefined {
+    const hosts = this.db
+      .related('PBD', 'SR', srRef)
+      .map(pbd => this.db.get('PBD', pbd))
+      .filter(pbd => pbd['currently_attached'] === true)
+      .map(pbd => pbd['host'] as string)
+    if (hosts.includes(this.masterRef)) return this.masterRef
+    return hosts[0]
+  }
+
+  isNull(ref: unknown): boolean {
+    return ref === NULL_REF || ref === '' || ref === undefined
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * session.*, system.*, event.* and task.*: the messages every client needs before it does
+ * anything else (reference §2, §4.1, §4.7).
+ */
+import { apiError } from '../db/database.js'
+import { SCHEMA } from '../db/schema.js'
+import { WireInt32, type WireValue } from '../wire/values.js'
+import type { MethodRegistry } from './registry.js'
+
+/** Generation counters as XAPI prints them: two 20-digit numbers, so tokens compare as strings. */
+export function formatToken(generation: number): string {
+  return `${String(generation).padStart(20, '0')},${'0'.padStart(20, '0')}`
+}
+
+function parseToken(token: string): number {
+  if (token === '') return -1
+  const match = /^(\d{1,20}),(\d{1,20})$/.exec(token)
+  if (match === null) throw apiError('EVENT_FROM_TOKEN_PARSE_FAILURE', token)
+  return Number(match[1])
+}
+
+/** `event.from` blocks at most this long, whatever the caller asks, so a stopping lab is never held up. */
+const MAX_EVENT_WAIT_MS = 60_000
+
+export function addCoreMethods(registry: MethodRegistry, listMethods: () => string[]): void {
+  registry.add({
+    name: 'session.login_with_password',
+    params: ['string', 'string', 'string', 'string'],
+    defaulted: 2,
+    session: false,
+    handler: ({ pool, hostRef }, [user, password, , originator]) =>
+      pool.login(user as string, password as string, (originator as string | undefined) ?? '', hostRef),
+  })
+  registry.add({
+    name: 'session.logout',
+    params: [],
+    handler: ({ pool, sessionRef }) => {
+      pool.logout(sessionRef)
+      return ''
+    },
+  })
+  registry.add({ name: 'system.listMethods', params: [], session: false, handler: () => listMethods() })
+
+  registry.add({
+    name: 'event.inject',
+    params: ['string', 'string'],
+    handler: ({ pool }, [cls, ref]) => {
+      const spec = [...SCHEMA.values()].find(s => s.name.toLowerCase() === (cls as string).toLowerCase())
+      if (spec === undefined || pool.db.find(spec.name, ref as string) === undefined) throw apiError('HANDLE_INVALID', cls as string, ref as string)
+      // The token is from just before the change, so the next event.from sees the `mod`.
+      const token = formatToken(pool.db.generation)
+      pool.db.touch(ref as string)
+      return token
+    },
+  })
+
+  registry.add({
+    name: 'event.from',
+    params: ['set', 'string', 'float'],
+    handler: async ({ pool }, [classes, token, timeout]) => {
+      const since = parseToken(token as string)
+      const all = new Set<string>()
+      const objects = new Set<string>()
+      let everything = false
+      for (const entry of classes as readonly string[]) {
+        if (entry === '*') everything = true
+        else if (/^[A-Za-z_]+$/.test(entry)) all.add(entry.toLowerCase())
+        else {
+          const match = /^([A-Za-z_]+)\/(.+)$/.exec(entry)
+          if (match === null) throw apiError('EVENT_SUBSCRIPTION_PARSE_FAILURE', entry)
+          objects.add(`${match[1]!.toLowerCase()}/${match[2]}`)
+        }
+      }
+      const accept = (cls: string, ref: string): boolean => {
+        const lc = cls.toLowerCase()
+        return everything || all.has(lc) || objects.has(`${lc}/${ref}`)
+      }
+      const deadline = Date.now() + Math.min(MAX_EVENT_WAIT_MS, Math.max(0, (timeout as number) * 1000))
+      let changes = pool.db.changesSince(since, accept)
+      while (changes.length === 0 && Date.now() < deadline && !pool.closing.aborted) {
+        await pool.db.waitForChange(deadline - Date.now(), pool.closing)
+        changes = pool.db.changesSince(since, accept)
+      }
+      const events: WireValue[] = changes.map(change => {
+        const base = { id: String(change.generation), timestamp: '0.0', class: change.cls.toLowerCase(), operation: change.operation, ref: change.ref }
+        return change.operation === 'del' ? base : { ...base, snapshot: pool.db.toWire(change.cls, change.ref) }
+      })
+      const counts: Record<string, WireValue> = {}
+      for (const spec of SCHEMA.values()) counts[spec.name.toLowerCase()] = new WireInt32(pool.db.count(spec.name))
+      return { events, valid_ref_counts: counts, token: formatToken(pool.db.generation) }
+    },
+  })
+
+  registry.add({
+    name: 'task.create',
+    params: ['string', 'string'],
+    handler: ({ pool }, [label, description]) => pool.tasks.create(label as string, description as string).ref,
+  })
+  registry.add({
+    name: 'task.cancel',
+    params: ['string'],
+    handler: ({ pool }, [ref]) => {
+      pool.db.get('task', ref as string)
+      pool.tasks.cancel(ref as string)
+      return ''
+    },
+  })
+  registry.add({
+    name: 'task.destroy',
+    params: ['string'],
+    handler: ({ pool }, [ref]) => {
+      pool.tasks.destroy(ref as string)
+      return ''
+    },
+  })
+  registry.add({
+    name: 'task.set_progress',
+    params: ['string', 'float'],
+    handler: ({ pool }, [ref, progress]) => {
+      pool.db.get('task', ref as string)
+      pool.tasks.pending(ref as string)?.setProgress(progress as number)
+      return ''
+    },
+  })
+}

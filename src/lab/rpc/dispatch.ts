@@ -1,0 +1,107 @@
+/**
+ * Method dispatch in XAPI's order (reference §1.4): unknown method → parameter count →
+ * session → member host (HOST_IS_SLAVE) → removed message → unmarshalling → faults → run,
+ * synchronously or as `Async.*` with a task.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isXapiError } from '../../errors.js'
+import type { LabPool } from '../pool.js'
+import { encodeXmlValue } from '../wire/xmlrpc.js'
+import type { DecodedValue, WireValue } from '../wire/values.js'
+import { coerce, type Arg, type MethodRegistry } from './registry.js'
+
+export type DispatchOutcome =
+  | { readonly kind: 'success'; readonly value: WireValue; /** system.listMethods: no Status/Value wrapper */ readonly bare?: boolean }
+  | { readonly kind: 'failure'; readonly code: string; readonly params: readonly string[] }
+  | { readonly kind: 'drop' }
+
+export interface DispatchTarget {
+  readonly pool: LabPool
+  readonly registry: MethodRegistry
+  readonly hostRef: string
+}
+
+function failure(code: string, ...params: string[]): DispatchOutcome {
+  return { kind: 'failure', code, params }
+}
+
+function fromError(error: unknown): DispatchOutcome {
+  if (isXapiError(error)) return { kind: 'failure', code: error.xapiCode, params: error.params }
+  return failure('INTERNAL_ERROR', error instanceof Error ? error.message : String(error))
+}
+
+export async function dispatch(target: DispatchTarget, wireMethod: string, params: readonly DecodedValue[]): Promise<DispatchOutcome> {
+  const { pool, registry, hostRef } = target
+  const isAsync = wireMethod.startsWith('Async.')
+  const name = isAsync ? wireMethod.slice('Async.'.length) : wireMethod
+  const def = registry.lookup(name)
+  const isMaster = hostRef === pool.masterRef
+
+  if (def === undefined) {
+    if (params.length === 0) return failure('MESSAGE_METHOD_UNKNOWN', wireMethod)
+    // With parameters XAPI first validates the first one as a session (host extensions take one).
+    if (typeof params[0] !== 'string' || !pool.isSession(params[0])) return failure('SESSION_INVALID', String(params[0]))
+    return failure('MESSAGE_METHOD_UNKNOWN', wireMethod)
+  }
+
+  const takesSession = def.session !== false
+  const received = params.length - (takesSession ? 1 : 0)
+  const required = def.params.length - (def.defaulted ?? 0)
+  if (received < required || received > def.params.length) {
+    return failure('MESSAGE_PARAMETER_COUNT_MISMATCH', def.name, String(required), String(received))
+  }
+
+  let sessionRef = ''
+  if (takesSession) {
+    const session = params[0]
+    if (typeof session !== 'string' || !pool.isSession(session)) return failure('SESSION_INVALID', typeof session === 'string' ? session : String(session))
+    sessionRef = session
+  }
+  if (!isMaster && (takesSession || def.name === 'session.login_with_password')) {
+    return failure('HOST_IS_SLAVE', pool.hostAddress(pool.masterRef))
+  }
+  if (def.removed === true) return failure('MESSAGE_REMOVED')
+  if (isAsync && def.async !== true) return failure('Fault', `No async mode for this operation (rpc: ${wireMethod})`)
+
+  let args: Arg[]
+  try {
+    args = params.slice(takesSession ? 1 : 0).map((value, i) => coerce(def.params[i]!, value))
+  } catch (error) {
+    return fromError(error)
+  }
+
+  const plan = pool.faults.planCall(def.name)
+  if (plan.delayMs > 0) await sleep(plan.delayMs)
+  if (plan.then?.action === 'drop') return { kind: 'drop' }
+  const injected = plan.then
+
+  if (!isAsync) {
+    if (injected !== undefined) return failure(injected.code, ...injected.params)
+    try {
+      const value = await def.handler({ pool, hostRef, sessionRef, method: def.name, task: undefined }, args)
+      return def.name === 'system.listMethods' ? { kind: 'success', value, bare: true } : { kind: 'success', value }
+    } catch (error) {
+      return fromError(error)
+    }
+  }
+
+  const task = pool.tasks.create(wireMethod, '')
+  // The task ref goes back first; the operation runs afterwards and completes the task.
+  setImmediate(() => {
+    void (async () => {
+      try {
+        if (injected !== undefined) {
+          task.fail(injected.code, injected.params)
+          return
+        }
+        task.checkCancelled()
+        const value = await def.handler({ pool, hostRef, sessionRef, method: def.name, task }, args)
+        task.succeed(encodeXmlValue(value))
+      } catch (error) {
+        const outcome = fromError(error)
+        if (outcome.kind === 'failure') task.fail(outcome.code, outcome.params)
+      }
+    })()
+  })
+  return { kind: 'success', value: task.ref }
+}

@@ -1,0 +1,56 @@
+/**
+ * The operation pre-checks of `xapi_vm_lifecycle.ml`, in XAPI's order (reference §4.2): blocked
+ * operations, power state, an operation in progress, template, snapshot, on_boot=reset disks.
+ * The order matters: a protected replica is refused with OPERATION_BLOCKED, not
+ * VM_BAD_POWER_STATE.
+ */
+import { apiError, newRef } from '../db/database.js'
+import type { LabPool } from '../pool.js'
+
+export type PowerState = 'Halted' | 'Paused' | 'Running' | 'Suspended'
+
+const TEMPLATE_OPS = new Set(['clone', 'copy', 'export', 'provision', 'metadata_export', 'changing_memory_limits', 'changing_static_range', 'changing_dynamic_range', 'changing_VCPUs', 'destroy'])
+const SNAPSHOT_OPS = new Set(['revert', 'clone', 'copy', 'export', 'destroy', 'hard_shutdown', 'metadata_export'])
+
+export function assertVmOperation(pool: LabPool, vmRef: string, op: string, allowed: readonly PowerState[]): void {
+  const vm = pool.db.get('VM', vmRef)
+  const blocked = vm['blocked_operations'] as Readonly<Record<string, string>>
+  if (Object.hasOwn(blocked, op)) throw apiError('OPERATION_BLOCKED', vmRef, blocked[op]!)
+  const state = vm['power_state'] as PowerState
+  if (!allowed.includes(state)) {
+    throw apiError('VM_BAD_POWER_STATE', vmRef, allowed.map(s => s.toLowerCase()).join(', '), state.toLowerCase())
+  }
+  const current = Object.entries(vm['current_operations'] as Readonly<Record<string, string>>)[0]
+  if (current !== undefined) throw apiError('OTHER_OPERATION_IN_PROGRESS', 'VM', vmRef, current[1], current[0])
+  const isSnapshot = vm['is_a_snapshot'] === true
+  if (vm['is_a_template'] === true && !isSnapshot && !TEMPLATE_OPS.has(op)) throw apiError('VM_IS_TEMPLATE', vmRef, op)
+  if (op === 'destroy' && vm['is_default_template'] === true) throw apiError('VM_CANNOT_DELETE_DEFAULT_TEMPLATE')
+  if (isSnapshot && !SNAPSHOT_OPS.has(op)) throw apiError('VM_IS_SNAPSHOT', vmRef, op)
+  if (op === 'snapshot' || op === 'checkpoint') {
+    for (const vbd of pool.db.related('VBD', 'VM', vmRef)) {
+      const vdiRef = pool.db.get('VBD', vbd)['VDI'] as string
+      const vdi = pool.db.find('VDI', vdiRef)
+      if (vdi?.['on_boot'] === 'reset') throw apiError('VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION')
+    }
+  }
+}
+
+/**
+ * Runs `fn` with `op` in the VM's `current_operations` (keyed by the task, as XAPI does), and
+ * takes it out again however `fn` ends.
+ */
+export async function withVmOperation<T>(pool: LabPool, vmRef: string, op: string, taskRef: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const key = taskRef ?? newRef()
+  const before = pool.db.get('VM', vmRef)['current_operations'] as Readonly<Record<string, string>>
+  pool.db.update('VM', vmRef, { current_operations: { ...before, [key]: op } })
+  try {
+    return await fn()
+  } finally {
+    const now = pool.db.find('VM', vmRef)
+    if (now !== undefined) {
+      const ops = { ...(now['current_operations'] as Readonly<Record<string, string>>) }
+      delete ops[key]
+      pool.db.update('VM', vmRef, { current_operations: ops })
+    }
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The lab spec: which pools, hosts, SRs, networks, VMs (with disks: size, how much is filled,
+ * seed of the deterministic content) and users to simulate, plus faults to arm at start.
+ * Sizes are bytes or strings with a binary unit (`"2 TiB"`, `"64MiB"`).
+ */
+import { readFile } from 'node:fs/promises'
+import { ConfigError } from '../errors.js'
+import { validateFault, type LabFault } from './faults.js'
+
+export interface LabDiskSpec {
+  readonly name?: string
+  readonly size: number | string
+  /** bytes of deterministic guest data from offset 0 (default 0) */
+  readonly filled?: number | string
+  readonly seed?: number
+  /** SR name (default: the pool's default SR) */
+  readonly sr?: string
+}
+
+export interface LabVmSpec {
+  readonly name: string
+  readonly description?: string
+  readonly powerState?: 'Running' | 'Halted'
+  readonly memory?: number | string
+  readonly vcpus?: number
+  readonly tags?: readonly string[]
+  readonly otherConfig?: Readonly<Record<string, string>>
+  readonly blockedOperations?: Readonly<Record<string, string>>
+  readonly disks?: readonly LabDiskSpec[]
+  /** network names, one VIF each */
+  readonly networks?: readonly string[]
+}
+
+export interface LabSrSpec {
+  readonly name: string
+  /** SR type (default `ext`) */
+  readonly type?: string
+  readonly size?: number | string
+  /** shared SRs have a PBD on every host; others only on `host` (default: the master) */
+  readonly shared?: boolean
+  readonly host?: string
+}
+
+export interface LabNetworkSpec {
+  readonly name: string
+  /** VLAN tag: the network gets VLAN PIFs (`eth0.<vlan>`) on every host */
+  readonly vlan?: number
+  readonly mtu?: number
+  readonly bridge?: string
+}
+
+export interface LabPoolSpec {
+  readonly name: string
+  /** host names (default one host, `<pool>-host1`); the first is the master */
+  readonly hosts?: readonly string[]
+  /** default one user `root` with a generated password */
+  readonly users?: readonly { readonly user: string; readonly password?: string }[]
+  readonly srs?: readonly LabSrSpec[]
+  readonly defaultSr?: string
+  readonly networks?: readonly LabNetworkSpec[]
+  readonly vms?: readonly LabVmSpec[]
+  readonly faults?: readonly LabFault[]
+}
+
+export interface LabSpec {
+  readonly pools: readonly LabPoolSpec[]
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 }
+
+/** Bytes from a number or a string such as `"2 TiB"`; throws a one-line error naming `what`. */
+export function parseSize(value: number | string, what: string): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
+  const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value) : null
+  const factor = match === null ? undefined : UNITS[match[2]!.toLowerCase()]
+  if (match === null || factor === undefined) throw new ConfigError('LAB_SPEC_INVALID', `${what}: ${JSON.stringify(value)} is not a size; use bytes or e.g. "64 MiB"`)
+  return Math.round(Number(match[1]) * factor)
+}
+
+/** The spec `xen-cr lab` uses without `--spec`: a source pool with a few small VMs, a target pool with an empty SR. */
+export const DEFAULT_SPEC: LabSpec = {
+  pools: [
+    {
+      name: 'source',
+      hosts: ['source-host1', 'source-host2'],
+      srs: [{ name: 'Shared storage', type: 'nfs', size: '1 TiB', shared: true }],
+      networks: [{ name: 'Pool-wide network associated with eth0' }, { name: 'VLAN 42', vlan: 42 }],
+      vms: [
+        { name: 'web-01', powerState: 'Running', tags: ['web'], disks: [{ size: '64 MiB', filled: '16 MiB', seed: 1 }], networks: ['Pool-wide network associated with eth0'] },
+        { name: 'db-01', powerState: 'Running', tags: ['db'], disks: [{ size: '128 MiB', filled: '32 MiB', seed: 2 }, { name: 'db-01 data', size: '32 MiB', filled: '8 MiB', seed: 3 }], networks: ['Pool-wide network associated with eth0', 'VLAN 42'] },
+        { name: 'idle-01', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '4 MiB', seed: 4 }] },
+      ],
+    },
+    {
+      name: 'target',
+      hosts: ['target-host1'],
+      srs: [{ name: 'Replica storage', type: 'ext', size: '2 TiB' }],
+      networks: [{ name: 'Pool-wide network associated with eth0' }],
+    },
+  ],
+}
+
+function fail(message: string): never {
+  throw new ConfigError('LAB_SPEC_INVALID', message)
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+/** Checks a parsed spec; throws a ConfigError naming the first problem. */
+export function validateSpec(value: unknown, file?: string): LabSpec {
+  const where = file === undefined ? 'lab spec' : `lab spec ${file}`
+  if (typeof value !== 'object' || value === null || !Array.isArray((value as { pools?: unknown }).pools)) fail(`${where}: needs a "pools" array`)
+  const spec = value as LabSpec
+  if (spec.pools.length === 0) fail(`${where}: "pools" is empty`)
+  const names = new Set<string>()
+  for (const pool of spec.pools) {
+    if (typeof pool.name !== 'string' || !NAME.test(pool.name)) fail(`${where}: pool name ${JSON.stringify(pool.name)} must be letters, digits, '.', '_' or '-'`)
+    if (names.has(pool.name)) fail(`${where}: pool ${pool.name} appears twice`)
+    names.add(pool.name)
+    const srNames = new Set((pool.srs ?? []).map(sr => sr.name))
+    const networkNames = new Set((pool.networks ?? []).map(n => n.name))
+    const hostNames = new Set(pool.hosts ?? [`${pool.name}-host1`])
+    for (const sr of pool.srs ?? []) {
+      if (typeof sr.name !== 'string') fail(`${where}: pool ${pool.name}: an SR has no name`)
+      if (sr.size !== undefined) parseSize(sr.size, `pool ${pool.name} SR ${sr.name} size`)
+      if (sr.host !== undefined && !hostNames.has(sr.host)) fail(`${where}: pool ${pool.name} SR ${sr.name}: unknown host ${sr.host}`)
+    }
+    if (pool.defaultSr !== undefined && !srNames.has(pool.defaultSr)) fail(`${where}: pool ${pool.name}: defaultSr ${pool.defaultSr} is not one of its SRs`)
+    for (const vm of pool.vms ?? []) {
+      if (typeof vm.name !== 'string') fail(`${where}: pool ${pool.name}: a VM has no name`)
+      if (vm.memory !== undefined) parseSize(vm.memory, `pool ${pool.name} VM ${vm.name} memory`)
+      for (const disk of vm.disks ?? []) {
+        const size = parseSize(disk.size, `pool ${pool.name} VM ${vm.name} disk size`)
+        if (disk.filled !== undefined && parseSize(disk.filled, `pool ${pool.name} VM ${vm.name} disk filled`) > size) fail(`${where}: pool ${pool.name} VM ${vm.name}: a disk is filled beyond its size`)
+        if (srNames.size === 0) fail(`${where}: pool ${pool.name} VM ${vm.name} has disks but the pool has no SR`)
+        if (disk.sr !== undefined && !srNames.has(disk.sr)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown SR ${disk.sr}`)
+      }
+      for (const network of vm.networks ?? []) if (!networkNames.has(network)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown network ${network}`)
+    }
+    for (const fault of pool.faults ?? []) {
+      try {
+        validateFault(fault)
+      } catch (error) {
+        fail(`${where}: pool ${pool.name}: ${(error as Error).message}`)
+      }
+    }
+  }
+  return spec
+}
+
+export async function loadSpec(path: string): Promise<LabSpec> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError('LAB_SPEC_UNREADABLE', `cannot read lab spec ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { file: path }, { cause: error })
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError('LAB_SPEC_INVALID', `lab spec ${path} is not valid JSON: ${(error as Error).message}`, { file: path }, { cause: error })
+  }
+  return validateSpec(parsed, path)
+}
