@@ -7,24 +7,24 @@ import type { Job, ScheduleTiming } from './types.js'
 
 /** What `job create` was given, as text where the user typed text. */
 export interface NewJobInput {
-  readonly name?: string
-  readonly source?: string
-  readonly target?: string
-  readonly srs?: readonly string[]
-  readonly vms?: readonly string[]
-  readonly tags?: readonly string[]
-  readonly allVms?: boolean
-  readonly interval?: string
-  readonly cron?: string
-  readonly retention?: string | number
-  readonly id?: string
-  readonly scheduleId?: string
-  readonly concurrency?: string | number
-  readonly fullInterval?: string | number
+  readonly name?: string | undefined
+  readonly source?: string | undefined
+  readonly target?: string | undefined
+  readonly srs?: readonly string[] | undefined
+  readonly vms?: readonly string[] | undefined
+  readonly tags?: readonly string[] | undefined
+  readonly allVms?: boolean | undefined
+  readonly interval?: string | undefined
+  readonly cron?: string | undefined
+  readonly retention?: string | number | undefined
+  readonly id?: string | undefined
+  readonly scheduleId?: string | undefined
+  readonly concurrency?: string | number | undefined
+  readonly fullInterval?: string | number | undefined
   /** `SRC=DST` network uuid pairs */
-  readonly networkMap?: readonly string[]
-  readonly maxRate?: string
-  readonly disabled?: boolean
+  readonly networkMap?: readonly string[] | undefined
+  readonly maxRate?: string | undefined
+  readonly disabled?: boolean | undefined
 }
 
 export interface JobDefaults {

@@ -20,7 +20,7 @@ export function intervalGraceMs(intervalMs: number): number {
  * is milliseconds and therefore refused as shorter than a minute).
  * @throws UsageError `INVALID_INTERVAL`
  */
-export function parseInterval(text: string): ScheduleTiming {
+export function parseInterval(text: string): Extract<ScheduleTiming, { kind: 'interval' }> {
   const trimmed = text.trim()
   const value = trimmed === '' ? undefined : (ms(trimmed as ms.StringValue) as number | undefined)
   if (value === undefined || !Number.isFinite(value)) {
@@ -36,7 +36,7 @@ export function parseInterval(text: string): ScheduleTiming {
  * Parses a 5-field crontab expression (or a macro such as `@daily`).
  * @throws UsageError `INVALID_CRON`
  */
-export function parseCron(expression: string): ScheduleTiming {
+export function parseCron(expression: string): Extract<ScheduleTiming, { kind: 'cron' }> {
   const trimmed = expression.trim()
   try {
     if (trimmed === '') throw new Error('empty expression')

@@ -1,4 +1,5 @@
 import type { Job } from '../../jobs/types.js'
+import type { PassEvent, VmIdentity } from '../../replication/events.js'
 
 /**
  * Everything the CLI shows is one of these events. Each kind has exactly one formatter in
@@ -12,30 +13,9 @@ export type DiagnosticEvent =
   /** shown only with --verbose */
   | { readonly kind: 'debug'; readonly message: string }
   /** a recoverable oddity; `code` is stable */
-  | { readonly kind: 'warning'; readonly code: string; readonly message: string }
+  | { readonly kind: 'warning'; readonly code: string; readonly message: string; readonly vm?: VmIdentity }
   /** the run failed; `stack` only for unexpected errors under --verbose */
   | { readonly kind: 'error'; readonly code: string; readonly message: string; readonly exitCode: number; readonly stack?: string }
-
-/** Progress of a replication pass (`run`); the pass engine's events map onto these. */
-export type PassEvent =
-  | { readonly kind: 'vm-start'; readonly vm: string; readonly vmUuid: string; readonly mode?: 'full' | 'delta' }
-  | {
-      readonly kind: 'disk-progress'
-      readonly vm: string
-      readonly vmUuid: string
-      readonly disk: string
-      readonly bytes: number
-      readonly total?: number
-    }
-  | {
-      readonly kind: 'vm-done'
-      readonly vm: string
-      readonly vmUuid: string
-      readonly mode: 'full' | 'delta'
-      readonly bytes: number
-      readonly durationMs: number
-    }
-  | { readonly kind: 'vm-failed'; readonly vm: string; readonly vmUuid: string; readonly code: string; readonly message: string }
 
 /** Results of `xen-cr job …`. */
 export type JobCommandEvent =
@@ -45,7 +25,11 @@ export type JobCommandEvent =
   | { readonly kind: 'job-deleted'; readonly id: string; readonly name: string }
   | { readonly kind: 'job-state'; readonly id: string; readonly name: string; readonly enabled: boolean }
 
-export type OutputEvent = DiagnosticEvent | PassEvent | JobCommandEvent
+/**
+ * The pass engine's events (`replication/events.ts`) are rendered as they are; its `warning` is
+ * the diagnostic one.
+ */
+export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

@@ -13,7 +13,7 @@ import type { OutputEvent, OutputEventKind, OutputEventOf } from './events.js'
 export type EventClass = 'result' | 'progress' | 'info' | 'debug' | 'warning' | 'error'
 
 export interface Formatter<E> {
-  readonly class: EventClass
+  readonly class: EventClass | ((event: E) => EventClass)
   /** the lines to show; `style` is chalk with colours on or off */
   format(event: E, style: ChalkInstance): readonly string[]
   /**
@@ -80,42 +80,54 @@ function table(rows: readonly (readonly string[])[]): string[] {
 export const formatters: Formatters = {
   info: { class: 'info', format: (event) => [event.message] },
   debug: { class: 'debug', format: (event, style) => [style.dim(event.message)] },
-  warning: { class: 'warning', format: (event, style) => [`${style.yellow('warning')} ${event.message} [${event.code}]`] },
+  warning: {
+    class: 'warning',
+    format: (event, style) => [`${style.yellow('warning')} ${event.vm === undefined ? '' : `${event.vm.name}: `}${event.message} [${event.code}]`],
+  },
   error: {
     class: 'error',
     format: (event, style) => [`${style.red('error')} ${event.message} [${event.code}]`, ...(event.stack === undefined ? [] : [style.dim(event.stack)])],
   },
 
+  'pass-start': {
+    class: 'info',
+    format: (event) => [`job "${event.job.name}": ${event.vms} VM${event.vms === 1 ? '' : 's'} (schedule ${event.scheduleId})`],
+  },
   'vm-start': {
     class: 'progress',
-    format: (event) => [`${event.vm}: starting${event.mode === undefined ? '' : ` (${event.mode})`}`],
-    live: { key: (event) => event.vmUuid },
+    format: (event) => [`${event.vm.name}: ${event.plan.mode}${event.plan.base === undefined ? '' : ' from the previous replica'}`],
+    live: { key: (event) => event.vm.uuid },
   },
   'disk-progress': {
     class: 'progress',
     format: (event) => [
-      `${event.vm}: ${event.disk} ${formatBytes(event.bytes)}${
-        event.total === undefined || event.total === 0 ? '' : ` of ${formatBytes(event.total)} (${Math.floor((event.bytes / event.total) * 100)} %)`
+      `${event.vm.name}: disk ${event.disk.userdevice} ${event.mode} ${formatBytes(event.bytes)}${
+        event.virtualSize > 0 && event.mode === 'full' ? ` of ${formatBytes(event.virtualSize)} (${Math.floor((event.bytes / event.virtualSize) * 100)} %)` : ''
       }`,
     ],
     live: {
-      key: (event) => event.vmUuid,
-      // per 10 % when the total is known, else per GiB
-      milestone: (event) =>
-        event.total === undefined || event.total === 0 ? Math.floor(event.bytes / 1024 ** 3) : Math.floor((event.bytes / event.total) * 10),
+      key: (event) => event.vm.uuid,
+      // a plain log gets a line per GiB sent per disk, not one per chunk
+      milestone: (event) => Math.floor(event.bytes / 1024 ** 3) * 1000 + Number.parseInt(event.disk.userdevice, 10),
     },
   },
   'vm-done': {
-    class: 'info',
-    format: (event, style) => [
-      `${style.green('✓')} ${event.vm}: ${event.mode}, ${formatBytes(event.bytes)} in ${formatDuration(event.durationMs)}`,
-    ],
-    live: { key: (event) => event.vmUuid, ends: true },
+    class: (event) => (event.result.status === 'success' ? 'info' : 'error'),
+    format: (event, style) =>
+      event.result.status === 'success'
+        ? [
+            `${style.green('✓')} ${event.result.vm.name}: ${event.result.mode}, ${formatBytes(event.result.bytes)} sent in ${formatDuration(event.result.durationMs)}`,
+          ]
+        : [`${style.red('✗')} ${event.result.vm.name}: ${event.result.error.message} [${event.result.error.code}]`],
+    live: { key: (event) => event.result.vm.uuid, ends: true },
   },
-  'vm-failed': {
-    class: 'error',
-    format: (event, style) => [`${style.red('✗')} ${event.vm}: ${event.message} [${event.code}]`],
-    live: { key: (event) => event.vmUuid, ends: true },
+  'pass-done': {
+    class: 'result',
+    format: (event, style) => {
+      const failed = event.results.filter((result) => result.status === 'failed').length
+      const summary = `${event.results.length - failed} of ${event.results.length} VMs replicated`
+      return [failed === 0 ? summary : `${summary}, ${style.red(`${failed} failed`)}`]
+    },
   },
 
   'job-created': {
@@ -148,6 +160,12 @@ export const formatters: Formatters = {
     class: 'result',
     format: (event) => [`${event.enabled ? 'enabled' : 'disabled'} job ${event.id} (${event.name})`],
   },
+}
+
+/** The class of this event (most kinds have a fixed one). */
+export function classOf<E extends OutputEvent>(event: E): EventClass {
+  const cls = formatterFor(event).class
+  return typeof cls === 'function' ? cls(event) : cls
 }
 
 /** Dispatches to the formatter of the event's kind (the cast is the one place TS cannot correlate the union). */

@@ -1,6 +1,6 @@
 import { colorLevel, type Env } from './color.js'
 import type { OutputEvent } from './events.js'
-import { formatterFor } from './formatters.js'
+import { classOf } from './formatters.js'
 import { JsonRenderer, PlainRenderer, TtyRenderer, type OutputStream, type Renderer } from './renderers.js'
 
 export interface OutputOptions {
@@ -36,7 +36,7 @@ export function createOutput(options: OutputOptions): Output {
         : new PlainRenderer(options.stdout, options.stderr, now, colorLevel({ color: options.color, env: options.env, isTTY }))
 
   const emit = (event: OutputEvent): void => {
-    const cls = formatterFor(event).class
+    const cls = classOf(event)
     if (cls === 'debug' && !options.verbose) return
     if (options.quiet && (cls === 'progress' || cls === 'info' || cls === 'warning' || cls === 'debug')) return
     renderer.render(event)

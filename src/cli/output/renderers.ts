@@ -1,7 +1,7 @@
 import { Chalk, type ChalkInstance } from 'chalk'
 import ora, { type Ora } from 'ora'
 import type { OutputEvent } from './events.js'
-import { formatterFor, type EventClass } from './formatters.js'
+import { classOf, formatterFor, type EventClass } from './formatters.js'
 
 /** A writable terminal or pipe; `isTTY` is what a `tty.WriteStream` adds. */
 export type OutputStream = NodeJS.WritableStream & { readonly isTTY?: boolean }
@@ -64,11 +64,11 @@ export class PlainRenderer implements Renderer {
       }
     }
     const lines = formatter.format(event, this.style)
-    if (formatter.class === 'result') {
+    if (classOf(event) === 'result') {
       writeLines(this.stdout, lines)
       return
     }
-    writeLines(isDiagnostic(formatter.class) ? this.stderr : this.stdout, lines, `${this.now().toISOString()} `)
+    writeLines(isDiagnostic(classOf(event)) ? this.stderr : this.stdout, lines, `${this.now().toISOString()} `)
   }
 
   close(): void {
@@ -99,7 +99,7 @@ export class TtyRenderer implements Renderer {
     const formatter = formatterFor(event)
     const lines = formatter.format(event, this.style)
     const live = formatter.live
-    if (live !== undefined && live.ends !== true && formatter.class === 'progress') {
+    if (live !== undefined && live.ends !== true && classOf(event) === 'progress') {
       this.live.set(live.key(event), lines.join(' '))
       this.spinner.text = [...this.live.values()].join('\n')
       if (!this.spinner.isSpinning) this.spinner.start()
@@ -108,7 +108,7 @@ export class TtyRenderer implements Renderer {
     if (live !== undefined) this.live.delete(live.key(event))
     const spinning = this.spinner.isSpinning
     if (spinning) this.spinner.clear()
-    writeLines(isDiagnostic(formatter.class) ? this.stderr : this.stdout, lines)
+    writeLines(isDiagnostic(classOf(event)) ? this.stderr : this.stdout, lines)
     if (this.live.size === 0) {
       if (spinning) this.spinner.stop()
     } else {

@@ -1,0 +1,44 @@
+import { CommanderError } from 'commander'
+import { describe, expect, it } from 'vitest'
+import {
+  AbortedError,
+  ConfigError,
+  ConnectionError,
+  LeaseError,
+  OperationError,
+  UsageError,
+  ValidationError,
+  VhdError,
+  XapiError,
+} from '../errors.js'
+import { ExitCode, exitCodeFor, worstExitCode } from './exit-codes.js'
+
+describe('exitCodeFor', () => {
+  it.each([
+    ['UsageError', new UsageError('X', 'x'), 2],
+    ['ConfigError', new ConfigError('X', 'x'), 2],
+    ['LeaseError', new LeaseError('X', 'x'), 3],
+    ['ConnectionError', new ConnectionError('POOL_UNREACHABLE', 'x'), 4],
+    ['ValidationError', new ValidationError('X', 'x'), 5],
+    ['OperationError', new OperationError('X', 'x'), 1],
+    ['XapiError', new XapiError('VM_BAD_POWER_STATE', [], 'VM.start'), 1],
+    ['VhdError', new VhdError('X', 'x', 0), 1],
+    ['AbortedError', new AbortedError(), 1],
+    ['a plain Error', new Error('bug'), 1],
+    ['a thrown string', 'bug', 1],
+    ['a commander usage error', new CommanderError(1, 'commander.unknownOption', 'x'), 2],
+    ['commander --help', new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'), 0],
+  ])('maps %s to %i', (_label, error, code) => {
+    expect(exitCodeFor(error)).toBe(code)
+  })
+
+  it('keeps the table of DESIGN.md', () => {
+    expect(ExitCode).toEqual({ ok: 0, failed: 1, usage: 2, lease: 3, connection: 4, validation: 5 })
+  })
+
+  it('lets any failure beat success when outcomes combine', () => {
+    expect(worstExitCode(ExitCode.ok, ExitCode.ok)).toBe(0)
+    expect(worstExitCode(ExitCode.ok, ExitCode.failed)).toBe(1)
+    expect(worstExitCode(ExitCode.failed, ExitCode.ok)).toBe(1)
+  })
+})
