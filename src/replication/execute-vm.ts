@@ -5,6 +5,7 @@
  * Atomic: until the last step succeeds, everything this pass created is registered for undo,
  * and any failure or abort destroys it — the previous replica and base snapshot stay.
  */
+import { setMaxListeners } from 'node:events'
 import { AbortedError, isXapiError, isXenCrError } from '../errors.js'
 import { CleanupStack } from '../delta/cleanup.js'
 import { createReplicaVm, finaliseReplica } from '../delta/import-vm.js'
@@ -54,6 +55,8 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   const cleanup = new CleanupStack()
   // One controller per VM: the first disk that fails stops the others at once.
   const local = new AbortController()
+  // Every call and stream of the VM listens on this signal; dozens at once is expected.
+  setMaxListeners(0, local.signal)
   const onAbort = (): void => local.abort(ctx.signal?.reason)
   ctx.signal?.addEventListener('abort', onAbort, { once: true })
   try {
