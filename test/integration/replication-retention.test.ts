@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { runPass } from '../../src/replication/pass.js'
+import { KEYS } from '../../src/replication/metadata.js'
+import { expectReplicaMatches, jobSnapshots, makeJob, replicas, startFixture, type Fixture } from './replication-fixture.js'
+
+let f: Fixture | undefined
+afterEach(async () => {
+  await f?.close()
+  f = undefined
+})
+
+describe('retention and topologies', () => {
+  it('retention 3 over 5 passes within one pool leaves the 3 newest replicas and 1 source snapshot', async () => {
+    f = await startFixture(undefined, { samePool: true })
+    const srUuid = f.srs['Local storage']!
+    const job = makeJob(f, { srs: [srUuid] }, 3)
+    const names: string[] = []
+    let t = Date.UTC(2026, 0, 1)
+    for (let i = 0; i < 5; i++) {
+      if (i > 0) await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [i], seed: 100 + i })
+      t += 3_600_000
+      const at = t
+      const result = await runPass({ job, source: f.source, target: f.target, now: () => new Date(at) })
+      expect(result.results).toMatchObject([{ status: 'success', mode: i === 0 ? 'full' : 'delta' }])
+      const reps = await replicas(f.target, job.id, f.vmUuid)
+      names.push(reps[reps.length - 1]![1].name_label)
+    }
+    const reps = await replicas(f.target, job.id, f.vmUuid)
+    expect(reps.map(([, r]) => r.name_label)).toEqual(names.slice(2))
+    const snaps = await jobSnapshots(f.source, job.id, f.vmRef)
+    expect(snaps).toHaveLength(1)
+    // the survivor is the newest snapshot, and the newest replica is its copy
+    expect(reps[2]![1].other_config[KEYS.copyOf]).toBe(snaps[0]![1].uuid)
+    const h = await expectReplicaMatches(f, reps[2]![0], snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+    // no replica disk was left behind by rotation: 3 replicas × 2 disks + the VM's 2 + the snapshot's 2
+    const vdis = await f.target.getAllRecords('VDI')
+    expect([...vdis.values()].filter((v) => v.VBDs.length === 0)).toEqual([])
+  })
+
+  it('writes one replica per target SR, each matching the snapshot, and continues each with a delta', async () => {
+    f = await startFixture()
+    const job = makeJob(f, { srs: [f.srs['Replica A']!, f.srs['Replica B']!] })
+    const first = await runPass({ job, source: f.source, target: f.target })
+    expect(first.results).toMatchObject([{ status: 'success', mode: 'full' }])
+    expect(first.results[0]?.status === 'success' && first.results[0].replicas.map((r) => r.srName).sort()).toEqual(['Replica A', 'Replica B'])
+
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [2], seed: 7 })
+    const second = await runPass({ job, source: f.source, target: f.target })
+    expect(second.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(second.plans[0]?.targets.map((t) => t.disks.map((d) => d.mode))).toEqual([
+      ['delta', 'delta'],
+      ['delta', 'delta'],
+    ])
+    const snap = (await jobSnapshots(f.source, job.id, f.vmRef))[0]![0]
+    for (const sr of ['Replica A', 'Replica B']) {
+      const reps = await replicas(f.target, job.id, f.vmUuid, f.srs[sr])
+      expect(reps).toHaveLength(2)
+      const h = await expectReplicaMatches(f, reps[1]![0], snap)
+      expect(h.replica).toEqual(h.snapshot)
+      // every disk of the replica lives on its own SR
+      for (const vbd of reps[1]![1].VBDs) {
+        const vdi = await f.target.getRecord('VDI', (await f.target.getRecord('VBD', vbd)).VDI)
+        expect((await f.target.getRecord('SR', vdi.SR)).uuid).toBe(f.srs[sr])
+      }
+    }
+  })
+})
