@@ -1,0 +1,46 @@
+/**
+ * Child process of `xapi-transfer-memory.test.ts`: one client transfer (export → import through
+ * the client, VHD) in a process of its own, so its peak RSS is the client's alone. Reads its
+ * job from the XEN_CR_MEMORY_JOB environment variable (never argv: it holds a password) and
+ * prints one JSON line.
+ */
+import { XapiClient } from '../../src/xapi/client.js'
+import { exportVdi, importVdi } from '../../src/xapi/transfer.js'
+import { createVdi } from '../../src/xapi/vdi.js'
+
+interface Job {
+  url: string
+  user: string
+  password: string
+  sourceVdiUuid: string
+}
+
+const job = JSON.parse(process.env['XEN_CR_MEMORY_JOB'] ?? '{}') as Job
+const client = await XapiClient.connect({ url: job.url, user: job.user, password: job.password })
+try {
+  const source = await client.getByUuid('VDI', job.sourceVdiUuid)
+  const record = await client.getRecord('VDI', source)
+  const target = await createVdi(client, { SR: record.SR, virtual_size: record.virtual_size, name_label: 'memory test target' })
+
+  let sampledPeak = process.memoryUsage.rss()
+  const sampler = setInterval(() => {
+    sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss())
+  }, 20)
+  const started = Date.now()
+  const exported = await exportVdi(client, source, { format: 'vhd' })
+  const { bytes } = await importVdi(client, target, exported.stream, { format: 'vhd' })
+  await exported.done
+  clearInterval(sampler)
+  const targetRecord = await client.getRecord('VDI', target)
+  process.stdout.write(
+    `${JSON.stringify({
+      bytes,
+      ms: Date.now() - started,
+      maxRss: process.resourceUsage().maxRSS * 1024,
+      sampledPeak,
+      targetUtilisation: targetRecord.physical_utilisation,
+    })}\n`,
+  )
+} finally {
+  await client.close()
+}

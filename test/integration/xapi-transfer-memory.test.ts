@@ -1,0 +1,113 @@
+/**
+ * Issue 3: peak RSS of a client transfer must not grow with the disk. One export → import of a
+ * VHD through the client runs in a child process (so the lab's own memory does not count), for
+ * a disk with 256 MiB allocated and for one with 4 GiB allocated; the peaks may differ by at
+ * most 32 MiB. Buffering the disk anywhere in the client (a collected body, a missing
+ * backpressure, a Content-Length computed by reading everything) would cost gigabytes here.
+ */
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { build } from 'rolldown'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startLab, type Lab } from '../../src/lab/start.js'
+import { makeTempDir } from '../helpers/tmp.js'
+
+const MiB = 1024 * 1024
+const GiB = 1024 * MiB
+const BLOCK = 2 * MiB
+
+interface ChildResult {
+  bytes: number
+  ms: number
+  maxRss: number
+  sampledPeak: number
+  targetUtilisation: number
+}
+
+/** The child is TypeScript; bundle it with rolldown (vite's bundler) so plain node can run it. */
+async function bundleChild(dir: string): Promise<string> {
+  const entry = fileURLToPath(new URL('./xapi-transfer-memory.child.ts', import.meta.url))
+  const file = join(dir, 'child.mjs')
+  const xenApi = fileURLToPath(import.meta.resolve('xen-api'))
+  await build({
+    input: entry,
+    platform: 'node',
+    resolve: { extensionAlias: { '.js': ['.ts', '.js'] } },
+    external: [/^node:/],
+    plugins: [{ name: 'external-xen-api', resolveId: (id: string) => (id === 'xen-api' ? { id: xenApi, external: true } : undefined) }],
+    output: { file, format: 'esm' },
+    logLevel: 'warn',
+  })
+  return file
+}
+
+function runChild(file: string, job: object): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file], {
+      env: { ...process.env, XEN_CR_MEMORY_JOB: JSON.stringify(job) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`memory child exited with ${code}: ${err.trim()}`))
+      else resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildResult)
+    })
+  })
+}
+
+describe('client transfer memory', () => {
+  let tmp: Awaited<ReturnType<typeof makeTempDir>>
+  let lab: Lab
+
+  beforeAll(async () => {
+    tmp = await makeTempDir()
+  })
+  afterAll(async () => {
+    await lab?.stop()
+    await tmp?.remove()
+  })
+
+  it('peak RSS for 4 GiB allocated stays within 32 MiB of the peak for 256 MiB', { timeout: 300_000 }, async () => {
+    lab = await startLab({
+      dir: join(tmp.path, 'lab'),
+      spec: {
+        pools: [
+          {
+            name: 'mem',
+            srs: [{ name: 'sr', size: '64 GiB' }],
+            vms: [
+              { name: 'small', powerState: 'Halted', disks: [{ size: '4 GiB', filled: '256 MiB', seed: 1 }] },
+              { name: 'big', powerState: 'Halted', disks: [{ size: '4 GiB', filled: '4 GiB', seed: 2 }] },
+            ],
+          },
+        ],
+      },
+    })
+    const pool = lab.pools[0]!
+    const small = lab.control.findVm('mem', 'small')!.vdis[0]!.uuid
+    const big = lab.control.findVm('mem', 'big')!.vdis[0]!.uuid
+
+    const child = await bundleChild(tmp.path)
+    const job = { url: pool.url, user: pool.user, password: pool.password }
+    const smallRun = await runChild(child, { ...job, sourceVdiUuid: small })
+    const bigRun = await runChild(child, { ...job, sourceVdiUuid: big })
+
+    // The data really went through: every allocated block arrived on the target.
+    const prologue = 2048 + 4 * 2048 // footer copy + header + locator gap, BAT of 2048 entries
+    expect(smallRun.bytes).toBe(prologue + 128 * (BLOCK + 512) + 512)
+    expect(bigRun.bytes).toBe(prologue + 2048 * (BLOCK + 512) + 512)
+    expect(smallRun.targetUtilisation).toBe(256 * MiB)
+    expect(bigRun.targetUtilisation).toBe(4 * GiB)
+
+    console.info(
+      `client transfer peak RSS: 256 MiB → ${(smallRun.maxRss / MiB).toFixed(1)} MiB (${smallRun.ms} ms); ` +
+        `4 GiB → ${(bigRun.maxRss / MiB).toFixed(1)} MiB (${bigRun.ms} ms)`,
+    )
+    expect(bigRun.maxRss - smallRun.maxRss).toBeLessThanOrEqual(32 * MiB)
+  })
+})
