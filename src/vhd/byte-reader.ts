@@ -1,4 +1,4 @@
-import { AbortedError, VhdError } from '../errors.js'
+import { AbortedError, VhdError, isXenCrError } from '../errors.js'
 
 /**
  * Exact-size reads from an async iterator of chunks of any size, tracking the absolute
@@ -85,7 +85,16 @@ export class ByteReader {
     while (this.#pending === undefined || this.#pending.length === 0) {
       if (this.#ended) return undefined
       if (this.#signal?.aborted === true) throw new AbortedError('VHD stream aborted', { cause: this.#signal.reason })
-      const next = await this.#iterator.next()
+      let next: IteratorResult<unknown>
+      try {
+        next = await this.#iterator.next()
+      } catch (error) {
+        if (isXenCrError(error)) throw error
+        if (this.#signal?.aborted === true) throw new AbortedError('VHD stream aborted', { cause: this.#signal.reason })
+        // a reset socket, a premature close: typed, with where in the VHD it happened
+        const reason = error instanceof Error ? error.message : String(error)
+        throw new VhdError('VHD_SOURCE_ERROR', `VHD source failed: ${reason}`, this.#position, { cause: error })
+      }
       if (next.done === true) {
         this.#ended = true
         this.#pending = undefined

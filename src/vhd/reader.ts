@@ -40,7 +40,8 @@ const MAX_BAT_BYTES = 64 * 1024 * 1024
  * source. Every malformation is a {@link VhdError} with a stable code and the byte offset:
  * `VHD_BAD_COOKIE`, `VHD_BAD_CHECKSUM`, `VHD_BAD_VERSION`, `VHD_UNSUPPORTED_TYPE`,
  * `VHD_BAD_HEADER`, `VHD_BAD_BLOCK_SIZE`, `VHD_BAT_OUT_OF_RANGE`, `VHD_BLOCK_OVERLAP`,
- * `VHD_TRUNCATED`, `VHD_FOOTER_MISMATCH`, `VHD_BAD_VALUE`.
+ * `VHD_TRUNCATED`, `VHD_FOOTER_MISMATCH`, `VHD_BAD_VALUE`; a failing source (reset socket) is
+ * `VHD_SOURCE_ERROR` with the original error as `cause`, an abort is `AbortedError`.
  */
 export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}): AsyncGenerator<VhdItem> {
   const iterator = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
