@@ -94,6 +94,16 @@ describe('loadConfig', () => {
     expect((await loadConfig({ cwd: tmp.path, env, file: 'flag.json' })).defaults.retention).toBe(4)
   })
 
+  it('loads examples/xen-cr.config.json without a warning', async () => {
+    const warnings: string[] = []
+    const file = new URL('../../examples/xen-cr.config.json', import.meta.url).pathname
+    const config = await loadConfig({ file, env: {}, cwd: tmp.path, warn: (code) => warnings.push(code) })
+    expect(warnings).toEqual([])
+    expect(Object.keys(config.pools)).toEqual(['prod', 'dr'])
+    expect(config.pools['dr']?.password).toEqual({ kind: 'env', variable: 'XEN_CR_DR_PASSWORD' })
+    expect(config.defaults).toEqual({ jobsFile: '/var/lib/xen-cr/jobs.json', retention: 3, concurrency: 2, fullInterval: 0 })
+  })
+
   it('names a missing explicit file and a file that does not parse', async () => {
     const missing = await configError(loadConfig({ cwd: tmp.path, env: {}, file: 'nope.json' }))
     expect(missing.code).toBe('CONFIG_NOT_FOUND')
