@@ -84,13 +84,13 @@ export class ByteReader {
   async #chunk(): Promise<Buffer | undefined> {
     while (this.#pending === undefined || this.#pending.length === 0) {
       if (this.#ended) return undefined
-      if (this.#signal?.aborted === true) throw new AbortedError('VHD stream aborted', { cause: this.#signal.reason })
+      this.#checkAborted()
       let next: IteratorResult<unknown>
       try {
         next = await this.#iterator.next()
       } catch (error) {
         if (isXenCrError(error)) throw error
-        if (this.#signal?.aborted === true) throw new AbortedError('VHD stream aborted', { cause: this.#signal.reason })
+        this.#checkAborted()
         // a reset socket, a premature close: typed, with where in the VHD it happened
         const reason = error instanceof Error ? error.message : String(error)
         throw new VhdError('VHD_SOURCE_ERROR', `VHD source failed: ${reason}`, this.#position, { cause: error })
@@ -103,6 +103,10 @@ export class ByteReader {
       this.#pending = toBuffer(next.value)
     }
     return this.#pending
+  }
+
+  #checkAborted(): void {
+    if (this.#signal?.aborted === true) throw new AbortedError('VHD stream aborted', { cause: this.#signal.reason })
   }
 
   #take(chunk: Buffer, count: number): Buffer {
