@@ -1,6 +1,50 @@
+import { resolve } from 'node:path'
 import type { Command } from 'commander'
+import { UsageError } from '../errors.js'
+import { startLab, type Lab } from '../lab/start.js'
+import { contextOf } from './context.js'
 
-/** `xen-cr lab`: placeholder registration, replaced by the lab implementation. */
+interface LabOptions {
+  spec?: string
+  dir: string
+  loginDelay: string
+}
+
+function describeLab(lab: Lab): string {
+  const lines = [`xen-cr lab: ${lab.pools.length} pool(s) listening; state and disks in ${lab.dir}`]
+  for (const pool of lab.pools) {
+    lines.push(`  pool ${pool.name}: ${pool.url}  user ${pool.user}  password ${pool.password}`)
+    for (const host of pool.hosts) lines.push(`    host ${host.name}: ${host.url}${host.url === pool.url ? ' (master)' : ''}`)
+  }
+  lines.push(`config: ${lab.configPath}`, `  e.g. xen-cr --config ${lab.configPath} job create …`, 'Stop with Ctrl-C (SIGINT) or SIGTERM.')
+  return `${lines.join('\n')}\n`
+}
+
+/**
+ * `xen-cr lab`: simulated pools on loopback until SIGINT/SIGTERM. With `--json`, exactly one
+ * line `{"pools":[…],"config":"<path>"}` once every host listens, so scripts can start it in the
+ * background and read where to connect.
+ */
 export function registerLabCommand(program: Command): void {
-  program.command('lab').description('run simulated XenServer pools on loopback')
+  program
+    .command('lab')
+    .description('run simulated XenServer / XCP-ng pools on loopback until SIGINT/SIGTERM; writes a ready config file into --dir')
+    .option('--spec <file>', 'lab spec (JSON, see examples/lab.json); default: a source pool with a few VMs and a target pool with an empty SR')
+    .option('--dir <dir>', 'state and disks; restarting on the same dir restores the pools', '.lab')
+    .option('--login-delay <ms>', 'delay before a failed login is answered, as XAPI does', '5000')
+    .action(async (options: LabOptions, command: Command) => {
+      const context = contextOf(command)
+      const loginDelayMs = Number(options.loginDelay)
+      if (!Number.isInteger(loginDelayMs) || loginDelayMs < 0) throw new UsageError('LAB_LOGIN_DELAY', `--login-delay ${options.loginDelay} is not a whole number of milliseconds`)
+      const dir = resolve(context.io.cwd, options.dir)
+      const lab = await startLab({ dir, loginDelayMs, ...(options.spec === undefined ? {} : { spec: resolve(context.io.cwd, options.spec) }) })
+      context.defer(() => lab.stop())
+      if (context.options.json) {
+        context.io.stdout.write(`${JSON.stringify({ pools: lab.pools, config: lab.configPath })}\n`)
+      } else {
+        context.io.stdout.write(describeLab(lab))
+      }
+      const { signal } = context
+      if (!signal.aborted) await new Promise(done => signal.addEventListener('abort', done, { once: true }))
+    })
 }
