@@ -205,7 +205,11 @@ export class XapiClient {
   /** Stops task watching and logs out. Further calls fail with `CLIENT_CLOSED`. */
   async close(): Promise<void> {
     if (this.#closed) return
+    // xen-api's own event loop (watchEvents) sits in a 60 s event.from; a change on the pool
+    // object ends it now, so a finished CLI run does not linger.
+    const woken = this.#target.watchEvents ? this.call('event.inject', ['pool', this.poolRef]).catch(() => undefined) : undefined
     await this.#tasks.close()
+    await woken
     this.#closed = true
     await this.#xapi.disconnect().catch(() => undefined)
   }
@@ -286,6 +290,9 @@ async function openSession(target: PoolTarget, callTimeoutMs: number, signal: Ab
     disableInternalMasterFollow(xapi)
     try {
       await guard(xapi.connect(), `login to ${url}`, signal, callTimeoutMs)
+      // With its event loop on, xen-api fetches every class first; a close() racing that fetch
+      // makes it warn on the console, so the client is handed out only once the cache is full.
+      if (current.watchEvents) await guard(xapi.objectsFetched, `initial fetch from ${url}`, signal, callTimeoutMs)
       return { xapi, target: current }
     } catch (error) {
       void xapi.disconnect().catch(() => undefined)
