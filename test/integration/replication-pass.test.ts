@@ -52,8 +52,8 @@ describe('replication between two pools', () => {
     f = await startFixture()
     const job = makeJob(f)
     await runPass({ job, source: f.source, target: f.target })
-    const [[snapRef, snap]] = await jobSnapshots(f.source, job.id, f.vmRef) as [[never, import('../../src/xapi/types.js').VmRecord]]
-    const [[repRef, rep]] = await replicas(f.target, job.id, f.vmUuid) as [[never, import('../../src/xapi/types.js').VmRecord]]
+    const [snapRef, snap] = (await jobSnapshots(f.source, job.id, f.vmRef))[0]!
+    const [repRef, rep] = (await replicas(f.target, job.id, f.vmUuid))[0]!
 
     const dt = snap.other_config[KEYS.datetime]!
     expect(dt).toMatch(/^\d{8}T\d{2}:\d{2}:\d{2}Z$/)

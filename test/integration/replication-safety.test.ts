@@ -1,0 +1,133 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { runPass } from '../../src/replication/pass.js'
+import type { PassEvent } from '../../src/replication/events.js'
+import { KEYS } from '../../src/replication/metadata.js'
+import { setVdiOtherConfig } from '../../src/xapi/vdi.js'
+import { setVmNameLabel, setVmOtherConfig, startVm, unblockOperation } from '../../src/xapi/vm.js'
+import { disksOf, expectReplicaMatches, jobSnapshots, makeJob, rawSha256, replicas, startFixture, type Fixture } from './replication-fixture.js'
+
+let f: Fixture | undefined
+afterEach(async () => {
+  await f?.close()
+  f = undefined
+})
+
+const XO_BACKUP_KEYS = [KEYS.datetime, KEYS.job, KEYS.schedule, KEYS.vm, KEYS.sr, KEYS.exported, KEYS.deltaChainLength, KEYS.contentKey]
+const none = (keys: readonly string[]): Record<string, null> => Object.fromEntries(keys.map((k) => [k, null]))
+
+async function passAndCheck(fx: Fixture, job: ReturnType<typeof makeJob>, events: PassEvent[] = []) {
+  const result = await runPass({ job, source: fx.source, target: fx.target, onEvent: (e) => events.push(e) })
+  const snaps = await jobSnapshots(fx.source, job.id, fx.vmRef)
+  const reps = await replicas(fx.target, job.id, fx.vmUuid)
+  return { result, snaps, reps }
+}
+
+describe('continuing targets of other eras', () => {
+  it('continues an era-A seed (keys as xo-cr-seed 1.0.2 writes them) with a delta', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [snapRef, snap] = (await jobSnapshots(f.source, job.id, f.vmRef))[0]!
+    const [repRef] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    // Reduce our metadata to what xo-cr-seed leaves: VM-level keys on the snapshot (datetime =
+    // snapshot_time, exported), VM-level keys on the target VM, and only xo:copy_of on its disks.
+    await setVmOtherConfig(f.source, snapRef, { [KEYS.deltaChainLength]: null, [KEYS.datetime]: snap.snapshot_time })
+    for (const d of await disksOf(f.source, snapRef)) await setVdiOtherConfig(f.source, d, none(XO_BACKUP_KEYS))
+    await setVmOtherConfig(f.target, repRef, { [KEYS.deltaChainLength]: null, [KEYS.datetime]: snap.snapshot_time })
+    await setVmNameLabel(f.target, repRef, `web (${snap.snapshot_time})`)
+    for (const d of await disksOf(f.target, repRef)) await setVdiOtherConfig(f.target, d, none(XO_BACKUP_KEYS))
+
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [1], seed: 5 })
+    const { result, snaps, reps } = await passAndCheck(f, job)
+    expect(result.plans[0]?.base?.era).toBe('A')
+    expect(result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    const h = await expectReplicaMatches(f, reps[reps.length - 1]![0], snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+  })
+
+  it('continues an era-B target (VDI-level keys, no content key) with a delta', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [snapRef] = (await jobSnapshots(f.source, job.id, f.vmRef))[0]!
+    const [repRef] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    for (const d of await disksOf(f.source, snapRef)) await setVdiOtherConfig(f.source, d, { [KEYS.contentKey]: null })
+    for (const d of await disksOf(f.target, repRef)) await setVdiOtherConfig(f.target, d, { [KEYS.contentKey]: null })
+    await setVmOtherConfig(f.target, repRef, { [KEYS.deltaChainLength]: null })
+
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 7], seed: 6 })
+    const { result, snaps, reps } = await passAndCheck(f, job)
+    expect(result.plans[0]?.base?.era).toBe('B')
+    expect(result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    const h = await expectReplicaMatches(f, reps[reps.length - 1]![0], snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+  })
+})
+
+describe('a pass never corrupts or loses a replica', () => {
+  it('sends a full copy when the base replica was started, and leaves that VM alone', async () => {
+    f = await startFixture()
+    const job = makeJob(f, {}, 1)
+    await runPass({ job, source: f.source, target: f.target })
+    const [repRef] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    await unblockOperation(f.target, repRef, 'start')
+    await unblockOperation(f.target, repRef, 'start_on')
+    await startVm(f.target, repRef)
+    // the booted guest writes to its disk: a delta on top of this would be silently wrong
+    const [repDisk] = await disksOf(f.target, repRef)
+    await f.lab.control.writeGuestData('tgt', repDisk!, { blocks: [3], seed: 66 })
+
+    const events: PassEvent[] = []
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [1], seed: 8 })
+    const { result, snaps, reps } = await passAndCheck(f, job, events)
+    expect(result.results).toMatchObject([{ status: 'success', mode: 'full' }])
+    expect(events.filter((e) => e.kind === 'warning').map((e) => e.kind === 'warning' && e.code)).toContain('REPLICA_NOT_SAFE_BASE')
+    const newest = reps.find(([ref]) => ref !== repRef)!
+    const h = await expectReplicaMatches(f, newest[0], snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+    // retention 1 rotated nothing away: the started VM is someone's VM now
+    expect(reps.map(([ref]) => ref)).toContain(repRef)
+  })
+
+  it('a transfer failing mid-stream leaves the previous replica and base intact, nothing behind, and the next pass is a delta', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [snap1, snap1Rec] = (await jobSnapshots(f.source, job.id, f.vmRef))[0]!
+    const [rep1] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    const rep1Hashes = await Promise.all((await disksOf(f.target, rep1)).map((d) => rawSha256(f!.target, d)))
+    const census = async () => ({
+      tgtVms: (await f!.target.getAllRecords('VM')).size,
+      tgtVdis: (await f!.target.getAllRecords('VDI')).size,
+      srcVms: (await f!.source.getAllRecords('VM')).size,
+      srcVdis: (await f!.source.getAllRecords('VDI')).size,
+    })
+    const before = await census()
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 4], seed: 9 })
+
+    // 1: the import connection is cut after 1 MiB of the first disk
+    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 1024 * 1024, nth: 1 })
+    const cut = await runPass({ job, source: f.source, target: f.target })
+    expect(cut.results).toMatchObject([{ status: 'failed' }])
+    // 2: every byte arrives but the export task fails
+    f.lab.control.clearFaults()
+    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'export', failTask: ['VDI_IO_ERROR', 'Device I/O errors'], nth: 1 })
+    const failedTask = await runPass({ job, source: f.source, target: f.target })
+    expect(failedTask.results).toMatchObject([{ status: 'failed' }])
+    f.lab.control.clearFaults()
+
+    expect(await census()).toEqual(before)
+    const snaps = await jobSnapshots(f.source, job.id, f.vmRef)
+    expect(snaps.map(([ref]) => ref)).toEqual([snap1])
+    expect(snaps[0]![1].other_config[KEYS.exported]).toBe('true')
+    const reps = await replicas(f.target, job.id, f.vmUuid)
+    expect(reps.map(([ref]) => ref)).toEqual([rep1])
+    expect(await Promise.all((await disksOf(f.target, rep1)).map((d) => rawSha256(f!.target, d)))).toEqual(rep1Hashes)
+
+    const next = await passAndCheck(f, job)
+    expect(next.result.plans[0]?.base?.uuid).toBe(snap1Rec.uuid)
+    expect(next.result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    const h = await expectReplicaMatches(f, next.reps[next.reps.length - 1]![0], next.snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+  })
+})
