@@ -9,6 +9,7 @@ import { ExitCode, worstExitCode } from './exit-codes.js'
 import type { Env } from './output/color.js'
 import { createOutput, type Output } from './output/output.js'
 import type { OutputStream } from './output/renderers.js'
+import { promptHidden, type PromptInput } from './prompt.js'
 
 /** What one CLI run talks to; `run()` takes it so tests drive the CLI in-process. */
 export interface CliIo {
@@ -16,6 +17,8 @@ export interface CliIo {
   readonly stderr: OutputStream
   readonly env: Env
   readonly cwd: string
+  /** a terminal to ask for passwords on (only the binary passes one, and only if it is a TTY) */
+  readonly stdin?: PromptInput
   /** aborted on SIGINT/SIGTERM by the binary */
   readonly signal?: AbortSignal
   readonly now?: () => Date
@@ -110,7 +113,9 @@ export class CliRuntime {
         return new JobStore((await loadOnce()).defaults.jobsFile, { signal })
       },
       async connect(poolName) {
-        const client = await connectPool(await loadOnce(), poolName, { env: runtime.io.env, signal, warn })
+        const stdin = runtime.io.stdin
+        const prompt = stdin?.isTTY === true ? (question: string) => promptHidden(question, stdin, runtime.io.stderr) : undefined
+        const client = await connectPool(await loadOnce(), poolName, { env: runtime.io.env, signal, warn, ...(prompt === undefined ? {} : { prompt }) })
         runtime.cleanups.push(() => client.close())
         return client
       },

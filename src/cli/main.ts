@@ -14,7 +14,7 @@ const onSignal = (signal: NodeJS.Signals): void => {
 process.on('SIGINT', onSignal)
 process.on('SIGTERM', onSignal)
 
-const exitCode = await run(process.argv.slice(2), { signal: controller.signal })
+const exitCode = await run(process.argv.slice(2), { signal: controller.signal, stdin: process.stdin })
 process.off('SIGINT', onSignal)
 process.off('SIGTERM', onSignal)
 process.exitCode = exitCode

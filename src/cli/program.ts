@@ -57,6 +57,7 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
     stderr: io.stderr ?? process.stderr,
     env: io.env ?? process.env,
     cwd: io.cwd ?? process.cwd(),
+    ...(io.stdin === undefined ? {} : { stdin: io.stdin }),
     ...(io.signal === undefined ? {} : { signal: io.signal }),
     ...(io.now === undefined ? {} : { now: io.now }),
   }

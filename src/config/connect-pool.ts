@@ -2,7 +2,7 @@ import { ConfigError } from '../errors.js'
 import { XapiClient } from '../xapi/client.js'
 import type { Env } from './config-paths.js'
 import { describeSearch } from './load-config.js'
-import { resolvePassword } from './resolve-password.js'
+import { resolvePassword, type PasswordPrompt } from './resolve-password.js'
 import type { Config, PoolConfig } from './types.js'
 import type { WarnFn } from './validate-config.js'
 
@@ -10,6 +10,8 @@ export interface ConnectPoolOptions {
   env?: Env
   signal?: AbortSignal
   warn?: WarnFn
+  /** asks for the password of a pool configured without a source */
+  prompt?: PasswordPrompt
   transport?: 'auto' | 'json-rpc' | 'xml-rpc'
   callTimeoutMs?: number
   watchEvents?: boolean
@@ -38,7 +40,11 @@ export function getPool(config: Config, poolName: string, env: Env = process.env
 export async function connectPool(config: Config, poolName: string, options: ConnectPoolOptions = {}): Promise<XapiClient> {
   const env = options.env ?? process.env
   const pool = getPool(config, poolName, env)
-  const password = await resolvePassword(pool, { env, ...(options.warn === undefined ? {} : { warn: options.warn }) })
+  const password = await resolvePassword(pool, {
+    env,
+    ...(options.warn === undefined ? {} : { warn: options.warn }),
+    ...(options.prompt === undefined ? {} : { prompt: options.prompt }),
+  })
   return XapiClient.connect({
     url: pool.url,
     user: pool.user,

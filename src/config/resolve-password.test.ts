@@ -49,6 +49,19 @@ describe('resolvePassword', () => {
     expect((await refusal(resolvePassword(pool({ kind: 'file', path: file })))).code).toBe('PASSWORD_EMPTY')
   })
 
+  it('asks the prompt when there is no source, and fails naming the key when nobody can answer', async () => {
+    const questions: string[] = []
+    const prompt = async (question: string) => {
+      questions.push(question)
+      return 'typed'
+    }
+    expect(await resolvePassword(pool({ kind: 'prompt' }), { prompt })).toBe('typed')
+    expect(questions).toEqual(['Password for root on pool "lab" (http://127.0.0.1:1): '])
+    const unattended = await refusal(resolvePassword(pool({ kind: 'prompt' })))
+    expect(unattended.code).toBe('PASSWORD_MISSING')
+    expect(unattended.key).toBe('pools.lab.passwordFile')
+  })
+
   it('reads the environment it is given', async () => {
     expect(await resolvePassword(pool({ kind: 'env', variable: 'LAB_PW' }), { env: { LAB_PW: 'x' } })).toBe('x')
     const unset = await refusal(resolvePassword(pool({ kind: 'env', variable: 'LAB_PW' }), { env: {} }))

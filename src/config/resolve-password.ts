@@ -4,18 +4,38 @@ import type { Env } from './config-paths.js'
 import type { PoolConfig } from './types.js'
 import type { WarnFn } from './validate-config.js'
 
+/** Asks the user for a password without echoing it; only the CLI can provide one. */
+export type PasswordPrompt = (question: string) => Promise<string>
+
+export interface ResolvePasswordOptions {
+  env?: Env
+  warn?: WarnFn
+  /** for pools without a password source; absent when nobody is at a terminal */
+  prompt?: PasswordPrompt
+}
+
 /**
  * Reads a pool's password from its source, at connect time (so a rotated password file is picked
  * up without reloading). The password never appears in any message, warning or error.
- * @throws ConfigError `PASSWORD_FILE_UNREADABLE`, `PASSWORD_EMPTY`, `PASSWORD_ENV_UNSET`
+ * @throws ConfigError `PASSWORD_FILE_UNREADABLE`, `PASSWORD_EMPTY`, `PASSWORD_ENV_UNSET`, `PASSWORD_MISSING`
  */
-export async function resolvePassword(pool: PoolConfig, options: { env?: Env; warn?: WarnFn } = {}): Promise<string> {
+export async function resolvePassword(pool: PoolConfig, options: ResolvePasswordOptions = {}): Promise<string> {
   const env = options.env ?? process.env
   const source = pool.password
   const key = `pools.${pool.name}`
   switch (source.kind) {
     case 'literal':
       return source.value
+    case 'prompt': {
+      const missing = (why: string): ConfigError =>
+        new ConfigError('PASSWORD_MISSING', `pool "${pool.name}": ${why}; add passwordFile or passwordEnv to ${key} in the config`, {
+          key: `${key}.passwordFile`,
+        })
+      if (options.prompt === undefined) throw missing('no password source and no terminal to ask on')
+      const answer = await options.prompt(`Password for ${pool.user} on pool "${pool.name}" (${pool.url}): `)
+      if (answer === '') throw missing('no password given')
+      return answer
+    }
     case 'env': {
       const value = env[source.variable]
       if (value === undefined || value === '') {

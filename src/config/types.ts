@@ -3,11 +3,15 @@
  * credentials, and defaults.
  */
 
-/** Where a pool's password comes from. A literal `password` is accepted with a warning. */
+/**
+ * Where a pool's password comes from. A literal `password` is accepted with a warning; with no
+ * source at all it is asked for on the terminal at connect time (`prompt`).
+ */
 export type PasswordSource =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 'env'; readonly variable: string }
   | { readonly kind: 'literal'; readonly value: string }
+  | { readonly kind: 'prompt' }
 
 export interface PoolConfig {
   readonly name: string

@@ -29,7 +29,6 @@ describe('validateConfig', () => {
     ['url is not a URL', { pools: { p: { ...pool, url: 'http://[::1' } } }, 'pools.p.url'],
     ['url is not http(s)', { pools: { p: { ...pool, url: 'ftp://host' } } }, 'pools.p.url'],
     ['user is not a string', { pools: { p: { ...pool, user: 7 } } }, 'pools.p.user'],
-    ['no password source', { pools: { p: { url: 'https://h', user: 'root' } } }, 'pools.p.passwordFile'],
     ['two password sources', { pools: { p: { ...pool, passwordEnv: 'PW' } } }, 'pools.p.passwordEnv'],
     ['passwordFile is empty', { pools: { p: { ...pool, passwordFile: '' } } }, 'pools.p.passwordFile'],
     ['passwordEnv is not a variable name', { pools: { p: { url: 'https://h', passwordEnv: 'A-B' } } }, 'pools.p.passwordEnv'],
@@ -70,6 +69,10 @@ describe('validateConfig', () => {
     expect(warnings.map((w) => w.split(' ')[0])).toEqual(['CONFIG_UNKNOWN_KEY', 'CONFIG_UNKNOWN_KEY'])
     expect(warnings.join('\n')).toContain('pools.p.passwrd')
     expect(warnings.join('\n')).toContain(': extra:')
+  })
+
+  it('asks for the password at connect time when no source is given', () => {
+    expect(validate({ pools: { p: { url: 'https://h' } } }).pools['p']?.password).toEqual({ kind: 'prompt' })
   })
 
   it('resolves relative paths against the config folder and keeps absolute ones', () => {

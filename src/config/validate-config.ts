@@ -125,12 +125,14 @@ function validatePool(
   if (typeof user !== 'string' || user === '') fail(`${key}.user`, `must be a user name, got ${describe(user)}`)
 
   const sources = (['passwordFile', 'passwordEnv', 'password'] as const).filter((field) => raw[field] !== undefined)
-  if (sources.length === 0) fail(`${key}.passwordFile`, 'missing: give passwordFile (a file holding the password), passwordEnv or password')
   if (sources.length > 1) fail(`${key}.${sources[1] ?? 'password'}`, `conflicts with ${sources[0] ?? ''}: give only one password source`)
   let password: PasswordSource
   const field = sources[0]
   const value = field === undefined ? undefined : raw[field]
-  if (field === 'passwordFile') {
+  if (field === undefined) {
+    // asked for on the terminal when needed; unattended runs fail then, naming this key
+    password = { kind: 'prompt' }
+  } else if (field === 'passwordFile') {
     if (typeof value !== 'string' || value === '') return fail(`${key}.passwordFile`, `must be a file path, got ${describe(value)}`)
     password = { kind: 'file', path: resolvePath(value) }
   } else if (field === 'passwordEnv') {
