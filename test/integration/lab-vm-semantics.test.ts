@@ -114,7 +114,7 @@ describe('VM.snapshot / clone / destroy / create', () => {
     const clone = await ok<string>(url, 'VM.clone', s, snap, 'replica')
     const record = await rec('VM', clone)
     expect(record).toMatchObject({ is_a_snapshot: false, snapshot_of: 'OpaqueRef:NULL', power_state: 'Halted', blocked_operations: {}, parent: 'OpaqueRef:NULL' })
-    expect((record['other_config'] as Rec)['mac_seed']).not.toBe(((await rec('VM', snap))['other_config'] as Rec)['mac_seed'])
+    expect((record['other_config'] as Rec)['mac_seed']).not.toBe(((await rec('VM', snap!))['other_config'] as Rec)['mac_seed'])
     const disks = await disksOf(clone)
     expect(disks).toHaveLength(1)
     expect((await lab.control.readGuestData('p', disks[0]!, 0, 16)).equals(guestBlock(11, 0).subarray(0, 16))).toBe(true)
