@@ -39,7 +39,13 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
     const base = baseName === null ? undefined : ctx.lookupVdi(baseName)
     if (baseName !== null && base === undefined) return refuse(res, 404, task, vdiNotFound(baseName))
 
-    const content = format === 'raw' ? rawContent(ctx, vdi, base) : vhdContent(ctx, vdi, base)
+    let content: { length: number; stream: AsyncIterable<Buffer> }
+    try {
+      content = format === 'raw' ? rawContent(ctx, vdi, base) : vhdContent(ctx, vdi, base)
+    } catch {
+      // the record names a disk the store does not have: nothing can be sent
+      return refuse(res, 500, task, ['VDI_IO_ERROR', 'Device I/O errors'])
+    }
     const fault = ctx.takeFault('export', vdi)
     const meter: Meter = { bytes: 0, cut: false }
     sendHeaders(res, task.ref, format, vdi)

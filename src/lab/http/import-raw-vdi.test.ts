@@ -85,6 +85,27 @@ describe('PUT /import_raw_vdi', () => {
     expect((await lab.store.read(vdi.diskId, 3 * MiB, MiB)).equals(guestBlock(1, 1).subarray(MiB))).toBe(true)
   })
 
+  it('writes only the ranges of a raw body in XAPI chunked framing (the query flag, not HTTP chunking)', async () => {
+    const vdi = await lab.addVdi(randomUUID(), 4 * MiB)
+    await lab.store.fill(vdi.diskId, { bytes: 4 * MiB, seed: 2 })
+    const before = await lab.store.read(vdi.diskId, 0, 4 * MiB)
+    const record = (offset: number, data: Buffer): Buffer => {
+      const header = Buffer.alloc(12)
+      header.writeBigUInt64LE(BigInt(offset), 0)
+      header.writeUInt32LE(data.length, 8)
+      return Buffer.concat([header, data])
+    }
+    const body = Buffer.concat([record(100, Buffer.alloc(50, 1)), record(3 * MiB, Buffer.alloc(BLOCK_SIZE / 2, 2)), Buffer.alloc(12)])
+    const task = lab.createTask()
+    const { done } = await putAfterResponse(importUrl({ vdi: vdi.ref, chunked: '', task_id: task.ref }), body)
+    await done
+    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'success' })
+    const expected = Buffer.from(before)
+    expected.fill(1, 100, 150)
+    expected.fill(2, 3 * MiB, 4 * MiB)
+    expect((await lab.store.read(vdi.diskId, 0, 4 * MiB)).equals(expected)).toBe(true)
+  })
+
   it('answers the JS client probe (no task_id, content-length 0) with 200 and leaves the disk alone', async () => {
     const vdi = await lab.addVdi(randomUUID(), 2 * MiB)
     await lab.store.write(vdi.diskId, 0, Buffer.alloc(512, 3))

@@ -1,6 +1,7 @@
 import { BLOCK_SIZE } from '../storage/types.js'
 import type { DiskStore } from '../storage/types.js'
 import { SECTOR_SIZE } from '../../vhd/layout.js'
+import { ByteReader } from '../../vhd/byte-reader.js'
 import { readVhd } from '../../vhd/reader.js'
 import { TaskCancelled, failIo, metered, parseDiskRequest, redirect, refuse, unauthorized, vdiNotFound } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
@@ -62,7 +63,8 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
       wrote = true
     }
     try {
-      if (format === 'raw') await importRaw(ctx.storage, vdi, body, declared ?? virtualSize, virtualSize, written)
+      if (format === 'raw' && query.has('chunked')) await importFramed(ctx.storage, vdi, body, written)
+      else if (format === 'raw') await importRaw(ctx.storage, vdi, body, declared ?? virtualSize, virtualSize, written)
       else await importVhd(ctx.storage, vdi, body, written)
       if (meter.cut) throw new Error('cut by a lab fault')
     } catch (error) {
@@ -110,6 +112,30 @@ async function importRaw(storage: DiskStore, vdi: LabVdiView, body: AsyncIterabl
   }
   await flush()
   if (offset < expected) throw new RangeError(`raw body ended after ${offset} of ${expected} bytes`)
+}
+
+/**
+ * Raw with the `chunked` query flag: XAPI's own framing (not HTTP chunking), records of a
+ * 12-byte header (little-endian u64 offset, u32 length) and that many bytes, ended by a header
+ * of zeros. Only the given ranges are written.
+ */
+async function importFramed(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, written: () => void): Promise<void> {
+  const input = new ByteReader(body[Symbol.asyncIterator]())
+  for (;;) {
+    const header = await input.read(12, 'chunk header')
+    const offset = Number(header.readBigUInt64LE(0))
+    let length = header.readUInt32LE(8)
+    if (offset === 0 && length === 0) return
+    let position = offset
+    while (length > 0) {
+      // one block at a time, so a 4 GiB record does not become a 4 GiB buffer
+      const piece = await input.read(Math.min(length, BLOCK_SIZE), 'chunk data')
+      await storage.write(vdi.diskId, position, piece)
+      written()
+      position += piece.length
+      length -= piece.length
+    }
+  }
 }
 
 /** VHD: for every block, only the sector runs whose bitmap bits are set. */
