@@ -20,4 +20,4 @@ process.off('SIGTERM', onSignal)
 process.exitCode = exitCode
 // A watchdog, not a shortcut: if a forgotten socket or timer keeps the loop alive, a cron run
 // must still end. unref() lets a clean process exit immediately without waiting for it.
-setTimeout(() => process.exit(exitCode), 5_000).unref()
+setTimeout(() => process.exit(exitCode), 2_000).unref()
