@@ -1,0 +1,63 @@
+/**
+ * Restarting a lab on the same dir restores the pools (tests of other modules kill and restart
+ * it): objects made through the API, guest data, sessions, passwords, the config file and,
+ * when free, the same addresses. Without persistence the second start would build a fresh
+ * pool from the spec and every assertion on the snapshot and the written bytes would fail.
+ */
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, expect, it } from 'vitest'
+import { startLab, type Lab } from '../../src/lab/start.js'
+import { makeTempDir } from '../helpers/tmp.js'
+import { failure, ok } from './lab-rpc.js'
+
+let labs: Lab[] = []
+let tmp: { path: string; remove: () => Promise<void> } | undefined
+
+afterEach(async () => {
+  for (const lab of labs) await lab.stop()
+  labs = []
+  await tmp?.remove()
+})
+
+it('restores objects, disks, sessions and credentials when restarted on the same dir', async () => {
+  tmp = await makeTempDir()
+  const first = await startLab({
+    dir: tmp.path,
+    spec: { pools: [{ name: 'a', hosts: ['a1', 'a2'], srs: [{ name: 'sr', shared: true }], vms: [{ name: 'vm', disks: [{ size: '8 MiB', filled: '2 MiB', seed: 5 }] }] }, { name: 'b', srs: [{ name: 'empty' }] }] },
+  })
+  labs.push(first)
+  const pool = first.pools[0]!
+  const session = await ok<string>(pool.url, 'session.login_with_password', pool.user, pool.password)
+  const [vm] = await ok<string[]>(pool.url, 'VM.get_by_name_label', session, 'vm')
+  const snapshot = await ok<string>(pool.url, 'VM.snapshot', session, vm, 'kept snapshot')
+  await ok(pool.url, 'VM.add_to_other_config', session, vm, 'xo:backup:job', 'job-1')
+  await first.control.writeGuestData('a', vm!, { blocks: [3], seed: 77 })
+  const written = await first.control.readGuestData('a', vm!, 3 * 2 * 1024 * 1024, 4096)
+  const config = await readFile(first.configPath, 'utf8')
+  await first.stop()
+  labs = []
+
+  // A different spec is ignored: the dir already holds a lab.
+  const second = await startLab({ dir: tmp.path, spec: { pools: [{ name: 'other' }] } })
+  labs.push(second)
+  expect(second.pools.map(p => p.name)).toEqual(['a', 'b'])
+  const again = second.pools[0]!
+  expect(again.password).toBe(pool.password)
+  expect(again.hosts.map(h => h.uuid)).toEqual(pool.hosts.map(h => h.uuid))
+  // the old session is still valid, as XAPI keeps sessions in its database
+  expect(await ok<string>(again.url, 'VM.get_name_label', session, snapshot)).toBe('kept snapshot')
+  expect(await ok(again.url, 'VM.get_other_config', session, vm)).toMatchObject({ 'xo:backup:job': 'job-1' })
+  expect(await ok(again.url, 'VM.get_snapshots', session, vm)).toEqual([snapshot])
+  expect((await second.control.readGuestData('a', vm!, 3 * 2 * 1024 * 1024, 4096)).equals(written)).toBe(true)
+  const [vdi] = second.control.findVm('a', 'vm')!.vdis
+  expect(await ok(again.url, 'VDI.get_physical_utilisation', session, vdi!.ref)).toBe(2 * 1024 * 1024)
+  // The config file points at where the pools listen now.
+  const restarted = JSON.parse(await readFile(second.configPath, 'utf8')) as { pools: Record<string, { url: string; passwordFile: string }> }
+  expect(restarted.pools['a']!.url).toBe(again.url)
+  if (again.url === pool.url) expect(await readFile(second.configPath, 'utf8')).toBe(config)
+  expect((await stat(join(tmp.path, restarted.pools['a']!.passwordFile))).mode & 0o777).toBe(0o600)
+  expect(await readFile(join(tmp.path, 'a.password'), 'utf8')).toBe(pool.password)
+  // the member still points clients at the master
+  expect(await failure(again.hosts[1]!.url, 'session.login_with_password', again.user, again.password)).toEqual(['HOST_IS_SLAVE', [again.hosts[0]!.address]])
+})
