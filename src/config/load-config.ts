@@ -123,13 +123,21 @@ async function readConfigFile(where: string, read: () => Promise<CosmiconfigResu
   try {
     return await read()
   } catch (error) {
-    const reason = error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error)
+    const reason = parseErrorReason(error)
     const file = error instanceof Error && 'filepath' in error && typeof error.filepath === 'string' ? error.filepath : where
     throw new ConfigError('CONFIG_PARSE', `${file}: cannot be read as configuration (${reason}); fix its syntax`, { file }, { cause: error })
   }
 }
 
-/** Resolves a path the way config paths resolve: against the config file's folder, else `cwd`. */
-export function resolveFromConfig(config: Config, path: string, cwd: string): string {
-  return resolve(config.file === undefined ? cwd : dirname(config.file), path)
+/**
+ * The one line of a loader's error that says what is wrong: cosmiconfig's messages start with
+ * "JSON Error in <file>:" and carry multi-line code frames, which would break the one-line rule.
+ */
+function parseErrorReason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const lines = error.message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !/^(>|\d+ \||\||-+\^)/.test(line) && !/ Error in .*:$/.test(line) && !/ Error in /.test(line.slice(0, 20)))
+  return lines[0]?.replace(/\s+$/, '') ?? error.name
 }
