@@ -5,6 +5,8 @@ import { attachRuntime, CliRuntime, type CliIo } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { registerJobCommand } from './job.js'
 import { registerLabCommand } from './lab.js'
+import { registerListCommand } from './list.js'
+import { registerRunCommand } from './run.js'
 
 function packageVersion(): string {
   try {
@@ -39,6 +41,8 @@ export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: pr
     .showHelpAfterError('(add --help for usage)')
   registerJobCommand(program)
   registerLabCommand(program)
+  registerRunCommand(program)
+  registerListCommand(program)
   return program
 }
 

@@ -2,6 +2,7 @@
  * Progress of a pass as typed events. The library emits them; only the CLI renders them (one
  * formatter per kind, so a new kind does not compile until it is handled).
  */
+import type { JobListing } from './list.js'
 import type { VmPlan } from './plan.js'
 
 export interface VmIdentity {
@@ -53,3 +54,13 @@ export type PassEvent =
 export type PassEventKind = PassEvent['kind']
 
 export type PassEventSink = (event: PassEvent) => void
+
+/** Reports the CLI shows as results (not progress): a dry run's plans, a job listing. */
+export type ReplicationReportEvent =
+  | {
+      readonly kind: 'pass-plan'
+      readonly job: { readonly id: string; readonly name: string }
+      readonly scheduleId: string
+      readonly plans: readonly VmPlan[]
+    }
+  | { readonly kind: 'replica-list'; readonly listings: readonly JobListing[] }

@@ -1,5 +1,5 @@
 import type { Job } from '../../jobs/types.js'
-import type { PassEvent, VmIdentity } from '../../replication/events.js'
+import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
 
 /**
  * Everything the CLI shows is one of these events. Each kind has exactly one formatter in
@@ -29,7 +29,7 @@ export type JobCommandEvent =
  * The pass engine's events (`replication/events.ts`) are rendered as they are; its `warning` is
  * the diagnostic one.
  */
-export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent
+export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent | ReplicationReportEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

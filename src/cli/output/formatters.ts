@@ -3,6 +3,8 @@ import { describeTiming } from '../../jobs/schedule.js'
 import { formatBytes, formatRate } from '../../jobs/rate.js'
 import type { Job } from '../../jobs/types.js'
 import type { OutputEvent, OutputEventKind, OutputEventOf } from './events.js'
+import { formatReplicaList } from '../list.js'
+import { formatPassPlan } from '../run.js'
 
 /**
  * What an event is, which decides where it goes and whether --quiet hides it:
@@ -129,6 +131,10 @@ export const formatters: Formatters = {
       return [failed === 0 ? summary : `${summary}, ${style.red(`${failed} failed`)}`]
     },
   },
+
+  // function declarations: safe through the formatters → command → context → output import cycle
+  'pass-plan': { class: 'result', format: (event, style) => formatPassPlan(event, style) },
+  'replica-list': { class: 'result', format: (event, style) => formatReplicaList(event, style) },
 
   'job-created': {
     class: 'result',

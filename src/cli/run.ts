@@ -1,0 +1,108 @@
+import type { ChalkInstance } from 'chalk'
+import type { Command } from 'commander'
+import { UsageError, isXenCrError } from '../errors.js'
+import type { Job } from '../jobs/types.js'
+import { dueSchedules } from '../replication/due.js'
+import type { ReplicationReportEvent } from '../replication/events.js'
+import { runPass } from '../replication/pass.js'
+import type { VmPlan } from '../replication/plan.js'
+import { contextOf, type CliContext } from './context.js'
+import { ExitCode, exitCodeFor } from './exit-codes.js'
+
+interface RunOptions {
+  vm?: string[]
+  dryRun?: boolean
+  due?: boolean
+  full?: boolean
+}
+
+/** One pass of `job` under `scheduleId`; the exit code becomes 1 if any VM failed. */
+async function passOf(context: CliContext, job: Job, options: RunOptions, scheduleId?: string): Promise<void> {
+  const source = await context.connect(job.source)
+  const target = job.target === job.source ? source : await context.connect(job.target)
+  const result = await runPass({
+    job,
+    source,
+    target,
+    ...(scheduleId === undefined ? {} : { scheduleId }),
+    ...(options.vm === undefined ? {} : { vmUuids: options.vm }),
+    ...(options.dryRun === true ? { dryRun: true } : {}),
+    ...(options.full === true ? { forceFull: true } : {}),
+    signal: context.signal,
+    ...(context.io.now === undefined ? {} : { now: context.io.now }),
+    onEvent: (event) => context.output.emit(event),
+  })
+  if (result.dryRun) context.output.emit({ kind: 'pass-plan', job: result.job, scheduleId: result.scheduleId, plans: result.plans })
+  if (result.results.some((r) => r.status === 'failed')) context.setExitCode(ExitCode.failed)
+}
+
+/** `run --due`: every enabled job with a due schedule, judged from its replicas on the target. */
+async function runDue(context: CliContext, options: RunOptions): Promise<void> {
+  const store = await context.jobStore()
+  const now = context.io.now?.() ?? new Date()
+  for (const job of await store.list()) {
+    if (!job.enabled) {
+      context.output.emit({ kind: 'debug', message: `job "${job.name}" is disabled` })
+      continue
+    }
+    // One job's unreachable pool must not stop the others: record it and go on.
+    try {
+      const target = await context.connect(job.target)
+      const decision = (await dueSchedules(job, target, now, { signal: context.signal })).find((d) => d.due)
+      if (decision === undefined) {
+        context.output.emit({ kind: 'info', message: `job "${job.name}": not due` })
+        continue
+      }
+      await passOf(context, job, options, decision.schedule.id)
+    } catch (error) {
+      if (!isXenCrError(error) || context.signal.aborted) throw error
+      const exitCode = exitCodeFor(error)
+      context.output.emit({ kind: 'error', code: error.code, message: `job "${job.name}": ${error.message}`, exitCode })
+      context.setExitCode(exitCode)
+    }
+  }
+}
+
+/** `xen-cr run <job> [--vm UUID]... [--dry-run] [--full]` and `xen-cr run --due`. */
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('run one pass of a job (also a disabled one), or of every enabled job that is due')
+    .argument('[job]', 'job id or name')
+    .option('--vm <uuid...>', 'only these VMs of the job')
+    .option('--dry-run', 'print the plan (full or delta per disk, base, deletions) and change nothing')
+    .option('--full', 'send every disk in full')
+    .option('--due', 'every enabled job whose schedule is due (one crontab line runs them all)')
+    .action(async (handle: string | undefined, options: RunOptions, command: Command) => {
+      const context = contextOf(command)
+      if (options.due === true) {
+        if (handle !== undefined) throw new UsageError('RUN_DUE_WITH_JOB', 'run --due runs every due job; drop the job argument, or drop --due to run that job now')
+        await runDue(context, options)
+        return
+      }
+      if (handle === undefined) throw new UsageError('RUN_WITHOUT_JOB', 'name the job to run (xen-cr job list shows them), or pass --due')
+      const job = await (await context.jobStore()).get(handle)
+      await passOf(context, job, options)
+    })
+}
+
+function describeDisks(plan: VmPlan): string[] {
+  return plan.targets.map((t) => {
+    const disks = t.disks.map((d) => `disk ${d.userdevice} ${d.mode}${d.reason === undefined ? '' : ` (${d.reason})`}`).join(', ')
+    const deletions = t.deleteReplicas.length === 0 ? '' : `; then delete ${t.deleteReplicas.length} old replica${t.deleteReplicas.length === 1 ? '' : 's'}`
+    return `  SR ${t.sr.name}: ${disks || 'no disks'}${deletions}`
+  })
+}
+
+/** Lines of a dry run's plan (used by the output formatters). */
+export function formatPassPlan(event: Extract<ReplicationReportEvent, { kind: 'pass-plan' }>, style: ChalkInstance): string[] {
+  if (event.plans.length === 0) return [`job "${event.job.name}": nothing to replicate`]
+  return event.plans.flatMap((plan) => [
+    `${style.bold(plan.vm.name)} (${plan.vm.uuid}): ${plan.mode}${
+      plan.base === undefined ? '' : ` from snapshot ${plan.base.datetime} (era ${plan.base.era}, chain ${plan.base.deltaChainLength})`
+    }`,
+    ...describeDisks(plan),
+    ...(plan.deleteSnapshots.length === 0 ? [] : [`  then delete ${plan.deleteSnapshots.length} older source snapshot${plan.deleteSnapshots.length === 1 ? '' : 's'}`]),
+    ...plan.warnings.map((w) => `  ${style.yellow('warning')} ${w.message} [${w.code}]`),
+  ])
+}
