@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises'
+import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { makeTempDir } from '../../../test/helpers/tmp.js'
@@ -121,6 +121,21 @@ describe('SparseDiskStore', () => {
     expect((await store.read('s', MiB, 16)).equals(bytes(16, 9))).toBe(true)
     await store.write('vm', 0, bytes(1, 1))
     expect(store.changedBlocks('vm', 's')).toEqual([0])
+  })
+
+  it('records block allocations on its own shortly after writes, without flush or close', async () => {
+    // a lab killed without close() must not lose the blocks written before the last structural change
+    await store.create('vm', 8 * MiB)
+    await store.write('vm', 5 * MiB, bytes(1, 1))
+    const leaf = store.info('vm')?.layers[0] as string
+    for (;;) {
+      const state = JSON.parse(await readFile(join(tmp.path, 'store.json'), 'utf8')) as { layers: Record<string, number[]> }
+      if ((state.layers[leaf] ?? []).length > 0) {
+        expect(state.layers[leaf]).toEqual([2])
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   })
 
   it('fills deterministically from a seed', async () => {

@@ -27,8 +27,9 @@ const LAYER_DIR = 'layers'
  * {@link DiskStore} on sparse files: each layer is a sparse file `layers/<id>.img` in which
  * block i lives at byte i × BLOCK_SIZE, plus the set of blocks it holds. Only written blocks
  * take space, so a 2 TiB disk with 1 GiB written costs 1 GiB of disk and a few kilobytes of
- * memory. Metadata (`store.json`) is rewritten atomically after every structural change and on
- * `flush()`.
+ * memory. Metadata (`store.json`) is rewritten atomically after every structural change, on
+ * `flush()`, and shortly after writes (so a killed lab loses at most the last half second of
+ * block allocations).
  */
 export class SparseDiskStore implements DiskStore {
   readonly #dir: string
@@ -38,6 +39,7 @@ export class SparseDiskStore implements DiskStore {
   /** per-disk queue: a write's copy-up must not interleave with another write or a snapshot */
   readonly #locks = new Map<DiskId, Promise<unknown>>()
   #persisting: Promise<void> = Promise.resolve()
+  #persistTimer: NodeJS.Timeout | undefined
   #closed = false
 
   private constructor(dir: string) {
@@ -194,6 +196,7 @@ export class SparseDiskStore implements DiskStore {
         done += count
       }
     })
+    this.#schedulePersist()
   }
 
   async fill(id: DiskId, spec: FillSpec): Promise<void> {
@@ -215,6 +218,7 @@ export class SparseDiskStore implements DiskStore {
 
   async close(): Promise<void> {
     if (this.#closed) return
+    clearTimeout(this.#persistTimer)
     await this.#persist()
     this.#closed = true
     const handles = [...this.#handles.values()]
@@ -299,6 +303,17 @@ export class SparseDiskStore implements DiskStore {
     const result = previous.then(work, work)
     this.#locks.set(id, result.catch(() => undefined))
     return result
+  }
+
+  #schedulePersist(): void {
+    if (this.#persistTimer !== undefined) return
+    this.#persistTimer = setTimeout(() => {
+      this.#persistTimer = undefined
+      // a failure here resurfaces on the next structural change, flush or close
+      this.#persist().catch(() => undefined)
+    }, 500)
+    // never the reason a process stays alive
+    this.#persistTimer.unref()
   }
 
   /** Atomic rewrite of `store.json` (temp file + rename), one at a time. */
