@@ -150,6 +150,28 @@ describe('GET /export_raw_vdi', () => {
     expect(await lab.waitForTask(slow.headers['task-id'] as string)).toMatchObject({ status: 'success' })
   })
 
+  it('stops and fails the task with TASK_CANCELLED once task.cancel was called', async () => {
+    const vdi = await lab.addVdi(randomUUID(), 8 * MiB)
+    await lab.store.fill(vdi.diskId, { bytes: 8 * MiB, seed: 6 })
+    const task = lab.createTask()
+    lab.faults.push({ kind: 'export', fault: { bytesPerSecond: 2 * MiB } })
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = request(exportUrl({ vdi: vdi.ref, task_id: task.ref }), (res) => {
+        let bytes = 0
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length
+          task.cancelRequested = true
+        })
+        res.on('error', () => undefined)
+        res.on('close', () => resolve(bytes))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(received).toBeLessThan(8 * MiB)
+    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['TASK_CANCELLED', task.ref] })
+  })
+
   it('fails the task with VDI_IO_ERROR when the client goes away mid-body', async () => {
     const vdi = await lab.addVdi(randomUUID(), 64 * MiB)
     await lab.store.fill(vdi.diskId, { bytes: 64 * MiB, seed: 5 })
