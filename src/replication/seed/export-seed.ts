@@ -1,0 +1,140 @@
+/**
+ * Guided seed, first half: snapshot a VM exactly as a pass does (temporary name, job keys on
+ * the snapshot and its disks, XO's snapshot name), then stream each snapshot disk as a VHD into
+ * a file, hashed on the fly, and write the manifest. On failure or abort the snapshot and the
+ * partial files are removed; the folder then holds no manifest.
+ */
+import { createHash } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { access, mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { isXapiError } from '../../errors.js'
+import { CleanupStack } from '../../delta/cleanup.js'
+import { readDeltaMetadata } from '../../delta/vm-metadata.js'
+import type { XapiClient } from '../../xapi/client.js'
+import { exportVdi } from '../../xapi/transfer.js'
+import { setVdiOtherConfig } from '../../xapi/vdi.js'
+import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../../xapi/vm.js'
+import { destroyVmAndDisks } from '../destroy.js'
+import { TEMP_SNAPSHOT_NAME, formatXapiDateTime, snapshotName, sourceSnapshotKeys, sourceSnapshotVdiKeys, type PassIdentity } from '../metadata.js'
+import { MANIFEST_FILE, MANIFEST_KIND, writeManifest, type SeedManifest, type SeedManifestDisk } from './manifest.js'
+import { SeedRefusal } from './plan-seed.js'
+
+export type SeedExportEvent =
+  | { readonly kind: 'seed-snapshot'; readonly vm: { readonly uuid: string; readonly name: string }; readonly snapshot: { readonly uuid: string; readonly name: string } }
+  | { readonly kind: 'seed-file-progress'; readonly file: string; readonly userdevice: string; readonly bytes: number; readonly virtualSize: number; readonly direction: 'export' | 'import' }
+  | { readonly kind: 'seed-file-done'; readonly file: string; readonly userdevice: string; readonly bytes: number; readonly sha256?: string; readonly direction: 'export' | 'import' }
+
+export interface ExportSeedOptions {
+  readonly source: XapiClient
+  readonly job: { readonly id: string; readonly name: string }
+  readonly scheduleId: string
+  readonly vmUuid: string
+  /** the seed folder; created if missing, must not hold a manifest yet */
+  readonly dir: string
+  readonly signal?: AbortSignal
+  readonly onEvent?: (event: SeedExportEvent) => void
+  readonly now?: () => Date
+}
+
+/** A pass-through that hashes and counts what flows through it. */
+function hasher(onBytes: (bytes: number) => void): Transform & { digest(): string; readonly bytes: number } {
+  const hash = createHash('sha256')
+  let bytes = 0
+  const t = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk)
+      bytes += chunk.length
+      onBytes(bytes)
+      callback(null, chunk)
+    },
+  })
+  return Object.assign(t, {
+    digest: () => hash.digest('hex'),
+    get bytes() {
+      return bytes
+    },
+  })
+}
+
+/**
+ * Snapshots the VM for the job and writes its disks and manifest into `dir`.
+ * @throws SeedRefusal `SEED_VM_NOT_FOUND`, `SEED_OUT_NOT_EMPTY` before anything is created
+ */
+export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: SeedManifest; manifestPath: string }> {
+  const { source } = o
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const emit = o.onEvent ?? (() => undefined)
+  const now = o.now ?? (() => new Date())
+
+  await mkdir(o.dir, { recursive: true })
+  if (await access(join(o.dir, MANIFEST_FILE)).then(() => true, () => false)) {
+    throw new SeedRefusal('SEED_OUT_NOT_EMPTY', `${o.dir} already holds a seed (${MANIFEST_FILE}); choose an empty folder`)
+  }
+  let vmRef
+  try {
+    vmRef = await source.getByUuid('VM', o.vmUuid, opts)
+  } catch (error) {
+    if (isXapiError(error, 'UUID_INVALID')) throw new SeedRefusal('SEED_VM_NOT_FOUND', `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`)
+    throw error
+  }
+  const vm = await source.getRecord('VM', vmRef, opts)
+  if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) {
+    throw new SeedRefusal('SEED_VM_NOT_FOUND', `${o.vmUuid} ("${vm.name_label}") is not a VM; give the uuid of the VM to replicate`)
+  }
+
+  const id: PassIdentity = { jobId: o.job.id, scheduleId: o.scheduleId, vmUuid: vm.uuid }
+  const cleanup = new CleanupStack()
+  try {
+    // The same steps and keys as a pass's snapshot, so the next `run` treats it as its own.
+    const datetime = formatXapiDateTime(now())
+    const snapRef = await snapshotVm(source, vmRef, TEMP_SNAPSHOT_NAME, opts)
+    cleanup.defer(`source snapshot ${snapRef}`, () => destroyVmAndDisks(source, snapRef))
+    try {
+      await setVmIsATemplate(source, snapRef, false, opts)
+    } catch (error) {
+      if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
+    }
+    const before = await readDeltaMetadata(source, snapRef, opts)
+    await setVmOtherConfig(source, snapRef, sourceSnapshotKeys(id, datetime), opts)
+    for (const disk of before.disks) await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(id, datetime, disk.vdi.uuid), opts)
+    const name = snapshotName(o.job.name, vm.name_label)
+    await setVmNameLabel(source, snapRef, name, opts)
+    const metadata = await readDeltaMetadata(source, snapRef, opts)
+    emit({ kind: 'seed-snapshot', vm: { uuid: vm.uuid, name: vm.name_label }, snapshot: { uuid: metadata.vm.uuid, name } })
+
+    const disks: SeedManifestDisk[] = []
+    for (const disk of metadata.disks) {
+      const file = `disk-${disk.vbd.userdevice}-${disk.vdi.uuid}.vhd`
+      const path = join(o.dir, file)
+      cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
+      const progress = (bytes: number): void =>
+        emit({ kind: 'seed-file-progress', file, userdevice: disk.vbd.userdevice, bytes, virtualSize: disk.vdi.virtual_size, direction: 'export' })
+      const h = hasher(progress)
+      const { stream, done } = await exportVdi(source, disk.vdiRef, { format: 'vhd', ...opts })
+      await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
+      const sha256 = h.digest()
+      emit({ kind: 'seed-file-done', file, userdevice: disk.vbd.userdevice, bytes: h.bytes, sha256, direction: 'export' })
+      disks.push({ userdevice: disk.vbd.userdevice, vdiUuid: disk.vdi.uuid, name: disk.vdi.name_label, virtualSize: disk.vdi.virtual_size, file, format: 'vhd', bytes: h.bytes, sha256 })
+    }
+    const manifest: SeedManifest = {
+      kind: MANIFEST_KIND,
+      version: 1,
+      createdAt: now().toISOString(),
+      job: { id: o.job.id, name: o.job.name },
+      scheduleId: o.scheduleId,
+      vm: { uuid: vm.uuid, name: vm.name_label },
+      snapshot: { uuid: metadata.vm.uuid, name, datetime },
+      metadata,
+      disks,
+    }
+    const manifestPath = await writeManifest(o.dir, manifest)
+    cleanup.commit()
+    return { manifest, manifestPath }
+  } catch (error) {
+    await cleanup.unwind()
+    throw error
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Guided seed, second half: check the folder against its manifest, build the replica on the
+ * target SR exactly as a pass assembles one (`createReplicaVm`), import each VHD file into its
+ * disk, then attach the seed metadata through the same plan and checks as `xen-cr seed`. Until
+ * the metadata is written, everything created is undone on failure or abort.
+ */
+import { createReadStream } from 'node:fs'
+import { join } from 'node:path'
+import { isXapiError } from '../../errors.js'
+import { CleanupStack } from '../../delta/cleanup.js'
+import { createReplicaVm } from '../../delta/import-vm.js'
+import type { XapiClient } from '../../xapi/client.js'
+import { importVdi } from '../../xapi/transfer.js'
+import type { Ref } from '../../xapi/types.js'
+import { KEYS, PLACEHOLDER_DATETIME, contentKeyOf, replicaName, replicaVdiKeys, replicaVmKeys, parseXapiDateTime, type PassIdentity } from '../metadata.js'
+import type { SeedExportEvent } from './export-seed.js'
+import { checkManifestFiles, readManifest, type SeedManifest } from './manifest.js'
+import { SeedRefusal } from './plan-seed.js'
+import { seed, type SeedEvent, type SeedResult } from './seed.js'
+
+export interface ImportSeedOptions {
+  readonly source: XapiClient
+  readonly target: XapiClient
+  /** the job as stored: its id must be the manifest's, the SR one of its SRs */
+  readonly job: { readonly id: string; readonly name: string; readonly srs: readonly string[]; readonly networkMap: Readonly<Record<string, string>> }
+  readonly dir: string
+  readonly srUuid: string
+  readonly signal?: AbortSignal
+  readonly onEvent?: (event: SeedExportEvent | SeedEvent | { readonly kind: 'seed-warning'; readonly code: string; readonly message: string }) => void
+  readonly now?: () => Date
+}
+
+export interface ImportSeedResult extends SeedResult {
+  readonly manifest: SeedManifest
+  readonly replica: { readonly uuid: string; readonly name: string }
+}
+
+/**
+ * Imports a seed folder onto `srUuid` and attaches the metadata.
+ * @throws SeedRefusal before anything is created: manifest invalid or for another job, a file
+ *   that does not match, an SR outside the job, the snapshot gone or already replicated there
+ */
+export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult> {
+  const { source, target } = o
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const emit = o.onEvent ?? (() => undefined)
+
+  const manifest = await readManifest(o.dir)
+  if (manifest.job.id !== o.job.id) {
+    throw new SeedRefusal('SEED_MANIFEST_INVALID', `${o.dir} is a seed for job ${manifest.job.name} (${manifest.job.id}), not ${o.job.name}; use --job ${manifest.job.id}`)
+  }
+  if (!o.job.srs.some((u) => u.toLowerCase() === o.srUuid.toLowerCase())) {
+    throw new SeedRefusal('SEED_SR_NOT_IN_JOB', `SR ${o.srUuid} is not a target of job ${o.job.name} (${o.job.srs.join(', ')}); choose one of its SRs`)
+  }
+  let srRef: Ref<'SR'>
+  try {
+    srRef = await target.getByUuid('SR', o.srUuid, opts)
+  } catch (error) {
+    if (isXapiError(error, 'UUID_INVALID')) throw new SeedRefusal('SEED_SR_NOT_IN_JOB', `SR ${o.srUuid} is not on the target pool; check the uuid (xe sr-list)`)
+    throw error
+  }
+  try {
+    await source.getByUuid('VM', manifest.snapshot.uuid, opts)
+  } catch (error) {
+    if (isXapiError(error, 'UUID_INVALID')) {
+      throw new SeedRefusal('SEED_SNAPSHOT_NOT_FOUND', `snapshot ${manifest.snapshot.uuid} of this seed is gone from the source pool (a run of the job rotates it away); export a new seed`)
+    }
+    throw error
+  }
+  for (const vm of (await target.getAllRecords('VM', opts)).values()) {
+    const oc = vm.other_config
+    if (oc[KEYS.copyOf] === manifest.snapshot.uuid && oc[KEYS.job] === o.job.id && oc[KEYS.sr] === o.srUuid) {
+      throw new SeedRefusal('SEED_ALREADY_REPLICATED', `VM ${vm.name_label} (${vm.uuid}) is already the copy of this seed's snapshot on SR ${o.srUuid}; nothing to import`)
+    }
+  }
+  await checkManifestFiles(o.dir, manifest, o.signal)
+
+  const id: PassIdentity = { jobId: o.job.id, scheduleId: manifest.scheduleId, vmUuid: manifest.vm.uuid }
+  const name = replicaName(manifest.vm.name, o.job.name, parseXapiDateTime(manifest.snapshot.datetime) ?? new Date(0))
+  const cleanup = new CleanupStack()
+  try {
+    const disks = manifest.metadata.disks.map((disk) => ({
+      disk,
+      otherConfig: replicaVdiKeys(id, o.srUuid, { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) }, PLACEHOLDER_DATETIME),
+    }))
+    const created = await createReplicaVm({
+      target,
+      metadata: manifest.metadata,
+      sr: srRef,
+      name,
+      otherConfig: replicaVmKeys(id, o.srUuid, manifest.snapshot.uuid, PLACEHOLDER_DATETIME),
+      disks,
+      networkMap: o.job.networkMap,
+      cleanup,
+      ...opts,
+      warn: (code, message) => emit({ kind: 'seed-warning', code, message }),
+    })
+    for (const [i, d] of disks.entries()) {
+      const entry = manifest.disks.find((m) => m.vdiUuid === d.disk.vdi.uuid)!
+      const progress = (p: { bytes: number }): void =>
+        emit({ kind: 'seed-file-progress', file: entry.file, userdevice: entry.userdevice, bytes: p.bytes, virtualSize: entry.virtualSize, direction: 'import' })
+      const { bytes } = await importVdi(target, created.vdis[i]!, createReadStream(join(o.dir, entry.file)), { format: 'vhd', ...opts, onProgress: progress })
+      emit({ kind: 'seed-file-done', file: entry.file, userdevice: entry.userdevice, bytes, direction: 'import' })
+    }
+    const replicaUuid = (await target.getRecord('VM', created.vm, opts)).uuid
+    const result = await seed({
+      request: { job: { id: o.job.id, name: o.job.name, srs: o.job.srs }, scheduleId: manifest.scheduleId, snapshotUuid: manifest.snapshot.uuid, targetVmUuid: replicaUuid },
+      source,
+      target,
+      ...opts,
+      onEvent: emit,
+      ...(o.now === undefined ? {} : { now: o.now }),
+    })
+    cleanup.commit()
+    return { ...result, manifest, replica: { uuid: replicaUuid, name } }
+  } catch (error) {
+    await cleanup.unwind()
+    throw error
+  }
+}

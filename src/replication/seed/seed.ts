@@ -1,0 +1,93 @@
+/**
+ * `seed`: make a hand-made copy of a source snapshot into the base of a job's next delta. Reads
+ * both pools, plans (every refusal before any write), optionally compares the disks' content,
+ * then writes the plan's changes. Progress goes out as typed events; nothing is printed.
+ */
+import type { XapiClient } from '../../xapi/client.js'
+import { applySeed } from './apply-seed.js'
+import { planSeed, SeedRefusal, type SeedPlan, type SeedRecords, type SeedRequest } from './plan-seed.js'
+import { verifySeed, type DiskVerification, type VerifyMode } from './verify-seed.js'
+
+export type SeedEvent =
+  | { readonly kind: 'seed-plan'; readonly plan: SeedPlan; readonly dryRun: boolean }
+  | { readonly kind: 'seed-verify-progress'; readonly userdevice: string; readonly side: 'source' | 'target'; readonly bytes: number; readonly total: number }
+  | { readonly kind: 'seed-verified'; readonly disks: readonly DiskVerification[] }
+  | { readonly kind: 'seed-warning'; readonly code: string; readonly message: string }
+
+export type SeedEventSink = (event: SeedEvent) => void
+
+export interface SeedOptions {
+  readonly request: SeedRequest
+  readonly source: XapiClient
+  /** the same client as `source` when the copy is on the source pool */
+  readonly target: XapiClient
+  /** plan (and verify) only */
+  readonly dryRun?: boolean
+  readonly verify?: VerifyMode
+  readonly sampleBlocks?: number
+  readonly random?: () => number
+  readonly signal?: AbortSignal
+  readonly onEvent?: SeedEventSink
+  readonly now?: () => Date
+}
+
+export interface SeedResult {
+  readonly plan: SeedPlan
+  /** false on a dry run, or when the seed was already in place */
+  readonly written: boolean
+  readonly verification?: readonly DiskVerification[]
+}
+
+/** Everything a seed plan reads from one pool. */
+export async function fetchSeedRecords(client: XapiClient, options: { signal?: AbortSignal } = {}): Promise<SeedRecords> {
+  const [vms, vbds, vdis, srs] = await Promise.all([
+    client.getAllRecords('VM', options),
+    client.getAllRecords('VBD', options),
+    client.getAllRecords('VDI', options),
+    client.getAllRecords('SR', options),
+  ])
+  return { vms, vbds, vdis, srs }
+}
+
+/**
+ * Validates, optionally verifies, and writes a seed.
+ * @throws SeedRefusal (exit 5, nothing written) — including `SEED_CONTENT_MISMATCH` from `verify`
+ */
+export async function seed(o: SeedOptions): Promise<SeedResult> {
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const emit: SeedEventSink = o.onEvent ?? (() => undefined)
+  const samePool = o.source === o.target
+  const sourceRecords = await fetchSeedRecords(o.source, opts)
+  const targetRecords = samePool ? sourceRecords : await fetchSeedRecords(o.target, opts)
+  const plan = planSeed(o.request, sourceRecords, targetRecords, { samePool, ...(o.now === undefined ? {} : { now: o.now() }) })
+  for (const w of plan.warnings) emit({ kind: 'seed-warning', code: w.code, message: w.message })
+
+  let verification: DiskVerification[] | undefined
+  if (o.verify !== undefined) {
+    verification = await verifySeed(plan.pairs, {
+      source: o.source,
+      target: o.target,
+      mode: o.verify,
+      ...(o.sampleBlocks === undefined ? {} : { sampleBlocks: o.sampleBlocks }),
+      ...(o.random === undefined ? {} : { random: o.random }),
+      ...opts,
+      onProgress: (p) => emit({ kind: 'seed-verify-progress', ...p }),
+    })
+    emit({ kind: 'seed-verified', disks: verification })
+    const bad = verification.find((v) => !v.equal)
+    if (bad !== undefined) {
+      const where = bad.firstDifferentBlock === undefined ? '' : ` (block ${bad.firstDifferentBlock} first)`
+      throw new SeedRefusal(
+        'SEED_CONTENT_MISMATCH',
+        `disk ${bad.userdevice}: target disk ${bad.target} differs from snapshot disk ${bad.source}${where}; the copy is not of this snapshot or was modified — export and import it again`,
+      )
+    }
+  }
+
+  emit({ kind: 'seed-plan', plan, dryRun: o.dryRun === true })
+  if (o.dryRun === true || plan.changes.length === 0) {
+    return { plan, written: false, ...(verification === undefined ? {} : { verification }) }
+  }
+  await applySeed(plan, { source: o.source, target: o.target, ...opts })
+  return { plan, written: true, ...(verification === undefined ? {} : { verification }) }
+}
