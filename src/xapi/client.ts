@@ -103,6 +103,9 @@ export class XapiClient {
 
   /** The current session, for the HTTP data paths (`session_id`). Treat it as a secret. */
   get sessionId(): string {
+    if (this.#xapi.status !== 'connected') {
+      throw new ConnectionError('POOL_UNREACHABLE', `no session with ${this.url}: the client is not logged in; make any call to log in again`, { url: this.url })
+    }
     return this.#xapi.sessionId
   }
 
@@ -118,6 +121,7 @@ export class XapiClient {
   async call<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
     for (let hops = 0; ; hops++) {
       this.#assertOpen(method)
+      await this.#ensureConnected(options.signal)
       try {
         const raw = await this.#guard(this.#xapi.call(method, ...args), method, options.signal, options.timeoutMs ?? this.#callTimeoutMs)
         return normaliseValue(raw) as T
@@ -217,6 +221,20 @@ export class XapiClient {
   #assertOpen(what: string): void {
     if (this.#closed) {
       throw new OperationError('CLIENT_CLOSED', `${what} on ${this.url}: the XAPI client is closed`)
+    }
+  }
+
+  /**
+   * xen-api drops its session when a re-login after SESSION_INVALID fails too (e.g. the host
+   * was restarting); the next call logs in again rather than failing on a dead client.
+   */
+  async #ensureConnected(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#xapi.status !== 'disconnected') return
+    const url = this.url
+    try {
+      await guard(this.#xapi.connect(), `login to ${url}`, signal, this.#callTimeoutMs)
+    } catch (error) {
+      throw loginError(mapCallError(error, { method: 'session.login_with_password', url, password: this.#target.password }), url, this.#target.user)
     }
   }
 

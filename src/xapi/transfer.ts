@@ -50,8 +50,13 @@ export interface ImportVdiOptions extends TransferOptions {
 
 const DEFAULT_TASK_TIMEOUT_MS = 5 * 60_000
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000
-/** After a failed transfer, how long the task may take to report why (its error is more precise). */
+/** After an interrupted transfer, how long the task may take to report why (its error is more precise). */
 const TASK_GRACE_MS = 2_000
+/**
+ * Failures where the host likely knows better (it cut the connection, or stopped early): the
+ * task's error is reported instead. Our own findings (a bad VHD, an abort) are reported as is.
+ */
+const INTERRUPTIONS = new Set(['TRANSFER_INTERRUPTED', 'TRANSFER_INCOMPLETE', 'TRANSFER_NO_RESPONSE', 'TRANSFER_LENGTH_MISMATCH', 'TRANSFER_HTTP_STATUS'])
 
 /**
  * Starts `GET /export_raw_vdi` of `vdi` (with `base`: the delta since that snapshot). `stream`
@@ -231,11 +236,12 @@ async function finishTask(
 }
 
 /**
- * The error to report for a failed transfer: the task's own failure when it reports one soon
- * (e.g. `VDI_IO_ERROR`), else the transfer error. Either way the task is cancelled and destroyed.
+ * The error to report for a failed transfer: for an interruption, the task's own failure when
+ * it reports one soon (e.g. `VDI_IO_ERROR`), else the transfer error. Either way the task is
+ * cancelled (if still pending) and destroyed.
  */
 async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: Promise<TaskRecord>, error: XenCrError, what: string): Promise<XenCrError> {
-  const record = error instanceof AbortedError ? undefined : await raceTimeout(settled.catch(() => undefined), TASK_GRACE_MS)
+  const record = INTERRUPTIONS.has(error.code) ? await raceTimeout(settled.catch(() => undefined), TASK_GRACE_MS) : undefined
   void (async () => {
     if (record === undefined) await client.call('task.cancel', [task]).catch(() => undefined)
     await client.call('task.destroy', [task]).catch(() => undefined)

@@ -22,10 +22,11 @@ try {
   const record = await client.getRecord('VDI', source)
   const target = await createVdi(client, { SR: record.SR, virtual_size: record.virtual_size, name_label: 'memory test target' })
 
-  let sampledPeak = process.memoryUsage.rss()
+  const rssBefore = process.memoryUsage.rss()
+  let sampledPeak = rssBefore
   const sampler = setInterval(() => {
     sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss())
-  }, 20)
+  }, 50)
   const started = Date.now()
   const exported = await exportVdi(client, source, { format: 'vhd' })
   const { bytes } = await importVdi(client, target, exported.stream, { format: 'vhd' })
@@ -37,6 +38,8 @@ try {
       bytes,
       ms: Date.now() - started,
       maxRss: process.resourceUsage().maxRSS * 1024,
+      rssBefore,
+      cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
       sampledPeak,
       targetUtilisation: targetRecord.physical_utilisation,
     })}\n`,

@@ -21,6 +21,8 @@ interface ChildResult {
   bytes: number
   ms: number
   maxRss: number
+  rssBefore: number
+  cpuMs: number
   sampledPeak: number
   targetUtilisation: number
 }
@@ -105,8 +107,13 @@ describe('client transfer memory', () => {
     expect(bigRun.targetUtilisation).toBe(4 * GiB)
 
     console.info(
-      `client transfer peak RSS: 256 MiB → ${(smallRun.maxRss / MiB).toFixed(1)} MiB (${smallRun.ms} ms); ` +
-        `4 GiB → ${(bigRun.maxRss / MiB).toFixed(1)} MiB (${bigRun.ms} ms)`,
+      [smallRun, bigRun]
+        .map(
+          (run, i) =>
+            `${i === 0 ? '256 MiB' : '4 GiB'}: peak RSS ${(run.maxRss / MiB).toFixed(1)} MiB ` +
+            `(${(run.rssBefore / MiB).toFixed(1)} MiB before the transfer), ${run.ms} ms, client CPU ${run.cpuMs} ms`,
+        )
+        .join('; '),
     )
     expect(bigRun.maxRss - smallRun.maxRss).toBeLessThanOrEqual(32 * MiB)
   })
