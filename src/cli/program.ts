@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander'
 import { isXenCrError } from '../errors.js'
 import { attachRuntime, CliRuntime, type CliIo } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { registerConfigCommand } from './config.js'
 import { registerJobCommand } from './job.js'
 import { registerLabCommand } from './lab.js'
 import { registerListCommand } from './list.js'
@@ -40,6 +41,7 @@ export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: pr
     })
     .showHelpAfterError('(add --help for usage)')
   registerJobCommand(program)
+  registerConfigCommand(program)
   registerLabCommand(program)
   registerRunCommand(program)
   registerListCommand(program)

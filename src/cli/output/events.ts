@@ -1,3 +1,4 @@
+import type { Defaults } from '../../config/types.js'
 import type { Job } from '../../jobs/types.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
 
@@ -25,11 +26,21 @@ export type JobCommandEvent =
   | { readonly kind: 'job-deleted'; readonly id: string; readonly name: string }
   | { readonly kind: 'job-state'; readonly id: string; readonly name: string; readonly enabled: boolean }
 
+/** Results of `xen-cr config …`; password sources are described, passwords never appear. */
+export type ConfigCommandEvent =
+  | {
+      readonly kind: 'config-show'
+      readonly file: string | null
+      readonly pools: readonly { readonly name: string; readonly url: string; readonly user: string; readonly password: string; readonly allowUnauthorized: boolean }[]
+      readonly defaults: Defaults
+    }
+  | { readonly kind: 'pool-check'; readonly pool: string; readonly url: string; readonly ok: boolean; readonly code?: string; readonly message?: string }
+
 /**
  * The pass engine's events (`replication/events.ts`) are rendered as they are; its `warning` is
  * the diagnostic one.
  */
-export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent | ReplicationReportEvent
+export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent | ConfigCommandEvent | ReplicationReportEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

@@ -3,6 +3,7 @@ import { describeTiming } from '../../jobs/schedule.js'
 import { formatBytes, formatRate } from '../../jobs/rate.js'
 import type { Job } from '../../jobs/types.js'
 import type { OutputEvent, OutputEventKind, OutputEventOf } from './events.js'
+import { formatConfigShow, formatPoolCheck } from '../config.js'
 import { formatReplicaList } from '../list.js'
 import { formatPassPlan } from '../run.js'
 
@@ -135,6 +136,9 @@ export const formatters: Formatters = {
   // function declarations: safe through the formatters → command → context → output import cycle
   'pass-plan': { class: 'result', format: (event, style) => formatPassPlan(event, style) },
   'replica-list': { class: 'result', format: (event, style) => formatReplicaList(event, style) },
+
+  'config-show': { class: 'result', format: (event, style) => formatConfigShow(event, style) },
+  'pool-check': { class: 'result', format: (event, style) => formatPoolCheck(event, style) },
 
   'job-created': {
     class: 'result',

@@ -1,0 +1,95 @@
+import type { ChalkInstance } from 'chalk'
+import type { Command } from 'commander'
+import type { Config, PasswordSource } from '../config/types.js'
+import { getPool } from '../config/connect-pool.js'
+import { isXenCrError } from '../errors.js'
+import { contextOf } from './context.js'
+import { exitCodeFor } from './exit-codes.js'
+import type { OutputEventOf } from './output/events.js'
+
+/** A password source as shown to users: where it comes from, never the value. */
+function describeSource(source: PasswordSource): string {
+  switch (source.kind) {
+    case 'file':
+      return `file ${source.path}`
+    case 'env':
+      return `environment ${source.variable}`
+    case 'literal':
+      return 'literal in the config file'
+    case 'prompt':
+      return 'asked on the terminal'
+  }
+}
+
+/** The config as `config show` reports it (JSON-safe, without secrets). */
+export function configSummary(config: Config): OutputEventOf<'config-show'> {
+  return {
+    kind: 'config-show',
+    file: config.file ?? null,
+    pools: Object.values(config.pools).map((pool) => ({
+      name: pool.name,
+      url: pool.url,
+      user: pool.user,
+      password: describeSource(pool.password),
+      allowUnauthorized: pool.allowUnauthorized,
+    })),
+    defaults: config.defaults,
+  }
+}
+
+/** Lines of `config show`. */
+export function formatConfigShow(event: OutputEventOf<'config-show'>, style: ChalkInstance): string[] {
+  return [
+    `config file: ${event.file ?? 'none found (built-in defaults)'}`,
+    ...(event.pools.length === 0
+      ? ['pools: none']
+      : event.pools.map(
+          (pool) => `pool ${style.bold(pool.name)}: ${pool.url} user ${pool.user}, password from ${pool.password}${pool.allowUnauthorized ? ', untrusted TLS accepted' : ''}`,
+        )),
+    `job store: ${event.defaults.jobsFile}`,
+    `defaults: retention ${event.defaults.retention}, concurrency ${event.defaults.concurrency}, full interval ${event.defaults.fullInterval}`,
+  ]
+}
+
+/** Line of `config check` for one pool. */
+export function formatPoolCheck(event: OutputEventOf<'pool-check'>, style: ChalkInstance): string[] {
+  return event.ok
+    ? [`${style.green('✓')} pool ${event.pool}: logged in to ${event.url}`]
+    : [`${style.red('✗')} pool ${event.pool}: ${event.message ?? 'failed'} [${event.code ?? 'ERROR'}]`]
+}
+
+/** `xen-cr config show | check [pool...]`. */
+export function registerConfigCommand(program: Command): void {
+  const config = program.command('config').description('show the configuration, or check that every pool can be logged in to')
+
+  config
+    .command('show')
+    .description('where the config was found, its pools (password sources, never passwords) and defaults')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextOf(command)
+      context.output.emit(configSummary(await context.loadConfig()))
+    })
+
+  config
+    .command('check')
+    .argument('[pool...]', 'pools to check (default: all)')
+    .description('log in to each pool; exit 4 if one cannot be reached or refuses the credentials')
+    .action(async (pools: string[], _options: unknown, command: Command) => {
+      const context = contextOf(command)
+      const loaded = await context.loadConfig()
+      const names = pools.length > 0 ? pools : Object.keys(loaded.pools)
+      // an unknown name is a usage problem of the whole command, found before any login
+      for (const name of names) getPool(loaded, name, context.io.env)
+      for (const name of names) {
+        const pool = getPool(loaded, name, context.io.env)
+        try {
+          const client = await context.connect(name)
+          context.output.emit({ kind: 'pool-check', pool: name, url: client.url, ok: true })
+        } catch (error) {
+          if (!isXenCrError(error) || context.signal.aborted) throw error
+          context.output.emit({ kind: 'pool-check', pool: name, url: pool.url, ok: false, code: error.code, message: error.message })
+          context.setExitCode(exitCodeFor(error))
+        }
+      }
+    })
+}
