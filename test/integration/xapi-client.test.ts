@@ -182,6 +182,26 @@ describe('session and coordinator', () => {
     expect((await client.getAllRecords('host')).size).toBe(2)
   })
 
+  it('reconnects to the coordinator when a call answers HOST_IS_SLAVE, and retries the call', async () => {
+    const client = await connect()
+    const before = client.sessionId
+    // What a call sees after the coordinator moved: the member names the new one.
+    lab.control.injectFault('p', { kind: 'error', method: 'VM.get_all_records', code: 'HOST_IS_SLAVE', params: [pool().hosts[0]!.address], nth: 1 })
+    const vms = await client.getAllRecords('VM')
+    expect(vms.size).toBeGreaterThan(0)
+    expect(client.url).toBe(pool().url)
+    expect(client.sessionId).not.toBe(before)
+  })
+
+  it("works with xen-api's event loop on, and closes without lingering", async () => {
+    const client = await connect({ watchEvents: true })
+    const vm1 = await vmByName(client, 'vm1')
+    const snapshot = await snapshotVm(client, vm1, 'with events')
+    await destroyVm(client, snapshot)
+    await client.close()
+    await expect(client.getRecord('VM', vm1)).rejects.toMatchObject({ code: 'CLIENT_CLOSED' })
+  })
+
   it('takes credentials from the URL and never keeps them in it', async () => {
     const url = new URL(pool().url)
     url.username = pool().user
