@@ -8,6 +8,7 @@ import type { LabVdiView } from './http/types.js'
 import { apiError, NULL_REF, type Database } from './db/database.js'
 import { FaultTable } from './faults.js'
 import { TaskManager } from './tasks.js'
+import { vmAllowedOperations } from './rpc/vm-checks.js'
 import { formatXapiDate } from './wire/values.js'
 
 export interface LabUser {
@@ -32,6 +33,15 @@ export class LabPool {
     this.#users = new Map(options.users.map(u => [u.user, u.password]))
     this.#loginDelayMs = options.loginDelayMs
     this.tasks = new TaskManager(this.db, () => this.masterRef)
+    this.db.derive('VM', ref => ({ allowed_operations: vmAllowedOperations(this, ref) }))
+    this.db.derive('VDI', ref => ({ allowed_operations: this.#vdiAllowedOperations(ref) }))
+  }
+
+  /** What a VHD SR allows on a VDI: destroy and offline resize only when no VBD is attached. */
+  #vdiAllowedOperations(vdiRef: string): string[] {
+    const attached = this.db.related('VBD', 'VDI', vdiRef).some(vbd => this.db.get('VBD', vbd)['currently_attached'] === true)
+    const common = ['clone', 'copy', 'snapshot', 'update', 'forget', 'generate_config', 'mirror', 'enable_cbt', 'disable_cbt']
+    return attached ? [...common, 'resize_online'] : [...common, 'resize', 'destroy', 'data_destroy', 'set_on_boot']
   }
 
   /** Aborted when the lab stops: long polls (event.from) return at once. */

@@ -120,6 +120,17 @@ describe('dispatch order and errors', () => {
     expect(await failure(url, 'VM.get_all', other)).toEqual(['SESSION_INVALID', [other]])
   })
 
+  it('refuses string parameters that are not UTF-8 with INVALID_VALUE', async () => {
+    const [vm] = await ok<string[]>(url, 'VM.get_by_name_label', session, 'vm1')
+    const [before, after] = xmlCall('VM.set_name_label', session, vm!, 'PLACEHOLDER').split('PLACEHOLDER') as [string, string]
+    const body = Buffer.concat([Buffer.from(before), Buffer.from([0x62, 0xff, 0x61]), Buffer.from(after)])
+    const response = await fetch(new URL('/', url), { method: 'POST', body })
+    const text = await response.text()
+    expect(text).toContain('<value>INVALID_VALUE</value><value>Invalid UTF-8 string in parameter</value>')
+    expect(await ok(url, 'VM.get_name_label', session, vm)).toBe('vm1')
+    expect(await ok<string>(url, 'host.get_servertime', session, (await ok<string[]>(url, 'host.get_all', session))[0])).toMatch(/^\d{8}T\d{2}:\d{2}:\d{2}Z$/)
+  })
+
   it('unmarshals parameters as XAPI does: int strings accepted, bools must be booleans, map keys checked', async () => {
     const [vm] = await ok<string[]>(url, 'VM.get_by_name_label', session, 'vm1')
     await ok(url, 'VM.set_user_version', session, vm, '5')

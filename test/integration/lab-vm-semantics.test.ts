@@ -100,7 +100,13 @@ describe('VM.snapshot / clone / destroy / create', () => {
   it('refuses blocked operations before looking at the power state, and snapshots of snapshots', async () => {
     const vm = await vmNamed('run')
     expect(await failure(url, 'VM.clone', s, vm, 'x')).toEqual(['OPERATION_BLOCKED', [vm, 'no clones']])
+    expect((await rec('VM', vm))['allowed_operations']).not.toContain('clone')
     await ok(url, 'VM.remove_from_blocked_operations', s, vm, 'clone')
+    const allowed = (await rec('VM', vm))['allowed_operations'] as string[]
+    expect(allowed).toEqual(expect.arrayContaining(['snapshot', 'clean_shutdown', 'hard_shutdown']))
+    expect(allowed).not.toContain('start')
+    // running: clone needs a halted VM, so it is still not allowed
+    expect(allowed).not.toContain('clone')
     expect(await failure(url, 'VM.clone', s, vm, 'x')).toEqual(['VM_BAD_POWER_STATE', [vm, 'halted', 'running']])
     expect(await failure(url, 'VM.destroy', s, vm)).toEqual(['VM_BAD_POWER_STATE', [vm, 'halted, suspended', 'running']])
     const [snap] = (await rec('VM', vm))['snapshots'] as string[]
@@ -144,6 +150,12 @@ describe('VM.snapshot / clone / destroy / create', () => {
     expect(running['resident_on']).toBe((await ok<Rec>(url, 'pool.get_record', s, (await ok<string[]>(url, 'pool.get_all', s))[0]))['master'])
     const [vdi] = await disksOf(vm)
     expect(await failure(url, 'VDI.destroy', s, vdi)).toEqual(['VDI_IN_USE', [vdi!, 'destroy']])
+    expect((await rec('VDI', vdi!))['allowed_operations']).not.toContain('destroy')
+    const [vbd] = (await rec('VM', vm))['VBDs'] as string[]
+    await ok(url, 'VBD.unplug', s, vbd)
+    expect(await failure(url, 'VBD.unplug', s, vbd)).toEqual(['DEVICE_ALREADY_DETACHED', [vbd!]])
+    expect((await rec('VDI', vdi!))['allowed_operations']).toContain('destroy')
+    await ok(url, 'VBD.plug', s, vbd)
     expect(await failure(url, 'VM.set_memory_limits', s, vm, '1', '2', '1', '2')).toEqual(['VM_BAD_POWER_STATE', [vm, 'halted', 'running']])
     await ok(url, 'VM.clean_shutdown', s, vm)
     expect((await rec('VM', vm))['power_state']).toBe('Halted')

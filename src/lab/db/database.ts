@@ -56,6 +56,7 @@ export class Database {
   #deletions: Deletion[] = []
   #waiters = new Set<() => void>()
   #onChange: (() => void) | undefined
+  readonly #derived = new Map<string, (ref: string, record: Readonly<LabRecord>) => Readonly<Record<string, StoredValue>>>()
 
   constructor() {
     for (const spec of SCHEMA.values()) {
@@ -74,6 +75,14 @@ export class Database {
   /** Called after every change (persistence schedules a save). */
   set onChange(listener: (() => void) | undefined) {
     this.#onChange = listener
+  }
+
+  /**
+   * Fields computed from the rest of the object when it is read (e.g. `allowed_operations`,
+   * which XAPI keeps in step with power state and blocked operations).
+   */
+  derive(cls: string, compute: (ref: string, record: Readonly<LabRecord>) => Readonly<Record<string, StoredValue>>): void {
+    this.#derived.set(cls, compute)
   }
 
   spec(cls: string): ClassSpec {
@@ -180,7 +189,9 @@ export class Database {
 
   /** The record as it goes on the wire, computed set fields included. */
   toWire(cls: string, ref: string): { readonly [key: string]: WireValue } {
-    const record = this.get(cls, ref)
+    const stored = this.get(cls, ref)
+    const compute = this.#derived.get(cls)
+    const record = compute === undefined ? stored : { ...stored, ...compute(ref, stored) }
     const out: { [key: string]: WireValue } = {}
     for (const field of this.spec(cls).fields) {
       const value = record[field.name]

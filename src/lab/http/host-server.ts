@@ -22,7 +22,10 @@ const CORS_HEADERS = { 'access-control-allow-origin': '*', 'access-control-allow
 /** RPC bodies are small; anything larger is not an API call. */
 const MAX_RPC_BODY = 64 * 1024 * 1024
 
-async function readBody(req: IncomingMessage): Promise<string> {
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/** The body as text, and whether it held bytes that are not UTF-8 (XAPI refuses such string parameters). */
+async function readBody(req: IncomingMessage): Promise<{ text: string; invalidUtf8: boolean }> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -30,7 +33,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_RPC_BODY) throw new WireParseError('request body too large')
     chunks.push(chunk)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  const bytes = Buffer.concat(chunks)
+  try {
+    return { text: STRICT_UTF8.decode(bytes), invalidUtf8: false }
+  } catch {
+    return { text: bytes.toString('utf8'), invalidUtf8: true }
+  }
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string, extra: Record<string, string> = {}): void {
@@ -57,8 +65,9 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
     prefix,
     async handle(req, res) {
       let body: string
+      let invalidUtf8: boolean
       try {
-        body = await readBody(req)
+        ;({ text: body, invalidUtf8 } = await readBody(req))
       } catch (error) {
         sendParseError(res, error)
         return
@@ -71,7 +80,7 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
           sendParseError(res, error)
           return
         }
-        const outcome = await dispatch(target, call.method, call.params)
+        const outcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
         if (outcome.kind === 'drop') return void req.socket.destroy()
         send(res, 200, 'application/json', outcome.kind === 'success' ? encodeJsonSuccess(call.version, call.id, outcome.value) : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params))
         return
@@ -83,7 +92,7 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
         sendParseError(res, error)
         return
       }
-      const outcome: DispatchOutcome = await dispatch(target, call.method, call.params)
+      const outcome: DispatchOutcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
       if (outcome.kind === 'drop') return void req.socket.destroy()
       send(res, 200, 'text/xml', outcome.kind === 'failure' ? encodeXmlFailure(outcome.code, outcome.params) : outcome.bare === true ? encodeXmlBare(outcome.value) : encodeXmlSuccess(outcome.value))
     },

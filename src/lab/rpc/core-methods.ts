@@ -4,7 +4,7 @@
  */
 import { apiError } from '../db/database.js'
 import { SCHEMA } from '../db/schema.js'
-import { WireInt32, type WireValue } from '../wire/values.js'
+import { formatXapiDate, WireDateTime, WireInt32, type WireValue } from '../wire/values.js'
 import type { MethodRegistry } from './registry.js'
 
 /** Generation counters as XAPI prints them: two 20-digit numbers, so tokens compare as strings. */
@@ -39,6 +39,16 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
       return ''
     },
   })
+  for (const name of ['host.get_servertime']) {
+    registry.add({
+      name,
+      params: ['string'],
+      handler: ({ pool }, [host]) => {
+        pool.db.get('host', host as string)
+        return new WireDateTime(formatXapiDate(new Date()))
+      },
+    })
+  }
   registry.add({ name: 'system.listMethods', params: [], session: false, handler: () => listMethods() })
 
   registry.add({

@@ -32,6 +32,23 @@ export function addDeviceMethods(registry: MethodRegistry): void {
       return ''
     },
   })
+  for (const [message, attach] of [['plug', true], ['unplug', false], ['unplug_force', false]] as const) {
+    registry.add({
+      name: `VBD.${message}`,
+      params: ['string'],
+      async: true,
+      handler: ({ pool }, [vbd]) => {
+        const vm = pool.db.get('VBD', vbd as string)['VM'] as string
+        const state = pool.db.get('VM', vm)['power_state'] as string
+        if (state !== 'Running') throw apiError('VM_BAD_POWER_STATE', vm, 'running', state.toLowerCase())
+        if (pool.db.get('VBD', vbd as string)['currently_attached'] === attach) {
+          throw apiError(attach ? 'DEVICE_ALREADY_ATTACHED' : 'DEVICE_ALREADY_DETACHED', vbd as string)
+        }
+        pool.db.update('VBD', vbd as string, { currently_attached: attach })
+        return ''
+      },
+    })
+  }
   registry.add({
     name: 'VIF.create',
     params: ['struct'],

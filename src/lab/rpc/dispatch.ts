@@ -30,7 +30,24 @@ function fromError(error: unknown): DispatchOutcome {
   return failure('INTERNAL_ERROR', error instanceof Error ? error.message : String(error))
 }
 
-export async function dispatch(target: DispatchTarget, wireMethod: string, params: readonly DecodedValue[]): Promise<DispatchOutcome> {
+/** The first string (depth-first) holding a replacement character: where undecodable bytes were. */
+function firstBadString(value: DecodedValue): string | undefined {
+  if (typeof value === 'string') return value.includes('\uFFFD') ? value : undefined
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const bad = firstBadString(item)
+      if (bad !== undefined) return bad
+    }
+  } else if (typeof value === 'object' && value !== null && !(value instanceof Date) && !Buffer.isBuffer(value)) {
+    for (const [key, item] of Object.entries(value)) {
+      const bad = firstBadString(key) ?? firstBadString(item)
+      if (bad !== undefined) return bad
+    }
+  }
+  return undefined
+}
+
+export async function dispatch(target: DispatchTarget, wireMethod: string, params: readonly DecodedValue[], options: { invalidUtf8?: boolean } = {}): Promise<DispatchOutcome> {
   const { pool, registry, hostRef } = target
   const isAsync = wireMethod.startsWith('Async.')
   const name = isAsync ? wireMethod.slice('Async.'.length) : wireMethod
@@ -62,6 +79,11 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   }
   if (def.removed === true) return failure('MESSAGE_REMOVED')
   if (isAsync && def.async !== true) return failure('Fault', `No async mode for this operation (rpc: ${wireMethod})`)
+
+  if (options.invalidUtf8 === true) {
+    const bad = firstBadString([...params])
+    if (bad !== undefined) return failure('INVALID_VALUE', 'Invalid UTF-8 string in parameter', bad)
+  }
 
   let args: Arg[]
   try {

@@ -54,3 +54,48 @@ export async function withVmOperation<T>(pool: LabPool, vmRef: string, op: strin
     }
   }
 }
+
+const STATE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
+  snapshot: ['Halted', 'Paused', 'Running', 'Suspended'],
+  metadata_export: ['Halted', 'Paused', 'Running', 'Suspended'],
+  clone: ['Halted'],
+  copy: ['Halted'],
+  export: ['Halted', 'Suspended'],
+  destroy: ['Halted', 'Suspended'],
+  start: ['Halted'],
+  start_on: ['Halted'],
+  provision: ['Halted'],
+  changing_memory_limits: ['Halted'],
+  changing_VCPUs: ['Halted'],
+  make_into_template: ['Halted'],
+  clean_shutdown: ['Running'],
+  clean_reboot: ['Running'],
+  pause: ['Running'],
+  suspend: ['Running'],
+  checkpoint: ['Running'],
+  pool_migrate: ['Running'],
+  unpause: ['Paused'],
+  resume: ['Suspended'],
+  hard_reboot: ['Running', 'Paused'],
+  hard_shutdown: ['Running', 'Paused', 'Suspended'],
+}
+
+/**
+ * `VM.allowed_operations` as XAPI's update_allowed_operations keeps it: the operations whose
+ * pre-checks would pass now (blocked operations excluded, nothing while another runs).
+ */
+export function vmAllowedOperations(pool: LabPool, vmRef: string): string[] {
+  const vm = pool.db.get('VM', vmRef)
+  if (vm['is_control_domain'] === true) return []
+  const allowed: string[] = []
+  for (const [op, states] of Object.entries(STATE_RULES)) {
+    const extra: readonly PowerState[] = vm['is_a_snapshot'] === true && (op === 'clone' || op === 'copy') ? ['Suspended'] : []
+    try {
+      assertVmOperation(pool, vmRef, op, [...states, ...extra])
+      allowed.push(op)
+    } catch {
+      // not allowed now
+    }
+  }
+  return allowed
+}
