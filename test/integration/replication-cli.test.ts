@@ -44,7 +44,7 @@ describe('xen-cr run and list', () => {
     const plan = events(dry.out).find((e) => e.kind === 'pass-plan') as { plans: { mode: string }[] } | undefined
     expect(plan?.plans.map((p) => p.mode)).toEqual(['full'])
 
-    const first = await cli(f, ['--json', 'run', 'nightly'])
+    const first = await cli(f, ['run', 'nightly', '--json'])
     expect(first.code).toBe(0)
     const done1 = events(first.out).filter((e) => e.kind === 'vm-done') as unknown as { result: { status: string; mode: string; bytes: number } }[]
     expect(done1.map((e) => [e.result.status, e.result.mode])).toEqual([['success', 'full']])

@@ -130,4 +130,30 @@ describe('a pass never corrupts or loses a replica', () => {
     const h = await expectReplicaMatches(f, next.reps[next.reps.length - 1]![0], next.snaps[0]![0])
     expect(h.replica).toEqual(h.snapshot)
   })
+
+  it('an abort mid-transfer (SIGINT) removes everything the pass created and keeps the previous replica', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [rep1] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    const census = async () => [(await f!.target.getAllRecords('VM')).size, (await f!.target.getAllRecords('VDI')).size, (await f!.source.getAllRecords('VM')).size]
+    const before = await census()
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 1, 2, 3, 4, 5, 6, 7], seed: 12 })
+    // slow exports so that the abort lands while bytes are flowing
+    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'export', bytesPerSecond: 4 * 1024 * 1024 })
+    const controller = new AbortController()
+    const result = await runPass({
+      job,
+      source: f.source,
+      target: f.target,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.kind === 'disk-progress') controller.abort()
+      },
+    })
+    f.lab.control.clearFaults()
+    expect(result.results).toMatchObject([{ status: 'failed', error: { code: 'ABORTED' } }])
+    expect(await census()).toEqual(before)
+    expect((await replicas(f.target, job.id, f.vmUuid)).map(([ref]) => ref)).toEqual([rep1])
+  })
 })
