@@ -8,6 +8,7 @@ import { registerJobCommand } from './job.js'
 import { registerLabCommand } from './lab.js'
 import { registerListCommand } from './list.js'
 import { registerRunCommand } from './run.js'
+import { registerSeedCommand } from './seed.js'
 
 function packageVersion(): string {
   try {
@@ -45,6 +46,7 @@ export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: pr
   registerLabCommand(program)
   registerRunCommand(program)
   registerListCommand(program)
+  registerSeedCommand(program)
   return program
 }
 

@@ -1,6 +1,7 @@
 import type { Defaults } from '../../config/types.js'
 import type { Job } from '../../jobs/types.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
+import type { SeedCommandEvent } from '../seed-output.js'
 
 /**
  * Everything the CLI shows is one of these events. Each kind has exactly one formatter in
@@ -40,7 +41,7 @@ export type ConfigCommandEvent =
  * The pass engine's events (`replication/events.ts`) are rendered as they are; its `warning` is
  * the diagnostic one.
  */
-export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent | ConfigCommandEvent | ReplicationReportEvent
+export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent | ConfigCommandEvent | ReplicationReportEvent | SeedCommandEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

@@ -6,6 +6,7 @@ import type { OutputEvent, OutputEventKind, OutputEventOf } from './events.js'
 import { formatConfigShow, formatPoolCheck } from '../config.js'
 import { formatReplicaList } from '../list.js'
 import { formatPassPlan } from '../run.js'
+import { seedFormatters } from '../seed-output.js'
 
 /**
  * What an event is, which decides where it goes and whether --quiet hides it:
@@ -170,6 +171,7 @@ export const formatters: Formatters = {
     class: 'result',
     format: (event) => [`${event.enabled ? 'enabled' : 'disabled'} job ${event.id} (${event.name})`],
   },
+  ...seedFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */

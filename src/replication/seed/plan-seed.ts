@@ -168,7 +168,7 @@ export class SeedRefusal extends ValidationError {
 }
 
 /** Refuses ids that are not uuids, before any pool is contacted. */
-export function checkSeedIds(ids: { readonly snapshot: string; readonly targetVm: string; readonly job: string; readonly schedule: string }): void {
+export function checkSeedIds(ids: { readonly snapshot: string; readonly targetVm: string; readonly job?: string; readonly schedule?: string }): void {
   const named = [
     ['snapshot', ids.snapshot],
     ['target VM', ids.targetVm],
@@ -176,7 +176,7 @@ export function checkSeedIds(ids: { readonly snapshot: string; readonly targetVm
     ['schedule id', ids.schedule],
   ] as const
   for (const [what, value] of named) {
-    if (!isUuid(value)) throw new SeedRefusal('SEED_ID_INVALID', `${what} "${value}" is not a uuid (8-4-4-4-12 hex digits); copy it from xe vm-list or xen-cr job show`)
+    if (value !== undefined && !isUuid(value)) throw new SeedRefusal('SEED_ID_INVALID', `${what} "${value}" is not a uuid (8-4-4-4-12 hex digits); copy it from xe vm-list or xen-cr job show`)
   }
 }
 
