@@ -116,3 +116,71 @@ export async function* metered(
     }
   }
 }
+
+/** How much of a request body {@link requestBody} queues before it stops reading the socket. */
+const BODY_QUEUE_LIMIT = 4 * 1024 * 1024
+
+/**
+ * The request body as an async iterable that keeps every byte the client sent, even when it
+ * closes its side right after the last one (the JS client's 1 PiB mode does; so may any
+ * client after an exact-length body). Node's HTTP server destroys a request whose response is
+ * unfinished when the socket ends, dropping what is still buffered in it; XAPI instead reads
+ * everything that arrived. So bytes move out of the request as soon as they are parsed, into a
+ * queue bounded by pausing the socket itself (the request no longer resumes it on its own).
+ */
+export function requestBody(req: IncomingMessage): AsyncIterable<Buffer> {
+  const socket = req.socket
+  const queue: Buffer[] = []
+  let queued = 0
+  let ended = false
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+  const notify = (): void => {
+    const resolve = wake
+    wake = undefined
+    resolve?.()
+  }
+  // IncomingMessage#_read resumes the socket whenever the request is drained; we pace it instead
+  ;(req as unknown as { _read: () => void })._read = () => undefined
+  req.on('data', (chunk: Buffer) => {
+    queue.push(chunk)
+    queued += chunk.length
+    if (queued >= BODY_QUEUE_LIMIT) socket.pause()
+    notify()
+  })
+  req.on('end', () => {
+    ended = true
+    notify()
+  })
+  req.on('error', (error: Error) => {
+    failure ??= error
+    notify()
+  })
+  req.on('close', () => {
+    if (!ended) failure ??= new Error('request closed before its body ended')
+    notify()
+  })
+  socket.resume()
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for (;;) {
+          const chunk = queue.shift()
+          if (chunk !== undefined) {
+            queued -= chunk.length
+            if (queued < BODY_QUEUE_LIMIT / 2 && socket.isPaused()) socket.resume()
+            yield chunk
+            continue
+          }
+          if (failure !== undefined) throw failure
+          if (ended) return
+          await new Promise<void>((resolve) => {
+            wake = resolve
+          })
+        }
+      } finally {
+        queue.length = 0
+      }
+    },
+  }
+}

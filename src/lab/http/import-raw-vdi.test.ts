@@ -147,6 +147,22 @@ describe('PUT /import_raw_vdi', () => {
     expect(lab.changed).toEqual([vdi.uuid])
   })
 
+  it('keeps every byte of a body whose sender closes its side right after the last one', async () => {
+    // Without requestBody() Node destroys the unfinished request on the socket's EOF and drops
+    // what is still buffered in it: most of these imports failed, losing the trailing footer
+    // (and with the 1 PiB hack, possibly the last block) although every byte had arrived.
+    const { stream } = createVhdStream({ virtualSize: 10 * MiB, diskType: 'dynamic', blocks: [0, 1, 3], readBlock: async (i) => guestBlock(5, i) })
+    const vhd = await collect(stream)
+    for (let n = 0; n < 6; n++) {
+      const vdi = await lab.addVdi(randomUUID(), 10 * MiB)
+      const task = lab.createTask()
+      const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${vhd.length}\r\n\r\n`
+      await rawRequest(lab.url, head, vhd)
+      expect({ n, status: (await lab.waitForTask(task.ref)).status }).toEqual({ n, status: 'success' })
+      expect((await lab.store.readBlock(vdi.diskId, 3)).equals(guestBlock(5, 3))).toBe(true)
+    }
+  })
+
   it('ends a body shorter than its content-length with the data that came applied and VDI_IO_ERROR', async () => {
     const vdi = await lab.addVdi(randomUUID(), 4 * MiB)
     const task = lab.createTask()

@@ -3,7 +3,7 @@ import type { DiskStore } from '../storage/types.js'
 import { SECTOR_SIZE } from '../../vhd/layout.js'
 import { ByteReader } from '../../vhd/byte-reader.js'
 import { readVhd } from '../../vhd/reader.js'
-import { TaskCancelled, failIo, metered, parseDiskRequest, redirect, refuse, unauthorized, vdiNotFound } from './disk-transfer.js'
+import { TaskCancelled, failIo, metered, parseDiskRequest, requestBody, redirect, refuse, unauthorized, vdiNotFound } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
 import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
 
@@ -57,7 +57,7 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
     const fault = ctx.takeFault('import', vdi)
     const meter: Meter = { bytes: 0, cut: false }
     const total = declared !== undefined && declared <= 2 * virtualSize + BLOCK_SIZE ? declared : virtualSize
-    const body = metered(req as AsyncIterable<Buffer>, { task, total, fault, meter })
+    const body = metered(requestBody(req), { task, total, fault, meter })
     let wrote = false
     const written = (): void => {
       wrote = true
