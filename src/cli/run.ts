@@ -1,6 +1,7 @@
 import type { ChalkInstance } from 'chalk'
 import type { Command } from 'commander'
-import { UsageError, isXenCrError } from '../errors.js'
+import { LeaseError, UsageError, isXenCrError } from '../errors.js'
+import { withFileLock } from '../jobs/file-lock.js'
 import type { Job } from '../jobs/types.js'
 import { dueSchedules } from '../replication/due.js'
 import type { ReplicationReportEvent } from '../replication/events.js'
@@ -16,8 +17,36 @@ interface RunOptions {
   full?: boolean
 }
 
-/** One pass of `job` under `scheduleId`; the exit code becomes 1 if any VM failed. */
+/** A pass runs for hours at most; a lease older than this is debris of a lost machine. */
+const LEASE_STALE_MS = 24 * 3_600_000
+
+/**
+ * One pass of `job` under `scheduleId`, holding the job's lease (a lock file beside the job
+ * store) so that an overlapping cron run does nothing and exits 3; a dry run needs no lease.
+ * The exit code becomes 1 if any VM failed.
+ */
 async function passOf(context: CliContext, job: Job, options: RunOptions, scheduleId?: string): Promise<void> {
+  if (options.dryRun === true) return passUnleased(context, job, options, scheduleId)
+  const store = await context.jobStore()
+  let holding = false
+  try {
+    await withFileLock(
+      `${store.file}.${job.id}.lease`,
+      async () => {
+        holding = true
+        await passUnleased(context, job, options, scheduleId)
+      },
+      { timeoutMs: 0, staleMs: LEASE_STALE_MS, signal: context.signal },
+    )
+  } catch (error) {
+    if (!holding && error instanceof LeaseError) {
+      throw new LeaseError('JOB_RUNNING', `job "${job.name}" is already running elsewhere; nothing done (${error.message})`, { cause: error })
+    }
+    throw error
+  }
+}
+
+async function passUnleased(context: CliContext, job: Job, options: RunOptions, scheduleId?: string): Promise<void> {
   const source = await context.connect(job.source)
   const target = job.target === job.source ? source : await context.connect(job.target)
   const result = await runPass({

@@ -1,7 +1,10 @@
+import { writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
-import { startFixture, type Fixture } from './replication-fixture.js'
+import { replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 let f: Fixture | undefined
 afterEach(async () => {
@@ -81,8 +84,23 @@ describe('xen-cr run and list', () => {
     f = await startFixture()
     await cli(f, ['job', 'create', '--name', 'j', '--source', 'src', '--target', 'tgt', '--sr', f.srs['Replica A']!, '--vm', f.vmUuid, '--interval', '1h'])
     f.lab.control.injectFault('src', { kind: 'error', method: 'VM.snapshot', code: 'SR_BACKEND_FAILURE_44', params: ['', 'no space', ''] })
-    const failed = await cli(f, ['run', 'j'])
+    const failed = await cli(f, ['run', 'j', '--vm', f.vmUuid])
     expect(failed.code).toBe(1)
     expect(failed.err).toMatch(/✗ web: .*SR_BACKEND_FAILURE_44/)
+    const stranger = await cli(f, ['run', 'j', '--vm', '00000000-0000-4000-8000-000000000000'])
+    expect(stranger.code).toBe(2)
+    expect(stranger.err).toMatch(/not selected by job j.*\[VM_NOT_IN_JOB\]/)
+  })
+
+  it('does nothing and exits 3 while another run holds the job\'s lease', async () => {
+    f = await startFixture()
+    await cli(f, ['job', 'create', '--name', 'j', '--source', 'src', '--target', 'tgt', '--sr', f.srs['Replica A']!, '--vm', f.vmUuid, '--interval', '1h'])
+    const shown = events((await cli(f, ['--json', 'job', 'show', 'j'])).out).find((e) => e.kind === 'job-show') as unknown as { job: { id: string } }
+    // a live process (this one) holds it
+    await writeFile(join(f.lab.dir, `jobs.json.${shown.job.id}.lease`), JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() }))
+    const held = await cli(f, ['run', 'j'])
+    expect(held.code).toBe(3)
+    expect(held.err).toMatch(/already running/)
+    expect(await replicas(f.target, shown.job.id, f.vmUuid)).toEqual([])
   })
 })
