@@ -29,6 +29,9 @@ const SOFTWARE_VERSION = {
   db_schema: '5.780',
 }
 
+/** What a plugged VHD-based SR allows (`storage_operations`). */
+const SR_OPERATIONS = ['scan', 'destroy', 'forget', 'plug', 'unplug', 'update', 'vdi_create', 'vdi_introduce', 'vdi_destroy', 'vdi_resize', 'vdi_clone', 'vdi_snapshot', 'vdi_mirror', 'vdi_enable_cbt', 'vdi_disable_cbt', 'vdi_data_destroy', 'vdi_list_changed_blocks', 'vdi_set_on_boot', 'pbd_create', 'pbd_destroy']
+
 /** Host addresses are assigned by the caller; hosts are created in spec order, the first is the master. */
 export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: readonly string[]): Promise<void> {
   const { db } = pool
@@ -44,6 +47,7 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
       license_params: { sku_type: 'free' },
       bios_strings: { 'bios-vendor': 'xen-cr lab' },
       capabilities: ['xen-3.0-x86_64', 'hvm-3.0-x86_64'],
+      allowed_operations: ['provision', 'evacuate', 'reboot', 'shutdown', 'vm_start', 'vm_resume', 'vm_migrate'],
       last_software_update: formatXapiDate(new Date()),
     })
   })
@@ -71,6 +75,7 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
       shared: sr.shared === true,
       physical_size: parseSize(sr.size ?? '1 TiB', `SR ${sr.name} size`),
       sm_config: { devserial: 'lab' },
+      allowed_operations: SR_OPERATIONS,
     })
     srRefs.set(sr.name, ref)
     const hosts = sr.shared === true ? hostRefs : [hostRefs[hostNames.indexOf(sr.host ?? hostNames[0]!)]!]
