@@ -16,6 +16,8 @@ import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
  * the task with `VDI_IO_ERROR`, as XAPI does.
  */
 export const importRawVdi: DiskHandler = async (req, res, ctx) => {
+  // taken before the first await: a small body whose sender closes at once must not be lost
+  const incoming = requestBody(req)
   const request = parseDiskRequest(req)
   const { query } = request
   const session = await ctx.authenticate(req, query)
@@ -57,7 +59,7 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
     const fault = ctx.takeFault('import', vdi)
     const meter: Meter = { bytes: 0, cut: false }
     const total = declared !== undefined && declared <= 2 * virtualSize + BLOCK_SIZE ? declared : virtualSize
-    const body = metered(requestBody(req), { task, total, fault, meter })
+    const body = metered(incoming, { task, total, fault, meter })
     let wrote = false
     const written = (): void => {
       wrote = true
