@@ -4,9 +4,9 @@
  * flags, the pools, and the events.
  */
 import { resolve } from 'node:path'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { getPool } from '../config/connect-pool.js'
-import { ConfigError, UsageError } from '../errors.js'
+import { ConfigError, ConnectionError, UsageError, isXapiError } from '../errors.js'
 import { isUuid } from '../jobs/job-document.js'
 import type { Job } from '../jobs/types.js'
 import { exportSeed } from '../replication/seed/export-seed.js'
@@ -50,7 +50,7 @@ function looksLikeUrl(value: string): boolean {
  * A pool given as a configured name, or as a URL: with credentials in it (xo-cr-seed's form),
  * or without, when a configured pool has that URL (its credentials are used).
  */
-export async function connectSeedPool(context: CliContext, value: string, options: { allowUnauthorized: boolean }): Promise<XapiClient> {
+export async function connectSeedPool(context: CliContext, value: string, options: { allowUnauthorized: boolean; dropIn?: boolean }): Promise<XapiClient> {
   const config = await context.loadConfig()
   if (Object.hasOwn(config.pools, value) || !looksLikeUrl(value)) return context.connect(getPool(config, value, context.io.env).name)
   const parsed = parsePoolUrl(value)
@@ -65,9 +65,47 @@ export async function connectSeedPool(context: CliContext, value: string, option
     'CREDENTIALS_IN_ARGV',
     `credentials in a command-line URL are visible to other users of this host (ps, /proc); put the pool in the config with a passwordFile and pass its name instead`,
   )
-  const client = await XapiClient.connect({ url: value, user: '', password: '', allowUnauthorized: options.allowUnauthorized, signal: context.signal })
+  let client: XapiClient
+  try {
+    client = await XapiClient.connect({ url: value, user: '', password: '', allowUnauthorized: options.allowUnauthorized, signal: context.signal })
+  } catch (error) {
+    if (error instanceof ConnectionError && error.code === 'POOL_TLS' && !options.allowUnauthorized) {
+      // xo-cr-seed connected with allowUnauthorized and never checked a certificate; scripts
+      // written for it meet the check here for the first time.
+      const why = options.dropIn ? 'xo-cr-seed never verified certificates, xen-cr-seed does' : 'the certificate is not trusted'
+      throw new ConnectionError('POOL_TLS', `${error.message} (${why}: add --allow-unauthorized to accept it, or trust its CA with NODE_EXTRA_CA_CERTS)`, error.url === undefined ? {} : { url: error.url }, { cause: error })
+    }
+    throw error
+  }
+  if (options.allowUnauthorized) context.output.warn('TLS_NOT_VERIFIED', `the TLS certificate of ${client.url} is not verified (--allow-unauthorized)`)
   context.defer(() => client.close())
   return client
+}
+
+/**
+ * For a job outside the store: the configured pools holding the snapshot and the target VM
+ * (the seed document's four-uuid form gives no URLs).
+ */
+async function findPoolsHolding(context: CliContext, snapshotUuid: string, targetVmUuid: string): Promise<{ source: XapiClient; target: XapiClient }> {
+  const config = await context.loadConfig()
+  let source: XapiClient | undefined
+  let target: XapiClient | undefined
+  for (const name of Object.keys(config.pools)) {
+    const client = await context.connect(name)
+    const holds = async (uuid: string): Promise<boolean> =>
+      client.getByUuid('VM', uuid, { signal: context.signal }).then(
+        () => true,
+        (error: unknown) => {
+          if (isXapiError(error, 'UUID_INVALID')) return false
+          throw error
+        },
+      )
+    if (source === undefined && (await holds(snapshotUuid))) source = client
+    if (target === undefined && (await holds(targetVmUuid))) target = client
+    if (source !== undefined && target !== undefined) return { source, target }
+  }
+  const missing = source === undefined ? `snapshot ${snapshotUuid}` : `VM ${targetVmUuid}`
+  throw new UsageError('POOL_REQUIRED', `no configured pool holds ${missing}; give --source and --target (pool names or URLs), or add the pool to the config`)
 }
 
 interface SeedFlags {
@@ -81,6 +119,7 @@ interface SeedFlags {
   verify?: boolean | string
   sampleBlocks?: string
   allowUnauthorized?: boolean
+  dropIn?: boolean
 }
 
 function verifyMode(value: boolean | string | undefined): VerifyMode | undefined {
@@ -123,12 +162,17 @@ export async function runSeed(context: CliContext, flags: SeedFlags): Promise<vo
   const jobRef = await resolveSeedJob(context, handle, flags.schedule)
   const sourcePool = flags.source ?? jobRef.job?.source
   const targetPool = flags.target ?? jobRef.job?.target
-  if (sourcePool === undefined || targetPool === undefined) {
-    throw new UsageError('POOL_REQUIRED', `job ${jobRef.id} is not in the job store: give --source and --target (pool names or URLs)`)
+  const connectOptions = { allowUnauthorized: flags.allowUnauthorized === true, dropIn: flags.dropIn === true }
+  let source: XapiClient
+  let target: XapiClient
+  if (sourcePool === undefined && targetPool === undefined) {
+    ;({ source, target } = await findPoolsHolding(context, snapshot.toLowerCase(), targetVm.toLowerCase()))
+  } else if (sourcePool === undefined || targetPool === undefined) {
+    throw new UsageError('POOL_REQUIRED', `job ${jobRef.id} is not in the job store: give both --source and --target (pool names or URLs)`)
+  } else {
+    source = await connectSeedPool(context, sourcePool, connectOptions)
+    target = targetPool === sourcePool ? source : await connectSeedPool(context, targetPool, connectOptions)
   }
-  const allowUnauthorized = flags.allowUnauthorized === true
-  const source = await connectSeedPool(context, sourcePool, { allowUnauthorized })
-  const target = targetPool === sourcePool ? source : await connectSeedPool(context, targetPool, { allowUnauthorized })
   const job = jobRef.job
   const request: SeedRequest = {
     job: job === undefined ? { id: jobRef.id } : { id: job.id, name: job.name, srs: job.srs, vms: job.vms },
@@ -190,6 +234,7 @@ export function registerSeedCommand(program: Command): void {
     .option('--dry-run', 'check and show what would be written, write nothing')
     .option('--verify [mode]', 'before writing, compare each disk pair: full sha256 of the raw exports (default) or "sample" (random 2 MiB blocks)')
     .option('--sample-blocks <n>', 'blocks per disk for --verify=sample (default 8)')
+    .addOption(new Option('--drop-in', 'invoked as xen-cr-seed').hideHelp())
     .action(async (flags: SeedFlags, command: Command) => runSeed(contextOf(command), flags))
 
   cmd

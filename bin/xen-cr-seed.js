@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import '../dist/cli/xen-cr-seed-main.js'
