@@ -52,6 +52,8 @@ const DEFAULT_TASK_TIMEOUT_MS = 5 * 60_000
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000
 /** After an interrupted transfer, how long the task may take to report why (its error is more precise). */
 const TASK_GRACE_MS = 2_000
+/** Bound on cancelling and destroying the task of a failed transfer. */
+const CLEANUP_TIMEOUT_MS = 10_000
 /**
  * Failures where the host likely knows better (it cut the connection, or stopped early): the
  * task's error is reported instead. Our own findings (a bad VHD, an abort) are reported as is.
@@ -164,8 +166,11 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
   settled.catch(() => undefined)
 
   let url = dataPathUrl(client, '/import_raw_vdi/', { vdi, format: options.format })
+  let probeCleanup: Promise<void> = Promise.resolve()
   try {
-    url = await probeRedirects(client, url, what, options)
+    const probed = await probeRedirects(client, url, what, options)
+    url = probed.url
+    probeCleanup = probed.cleanup
     url.searchParams.set('task_id', task)
     const req = openRequest(url, {
       ...requestOptions(client, 'PUT', options),
@@ -192,17 +197,27 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
   } catch (error) {
     body.destroy()
     source.destroy()
-    throw await failureWithTask(client, task, settled, transferError(error, url, what, 'body'), what)
+    const failure = await failureWithTask(client, task, settled, transferError(error, url, what, 'body'), what)
+    await probeCleanup
+    throw failure
   }
+  await probeCleanup
   await finishTask(client, task, settled, `PUT ${url.pathname}`, options)
   return { bytes: length }
 }
 
+/** Destroys a task the host created for us once it settled (bounded; errors ignored). */
+async function destroyWhenSettled(client: XapiClient, task: Ref<'task'>): Promise<void> {
+  await raceTimeout(client.watchTask(task).catch(() => undefined), CLEANUP_TIMEOUT_MS)
+  await client.call('task.destroy', [task], { timeoutMs: CLEANUP_TIMEOUT_MS }).catch(() => undefined)
+}
+
 /**
  * The same PUT with an empty body and no `task_id` (so that no task of ours is touched),
- * following 302s until a host accepts; returns the URL to send the real body to.
+ * following 302s until a host accepts; returns the URL to send the real body to, and the
+ * cleanup of the task the host made for the probe (it fails it: nothing to write).
  */
-async function probeRedirects(client: XapiClient, start: URL, what: string, options: TransferOptions): Promise<URL> {
+async function probeRedirects(client: XapiClient, start: URL, what: string, options: TransferOptions): Promise<{ url: URL; cleanup: Promise<void> }> {
   let url = start
   for (let redirects = 0; ; redirects++) {
     const req = openRequest(url, { ...requestOptions(client, 'PUT', options), headers: { 'content-length': '0' } })
@@ -210,7 +225,10 @@ async function probeRedirects(client: XapiClient, start: URL, what: string, opti
     req.end()
     const res = await response
     discard(res)
-    if (isSuccess(res)) return url
+    if (isSuccess(res)) {
+      const probeTask = res.headers['task-id']
+      return { url, cleanup: typeof probeTask === 'string' && probeTask.startsWith('OpaqueRef:') ? destroyWhenSettled(client, probeTask as Ref<'task'>) : Promise.resolve() }
+    }
     if (!isRedirect(res)) throw httpStatusError(res, url, what)
     if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
     url = redirectTarget(res, url)
@@ -242,10 +260,20 @@ async function finishTask(
  */
 async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: Promise<TaskRecord>, error: XenCrError, what: string): Promise<XenCrError> {
   const record = INTERRUPTIONS.has(error.code) ? await raceTimeout(settled.catch(() => undefined), TASK_GRACE_MS) : undefined
-  void (async () => {
-    if (record === undefined) await client.call('task.cancel', [task]).catch(() => undefined)
-    await client.call('task.destroy', [task]).catch(() => undefined)
+  // XAPI only records a destroy of a pending task, so a pending one is cancelled and destroyed
+  // once it settled. Awaited so that no task of ours outlives the failure (in the background
+  // for an abort, which must not wait); bounded so that an unreachable pool does not hold the
+  // error back for a whole call timeout.
+  const cleanup = (async (): Promise<void> => {
+    const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
+    if (record === undefined) {
+      await client.call('task.cancel', [task], bounded).catch(() => undefined)
+      await raceTimeout(client.watchTask(task).catch(() => undefined), CLEANUP_TIMEOUT_MS)
+    }
+    await client.call('task.destroy', [task], bounded).catch(() => undefined)
   })()
+  if (error instanceof AbortedError) void cleanup.catch(() => undefined)
+  else await cleanup.catch(() => undefined)
   if (record !== undefined && record.status === 'failure' && record.error_info[0] !== undefined) {
     const [code, ...params] = record.error_info
     return new XapiError(code, params, what, { cause: error })

@@ -78,6 +78,11 @@ async function copy(
   ])
 }
 
+/** Tasks on both pools: a finished transfer, failed or not, leaves none of its own behind. */
+async function taskCount(): Promise<number> {
+  return (await src.getAllRecords('task')).size + (await dst.getAllRecords('task')).size
+}
+
 async function newTarget(size: number, name: string): Promise<Ref<'VDI'>> {
   return createVdi(dst, { SR: await sr(dst, 'replicas'), virtual_size: size, name_label: name })
 }
@@ -122,6 +127,7 @@ afterAll(async () => {
 
 describe('round trips', () => {
   it('copies a full export, then a delta onto a clone of the copy, and both read back equal', async () => {
+    const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'disk-vm')
     const first = await snapshotVdi(src, disk)
     const copy1 = await newTarget(16 * MiB, 'copy 1')
@@ -148,6 +154,7 @@ describe('round trips', () => {
     expect(await rawSha(dst, copy2)).toBe(await rawSha(src, second))
     // the first copy is untouched by the delta landing on its clone
     expect(await rawSha(dst, copy1)).toBe(await rawSha(src, first))
+    expect(await taskCount()).toBe(tasksBefore)
   })
 
   it('follows the redirect to the host that has the SR, for export and for import', async () => {
@@ -186,7 +193,16 @@ describe('round trips', () => {
 })
 
 describe('failures', () => {
+  it("reports a refused export with the server's reason, and leaves no task behind", async () => {
+    const tasksBefore = (await src.getAllRecords('task')).size
+    const bogus = 'OpaqueRef:00000000-0000-0000-0000-0000000000ff' as Ref<'VDI'>
+    const error = await exportVdi(src, bogus, { format: 'vhd' }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'XAPI_HANDLE_INVALID', params: ['VDI', bogus] })
+    expect((await src.getAllRecords('task')).size).toBe(tasksBefore)
+  })
+
   it('fails an export whose task fails after every byte was sent', async () => {
+    const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'fault-vm')
     lab.control.injectFault('src', { kind: 'data-path', direction: 'export', failTask: ['VDI_IO_ERROR', 'Device I/O errors'] })
     const { stream, done } = await exportVdi(src, disk, { format: 'raw' })
@@ -196,17 +212,21 @@ describe('failures', () => {
     const error = await done.catch((e: unknown) => e)
     expect(error).toBeInstanceOf(XapiError)
     expect(error).toMatchObject({ xapiCode: 'VDI_IO_ERROR', params: ['Device I/O errors'] })
+    expect(await taskCount()).toBe(tasksBefore)
   })
 
   it('fails an import whose task fails after every byte was received', async () => {
+    const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'fault-vm')
     lab.control.injectFault('dst', { kind: 'data-path', direction: 'import', failTask: ['VDI_IO_ERROR', 'Device I/O errors'] })
     const [imported, exported] = await copy(disk, await newTarget(16 * MiB, 'failed task'))
     expect(imported).toMatchObject({ status: 'rejected', reason: { xapiCode: 'VDI_IO_ERROR', params: ['Device I/O errors'] } })
     expect(exported).toMatchObject({ status: 'fulfilled' })
+    expect(await taskCount()).toBe(tasksBefore)
   })
 
   it('fails both sides with typed errors when the export is cut mid-stream', async () => {
+    const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'fault-vm')
     lab.control.injectFault('src', { kind: 'data-path', direction: 'export', cutAfterBytes: 3 * MiB + 100 })
     const [imported, exported] = await copy(disk, await newTarget(16 * MiB, 'cut export'))
@@ -214,14 +234,17 @@ describe('failures', () => {
     expect(exported.status).toBe('rejected')
     expect(imported.status === 'rejected' && imported.reason).toBeInstanceOf(XenCrError)
     expect(exported.status === 'rejected' && exported.reason).toBeInstanceOf(XenCrError)
+    expect(await taskCount()).toBe(tasksBefore)
   })
 
   it('fails both sides with typed errors when the import connection is cut', async () => {
+    const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'fault-vm')
     lab.control.injectFault('dst', { kind: 'data-path', direction: 'import', cutAfterBytes: MiB })
     const [imported, exported] = await copy(disk, await newTarget(16 * MiB, 'cut import'))
     expect(imported.status === 'rejected' && imported.reason).toBeInstanceOf(XenCrError)
     expect(exported.status === 'rejected' && exported.reason).toBeInstanceOf(XenCrError)
+    expect(await taskCount()).toBe(tasksBefore)
   })
 
   it('aborts a throttled transfer on both sides through one signal', async () => {
