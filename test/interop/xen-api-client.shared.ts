@@ -1,13 +1,20 @@
 /**
- * The scenario both xen-api transport tests run against `startLab()`: the real Vates client,
+ * The scenario both xen-api transport tests run against a real `xen-cr lab --json` process
+ * (the CLI bundled with rolldown, vite's bundler, so plain node runs it): the real Vates client,
  * event watching on, logs in, lists the spec's VMs, sees an object created by another session
  * arrive through events, runs Async.VM.snapshot to completion and gets exact error codes.
  * A lab that got any of the wire details of reference §7 wrong fails here: the client either
  * silently falls back to XML-RPC (checked), cannot parse answers, or never sees a task finish.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { build } from 'rolldown'
 import { createClient, type Xapi, type XenApiError } from 'xen-api'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { LabPoolInfo } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
 import { makeTempDir } from '../helpers/tmp.js'
 
@@ -39,14 +46,35 @@ async function caught(promise: Promise<unknown>): Promise<XenApiError> {
   throw new Error('expected the call to fail')
 }
 
+/** Starts `xen-cr lab --json` and resolves with its one line once every host listens. */
+async function startLabProcess(dir: string): Promise<{ child: ChildProcess; pools: LabPoolInfo[]; exited: Promise<number | null> }> {
+  await build({
+    input: fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
+    platform: 'node',
+    resolve: { extensionAlias: { '.js': ['.ts', '.js'] } },
+    external: [/^node:/],
+    output: { dir: join(dir, 'bundle'), format: 'esm', entryFileNames: 'main.mjs' },
+    logLevel: 'silent',
+  })
+  const specFile = join(dir, 'spec.json')
+  await writeFile(specFile, JSON.stringify(SPEC))
+  const child = spawn(process.execPath, [join(dir, 'bundle', 'main.mjs'), 'lab', '--json', '--spec', specFile, '--dir', join(dir, 'lab'), '--login-delay', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve)
+    void exited.then(code => reject(new Error(`xen-cr lab exited with ${code} before printing its pools`)))
+  })
+  return { child, pools: (JSON.parse(line) as { pools: LabPoolInfo[] }).pools, exited }
+}
+
 export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
-  let lab: Lab
+  let lab: { child: ChildProcess; pools: LabPoolInfo[]; exited: Promise<number | null> }
   let tmp: { path: string; remove: () => Promise<void> }
   let xapi: Xapi
 
   beforeAll(async () => {
     tmp = await makeTempDir()
-    lab = await startLab({ spec: SPEC, dir: tmp.path })
+    lab = await startLabProcess(tmp.path)
     const pool = lab.pools[0]!
     // Connect to the member: the client must follow HOST_IS_SLAVE to the master.
     xapi = createClient({ url: pool.hosts[1]!.url, auth: { user: pool.user, password: pool.password }, transport, watchEvents: true, allowUnauthorized: false })
@@ -56,7 +84,10 @@ export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
 
   afterAll(async () => {
     await xapi?.disconnect()
-    await lab?.stop()
+    if (lab !== undefined) {
+      lab.child.kill('SIGTERM')
+      await lab.exited
+    }
     await tmp?.remove()
   })
 
@@ -120,5 +151,11 @@ export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
     const power = await caught(xapi.call('VM.clean_shutdown', (await xapi.call('VM.get_by_name_label', 'beta') as string[])[0]))
     expect(power.code).toBe('VM_BAD_POWER_STATE')
     expect(power.params.slice(1)).toEqual(['running', 'halted'])
+  })
+
+  it('stops cleanly on SIGTERM', async () => {
+    await xapi.disconnect()
+    lab.child.kill('SIGTERM')
+    expect(await lab.exited).toBe(0)
   })
 }
