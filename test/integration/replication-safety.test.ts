@@ -156,4 +156,35 @@ describe('a pass never corrupts or loses a replica', () => {
     expect(await census()).toEqual(before)
     expect((await replicas(f.target, job.id, f.vmUuid)).map(([ref]) => ref)).toEqual([rep1])
   })
+
+  it('debris a crashed pass could not clean up (placeholder replica, unexported snapshot) is removed by the next good pass', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [rep1] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [5], seed: 13 })
+    // the transfer fails and so does every VM.destroy: the cleanup cannot finish, as after a crash
+    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 4096, nth: 1 })
+    for (const pool of ['src', 'tgt']) f.lab.control.injectFault(pool, { kind: 'error', method: 'VM.destroy', code: 'INTERNAL_ERROR', params: ['injected'] })
+    const events: PassEvent[] = []
+    const crashed = await runPass({ job, source: f.source, target: f.target, onEvent: (e) => events.push(e) })
+    f.lab.control.clearFaults()
+    expect(crashed.results).toMatchObject([{ status: 'failed' }])
+    expect(events.some((e) => e.kind === 'warning' && e.code === 'CLEANUP_FAILED')).toBe(true)
+    const leftovers = (await replicas(f.target, job.id, f.vmUuid)).filter(([ref]) => ref !== rep1)
+    expect(leftovers.map(([, r]) => r.other_config[KEYS.datetime])).toEqual(['19700101T000000Z'])
+    expect(await jobSnapshots(f.source, job.id, f.vmRef)).toHaveLength(2)
+
+    const next = await passAndCheck(f, job)
+    expect(next.result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(next.reps.map(([ref]) => ref)).not.toContain(leftovers[0]![0])
+    expect(next.reps).toHaveLength(2)
+    expect(next.snaps).toHaveLength(1)
+    const h = await expectReplicaMatches(f, next.reps[1]![0], next.snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+    // and no disk was orphaned on either pool (XO #5721)
+    for (const client of [f.source, f.target]) {
+      expect([...(await client.getAllRecords('VDI')).values()].filter((v) => v.VBDs.length === 0).map((v) => v.name_label)).toEqual([])
+    }
+  })
 })
