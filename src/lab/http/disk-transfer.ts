@@ -118,7 +118,7 @@ export async function* metered(
 }
 
 /** How much of a request body {@link requestBody} queues before it stops reading the socket. */
-const BODY_QUEUE_LIMIT = 4 * 1024 * 1024
+const BODY_QUEUE_LIMIT = 256 * 1024
 
 /**
  * The request body as an async iterable that keeps every byte the client sent, even when it
