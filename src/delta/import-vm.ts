@@ -56,6 +56,11 @@ function cleanOtherConfig(source: StringMap, keys: StringMap): Record<string, st
   return { ...out, ...keys }
 }
 
+/**
+ * Creates the replica VM, its disks (clones or new), VBDs and VIFs on the target SR, each
+ * registered on `o.cleanup` as it is created. The VM is named "[Importing…] …", its start is
+ * blocked with "Importing…" and HA is off until {@link finaliseReplica}.
+ */
 export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedReplica> {
   const { target, metadata, cleanup } = o
   const opts = o.signal === undefined ? {} : { signal: o.signal }

@@ -33,6 +33,7 @@ export interface DiskTransferResult {
   readonly bytes: number
 }
 
+/** Streams one disk from the source snapshot into the target disk; resolves with the VHD bytes sent. */
 export async function transferDisk(t: DiskTransfer): Promise<DiskTransferResult> {
   const signal = t.signal
   const exported = await exportVdi(t.source, t.vdi, {

@@ -9,6 +9,7 @@ import { isNullRef, type Ref } from '../xapi/types.js'
 import { destroyVdi } from '../xapi/vdi.js'
 import { destroyVm } from '../xapi/vm.js'
 
+/** Destroys `vm`, then each of its disks no other VM uses; a VM already gone is not an error. */
 export async function destroyVmAndDisks(client: XapiClient, vm: Ref<'VM'>): Promise<void> {
   let record
   try {

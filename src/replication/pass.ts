@@ -83,6 +83,11 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return results
 }
 
+/**
+ * Runs one pass of `o.job` (or only plans it with `dryRun`). Never throws for a VM's failure:
+ * each VM gets a result; throws only for what stops the whole pass (unknown schedule, a `--vm`
+ * outside the job, an unreachable pool).
+ */
 export async function runPass(o: PassOptions): Promise<PassResult> {
   const { job, source, target } = o
   const schedule = scheduleOf(job, o.scheduleId)

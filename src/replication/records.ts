@@ -2,6 +2,7 @@
 import type { XapiClient } from '../xapi/client.js'
 import type { PoolRecords } from './plan.js'
 
+/** VMs, VBDs, VDIs and SRs of one pool, keyed by ref. */
 export async function fetchPoolRecords(client: XapiClient, options: { signal?: AbortSignal } = {}): Promise<PoolRecords> {
   const [vms, vbds, vdis, srs] = await Promise.all([
     client.getAllRecords('VM', options),

@@ -40,7 +40,7 @@ export interface ExportSeedOptions {
 }
 
 /** A pass-through that hashes and counts what flows through it. */
-function hasher(onBytes: (bytes: number) => void): Transform & { digest(): string; readonly bytes: number } {
+function hasher(onBytes: (bytes: number) => void): Transform & { digest(): string; count(): number } {
   const hash = createHash('sha256')
   let bytes = 0
   const t = new Transform({
@@ -51,12 +51,7 @@ function hasher(onBytes: (bytes: number) => void): Transform & { digest(): strin
       callback(null, chunk)
     },
   })
-  return Object.assign(t, {
-    digest: () => hash.digest('hex'),
-    get bytes() {
-      return bytes
-    },
-  })
+  return Object.assign(t, { digest: () => hash.digest('hex'), count: () => bytes })
 }
 
 /**
@@ -116,8 +111,8 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
       const { stream, done } = await exportVdi(source, disk.vdiRef, { format: 'vhd', ...opts })
       await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
       const sha256 = h.digest()
-      emit({ kind: 'seed-file-done', file, userdevice: disk.vbd.userdevice, bytes: h.bytes, sha256, direction: 'export' })
-      disks.push({ userdevice: disk.vbd.userdevice, vdiUuid: disk.vdi.uuid, name: disk.vdi.name_label, virtualSize: disk.vdi.virtual_size, file, format: 'vhd', bytes: h.bytes, sha256 })
+      emit({ kind: 'seed-file-done', file, userdevice: disk.vbd.userdevice, bytes: h.count(), sha256, direction: 'export' })
+      disks.push({ userdevice: disk.vbd.userdevice, vdiUuid: disk.vdi.uuid, name: disk.vdi.name_label, virtualSize: disk.vdi.virtual_size, file, format: 'vhd', bytes: h.count(), sha256 })
     }
     const manifest: SeedManifest = {
       kind: MANIFEST_KIND,
