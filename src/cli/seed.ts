@@ -219,6 +219,18 @@ async function storedJob(context: CliContext, handle: string): Promise<Job> {
   return (await context.jobStore()).get(handle)
 }
 
+/**
+ * `seed` declares `--job` and `--schedule` too, and commander (without positional options on
+ * the program, which would change every global flag) lets the parent claim them even after
+ * `export`/`import`: read them from whichever command got them.
+ */
+function withParentFlags<T extends { job?: string; schedule?: string }>(own: T, command: Command): T {
+  const parent = command.parent?.opts<{ job?: string; schedule?: string }>() ?? {}
+  const job = own.job ?? parent.job
+  const schedule = own.schedule ?? parent.schedule
+  return { ...own, ...(job === undefined ? {} : { job }), ...(schedule === undefined ? {} : { schedule }) }
+}
+
 /** `xen-cr seed`, `seed export`, `seed import`. */
 export function registerSeedCommand(program: Command): void {
   const cmd = program
@@ -245,8 +257,9 @@ export function registerSeedCommand(program: Command): void {
     .option('--vm <uuid>', 'the source VM')
     .option('--out <dir>', 'folder for the disk files and manifest.json (must hold no seed yet)')
     .option('--format <format>', 'vhd (default) or xva', 'vhd')
-    .action(async (flags: ExportFlags, command: Command) => {
+    .action(async (own: ExportFlags, command: Command) => {
       const context = contextOf(command)
+      const flags = withParentFlags(own, command)
       const vm = required(flags.vm, '--vm')
       const out = resolve(context.io.cwd, required(flags.out, '--out'))
       if (flags.format === 'xva') {
@@ -277,8 +290,9 @@ export function registerSeedCommand(program: Command): void {
     .option('--job <job>', 'job name or id')
     .option('--from <dir>', 'the folder written by seed export')
     .option('--sr <uuid>', 'target SR (one of the job\'s)')
-    .action(async (flags: ImportFlags, command: Command) => {
+    .action(async (own: ImportFlags, command: Command) => {
       const context = contextOf(command)
+      const flags = withParentFlags(own, command)
       const dir = resolve(context.io.cwd, required(flags.from, '--from'))
       const sr = required(flags.sr, '--sr')
       if (!isUuid(sr)) throw new UsageError('INVALID_OPTION', `--sr must be a uuid, got "${sr}"`)
