@@ -86,7 +86,7 @@ describe('guided seed: seed export, seed import, then run', () => {
     // --- the import
     const imported = await cli(['seed', 'import', '--job', 'nightly', '--from', out, '--sr', f.srs['Replica A']!])
     expect(imported.code).toBe(0)
-    const [[repRef, rep]] = await replicas(f.target, job.id, f.vmUuid)
+    const [repRef, rep] = (await replicas(f.target, job.id, f.vmUuid))[0]!
     expect(rep.other_config).toMatchObject({ [KEYS.copyOf]: manifest.snapshot.uuid, [KEYS.datetime]: manifest.snapshot.datetime, [KEYS.sr]: f.srs['Replica A'] })
     expect(rep.blocked_operations).toEqual({ start: START_BLOCKED_MESSAGE, start_on: START_BLOCKED_MESSAGE })
     expect(rep.tags).toContain(REPLICA_TAG)
