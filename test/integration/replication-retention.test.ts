@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { runPass } from '../../src/replication/pass.js'
 import { KEYS } from '../../src/replication/metadata.js'
+import { createVbd } from '../../src/xapi/vbd.js'
+import { createVdi } from '../../src/xapi/vdi.js'
 import { expectReplicaMatches, jobSnapshots, makeJob, replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 let f: Fixture | undefined
@@ -64,5 +66,31 @@ describe('retention and topologies', () => {
         expect((await f.target.getRecord('SR', vdi.SR)).uuid).toBe(f.srs[sr])
       }
     }
+  })
+
+  it('sends a disk added between passes in full and the others as deltas', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const vm = await f.source.getRecord('VM', f.vmRef)
+    const firstVbd = await f.source.getRecord('VBD', vm.VBDs[0]!)
+    const sr = (await f.source.getRecord('VDI', firstVbd.VDI)).SR
+    const added = await createVdi(f.source, { SR: sr, virtual_size: 4 * 1024 * 1024, name_label: 'web scratch' })
+    await createVbd(f.source, { VM: f.vmRef, VDI: added, userdevice: '2' })
+    const addedUuid = (await f.source.getRecord('VDI', added)).uuid
+    await f.lab.control.writeGuestData('src', addedUuid, { blocks: [1], seed: 21 })
+
+    const second = await runPass({ job, source: f.source, target: f.target })
+    expect(second.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(second.plans[0]?.targets[0]?.disks.map((d) => [d.userdevice, d.mode, d.reason])).toEqual([
+      ['0', 'delta', undefined],
+      ['1', 'delta', undefined],
+      ['2', 'full', 'new-disk'],
+    ])
+    const snap = (await jobSnapshots(f.source, job.id, f.vmRef))[0]![0]
+    const reps = await replicas(f.target, job.id, f.vmUuid)
+    const h = await expectReplicaMatches(f, reps[1]![0], snap)
+    expect(h.replica).toHaveLength(3)
+    expect(h.replica).toEqual(h.snapshot)
   })
 })
