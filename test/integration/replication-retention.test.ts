@@ -42,7 +42,8 @@ describe('retention and topologies', () => {
 
   it('writes one replica per target SR, each matching the snapshot, and continues each with a delta', async () => {
     f = await startFixture()
-    const job = makeJob(f, { srs: [f.srs['Replica A']!, f.srs['Replica B']!] })
+    // with a job rate limit, shared by the four concurrent disk streams (functional here, not timed)
+    const job = makeJob(f, { srs: [f.srs['Replica A']!, f.srs['Replica B']!], maxRate: 512 * 1024 * 1024 })
     const first = await runPass({ job, source: f.source, target: f.target })
     expect(first.results).toMatchObject([{ status: 'success', mode: 'full' }])
     expect(first.results[0]?.status === 'success' && first.results[0].replicas.map((r) => r.srName).sort()).toEqual(['Replica A', 'Replica B'])
