@@ -12,6 +12,7 @@ interface LabOptions {
 
 function describeLab(lab: Lab): string {
   const lines = [`xen-cr lab: ${lab.pools.length} pool(s) listening; state and disks in ${lab.dir}`]
+  if (lab.restored) lines.push('  restored the lab found in that directory (--spec applies only to a new directory)')
   for (const pool of lab.pools) {
     lines.push(`  pool ${pool.name}: ${pool.url}  user ${pool.user}  password ${pool.password}`)
     for (const host of pool.hosts) lines.push(`    host ${host.name}: ${host.url}${host.url === pool.url ? ' (master)' : ''}`)

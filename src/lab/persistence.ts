@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
+import { ConfigError } from '../errors.js'
 import type { Database, DatabaseDump } from './db/database.js'
 
 export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
@@ -20,7 +21,11 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
   }
-  return JSON.parse(text) as T
+  try {
+    return JSON.parse(text) as T
+  } catch (error) {
+    throw new ConfigError('LAB_STATE_CORRUPT', `lab state ${path} is not valid JSON; remove the lab directory to start afresh`, { file: path }, { cause: error })
+  }
 }
 
 /** How long a burst of changes may go unsaved; a crash loses at most this much. */

@@ -37,6 +37,7 @@ describe('lab spec', () => {
     expect(bad({ pools: [{ name: 'a', vms: [{ name: 'v', disks: [{ size: '1 MiB' }] }] }] })).toMatch(/VM v has disks but the pool has no SR/)
     expect(bad({ pools: [{ name: 'a', srs: [{ name: 's' }], vms: [{ name: 'v', disks: [{ size: '1 MiB', filled: '2 MiB' }] }] }] })).toMatch(/filled beyond its size/)
     expect(bad({ pools: [{ name: 'a', vms: [{ name: 'v', networks: ['nope'] }] }] })).toMatch(/unknown network nope/)
+    expect(bad({ pools: [{ name: 'a', hosts: ['h', 'h'] }] })).toMatch(/distinct names/)
     expect(bad({ pools: [{ name: 'a', faults: [{ kind: 'error' }] }] })).toMatch(/pool a: an error fault needs method and code/)
   })
 })

@@ -120,6 +120,7 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
     const srNames = new Set((pool.srs ?? []).map(sr => sr.name))
     const networkNames = new Set((pool.networks ?? []).map(n => n.name))
     const hostNames = new Set(pool.hosts ?? [`${pool.name}-host1`])
+    if (pool.hosts !== undefined && (pool.hosts.length === 0 || hostNames.size !== pool.hosts.length)) fail(`${where}: pool ${pool.name}: hosts must be a non-empty list of distinct names`)
     for (const sr of pool.srs ?? []) {
       if (typeof sr.name !== 'string') fail(`${where}: pool ${pool.name}: an SR has no name`)
       if (sr.size !== undefined) parseSize(sr.size, `pool ${pool.name} SR ${sr.name} size`)

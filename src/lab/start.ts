@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Database } from './db/database.js'
+import { Database, type DatabaseDump } from './db/database.js'
 import { populatePool } from './build.js'
 import { controlRoute, createControl, type LabControl } from './control.js'
 import { diskHandlerContext } from './http/disk-context.js'
@@ -45,6 +45,8 @@ export interface Lab {
   readonly configPath: string
   readonly dir: string
   readonly control: LabControl
+  /** true when `dir` already held a lab, which was restored (any spec given was ignored) */
+  readonly restored: boolean
   stop(): Promise<void>
 }
 
@@ -148,36 +150,17 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const poolNames = manifest?.pools.map(p => p.name) ?? spec!.pools.map(p => p.name)
   try {
     for (const name of poolNames) {
-      const poolDir = join(dir, 'pools', name)
-      await mkdir(poolDir, { recursive: true })
-      const remembered = manifest?.pools.find(p => p.name === name)
-      const poolSpec = spec?.pools.find(p => p.name === name)
-      const users = remembered?.users ?? (poolSpec?.users ?? [{ user: 'root' }]).map(u => ({ user: u.user, password: u.password ?? generatePassword() }))
-      const storage = await SparseDiskStore.open(join(poolDir, 'disks'))
-      const db = new Database()
-      const pool = new LabPool({ name, db, storage, users, loginDelayMs: options.loginDelayMs ?? 0 })
-      const dbPath = join(poolDir, 'db.json')
-      const dump = remembered === undefined ? undefined : await readJsonIfExists<ReturnType<Database['dump']>>(dbPath)
-      let addresses: string[]
-      if (dump !== undefined) {
-        db.restore(dump)
-        pool.tasks.failOrphans()
-        addresses = []
-      } else {
-        addresses = freshAddresses((poolSpec?.hosts ?? [`${name}-host1`]).length)
-        await populatePool(pool, poolSpec ?? { name }, addresses)
-      }
-      for (const fault of remembered?.faults ?? poolSpec?.faults ?? []) pool.faults.add(fault)
-      const saver = new DatabaseSaver(db, dbPath)
-      pools.set(name, pool)
-      const bound = await bindPool(pool, registry, remembered ?? (dump === undefined ? { port: 0, addresses } : undefined), route)
-      // Addresses may have moved on a restart: the host records follow.
-      for (const [i, [hostRef]] of [...db.all('host')].entries()) {
-        if (db.get('host', hostRef)['address'] !== bound.addresses[i]) db.update('host', hostRef, { address: bound.addresses[i]! })
-      }
-      running.push({ pool, saver, servers: bound.servers, port: bound.port, addresses: bound.addresses })
-      await saver.flush()
-      await storage.flush()
+      const opened = await openPool({
+        dir,
+        name,
+        remembered: manifest?.pools.find(p => p.name === name),
+        spec: spec?.pools.find(p => p.name === name),
+        loginDelayMs: options.loginDelayMs ?? 0,
+        registry,
+        route,
+      })
+      pools.set(name, opened.pool)
+      running.push(opened)
     }
   } catch (error) {
     await stopPools(running)
@@ -219,7 +202,58 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     configPath,
     dir,
     control,
+    restored: manifest !== undefined,
     stop: () => (stopping ??= stopPools(running)),
+  }
+}
+
+/** One pool: its storage and database (restored from `dir` or built from the spec), listening on every host. */
+async function openPool(options: {
+  dir: string
+  name: string
+  remembered: LabManifest['pools'][number] | undefined
+  spec: LabPoolSpec | undefined
+  loginDelayMs: number
+  registry: MethodRegistry
+  route: Route
+}): Promise<RunningPool> {
+  const { name, remembered, spec } = options
+  const poolDir = join(options.dir, 'pools', name)
+  await mkdir(poolDir, { recursive: true })
+  const users = remembered?.users ?? (spec?.users ?? [{ user: 'root' }]).map(u => ({ user: u.user, password: u.password ?? generatePassword() }))
+  const storage = await SparseDiskStore.open(join(poolDir, 'disks'))
+  let saver: DatabaseSaver | undefined
+  let servers: HostServer[] = []
+  try {
+    const db = new Database()
+    const pool = new LabPool({ name, db, storage, users, loginDelayMs: options.loginDelayMs })
+    const dbPath = join(poolDir, 'db.json')
+    const dump = remembered === undefined ? undefined : await readJsonIfExists<DatabaseDump>(dbPath)
+    let fresh: string[] = []
+    if (dump !== undefined) {
+      db.restore(dump)
+      pool.tasks.failOrphans()
+    } else {
+      fresh = freshAddresses((spec?.hosts ?? [`${name}-host1`]).length)
+      await populatePool(pool, spec ?? { name }, fresh)
+    }
+    for (const fault of remembered?.faults ?? spec?.faults ?? []) pool.faults.add(fault)
+    saver = new DatabaseSaver(db, dbPath)
+    const bound = await bindPool(pool, options.registry, remembered ?? { port: 0, addresses: fresh }, options.route)
+    servers = bound.servers
+    // Addresses may have moved on a restart: the host records follow.
+    for (const [i, [hostRef]] of [...db.all('host')].entries()) {
+      if (db.get('host', hostRef)['address'] !== bound.addresses[i]) db.update('host', hostRef, { address: bound.addresses[i]! })
+    }
+    await saver.flush()
+    await storage.flush()
+    return { pool, saver, servers: bound.servers, port: bound.port, addresses: bound.addresses }
+  } catch (error) {
+    // This pool never started: release what it opened.
+    await Promise.all(servers.map(server => server.close()))
+    saver?.stop()
+    await storage.close()
+    throw error
   }
 }
 

@@ -4,7 +4,7 @@
  * when free, the same addresses. Without persistence the second start would build a fresh
  * pool from the spec and every assertion on the snapshot and the written bytes would fail.
  */
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
 import { startLab, type Lab } from '../../src/lab/start.js'
@@ -42,6 +42,7 @@ it('restores objects, disks, sessions and credentials when restarted on the same
   const second = await startLab({ dir: tmp.path, spec: { pools: [{ name: 'other' }] } })
   labs.push(second)
   expect(second.pools.map(p => p.name)).toEqual(['a', 'b'])
+  expect([first.restored, second.restored]).toEqual([false, true])
   const again = second.pools[0]!
   expect(again.password).toBe(pool.password)
   expect(again.hosts.map(h => h.uuid)).toEqual(pool.hosts.map(h => h.uuid))
@@ -60,4 +61,10 @@ it('restores objects, disks, sessions and credentials when restarted on the same
   expect(await readFile(join(tmp.path, 'a.password'), 'utf8')).toBe(pool.password)
   // the member still points clients at the master
   expect(await failure(again.hosts[1]!.url, 'session.login_with_password', again.user, again.password)).toEqual(['HOST_IS_SLAVE', [again.hosts[0]!.address]])
+
+  // a damaged state file is named, not a raw JSON error
+  await second.stop()
+  labs = []
+  await writeFile(join(tmp.path, 'pools', 'a', 'db.json'), '{"trunc')
+  await expect(startLab({ dir: tmp.path })).rejects.toMatchObject({ code: 'LAB_STATE_CORRUPT' })
 })
