@@ -99,7 +99,7 @@ export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: Ex
       throw httpStatusError(res, url, what)
     }
   } catch (error) {
-    throw await failureWithTask(client, task, settled, transferError(error, url, what, 'request'), what)
+    throw await failureWithTask(client, task, settled, transferError(error, url, what, 'request', signal), what)
   }
 
   const lengthHeader = res.headers['content-length']
@@ -116,7 +116,7 @@ export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: Ex
     try {
       await Promise.all([piped, finished(meter)])
     } catch (error) {
-      throw await failureWithTask(client, task, settled, transferError(error, url, what, 'body'), what)
+      throw await failureWithTask(client, task, settled, transferError(error, url, what, 'body', signal), what)
     }
     await finishTask(client, task, settled, `GET ${url.pathname}`, options)
   })()
@@ -197,7 +197,7 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
   } catch (error) {
     body.destroy()
     source.destroy()
-    const failure = await failureWithTask(client, task, settled, transferError(error, url, what, 'body'), what)
+    const failure = await failureWithTask(client, task, settled, transferError(error, url, what, 'body', signal), what)
     await probeCleanup
     throw failure
   }
@@ -281,12 +281,14 @@ async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: P
   return error
 }
 
-function transferError(error: unknown, url: URL, what: string, phase: 'request' | 'body'): XenCrError {
+function transferError(error: unknown, url: URL, what: string, phase: 'request' | 'body', signal: AbortSignal | undefined): XenCrError {
   if (error instanceof XenCrError) return error
-  const name = error instanceof Error ? error.name : ''
-  if (name === 'AbortError') return new AbortedError(`${what} aborted`)
-  const code = (error as { code?: unknown } | null)?.code
   const where = describeUrl(url)
+  const name = error instanceof Error ? error.name : ''
+  if (signal?.aborted === true) return new AbortedError(`${what} aborted`)
+  // Streams report AbortError also when a consumer destroys them; that is no abort of ours.
+  if (name === 'AbortError') return new OperationError('TRANSFER_INTERRUPTED', `${what} at ${where} stopped: its stream was closed before the end`)
+  const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string' && isTlsErrorCode(code)) {
     return new ConnectionError('POOL_TLS', `TLS connection to ${where} failed (${code}); check the host's certificate or allow unauthorized certificates for this pool`, {
       url: `${url.protocol}//${url.host}`,

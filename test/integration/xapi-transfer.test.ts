@@ -256,6 +256,6 @@ describe('failures', () => {
       onProgress: () => controller.abort(),
     })
     expect(imported.status === 'rejected' && imported.reason).toBeInstanceOf(AbortedError)
-    expect(exported.status === 'rejected' && exported.reason).toBeInstanceOf(XenCrError)
+    expect(exported.status === 'rejected' && exported.reason).toBeInstanceOf(AbortedError)
   })
 })
