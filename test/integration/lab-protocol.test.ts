@@ -203,6 +203,24 @@ describe('events and tasks', () => {
     expect([failed['status'], failed['error_info']]).toEqual(['failure', ['VM_BAD_POWER_STATE', vm, 'halted', 'running']])
   })
 
+  it('cancels a running Async operation: the task ends cancelled with TASK_CANCELLED', async () => {
+    const [vm] = await ok<string[]>(url, 'VM.get_by_name_label', session, 'vm1')
+    const snapshotsBefore = await ok<string[]>(url, 'VM.get_snapshots', session, vm)
+    // a long latency keeps the operation pending until the cancel arrives
+    lab.control.injectFault('p', { kind: 'latency', method: 'VM.snapshot', ms: 600_000 })
+    try {
+      const task = await ok<string>(url, 'Async.VM.snapshot', session, vm, 'never')
+      expect(await ok(url, 'task.get_status', session, task)).toBe('pending')
+      expect(await ok(url, 'task.get_allowed_operations', session, task)).toEqual(['cancel'])
+      await ok(url, 'task.cancel', session, task)
+      const record = await awaitTask(url, session, task)
+      expect([record['status'], record['error_info']]).toEqual(['cancelled', ['TASK_CANCELLED', task]])
+      expect(await ok<string[]>(url, 'VM.get_snapshots', session, vm)).toEqual(snapshotsBefore)
+    } finally {
+      lab.control.clearFaults('p')
+    }
+  })
+
   it('records cancel and destroy requests on a pending task', async () => {
     const task = await ok<string>(url, 'task.create', session, 'transfer', '')
     await ok(url, 'task.cancel', session, task)

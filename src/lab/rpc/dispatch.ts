@@ -93,7 +93,9 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   }
 
   const plan = pool.faults.planCall(def.name)
-  if (plan.delayMs > 0) await sleep(plan.delayMs)
+  // An Async call answers with its task at once; injected latency then delays the operation
+  // itself (and a task.cancel ends the wait), as a slow operation on a real host would.
+  if (plan.delayMs > 0 && (!isAsync || plan.then?.action === 'drop')) await sleep(plan.delayMs)
   if (plan.then?.action === 'drop') return { kind: 'drop' }
   const injected = plan.then
 
@@ -112,6 +114,11 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   setImmediate(() => {
     void (async () => {
       try {
+        const deadline = Date.now() + plan.delayMs
+        while (Date.now() < deadline && !task.cancelRequested && !pool.closing.aborted) {
+          await pool.db.waitForChange(deadline - Date.now(), pool.closing)
+        }
+        task.checkCancelled()
         if (injected !== undefined) {
           task.fail(injected.code, injected.params)
           return
