@@ -155,9 +155,8 @@ describe('planSeed', () => {
     expect(code(() => planSeed(request(), shifted.source, shifted.target, { samePool: false }))).toBe('SEED_DISKS_MISMATCH')
     const one = pools({ targetDevices: ['0'] })
     expect(code(() => planSeed(request(), one.source, one.target, { samePool: false }))).toBe('SEED_DISKS_MISMATCH')
-    const running = pools()
-    running.target.vms.set('copy', { ...running.target.vms.get('copy')!, power_state: 'Running' } as SeedVm)
-    expect(code(() => planSeed(request(), running.source, running.target, { samePool: false }))).toBe('SEED_TARGET_NOT_HALTED')
+    const running = { ...p.target, vms: new Map([['copy', { ...p.target.vms.get('copy')!, power_state: 'Running' }]]) }
+    expect(code(() => planSeed(request(), p.source, running, { samePool: false }))).toBe('SEED_TARGET_NOT_HALTED')
     // no job store entry: the SR and VM checks are skipped, with a warning
     const outside = planSeed(request({ job: { id: JOB } }), p.source, p.target, { samePool: false })
     expect(outside.warnings.map((w) => w.code)).toEqual(['SEED_JOB_NOT_IN_STORE'])
