@@ -60,7 +60,7 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   const onAbort = (): void => local.abort(ctx.signal?.reason)
   ctx.signal?.addEventListener('abort', onAbort, { once: true })
   try {
-    const { bytes, replicas } = await transfer(ctx, plan, cleanup, local.signal)
+    const { bytes, replicas } = await transfer(ctx, plan, cleanup, local)
     cleanup.commit()
     await rotate(ctx, plan, vm)
     return { status: 'success', vm, mode: plan.mode, bytes, durationMs: Date.now() - started, replicas }
@@ -77,8 +77,29 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   }
 }
 
-async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, signal: AbortSignal): Promise<{ bytes: number; replicas: ReplicaInfo[] }> {
+/**
+ * Waits for every task; the first failure aborts the others at once, and that first failure (not
+ * the aborts it caused) is what is thrown — only once nothing is running any more, so that the
+ * cleanup never races a transfer still writing to a disk it is about to destroy.
+ */
+async function allOrAbort<T>(tasks: readonly Promise<T>[], controller: AbortController): Promise<T[]> {
+  let first: { error: unknown } | undefined
+  const settled = await Promise.allSettled(
+    tasks.map((task) =>
+      task.catch((error: unknown) => {
+        first ??= { error }
+        controller.abort(error)
+        throw error
+      }),
+    ),
+  )
+  if (first !== undefined) throw first.error
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value)
+}
+
+async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, controller: AbortController): Promise<{ bytes: number; replicas: ReplicaInfo[] }> {
   const { source, target } = ctx
+  const signal = controller.signal
   const opts = { signal }
   const id = plan.identity
   const vmRef = asRef<'VM'>(plan.vm.ref)
@@ -128,7 +149,7 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, sig
       signal,
       warn: (code, message) => ctx.emit({ kind: 'warning', vm: { uuid: plan.vm.uuid, name: plan.vm.name }, code, message }),
     })
-    await Promise.all(
+    await allOrAbort(
       disks.map(async (d, i) => {
         const targetVdi = created.vdis[i]!
         const result = await transferDisk({
@@ -152,6 +173,7 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, sig
         })
         bytes += result.bytes
       }),
+      controller,
     )
     await setVmOtherConfig(target, created.vm, { [KEYS.deltaChainLength]: String(plan.nextDeltaChainLength) }, opts)
     await finaliseReplica({
@@ -165,10 +187,7 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, sig
     const record = await target.getRecord('VM', created.vm, opts)
     return { srUuid: srPlan.sr.uuid, srName: srPlan.sr.name, uuid: record.uuid, name }
   })
-  const settled = await Promise.allSettled(perSr)
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
-  if (failed !== undefined) throw failed.reason
-  const replicas = settled.map((s) => (s as PromiseFulfilledResult<ReplicaInfo>).value)
+  const replicas = await allOrAbort(perSr, controller)
 
   // The success marker goes on the snapshot only once every replica is complete.
   await setVmOtherConfig(source, snapRef, exportedKeys(plan.nextDeltaChainLength), opts)
