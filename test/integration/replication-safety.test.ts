@@ -3,7 +3,7 @@ import { runPass } from '../../src/replication/pass.js'
 import type { PassEvent } from '../../src/replication/events.js'
 import { KEYS } from '../../src/replication/metadata.js'
 import { setVdiOtherConfig } from '../../src/xapi/vdi.js'
-import { setVmNameLabel, setVmOtherConfig, startVm, unblockOperation } from '../../src/xapi/vm.js'
+import { setVmNameLabel, setVmOtherConfig, snapshotVm, startVm, unblockOperation } from '../../src/xapi/vm.js'
 import { disksOf, expectReplicaMatches, jobSnapshots, makeJob, rawSha256, replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 let f: Fixture | undefined
@@ -60,6 +60,27 @@ describe('continuing targets of other eras', () => {
     expect(result.plans[0]?.base?.era).toBe('B')
     expect(result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
     const h = await expectReplicaMatches(f, reps[reps.length - 1]![0], snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+  })
+  it('continues an era-C target (one live replica, keys on its snapshot) with a delta from the target snapshot', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [repRef] = (await replicas(f.target, job.id, f.vmUuid))[0]!
+    // XO 6.3+: the replica is snapshotted on the target (the snapshot keeps every key), then the
+    // live replica's keys are reset except xo:backup:sr.
+    const targetSnap = await snapshotVm(f.target, repRef, 'web - nightly / hourly 20260101T000000Z')
+    const reset = none([KEYS.datetime, KEYS.job, KEYS.schedule, KEYS.vm, KEYS.copyOf, KEYS.contentKey, KEYS.deltaChainLength])
+    await setVmOtherConfig(f.target, repRef, reset)
+    for (const d of await disksOf(f.target, repRef)) await setVdiOtherConfig(f.target, d, reset)
+
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [2], seed: 14 })
+    const { result, snaps } = await passAndCheck(f, job)
+    expect(result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(result.plans[0]?.targets[0]?.baseReplica?.ref).toBe(targetSnap)
+    const newest = (await replicas(f.target, job.id, f.vmUuid)).filter(([ref]) => ref !== targetSnap)
+    expect(newest).toHaveLength(1)
+    const h = await expectReplicaMatches(f, newest[0]![0], snaps[0]![0])
     expect(h.replica).toEqual(h.snapshot)
   })
 })
