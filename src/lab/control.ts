@@ -11,8 +11,10 @@ import type { LabPool } from './pool.js'
 import { guestBlock } from './storage/guest-data.js'
 import { BLOCK_SIZE } from './storage/types.js'
 
+/** Byte ranges to write, or whole 2 MiB blocks of deterministic data (`seed`) or zeros. */
 export type GuestWrites = readonly { readonly offset: number; readonly data: Buffer }[] | { readonly blocks: readonly number[]; readonly seed: number; readonly zero?: boolean }
 
+/** A VM as the control API reports it. */
 export interface LabVmInfo {
   readonly ref: string
   readonly uuid: string
@@ -22,6 +24,7 @@ export interface LabVmInfo {
   readonly vdis: readonly { readonly ref: string; readonly uuid: string; readonly virtualSize: number }[]
 }
 
+/** The lab control API: guest data, faults and lookups for tests and demos. */
 export interface LabControl {
   /** Writes into a VDI (by uuid or ref) or a VM's first disk (by VM uuid or ref). */
   writeGuestData(pool: string, vdiOrVm: string, writes: GuestWrites): Promise<void>
@@ -52,6 +55,7 @@ function vmInfo(pool: LabPool, ref: string): LabVmInfo {
   return { ref, uuid: vm['uuid'] as string, nameLabel: vm['name_label'] as string, powerState: vm['power_state'] as string, vdis }
 }
 
+/** The control API over the running pools, by pool name. */
 export function createControl(pools: ReadonlyMap<string, LabPool>): LabControl {
   const poolNamed = (name: string): LabPool => pools.get(name) ?? unknown(`lab pool ${name} does not exist; pools: ${[...pools.keys()].join(', ')}`)
   const diskOf = (pool: LabPool, id: string): { ref: string; diskId: string } => {

@@ -26,10 +26,12 @@ interface Armed {
   spent: boolean
 }
 
+/** What an armed fault does to one API call. */
 export type CallFaultAction =
   | { readonly action: 'error'; readonly code: string; readonly params: readonly string[] }
   | { readonly action: 'drop' }
 
+/** The faults that apply to one API call: a delay first, then maybe an action. */
 export interface CallFaultPlan {
   readonly delayMs: number
   readonly then: CallFaultAction | undefined
@@ -61,6 +63,7 @@ export function validateFault(value: unknown): LabFault {
   return value as LabFault
 }
 
+/** The faults armed on one pool. */
 export class FaultTable {
   #armed: Armed[] = []
 

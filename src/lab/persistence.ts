@@ -7,12 +7,14 @@ import { readFile, rename, writeFile } from 'node:fs/promises'
 import { ConfigError } from '../errors.js'
 import type { Database, DatabaseDump } from './db/database.js'
 
+/** Writes JSON through a temp file and a rename, so readers never see half a file. */
 export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
   const temp = `${path}.${randomUUID()}.tmp`
   await writeFile(temp, JSON.stringify(value), { mode })
   await rename(temp, path)
 }
 
+/** The parsed file, undefined when it does not exist; a damaged file is `LAB_STATE_CORRUPT`. */
 export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
   let text: string
   try {
@@ -31,6 +33,7 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
 /** How long a burst of changes may go unsaved; a crash loses at most this much. */
 const SAVE_DELAY_MS = 100
 
+/** Saves a pool database to `path` after changes (debounced) and on `flush()`. */
 export class DatabaseSaver {
   readonly #db: Database
   readonly #path: string

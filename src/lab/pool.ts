@@ -11,11 +11,13 @@ import { TaskManager } from './tasks.js'
 import { vmAllowedOperations } from './rpc/vm-checks.js'
 import { formatXapiDate } from './wire/values.js'
 
+/** A user a pool accepts at login. */
 export interface LabUser {
   readonly user: string
   readonly password: string
 }
 
+/** One pool's state; see the file comment. */
 export class LabPool {
   readonly name: string
   readonly db: Database

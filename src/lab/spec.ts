@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { ConfigError } from '../errors.js'
 import { validateFault, type LabFault } from './faults.js'
 
+/** A VM disk: virtual size, bytes of deterministic data from offset 0, seed, SR. */
 export interface LabDiskSpec {
   readonly name?: string
   readonly size: number | string
@@ -17,6 +18,7 @@ export interface LabDiskSpec {
   readonly sr?: string
 }
 
+/** A VM of a lab pool. */
 export interface LabVmSpec {
   readonly name: string
   readonly description?: string
@@ -31,6 +33,7 @@ export interface LabVmSpec {
   readonly networks?: readonly string[]
 }
 
+/** An SR of a lab pool. */
 export interface LabSrSpec {
   readonly name: string
   /** SR type (default `ext`) */
@@ -41,6 +44,7 @@ export interface LabSrSpec {
   readonly host?: string
 }
 
+/** A network of a lab pool, optionally a VLAN. */
 export interface LabNetworkSpec {
   readonly name: string
   /** VLAN tag: the network gets VLAN PIFs (`eth0.<vlan>`) on every host */
@@ -49,6 +53,7 @@ export interface LabNetworkSpec {
   readonly bridge?: string
 }
 
+/** One simulated pool. */
 export interface LabPoolSpec {
   readonly name: string
   /** host names (default one host, `<pool>-host1`); the first is the master */
@@ -62,6 +67,7 @@ export interface LabPoolSpec {
   readonly faults?: readonly LabFault[]
 }
 
+/** A whole lab: its pools. */
 export interface LabSpec {
   readonly pools: readonly LabPoolSpec[]
 }
@@ -149,6 +155,7 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
   return spec
 }
 
+/** Reads and validates a JSON lab spec; ConfigError `LAB_SPEC_UNREADABLE` / `LAB_SPEC_INVALID` naming the problem. */
 export async function loadSpec(path: string): Promise<LabSpec> {
   let text: string
   try {

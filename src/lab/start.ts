@@ -22,6 +22,8 @@ import type { MethodRegistry } from './rpc/registry.js'
 import { DEFAULT_SPEC, loadSpec, validateSpec, type LabPoolSpec, type LabSpec } from './spec.js'
 import { SparseDiskStore } from './storage/sparse-disk-store.js'
 
+/** A host of a running lab pool. */
+/** A running lab. */
 export interface LabHostInfo {
   readonly name: string
   readonly uuid: string
@@ -30,6 +32,7 @@ export interface LabHostInfo {
   readonly address: string
 }
 
+/** Where to reach a running lab pool and how to log in (its first user). */
 export interface LabPoolInfo {
   readonly name: string
   /** the master's URL, `http://127.0.0.x:port` */
@@ -50,6 +53,7 @@ export interface Lab {
   stop(): Promise<void>
 }
 
+/** Options of {@link startLab}. */
 export interface StartLabOptions {
   /** a spec or the path of a JSON spec; default {@link DEFAULT_SPEC}; ignored when `dir` holds a lab */
   readonly spec?: LabSpec | string

@@ -12,6 +12,7 @@ export interface TaskHandle extends LabTaskHandle {
   checkCancelled(): void
 }
 
+/** The tasks of one pool. */
 export class TaskManager {
   readonly #db: Database
   readonly #hostRef: () => string

@@ -8,8 +8,10 @@ import { XapiError } from '../../errors.js'
 import { WireDateTime, WireFloat, type WireValue } from '../wire/values.js'
 import { defaultFor, SCHEMA, type ClassSpec, type LabRecord, type StoredValue } from './schema.js'
 
+/** The null reference every unset ref field holds. */
 export const NULL_REF = 'OpaqueRef:NULL'
 
+/** A fresh `OpaqueRef:<uuid>`. */
 export function newRef(): string {
   return `OpaqueRef:${randomUUID()}`
 }
@@ -45,6 +47,7 @@ export function apiError(code: string, ...params: string[]): XapiError {
   return new XapiError(code, params, 'lab')
 }
 
+/** One pool's objects; see the file comment. */
 export class Database {
   #generation = 0
   readonly #objects = new Map<string, Map<string, LabRecord>>()

@@ -15,6 +15,7 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
   return undefined
 }
 
+/** The context the disk handlers of host `hostRef` get; `baseUrlOf` gives a host's `http://address:port`. */
 export function diskHandlerContext(pool: LabPool, hostRef: string, baseUrlOf: (hostRef: string) => string): DiskHandlerContext {
   return {
     storage: pool.storage,

@@ -99,6 +99,7 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
   }
 }
 
+/** Where a host listens and what it serves. */
 export interface HostServerOptions {
   readonly target: DispatchTarget
   readonly address: string
@@ -107,6 +108,7 @@ export interface HostServerOptions {
   readonly routes: readonly Route[]
 }
 
+/** One host's HTTP server. */
 export class HostServer {
   readonly #server: Server
   readonly #routes: Route[]

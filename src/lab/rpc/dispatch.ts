@@ -10,11 +10,13 @@ import { encodeXmlValue } from '../wire/xmlrpc.js'
 import type { DecodedValue, WireValue } from '../wire/values.js'
 import { coerce, type Arg, type MethodRegistry } from './registry.js'
 
+/** What goes back for one call: a value, a XAPI failure, or a dropped connection (fault injection). */
 export type DispatchOutcome =
   | { readonly kind: 'success'; readonly value: WireValue; /** system.listMethods: no Status/Value wrapper */ readonly bare?: boolean }
   | { readonly kind: 'failure'; readonly code: string; readonly params: readonly string[] }
   | { readonly kind: 'drop' }
 
+/** The pool, API and receiving host of a call. */
 export interface DispatchTarget {
   readonly pool: LabPool
   readonly registry: MethodRegistry
@@ -47,6 +49,7 @@ function firstBadString(value: DecodedValue): string | undefined {
   return undefined
 }
 
+/** Runs one decoded call in XAPI's dispatch order. */
 export async function dispatch(target: DispatchTarget, wireMethod: string, params: readonly DecodedValue[], options: { invalidUtf8?: boolean } = {}): Promise<DispatchOutcome> {
   const { pool, registry, hostRef } = target
   const isAsync = wireMethod.startsWith('Async.')

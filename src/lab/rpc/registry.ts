@@ -14,6 +14,7 @@ export type ParamType = 'string' | 'int' | 'float' | 'bool' | 'datetime' | 'map'
 /** A parameter value after unmarshalling. */
 export type Arg = string | number | boolean | Date | readonly string[] | Readonly<Record<string, string>> | Readonly<Record<string, DecodedValue>> | DecodedValue
 
+/** What a message handler gets besides its arguments. */
 export interface CallContext {
   readonly pool: LabPool
   /** ref of the host that received the call */
@@ -26,6 +27,7 @@ export interface CallContext {
   readonly task: TaskHandle | undefined
 }
 
+/** One API message. */
 export interface MethodDef {
   /** `Class.message` */
   readonly name: string
@@ -40,6 +42,7 @@ export interface MethodDef {
   handler(ctx: CallContext, args: readonly Arg[]): WireValue | Promise<WireValue>
 }
 
+/** Every message of the lab API by wire name. */
 export class MethodRegistry {
   readonly #methods = new Map<string, MethodDef>()
   readonly #classes = new Set<string>()
