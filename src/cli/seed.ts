@@ -11,7 +11,7 @@ import { isUuid } from '../jobs/job-document.js'
 import type { Job } from '../jobs/types.js'
 import { exportSeed } from '../replication/seed/export-seed.js'
 import { importSeed } from '../replication/seed/import-seed.js'
-import { checkSeedIds, type SeedRequest } from '../replication/seed/plan-seed.js'
+import { SeedRefusal, checkSeedIds, type SeedRequest } from '../replication/seed/plan-seed.js'
 import { seed, type SeedEvent } from '../replication/seed/seed.js'
 import type { VerifyMode } from '../replication/seed/verify-seed.js'
 import { XapiClient } from '../xapi/client.js'
@@ -104,8 +104,8 @@ async function findPoolsHolding(context: CliContext, snapshotUuid: string, targe
     if (target === undefined && (await holds(targetVmUuid))) target = client
     if (source !== undefined && target !== undefined) return { source, target }
   }
-  const missing = source === undefined ? `snapshot ${snapshotUuid}` : `VM ${targetVmUuid}`
-  throw new UsageError('POOL_REQUIRED', `no configured pool holds ${missing}; give --source and --target (pool names or URLs), or add the pool to the config`)
+  const [code, missing] = source === undefined ? (['SEED_SNAPSHOT_NOT_FOUND', `snapshot ${snapshotUuid}`] as const) : (['SEED_TARGET_NOT_FOUND', `VM ${targetVmUuid}`] as const)
+  throw new SeedRefusal(code, `no configured pool holds ${missing}; check the uuid, or give --source and --target (pool names or URLs)`)
 }
 
 interface SeedFlags {
