@@ -149,7 +149,7 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
     }
   }
   if (o.dryRun === true) {
-    for (const plan of plans) emit({ kind: 'vm-start', vm: { uuid: plan.vm.uuid, name: plan.vm.name }, plan })
+    // No vm-start: nothing starts, and the caller shows the plans as the result.
     return { job: { id: job.id, name: job.name }, scheduleId: schedule.id, dryRun: true, plans, results }
   }
 
