@@ -14,6 +14,7 @@ import { taskOutcome } from './task-outcome.js'
 import { TaskWatcher } from './task-watcher.js'
 import type { Ref, RecordOf, TaskRecord, XapiClassName } from './types.js'
 
+/** How to reach and log in to a pool; see {@link XapiClient.connect}. */
 export interface XapiConnectOptions {
   /** `https://host[:port]`; credentials in it are removed and used only when `user`/`password` are empty */
   readonly url: string
@@ -33,6 +34,7 @@ export interface XapiConnectOptions {
   readonly watchEvents?: boolean
 }
 
+/** Per-call cancellation and timeout. */
 export interface CallOptions {
   readonly signal?: AbortSignal
   /** for `call`: defaults to the client's `callTimeoutMs`; for `callAsync`: the whole wait, no default */
@@ -52,6 +54,10 @@ const DEFAULT_CALL_TIMEOUT_MS = 5 * 60_000
 /** Coordinator changes followed per login or call before giving up. */
 const MAX_MASTER_HOPS = 2
 
+/**
+ * A logged-in session with one pool's coordinator. Plain functions per concept (`vm.ts`,
+ * `vdi.ts`, `transfer.ts`, …) take it as their first argument.
+ */
 export class XapiClient {
   #xapi: Xapi
   #target: PoolTarget

@@ -27,6 +27,7 @@ import type { Ref, TaskRecord } from './types.js'
 
 export type { TransferProgress } from './transfer-meter.js'
 
+/** Options shared by exports and imports. */
 export interface TransferOptions {
   readonly signal?: AbortSignal
   readonly onProgress?: (progress: TransferProgress) => void

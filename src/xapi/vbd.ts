@@ -36,10 +36,12 @@ export function createVbd(client: XapiClient, params: VbdCreateParams, options: 
   return client.call<Ref<'VBD'>>('VBD.create', [record], options)
 }
 
+/** `VBD.destroy`: detaches the disk record from the VM; the VDI stays. */
 export async function destroyVbd(client: XapiClient, vbd: Ref<'VBD'>, options: CallOptions = {}): Promise<void> {
   await client.call('VBD.destroy', [vbd], options)
 }
 
+/** A VM's disk: its VBD and VDI with their records. */
 export interface VmDisk {
   readonly vbdRef: Ref<'VBD'>
   readonly vbd: VbdRecord

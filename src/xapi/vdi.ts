@@ -62,10 +62,12 @@ export async function setVdiOtherConfig(client: XapiClient, vdi: Ref<'VDI'>, ent
   }
 }
 
+/** `VDI.set_name_label` (name_label has no generic setter on VDIs). */
 export async function setVdiNameLabel(client: XapiClient, vdi: Ref<'VDI'>, name: string, options: CallOptions = {}): Promise<void> {
   await client.call('VDI.set_name_label', [vdi, name], options)
 }
 
+/** `VDI.set_name_description`. */
 export async function setVdiNameDescription(client: XapiClient, vdi: Ref<'VDI'>, description: string, options: CallOptions = {}): Promise<void> {
   await client.call('VDI.set_name_description', [vdi, description], options)
 }

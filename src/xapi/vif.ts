@@ -36,6 +36,7 @@ export function createVif(client: XapiClient, params: VifCreateParams, options: 
   return client.call<Ref<'VIF'>>('VIF.create', [record], options)
 }
 
+/** `VIF.destroy`. */
 export async function destroyVif(client: XapiClient, vif: Ref<'VIF'>, options: CallOptions = {}): Promise<void> {
   await client.call('VIF.destroy', [vif], options)
 }

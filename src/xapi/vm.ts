@@ -45,14 +45,17 @@ export function blockOperation(client: XapiClient, vm: Ref<'VM'>, operation: str
   return client.setMapEntry('VM', vm, 'blocked_operations', operation, reason, options)
 }
 
+/** Lifts a block set by {@link blockOperation} (silent when there is none). */
 export function unblockOperation(client: XapiClient, vm: Ref<'VM'>, operation: string, options: CallOptions = {}): Promise<void> {
   return client.setMapEntry('VM', vm, 'blocked_operations', operation, null, options)
 }
 
+/** `VM.add_tags`: adds `tag` to the VM's tags (no error if present). */
 export async function addTag(client: XapiClient, vm: Ref<'VM'>, tag: string, options: CallOptions = {}): Promise<void> {
   await client.call('VM.add_tags', [vm, tag], options)
 }
 
+/** `VM.remove_tags`: removes `tag` (no error if absent). */
 export async function removeTag(client: XapiClient, vm: Ref<'VM'>, tag: string, options: CallOptions = {}): Promise<void> {
   await client.call('VM.remove_tags', [vm, tag], options)
 }
@@ -64,10 +67,12 @@ export async function setVmOtherConfig(client: XapiClient, vm: Ref<'VM'>, entrie
   }
 }
 
+/** `VM.set_name_label`. */
 export async function setVmNameLabel(client: XapiClient, vm: Ref<'VM'>, name: string, options: CallOptions = {}): Promise<void> {
   await client.call('VM.set_name_label', [vm, name], options)
 }
 
+/** `VM.set_name_description`. */
 export async function setVmNameDescription(client: XapiClient, vm: Ref<'VM'>, description: string, options: CallOptions = {}): Promise<void> {
   await client.call('VM.set_name_description', [vm, description], options)
 }
@@ -82,10 +87,12 @@ export async function startVm(client: XapiClient, vm: Ref<'VM'>, options: CallOp
   await client.callAsync('VM.start', [vm, options.paused === true, options.force === true], callOptions(options))
 }
 
+/** `VM.clean_shutdown` (async): asks the guest to shut down. */
 export async function cleanShutdownVm(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<void> {
   await client.callAsync('VM.clean_shutdown', [vm], options)
 }
 
+/** `VM.hard_shutdown` (async): powers the VM off. */
 export async function hardShutdownVm(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<void> {
   await client.callAsync('VM.hard_shutdown', [vm], options)
 }
