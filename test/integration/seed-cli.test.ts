@@ -62,6 +62,15 @@ describe('xen-cr seed on a hand-made copy', () => {
     expect(dry.events.find((e) => e['kind'] === 'seed-plan')).toMatchObject({ dryRun: true })
     expect((await oc(f, 'target', 'VM', copy.ref))[KEYS.job]).toBeUndefined()
 
+    // a sample of 2 blocks per disk stops reading each export after its last sampled block
+    const sampled = await cli(f, jobsFile, ['seed', '--job', 'nightly', '--snapshot', snap.uuid, '--target-vm', copy.uuid, '--dry-run', '--verify=sample', '--sample-blocks', '2'])
+    expect(sampled.code).toBe(0)
+    const disks = (sampled.events.find((e) => e['kind'] === 'seed-verified') as { disks: { equal: boolean; blocks: number[] }[] }).disks
+    expect(disks.map((d) => [d.equal, d.blocks.length])).toEqual([
+      [true, 2],
+      [true, 2],
+    ])
+
     const done = await cli(f, jobsFile, ['seed', '--job', 'nightly', '--snapshot', snap.uuid, '--target-vm', copy.uuid, '--verify'])
     expect(done.stderr).toBe('')
     expect(done.code).toBe(0)

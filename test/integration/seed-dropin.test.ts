@@ -132,6 +132,9 @@ describe('xo-cr-seed compatibility', () => {
     const snap2 = await manualSnapshot(f, 'four-uuid snapshot, outside job')
     const copy2 = await handMadeCopy(f, snap2.ref, f.srs['Replica A']!, tmp.path)
     const outside = { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0401', schedule: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0402' }
+    const nowhere = await dropIn(['0b7e2f7a-1c55-4f0e-9a57-3c1d9e0fbeef', copy2.uuid, outside.id, outside.schedule])
+    expect(nowhere.err).toContain('SEED_SNAPSHOT_NOT_FOUND')
+    expect(nowhere.code).toBe(5)
     const found = await dropIn(['--json', snap2.uuid, copy2.uuid, outside.id, outside.schedule])
     expect(found.code).toBe(0)
     expect((await f.target.getRecord('VM', copy2.ref)).other_config).toMatchObject({ [KEYS.job]: outside.id, [KEYS.copyOf]: snap2.uuid })
