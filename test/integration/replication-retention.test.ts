@@ -3,6 +3,7 @@ import { runPass } from '../../src/replication/pass.js'
 import { KEYS } from '../../src/replication/metadata.js'
 import { createVbd } from '../../src/xapi/vbd.js'
 import { createVdi } from '../../src/xapi/vdi.js'
+import type { LabSpec } from '../../src/lab/spec.js'
 import { expectReplicaMatches, jobSnapshots, makeJob, replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 let f: Fixture | undefined
@@ -93,5 +94,33 @@ describe('retention and topologies', () => {
     const h = await expectReplicaMatches(f, reps[1]![0], snap)
     expect(h.replica).toHaveLength(3)
     expect(h.replica).toEqual(h.snapshot)
+  })
+
+  it('selects VMs by tag within one pool, two at a time, and never replicates its own replicas', async () => {
+    const spec: LabSpec = {
+      pools: [
+        {
+          name: 'src',
+          srs: [{ name: 'Local storage' }],
+          vms: [
+            { name: 'web', tags: ['prod'], disks: [{ size: '4 MiB', filled: '2 MiB', seed: 1 }] },
+            { name: 'db', tags: ['prod'], disks: [{ size: '4 MiB', filled: '2 MiB', seed: 2 }] },
+            { name: 'scratch', disks: [{ size: '4 MiB', seed: 3 }] },
+          ],
+        },
+      ],
+    }
+    f = await startFixture(spec, { samePool: true })
+    const job = makeJob(f, { vms: { uuids: [], tags: ['prod'], all: false }, srs: [f.srs['Local storage']!], concurrency: 2 })
+    for (const mode of ['full', 'delta']) {
+      const result = await runPass({ job, source: f.source, target: f.target })
+      expect(result.results.map((r) => [r.vm.name, r.status, r.status === 'success' && r.mode]).sort()).toEqual([
+        ['db', 'success', mode],
+        ['web', 'success', mode],
+      ])
+    }
+    // the replicas carry the tag too, yet only the two VMs were ever replicated
+    const vms = [...(await f.source.getAllRecords('VM')).values()].filter((v) => !v.is_a_snapshot && !v.is_control_domain)
+    expect(vms.filter((v) => v.tags.includes('prod')).length).toBe(2 + 4)
   })
 })
