@@ -76,7 +76,8 @@ export class LabPool {
   /** `session.login_with_password`: wrong credentials fail after the configured delay, as XAPI's 5 s. */
   async login(user: string, password: string, originator: string, hostRef: string): Promise<string> {
     if (this.#users.get(user) !== password) {
-      if (this.#loginDelayMs > 0) await sleep(this.#loginDelayMs)
+      // The stopping lab must not wait out a pending delay.
+      if (this.#loginDelayMs > 0) await sleep(this.#loginDelayMs, undefined, { signal: this.closing }).catch(() => undefined)
       throw apiError('SESSION_AUTHENTICATION_FAILED', user, 'Authentication failure')
     }
     return this.db.create('session', {

@@ -68,3 +68,29 @@ it('restores objects, disks, sessions and credentials when restarted on the same
   await writeFile(join(tmp.path, 'pools', 'a', 'db.json'), '{"trunc')
   await expect(startLab({ dir: tmp.path })).rejects.toMatchObject({ code: 'LAB_STATE_CORRUPT' })
 })
+
+it('holds a failed login for the configured delay without blocking other callers', async () => {
+  tmp = await makeTempDir()
+  const lab = await startLab({ dir: tmp.path, loginDelayMs: 600_000, spec: { pools: [{ name: 'p', users: [{ user: 'root', password: 'right' }] }] } })
+  labs.push(lab)
+  const url = lab.pools[0]!.url
+  let settled = false
+  const bad = fetch(new URL('/jsonrpc', url), { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.login_with_password', params: ['root', 'wrong'] }) }).then(
+    async response => {
+      settled = true
+      return (JSON.parse(await response.text()) as { error: { message: string } }).error.message
+    },
+    () => {
+      settled = true
+      return 'connection closed'
+    },
+  )
+  // a good login and a call go through while the bad one waits
+  const session = await ok<string>(url, 'session.login_with_password', 'root', 'right')
+  await ok(url, 'pool.get_all', session)
+  expect(settled).toBe(false)
+  await lab.stop()
+  labs = []
+  // stopping the lab ends the wait: the caller gets a closed connection, not a 10-minute hang
+  expect(['SESSION_AUTHENTICATION_FAILED', 'connection closed']).toContain(await bad)
+})
