@@ -93,4 +93,30 @@ describe('replication between two pools', () => {
     }
     expect(rep.VIFs).toHaveLength(1)
   })
+
+  it('replicates a 64 GiB sparse disk by its allocated blocks only, full then delta', async () => {
+    const GiB = 1024 * MiB
+    f = await startFixture({
+      pools: [
+        { name: 'src', srs: [{ name: 'Local storage' }], vms: [{ name: 'web', disks: [{ size: '64 GiB', filled: '4 MiB', seed: 5 }] }] },
+        { name: 'tgt', srs: [{ name: 'Replica A' }] },
+      ],
+    })
+    const job = makeJob(f)
+    const first = await runPass({ job, source: f.source, target: f.target })
+    expect(first.results[0]?.status === 'success' && first.results[0].bytes).toBe(vhdLength(64 * GiB, 2))
+    // a block near the end of the disk changes
+    const far = 30_000
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [far], seed: 77 })
+    const second = await runPass({ job, source: f.source, target: f.target })
+    expect(second.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(second.results[0]?.status === 'success' && second.results[0].bytes).toBe(vhdLength(64 * GiB, 1))
+    const reps = await replicas(f.target, job.id, f.vmUuid)
+    const [replicaDisk] = await disksOf(f.target, reps[1]![0])
+    const uuid = (await f.target.getRecord('VDI', replicaDisk!)).uuid
+    for (const block of [0, 1, far]) {
+      const want = await f.lab.control.readGuestData('src', f.vmUuid, block * BLOCK, BLOCK)
+      expect((await f.lab.control.readGuestData('tgt', uuid, block * BLOCK, BLOCK)).equals(want)).toBe(true)
+    }
+  })
 })
