@@ -7,7 +7,7 @@
  */
 import { KEYS, IMPORTING_BLOCKED_MESSAGE, BLOCKED_START_OPERATIONS, START_BLOCKED_MESSAGE, REPLICA_TAG, importingName, LIVE_VM_RESET_KEYS } from '../replication/metadata.js'
 import type { XapiClient } from '../xapi/client.js'
-import { cloneVdi, createVdi, destroyVdi, resizeVdi, setVdiOtherConfig } from '../xapi/vdi.js'
+import { cloneVdi, createVdi, destroyVdi, resizeVdi, setVdiNameLabel, setVdiOtherConfig } from '../xapi/vdi.js'
 import { addTag, blockOperation, createVm, destroyVm, setVmNameLabel, setVmOtherConfig } from '../xapi/vm.js'
 import { NULL_REF, type Ref, type StringMap } from '../xapi/types.js'
 import { createVbd, destroyVbd } from '../xapi/vbd.js'
@@ -126,6 +126,8 @@ export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedR
       await setVdiOtherConfig(target, vdi, spec.otherConfig, opts)
       const current = await target.getRecord('VDI', vdi, opts)
       if (current.virtual_size < source.virtual_size) await resizeVdi(target, vdi, source.virtual_size, opts)
+      // the clone keeps the previous replica's disk name; the source disk may have been renamed since
+      if (current.name_label !== source.name_label) await setVdiNameLabel(target, vdi, source.name_label, opts)
     } else {
       vdi = await createVdi(
         target,
