@@ -4,11 +4,12 @@ import { Writable } from 'node:stream'
 export class CaptureStream extends Writable {
   readonly chunks: string[] = []
   readonly isTTY: boolean
-  columns = 100
+  readonly columns: number
 
-  constructor(options: { isTTY?: boolean } = {}) {
+  constructor(options: { isTTY?: boolean; columns?: number } = {}) {
     super()
     this.isTTY = options.isTTY === true
+    this.columns = options.columns ?? 100
   }
 
   override _write(chunk: Buffer | string, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

@@ -24,8 +24,8 @@ const job: Job = {
 const vm = { uuid: 'aaaaaaaa-2222-4333-8444-555555555555', name: 'web' }
 const disk = { uuid: 'bbbbbbbb-2222-4333-8444-555555555555', name: 'web disk', userdevice: '0' }
 
-function make(options: Partial<OutputOptions> & { tty?: boolean } = {}) {
-  const stdout = new CaptureStream({ isTTY: options.tty === true })
+function make(options: Partial<OutputOptions> & { tty?: boolean; columns?: number } = {}) {
+  const stdout = new CaptureStream({ isTTY: options.tty === true, ...(options.columns === undefined ? {} : { columns: options.columns }) })
   const stderr = new CaptureStream({ isTTY: options.tty === true })
   const output = createOutput({ stdout, stderr, env: {}, json: false, quiet: false, verbose: false, color: true, now: () => NOW, ...options })
   return { output, stdout, stderr }
@@ -91,6 +91,15 @@ describe('createOutput', () => {
     expect(stderr.text).toContain('✗ web: it broke [X]')
     // ora draws the first frame at start and later frames on its own timer
     expect(stdout.text).toContain('web: full')
+  })
+
+  it('treats a terminal that reports 0 columns as a log, since ora would clear endless lines there', () => {
+    const { output, stdout } = make({ tty: true, columns: 0 })
+    expect(output.mode).toBe('plain')
+    output.emit({ kind: 'vm-start', vm, plan: { mode: 'full' } as never })
+    output.close()
+    expect(stdout.text).toBe(`${NOW.toISOString()} web: full\n`)
+    expect(make({ tty: true }).output.mode).toBe('tty')
   })
 
   it('--quiet keeps results and errors only; debug needs --verbose', () => {

@@ -27,7 +27,11 @@ export interface Output {
 export function createOutput(options: OutputOptions): Output {
   const now = options.now ?? (() => new Date())
   const isTTY = options.stdout.isTTY === true
-  const mode = options.json ? 'json' : isTTY ? 'tty' : 'plain'
+  // A pty that reports 0 columns (`script` without a size, some container consoles) would make
+  // ora compute an infinite number of lines to clear on every frame: treat it as a log instead.
+  const columns = options.stdout.columns
+  const usableTerminal = isTTY && !(typeof columns === 'number' && columns <= 0)
+  const mode = options.json ? 'json' : usableTerminal ? 'tty' : 'plain'
   const renderer: Renderer =
     mode === 'json'
       ? new JsonRenderer(options.stdout, now)

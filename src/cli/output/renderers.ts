@@ -4,7 +4,7 @@ import type { OutputEvent } from './events.js'
 import { classOf, formatterFor, type EventClass } from './formatters.js'
 
 /** A writable terminal or pipe; `isTTY` is what a `tty.WriteStream` adds. */
-export type OutputStream = NodeJS.WritableStream & { readonly isTTY?: boolean }
+export type OutputStream = NodeJS.WritableStream & { readonly isTTY?: boolean; readonly columns?: number }
 
 export interface Renderer {
   render(event: OutputEvent): void
