@@ -25,6 +25,8 @@ export class LabPool {
   readonly tasks: TaskManager
   readonly faults = new FaultTable()
   readonly #closing = new AbortController()
+  /** Legacy event.register / event.next state per session (not persisted, as XAPI's is not). */
+  readonly eventRegistrations = new Map<string, { classes: Set<string>; since: number }>()
   readonly #users: ReadonlyMap<string, string>
   readonly #loginDelayMs: number
 

@@ -231,3 +231,17 @@ describe('events and tasks', () => {
     expect(await ok(url, 'task.get_status', session, task)).toBe('pending')
   })
 })
+
+describe('legacy events', () => {
+  it('delivers changes of registered classes through event.next, with obj_uuid, and refuses unregistered sessions', async () => {
+    const other = await ok<string>(url, 'session.login_with_password', 'root', 'secret')
+    expect(await failure(url, 'event.next', other)).toEqual(['SESSION_NOT_REGISTERED', [other]])
+    await ok(url, 'event.register', other, ['network'])
+    const network = await ok<string>(url, 'network.create', session, { name_label: 'legacy', name_description: '', other_config: {} })
+    const uuid = await ok<string>(url, 'network.get_uuid', session, network)
+    const events = await ok<{ class: string; operation: string; ref: string; obj_uuid: string; snapshot?: Record<string, unknown> }[]>(url, 'event.next', other)
+    expect(events.map(e => [e.class, e.operation, e.ref, e.obj_uuid, e.snapshot?.['name_label']])).toEqual([['network', 'add', network, uuid, 'legacy']])
+    await ok(url, 'network.destroy', session, network)
+    expect((await ok<{ operation: string; obj_uuid: string; snapshot?: unknown }[]>(url, 'event.next', other)).map(e => [e.operation, e.obj_uuid, e.snapshot])).toEqual([['del', uuid, undefined]])
+  })
+})

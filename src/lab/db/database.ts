@@ -24,6 +24,7 @@ interface ObjectMeta {
 interface Deletion {
   readonly cls: string
   readonly ref: string
+  readonly uuid: string
   readonly created: number
   readonly deleted: number
 }
@@ -34,6 +35,8 @@ export interface Change {
   readonly ref: string
   readonly operation: 'add' | 'mod' | 'del'
   readonly generation: number
+  /** for `del`: the uuid the object had (the legacy event API reports it) */
+  readonly uuid?: string
 }
 
 /** What a pool's database looks like on disk (see persistence). */
@@ -181,7 +184,7 @@ export class Database {
     const meta = this.#meta.get(ref)!
     this.#meta.delete(ref)
     this.#unlink(cls, ref, record)
-    this.#deletions.push({ cls, ref, created: meta.created, deleted: this.#bump() })
+    this.#deletions.push({ cls, ref, uuid: record['uuid'] as string, created: meta.created, deleted: this.#bump() })
     this.#changed()
   }
 
@@ -227,7 +230,7 @@ export class Database {
     if (since >= 0) {
       for (const deletion of this.#deletions) {
         if (deletion.deleted > since && deletion.created <= since && accept(deletion.cls, deletion.ref)) {
-          changes.push({ cls: deletion.cls, ref: deletion.ref, operation: 'del', generation: deletion.deleted })
+          changes.push({ cls: deletion.cls, ref: deletion.ref, operation: 'del', generation: deletion.deleted, uuid: deletion.uuid })
         }
       }
     }

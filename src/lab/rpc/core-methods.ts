@@ -19,6 +19,26 @@ function parseToken(token: string): number {
   return Number(match[1])
 }
 
+/** Which objects a list of `*`, class names and `class/ref` entries selects. */
+function subscription(classes: readonly string[]): (cls: string, ref: string) => boolean {
+  const all = new Set<string>()
+  const objects = new Set<string>()
+  let everything = false
+  for (const entry of classes) {
+    if (entry === '*') everything = true
+    else if (/^[A-Za-z_]+$/.test(entry)) all.add(entry.toLowerCase())
+    else {
+      const match = /^([A-Za-z_]+)\/(.+)$/.exec(entry)
+      if (match === null) throw apiError('EVENT_SUBSCRIPTION_PARSE_FAILURE', entry)
+      objects.add(`${match[1]!.toLowerCase()}/${match[2]}`)
+    }
+  }
+  return (cls, ref) => {
+    const lc = cls.toLowerCase()
+    return everything || all.has(lc) || objects.has(`${lc}/${ref}`)
+  }
+}
+
 /** `event.from` blocks at most this long, whatever the caller asks, so a stopping lab is never held up. */
 const MAX_EVENT_WAIT_MS = 60_000
 
@@ -69,22 +89,7 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
     params: ['set', 'string', 'float'],
     handler: async ({ pool }, [classes, token, timeout]) => {
       const since = parseToken(token as string)
-      const all = new Set<string>()
-      const objects = new Set<string>()
-      let everything = false
-      for (const entry of classes as readonly string[]) {
-        if (entry === '*') everything = true
-        else if (/^[A-Za-z_]+$/.test(entry)) all.add(entry.toLowerCase())
-        else {
-          const match = /^([A-Za-z_]+)\/(.+)$/.exec(entry)
-          if (match === null) throw apiError('EVENT_SUBSCRIPTION_PARSE_FAILURE', entry)
-          objects.add(`${match[1]!.toLowerCase()}/${match[2]}`)
-        }
-      }
-      const accept = (cls: string, ref: string): boolean => {
-        const lc = cls.toLowerCase()
-        return everything || all.has(lc) || objects.has(`${lc}/${ref}`)
-      }
+      const accept = subscription(classes as readonly string[])
       const deadline = Date.now() + Math.min(MAX_EVENT_WAIT_MS, Math.max(0, (timeout as number) * 1000))
       let changes = pool.db.changesSince(since, accept)
       while (changes.length === 0 && Date.now() < deadline && !pool.closing.aborted) {
@@ -98,6 +103,54 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
       const counts: Record<string, WireValue> = {}
       for (const spec of SCHEMA.values()) counts[spec.name.toLowerCase()] = new WireInt32(pool.db.count(spec.name))
       return { events, valid_ref_counts: counts, token: formatToken(pool.db.generation) }
+    },
+  })
+
+  // The deprecated API the JS client falls back to when event.inject is unknown.
+  registry.add({
+    name: 'event.register',
+    params: ['set'],
+    handler: ({ pool, sessionRef }, [classes]) => {
+      subscription(classes as readonly string[])
+      const entry = pool.eventRegistrations.get(sessionRef) ?? { classes: new Set<string>(), since: pool.db.generation }
+      for (const cls of classes as readonly string[]) entry.classes.add(cls)
+      pool.eventRegistrations.set(sessionRef, entry)
+      return ''
+    },
+  })
+  registry.add({
+    name: 'event.unregister',
+    params: ['set'],
+    handler: ({ pool, sessionRef }, [classes]) => {
+      const entry = pool.eventRegistrations.get(sessionRef)
+      for (const cls of classes as readonly string[]) entry?.classes.delete(cls)
+      return ''
+    },
+  })
+  registry.add({
+    name: 'event.next',
+    params: [],
+    handler: async ({ pool, sessionRef }) => {
+      const entry = pool.eventRegistrations.get(sessionRef)
+      if (entry === undefined) throw apiError('SESSION_NOT_REGISTERED', sessionRef)
+      // Blocks until something changes, like XAPI; a stopping lab or a logout ends the wait.
+      for (;;) {
+        const accept = subscription([...entry.classes])
+        const changes = pool.db.changesSince(entry.since, accept)
+        if (changes.length > 0 || pool.closing.aborted || !pool.isSession(sessionRef)) {
+          entry.since = pool.db.generation
+          return changes.map(change => ({
+            id: String(change.generation),
+            timestamp: '0.0',
+            class: change.cls.toLowerCase(),
+            operation: change.operation,
+            ref: change.ref,
+            obj_uuid: change.operation === 'del' ? (change.uuid ?? '') : (pool.db.get(change.cls, change.ref)['uuid'] as string),
+            ...(change.operation === 'del' ? {} : { snapshot: pool.db.toWire(change.cls, change.ref) }),
+          }))
+        }
+        await pool.db.waitForChange(MAX_EVENT_WAIT_MS, pool.closing)
+      }
     },
   })
 
