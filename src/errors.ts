@@ -126,6 +126,16 @@ export class VhdError extends XenCrError {
   }
 }
 
+/** An XVA (tar of `ova.xml` and disk chunks) that does not follow the format; `offset` is the byte where it went wrong. */
+export class XvaError extends XenCrError {
+  readonly offset: number
+
+  constructor(code: string, message: string, offset: number, options?: XenCrErrorOptions) {
+    super(code, `${message} (at byte ${offset})`, 'failure', options)
+    this.offset = offset
+  }
+}
+
 export function isXenCrError(error: unknown): error is XenCrError {
   return error instanceof XenCrError
 }

@@ -103,6 +103,14 @@ function parseXmlRpcDate(text: string): Date {
   return date
 }
 
+/**
+ * A standalone XML-RPC value document (`<value>…</value>`, optionally after an XML
+ * declaration), such as an XVA's `ova.xml`.
+ */
+export function decodeXmlValueDocument(text: string): DecodedValue {
+  return decodeValue(parseXml(text))
+}
+
 export interface DecodedCall {
   readonly method: string
   readonly params: DecodedValue[]
