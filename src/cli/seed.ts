@@ -9,16 +9,16 @@ import { getPool } from '../config/connect-pool.js'
 import { ConfigError, ConnectionError, UsageError, isXapiError } from '../errors.js'
 import { isUuid } from '../jobs/job-document.js'
 import type { Job } from '../jobs/types.js'
-import { exportSeed } from '../replication/seed/export-seed.js'
+import { exportSeed, type SeedWarningEvent } from '../replication/seed/export-seed.js'
 import { importSeed } from '../replication/seed/import-seed.js'
 import { SeedRefusal, checkSeedIds, type SeedRequest } from '../replication/seed/plan-seed.js'
-import { seed, type SeedEvent } from '../replication/seed/seed.js'
+import { seed } from '../replication/seed/seed.js'
 import type { VerifyMode } from '../replication/seed/verify-seed.js'
 import { XapiClient } from '../xapi/client.js'
 import { parsePoolUrl } from '../xapi/pool-url.js'
 import type { CliContext } from './context.js'
 import { contextOf } from './context.js'
-import type { OutputEvent } from './output/events.js'
+import type { SeedCommandEvent } from './seed-output.js'
 
 /** A job from the store, or only the ids of a job defined elsewhere (Xen Orchestra). */
 export interface SeedJobRef {
@@ -141,12 +141,10 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n
 }
 
-function forward(context: CliContext): (event: SeedEvent | { readonly kind: string; readonly [k: string]: unknown }) => void {
+function forward(context: CliContext): (event: SeedCommandEvent | SeedWarningEvent) => void {
   return (event) => {
-    if (event.kind === 'seed-warning') {
-      const w = event as { code: string; message: string }
-      context.output.warn(w.code, w.message)
-    } else context.output.emit(event as OutputEvent)
+    if (event.kind === 'seed-warning') context.output.warn(event.code, event.message)
+    else context.output.emit(event)
   }
 }
 
@@ -278,7 +276,7 @@ export function registerSeedCommand(program: Command): void {
         vmUuid: vm.toLowerCase(),
         dir: out,
         signal: context.signal,
-        onEvent: (e) => context.output.emit(e),
+        onEvent: forward(context),
         ...(context.io.now === undefined ? {} : { now: context.io.now }),
       })
       context.output.emit({ kind: 'seed-exported', dir: out, manifest: manifestPath, snapshot: { uuid: manifest.snapshot.uuid, name: manifest.snapshot.name }, bytes: manifest.disks.reduce((n, d) => n + d.bytes, 0) })

@@ -91,8 +91,10 @@ export async function recordsSnapshot(client: XapiClient): Promise<string> {
   const [vms, vdis, vbds] = await Promise.all([client.getAllRecords('VM'), client.getAllRecords('VDI'), client.getAllRecords('VBD')])
   const strip = (map: Map<string, object>): unknown[] =>
     [...map].sort(([a], [b]) => a.localeCompare(b)).map(([ref, r]) => {
-      // current/allowed operations move with any task in flight; they are not data we write
-      const { allowed_operations: _a, current_operations: _c, ...rest } = r as Record<string, unknown>
+      // current/allowed operations move with any task in flight, and a snapshot taken and
+      // destroyed again leaves the live disk on a new storage layer (sm_config vhd-parent) until
+      // coalesce, as on XAPI: none of it is data a seed writes
+      const { allowed_operations: _a, current_operations: _c, sm_config: _s, ...rest } = r as Record<string, unknown>
       return [ref, rest]
     })
   return JSON.stringify({ vms: strip(vms), vdis: strip(vdis), vbds: strip(vbds) })

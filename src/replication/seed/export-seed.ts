@@ -35,8 +35,23 @@ export interface ExportSeedOptions {
   /** the seed folder; created if missing, must not hold a manifest yet */
   readonly dir: string
   readonly signal?: AbortSignal
-  readonly onEvent?: (event: SeedExportEvent) => void
+  readonly onEvent?: (event: SeedExportEvent | SeedWarningEvent) => void
   readonly now?: () => Date
+}
+
+/** A recoverable oddity, e.g. something that could not be removed after a failure. */
+export interface SeedWarningEvent {
+  readonly kind: 'seed-warning'
+  readonly code: string
+  readonly message: string
+}
+
+/** Undoes what a failed seed step created; what cannot be undone is reported, never hidden. */
+export async function undo(cleanup: CleanupStack, emit: (event: SeedWarningEvent) => void): Promise<void> {
+  for (const failure of await cleanup.unwind()) {
+    const why = failure.error instanceof Error ? failure.error.message : String(failure.error)
+    emit({ kind: 'seed-warning', code: 'CLEANUP_FAILED', message: `could not remove ${failure.label} after the failure: ${why}; remove it by hand` })
+  }
 }
 
 /** A pass-through that hashes and counts what flows through it. */
@@ -129,7 +144,7 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
     cleanup.commit()
     return { manifest, manifestPath }
   } catch (error) {
-    await cleanup.unwind()
+    await undo(cleanup, emit)
     throw error
   }
 }

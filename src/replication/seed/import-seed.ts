@@ -13,7 +13,7 @@ import type { XapiClient } from '../../xapi/client.js'
 import { importVdi } from '../../xapi/transfer.js'
 import type { Ref } from '../../xapi/types.js'
 import { KEYS, PLACEHOLDER_DATETIME, contentKeyOf, replicaName, replicaVdiKeys, replicaVmKeys, parseXapiDateTime, type PassIdentity } from '../metadata.js'
-import type { SeedExportEvent } from './export-seed.js'
+import { undo, type SeedExportEvent, type SeedWarningEvent } from './export-seed.js'
 import { checkManifestFiles, readManifest, type SeedManifest } from './manifest.js'
 import { SeedRefusal } from './plan-seed.js'
 import { seed, type SeedEvent, type SeedResult } from './seed.js'
@@ -26,7 +26,7 @@ export interface ImportSeedOptions {
   readonly dir: string
   readonly srUuid: string
   readonly signal?: AbortSignal
-  readonly onEvent?: (event: SeedExportEvent | SeedEvent | { readonly kind: 'seed-warning'; readonly code: string; readonly message: string }) => void
+  readonly onEvent?: (event: SeedExportEvent | SeedEvent | SeedWarningEvent) => void
   readonly now?: () => Date
 }
 
@@ -114,7 +114,7 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
     cleanup.commit()
     return { ...result, manifest, replica: { uuid: replicaUuid, name } }
   } catch (error) {
-    await cleanup.unwind()
+    await undo(cleanup, emit)
     throw error
   }
 }
