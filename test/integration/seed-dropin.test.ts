@@ -4,7 +4,13 @@
  * positionals (credentials percent-encoded in the URL) and the seed document's four-uuid form,
  * with real exit codes and the password never in any output.
  */
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { connect as netConnect, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { pipeline } from 'node:stream'
+import { createServer as createTlsServer } from 'node:tls'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runSeedDropIn } from '../../src/cli/xen-cr-seed.js'
 import { JobStore } from '../../src/jobs/job-store.js'
@@ -50,6 +56,25 @@ async function expectExactDelta(f: Fixture, job: Job, blocks: number[]): Promise
   const reps = await replicas(f.target, job.id, f.vmUuid)
   const h = await expectReplicaMatches(f, reps[reps.length - 1]![0], snap!)
   expect(h.replica).toEqual(h.snapshot)
+}
+
+/**
+ * A TLS front for a lab host, with a fresh self-signed certificate: a pool reached over https
+ * whose certificate nobody trusts, as XAPI hosts ship.
+ */
+async function tlsFront(dir: string, target: URL): Promise<{ port: number; close(): Promise<void> }> {
+  const key = join(dir, 'front.key')
+  const cert = join(dir, 'front.crt')
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', key, '-out', cert])
+  const server = createTlsServer({ key: await readFile(key), cert: await readFile(cert) }, (socket) => {
+    const upstream = netConnect(Number(target.port), target.hostname)
+    pipeline(socket, upstream, socket, () => undefined)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
 }
 
 describe('xo-cr-seed compatibility', () => {
@@ -138,5 +163,32 @@ describe('xo-cr-seed compatibility', () => {
     const found = await dropIn(['--json', snap2.uuid, copy2.uuid, outside.id, outside.schedule])
     expect(found.code).toBe(0)
     expect((await f.target.getRecord('VM', copy2.ref)).other_config).toMatchObject({ [KEYS.job]: outside.id, [KEYS.copyOf]: snap2.uuid })
+  })
+
+  it('xen-cr-seed verifies TLS certificates (xo-cr-seed never did) unless --allow-unauthorized', async () => {
+    const src = f.lab.pools.find((p) => p.name === 'src')!
+    const tgt = f.lab.pools.find((p) => p.name === 'tgt')!
+    const front = await tlsFront(tmp.path, new URL(src.url))
+    try {
+      const snap = await manualSnapshot(f, 'tls snapshot')
+      const copy = await handMadeCopy(f, snap.ref, f.srs['Replica A']!, tmp.path)
+      const srcUrl = `root:${encodeURIComponent(PASSWORD)}@127.0.0.1:${front.port}` // no scheme: https, as xo-cr-seed assumed
+      const tgtUrl = `http://${tgt.user}:${encodeURIComponent(tgt.password)}@${new URL(tgt.url).host}`
+      const ids = ['0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0501', '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0502']
+
+      const refused = await dropIn([srcUrl, snap.uuid, tgtUrl, copy.uuid, ...ids])
+      expect(refused.err).toContain('POOL_TLS')
+      expect(refused.err).toContain('xo-cr-seed never verified certificates')
+      expect(refused.code).toBe(4)
+      expect((await f.target.getRecord('VM', copy.ref)).other_config[KEYS.job]).toBeUndefined()
+
+      const accepted = await dropIn(['--allow-unauthorized', '--verify=sample', srcUrl, snap.uuid, tgtUrl, copy.uuid, ...ids])
+      expect(accepted.err).toContain('TLS_NOT_VERIFIED')
+      expect(accepted.code).toBe(0)
+      expect((await f.target.getRecord('VM', copy.ref)).other_config).toMatchObject({ [KEYS.job]: ids[0], [KEYS.copyOf]: snap.uuid })
+      for (const text of [refused.out, refused.err, accepted.out, accepted.err]) expect(text).not.toContain(PASSWORD)
+    } finally {
+      await front.close()
+    }
   })
 })
