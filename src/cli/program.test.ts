@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { JobStore } from '../jobs/job-store.js'
 import { CaptureStream } from '../../test/helpers/capture-stream.js'
 import { makeTempDir } from '../../test/helpers/tmp.js'
 import { run } from './program.js'
@@ -10,6 +11,7 @@ beforeEach(async () => {
   tmp = await makeTempDir()
 })
 afterEach(async () => {
+  vi.restoreAllMocks()
   await tmp.remove()
 })
 
@@ -72,5 +74,18 @@ describe('run', () => {
     expect(show.code).toBe(2)
     expect(show.stderr.text).toContain('JOB_NOT_FOUND')
     expect(await readFile(jobsFile, 'utf8')).toBe(JSON.stringify({ version: 1, jobs: [] }))
+  })
+
+  it('shows an unexpected error (a bug) as one line and exit 1, with the stack only under --verbose', async () => {
+    // stands in for a programming error deep in a command: any non-XenCrError
+    vi.spyOn(JobStore.prototype, 'list').mockRejectedValue(new TypeError('boom'))
+    const plain = await cli(['job', 'list'])
+    expect(plain.code).toBe(1)
+    expect(plain.stderr.lines).toHaveLength(1)
+    expect(plain.stderr.text).toContain('unexpected error: boom (--verbose shows the stack); please report it [UNEXPECTED]')
+    const verbose = await cli(['--verbose', 'job', 'list'])
+    expect(verbose.code).toBe(1)
+    expect(verbose.stderr.text).toContain('TypeError: boom')
+    expect(verbose.stderr.text).toContain('    at ')
   })
 })

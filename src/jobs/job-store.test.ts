@@ -80,6 +80,15 @@ describe('JobStore', () => {
     await expect(new JobStore(file).list()).rejects.toThrow(/not valid JSON/)
   })
 
+  it('reports a store that cannot be written as a ConfigError naming the file', async () => {
+    await writeFile(join(tmp.path, 'plain-file'), '')
+    const store = new JobStore(join(tmp.path, 'plain-file', 'jobs.json'))
+    const error = await store.add(job('a')).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).code).toBe('JOBS_FILE_UNWRITABLE')
+    expect((error as ConfigError).message).toContain(store.file)
+  })
+
   it('recomputes intervalMs from the interval text of a hand edit', async () => {
     const file = join(tmp.path, 'jobs.json')
     const good = job('a')

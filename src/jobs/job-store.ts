@@ -75,6 +75,11 @@ export class JobStore {
     return removed
   }
 
+  private unwritable(error: unknown): ConfigError {
+    const code = error instanceof Error && 'code' in error ? String(error.code) : 'error'
+    return new ConfigError('JOBS_FILE_UNWRITABLE', `job store ${this.file} cannot be written (${code}); check the path and its permissions`, { file: this.file }, { cause: error })
+  }
+
   private notFound(handle: string): UsageError {
     return new UsageError('JOB_NOT_FOUND', `no job with id or name "${handle}" in ${this.file}; see xen-cr job list`)
   }
@@ -98,7 +103,9 @@ export class JobStore {
   }
 
   private async change(edit: (jobs: readonly Job[]) => readonly Job[]): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 })
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+      throw this.unwritable(error)
+    })
     await withFileLock(
       `${this.file}.lock`,
       async () => {
@@ -111,7 +118,9 @@ export class JobStore {
 
   private async write(document: JobsDocument): Promise<void> {
     const temp = join(dirname(this.file), `.${basename(this.file)}.${randomUUID()}.tmp`)
-    const handle = await open(temp, 'wx', 0o644)
+    const handle = await open(temp, 'wx', 0o644).catch((error: unknown) => {
+      throw this.unwritable(error)
+    })
     try {
       await handle.writeFile(`${JSON.stringify(document, null, 2)}\n`)
       // the data must be on disk before the rename makes it the store, or a crash could leave an empty file
