@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { NULL_REF } from './db/database.js'
 import type { LabPool } from './pool.js'
-import { createVbd, createVif } from './rpc/devices.js'
+import { createVbd, createVif, setVbdAttached } from './rpc/devices.js'
 import { parseSize, type LabPoolSpec } from './spec.js'
 import { BLOCK_SIZE } from './storage/types.js'
 import { formatXapiDate } from './wire/values.js'
@@ -175,7 +175,7 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
         qos_algorithm_type: '',
         qos_algorithm_params: {},
       })
-      if (running) db.update('VBD', vbd, { currently_attached: true, device: `xvd${'abcdefghijklmnop'[i] ?? 'a'}` })
+      if (running) setVbdAttached(pool, vbd, true, `xvd${'abcdefghijklmnop'[i] ?? 'a'}`)
     }
     for (const [i, networkName] of (vmSpec.networks ?? []).entries()) {
       const vif = createVif(pool, {

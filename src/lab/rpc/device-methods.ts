@@ -2,7 +2,7 @@
 import { apiError } from '../db/database.js'
 import type { MethodRegistry } from './registry.js'
 import { readStruct } from './struct-args.js'
-import { createVbd, createVif } from './devices.js'
+import { createVbd, createVif, setVbdAttached } from './devices.js'
 
 export function addDeviceMethods(registry: MethodRegistry): void {
   registry.add({
@@ -44,7 +44,7 @@ export function addDeviceMethods(registry: MethodRegistry): void {
         if (pool.db.get('VBD', vbd as string)['currently_attached'] === attach) {
           throw apiError(attach ? 'DEVICE_ALREADY_ATTACHED' : 'DEVICE_ALREADY_DETACHED', vbd as string)
         }
-        pool.db.update('VBD', vbd as string, { currently_attached: attach })
+        setVbdAttached(pool, vbd as string, attach)
         return ''
       },
     })

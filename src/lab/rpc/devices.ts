@@ -65,6 +65,16 @@ export function createVbd(pool: LabPool, fields: Record<string, StoredValue>): s
   })
 }
 
+/**
+ * Plugs or unplugs a VBD. The VDI's `allowed_operations` depend on it (no destroy while
+ * attached), so the VDI gets a `mod` event too.
+ */
+export function setVbdAttached(pool: LabPool, vbdRef: string, attached: boolean, device?: string): void {
+  pool.db.update('VBD', vbdRef, device === undefined ? { currently_attached: attached } : { currently_attached: attached, device })
+  const vdi = pool.db.get('VBD', vbdRef)['VDI'] as string
+  if (!pool.isNull(vdi)) pool.db.touch(vdi)
+}
+
 /** A locally administered unicast MAC derived from the VM's `mac_seed` and the device number. */
 export function macFor(seed: string, device: string): string {
   const bytes = createHash('sha256').update(`${seed}/${device}`).digest().subarray(0, 6)

@@ -9,7 +9,7 @@ import type { LabRecord, StoredValue } from '../db/schema.js'
 import type { LabPool } from '../pool.js'
 import { formatXapiDate, EPOCH } from '../wire/values.js'
 import { encodeXmlValue } from '../wire/xmlrpc.js'
-import { copyVbd, copyVif } from './devices.js'
+import { copyVbd, copyVif, setVbdAttached } from './devices.js'
 import type { CallContext, MethodRegistry } from './registry.js'
 import { readStruct, type MemberSpec } from './struct-args.js'
 import { cloneVdi, copyVdi, destroyVdi, snapshotVdi } from './vdi-methods.js'
@@ -122,14 +122,14 @@ function setRunning(pool: LabPool, vmRef: string, hostRef: string, state: 'Runni
   for (const vbd of pool.db.related('VBD', 'VM', vmRef)) {
     const record = pool.db.get('VBD', vbd)
     const n = Number(record['userdevice'])
-    pool.db.update('VBD', vbd, { currently_attached: true, device: Number.isInteger(n) && n < 16 ? `xvd${'abcdefghijklmnop'[n]}` : (record['device'] as string) })
+    setVbdAttached(pool, vbd, true, Number.isInteger(n) && n < 16 ? `xvd${'abcdefghijklmnop'[n]}` : (record['device'] as string))
   }
   for (const vif of pool.db.related('VIF', 'VM', vmRef)) pool.db.update('VIF', vif, { currently_attached: true })
 }
 
 function setHalted(pool: LabPool, vmRef: string): void {
   pool.db.update('VM', vmRef, { power_state: 'Halted', resident_on: NULL_REF, domid: -1 })
-  for (const vbd of pool.db.related('VBD', 'VM', vmRef)) pool.db.update('VBD', vbd, { currently_attached: false })
+  for (const vbd of pool.db.related('VBD', 'VM', vmRef)) setVbdAttached(pool, vbd, false)
   for (const vif of pool.db.related('VIF', 'VM', vmRef)) pool.db.update('VIF', vif, { currently_attached: false })
 }
 
