@@ -11,10 +11,8 @@ import { Database, type DatabaseDump } from './db/database.js'
 import { populatePool } from './build.js'
 import { controlRoute, createControl, type LabControl } from './control.js'
 import { diskHandlerContext } from './http/disk-context.js'
-import { exportRawVdi } from './http/export-raw-vdi.js'
+import { DATA_PATHS } from './http/data-paths.js'
 import { HostServer, type Route } from './http/host-server.js'
-import { importRawVdi } from './http/import-raw-vdi.js'
-import type { DiskHandler } from './http/types.js'
 import { DatabaseSaver, readJsonIfExists, writeJsonAtomic } from './persistence.js'
 import { LabPool, type LabUser } from './pool.js'
 import { buildApi } from './rpc/api.js'
@@ -103,12 +101,11 @@ async function listenAll(pool: LabPool, registry: MethodRegistry, addresses: rea
       const address = addresses[i]!
       const baseUrlOf = (ref: string): string => `http://${pool.hostAddress(ref)}:${sharedPort}`
       const context = diskHandlerContext(pool, hostRef, baseUrlOf)
-      const diskRoute = (method: string, prefix: string, handler: DiskHandler): Route => ({ method, prefix, handle: (req, res) => handler(req, res, context) })
       const server = await HostServer.listen({
         target: { pool, registry, hostRef },
         address,
         port: sharedPort,
-        routes: [diskRoute('GET', '/export_raw_vdi', exportRawVdi), diskRoute('PUT', '/import_raw_vdi', importRawVdi), controlRouteFor],
+        routes: [...DATA_PATHS.map(({ method, prefix, handler }): Route => ({ method, prefix, handle: (req, res) => handler(req, res, context) })), controlRouteFor],
       })
       servers.push(server)
       sharedPort = server.port
