@@ -98,7 +98,7 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   const plan = pool.faults.planCall(def.name)
   // An Async call answers with its task at once; injected latency then delays the operation
   // itself (and a task.cancel ends the wait), as a slow operation on a real host would.
-  if (plan.delayMs > 0 && (!isAsync || plan.then?.action === 'drop')) await sleep(plan.delayMs)
+  if (plan.delayMs > 0 && (!isAsync || plan.then?.action === 'drop')) await sleep(plan.delayMs, undefined, { signal: pool.closing }).catch(() => undefined)
   if (plan.then?.action === 'drop') return { kind: 'drop' }
   const injected = plan.then
 
@@ -121,12 +121,13 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
         while (Date.now() < deadline && !task.cancelRequested && !pool.closing.aborted) {
           await pool.db.waitForChange(deadline - Date.now(), pool.closing)
         }
+        // A lab that stopped meanwhile runs nothing more.
+        if (pool.closing.aborted) return
         task.checkCancelled()
         if (injected !== undefined) {
           task.fail(injected.code, injected.params)
           return
         }
-        task.checkCancelled()
         const value = await def.handler({ pool, hostRef, sessionRef, method: def.name, task }, args)
         task.succeed(encodeXmlValue(value))
       } catch (error) {
