@@ -10,7 +10,6 @@ import { join } from 'node:path'
 import { Database, type DatabaseDump } from './db/database.js'
 import { populatePool } from './build.js'
 import { controlRoute, createControl, type LabControl } from './control.js'
-import { diskHandlerContext } from './http/disk-context.js'
 import { DATA_PATHS } from './http/data-paths.js'
 import { HostServer, type Route } from './http/host-server.js'
 import { DatabaseSaver, readJsonIfExists, writeJsonAtomic } from './persistence.js'
@@ -19,6 +18,7 @@ import { buildApi } from './rpc/api.js'
 import type { MethodRegistry } from './rpc/registry.js'
 import { DEFAULT_SPEC, loadSpec, validateSpec, type LabPoolSpec, type LabSpec } from './spec.js'
 import { SparseDiskStore } from './storage/sparse-disk-store.js'
+import { xvaHandlerContext } from './xva/xva-context.js'
 
 /** A host of a running lab pool. */
 /** A running lab. */
@@ -100,7 +100,7 @@ async function listenAll(pool: LabPool, registry: MethodRegistry, addresses: rea
     for (const [i, hostRef] of hostRefs.entries()) {
       const address = addresses[i]!
       const baseUrlOf = (ref: string): string => `http://${pool.hostAddress(ref)}:${sharedPort}`
-      const context = diskHandlerContext(pool, hostRef, baseUrlOf)
+      const context = xvaHandlerContext(pool, hostRef, baseUrlOf)
       const server = await HostServer.listen({
         target: { pool, registry, hostRef },
         address,

@@ -5,9 +5,15 @@
  */
 import { exportRawVdi } from './export-raw-vdi.js'
 import { importRawVdi } from './import-raw-vdi.js'
-import type { DiskHandler } from './types.js'
+import { exportXva } from './export-xva.js'
+import { importXva } from './import-xva.js'
+import type { DiskHandler, XvaHandler, XvaHandlerContext } from './types.js'
 
-export const DATA_PATHS: readonly { readonly method: string; readonly prefix: string; readonly handler: DiskHandler }[] = [
+/** Every handler is called with the host's {@link XvaHandlerContext}, a superset of the disk context. */
+export const DATA_PATHS: readonly { readonly method: string; readonly prefix: string; readonly handler: DiskHandler | XvaHandler }[] = [
   { method: 'GET', prefix: '/export_raw_vdi', handler: exportRawVdi },
   { method: 'PUT', prefix: '/import_raw_vdi', handler: importRawVdi },
+  // XVA; `/export_raw_vdi` and `/import_raw_vdi` stay theirs because the longer prefix wins
+  { method: 'GET', prefix: '/export', handler: exportXva },
+  { method: 'PUT', prefix: '/import', handler: importXva },
 ]

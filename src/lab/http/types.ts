@@ -6,6 +6,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { DiskStore } from '../storage/types.js'
+import type { DecodedValue } from '../wire/values.js'
+import type { XvaExportView } from '../xva/export-view.js'
+import type { XvaImportOptions, XvaImportPlan } from '../xva/import-records.js'
+import type { OvaObject, OvaVersion } from '../xva/ova-xml.js'
 
 export interface LabVdiView {
   readonly ref: string
@@ -67,3 +71,36 @@ export interface DiskHandlerContext {
 }
 
 export type DiskHandler = (req: IncomingMessage, res: ServerResponse, ctx: DiskHandlerContext) => Promise<void>
+
+/** An SR as the XVA import sees it. */
+export interface LabSrView {
+  readonly ref: string
+  readonly uuid: string
+  readonly contentType: string
+}
+
+/**
+ * What the XVA handlers (`GET /export`, `PUT /import`) need from the host on top of the disk
+ * context: the VM as ova.xml describes it, XAPI's VM lock, the host's version, SR lookup and
+ * redirect, and the creation of the imported records.
+ */
+export interface XvaHandlerContext extends DiskHandlerContext {
+  /** The VM (ref or uuid) with the objects and disks an export writes; undefined if there is none. */
+  vmForExport(refOrUuid: string): XvaExportView | undefined
+  /**
+   * XAPI's `lock_vm`: the operation pre-checks (throwing the XAPI error, e.g.
+   * `VM_BAD_POWER_STATE`), then `op` in the VM's `current_operations` under `taskRef`.
+   * The returned function unlocks.
+   */
+  lockVm(vmRef: string, op: 'export', taskRef: string): () => void
+  /** The `version` struct this host writes into ova.xml (and compares imports with). */
+  xvaVersion(): OvaVersion
+  /** An SR by ref or uuid, or the pool's default SR when `refOrUuid` is undefined. */
+  lookupSr(refOrUuid: string | undefined): LabSrView | undefined
+  /** Like `redirectFor`, for an SR this host cannot reach. */
+  redirectForSr(sr: LabSrView): string | undefined
+  /** Creates the VM, VDIs, VBDs and VIFs of ova.xml's objects on the SR (throws XAPI errors). */
+  importVm(objects: readonly OvaObject<DecodedValue>[], srRef: string, options: XvaImportOptions): Promise<XvaImportPlan>
+}
+
+export type XvaHandler = (req: IncomingMessage, res: ServerResponse, ctx: XvaHandlerContext) => Promise<void>

@@ -145,6 +145,16 @@ export class TarReader {
     this.#consumed = true
   }
 
+  /** Reads and discards what is left of the stream, at most `limit` bytes; resolves at its end. */
+  async drain(limit: number): Promise<void> {
+    let left = limit
+    while (left > 0) {
+      const piece = await this.#input.readUpTo(Math.min(left, 64 * 1024))
+      if (piece.length === 0) return
+      left -= piece.length
+    }
+  }
+
   #entry(): TarEntry {
     if (this.#current === undefined || this.#consumed) throw new Error('TarReader: no member is open')
     return this.#current
