@@ -269,7 +269,7 @@ async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: P
     const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
     if (record === undefined) {
       await client.call('task.cancel', [task], bounded).catch(() => undefined)
-      await raceTimeout(client.watchTask(task).catch(() => undefined), CLEANUP_TIMEOUT_MS)
+      await raceTimeout(client.watchTask(task).catch(() => undefined), TASK_GRACE_MS)
     }
     await client.call('task.destroy', [task], bounded).catch(() => undefined)
   })()
