@@ -20,6 +20,8 @@ export interface TransferMeterOptions {
    * (xapi-project/xen-api#4603), which would otherwise pass for disk data.
    */
   readonly rejectEmbeddedHttp?: boolean
+  /** code of the error for a wrong length (default `TRANSFER_LENGTH_MISMATCH`) */
+  readonly lengthErrorCode?: string
 }
 
 // Progress is reported at most once per this many bytes (and at the end), so a CLI renderer
@@ -52,7 +54,7 @@ export class TransferMeter extends Transform {
     }
     this.bytes += chunk.length
     if (options.expected !== undefined && this.bytes > options.expected) {
-      callback(new OperationError('TRANSFER_LENGTH_MISMATCH', `${options.what}: more than the announced ${options.expected} bytes`))
+      callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: more than the announced ${options.expected} bytes`))
       return
     }
     if (this.bytes - this.#reported >= REPORT_EVERY) this.#report()
@@ -62,7 +64,7 @@ export class TransferMeter extends Transform {
   override _flush(callback: TransformCallback): void {
     const options = this.#options
     if (options.expected !== undefined && this.bytes !== options.expected) {
-      callback(new OperationError('TRANSFER_LENGTH_MISMATCH', `${options.what}: ended after ${this.bytes} of ${options.expected} bytes`))
+      callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: ended after ${this.bytes} of ${options.expected} bytes`))
       return
     }
     this.#report()

@@ -186,8 +186,10 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
     })
     answered.catch(() => undefined)
     const meter = new TransferMeter({
-      what: `${what} at ${describeUrl(url)}`,
+      what: `${what} at ${describeUrl(url)}: the source`,
       expected: length,
+      // The source, not the host, broke the length contract: reported as is.
+      lengthErrorCode: 'SOURCE_LENGTH_MISMATCH',
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     })
     const [sent, answer] = await Promise.allSettled([pipeline(body, meter, req, signal === undefined ? {} : { signal }), answered])

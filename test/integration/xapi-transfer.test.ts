@@ -189,6 +189,10 @@ describe('round trips', () => {
     await exported.done
     expect(await rawSha(dst, target)).toBe(await rawSha(src, disk))
     await expect(importVdi(dst, target, Readable.from([Buffer.alloc(512)]), { format: 'raw' })).rejects.toBeInstanceOf(UsageError)
+    // a source shorter than the length it announced is reported as the source's fault
+    await expect(importVdi(dst, target, Readable.from([Buffer.alloc(MiB)]), { format: 'raw', length: 2 * MiB })).rejects.toMatchObject({
+      code: 'SOURCE_LENGTH_MISMATCH',
+    })
   })
 })
 
