@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream'
 import { OperationError } from '../errors.js'
+import { VhdExtentProbe } from './vhd-extent.js'
 
 /** Progress of a disk transfer: bytes so far and, when known, the total. */
 export interface TransferProgress {
@@ -20,6 +21,11 @@ export interface TransferMeterOptions {
    * (xapi-project/xen-api#4603), which would otherwise pass for disk data.
    */
   readonly rejectEmbeddedHttp?: boolean
+  /**
+   * The stream is a VHD of unannounced length: learn its minimum length from its BAT, report
+   * it as the total and fail a stream that ends before it.
+   */
+  readonly vhd?: boolean
   /** code of the error for a wrong length (default `TRANSFER_LENGTH_MISMATCH`) */
   readonly lengthErrorCode?: string
 }
@@ -37,10 +43,12 @@ export class TransferMeter extends Transform {
   readonly #options: TransferMeterOptions
   #reported = -1
   #head = ''
+  readonly #probe: VhdExtentProbe | undefined
 
   constructor(options: TransferMeterOptions) {
     super()
     this.#options = options
+    this.#probe = options.vhd === true ? new VhdExtentProbe() : undefined
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -52,6 +60,7 @@ export class TransferMeter extends Transform {
         return
       }
     }
+    this.#probe?.feed(chunk)
     this.bytes += chunk.length
     if (options.expected !== undefined && this.bytes > options.expected) {
       callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: more than the announced ${options.expected} bytes`))
@@ -67,13 +76,18 @@ export class TransferMeter extends Transform {
       callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: ended after ${this.bytes} of ${options.expected} bytes`))
       return
     }
+    const minimum = this.#probe?.minimumLength
+    if (minimum !== undefined && this.bytes < minimum) {
+      callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: the VHD ended after ${this.bytes} bytes, its BAT needs ${minimum}`))
+      return
+    }
     this.#report()
     callback()
   }
 
   #report(): void {
     this.#reported = this.bytes
-    const total = this.#options.total ?? this.#options.expected
+    const total = this.#options.total ?? this.#options.expected ?? this.#probe?.minimumLength
     this.#options.onProgress?.(total === undefined ? { bytes: this.bytes } : { bytes: this.bytes, total })
   }
 }

@@ -108,6 +108,7 @@ export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: Ex
   const meter = new TransferMeter({
     what: `${what} from ${describeUrl(url)}`,
     rejectEmbeddedHttp: true,
+    vhd: options.format === 'vhd' && expected === undefined,
     ...(expected === undefined ? {} : { expected }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   })

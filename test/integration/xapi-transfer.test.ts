@@ -175,10 +175,13 @@ describe('round trips', () => {
     expect(status).toBe(302)
 
     const target = await createVdi(src, { SR: await sr(src, 'local2'), virtual_size: 8 * MiB, name_label: 'on local2' })
-    const exported = await exportVdi(src, remote, { format: 'vhd' })
-    await importVdi(src, target, exported.stream, { format: 'vhd' })
+    const exportProgress: TransferProgress[] = []
+    const exported = await exportVdi(src, remote, { format: 'vhd', onProgress: (p) => exportProgress.push(p) })
+    const { bytes } = await importVdi(src, target, exported.stream, { format: 'vhd' })
     await exported.done
     expect(await rawSha(src, target)).toBe(await rawSha(src, remote))
+    // no Content-Length on exports: the total comes from the VHD's own BAT
+    expect(exportProgress.at(-1)).toEqual({ bytes, total: bytes })
   })
 
   it('imports raw with an exact length, and refuses raw without one', async () => {
