@@ -169,6 +169,7 @@ export class XapiClient {
     return this.#tasks.watch(taskRef, options.signal)
   }
 
+  /** Every object of class `cls`, by ref, as typed and normalised records. */
   async getAllRecords<C extends XapiClassName>(cls: C, options: CallOptions = {}): Promise<Map<Ref<C>, RecordOf<C>>> {
     const raw = await this.call<Record<string, unknown>>(`${cls}.get_all_records`, [], options)
     const records = new Map<Ref<C>, RecordOf<C>>()
@@ -178,6 +179,7 @@ export class XapiClient {
     return records
   }
 
+  /** One object's record; `XapiError` `HANDLE_INVALID` when the ref names nothing. */
   async getRecord<C extends XapiClassName>(cls: C, ref: Ref<C>, options: CallOptions = {}): Promise<RecordOf<C>> {
     return normaliseRecord(cls, await this.call(`${cls}.get_record`, [ref], options))
   }
