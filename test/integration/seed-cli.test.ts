@@ -10,6 +10,7 @@ import { run } from '../../src/cli/program.js'
 import { JobStore } from '../../src/jobs/job-store.js'
 import type { Job } from '../../src/jobs/types.js'
 import { runPass } from '../../src/replication/pass.js'
+import { seed, type SeedEvent } from '../../src/replication/seed/seed.js'
 import { KEYS, REPLICA_TAG, START_BLOCKED_MESSAGE } from '../../src/replication/metadata.js'
 import { setVdiOtherConfig } from '../../src/xapi/vdi.js'
 import { hardShutdownVm, setVmOtherConfig, snapshotVm, startVm } from '../../src/xapi/vm.js'
@@ -223,5 +224,29 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
     expect(ok.code).toBe(0)
     const twin = await handMadeCopy(f, snap.ref, f.srs['Replica A']!, tmp.path)
     await refused(base({ target: twin.uuid }), 'SEED_ALREADY_REPLICATED')
+  })
+
+  it('a sampled verification stops reading each export after its last sampled block', async () => {
+    const picks = [0.0, 0.2]
+    const events: SeedEvent[] = []
+    const job = makeJob(f)
+    const result = await seed({
+      request: { job: { id: job.id, name: job.name, srs: job.srs, vms: job.vms }, scheduleId: job.schedules[0]!.id, snapshotUuid: snap.uuid, targetVmUuid: copy.uuid },
+      source: f.source,
+      target: f.target,
+      dryRun: true,
+      verify: 'sample',
+      sampleBlocks: 2,
+      random: () => picks.shift() ?? 0.5,
+      onEvent: (e) => events.push(e),
+    })
+    // blocks 0 and 1 of the 16 MiB root disk: reading ends at 4 MiB on both sides
+    expect(result.verification?.[0]).toMatchObject({ equal: true, blocks: [0, 1] })
+    const read = (side: 'source' | 'target'): number =>
+      Math.max(...events.filter((e): e is Extract<SeedEvent, { kind: 'seed-verify-progress' }> => e.kind === 'seed-verify-progress' && e.userdevice === '0' && e.side === side).map((e) => e.bytes))
+    for (const side of ['source', 'target'] as const) {
+      expect(read(side)).toBeGreaterThanOrEqual(4 * MiB)
+      expect(read(side)).toBeLessThan(16 * MiB)
+    }
   })
 })

@@ -64,5 +64,7 @@ describe('sampleBlocks', () => {
     expect([...picked].sort((a, b) => a - b)).toEqual(picked)
     expect(picked.every((b) => b >= 0 && b < 1000)).toBe(true)
     expect(sampleBlocks(5, 8, random)).toEqual([0, 1, 2, 3, 4])
+    // a degenerate source still ends: collisions take the next free block
+    expect(sampleBlocks(4, 3, () => 0.9)).toEqual([0, 1, 3])
   })
 })

@@ -46,7 +46,12 @@ export interface VerifyOptions {
 export function sampleBlocks(blocks: number, count: number, random: () => number): number[] {
   if (count >= blocks) return Array.from({ length: blocks }, (_, i) => i)
   const picked = new Set<number>()
-  while (picked.size < count) picked.add(Math.min(blocks - 1, Math.floor(random() * blocks)))
+  while (picked.size < count) {
+    // On a collision take the next free block: `count` draws always suffice, whatever the source.
+    let block = Math.min(blocks - 1, Math.max(0, Math.floor(random() * blocks)))
+    while (picked.has(block)) block = (block + 1) % blocks
+    picked.add(block)
+  }
   return [...picked].sort((a, b) => a - b)
 }
 
