@@ -24,7 +24,7 @@ import { blockOperation, setVmNameLabel, setVmOtherConfig } from '../../src/xapi
 import { CaptureStream } from '../helpers/capture-stream.js'
 import { makeTempDir } from '../helpers/tmp.js'
 import { SPEC, disksOf, expectReplicaMatches, jobSnapshots, makeJob, MiB, replicas, startFixture, vhdLength, type Fixture } from './replication-fixture.js'
-import { handMadeCopy, manualSnapshot, recordsSnapshot } from './seed-fixture.js'
+import { handMadeCopy, manualSnapshot, recordsSnapshot, xvaCopy } from './seed-fixture.js'
 
 // A password that must be percent-encoded in a URL, as xo-cr-seed users had to (XO #5947).
 const PASSWORD = 'p@ss:w/rd%#1'
@@ -142,6 +142,26 @@ describe('xo-cr-seed compatibility', () => {
     // The same ids as a xen-cr job, its SR added: the next run continues the seed with a delta.
     const adopted = makeJob(f, { id: otherJob.id, name: 'adopted', srs: [f.srs['Replica B']!], schedules: [{ ...job.schedules[0]!, id: otherJob.schedule }] })
     await expectExactDelta(f, adopted, [0, 7])
+  })
+
+  it('the classic procedure: snapshot, XVA export (GET /export), import on the target SR (PUT /import), xen-cr-seed; the next run is an exact delta', async () => {
+    const snap = await manualSnapshot(f, 'xva snapshot')
+    const copy = await xvaCopy(f, snap.uuid, f.srs['Replica A']!, join(tmp.path, 'seed.xva'))
+    const src = f.lab.pools.find((p) => p.name === 'src')!
+    const tgt = f.lab.pools.find((p) => p.name === 'tgt')!
+    const ids = { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0601', schedule: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0602' }
+    const seeded = await dropIn([
+      '--verify',
+      `http://root:${encodeURIComponent(PASSWORD)}@${new URL(src.url).host}`,
+      snap.uuid,
+      `http://${tgt.user}:${encodeURIComponent(tgt.password)}@${new URL(tgt.url).host}`,
+      copy.uuid,
+      ids.id,
+      ids.schedule,
+    ])
+    expect(seeded.code).toBe(0)
+    const xvaJob = makeJob(f, { id: ids.id, name: 'xva', schedules: [{ ...job.schedules[0]!, id: ids.schedule }] })
+    await expectExactDelta(f, xvaJob, [4, 6])
   })
 
   it('xen-cr-seed takes the four-uuid form, with pools from the job store or found among the configured pools', async () => {

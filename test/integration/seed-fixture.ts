@@ -1,10 +1,13 @@
 /**
  * Seed tests' helpers: the documented manual procedure done by hand with VHD files (snapshot,
  * export each disk through GET /export_raw_vdi to a file, create a VM with the same disks on
- * the target SR, import the files through PUT /import_raw_vdi) and record snapshots to prove
- * a refusal wrote nothing. Not a test file itself.
+ * the target SR, import the files through PUT /import_raw_vdi), the same with one XVA
+ * (GET /export, PUT /import), and record snapshots to prove a refusal wrote nothing. Not a test
+ * file itself.
  */
 import { createReadStream, createWriteStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { XapiClient } from '../../src/xapi/client.js'
@@ -12,7 +15,7 @@ import { exportVdi, importVdi } from '../../src/xapi/transfer.js'
 import { NULL_REF, asRef, type Ref } from '../../src/xapi/types.js'
 import { createVbd } from '../../src/xapi/vbd.js'
 import { createVdi } from '../../src/xapi/vdi.js'
-import { createVm, snapshotVm } from '../../src/xapi/vm.js'
+import { createVm, setVmIsATemplate, snapshotVm } from '../../src/xapi/vm.js'
 import { disksOf, type Fixture } from './replication-fixture.js'
 
 /** `xe vm-snapshot` of the fixture's VM. */
@@ -106,3 +109,32 @@ export async function targetDisks(f: Fixture, vm: Ref<'VM'>): Promise<Ref<'VDI'>
 }
 
 export { asRef }
+
+/**
+ * The classic procedure's transfer, as `xe vm-export` / `xe vm-import` do it: the snapshot as
+ * an XVA through GET /export into `file`, then PUT /import of the file onto the target SR.
+ * An exported snapshot imports as a template, so — as the procedure says — it is turned into a
+ * plain VM (`xe vm-param-set is-a-template=false`). Returns the imported VM.
+ */
+export async function xvaCopy(f: Fixture, snapshotUuid: string, srUuid: string, file: string): Promise<{ ref: Ref<'VM'>; uuid: string }> {
+  const exportTask = await f.source.call<Ref<'task'>>('task.create', ['vm-export', ''])
+  const url = new URL(`/export?session_id=${f.source.sessionId}&task_id=${exportTask}&uuid=${snapshotUuid}`, f.source.url)
+  const response = await new Promise<IncomingMessage>((resolve, reject) => httpRequest(url, resolve).on('error', reject).end())
+  await pipeline(response, createWriteStream(file))
+  const exported = await f.source.watchTask(exportTask)
+  if (exported.status !== 'success') throw new Error(`XVA export failed: ${exported.error_info.join(' ')}`)
+
+  const sr = await f.target.getByUuid('SR', srUuid)
+  const importTask = await f.target.call<Ref<'task'>>('task.create', ['vm-import', ''])
+  const target = new URL(`/import?session_id=${f.target.sessionId}&task_id=${importTask}&sr_id=${sr}`, f.target.url)
+  const req = httpRequest(target, { method: 'PUT', headers: { 'content-length': String((await stat(file)).size) } })
+  const answered = new Promise<IncomingMessage>((resolve, reject) => req.on('response', resolve).on('error', reject))
+  await pipeline(createReadStream(file), req)
+  const answer = await answered
+  answer.resume()
+  const imported = await f.target.watchTask(importTask)
+  if (imported.status !== 'success') throw new Error(`XVA import failed: ${imported.error_info.join(' ')}`)
+  const vm = asRef<'VM'>(/OpaqueRef:[0-9a-f-]+/.exec(imported.result)![0])
+  await setVmIsATemplate(f.target, vm, false)
+  return { ref: vm, uuid: (await f.target.getRecord('VM', vm)).uuid }
+}
