@@ -249,21 +249,19 @@ export function registerSeedCommand(program: Command): void {
 
   cmd
     .command('export')
-    .description('guided seed, step 1: snapshot a VM for the job and write its disks (VHD) and a manifest into a folder')
+    .description('guided seed, step 1: snapshot a VM for the job and write its disks (VHD files, or one XVA) and a manifest into a folder')
     .option('--job <job>', 'job name or id')
     .option('--schedule <id>', 'schedule id (default: the job\'s first schedule)')
     .option('--vm <uuid>', 'the source VM')
     .option('--out <dir>', 'folder for the disk files and manifest.json (must hold no seed yet)')
-    .option('--format <format>', 'vhd (default) or xva', 'vhd')
+    .option('--format <format>', 'vhd: one VHD file per disk (default); xva: the whole snapshot as one XVA (GET /export)', 'vhd')
     .action(async (own: ExportFlags, command: Command) => {
       const context = contextOf(command)
       const flags = withParentFlags(own, command)
       const vm = required(flags.vm, '--vm')
       const out = resolve(context.io.cwd, required(flags.out, '--out'))
-      if (flags.format === 'xva') {
-        throw new UsageError('SEED_XVA_UNSUPPORTED', 'seed export --format xva needs XAPI\'s XVA export (GET /export), which xen-cr does not implement yet; use --format vhd')
-      }
-      if (flags.format !== 'vhd') throw new UsageError('INVALID_OPTION', `--format must be vhd or xva, not "${flags.format ?? ''}"`)
+      const format = flags.format
+      if (format !== 'vhd' && format !== 'xva') throw new UsageError('INVALID_OPTION', `--format must be vhd or xva, not "${flags.format ?? ''}"`)
       if (!isUuid(vm)) throw new UsageError('INVALID_OPTION', `--vm must be a uuid, got "${vm}"`)
       const jobRef = await resolveSeedJob(context, required(flags.job, '--job'), flags.schedule)
       const job = jobRef.job
@@ -275,6 +273,7 @@ export function registerSeedCommand(program: Command): void {
         scheduleId: jobRef.scheduleId,
         vmUuid: vm.toLowerCase(),
         dir: out,
+        format,
         signal: context.signal,
         onEvent: forward(context),
         ...(context.io.now === undefined ? {} : { now: context.io.now }),

@@ -45,9 +45,9 @@ describe('guided seed: seed export, seed import, then run', () => {
 
   it('exports VHD files with a manifest, imports them as a complete replica, and the next run sends only the changed blocks', async () => {
     const out = join(tmp.path, 'seed')
-    const xva = await cli(['seed', 'export', '--job', 'nightly', '--vm', f.vmUuid, '--out', join(tmp.path, 'xva'), '--format', 'xva'])
-    expect(xva.code).toBe(2)
-    expect(xva.events.find((e) => e['kind'] === 'error')).toMatchObject({ code: 'SEED_XVA_UNSUPPORTED' })
+    const bogus = await cli(['seed', 'export', '--job', 'nightly', '--vm', f.vmUuid, '--out', join(tmp.path, 'bogus'), '--format', 'qcow2'])
+    expect(bogus.code).toBe(2)
+    expect(bogus.events.find((e) => e['kind'] === 'error')).toMatchObject({ code: 'INVALID_OPTION' })
 
     const exported = await cli(['seed', 'export', '--job', 'nightly', '--vm', f.vmUuid, '--out', out])
     expect(exported.code).toBe(0)
@@ -112,6 +112,44 @@ describe('guided seed: seed export, seed import, then run', () => {
     const copied = await Promise.all((await disksOf(f.target, newest)).map((d) => rawSha256(f.target, d)))
     expect(copied).toEqual(live)
     expect(newSnap).toBeDefined()
+  })
+
+  it('--format xva: one XVA through GET /export, imported through PUT /import as the replica; the next run is an exact delta', async () => {
+    const out = join(tmp.path, 'xva')
+    const exported = await cli(['seed', 'export', '--job', 'nightly', '--vm', f.vmUuid, '--out', out, '--format', 'xva'])
+    expect(exported.code).toBe(0)
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as SeedManifest
+    expect((await readdir(out)).sort()).toEqual(['manifest.json', 'seed.xva'])
+    expect(manifest.disks.map((d) => [d.userdevice, d.format, d.file])).toEqual([
+      ['0', 'xva', 'seed.xva'],
+      ['1', 'xva', 'seed.xva'],
+    ])
+    const xva = await readFile(join(out, 'seed.xva'))
+    expect(xva.length).toBe(manifest.disks[0]!.bytes)
+    expect(createHash('sha256').update(xva).digest('hex')).toBe(manifest.disks[0]!.sha256)
+    // a tar whose first member is ova.xml (reference §5.5)
+    expect(xva.subarray(0, 7).toString()).toBe('ova.xml')
+
+    const imported = await cli(['seed', 'import', '--job', 'nightly', '--from', out, '--sr', f.srs['Replica A']!])
+    expect(imported.code).toBe(0)
+    const done = imported.events.find((e) => e['kind'] === 'seed-done') as { replica: { uuid: string } }
+    const repRef = await f.target.getByUuid('VM', done.replica.uuid)
+    const rep = await f.target.getRecord('VM', repRef)
+    expect(rep.is_a_template).toBe(false)
+    expect(rep.other_config).toMatchObject({ [KEYS.copyOf]: manifest.snapshot.uuid, [KEYS.job]: job.id, [KEYS.datetime]: manifest.snapshot.datetime, [KEYS.sr]: f.srs['Replica A'] })
+    expect(rep.blocked_operations).toEqual({ start: START_BLOCKED_MESSAGE, start_on: START_BLOCKED_MESSAGE })
+    const snapRef = await f.source.getByUuid('VM', manifest.snapshot.uuid)
+    const h = await expectReplicaMatches(f, repRef, snapRef)
+    expect(h.replica).toEqual(h.snapshot)
+
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 2], seed: 31 })
+    const pass = await runPass({ job, source: f.source, target: f.target })
+    expect(pass.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(pass.results[0]?.status === 'success' && pass.results[0].bytes).toBe(vhdLength(16 * MiB, 2) + vhdLength(8 * MiB, 0))
+    const reps = await replicas(f.target, job.id, f.vmUuid)
+    const newest = reps[reps.length - 1]![0]
+    const live = await Promise.all((await disksOf(f.source, f.vmRef)).map((d) => rawSha256(f.source, d)))
+    expect(await Promise.all((await disksOf(f.target, newest)).map((d) => rawSha256(f.target, d)))).toEqual(live)
   })
 
   it('a failed export or import leaves nothing behind: no snapshot, no files, no replica, no disk', async () => {

@@ -1,8 +1,9 @@
 /**
  * Guided seed, first half: snapshot a VM exactly as a pass does (temporary name, job keys on
  * the snapshot and its disks, XO's snapshot name), then stream each snapshot disk as a VHD into
- * a file, hashed on the fly, and write the manifest. On failure or abort the snapshot and the
- * partial files are removed; the folder then holds no manifest.
+ * a file — or the whole snapshot as one XVA — hashed on the fly, and write the manifest. On
+ * failure or abort the snapshot and the partial files are removed; the folder then holds no
+ * manifest.
  */
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
@@ -15,6 +16,7 @@ import { CleanupStack } from '../../delta/cleanup.js'
 import { readDeltaMetadata } from '../../delta/vm-metadata.js'
 import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
+import { exportVmXva } from '../../xapi/xva-transfer.js'
 import { setVdiOtherConfig } from '../../xapi/vdi.js'
 import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../../xapi/vm.js'
 import { destroyVmAndDisks } from '../destroy.js'
@@ -34,6 +36,8 @@ export interface ExportSeedOptions {
   readonly vmUuid: string
   /** the seed folder; created if missing, must not hold a manifest yet */
   readonly dir: string
+  /** one VHD file per disk (default), or one XVA of the whole snapshot (`GET /export`) */
+  readonly format?: 'vhd' | 'xva'
   readonly signal?: AbortSignal
   readonly onEvent?: (event: SeedExportEvent | SeedWarningEvent) => void
   readonly now?: () => Date
@@ -116,7 +120,20 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
     emit({ kind: 'seed-snapshot', vm: { uuid: vm.uuid, name: vm.name_label }, snapshot: { uuid: metadata.vm.uuid, name } })
 
     const disks: SeedManifestDisk[] = []
-    for (const disk of metadata.disks) {
+    if (o.format === 'xva') {
+      const file = 'seed.xva'
+      const path = join(o.dir, file)
+      cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
+      const h = hasher((bytes) => emit({ kind: 'seed-file-progress', file, userdevice: 'all', bytes, virtualSize: metadata.disks.reduce((n, d) => n + d.vdi.virtual_size, 0), direction: 'export' }))
+      const { stream, done } = await exportVmXva(source, snapRef, opts)
+      await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
+      const sha256 = h.digest()
+      emit({ kind: 'seed-file-done', file, userdevice: 'all', bytes: h.count(), sha256, direction: 'export' })
+      for (const disk of metadata.disks) {
+        disks.push({ userdevice: disk.vbd.userdevice, vdiUuid: disk.vdi.uuid, name: disk.vdi.name_label, virtualSize: disk.vdi.virtual_size, file, format: 'xva', bytes: h.count(), sha256 })
+      }
+    }
+    for (const disk of o.format === 'xva' ? [] : metadata.disks) {
       const file = `disk-${disk.vbd.userdevice}-${disk.vdi.uuid}.vhd`
       const path = join(o.dir, file)
       cleanup.defer(`file ${path}`, () => rm(path, { force: true }))

@@ -11,6 +11,9 @@ import { CleanupStack } from '../../delta/cleanup.js'
 import { createReplicaVm } from '../../delta/import-vm.js'
 import type { XapiClient } from '../../xapi/client.js'
 import { importVdi } from '../../xapi/transfer.js'
+import { importVmXva } from '../../xapi/xva-transfer.js'
+import { setVmIsATemplate } from '../../xapi/vm.js'
+import { destroyVmAndDisks } from '../destroy.js'
 import type { Ref } from '../../xapi/types.js'
 import { KEYS, PLACEHOLDER_DATETIME, contentKeyOf, replicaName, replicaVdiKeys, replicaVmKeys, parseXapiDateTime, type PassIdentity } from '../metadata.js'
 import { undo, type SeedExportEvent, type SeedWarningEvent } from './export-seed.js'
@@ -79,30 +82,8 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
   const name = replicaName(manifest.vm.name, o.job.name, parseXapiDateTime(manifest.snapshot.datetime) ?? new Date(0))
   const cleanup = new CleanupStack()
   try {
-    const disks = manifest.metadata.disks.map((disk) => ({
-      disk,
-      otherConfig: replicaVdiKeys(id, o.srUuid, { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) }, PLACEHOLDER_DATETIME),
-    }))
-    const created = await createReplicaVm({
-      target,
-      metadata: manifest.metadata,
-      sr: srRef,
-      name,
-      otherConfig: replicaVmKeys(id, o.srUuid, manifest.snapshot.uuid, PLACEHOLDER_DATETIME),
-      disks,
-      networkMap: o.job.networkMap,
-      cleanup,
-      ...opts,
-      warn: (code, message) => emit({ kind: 'seed-warning', code, message }),
-    })
-    for (const [i, d] of disks.entries()) {
-      const entry = manifest.disks.find((m) => m.vdiUuid === d.disk.vdi.uuid)!
-      const progress = (p: { bytes: number }): void =>
-        emit({ kind: 'seed-file-progress', file: entry.file, userdevice: entry.userdevice, bytes: p.bytes, virtualSize: entry.virtualSize, direction: 'import' })
-      const { bytes } = await importVdi(target, created.vdis[i]!, createReadStream(join(o.dir, entry.file)), { format: 'vhd', ...opts, onProgress: progress })
-      emit({ kind: 'seed-file-done', file: entry.file, userdevice: entry.userdevice, bytes, direction: 'import' })
-    }
-    const replicaUuid = (await target.getRecord('VM', created.vm, opts)).uuid
+    const replicaRef = manifest.disks[0]!.format === 'xva' ? await importXva(o, manifest, srRef, cleanup, emit) : await importVhds(o, manifest, id, srRef, name, cleanup, emit)
+    const replicaUuid = (await target.getRecord('VM', replicaRef, opts)).uuid
     const result = await seed({
       request: { job: { id: o.job.id, name: o.job.name, srs: o.job.srs }, scheduleId: manifest.scheduleId, snapshotUuid: manifest.snapshot.uuid, targetVmUuid: replicaUuid },
       source,
@@ -117,4 +98,63 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
     await undo(cleanup, emit)
     throw error
   }
+}
+
+type Emit = NonNullable<ImportSeedOptions['onEvent']>
+
+/** The replica assembled as a pass does (VM, disks, VBDs, VIFs with the job's network map), each disk's VHD imported. */
+async function importVhds(o: ImportSeedOptions, manifest: SeedManifest, id: PassIdentity, srRef: Ref<'SR'>, name: string, cleanup: CleanupStack, emit: Emit): Promise<Ref<'VM'>> {
+  const { target } = o
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const disks = manifest.metadata.disks.map((disk) => ({
+    disk,
+    otherConfig: replicaVdiKeys(id, o.srUuid, { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) }, PLACEHOLDER_DATETIME),
+  }))
+  const created = await createReplicaVm({
+    target,
+    metadata: manifest.metadata,
+    sr: srRef,
+    name,
+    otherConfig: replicaVmKeys(id, o.srUuid, manifest.snapshot.uuid, PLACEHOLDER_DATETIME),
+    disks,
+    networkMap: o.job.networkMap,
+    cleanup,
+    ...opts,
+    warn: (code, message) => emit({ kind: 'seed-warning', code, message }),
+  })
+  for (const [i, d] of disks.entries()) {
+    const entry = manifest.disks.find((m) => m.vdiUuid === d.disk.vdi.uuid)!
+    const progress = (p: { bytes: number }): void =>
+      emit({ kind: 'seed-file-progress', file: entry.file, userdevice: entry.userdevice, bytes: p.bytes, virtualSize: entry.virtualSize, direction: 'import' })
+    const { bytes } = await importVdi(target, created.vdis[i]!, createReadStream(join(o.dir, entry.file)), { format: 'vhd', ...opts, onProgress: progress })
+    emit({ kind: 'seed-file-done', file: entry.file, userdevice: entry.userdevice, bytes, direction: 'import' })
+  }
+  return created.vm
+}
+
+/**
+ * The XVA imported as `xe vm-import` does (XAPI builds the VM, its disks and VIFs). An exported
+ * snapshot comes back as a template: it is made a plain VM, as the seed procedure says.
+ */
+async function importXva(o: ImportSeedOptions, manifest: SeedManifest, srRef: Ref<'SR'>, cleanup: CleanupStack, emit: Emit): Promise<Ref<'VM'>> {
+  const { target } = o
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const entry = manifest.disks[0]!
+  const path = join(o.dir, entry.file)
+  const { vms } = await importVmXva(target, () => createReadStream(path), {
+    sr: srRef,
+    length: entry.bytes,
+    ...opts,
+    onProgress: (p) => emit({ kind: 'seed-file-progress', file: entry.file, userdevice: 'all', bytes: p.bytes, virtualSize: entry.bytes, direction: 'import' }),
+  })
+  for (const vm of vms) cleanup.defer(`imported VM ${vm}`, () => destroyVmAndDisks(target, vm))
+  emit({ kind: 'seed-file-done', file: entry.file, userdevice: 'all', bytes: entry.bytes, direction: 'import' })
+  if (vms.length !== 1) throw new SeedRefusal('SEED_MANIFEST_INVALID', `${path} holds ${vms.length} VMs; a seed XVA holds the one snapshot`)
+  const vm = vms[0]!
+  try {
+    await setVmIsATemplate(target, vm, false, opts)
+  } catch (error) {
+    if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
+  }
+  return vm
 }

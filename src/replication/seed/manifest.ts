@@ -23,9 +23,10 @@ export interface SeedManifestDisk {
   readonly vdiUuid: string
   readonly name: string
   readonly virtualSize: number
-  /** file name inside the seed folder */
+  /** file name inside the seed folder: the disk's VHD, or the one XVA holding every disk */
   readonly file: string
-  readonly format: 'vhd'
+  readonly format: 'vhd' | 'xva'
+  /** size and sha256 of `file` */
   readonly bytes: number
   readonly sha256: string
 }
@@ -74,9 +75,10 @@ export async function readManifest(dir: string): Promise<SeedManifest> {
   for (const d of m.disks) {
     // A file name that leaves the folder would make the import read anything on this host.
     if (typeof d.file !== 'string' || d.file !== basename(d.file) || d.file.startsWith('.')) throw invalid(dir, `disk file name ${JSON.stringify(d.file)} is not a plain file name`)
-    if (d.format !== 'vhd' || !/^[0-9a-f]{64}$/.test(d.sha256) || !Number.isSafeInteger(d.bytes) || !Number.isSafeInteger(d.virtualSize)) throw invalid(dir, `disk ${d.file} has no valid format, size or sha256`)
+    if ((d.format !== 'vhd' && d.format !== 'xva') || d.format !== m.disks[0]!.format || !/^[0-9a-f]{64}$/.test(d.sha256) || !Number.isSafeInteger(d.bytes) || !Number.isSafeInteger(d.virtualSize)) throw invalid(dir, `disk ${d.file} has no valid format, size or sha256`)
     if (!m.metadata.disks.some((md) => md.vdi.uuid === d.vdiUuid && md.vbd.userdevice === d.userdevice)) throw invalid(dir, `disk ${d.file} is not in the VM metadata`)
   }
+  if (m.disks[0]!.format === 'xva' && new Set(m.disks.map((d) => `${d.file} ${d.sha256}`)).size !== 1) throw invalid(dir, 'the disks of an XVA seed must all name the one XVA file')
   return m as SeedManifest
 }
 
@@ -103,7 +105,9 @@ export async function hashFile(path: string, signal?: AbortSignal): Promise<{ sh
  * @throws SeedRefusal `SEED_FILE_MISMATCH` naming the first file that differs or is missing
  */
 export async function checkManifestFiles(dir: string, manifest: SeedManifest, signal?: AbortSignal): Promise<void> {
-  for (const disk of manifest.disks) {
+  // an XVA seed names its one file from every disk: hash it once
+  const files = [...new Map(manifest.disks.map((d) => [d.file, d])).values()]
+  for (const disk of files) {
     const path = join(dir, disk.file)
     let actual: { sha256: string; bytes: number }
     try {
