@@ -207,6 +207,22 @@ describe('GET /export (XVA)', () => {
     expect(await ok(pool('src').url, 'VM.get_current_operations', session['src'], vm.ref)).toEqual({})
   })
 
+  it('a data-path fault that cuts the body fails the task with VDI_IO_ERROR and unlocks the VM', async () => {
+    const vm = lab.control.findVm('src', 'xva-vm')!
+    lab.control.injectFault('src', { kind: 'data-path', direction: 'export', cutAfterBytes: 1_500_000, nth: 1 })
+    const task = await newTask('src', 'export')
+    const file = join(tmp.path, 'cut.xva')
+    try {
+      await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`, file).catch(() => undefined)
+    } finally {
+      lab.control.clearFaults('src')
+    }
+    const record = await awaitTask(pool('src').url, session['src']!, task)
+    expect(record['error_info']).toEqual(['VDI_IO_ERROR', 'Device I/O errors'])
+    expect((await stat(file)).size).toBe(1_500_000)
+    expect(await ok(pool('src').url, 'VM.get_current_operations', session['src'], vm.ref)).toEqual({})
+  })
+
   it('refuses a running VM with VM_BAD_POWER_STATE in the task', async () => {
     const vm = lab.control.findVm('src', 'busy')!
     const task = await newTask('src', 'export')

@@ -65,13 +65,19 @@ async function stream(res: Parameters<XvaHandler>[1], ctx: XvaHandlerContext, ta
     fault = ctx.takeFault('export', disk.vdi)
     if (fault !== undefined) break
   }
-  const sources: XvaDiskSource[] = view.disks.map(({ id, vdi }) => {
-    const size = ctx.storage.info(vdi.diskId)?.virtualSize ?? vdi.virtualSize
-    const perBlock = BLOCK_SIZE / XVA_CHUNK_SIZE
-    // only chunks inside allocated 2 MiB blocks can hold data; the rest is never read
-    const candidates = ctx.storage.allocatedBlocks(vdi.diskId).flatMap(block => Array.from({ length: perBlock }, (_, i) => block * perBlock + i))
-    return { id, size, candidates, read: (offset, length) => ctx.storage.read(vdi.diskId, offset, length) }
-  })
+  let sources: XvaDiskSource[]
+  try {
+    sources = view.disks.map(({ id, vdi }) => {
+      const size = ctx.storage.info(vdi.diskId)?.virtualSize ?? vdi.virtualSize
+      const perBlock = BLOCK_SIZE / XVA_CHUNK_SIZE
+      // only chunks inside allocated 2 MiB blocks can hold data; the rest is never read
+      const candidates = ctx.storage.allocatedBlocks(vdi.diskId).flatMap(block => Array.from({ length: perBlock }, (_, i) => block * perBlock + i))
+      return { id, size, candidates, read: (offset, length) => ctx.storage.read(vdi.diskId, offset, length) }
+    })
+  } catch {
+    // a record names a disk the store does not have: nothing can be sent
+    return refuse(res, 500, task, ['VDI_IO_ERROR', 'Device I/O errors'])
+  }
   const total = sources.reduce((sum, disk) => sum + disk.size, 0)
   let percent = 0
   const body = xvaStream(encodeOvaXml(ctx.xvaVersion(), view.objects), sources, {
