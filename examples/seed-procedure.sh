@@ -9,13 +9,15 @@
 #   5. run the job once (a delta: only blocks changed since the snapshot), then enable it.
 #
 # Two ways to do steps 2–4:
-#   MODE=guided (default)  xen-cr seed export / seed import: VHD files + manifest.json with
-#                          sha256 of each file, checked before anything is written on the target.
+#   MODE=guided (default)  xen-cr seed export / seed import: VHD files (or FORMAT=xva: one XVA)
+#                          + manifest.json with the sha256 of each file, checked before anything
+#                          is written on the target.
 #   MODE=xe                the classic way with xe on the hosts (XVA through vm-export and
 #                          vm-import), then xen-cr seed on the imported VM.
 #
 # Required: JOB (name or id of an existing job), VM (source VM uuid), SR (target SR uuid, one of
-# the job's SRs). Optional: SEED_DIR (default ./seed-$VM), XEN_CR (default xen-cr), and for
+# the job's SRs). Optional: SEED_DIR (default ./seed-$VM), XEN_CR (default xen-cr), FORMAT
+# (vhd or xva, MODE=guided), and for
 # MODE=xe: SOURCE_HOST, TARGET_HOST, XE_USER (root), XE_PASSWORD_FILE.
 # Exit codes are xen-cr's: 5 means the seed was refused and nothing was written.
 set -eu
@@ -24,6 +26,7 @@ set -eu
 : "${VM:?set VM to the source VM uuid}"
 : "${SR:?set SR to the target SR uuid}"
 MODE=${MODE:-guided}
+FORMAT=${FORMAT:-vhd}
 SEED_DIR=${SEED_DIR:-./seed-$VM}
 XEN_CR=${XEN_CR:-xen-cr}
 
@@ -33,7 +36,7 @@ $XEN_CR job disable "$JOB"
 case "$MODE" in
 guided)
   # 2. snapshot with the job's metadata, disks as VHD files, manifest with sha256
-  $XEN_CR seed export --job "$JOB" --vm "$VM" --out "$SEED_DIR"
+  $XEN_CR seed export --job "$JOB" --vm "$VM" --out "$SEED_DIR" --format "$FORMAT"
   # 3. (carry $SEED_DIR to the target site here) 4. check, import, attach the metadata
   $XEN_CR seed import --job "$JOB" --from "$SEED_DIR" --sr "$SR"
   ;;

@@ -17,6 +17,9 @@ export type SeedCommandEvent =
 
 type Of<K extends SeedCommandEvent['kind']> = Extract<SeedCommandEvent, { kind: K }>
 
+/** A file holds one disk (VHD) or the whole VM (XVA, userdevice `all`). */
+const what = (userdevice: string): string => (userdevice === 'all' ? 'the VM' : `disk ${userdevice}`)
+
 function describeChange(change: SeedChange, style: ChalkInstance): string[] {
   const what = `${change.side} ${change.cls === 'VM' ? (change.side === 'source' ? 'snapshot' : 'VM') : 'disk'} ${change.object.uuid}`
   const lines = [`  ${style.bold(what)}`]
@@ -63,12 +66,12 @@ export const seedFormatters: { readonly [K in SeedCommandEvent['kind']]: Formatt
   },
   'seed-file-progress': {
     class: 'progress',
-    format: (e) => [`${e.direction === 'export' ? 'exporting' : 'importing'} disk ${e.userdevice} ${e.file}: ${formatBytes(e.bytes)}`],
+    format: (e) => [`${e.direction === 'export' ? 'exporting' : 'importing'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}`],
     live: { key: (e) => `${e.direction}-${e.file}`, milestone: (e) => Math.floor(e.bytes / 1024 ** 3) },
   },
   'seed-file-done': {
     class: 'info',
-    format: (e, style) => [`${style.green('✓')} ${e.direction === 'export' ? 'exported' : 'imported'} disk ${e.userdevice} ${e.file}: ${formatBytes(e.bytes)}${e.sha256 === undefined ? '' : ` sha256 ${e.sha256}`}`],
+    format: (e, style) => [`${style.green('✓')} ${e.direction === 'export' ? 'exported' : 'imported'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}${e.sha256 === undefined ? '' : ` sha256 ${e.sha256}`}`],
     live: { key: (e) => `${e.direction}-${e.file}`, ends: true },
   },
   'seed-exported': {
