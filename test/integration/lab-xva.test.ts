@@ -294,6 +294,48 @@ describe('PUT /import (XVA)', () => {
   })
 })
 
+describe('PUT /import (XVA) interrupted', () => {
+  it('a data-path cut ends the import as IMPORT_ERROR_PREMATURE_EOF; a failTask fault fails it after the data; nothing is left of the cut one', async () => {
+    const file = join(tmp.path, 'export.xva')
+    await exportSource(file)
+    const before = await targetCounts()
+    lab.control.injectFault('dst', { kind: 'data-path', direction: 'import', cutAfterBytes: 2_500_000, nth: 1 })
+    try {
+      expect((await importFile(file))['error_info']).toEqual(['IMPORT_ERROR_PREMATURE_EOF'])
+    } finally {
+      lab.control.clearFaults('dst')
+    }
+    expect(await targetCounts()).toEqual(before)
+    lab.control.injectFault('dst', { kind: 'data-path', direction: 'import', failTask: ['VDI_IO_ERROR', 'Device I/O error'], nth: 1 })
+    try {
+      expect((await importFile(file))['error_info']).toEqual(['VDI_IO_ERROR', 'Device I/O error'])
+    } finally {
+      lab.control.clearFaults('dst')
+    }
+  })
+
+  it('task.cancel before the body arrives ends the import as TASK_CANCELLED without creating anything', async () => {
+    const file = join(tmp.path, 'export.xva')
+    await exportSource(file)
+    const before = await targetCounts()
+    const task = await newTask('dst', 'import')
+    const sr = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Replica'))[0]
+    const size = (await stat(file)).size
+    const req = request(new URL(`/import?session_id=${session['dst']}&task_id=${task}&sr_id=${sr}`, pool('dst').url), { method: 'PUT', headers: { 'content-length': String(size) } })
+    req.on('error', () => undefined)
+    req.flushHeaders()
+    // the 200 goes out before a byte of the body is read; only then is the task cancelled
+    const response = await new Promise<IncomingMessage>(resolve => req.on('response', resolve))
+    expect(response.statusCode).toBe(200)
+    response.resume()
+    await ok(pool('dst').url, 'task.cancel', session['dst'], task)
+    await pipeline(createReadStream(file), req).catch(() => undefined)
+    const record = await awaitTask(pool('dst').url, session['dst']!, task)
+    expect([record['status'], record['error_info']]).toEqual(['cancelled', ['TASK_CANCELLED', task]])
+    expect(await targetCounts()).toEqual(before)
+  })
+})
+
 describe('XVA options', () => {
   it('gzips with use_compression=true (GNU tar reads it) and imports the gzipped file', async () => {
     const vm = lab.control.findVm('src', 'xva-vm')!

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
-import { isXapiError, isXenCrError } from '../../errors.js'
+import { XvaError, isXapiError, isXenCrError } from '../../errors.js'
 import type { DecodedValue } from '../wire/values.js'
 import { encodeXmlValue } from '../wire/xmlrpc.js'
 import { OVA_XML, parseOvaXml, type OvaObject } from '../xva/ova-xml.js'
@@ -10,7 +10,7 @@ import { TarReader } from '../xva/tar.js'
 import { receiveDisks } from '../xva/xva-reader.js'
 import { TaskCancelled, metered, parseDiskRequest, redirect, refuse, requestBody, unauthorized } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
-import type { LabTaskHandle, XvaHandler } from './types.js'
+import type { DataPathFault, LabTaskHandle, XvaHandler } from './types.js'
 
 /** ova.xml of a VM is a few KiB; anything near this is not an XVA. */
 const MAX_OVA_XML = 64 * 1024 * 1024
@@ -54,11 +54,13 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
     res.flushHeaders()
 
     const meter: Meter = { bytes: 0, cut: false }
+    const late = lateFault()
     let imported: { plan: XvaImportPlan; tar: TarReader }
     const force = query.get('force') === 'true'
     try {
-      const body = await decompressed(metered(incoming, { task, total: 0, fault: undefined, meter }))
-      imported = await importBody(ctx, body, sr.ref, task, { restore: query.get('restore') === 'true', force })
+      const body = await decompressed(metered(incoming, { task, total: 0, fault: late.view, meter }))
+      imported = await importBody(ctx, body, sr.ref, task, { restore: query.get('restore') === 'true', force }, late)
+      if (meter.cut) throw new XvaError('XVA_TRUNCATED', 'cut by a lab fault', meter.bytes)
     } catch (error) {
       const [code, ...params] = taskError(error, task)
       task.fail(code!, params)
@@ -67,7 +69,9 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
       return
     }
     imported.plan.complete()
-    task.succeed(encodeXmlValue([...imported.plan.vmRefs]))
+    const failTask = late.fault?.failTask
+    if (failTask !== undefined && failTask.length > 0) task.fail(failTask[0]!, failTask.slice(1))
+    else task.succeed(encodeXmlValue([...imported.plan.vmRefs]))
     // XAPI stops reading after the last chunk. We take the tar end too (bounded), so that a
     // sender of an exact-length body is not reset while its last bytes are still in flight;
     // a sender that closes instead (the JS client's 1 PiB mode) just ends the drain.
@@ -84,6 +88,7 @@ async function importBody(
   srRef: string,
   task: LabTaskHandle,
   options: { restore: boolean; force: boolean },
+  late: LateFault,
 ): Promise<{ plan: XvaImportPlan; tar: TarReader }> {
   const tar = new TarReader(body)
   const first = await tar.next()
@@ -94,6 +99,10 @@ async function importBody(
     throw new ImportRefused(['IMPORT_INCOMPATIBLE_VERSION'])
   }
   const plan = await ctx.importVm(ova.objects as readonly OvaObject<DecodedValue>[], srRef, { ...options, taskRef: task.ref })
+  for (const disk of plan.disks) {
+    late.fault = ctx.takeFault('import', disk.vdi)
+    if (late.fault !== undefined) break
+  }
   const total = plan.disks.reduce((sum, disk) => sum + disk.size, 0)
   let percent = 0
   try {
@@ -122,6 +131,31 @@ async function importBody(
   }
   for (const disk of plan.disks) ctx.vdiChanged(disk.vdi)
   return { plan, tar }
+}
+
+/**
+ * A data-path fault for a transfer whose VDIs do not exist when the body starts: the metering
+ * reads the fault's fields on every piece, so a fault taken once the VDIs are created (for the
+ * first of them that has one) applies from then on, its byte count from the start of the body.
+ */
+interface LateFault {
+  fault: DataPathFault | undefined
+  readonly view: DataPathFault
+}
+
+function lateFault(): LateFault {
+  const late: LateFault = {
+    fault: undefined,
+    view: {
+      get cutAfterBytes() {
+        return late.fault?.cutAfterBytes
+      },
+      get bytesPerSecond() {
+        return late.fault?.bytesPerSecond
+      },
+    } as DataPathFault,
+  }
+  return late
 }
 
 /** The first member is not ova.xml. */
