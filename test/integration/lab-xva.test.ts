@@ -138,6 +138,12 @@ async function diskShasOf(poolName: string, vmRef: string): Promise<string[]> {
   return Promise.all(disks.map(d => rawSha(poolName, d['VDI']!)))
 }
 
+async function sourceMac(): Promise<string> {
+  const vm = lab.control.findVm('src', 'xva-vm')!
+  const vifs = await ok<string[]>(pool('src').url, 'VM.get_VIFs', session['src'], vm.ref)
+  return ok<string>(pool('src').url, 'VIF.get_MAC', session['src'], vifs[0])
+}
+
 describe('GET /export (XVA)', () => {
   it('writes ova.xml, then per disk its 1 MiB chunks and .xxhash members, zero chunks left out but the first and last', async () => {
     const file = join(tmp.path, 'export.xva')
@@ -252,6 +258,9 @@ describe('PUT /import (XVA)', () => {
 
     const vif = await ok<Record<string, string>>(pool('dst').url, 'VIF.get_record', session['dst'], (vm['VIFs'] as string[])[0])
     expect(await ok(pool('dst').url, 'network.get_name_label', session['dst'], vif['network'])).toBe(NET)
+    // the source MAC was made up by the host, so the copy gets one from its own new mac_seed
+    expect(vif['MAC']).not.toBe(await sourceMac())
+    expect((vm['other_config'] as Record<string, string>)['mac_seed']).not.toBe(await ok(pool('src').url, 'VM.get_other_config', session['src'], source.ref).then(c => (c as Record<string, string>)['mac_seed']))
 
     const sourceShas = await Promise.all(source.vdis.map(v => rawSha('src', v.uuid)))
     expect(await diskShasOf('dst', vmRef!)).toEqual(sourceShas)
@@ -360,6 +369,8 @@ describe('XVA options', () => {
     expect(first['status']).toBe('success')
     const [ref] = vmRefsOf(first['result'])
     expect(await ok(pool('dst').url, 'VM.get_uuid', session['dst'], ref)).toBe(source.uuid)
+    const vifs = await ok<string[]>(pool('dst').url, 'VM.get_VIFs', session['dst'], ref)
+    expect(await ok(pool('dst').url, 'VIF.get_MAC', session['dst'], vifs[0])).toBe(await sourceMac())
     const again = await importFile(file, '&restore=true')
     expect(again['error_info']).toEqual(['VM_TO_IMPORT_IS_NOT_NEWER_VERSION', ref, '1', '0'])
     await ok(pool('dst').url, 'VM.destroy', session['dst'], ref)
