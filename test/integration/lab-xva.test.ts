@@ -35,7 +35,8 @@ const SPEC: LabSpec = {
         { name: 'busy', powerState: 'Running', disks: [{ size: '2 MiB', filled: '1 MiB', seed: 7 }] },
       ],
     },
-    { name: 'dst', hosts: ['dst-h1'], srs: [{ name: 'Replica', type: 'ext' }], networks: [{ name: NET }] },
+    // 'Far' is only plugged on dst-h2: the master redirects its transfers there
+    { name: 'dst', hosts: ['dst-h1', 'dst-h2'], srs: [{ name: 'Replica', type: 'ext' }, { name: 'Far', type: 'ext', host: 'dst-h2' }], networks: [{ name: NET }] },
   ],
 }
 
@@ -387,6 +388,45 @@ describe('XVA options', () => {
     const [ref] = vmRefsOf(imported['result'])
     const record = await ok<Record<string, unknown>>(pool('dst').url, 'VM.get_record', session['dst'], ref)
     expect([record['is_a_snapshot'], record['is_a_template'], record['name_label']]).toEqual([false, true, 'seed'])
+  })
+})
+
+describe('XVA redirects', () => {
+  /** The answer to a request whose body is not sent yet: XAPI redirects before reading it. */
+  async function headersOnly(url: URL, method: string): Promise<IncomingMessage> {
+    const req = request(url, { method, headers: method === 'PUT' ? { 'content-length': '1000000' } : {} })
+    req.on('error', () => undefined)
+    req.flushHeaders()
+    const response = await new Promise<IncomingMessage>(resolve => req.on('response', resolve))
+    response.resume()
+    req.destroy()
+    return response
+  }
+
+  it('PUT /import onto an SR only another host sees is a 302 there (task untouched); so is GET /export of the VM it made', async () => {
+    const file = join(tmp.path, 'export.xva')
+    await exportSource(file)
+    const far = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Far'))[0]!
+    const task = await newTask('dst', 'import')
+    const query = `?session_id=${session['dst']}&task_id=${task}&sr_id=${far}`
+    const answer = await headersOnly(new URL(`/import${query}`, pool('dst').url), 'PUT')
+    expect(answer.statusCode).toBe(302)
+    const location = new URL(String(answer.headers.location))
+    const h2 = lab.pools.find(p => p.name === 'dst')!.hosts.find(h => h.name === 'dst-h2')!
+    expect(location.host).toBe(new URL(h2.url).host)
+    expect(location.pathname + location.search).toBe(`/import${query}`)
+    expect(await ok(pool('dst').url, 'task.get_status', session['dst'], task)).toBe('pending')
+
+    const { status } = await upload(h2.url, `/import${query}`, file)
+    expect(status).toBe(200)
+    const record = await awaitTask(pool('dst').url, session['dst']!, task)
+    const [vm] = vmRefsOf(record['result'])
+    const exportAnswer = await headersOnly(new URL(`/export?session_id=${session['dst']}&ref=${vm}`, pool('dst').url), 'GET')
+    expect(exportAnswer.statusCode).toBe(302)
+    expect(new URL(String(exportAnswer.headers.location)).host).toBe(new URL(h2.url).host)
+    const back = join(tmp.path, 'back.xva')
+    await download(h2.url, `/export?session_id=${session['dst']}&ref=${vm}`, back)
+    expect(execFileSync('tar', ['-tf', back], { encoding: 'utf8' }).split('\n')[0]).toBe('ova.xml')
   })
 })
 
