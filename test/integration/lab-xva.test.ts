@@ -362,6 +362,28 @@ describe('XVA options', () => {
     expect(await diskShasOf('dst', ref!)).toEqual(await Promise.all(vm.vdis.map(v => rawSha('src', v.uuid))))
   })
 
+  it('refuses zstd compression and an HTTP-chunked upload with the task failed, as documented', async () => {
+    const vm = lab.control.findVm('src', 'xva-vm')!
+    const exportTask = await newTask('src', 'export')
+    const refused = await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${exportTask}&uuid=${vm.uuid}&use_compression=zstd`, join(tmp.path, 'z'))
+    expect(refused.statusCode).toBe(500)
+    expect((await awaitTask(pool('src').url, session['src']!, exportTask))['error_info']).toEqual(['INTERNAL_ERROR', 'The lab cannot compress with zstd: use use_compression=gzip or none'])
+
+    const importTask = await newTask('dst', 'import')
+    const sr = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Replica'))[0]
+    // no content-length: Node sends Transfer-Encoding: chunked, which XAPI's importer refuses
+    const req = request(new URL(`/import?session_id=${session['dst']}&task_id=${importTask}&sr_id=${sr}`, pool('dst').url), { method: 'PUT' })
+    req.on('error', () => undefined)
+    const answered = new Promise<IncomingMessage>(resolve => req.on('response', resolve))
+    // a write before end(): Node cannot know the length, so it frames the body as chunked
+    req.write(Buffer.alloc(2048))
+    req.end()
+    const response = await answered
+    response.resume()
+    expect(response.statusCode).toBe(403)
+    expect((await awaitTask(pool('dst').url, session['dst']!, importTask))['error_info']).toEqual(['IMPORT_ERROR_CANNOT_HANDLE_CHUNKED'])
+  })
+
   it('restore=true keeps the VM uuid, and refuses the same export again as not newer', async () => {
     const file = join(tmp.path, 'export.xva')
     await exportSource(file)
