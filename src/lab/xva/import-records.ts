@@ -104,6 +104,7 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
   const of = (cls: string): OvaObject<DecodedValue>[] => objects.filter(o => o.cls === cls)
   const isIsoSr = (id: DecodedValue | undefined): boolean => typeof id === 'string' && exported.get(id)?.snapshot['content_type'] === 'iso'
   const lookup = (id: DecodedValue | undefined): string => (typeof id === 'string' ? (table.get(id) ?? NULL_REF) : NULL_REF)
+  const streamed = new Set(of('VBD').filter(vbd => vbd.snapshot['type'] !== 'CD').map(vbd => String(vbd.snapshot['VDI'])))
 
   try {
     for (const host of of('host')) {
@@ -144,7 +145,8 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
       pool.refreshVdi(ref)
       undo.push(() => destroyVdi(pool, ref))
       table.set(vdi.id, ref)
-      disks.push({ id: vdi.id, size: Number(vdi.snapshot['virtual_size'] ?? 0), vdi: pool.vdiView(ref)! })
+      // only disks behind a non-CD VBD are streamed (import.ml non_cdrom_vdis); a CD's VDI is created empty
+      if (streamed.has(vdi.id)) disks.push({ id: vdi.id, size: Number(vdi.snapshot['virtual_size'] ?? 0), vdi: pool.vdiView(ref)! })
     }
 
     for (const vm of of('VM')) {
