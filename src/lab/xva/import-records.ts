@@ -106,6 +106,18 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
   const lookup = (id: DecodedValue | undefined): string => (typeof id === 'string' ? (table.get(id) ?? NULL_REF) : NULL_REF)
   const streamed = new Set(of('VBD').filter(vbd => vbd.snapshot['type'] !== 'CD').map(vbd => String(vbd.snapshot['VDI'])))
 
+  if (options.restore) {
+    // import.ml assert_can_restore_backup: a restored VM whose uuid is new here must not bring
+    // the mac_seed of a VM that exists (its MACs would clash)
+    for (const vm of of('VM')) {
+      const uuid = vm.snapshot['uuid']
+      const seed = (vm.snapshot['other_config'] as Record<string, DecodedValue> | undefined)?.['mac_seed']
+      if (typeof uuid !== 'string' || db.findByUuid('VM', uuid) !== undefined || typeof seed !== 'string') continue
+      for (const [ref, record] of db.all('VM')) {
+        if ((record['other_config'] as Readonly<Record<string, string>>)['mac_seed'] === seed) throw apiError('DUPLICATE_VM', ref)
+      }
+    }
+  }
   try {
     for (const host of of('host')) {
       const ref = typeof host.snapshot['uuid'] === 'string' ? db.findByUuid('host', host.snapshot['uuid']) : undefined
