@@ -60,7 +60,11 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
     try {
       const body = await decompressed(metered(incoming, { task, total: 0, fault: late.view, meter }))
       imported = await importBody(ctx, body, sr.ref, task, { restore: query.get('restore') === 'true', force }, late)
-      if (meter.cut) throw new XvaError('XVA_TRUNCATED', 'cut by a lab fault', meter.bytes)
+      if (meter.cut) {
+        // the cut fell after the last chunk (in the tar end): still a failed transfer
+        if (!force) await imported.plan.undo()
+        throw new XvaError('XVA_TRUNCATED', 'cut by a lab fault', meter.bytes)
+      }
     } catch (error) {
       const [code, ...params] = taskError(error, task)
       task.fail(code!, params)
