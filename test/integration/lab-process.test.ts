@@ -2,17 +2,15 @@
  * `xen-cr lab` as a real process: with `--json` it prints exactly one line once every host
  * listens, serves a VM whose 2 TiB disk has 1 GiB written while staying under 200 MiB RSS
  * (peak, from /proc — a lab that held disks or blocks in memory would need over 1 GiB), and ends
- * cleanly on SIGTERM. The CLI is bundled with rolldown (vite's bundler) so plain node runs it
- * with the binary's own signal handling.
+ * cleanly on SIGTERM. It runs the built binary, with its own signal handling.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { build } from 'rolldown'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { LabSpec } from '../../src/lab/spec.js'
+import { builtBinary } from '../helpers/built.js'
 import { makeTempDir } from '../helpers/tmp.js'
 import { ok } from './lab-rpc.js'
 
@@ -36,18 +34,6 @@ afterAll(async () => {
   await tmp?.remove()
 })
 
-async function bundleCli(dir: string): Promise<string> {
-  await build({
-    input: fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
-    platform: 'node',
-    resolve: { extensionAlias: { '.js': ['.ts', '.js'] } },
-    external: [/^node:/],
-    output: { dir, format: 'esm', entryFileNames: 'main.mjs' },
-    logLevel: 'silent',
-  })
-  return join(dir, 'main.mjs')
-}
-
 /** Peak and current resident set size of a process, in bytes (Linux /proc). */
 async function rssOf(pid: number): Promise<{ peak: number; now: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -56,7 +42,7 @@ async function rssOf(pid: number): Promise<{ peak: number; now: number }> {
 }
 
 it('prints one JSON line, serves a 2 TiB VM with 1 GiB written under 200 MiB RSS, and stops on SIGTERM', async () => {
-  const main = await bundleCli(join(tmp.path, 'bundle'))
+  const main = builtBinary()
   const specFile = join(tmp.path, 'spec.json')
   await writeFile(specFile, JSON.stringify(SPEC))
   const dir = join(tmp.path, 'lab')

@@ -11,9 +11,9 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'rolldown'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startLab, type Lab } from '../../src/lab/start.js'
+import { builtModule } from '../helpers/built.js'
 import { makeTempDir } from '../helpers/tmp.js'
 
 const MiB = 1024 * 1024
@@ -28,23 +28,6 @@ interface ChildResult {
   cpuMs: number
   sampledPeak: number
   targetUtilisation: number
-}
-
-/** The child is TypeScript; bundle it with rolldown (vite's bundler) so plain node can run it. */
-async function bundleChild(dir: string): Promise<string> {
-  const entry = fileURLToPath(new URL('./xapi-transfer-memory.child.ts', import.meta.url))
-  const file = join(dir, 'child.mjs')
-  const xenApi = fileURLToPath(import.meta.resolve('xen-api'))
-  await build({
-    input: entry,
-    platform: 'node',
-    resolve: { extensionAlias: { '.js': ['.ts', '.js'] } },
-    external: [/^node:/],
-    plugins: [{ name: 'external-xen-api', resolveId: (id: string) => (id === 'xen-api' ? { id: xenApi, external: true } : undefined) }],
-    output: { file, format: 'esm' },
-    logLevel: 'warn',
-  })
-  return file
 }
 
 function runChild(file: string, job: object): Promise<ChildResult> {
@@ -97,7 +80,8 @@ describe('client transfer memory', () => {
     const small = lab.control.findVm('mem', 'small')!.vdis[0]!.uuid
     const big = lab.control.findVm('mem', 'big')!.vdis[0]!.uuid
 
-    const child = await bundleChild(tmp.path)
+    builtModule('xapi/transfer.js')
+    const child = fileURLToPath(new URL('./xapi-transfer-memory.child.mjs', import.meta.url))
     const job = { url: pool.url, user: pool.user, password: pool.password }
     const smallRun = await runChild(child, { ...job, sourceVdiUuid: small })
     const bigRun = await runChild(child, { ...job, sourceVdiUuid: big })

@@ -1,6 +1,6 @@
 /**
  * The scenario both xen-api transport tests run against a real `xen-cr lab --json` process
- * (the CLI bundled with rolldown, vite's bundler, so plain node runs it): the real Vates client,
+ * (the built binary, as operators start it): the real Vates client,
  * event watching on, logs in, lists the spec's VMs, sees an object created by another session
  * arrive through events, runs Async.VM.snapshot to completion and gets exact error codes.
  * A lab that got any of the wire details of reference §7 wrong fails here: the client either
@@ -10,12 +10,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { build } from 'rolldown'
 import { createClient, type Xapi, type XenApiError } from 'xen-api'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { LabPoolInfo } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
+import { builtBinary } from '../helpers/built.js'
 import { makeTempDir } from '../helpers/tmp.js'
 
 const SPEC: LabSpec = {
@@ -48,17 +47,9 @@ async function caught(promise: Promise<unknown>): Promise<XenApiError> {
 
 /** Starts `xen-cr lab --json` and resolves with its one line once every host listens. */
 async function startLabProcess(dir: string): Promise<{ child: ChildProcess; pools: LabPoolInfo[]; exited: Promise<number | null> }> {
-  await build({
-    input: fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
-    platform: 'node',
-    resolve: { extensionAlias: { '.js': ['.ts', '.js'] } },
-    external: [/^node:/],
-    output: { dir: join(dir, 'bundle'), format: 'esm', entryFileNames: 'main.mjs' },
-    logLevel: 'silent',
-  })
   const specFile = join(dir, 'spec.json')
   await writeFile(specFile, JSON.stringify(SPEC))
-  const child = spawn(process.execPath, [join(dir, 'bundle', 'main.mjs'), 'lab', '--json', '--spec', specFile, '--dir', join(dir, 'lab'), '--login-delay', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [builtBinary(), 'lab', '--json', '--spec', specFile, '--dir', join(dir, 'lab'), '--login-delay', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve)

@@ -2,20 +2,15 @@
  * Child process of `xapi-transfer-memory.test.ts`: one client transfer (export → import through
  * the client, VHD) in a process of its own, so its peak RSS is the client's alone. Reads its
  * job from the XEN_CR_MEMORY_JOB environment variable (never argv: it holds a password) and
- * prints one JSON line.
+ * prints one JSON line. Plain JavaScript on the built modules (`npm run build`), so the process
+ * holds the client and nothing of the test runner.
  */
-import { XapiClient } from '../../src/xapi/client.js'
-import { exportVdi, importVdi } from '../../src/xapi/transfer.js'
-import { createVdi } from '../../src/xapi/vdi.js'
+import { XapiClient } from '../../dist/xapi/client.js'
+import { exportVdi, importVdi } from '../../dist/xapi/transfer.js'
+import { createVdi } from '../../dist/xapi/vdi.js'
 
-interface Job {
-  url: string
-  user: string
-  password: string
-  sourceVdiUuid: string
-}
-
-const job = JSON.parse(process.env['XEN_CR_MEMORY_JOB'] ?? '{}') as Job
+/** @type {{ url: string, user: string, password: string, sourceVdiUuid: string }} */
+const job = JSON.parse(process.env['XEN_CR_MEMORY_JOB'] ?? '{}')
 const client = await XapiClient.connect({ url: job.url, user: job.user, password: job.password })
 try {
   const source = await client.getByUuid('VDI', job.sourceVdiUuid)
