@@ -1,0 +1,33 @@
+import { AbortedError } from '../errors.js'
+import type { CliIo } from './context.js'
+
+/** A CLI's in-process entry: argv and io in, exit code out (program.ts `run`, xen-cr-seed.ts `runSeedDropIn`). */
+export type CliEntry = (argv: readonly string[], io: Partial<CliIo>) => Promise<number>
+
+/**
+ * Runs `entry` as the process: the binaries keep everything else in-process so tests can drive
+ * it with their own argv, streams and environment; here only the process concerns live.
+ */
+export async function runAsProcess(entry: CliEntry): Promise<void> {
+  // SIGINT/SIGTERM abort the run's one AbortController; a second signal exits at once.
+  const controller = new AbortController()
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++
+    if (signals > 1) process.exit(130)
+    controller.abort(new AbortedError(`interrupted by ${signal}`))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  const exitCode = await entry(process.argv.slice(2), { signal: controller.signal, stdin: process.stdin })
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+  process.exitCode = exitCode
+  // A watchdog, not a shortcut: if a forgotten socket or timer keeps the loop alive, a cron run
+  // must still end. unref() lets a clean process exit at once without waiting for it, so the
+  // delay only costs a run that left something open. 5 s, not 2: an aborted transfer sends its
+  // task.cancel fire-and-forget (xapi/xva-transfer.ts) and the run returns without its answer;
+  // a busy host can take seconds to answer, and cutting the call leaves the task running there.
+  setTimeout(() => process.exit(exitCode), 5_000).unref()
+}
