@@ -6,32 +6,28 @@
  * and any failure or abort destroys it — the previous replica and base snapshot stay.
  */
 import { setMaxListeners } from 'node:events'
-import { AbortedError, isXapiError, isXenCrError } from '../errors.js'
+import { AbortedError, isXenCrError } from '../errors.js'
 import { CleanupStack } from '../delta/cleanup.js'
 import { createReplicaVm, finaliseReplica } from '../delta/import-vm.js'
 import type { RateLimiter } from '../delta/rate-limit.js'
 import { transferDisk } from '../delta/transfer-disk.js'
-import { readDeltaMetadata } from '../delta/vm-metadata.js'
 import type { XapiClient } from '../xapi/client.js'
 import { asRef } from '../xapi/types.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
-import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../xapi/vm.js'
+import { setVmOtherConfig } from '../xapi/vm.js'
 import { destroyVmAndDisks } from './destroy.js'
 import type { PassEventSink, ReplicaInfo, VmIdentity, VmResult } from './events.js'
 import {
   KEYS,
   PLACEHOLDER_DATETIME,
-  TEMP_SNAPSHOT_NAME,
   exportedKeys,
   formatXapiDateTime,
   replicaName,
   replicaVdiKeys,
   replicaVmKeys,
-  snapshotName,
-  sourceSnapshotKeys,
-  sourceSnapshotVdiKeys,
 } from './metadata.js'
 import type { VmPlan } from './plan.js'
+import { takeJobSnapshot } from './take-job-snapshot.js'
 
 export interface VmContext {
   readonly job: { readonly id: string; readonly name: string; readonly networkMap: Readonly<Record<string, string>> }
@@ -104,23 +100,7 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, con
   const id = plan.identity
   const vmRef = asRef<'VM'>(plan.vm.ref)
 
-  const snapshotTime = ctx.now()
-  const datetime = formatXapiDateTime(snapshotTime)
-  const snapRef = await snapshotVm(source, vmRef, TEMP_SNAPSHOT_NAME, opts)
-  cleanup.defer(`source snapshot ${snapRef}`, () => destroyVmAndDisks(source, snapRef))
-  try {
-    await setVmIsATemplate(source, snapRef, false, opts)
-  } catch (error) {
-    // XAPI refuses on some licences; the snapshot is still usable (XO ignores this too).
-    if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
-  }
-  let metadata = await readDeltaMetadata(source, snapRef, opts)
-  await setVmOtherConfig(source, snapRef, sourceSnapshotKeys(id, datetime), opts)
-  for (const disk of metadata.disks) {
-    await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(id, datetime, disk.vdi.uuid), opts)
-  }
-  await setVmNameLabel(source, snapRef, snapshotName(ctx.job.name, plan.vm.name), opts)
-  metadata = await readDeltaMetadata(source, snapRef, opts)
+  const { ref: snapRef, metadata } = await takeJobSnapshot(source, vmRef, { id, jobName: ctx.job.name, vmName: plan.vm.name, at: ctx.now(), cleanup, signal })
 
   const transferStart = ctx.now()
   const name = replicaName(plan.vm.name, ctx.job.name, transferStart)

@@ -13,14 +13,11 @@ import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { isXapiError } from '../../errors.js'
 import { CleanupStack } from '../../delta/cleanup.js'
-import { readDeltaMetadata } from '../../delta/vm-metadata.js'
 import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
 import { exportVmXva } from '../../xapi/xva-transfer.js'
-import { setVdiOtherConfig } from '../../xapi/vdi.js'
-import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../../xapi/vm.js'
-import { destroyVmAndDisks } from '../destroy.js'
-import { TEMP_SNAPSHOT_NAME, formatXapiDateTime, snapshotName, sourceSnapshotKeys, sourceSnapshotVdiKeys, type PassIdentity } from '../metadata.js'
+import type { PassIdentity } from '../metadata.js'
+import { takeJobSnapshot } from '../take-job-snapshot.js'
 import { MANIFEST_FILE, MANIFEST_KIND, writeManifest, type SeedManifest, type SeedManifestDisk } from './manifest.js'
 import { SeedRefusal } from './plan-seed.js'
 
@@ -103,20 +100,7 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
   const cleanup = new CleanupStack()
   try {
     // The same steps and keys as a pass's snapshot, so the next `run` treats it as its own.
-    const datetime = formatXapiDateTime(now())
-    const snapRef = await snapshotVm(source, vmRef, TEMP_SNAPSHOT_NAME, opts)
-    cleanup.defer(`source snapshot ${snapRef}`, () => destroyVmAndDisks(source, snapRef))
-    try {
-      await setVmIsATemplate(source, snapRef, false, opts)
-    } catch (error) {
-      if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
-    }
-    const before = await readDeltaMetadata(source, snapRef, opts)
-    await setVmOtherConfig(source, snapRef, sourceSnapshotKeys(id, datetime), opts)
-    for (const disk of before.disks) await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(id, datetime, disk.vdi.uuid), opts)
-    const name = snapshotName(o.job.name, vm.name_label)
-    await setVmNameLabel(source, snapRef, name, opts)
-    const metadata = await readDeltaMetadata(source, snapRef, opts)
+    const { ref: snapRef, name, datetime, metadata } = await takeJobSnapshot(source, vmRef, { id, jobName: o.job.name, vmName: vm.name_label, at: now(), cleanup, ...opts })
     emit({ kind: 'seed-snapshot', vm: { uuid: vm.uuid, name: vm.name_label }, snapshot: { uuid: metadata.vm.uuid, name } })
 
     const disks: SeedManifestDisk[] = []

@@ -1,0 +1,56 @@
+/**
+ * The job's snapshot of a VM, as a pass takes it and as a seed takes it (so the next pass treats a
+ * seed's snapshot as its own): a temporary name, the job keys on the snapshot and its disks, then
+ * XO's snapshot name — a snapshot found by its keys is therefore always complete.
+ */
+import { isXapiError } from '../errors.js'
+import type { CleanupStack } from '../delta/cleanup.js'
+import { readDeltaMetadata, type DeltaVmMetadata } from '../delta/vm-metadata.js'
+import type { XapiClient } from '../xapi/client.js'
+import type { Ref } from '../xapi/types.js'
+import { setVdiOtherConfig } from '../xapi/vdi.js'
+import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../xapi/vm.js'
+import { destroyVmAndDisks } from './destroy.js'
+import { TEMP_SNAPSHOT_NAME, formatXapiDateTime, snapshotName, sourceSnapshotKeys, sourceSnapshotVdiKeys, type PassIdentity } from './metadata.js'
+
+export interface TakeJobSnapshotOptions {
+  readonly id: PassIdentity
+  readonly jobName: string
+  /** the live VM's name, for XO's snapshot name */
+  readonly vmName: string
+  /** the snapshot's datetime key */
+  readonly at: Date
+  /** the snapshot's removal is registered here as soon as it exists */
+  readonly cleanup: CleanupStack
+  readonly signal?: AbortSignal
+}
+
+export interface JobSnapshot {
+  readonly ref: Ref<'VM'>
+  readonly name: string
+  /** the datetime key written on the snapshot and its disks (XAPI format) */
+  readonly datetime: string
+  /** read after renaming, so it names the snapshot as it now is */
+  readonly metadata: DeltaVmMetadata
+}
+
+/** Snapshots `vmRef` on `source` and tags the snapshot and its disks for the job. */
+export async function takeJobSnapshot(source: XapiClient, vmRef: Ref<'VM'>, o: TakeJobSnapshotOptions): Promise<JobSnapshot> {
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const datetime = formatXapiDateTime(o.at)
+  const ref = await snapshotVm(source, vmRef, TEMP_SNAPSHOT_NAME, opts)
+  o.cleanup.defer(`source snapshot ${ref}`, () => destroyVmAndDisks(source, ref))
+  try {
+    await setVmIsATemplate(source, ref, false, opts)
+  } catch (error) {
+    // XAPI refuses on some licences; the snapshot is still usable (XO ignores this too).
+    if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
+  }
+  const before = await readDeltaMetadata(source, ref, opts)
+  await setVmOtherConfig(source, ref, sourceSnapshotKeys(o.id, datetime), opts)
+  for (const disk of before.disks) await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(o.id, datetime, disk.vdi.uuid), opts)
+  const name = snapshotName(o.jobName, o.vmName)
+  await setVmNameLabel(source, ref, name, opts)
+  const metadata = await readDeltaMetadata(source, ref, opts)
+  return { ref, name, datetime, metadata }
+}
