@@ -4,8 +4,9 @@
  * then writes the plan's changes. Progress goes out as typed events; nothing is printed.
  */
 import type { XapiClient } from '../../xapi/client.js'
+import { fetchPoolRecords } from '../records.js'
 import { applySeed } from './apply-seed.js'
-import { planSeed, SeedRefusal, type SeedPlan, type SeedRecords, type SeedRequest } from './plan-seed.js'
+import { planSeed, SeedRefusal, type SeedPlan, type SeedRequest } from './plan-seed.js'
 import { verifySeed, type DiskVerification, type VerifyMode } from './verify-seed.js'
 
 export type SeedEvent =
@@ -38,17 +39,6 @@ export interface SeedResult {
   readonly verification?: readonly DiskVerification[]
 }
 
-/** Everything a seed plan reads from one pool. */
-export async function fetchSeedRecords(client: XapiClient, options: { signal?: AbortSignal } = {}): Promise<SeedRecords> {
-  const [vms, vbds, vdis, srs] = await Promise.all([
-    client.getAllRecords('VM', options),
-    client.getAllRecords('VBD', options),
-    client.getAllRecords('VDI', options),
-    client.getAllRecords('SR', options),
-  ])
-  return { vms, vbds, vdis, srs }
-}
-
 /**
  * Validates, optionally verifies, and writes a seed.
  * @throws SeedRefusal (exit 5, nothing written) — including `SEED_CONTENT_MISMATCH` from `verify`
@@ -57,8 +47,8 @@ export async function seed(o: SeedOptions): Promise<SeedResult> {
   const opts = o.signal === undefined ? {} : { signal: o.signal }
   const emit: SeedEventSink = o.onEvent ?? (() => undefined)
   const samePool = o.source === o.target
-  const sourceRecords = await fetchSeedRecords(o.source, opts)
-  const targetRecords = samePool ? sourceRecords : await fetchSeedRecords(o.target, opts)
+  const sourceRecords = await fetchPoolRecords(o.source, opts)
+  const targetRecords = samePool ? sourceRecords : await fetchPoolRecords(o.target, opts)
   const plan = planSeed(o.request, sourceRecords, targetRecords, { samePool, ...(o.now === undefined ? {} : { now: o.now() }) })
   for (const w of plan.warnings) emit({ kind: 'seed-warning', code: w.code, message: w.message })
 
