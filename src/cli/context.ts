@@ -52,6 +52,16 @@ export interface CliContext {
   defer(fn: () => Promise<void>): void
 }
 
+/**
+ * Logs in to a job's source and target pools: one client when they are the same pool, since a
+ * pass and a seed tell "within one pool" by `source === target`.
+ */
+export async function connectJobPools(context: CliContext, job: { readonly source: string; readonly target: string }): Promise<{ source: XapiClient; target: XapiClient }> {
+  const source = await context.connect(job.source)
+  const target = job.target === job.source ? source : await context.connect(job.target)
+  return { source, target }
+}
+
 /** Internal: the per-run state behind {@link contextOf}. */
 export class CliRuntime {
   exitCode: ExitCode = ExitCode.ok

@@ -7,7 +7,7 @@ import { dueSchedules } from '../replication/due.js'
 import type { ReplicationReportEvent } from '../replication/events.js'
 import { runPass } from '../replication/pass.js'
 import type { VmPlan } from '../replication/plan.js'
-import { contextOf, type CliContext } from './context.js'
+import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 
 interface RunOptions {
@@ -47,8 +47,7 @@ async function passOf(context: CliContext, job: Job, options: RunOptions, schedu
 }
 
 async function passUnleased(context: CliContext, job: Job, options: RunOptions, scheduleId?: string): Promise<void> {
-  const source = await context.connect(job.source)
-  const target = job.target === job.source ? source : await context.connect(job.target)
+  const { source, target } = await connectJobPools(context, job)
   const result = await runPass({
     job,
     source,

@@ -17,7 +17,7 @@ import type { VerifyMode } from '../replication/seed/verify-seed.js'
 import { XapiClient } from '../xapi/client.js'
 import { parsePoolUrl } from '../xapi/pool-url.js'
 import type { CliContext } from './context.js'
-import { contextOf } from './context.js'
+import { connectJobPools, contextOf } from './context.js'
 import type { SeedCommandEvent } from './seed-output.js'
 
 /** A job from the store, or only the ids of a job defined elsewhere (Xen Orchestra). */
@@ -294,8 +294,7 @@ export function registerSeedCommand(program: Command): void {
       const sr = required(flags.sr, '--sr')
       if (!isUuid(sr)) throw new UsageError('INVALID_OPTION', `--sr must be a uuid, got "${sr}"`)
       const job = await storedJob(context, required(flags.job, '--job'))
-      const source = await context.connect(job.source)
-      const target = job.target === job.source ? source : await context.connect(job.target)
+      const { source, target } = await connectJobPools(context, job)
       const result = await importSeed({
         source,
         target,
