@@ -5,38 +5,32 @@
  * event.from tokens with add/mod/del, task results as XML strings.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startLab, type Lab } from '../../src/lab/start.js'
-import { makeTempDir } from '../helpers/tmp.js'
-import { awaitTask, failure, ok, post } from './lab-rpc.js'
+import type { Lab } from '../../src/lab/start.js'
+import { startTempLab } from '../helpers/lab.js'
+import { awaitTask, failure, login, ok, post } from './lab-rpc.js'
 
 let lab: Lab
-let tmp: { path: string; remove: () => Promise<void> }
 let url: string
 let session: string
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({
-    dir: tmp.path,
-    spec: {
-      pools: [
-        {
-          name: 'p',
-          hosts: ['h1', 'h2'],
-          users: [{ user: 'root', password: 'secret' }],
-          srs: [{ name: 'sr', shared: true }],
-          vms: [{ name: 'vm1', powerState: 'Running', disks: [{ size: '4 MiB', filled: '2 MiB' }] }],
-        },
-      ],
-    },
+  lab = await startTempLab({
+    pools: [
+      {
+        name: 'p',
+        hosts: ['h1', 'h2'],
+        users: [{ user: 'root', password: 'secret' }],
+        srs: [{ name: 'sr', shared: true }],
+        vms: [{ name: 'vm1', powerState: 'Running', disks: [{ size: '4 MiB', filled: '2 MiB' }] }],
+      },
+    ],
   })
   url = lab.pools[0]!.url
-  session = await ok<string>(url, 'session.login_with_password', 'root', 'secret')
+  session = await login(lab.pools[0]!)
 })
 
 afterAll(async () => {
   await lab?.stop()
-  await tmp?.remove()
 })
 
 const xmlCall = (method: string, ...params: string[]): string =>

@@ -29,6 +29,11 @@ export async function ok<T = unknown>(url: string, method: string, ...params: un
   return outcome.result as T
 }
 
+/** A raw session on a lab pool, as its first user. */
+export function login(pool: { readonly url: string; readonly user: string; readonly password: string }): Promise<string> {
+  return ok<string>(pool.url, 'session.login_with_password', pool.user, pool.password)
+}
+
 /** [code, params] of a call that must fail. */
 export async function failure(url: string, method: string, ...params: unknown[]): Promise<[string, string[]]> {
   const outcome = await jsonCall(url, method, ...params)

@@ -5,21 +5,18 @@
  */
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { startLab, type Lab } from '../../src/lab/start.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import type { Lab } from '../../src/lab/start.js'
+import { startTempLab } from '../helpers/lab.js'
 import { ok } from './lab-rpc.js'
 
 let lab: Lab
-let tmp: { path: string; remove: () => Promise<void> }
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({ dir: tmp.path, spec: fileURLToPath(new URL('../../examples/lab.json', import.meta.url)) })
+  lab = await startTempLab(fileURLToPath(new URL('../../examples/lab.json', import.meta.url)))
 })
 
 afterAll(async () => {
   await lab?.stop()
-  await tmp?.remove()
 })
 
 type Rec = Record<string, unknown>

@@ -5,14 +5,13 @@
  * blocked_operations, guest writes show in physical_utilisation and in the bytes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import { guestBlock } from '../../src/lab/storage/guest-data.js'
-import { makeTempDir } from '../helpers/tmp.js'
-import { failure, jsonCall, ok, VM_CREATE_RECORD } from './lab-rpc.js'
+import { startTempLab } from '../helpers/lab.js'
+import { failure, jsonCall, login, ok, VM_CREATE_RECORD } from './lab-rpc.js'
 
 const MiB = 1024 * 1024
 let lab: Lab
-let tmp: { path: string; remove: () => Promise<void> }
 let url: string
 let s: string
 
@@ -27,31 +26,26 @@ async function disksOf(vm: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({
-    dir: tmp.path,
-    spec: {
-      pools: [
-        {
-          name: 'p',
-          users: [{ user: 'root', password: 'pw' }],
-          srs: [{ name: 'sr' }],
-          networks: [{ name: 'net' }, { name: 'vlan', vlan: 5 }],
-          vms: [
-            { name: 'run', powerState: 'Running', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 11 }], networks: ['net', 'vlan'] },
-            { name: 'off', disks: [{ size: '4 MiB' }] },
-          ],
-        },
-      ],
-    },
+  lab = await startTempLab({
+    pools: [
+      {
+        name: 'p',
+        users: [{ user: 'root', password: 'pw' }],
+        srs: [{ name: 'sr' }],
+        networks: [{ name: 'net' }, { name: 'vlan', vlan: 5 }],
+        vms: [
+          { name: 'run', powerState: 'Running', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 11 }], networks: ['net', 'vlan'] },
+          { name: 'off', disks: [{ size: '4 MiB' }] },
+        ],
+      },
+    ],
   })
   url = lab.pools[0]!.url
-  s = await ok<string>(url, 'session.login_with_password', 'root', 'pw')
+  s = await login(lab.pools[0]!)
 })
 
 afterAll(async () => {
   await lab?.stop()
-  await tmp?.remove()
 })
 
 describe('VM.snapshot / clone / destroy / create', () => {

@@ -5,13 +5,13 @@
  */
 import { createHash } from 'node:crypto'
 import type { Job } from '../../src/jobs/types.js'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
 import { KEYS } from '../../src/replication/metadata.js'
-import { XapiClient } from '../../src/xapi/client.js'
+import type { XapiClient } from '../../src/xapi/client.js'
 import { exportVdi } from '../../src/xapi/transfer.js'
 import { isNullRef, type Ref, type VmRecord } from '../../src/xapi/types.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 
 export const MiB = 1024 * 1024
 export const BLOCK = 2 * MiB
@@ -53,14 +53,12 @@ export interface Fixture {
   close(): Promise<void>
 }
 
-export async function connect(lab: Lab, pool: string): Promise<XapiClient> {
-  const info = lab.pools.find((p) => p.name === pool)!
-  return XapiClient.connect({ url: info.url, user: info.user, password: info.password })
+export function connect(lab: Lab, pool: string): Promise<XapiClient> {
+  return connectLabPool(labPool(lab, pool))
 }
 
 export async function startFixture(spec: LabSpec = SPEC, options: { samePool?: boolean } = {}): Promise<Fixture> {
-  const tmp = await makeTempDir('xen-cr-repl-')
-  const lab = await startLab({ spec, dir: tmp.path })
+  const lab = await startTempLab(spec)
   const source = await connect(lab, 'src')
   const target = options.samePool === true ? source : await connect(lab, 'tgt')
   const vms = await source.getAllRecords('VM')
@@ -78,7 +76,6 @@ export async function startFixture(spec: LabSpec = SPEC, options: { samePool?: b
       await source.close()
       if (target !== source) await target.close()
       await lab.stop()
-      await tmp.remove()
     },
   }
 }

@@ -6,15 +6,14 @@
 import { inspect } from 'node:util'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AbortedError, ConnectionError, XapiError, XenCrError } from '../../src/errors.js'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import { XapiClient } from '../../src/xapi/client.js'
 import { NULL_REF, isNullRef, type Ref } from '../../src/xapi/types.js'
 import { snapshotVm, blockOperation, destroyVm } from '../../src/xapi/vm.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import { connectLabPool, startTempLab } from '../helpers/lab.js'
 
 const PASSWORD = 'Xyzzy-Pa55word-7f3c'
 
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
 let lab: Lab
 const open: XapiClient[] = []
 
@@ -23,7 +22,7 @@ function pool(): Lab['pools'][number] {
 }
 
 async function connect(options: Partial<Parameters<typeof XapiClient.connect>[0]> = {}): Promise<XapiClient> {
-  const client = await XapiClient.connect({ url: pool().url, user: pool().user, password: pool().password, ...options })
+  const client = await connectLabPool(pool(), options)
   open.push(client)
   return client
 }
@@ -40,24 +39,20 @@ function everything(error: unknown): string {
 }
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({
-    dir: tmp.path,
-    spec: {
-      pools: [
-        {
-          name: 'p',
-          hosts: ['h1', 'h2'],
-          users: [{ user: 'root', password: PASSWORD }],
-          srs: [{ name: 'shared', shared: true, size: '10 GiB' }],
-          networks: [{ name: 'net' }],
-          vms: [
-            { name: 'vm1', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '6 MiB', seed: 7 }], networks: ['net'] },
-            { name: 'vm2', powerState: 'Running', disks: [{ size: '8 MiB', filled: '2 MiB', seed: 8 }] },
-          ],
-        },
-      ],
-    },
+  lab = await startTempLab({
+    pools: [
+      {
+        name: 'p',
+        hosts: ['h1', 'h2'],
+        users: [{ user: 'root', password: PASSWORD }],
+        srs: [{ name: 'shared', shared: true, size: '10 GiB' }],
+        networks: [{ name: 'net' }],
+        vms: [
+          { name: 'vm1', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '6 MiB', seed: 7 }], networks: ['net'] },
+          { name: 'vm2', powerState: 'Running', disks: [{ size: '8 MiB', filled: '2 MiB', seed: 8 }] },
+        ],
+      },
+    ],
   })
 })
 
@@ -68,7 +63,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await lab?.stop()
-  await tmp?.remove()
 })
 
 describe.each(['json-rpc', 'xml-rpc'] as const)('over %s', (transport) => {

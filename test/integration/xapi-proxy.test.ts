@@ -9,12 +9,11 @@ import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import { XapiClient } from '../../src/xapi/client.js'
 import { exportVdi } from '../../src/xapi/transfer.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import { startTempLab } from '../helpers/lab.js'
 
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
 let lab: Lab
 let proxy: Server
 let proxyUrl: string
@@ -31,11 +30,7 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
 }
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({
-    dir: tmp.path,
-    spec: { pools: [{ name: 'p', srs: [{ name: 'sr', size: '1 GiB' }], vms: [{ name: 'vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 3 }] }] }] },
-  })
+  lab = await startTempLab({ pools: [{ name: 'p', srs: [{ name: 'sr', size: '1 GiB' }], vms: [{ name: 'vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 3 }] }] }] })
   proxy = createServer((req, res) => {
     seen.push(`${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`)
     if (req.method === 'POST' && req.url === '/jsonrpc') {
@@ -60,7 +55,6 @@ afterAll(async () => {
   proxy?.closeAllConnections()
   await new Promise((resolve) => proxy?.close(resolve))
   await lab?.stop()
-  await tmp?.remove()
 })
 
 describe('through a proxy', () => {

@@ -9,29 +9,27 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AbortedError, UsageError, XapiError, XenCrError } from '../../src/errors.js'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import { XapiClient } from '../../src/xapi/client.js'
 import { findSrsByName } from '../../src/xapi/sr.js'
 import { exportVdi, importVdi, type TransferProgress } from '../../src/xapi/transfer.js'
 import type { Ref } from '../../src/xapi/types.js'
 import { cloneVdi, createVdi, snapshotVdi } from '../../src/xapi/vdi.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 
 const MiB = 1024 * 1024
 const BLOCK = 2 * MiB
 
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
 let lab: Lab
 let src: XapiClient
 let dst: XapiClient
 
 function info(name: string): Lab['pools'][number] {
-  return lab.pools.find((pool) => pool.name === name)!
+  return labPool(lab, name)
 }
 
-async function connect(name: string): Promise<XapiClient> {
-  const pool = info(name)
-  return XapiClient.connect({ url: pool.url, user: pool.user, password: pool.password })
+function connect(name: string): Promise<XapiClient> {
+  return connectLabPool(info(name))
 }
 
 async function sr(client: XapiClient, name: string): Promise<Ref<'SR'>> {
@@ -88,27 +86,23 @@ async function newTarget(size: number, name: string): Promise<Ref<'VDI'>> {
 }
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({
-    dir: tmp.path,
-    spec: {
-      pools: [
-        {
-          name: 'src',
-          hosts: ['src-h1', 'src-h2'],
-          srs: [
-            { name: 'shared', shared: true, size: '10 GiB' },
-            { name: 'local2', host: 'src-h2', size: '10 GiB' },
-          ],
-          vms: [
-            { name: 'disk-vm', powerState: 'Running', disks: [{ size: '16 MiB', filled: '6 MiB', seed: 11 }] },
-            { name: 'remote-vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 12, sr: 'local2' }] },
-            { name: 'fault-vm', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '16 MiB', seed: 13 }] },
-          ],
-        },
-        { name: 'dst', srs: [{ name: 'replicas', size: '10 GiB' }] },
-      ],
-    },
+  lab = await startTempLab({
+    pools: [
+      {
+        name: 'src',
+        hosts: ['src-h1', 'src-h2'],
+        srs: [
+          { name: 'shared', shared: true, size: '10 GiB' },
+          { name: 'local2', host: 'src-h2', size: '10 GiB' },
+        ],
+        vms: [
+          { name: 'disk-vm', powerState: 'Running', disks: [{ size: '16 MiB', filled: '6 MiB', seed: 11 }] },
+          { name: 'remote-vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 12, sr: 'local2' }] },
+          { name: 'fault-vm', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '16 MiB', seed: 13 }] },
+        ],
+      },
+      { name: 'dst', srs: [{ name: 'replicas', size: '10 GiB' }] },
+    ],
   })
   src = await connect('src')
   dst = await connect('dst')
@@ -122,7 +116,6 @@ afterAll(async () => {
   await src?.close()
   await dst?.close()
   await lab?.stop()
-  await tmp?.remove()
 })
 
 describe('round trips', () => {

@@ -7,11 +7,11 @@
 import type { Readable } from 'node:stream'
 import { createClient, type Xapi } from 'xen-api'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
 import { normaliseVhd } from '../../src/vhd/normalise.js'
 import { readVhd } from '../../src/vhd/reader.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import { startTempLab } from '../helpers/lab.js'
 
 const MiB = 1024 * 1024
 
@@ -37,12 +37,10 @@ interface ResourceApi {
 }
 
 let lab: Lab
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
 let xapi: Xapi & ResourceApi
 
 beforeAll(async () => {
-  tmp = await makeTempDir()
-  lab = await startLab({ spec: SPEC, dir: tmp.path })
+  lab = await startTempLab(SPEC)
   const pool = lab.pools[0]!
   xapi = createClient({ url: pool.url, auth: { user: pool.user, password: pool.password }, watchEvents: true }) as Xapi & ResourceApi
   await xapi.connect()
@@ -52,7 +50,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await xapi?.disconnect()
   await lab?.stop()
-  await tmp?.remove()
 })
 
 function disk(name: string): { ref: string; uuid: string } {
