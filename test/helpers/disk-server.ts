@@ -5,6 +5,7 @@ import { exportRawVdi } from '../../src/lab/http/export-raw-vdi.js'
 import { importRawVdi } from '../../src/lab/http/import-raw-vdi.js'
 import type { DataPathFault, DataPathKind, DiskHandler, DiskHandlerContext, LabTaskHandle, LabVdiView } from '../../src/lab/http/types.js'
 import { SparseDiskStore } from '../../src/lab/storage/sparse-disk-store.js'
+import { makeTempDir } from './tmp.js'
 
 export interface TestTask {
   ref: string
@@ -152,6 +153,30 @@ export async function startDiskServer(dir: string): Promise<{
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await store.close()
+    },
+  }
+}
+
+export type DiskServer = Awaited<ReturnType<typeof startDiskServer>>
+
+/** {@link startDiskServer} on a fresh temporary directory of its own, which `close()` removes. */
+export async function startTempDiskServer(): Promise<DiskServer> {
+  const tmp = await makeTempDir()
+  let server: DiskServer
+  try {
+    server = await startDiskServer(tmp.path)
+  } catch (error) {
+    await tmp.remove()
+    throw error
+  }
+  return {
+    ...server,
+    async close() {
+      try {
+        await server.close()
+      } finally {
+        await tmp.remove()
+      }
     },
   }
 }

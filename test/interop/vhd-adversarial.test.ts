@@ -12,21 +12,17 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { VhdError } from '../../src/errors.js'
 import { BLOCK_SIZE } from '../../src/lab/storage/types.js'
 import { readVhd } from '../../src/vhd/reader.js'
-import { startDiskServer, SESSION } from '../helpers/disk-server.js'
-import { makeTempDir } from '../helpers/tmp.js'
+import { SESSION, startTempDiskServer, type DiskServer } from '../helpers/disk-server.js'
 
 const MiB = 1024 * 1024
 
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
-let lab: Awaited<ReturnType<typeof startDiskServer>>
+let lab: DiskServer
 
 beforeEach(async () => {
-  tmp = await makeTempDir()
-  lab = await startDiskServer(tmp.path)
+  lab = await startTempDiskServer()
 })
 afterEach(async () => {
   await lab.close()
-  await tmp.remove()
 })
 
 function get(url: string): Promise<IncomingMessage> {

@@ -1,9 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { startDiskServer, SESSION } from '../../../test/helpers/disk-server.js'
+import { SESSION, startTempDiskServer, type DiskServer } from '../../../test/helpers/disk-server.js'
 import { httpGet } from '../../../test/helpers/http-client.js'
-import { makeTempDir } from '../../../test/helpers/tmp.js'
 import { readableOf } from '../../../test/helpers/vhd-fixtures.js'
 import { readVhd } from '../../vhd/reader.js'
 import { guestBlock } from '../storage/guest-data.js'
@@ -11,16 +10,13 @@ import { BLOCK_SIZE } from '../storage/types.js'
 
 const MiB = 1024 * 1024
 
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
-let lab: Awaited<ReturnType<typeof startDiskServer>>
+let lab: DiskServer
 
 beforeEach(async () => {
-  tmp = await makeTempDir()
-  lab = await startDiskServer(tmp.path)
+  lab = await startTempDiskServer()
 })
 afterEach(async () => {
   await lab.close()
-  await tmp.remove()
 })
 
 async function exportOf(query: Record<string, string>): Promise<Buffer> {

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { startDiskServer, SESSION } from '../../../test/helpers/disk-server.js'
+import { SESSION, startTempDiskServer, type DiskServer } from '../../../test/helpers/disk-server.js'
 import { rawRequest } from '../../../test/helpers/http-client.js'
-import { makeTempDir } from '../../../test/helpers/tmp.js'
 import { collect, handVhd } from '../../../test/helpers/vhd-fixtures.js'
 import { createVhdStream } from '../../vhd/writer.js'
 import { guestBlock } from '../storage/guest-data.js'
@@ -13,16 +12,13 @@ import { BLOCK_SIZE } from '../storage/types.js'
 const MiB = 1024 * 1024
 const PIB = 1125899906842624
 
-let tmp: Awaited<ReturnType<typeof makeTempDir>>
-let lab: Awaited<ReturnType<typeof startDiskServer>>
+let lab: DiskServer
 
 beforeEach(async () => {
-  tmp = await makeTempDir()
-  lab = await startDiskServer(tmp.path)
+  lab = await startTempDiskServer()
 })
 afterEach(async () => {
   await lab.close()
-  await tmp.remove()
 })
 
 function importUrl(query: Record<string, string>): string {
