@@ -52,6 +52,7 @@ export async function awaitTask(url: string, session: string, task: string): Pro
   }
 }
 
+/** Every field VM.create requires, int64s as strings as on the wire; a plain halted VM with no keys. */
 export const VM_CREATE_RECORD = {
   name_label: 'created',
   user_version: '1',

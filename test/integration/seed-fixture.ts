@@ -12,10 +12,11 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { XapiClient } from '../../src/xapi/client.js'
 import { exportVdi, importVdi } from '../../src/xapi/transfer.js'
-import { NULL_REF, asRef, type Ref } from '../../src/xapi/types.js'
+import { asRef, type Ref } from '../../src/xapi/types.js'
 import { createVbd } from '../../src/xapi/vbd.js'
 import { createVdi } from '../../src/xapi/vdi.js'
 import { createVm, setVmIsATemplate, snapshotVm } from '../../src/xapi/vm.js'
+import { VM_CREATE_RECORD } from './lab-rpc.js'
 import { disksOf, type Fixture } from './replication-fixture.js'
 
 /** `xe vm-snapshot` of the fixture's VM. */
@@ -52,35 +53,7 @@ export async function importCopy(
   srUuid: string,
 ): Promise<{ ref: Ref<'VM'>; uuid: string }> {
   const sr = await target.getByUuid('SR', srUuid)
-  const vm = await createVm(target, {
-    name_label: `${name} (imported)`,
-    name_description: '',
-    user_version: 1,
-    is_a_template: false,
-    affinity: NULL_REF,
-    memory_static_max: 1 << 30,
-    memory_dynamic_max: 1 << 30,
-    memory_dynamic_min: 1 << 30,
-    memory_static_min: 1 << 29,
-    VCPUs_params: {},
-    VCPUs_max: 1,
-    VCPUs_at_startup: 1,
-    actions_after_shutdown: 'destroy',
-    actions_after_reboot: 'restart',
-    actions_after_crash: 'restart',
-    PV_bootloader: '',
-    PV_kernel: '',
-    PV_ramdisk: '',
-    PV_args: '',
-    PV_bootloader_args: '',
-    PV_legacy_args: '',
-    HVM_boot_policy: 'BIOS order',
-    HVM_boot_params: { order: 'cd' },
-    platform: {},
-    PCI_bus: '',
-    other_config: {},
-    recommendations: '',
-  })
+  const vm = await createVm(target, { ...VM_CREATE_RECORD, name_label: `${name} (imported)`, name_description: '', HVM_boot_params: { order: 'cd' } })
   for (const file of files) {
     const vdi = await createVdi(target, { SR: sr, virtual_size: file.size, name_label: file.name })
     await createVbd(target, { VM: vm, VDI: vdi, userdevice: file.userdevice, bootable: file.userdevice === '0' })
