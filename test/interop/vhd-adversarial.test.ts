@@ -13,6 +13,7 @@ import { VhdError } from '../../src/errors.js'
 import { BLOCK_SIZE } from '../../src/lab/storage/types.js'
 import { readVhd } from '../../src/vhd/reader.js'
 import { SESSION, startTempDiskServer, type DiskServer } from '../helpers/disk-server.js'
+import { httpGet } from '../helpers/http-client.js'
 
 const MiB = 1024 * 1024
 
@@ -24,6 +25,11 @@ beforeEach(async () => {
 afterEach(async () => {
   await lab.close()
 })
+
+/** The whole VHD export of a disk of the lab's disk server, as sent. */
+async function exportedVhd(vdiRef: string): Promise<Buffer> {
+  return (await httpGet(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd' })}`)).body
+}
 
 function get(url: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => request(url, resolve).on('error', reject).end())
@@ -119,14 +125,7 @@ describe('reading VHD streams off sockets', () => {
   it('turns a socket reset mid-block into VHD_SOURCE_ERROR with the offset reached', async () => {
     const vdi = await lab.addVdi(randomUUID(), 4 * MiB)
     await lab.store.fill(vdi.diskId, { bytes: 4 * MiB, seed: 43 })
-    const full = await new Promise<Buffer>((resolve, reject) => {
-      request(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd' })}`, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)))
-      })
-        .on('error', reject)
-        .end()
-    })
+    const full = await exportedVhd(vdi.ref)
     const resetAt = 2048 + 512 + 512 + 1000
     const server = await oddServer((res) => {
       res.writeHead(200, { 'content-type': 'application/vhd', 'content-length': String(full.length) })
@@ -145,14 +144,7 @@ describe('reading VHD streams off sockets', () => {
   it('fails on a body longer than its VHD (garbage after the footer) and one shorter than its Content-Length', async () => {
     const vdi = await lab.addVdi(randomUUID(), 2 * MiB)
     await lab.store.write(vdi.diskId, 0, Buffer.alloc(4096, 7))
-    const full = await new Promise<Buffer>((resolve, reject) => {
-      request(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd' })}`, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)))
-      })
-        .on('error', reject)
-        .end()
-    })
+    const full = await exportedVhd(vdi.ref)
     const longer = await oddServer((res) => {
       res.writeHead(200, { 'content-length': String(full.length + 512) })
       res.end(Buffer.concat([full, Buffer.alloc(512, 0x20)]))
