@@ -12,6 +12,9 @@ import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
 import { asRef } from '../../xapi/types.js'
 import type { SeedDiskPair } from './plan-seed.js'
+import { sampleBlocks } from './sample-blocks.js'
+
+export { sampleBlocks } from './sample-blocks.js'
 
 export type VerifyMode = 'full' | 'sample'
 
@@ -40,19 +43,6 @@ export interface VerifyOptions {
   readonly random?: () => number
   readonly signal?: AbortSignal
   readonly onProgress?: (p: { readonly userdevice: string; readonly side: 'source' | 'target'; readonly bytes: number; readonly total: number }) => void
-}
-
-/** Picks `count` distinct block indexes of a disk of `blocks` blocks, ascending. */
-export function sampleBlocks(blocks: number, count: number, random: () => number): number[] {
-  if (count >= blocks) return Array.from({ length: blocks }, (_, i) => i)
-  const picked = new Set<number>()
-  while (picked.size < count) {
-    // On a collision take the next free block: `count` draws always suffice, whatever the source.
-    let block = Math.min(blocks - 1, Math.max(0, Math.floor(random() * blocks)))
-    while (picked.has(block)) block = (block + 1) % blocks
-    picked.add(block)
-  }
-  return [...picked].sort((a, b) => a - b)
 }
 
 /**
