@@ -1,11 +1,11 @@
 /**
- * What `/export_raw_vdi` and `/import_raw_vdi` share: query and cookie parsing, the early
- * answers (401, 302, refusals that fail the task), and the metering of the body (progress,
- * the data-path faults, task cancellation).
+ * What the data paths (`/export_raw_vdi`, `/import_raw_vdi`, `/export`, `/import`) share: query
+ * and cookie parsing, the session, the early answers (401, 302, refusals that fail the task),
+ * and the metering of the body (progress, the data-path faults, task cancellation).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { DataPathFault, LabTaskHandle } from './types.js'
+import type { DataPathFault, DiskHandlerContext, LabTaskHandle } from './types.js'
 
 /** Fails the task as XAPI's transfer helper does for any failure of the data path. */
 export function failIo(task: LabTaskHandle): void {
@@ -22,6 +22,35 @@ export interface DiskRequest {
 export function parseDiskRequest(req: IncomingMessage): DiskRequest {
   const url = new URL(req.url ?? '/', 'http://lab.invalid')
   return { path: url.pathname, query: url.searchParams, taskId: url.searchParams.get('task_id') ?? cookie(req, 'task_id') }
+}
+
+/** What a data path's handler works with once its session is checked. */
+export interface SessionRequest {
+  readonly query: URLSearchParams
+  /** the caller's task (`task_id`), else a new one labelled for the handler; undefined when `task_id` names no task */
+  openTask(): LabTaskHandle | undefined
+}
+
+/**
+ * The opening and closing every data path shares: parse the URL, check the session (401
+ * without one, the caller's task untouched), run `handle`, then log out a temporary session
+ * whatever happened.
+ */
+export async function withSession(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: Pick<DiskHandlerContext, 'authenticate' | 'openTask'>,
+  taskLabel: string,
+  handle: (request: SessionRequest) => Promise<void>,
+): Promise<void> {
+  const { query, taskId } = parseDiskRequest(req)
+  const session = await ctx.authenticate(req, query)
+  if (session === undefined) return unauthorized(res)
+  try {
+    await handle({ query, openTask: () => ctx.openTask(taskId, taskLabel, session.sessionRef) })
+  } finally {
+    session.release()
+  }
 }
 
 function cookie(req: IncomingMessage, name: string): string | undefined {
@@ -114,6 +143,27 @@ export async function* metered(
       }
       if (meter.cut) return
     }
+  }
+}
+
+/**
+ * The XVA chunk loop's hooks into the task (export and import alike): {@link TaskCancelled}
+ * before a chunk once the task is cancelled, and integer-percent progress of `total` bytes,
+ * reported only when it moves up (100 at once when there is nothing to move).
+ */
+export function chunkTaskHooks(task: LabTaskHandle, total: number): { beforeChunk(): void; onProgress(covered: number): void } {
+  let percent = 0
+  return {
+    beforeChunk: () => {
+      if (task.cancelRequested) throw new TaskCancelled(task.ref)
+    },
+    onProgress: covered => {
+      const now = total > 0 ? Math.floor((covered * 100) / total) : 100
+      if (now > percent) {
+        percent = now
+        task.setProgress(now / 100)
+      }
+    },
   }
 }
 

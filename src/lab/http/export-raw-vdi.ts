@@ -5,7 +5,7 @@ import { BLOCK_SIZE } from '../storage/types.js'
 import { toVhdTimestamp } from '../../vhd/timestamp.js'
 import { uuidToBytes } from '../../vhd/uuid.js'
 import { createVhdStream } from '../../vhd/writer.js'
-import { TaskCancelled, failIo, metered, parseDiskRequest, redirect, refuse, unauthorized, vdiNotFound } from './disk-transfer.js'
+import { TaskCancelled, failIo, metered, redirect, refuse, vdiNotFound, withSession } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
 import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
 
@@ -19,12 +19,7 @@ const CONTENT_TYPES: Record<string, string> = { raw: 'application/octet-stream',
  * failed task; the task completes with `""` after the last byte.
  */
 export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
-  const request = parseDiskRequest(req)
-  const { query } = request
-  const session = await ctx.authenticate(req, query)
-  if (session === undefined) return unauthorized(res)
-  try {
-    const openTask = (): ReturnType<DiskHandlerContext['openTask']> => ctx.openTask(request.taskId, 'Exporting raw VDI', session.sessionRef)
+  return withSession(req, res, ctx, 'Exporting raw VDI', async ({ query, openTask }) => {
     const vdiName = query.get('vdi')
     if (vdiName === null) return refuse(res, 500, openTask(), ['INTERNAL_ERROR', 'Missing parameter vdi'])
     const vdi = ctx.lookupVdi(vdiName)
@@ -60,9 +55,7 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
     if (meter.cut) failIo(task)
     else if (fault?.failTask !== undefined && fault.failTask.length > 0) task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
     else task.succeed('')
-  } finally {
-    session.release()
-  }
+  })
 }
 
 function sendHeaders(res: ServerResponse, taskRef: string, format: string, vdi: LabVdiView): void {

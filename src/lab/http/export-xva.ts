@@ -5,7 +5,7 @@ import { isXapiError } from '../../errors.js'
 import { encodeOvaXml } from '../xva/ova-xml.js'
 import { XVA_CHUNK_SIZE, xvaStream, type XvaDiskSource } from '../xva/xva-writer.js'
 import { BLOCK_SIZE } from '../storage/types.js'
-import { TaskCancelled, failIo, metered, parseDiskRequest, redirect, refuse, unauthorized } from './disk-transfer.js'
+import { TaskCancelled, chunkTaskHooks, failIo, metered, redirect, refuse, withSession } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
 import type { DataPathFault, LabTaskHandle, XvaHandler, XvaHandlerContext } from './types.js'
 
@@ -22,12 +22,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  * format; any other value means no compression, as in XAPI.
  */
 export const exportXva: XvaHandler = async (req, res, ctx) => {
-  const request = parseDiskRequest(req)
-  const { query } = request
-  const session = await ctx.authenticate(req, query)
-  if (session === undefined) return unauthorized(res)
-  try {
-    const openTask = (): LabTaskHandle | undefined => ctx.openTask(request.taskId, 'VM.export', session.sessionRef)
+  return withSession(req, res, ctx, 'VM.export', async ({ query, openTask }) => {
     const name = query.get('ref') ?? query.get('uuid')
     if (name === null) return refuse(res, 500, openTask(), ['INTERNAL_ERROR', 'Missing parameter ref or uuid'])
     const view = ctx.vmForExport(name)
@@ -54,9 +49,7 @@ export const exportXva: XvaHandler = async (req, res, ctx) => {
     } finally {
       unlock()
     }
-  } finally {
-    session.release()
-  }
+  })
 }
 
 async function stream(res: Parameters<XvaHandler>[1], ctx: XvaHandlerContext, task: LabTaskHandle, view: NonNullable<ReturnType<XvaHandlerContext['vmForExport']>>, gzip: boolean): Promise<void> {
@@ -79,19 +72,7 @@ async function stream(res: Parameters<XvaHandler>[1], ctx: XvaHandlerContext, ta
     return refuse(res, 500, task, ['VDI_IO_ERROR', 'Device I/O errors'])
   }
   const total = sources.reduce((sum, disk) => sum + disk.size, 0)
-  let percent = 0
-  const body = xvaStream(encodeOvaXml(ctx.xvaVersion(), view.objects), sources, {
-    beforeChunk: () => {
-      if (task.cancelRequested) throw new TaskCancelled(task.ref)
-    },
-    onProgress: covered => {
-      const now = total > 0 ? Math.floor((covered * 100) / total) : 100
-      if (now > percent) {
-        percent = now
-        task.setProgress(now / 100)
-      }
-    },
-  })
+  const body = xvaStream(encodeOvaXml(ctx.xvaVersion(), view.objects), sources, chunkTaskHooks(task, total))
   const meter: Meter = { bytes: 0, cut: false }
 
   // XAPI writes the body raw until it closes the connection: no length, no chunked framing

@@ -3,9 +3,9 @@ import type { DiskStore } from '../storage/types.js'
 import { SECTOR_SIZE } from '../../vhd/layout.js'
 import { ByteReader } from '../../vhd/byte-reader.js'
 import { readVhd } from '../../vhd/reader.js'
-import { TaskCancelled, failIo, metered, parseDiskRequest, requestBody, redirect, refuse, unauthorized, vdiNotFound } from './disk-transfer.js'
+import { TaskCancelled, failIo, metered, requestBody, redirect, refuse, vdiNotFound, withSession } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
-import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
+import type { DiskHandler, LabVdiView } from './types.js'
 
 /**
  * `PUT /import_raw_vdi` as XAPI serves it (reference §5.3): refusals first (unknown format,
@@ -18,12 +18,7 @@ import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
 export const importRawVdi: DiskHandler = async (req, res, ctx) => {
   // taken before the first await: a small body whose sender closes at once must not be lost
   const incoming = requestBody(req)
-  const request = parseDiskRequest(req)
-  const { query } = request
-  const session = await ctx.authenticate(req, query)
-  if (session === undefined) return unauthorized(res)
-  try {
-    const openTask = (): ReturnType<DiskHandlerContext['openTask']> => ctx.openTask(request.taskId, 'Importing raw VDI', session.sessionRef)
+  return withSession(req, res, ctx, 'Importing raw VDI', async ({ query, openTask }) => {
     const format = query.get('format') ?? 'raw'
     if (format !== 'raw' && format !== 'vhd') return refuse(res, 404, openTask(), ['INTERNAL_ERROR', `Unknown format ${format}`])
     if (format !== 'raw' && query.has('chunked')) return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle chunked VHD'])
@@ -81,9 +76,7 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
     if (fault?.failTask !== undefined && fault.failTask.length > 0) task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
     else task.succeed(`<value>${vdi.ref}</value>`)
     res.end()
-  } finally {
-    session.release()
-  }
+  })
 }
 
 /**

@@ -8,7 +8,7 @@ import { OVA_XML, parseOvaXml, type OvaObject } from '../xva/ova-xml.js'
 import type { XvaImportPlan } from '../xva/import-records.js'
 import { TarReader } from '../xva/tar.js'
 import { receiveDisks } from '../xva/xva-reader.js'
-import { TaskCancelled, metered, parseDiskRequest, redirect, refuse, requestBody, unauthorized } from './disk-transfer.js'
+import { TaskCancelled, chunkTaskHooks, metered, redirect, refuse, requestBody, withSession } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
 import type { DataPathFault, LabTaskHandle, XvaHandler } from './types.js'
 
@@ -30,12 +30,7 @@ const DRAIN_LIMIT = 4 * 1024 * 1024
 export const importXva: XvaHandler = async (req, res, ctx) => {
   // taken before the first await: a small body whose sender closes at once must not be lost
   const incoming = requestBody(req)
-  const request = parseDiskRequest(req)
-  const { query } = request
-  const session = await ctx.authenticate(req, query)
-  if (session === undefined) return unauthorized(res)
-  try {
-    const openTask = (): LabTaskHandle | undefined => ctx.openTask(request.taskId, 'VM.import', session.sessionRef)
+  return withSession(req, res, ctx, 'VM.import', async ({ query, openTask }) => {
     const srName = query.get('sr_id') ?? query.get('sr_uuid') ?? undefined
     const sr = ctx.lookupSr(srName)
     if (sr === undefined) {
@@ -81,9 +76,7 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
     // a sender that closes instead (the JS client's 1 PiB mode) just ends the drain.
     await imported.tar.drain(DRAIN_LIMIT).catch(() => undefined)
     res.end()
-  } finally {
-    session.release()
-  }
+  })
 }
 
 async function importBody(
@@ -108,7 +101,6 @@ async function importBody(
     if (late.fault !== undefined) break
   }
   const total = plan.disks.reduce((sum, disk) => sum + disk.size, 0)
-  let percent = 0
   try {
     await receiveDisks(
       tar,
@@ -116,16 +108,7 @@ async function importBody(
       {
         exportVsn: ova.version.exportVsn,
         force: options.force,
-        beforeChunk: () => {
-          if (task.cancelRequested) throw new TaskCancelled(task.ref)
-        },
-        onProgress: covered => {
-          const now = total > 0 ? Math.floor((covered * 100) / total) : 100
-          if (now > percent) {
-            percent = now
-            task.setProgress(now / 100)
-          }
-        },
+        ...chunkTaskHooks(task, total),
       },
     )
   } catch (error) {
