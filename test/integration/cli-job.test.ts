@@ -7,12 +7,12 @@ import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
-import { XapiClient } from '../../src/xapi/client.js'
 import { snapshotVm } from '../../src/xapi/vm.js'
 import type { Ref } from '../../src/xapi/types.js'
 import { CaptureStream } from '../helpers/capture-stream.js'
+import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 import { makeTempDir } from '../helpers/tmp.js'
 
 const SPEC: LabSpec = {
@@ -37,16 +37,13 @@ const SPEC: LabSpec = {
 
 const UNKNOWN = '00000000-0000-4000-8000-00000000dead'
 
-let labDir: { path: string; remove: () => Promise<void> }
 let lab: Lab
 const ids = { web: '', db: '', snapshot: '', srA: '', srB: '', srcNet: '', tgtNet: '' }
 
 beforeAll(async () => {
-  labDir = await makeTempDir('xen-cr-cli-lab-')
-  lab = await startLab({ spec: SPEC, dir: labDir.path })
-  const info = (name: string) => lab.pools.find((pool) => pool.name === name)!
-  const source = await XapiClient.connect({ url: info('src').url, user: info('src').user, password: info('src').password })
-  const target = await XapiClient.connect({ url: info('tgt').url, user: info('tgt').user, password: info('tgt').password })
+  lab = await startTempLab(SPEC)
+  const source = await connectLabPool(labPool(lab, 'src'))
+  const target = await connectLabPool(labPool(lab, 'tgt'))
   try {
     const vms = [...(await source.getAllRecords('VM'))]
     const web = vms.find(([, vm]) => vm.name_label === 'web')!
@@ -66,8 +63,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await lab.stop()
-  await labDir.remove()
+  await lab?.stop()
 })
 
 let tmp: { path: string; remove: () => Promise<void> }

@@ -15,10 +15,11 @@ import { finished, pipeline } from 'node:stream/promises'
 import { createClient, type Xapi } from 'xen-api'
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest'
 import type { LabSpec } from '../../src/lab/spec.js'
-import { startLab, type Lab } from '../../src/lab/start.js'
+import type { Lab } from '../../src/lab/start.js'
 import { xxh64Hex } from '../../src/lab/xva/xxh64.js'
+import { labPool, startTempLab } from '../helpers/lab.js'
 import { makeTempDir } from '../helpers/tmp.js'
-import { awaitTask, ok } from './lab-rpc.js'
+import { awaitTask, login, ok } from './lab-rpc.js'
 
 const MiB = 1024 * 1024
 const NET = 'Pool-wide network associated with eth0'
@@ -41,26 +42,21 @@ const SPEC: LabSpec = {
 }
 
 let lab: Lab
-let labDir: Awaited<ReturnType<typeof makeTempDir>>
 let tmp: Awaited<ReturnType<typeof makeTempDir>>
 const session: Record<string, string> = {}
 
 function pool(name: string): { url: string; user: string; password: string } {
-  const info = lab.pools.find(p => p.name === name)
-  if (info === undefined) throw new Error(`no pool ${name}`)
-  return info
+  return labPool(lab, name)
 }
 
 beforeAll(async () => {
-  labDir = await makeTempDir()
-  lab = await startLab({ spec: SPEC, dir: labDir.path })
-  for (const name of ['src', 'dst']) session[name] = await ok<string>(pool(name).url, 'session.login_with_password', pool(name).user, pool(name).password)
+  lab = await startTempLab(SPEC)
+  for (const name of ['src', 'dst']) session[name] = await login(pool(name))
   // a write past the filled region: chunk 6 of disk 0 holds data with zero chunks around it
   await lab.control.writeGuestData('src', lab.control.findVm('src', 'xva-vm')!.vdis[0]!.uuid, [{ offset: 6 * MiB + 4096, data: Buffer.alloc(8192, 0xab) }])
 })
 afterAll(async () => {
   await lab?.stop()
-  await labDir?.remove()
 })
 beforeEach(async () => {
   tmp = await makeTempDir()
