@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { DataPathFault, DiskHandlerContext, LabTaskHandle } from './types.js'
+import type { DataPathFault, DiskHandlerContext, LabTaskHandle, LabVdiView } from './types.js'
 
 /** Fails the task as XAPI's transfer helper does for any failure of the data path. */
 export function failIo(task: LabTaskHandle): void {
@@ -87,6 +87,36 @@ export function refuse(res: ServerResponse, status: number, task: LabTaskHandle 
 /** The error `VDI` lookups fail with: a UUID-shaped name is a uuid, anything else a ref. */
 export function vdiNotFound(name: string): string[] {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name) ? ['UUID_INVALID', 'VDI', name] : ['HANDLE_INVALID', 'VDI', name]
+}
+
+/**
+ * The VDI a raw-VDI path names and the task it runs in, or undefined once answered: an unknown
+ * VDI is a 404 that fails the task, a VDI on another host's storage a 302 (task untouched), a
+ * `task_id` that names no pending task a bare 404.
+ */
+export function vdiAndTask(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: Pick<DiskHandlerContext, 'lookupVdi' | 'redirectFor'>,
+  vdiName: string,
+  openTask: () => LabTaskHandle | undefined,
+): { vdi: LabVdiView; task: LabTaskHandle } | undefined {
+  const vdi = ctx.lookupVdi(vdiName)
+  if (vdi === undefined) {
+    refuse(res, 404, openTask(), vdiNotFound(vdiName))
+    return undefined
+  }
+  const elsewhere = ctx.redirectFor(vdi)
+  if (elsewhere !== undefined) {
+    redirect(res, elsewhere, req)
+    return undefined
+  }
+  const task = openTask()
+  if (task === undefined) {
+    refuse(res, 404, undefined, [])
+    return undefined
+  }
+  return { vdi, task }
 }
 
 /** Raised inside a transfer when `task.cancel` was called on its task. */

@@ -5,7 +5,7 @@ import { BLOCK_SIZE } from '../storage/types.js'
 import { toVhdTimestamp } from '../../vhd/timestamp.js'
 import { uuidToBytes } from '../../vhd/uuid.js'
 import { createVhdStream } from '../../vhd/writer.js'
-import { TaskCancelled, failIo, metered, redirect, refuse, vdiNotFound, withSession } from './disk-transfer.js'
+import { TaskCancelled, failIo, metered, refuse, vdiAndTask, vdiNotFound, withSession } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
 import type { DiskHandler, DiskHandlerContext, LabVdiView } from './types.js'
 
@@ -22,12 +22,9 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
   return withSession(req, res, ctx, 'Exporting raw VDI', async ({ query, openTask }) => {
     const vdiName = query.get('vdi')
     if (vdiName === null) return refuse(res, 500, openTask(), ['INTERNAL_ERROR', 'Missing parameter vdi'])
-    const vdi = ctx.lookupVdi(vdiName)
-    if (vdi === undefined) return refuse(res, 404, openTask(), vdiNotFound(vdiName))
-    const elsewhere = ctx.redirectFor(vdi)
-    if (elsewhere !== undefined) return redirect(res, elsewhere, req)
-    const task = openTask()
-    if (task === undefined) return refuse(res, 404, undefined, [])
+    const found = vdiAndTask(req, res, ctx, vdiName, openTask)
+    if (found === undefined) return
+    const { vdi, task } = found
     const format = query.get('format') ?? 'raw'
     if (format !== 'raw' && format !== 'vhd') return refuse(res, 404, task, ['INTERNAL_ERROR', `Unknown format ${format}`])
     const baseName = query.get('base')

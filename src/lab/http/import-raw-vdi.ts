@@ -3,7 +3,7 @@ import type { DiskStore } from '../storage/types.js'
 import { SECTOR_SIZE } from '../../vhd/layout.js'
 import { ByteReader } from '../../vhd/byte-reader.js'
 import { readVhd } from '../../vhd/reader.js'
-import { TaskCancelled, failIo, metered, requestBody, redirect, refuse, vdiNotFound, withSession } from './disk-transfer.js'
+import { TaskCancelled, failIo, metered, requestBody, refuse, vdiAndTask, withSession } from './disk-transfer.js'
 import type { Meter } from './disk-transfer.js'
 import type { DiskHandler, LabVdiView } from './types.js'
 
@@ -30,12 +30,9 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
       // XAPI would create an "Imported VDI" here; the lab's handler contract cannot create VDIs
       return refuse(res, 400, openTask(), ['INTERNAL_ERROR', 'The lab does not import into a new VDI; create the VDI and pass vdi='])
     }
-    const vdi = ctx.lookupVdi(vdiName)
-    if (vdi === undefined) return refuse(res, 404, openTask(), vdiNotFound(vdiName))
-    const elsewhere = ctx.redirectFor(vdi)
-    if (elsewhere !== undefined) return redirect(res, elsewhere, req)
-    const task = openTask()
-    if (task === undefined) return refuse(res, 404, undefined, [])
+    const found = vdiAndTask(req, res, ctx, vdiName, openTask)
+    if (found === undefined) return
+    const { vdi, task } = found
 
     // headers first, body afterwards: the client learns the outcome only from the task
     res.useChunkedEncodingByDefault = false
