@@ -79,11 +79,17 @@ export class TaskWatcher {
       }
       set.add(waiter)
       void this.#check(ref)
-      this.#loop ??= this.#run().finally(() => {
-        this.#loop = undefined
-        // A waiter that arrived while the loop was winding down needs a new one.
-        if (this.#waiters.size > 0 && !this.#closed) this.#loop = this.#run()
-      })
+      this.#ensureLoop()
+    })
+  }
+
+  #ensureLoop(): void {
+    this.#loop ??= this.#run().finally(() => {
+      this.#loop = undefined
+      // A waiter that arrived while the loop was winding down (it saw none left, then a waiter
+      // came in before this ran) needs a new loop, which must clear #loop when it ends too:
+      // otherwise every later watch sees a loop that is gone and waits forever.
+      if (this.#waiters.size > 0 && !this.#closed) this.#ensureLoop()
     })
   }
 
