@@ -19,6 +19,11 @@ export async function runAsProcess(entry: CliEntry): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // A reader that went away (`xen-cr --json run job | head -1`, a closed log pipe) must not kill
+  // a pass halfway and strand a half-imported replica: output that cannot be written is dropped
+  // (Node then discards later writes to the broken stream) and the work finishes and cleans up
+  // as usual; the exit code still tells how it went.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {})
 
   const exitCode = await entry(process.argv.slice(2), { signal: controller.signal, stdin: process.stdin })
   process.off('SIGINT', onSignal)

@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { startTempLab } from '../helpers/lab.js'
 import { makeTempDir } from '../helpers/tmp.js'
 
 const BIN = fileURLToPath(new URL('../../bin/xen-cr.js', import.meta.url))
@@ -68,6 +69,33 @@ describe('bin/xen-cr.js', () => {
     } finally {
       for (const socket of sockets) socket.destroy()
       server.close()
+    }
+  })
+
+  it('finishes the pass when its reader goes away (`xen-cr --json run job | head -1`)', async () => {
+    // Without the fix the first write after the reader closed threw EPIPE, killed the process
+    // mid-import and left an "[Importing…]" replica behind.
+    const lab = await startTempLab({
+      pools: [
+        { name: 'src', srs: [{ name: 'sr' }], vms: [{ name: 'vm', disks: [{ size: '16 MiB', filled: '8 MiB', seed: 5 }] }] },
+        { name: 'dst', srs: [{ name: 'sr' }] },
+      ],
+    })
+    try {
+      const args = ['--config', lab.configPath, '--jobs-file', join(tmp.path, 'jobs.json')]
+      expect((await start([...args, 'job', 'create', '--name', 'j', '--source', 'src', '--target', 'dst', '--all-vms', '--interval', '1h']).exited).code).toBe(0)
+      const { child, exited } = start([...args, '--json', 'run', 'j'])
+      await once(child.stdout, 'data')
+      child.stdout.destroy()
+      const result = await exited
+      expect(result.signal).toBeNull()
+      expect(result.code).toBe(0)
+      const listed = await start([...args, '--json', 'list', 'j']).exited
+      const replicas = (JSON.parse(listed.stdout.trim()) as { listings: { vms: { replicas: { name: string; complete: boolean }[] }[] }[] }).listings[0]!.vms[0]!.replicas
+      expect(replicas).toHaveLength(1)
+      expect(replicas[0]).toMatchObject({ complete: true, name: expect.stringMatching(/^vm - j - \(\d{8}T\d{6}Z\)$/) })
+    } finally {
+      await lab.stop()
     }
   })
 })
