@@ -1,6 +1,6 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { EofBodyFront } from '../../src/lab/http/eof-body-front.js'
 import { exportRawVdi } from '../../src/lab/http/export-raw-vdi.js'
 import { importRawVdi } from '../../src/lab/http/import-raw-vdi.js'
 import type { DataPathFault, DataPathKind, DiskHandler, DiskHandlerContext, LabTaskHandle, LabVdiView } from '../../src/lab/http/types.js'
@@ -20,9 +20,10 @@ export interface TestTask {
 export const SESSION = 'OpaqueRef:test-session'
 
 /**
- * A real HTTP server on 127.0.0.1:0 that routes the two disk paths by prefix to the real
- * handlers, with a small but real {@link DiskHandlerContext}: a SparseDiskStore, a VDI table,
- * tasks, one valid session (`SESSION`, or Basic `root:secret`), per-VDI redirects and faults.
+ * A real HTTP server on 127.0.0.1:0, behind the lab hosts' {@link EofBodyFront}, that routes
+ * the two disk paths by prefix to the real handlers, with a small but real
+ * {@link DiskHandlerContext}: a SparseDiskStore, a VDI table, tasks, one valid session
+ * (`SESSION`, or Basic `root:secret`), per-VDI redirects and faults.
  * What the full lab does with records and events is not needed to test the data paths.
  */
 export async function startDiskServer(dir: string): Promise<{
@@ -116,8 +117,9 @@ export async function startDiskServer(dir: string): Promise<{
       res.destroy(error instanceof Error ? error : new Error(String(error)))
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  // listens as a lab host does, so a length-less import body is read to EOF as XAPI reads it
+  const front = await EofBodyFront.listen(server, { address: '127.0.0.1', port: 0 })
+  const { port } = front
 
   let vdiCount = 0
   const register = (uuid: string): LabVdiView => {
@@ -150,8 +152,7 @@ export async function startDiskServer(dir: string): Promise<{
     },
     createTask: () => createTask(),
     async close() {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await front.close()
       await store.close()
     },
   }

@@ -4,12 +4,12 @@
  * posts to `/xmlrpc`), `OPTIONS` is a CORS preflight, the disk data paths and the lab control
  * API (`/lab/`, outside the XAPI namespace) have their own handlers.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { dispatch, type DispatchOutcome, type DispatchTarget } from '../rpc/dispatch.js'
 import { decodeJsonCall, encodeJsonFailure, encodeJsonSuccess } from '../wire/jsonrpc.js'
 import { WireParseError } from '../wire/xml.js'
 import { decodeXmlCall, encodeXmlBare, encodeXmlFailure, encodeXmlSuccess } from '../wire/xmlrpc.js'
+import { EofBodyFront } from './eof-body-front.js'
 
 /** A handler mounted on a path prefix for one HTTP method (`*` for any). */
 export interface Route {
@@ -108,14 +108,36 @@ export interface HostServerOptions {
   readonly routes: readonly Route[]
 }
 
+/** Serves one request with the route of the longest matching prefix (404 when none). */
+async function route(routes: readonly Route[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://lab').pathname
+  let best: Route | undefined
+  for (const route of routes) {
+    if (route.method !== '*' && route.method !== req.method) continue
+    if (!path.startsWith(route.prefix)) continue
+    if (best === undefined || route.prefix.length > best.prefix.length) best = route
+  }
+  try {
+    if (best === undefined) {
+      req.resume()
+      send(res, 404, 'text/html', '<html><body><h1>HTTP 404 not found</h1></body></html>', { connection: 'close' })
+      return
+    }
+    await best.handle(req, res)
+  } catch (error) {
+    // A handler that failed before answering gets XAPI's generic 500; after that the socket goes.
+    if (!res.headersSent) sendParseError(res, error)
+    else res.destroy()
+  }
+}
+
 /** One host's HTTP server. */
 export class HostServer {
-  readonly #server: Server
-  readonly #routes: Route[]
+  /** listens for the http.Server; serves XAPI's length-less import bodies itself (read to EOF) */
+  readonly #front: EofBodyFront
 
-  private constructor(server: Server, routes: Route[]) {
-    this.#server = server
-    this.#routes = routes
+  private constructor(front: EofBodyFront) {
+    this.#front = front
   }
 
   /** Starts listening; rejects with the listen error (e.g. EADDRINUSE) so the caller can pick another address. */
@@ -134,48 +156,15 @@ export class HostServer {
       ...options.routes,
     ]
     const server = createServer()
-    const host = new HostServer(server, routes)
-    server.on('request', (req, res) => void host.#handle(req, res))
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(options.port, options.address, () => {
-        server.off('error', reject)
-        resolve()
-      })
-    })
-    return host
+    server.on('request', (req, res) => void route(routes, req, res))
+    return new HostServer(await EofBodyFront.listen(server, { address: options.address, port: options.port }))
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo).port
+    return this.#front.port
   }
 
   async close(): Promise<void> {
-    await new Promise<void>(resolve => {
-      this.#server.close(() => resolve())
-      this.#server.closeAllConnections()
-    })
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://lab').pathname
-    let best: Route | undefined
-    for (const route of this.#routes) {
-      if (route.method !== '*' && route.method !== req.method) continue
-      if (!path.startsWith(route.prefix)) continue
-      if (best === undefined || route.prefix.length > best.prefix.length) best = route
-    }
-    try {
-      if (best === undefined) {
-        req.resume()
-        send(res, 404, 'text/html', '<html><body><h1>HTTP 404 not found</h1></body></html>', { connection: 'close' })
-        return
-      }
-      await best.handle(req, res)
-    } catch (error) {
-      // A handler that failed before answering gets XAPI's generic 500; after that the socket goes.
-      if (!res.headersSent) sendParseError(res, error)
-      else res.destroy()
-    }
+    await this.#front.close()
   }
 }

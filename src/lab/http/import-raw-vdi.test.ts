@@ -168,14 +168,50 @@ describe('PUT /import_raw_vdi', () => {
     expect((await lab.store.readBlock(vdi.diskId, 0)).equals(Buffer.alloc(BLOCK_SIZE, 6))).toBe(true)
   })
 
-  it('ends a PUT without content-length (an empty body to HTTP/1.1) with VDI_IO_ERROR, not a hang', async () => {
-    // Node's parser, like any HTTP/1.1 parser, gives such a request no body: the bytes that
-    // follow are a malformed next request. XAPI reads them raw; the lab cannot (see report).
-    const vdi = await lab.addVdi(randomUUID(), 2 * MiB)
-    const task = lab.createTask()
-    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\n\r\n`
-    await rawRequest(lab.url, head, Buffer.alloc(4096, 1))
-    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+  describe('without Content-Length (XAPI reads the body until the connection closes)', () => {
+    const lengthless = (query: Record<string, string>): string =>
+      `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query })} HTTP/1.1\r\nHost: lab\r\n\r\n`
+
+    it('vhd: applies every block, then fails the task with VDI_IO_ERROR (no footer at the VDI size)', async () => {
+      const vdi = await lab.addVdi(randomUUID(), 6 * MiB)
+      await lab.store.write(vdi.diskId, MiB, Buffer.alloc(512, 7))
+      const { stream } = createVhdStream({ virtualSize: 6 * MiB, diskType: 'dynamic', blocks: [0, 2], readBlock: async (i) => guestBlock(6, i) })
+      const vhd = await collect(stream)
+      const task = lab.createTask()
+      const reply = await rawRequest(lab.url, lengthless({ vdi: vdi.ref, format: 'vhd', task_id: task.ref }), vhd)
+      expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      expect(reply.toLowerCase()).toContain(`task-id: ${task.ref.toLowerCase()}\r\n`)
+      expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+      expect((await lab.store.readBlock(vdi.diskId, 0)).equals(guestBlock(6, 0))).toBe(true)
+      expect((await lab.store.readBlock(vdi.diskId, 2)).equals(guestBlock(6, 2))).toBe(true)
+      expect(lab.store.allocatedBlocks(vdi.diskId)).toEqual([0, 2])
+      expect(lab.changed).toEqual([vdi.uuid])
+    })
+
+    it('raw: reads exactly the VDI size, even from a sender that keeps the connection open, and succeeds', async () => {
+      const vdi = await lab.addVdi(randomUUID(), 4 * MiB)
+      const body = Buffer.concat([guestBlock(7, 0), guestBlock(7, 1)])
+      const task = lab.createTask()
+      // the sender never closes: only a server that stops at the VDI size ends this exchange
+      const reply = await rawRequest(lab.url, lengthless({ vdi: vdi.ref, task_id: task.ref }), body, { endAfterBody: false })
+      expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'success', result: `<value>${vdi.ref}</value>` })
+      expect((await lab.store.read(vdi.diskId, 0, 4 * MiB)).equals(body)).toBe(true)
+    })
+
+    it('raw: a body shorter than the VDI is applied up to its EOF, then the task fails with VDI_IO_ERROR', async () => {
+      const vdi = await lab.addVdi(randomUUID(), 4 * MiB)
+      await lab.store.fill(vdi.diskId, { bytes: 4 * MiB, seed: 3 })
+      const before = await lab.store.read(vdi.diskId, 0, 4 * MiB)
+      const body = Buffer.alloc(BLOCK_SIZE + 1000, 9)
+      const task = lab.createTask()
+      await rawRequest(lab.url, lengthless({ vdi: vdi.ref, format: 'raw', task_id: task.ref }), body)
+      expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+      const expected = Buffer.from(before)
+      body.copy(expected, 0)
+      expect((await lab.store.read(vdi.diskId, 0, 4 * MiB)).equals(expected)).toBe(true)
+      expect(lab.changed).toEqual([vdi.uuid])
+    })
   })
 
   it('fails the task when the body is not a VHD, and writes nothing', async () => {

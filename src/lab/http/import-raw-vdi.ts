@@ -12,8 +12,10 @@ import type { DiskHandler, LabVdiView } from './types.js'
  * `chunked` with VHD, HTTP chunked bodies, no VDI), then `200` with `task-id` before a byte of
  * the body is read; the outcome is only in the task. `raw` writes the body from offset 0; `vhd`
  * writes only the sectors whose bitmap bit is set and leaves everything else as it was. A body
- * that ends early (missing or 1 PiB content-length, a cut) leaves what arrived applied and fails
- * the task with `VDI_IO_ERROR`, as XAPI does.
+ * that ends early (a 1 PiB content-length, a cut) leaves what arrived applied and fails the task
+ * with `VDI_IO_ERROR`, as XAPI does. Without Content-Length the body runs to EOF (the host's
+ * `EofBodyFront` serves such requests): raw reads up to the VDI size, vhd applies every
+ * block and then fails, as XAPI does, looking for the footer at the VDI size.
  */
 export const importRawVdi: DiskHandler = async (req, res, ctx) => {
   // taken before the first await: a small body whose sender closes at once must not be lost
@@ -61,6 +63,10 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
       else if (format === 'raw') await importRaw(ctx.storage, vdi, body, declared ?? virtualSize, virtualSize, written)
       else await importVhd(ctx.storage, vdi, body, written)
       if (meter.cut) throw new Error('cut by a lab fault')
+      // Without Content-Length XAPI takes the VDI size for the body's length and looks for the
+      // trailing footer in its last 512 bytes, after the blocks are written: unless the body is
+      // exactly that long, that read fails (EOF, or a backward seek) and so does the task.
+      if (format === 'vhd' && declared === undefined && meter.bytes !== virtualSize) throw new RangeError(`no VHD footer at the size of VDI ${vdi.uuid}`)
     } catch (error) {
       if (wrote) ctx.vdiChanged(vdi)
       if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
@@ -77,8 +83,10 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
 }
 
 /**
- * Raw: exactly `expected` bytes written from offset 0, zeros included, in block-aligned writes.
- * Fewer bytes (the body ended) or more than the disk holds is an I/O error after what fitted.
+ * Raw: exactly `expected` bytes written from offset 0, zeros included, in block-aligned writes;
+ * reading stops there (without Content-Length, `expected` is the VDI size and the body runs to
+ * EOF, so XAPI reads that much and no more). Fewer bytes (the body ended) or more than the disk
+ * holds is an I/O error after what fitted.
  */
 async function importRaw(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, expected: number, virtualSize: number, written: () => void): Promise<void> {
   const pending = Buffer.allocUnsafe(BLOCK_SIZE)
@@ -94,12 +102,13 @@ async function importRaw(storage: DiskStore, vdi: LabVdiView, body: AsyncIterabl
   for await (const chunk of body as AsyncIterable<Buffer>) {
     let rest = chunk
     while (rest.length > 0) {
-      const room = Math.min(BLOCK_SIZE - held, rest.length, virtualSize - offset - held)
+      const room = Math.min(BLOCK_SIZE - held, rest.length, virtualSize - offset - held, expected - offset - held)
       if (room === 0) throw new RangeError(`raw body is larger than VDI ${vdi.uuid} (${virtualSize} bytes)`)
       rest.copy(pending, held, 0, room)
       held += room
       rest = rest.subarray(room)
-      if (held === BLOCK_SIZE || offset + held === virtualSize) await flush()
+      if (held === BLOCK_SIZE || offset + held === virtualSize || offset + held === expected) await flush()
+      if (offset === expected) return
     }
   }
   await flush()
