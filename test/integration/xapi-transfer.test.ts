@@ -12,9 +12,11 @@ import { AbortedError, UsageError, XapiError, XenCrError } from '../../src/error
 import type { Lab } from '../../src/lab/start.js'
 import { XapiClient } from '../../src/xapi/client.js'
 import { findSrsByName } from '../../src/xapi/sr.js'
+import { createTask, destroyTask, watchTask } from '../../src/xapi/task.js'
 import { exportVdi, importVdi, type TransferProgress } from '../../src/xapi/transfer.js'
 import type { Ref } from '../../src/xapi/types.js'
 import { cloneVdi, createVdi, snapshotVdi } from '../../src/xapi/vdi.js'
+import { rawRequest } from '../helpers/http-client.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 
 const MiB = 1024 * 1024
@@ -189,6 +191,25 @@ describe('round trips', () => {
     await expect(importVdi(dst, target, Readable.from([Buffer.alloc(MiB)]), { format: 'raw', length: 2 * MiB })).rejects.toMatchObject({
       code: 'SOURCE_LENGTH_MISMATCH',
     })
+  })
+})
+
+describe('a length-less import, as real XAPI serves it', () => {
+  it('reads the body of a PUT without Content-Length to EOF: every block applied, task VDI_IO_ERROR', async () => {
+    const disk = await vdiOf(src, 'src', 'disk-vm')
+    const exported = await exportVdi(src, disk, { format: 'vhd' })
+    const chunks: Buffer[] = []
+    for await (const chunk of exported.stream) chunks.push(chunk as Buffer)
+    await exported.done
+    const target = await newTarget(16 * MiB, 'length-less')
+    const task = await createTask(dst, 'length-less import')
+    const query = new URLSearchParams({ session_id: dst.sessionId, vdi: target, format: 'vhd', task_id: task })
+    const reply = await rawRequest(info('dst').url, `PUT /import_raw_vdi?${query} HTTP/1.1\r\nHost: lab\r\n\r\n`, Buffer.concat(chunks))
+    expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    // XAPI looks for the trailing footer at the VDI size, past the end of this 6 MiB body
+    expect(await watchTask(dst, task)).toMatchObject({ status: 'failure', error_info: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await rawSha(dst, target)).toBe(await rawSha(src, disk))
+    await destroyTask(dst, task)
   })
 })
 
