@@ -322,6 +322,9 @@ async function openSession(target: PoolTarget, callTimeoutMs: number, signal: Ab
       return { xapi, target: current }
     } catch (error) {
       void xapi.disconnect().catch(() => undefined)
+      // An aborted or timed-out login leaves xen-api's request waiting on a host that does not
+      // answer; only closing its connection pool ends that socket, so the process can exit.
+      if (signal?.aborted === true || (error instanceof XenCrError && error.code === 'CALL_TIMEOUT')) closeConnections(xapi)
       const mapped = mapCallError(error, { method: 'session.login_with_password', url, password: current.password })
       if (isXapiError(mapped, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS && mapped.params[0] !== undefined) {
         current = { ...current, origin: resolveMasterUrl(current.origin, mapped.params[0]) }
@@ -352,6 +355,15 @@ function loginError(error: XenCrError, url: string, user: string): XenCrError {
  * error so that `openSession` can resolve `address[:port]` itself. Its retry policy is a
  * per-instance field read at call time.
  */
+/**
+ * Closes xen-api's HTTP connection pool (an undici dispatcher it keeps privately), cutting
+ * requests still in flight. Only for a client that is being dropped.
+ */
+function closeConnections(xapi: Xapi): void {
+  const internals = xapi as unknown as { _undiciDispatcher?: { destroy(): Promise<void> } }
+  void internals._undiciDispatcher?.destroy().catch(() => undefined)
+}
+
 function disableInternalMasterFollow(xapi: Xapi): void {
   const internals = xapi as unknown as { _sessionOpenRetryOptions?: { tries: number } }
   if (internals._sessionOpenRetryOptions !== undefined) {
