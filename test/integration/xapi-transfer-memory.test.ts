@@ -6,7 +6,9 @@
  * (a collected body, a missing backpressure, a Content-Length computed by reading everything)
  * would cost gigabytes here. What does vary between runs, whatever the size, is runtime noise:
  * V8 lets up to ~64 MiB of dead Buffers pile up before collecting them, and grows its heap
- * capacity on long runs (measured: 3 to 27 MiB apart over several runs, live heap ~12 MiB).
+ * capacity on long runs (measured: 3 to 27 MiB apart over single runs, live heap ~12 MiB). So
+ * each size runs twice and the lower peaks are compared: the steady state of each, with one
+ * unlucky collection filtered out — still gigabytes away from a client that buffers.
  */
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
@@ -83,21 +85,28 @@ describe('client transfer memory', () => {
     builtModule('xapi/transfer.js')
     const child = fileURLToPath(new URL('./xapi-transfer-memory.child.mjs', import.meta.url))
     const job = { url: pool.url, user: pool.user, password: pool.password }
-    const smallRun = await runChild(child, { ...job, sourceVdiUuid: small })
-    const bigRun = await runChild(child, { ...job, sourceVdiUuid: big })
+    const smallRuns = [await runChild(child, { ...job, sourceVdiUuid: small }), await runChild(child, { ...job, sourceVdiUuid: small })]
+    const bigRuns = [await runChild(child, { ...job, sourceVdiUuid: big }), await runChild(child, { ...job, sourceVdiUuid: big })]
+    const lowest = (runs: ChildResult[]): ChildResult => runs.reduce((a, b) => (b.maxRss < a.maxRss ? b : a))
+    const smallRun = lowest(smallRuns)
+    const bigRun = lowest(bigRuns)
 
     // The data really went through: every allocated block arrived on the target.
     const prologue = 2048 + 4 * 2048 // footer copy + header + locator gap, BAT of 2048 entries
-    expect(smallRun.bytes).toBe(prologue + 128 * (BLOCK + 512) + 512)
-    expect(bigRun.bytes).toBe(prologue + 2048 * (BLOCK + 512) + 512)
-    expect(smallRun.targetUtilisation).toBe(256 * MiB)
-    expect(bigRun.targetUtilisation).toBe(4 * GiB)
+    for (const run of smallRuns) {
+      expect(run.bytes).toBe(prologue + 128 * (BLOCK + 512) + 512)
+      expect(run.targetUtilisation).toBe(256 * MiB)
+    }
+    for (const run of bigRuns) {
+      expect(run.bytes).toBe(prologue + 2048 * (BLOCK + 512) + 512)
+      expect(run.targetUtilisation).toBe(4 * GiB)
+    }
 
     console.info(
-      [smallRun, bigRun]
+      [...smallRuns, ...bigRuns]
         .map(
           (run, i) =>
-            `${i === 0 ? '256 MiB' : '4 GiB'}: peak RSS ${(run.maxRss / MiB).toFixed(1)} MiB ` +
+            `${i < 2 ? '256 MiB' : '4 GiB'}: peak RSS ${(run.maxRss / MiB).toFixed(1)} MiB ` +
             `(${(run.rssBefore / MiB).toFixed(1)} MiB before the transfer), ${run.ms} ms, client CPU ${run.cpuMs} ms`,
         )
         .join('; '),
