@@ -97,7 +97,7 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
 
   const sourceRecords = await fetchPoolRecords(source, opts)
   const targetRecords: PoolRecords = source === target ? sourceRecords : await fetchPoolRecords(target, opts)
-  const sourceVms: ReadonlyMap<string, VmRecord> = await source.getAllRecords('VM', opts)
+  const sourceVms: ReadonlyMap<string, VmRecord> = sourceRecords.vms
   let vmRefs = selectVms(job, sourceVms)
   const missing: VmResult[] = []
   for (const uuid of job.vms.uuids) {
