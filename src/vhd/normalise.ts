@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream'
 import { VhdError } from '../errors.js'
-import { encodeFooter } from './footer.js'
 import type { VhdFooter } from './footer.js'
-import { EMPTY_LOCATOR, encodeHeader } from './header.js'
+import { EMPTY_LOCATOR } from './header.js'
 import type { VhdHeader } from './header.js'
-import { BAT_UNUSED, HEADER_SIZE, SECTOR_SIZE, canonicalLayout } from './layout.js'
+import { BAT_UNUSED, canonicalLayout } from './layout.js'
 import { readVhd } from './reader.js'
+import { encodePrologue } from './writer.js'
 import type { VhdItem } from './reader.js'
 
 /**
@@ -36,10 +36,7 @@ export async function normaliseVhd(
 
     const footer: VhdFooter = { ...sourceFooter, dataOffset: layout.headerOffset }
     const header: VhdHeader = { ...sourceHeader, tableOffset: layout.tableOffset, parentLocators: sourceHeader.parentLocators.map(() => EMPTY_LOCATOR) }
-    const bat = Buffer.alloc(layout.batBytes, 0xff)
-    allocated.forEach((index, k) => bat.writeUInt32BE((layout.firstBlockOffset + k * layout.blockStride) / SECTOR_SIZE, index * 4))
-    const footerBytes = encodeFooter(footer)
-    const prologue = Buffer.concat([footerBytes, encodeHeader(header), Buffer.alloc(layout.tableOffset - layout.headerOffset - HEADER_SIZE), bat])
+    const { footerBytes, prologue } = encodePrologue(layout, footer, header, allocated)
 
     async function* generate(): AsyncGenerator<Buffer> {
       try {

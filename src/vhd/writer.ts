@@ -12,6 +12,7 @@ import {
   FEATURES_RESERVED,
   FOOTER_COOKIE,
   HEADER_COOKIE,
+  HEADER_SIZE,
   PARENT_LOCATOR_COUNT,
   PLATFORM_MACX,
   SECTOR_SIZE,
@@ -81,10 +82,7 @@ export function createVhdStream(source: VhdBlockSource): { length: number; strea
     parentUnicodeName: differencing && source.parent !== undefined ? source.parent.name : '',
     parentLocators: differencing && source.parent !== undefined ? macxLocator(source.parent.name, layout) : [],
   }
-  const bat = Buffer.alloc(layout.batBytes, 0xff)
-  source.blocks.forEach((index, k) => bat.writeUInt32BE((layout.firstBlockOffset + k * layout.blockStride) / SECTOR_SIZE, index * 4))
-  const footerBytes = encodeFooter(footer)
-  const prologue = Buffer.concat([footerBytes, encodeHeader(header), Buffer.alloc(layout.tableOffset - layout.headerOffset - 1024), bat])
+  const { footerBytes, prologue } = encodePrologue(layout, footer, header, source.blocks)
   const bitmap = Buffer.alloc(bitmapSize(VHD_BLOCK_SIZE), 0xff)
 
   async function* generate(): AsyncGenerator<Buffer> {
@@ -133,4 +131,17 @@ function checkSource(source: VhdBlockSource, entries: number): void {
     previous = index
   }
   if (source.uuid !== undefined && source.uuid.length !== 16) throw new VhdError('VHD_BAD_SOURCE', 'VHD unique id must be 16 bytes', 0)
+}
+
+/**
+ * The bytes before the first block in the canonical layout (footer copy, header, locator gap,
+ * BAT placing `blockOrder`'s blocks one after another in that order), and the footer bytes that
+ * also close the file. Shared by the writer and the normaliser.
+ */
+export function encodePrologue(layout: CanonicalLayout, footer: VhdFooter, header: VhdHeader, blockOrder: readonly number[]): { footerBytes: Buffer; prologue: Buffer } {
+  const bat = Buffer.alloc(layout.batBytes, 0xff)
+  blockOrder.forEach((index, k) => bat.writeUInt32BE((layout.firstBlockOffset + k * layout.blockStride) / SECTOR_SIZE, index * 4))
+  const footerBytes = encodeFooter(footer)
+  const prologue = Buffer.concat([footerBytes, encodeHeader(header), Buffer.alloc(layout.tableOffset - layout.headerOffset - HEADER_SIZE), bat])
+  return { footerBytes, prologue }
 }
