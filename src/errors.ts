@@ -54,7 +54,12 @@ export class ConfigError extends XenCrError {
   readonly file: string | undefined
   readonly key: string | undefined
 
-  constructor(code: string, message: string, context: { file?: string; key?: string } = {}, options?: XenCrErrorOptions) {
+  constructor(
+    code: string,
+    message: string,
+    context: { file?: string; key?: string } = {},
+    options?: XenCrErrorOptions,
+  ) {
     super(code, message, 'config', options)
     this.file = context.file
     this.key = context.key
@@ -109,7 +114,12 @@ export class XapiError extends XenCrError {
   readonly method: string
 
   constructor(xapiCode: string, params: readonly string[], method: string, options?: XenCrErrorOptions) {
-    super(`XAPI_${xapiCode}`, `${method}: ${xapiCode}${params.length > 0 ? ` (${params.join(', ')})` : ''}`, 'failure', options)
+    super(
+      `XAPI_${xapiCode}`,
+      `${method}: ${xapiCode}${params.length > 0 ? ` (${params.join(', ')})` : ''}`,
+      'failure',
+      options,
+    )
     this.xapiCode = xapiCode
     this.params = params
     this.method = method

@@ -26,7 +26,7 @@ export function configSummary(config: Config): OutputEventOf<'config-show'> {
   return {
     kind: 'config-show',
     file: config.file ?? null,
-    pools: Object.values(config.pools).map((pool) => ({
+    pools: Object.values(config.pools).map(pool => ({
       name: pool.name,
       url: pool.url,
       user: pool.user,
@@ -44,7 +44,8 @@ export function formatConfigShow(event: OutputEventOf<'config-show'>, style: Cha
     ...(event.pools.length === 0
       ? ['pools: none']
       : event.pools.map(
-          (pool) => `pool ${style.bold(pool.name)}: ${pool.url} user ${pool.user}, password from ${pool.password}${pool.allowUnauthorized ? ', untrusted TLS accepted' : ''}`,
+          pool =>
+            `pool ${style.bold(pool.name)}: ${pool.url} user ${pool.user}, password from ${pool.password}${pool.allowUnauthorized ? ', untrusted TLS accepted' : ''}`,
         )),
     `job store: ${event.defaults.jobsFile}`,
     `defaults: retention ${event.defaults.retention}, concurrency ${event.defaults.concurrency}, full interval ${event.defaults.fullInterval}`,
@@ -60,7 +61,9 @@ export function formatPoolCheck(event: OutputEventOf<'pool-check'>, style: Chalk
 
 /** `xen-cr config show | check [pool...]`. */
 export function registerConfigCommand(program: Command): void {
-  const config = program.command('config').description('show the configuration, or check that every pool can be logged in to')
+  const config = program
+    .command('config')
+    .description('show the configuration, or check that every pool can be logged in to')
 
   config
     .command('show')
@@ -87,7 +90,14 @@ export function registerConfigCommand(program: Command): void {
           context.output.emit({ kind: 'pool-check', pool: name, url: client.url, ok: true })
         } catch (error) {
           if (!isXenCrError(error) || context.signal.aborted) throw error
-          context.output.emit({ kind: 'pool-check', pool: name, url: pool.url, ok: false, code: error.code, message: error.message })
+          context.output.emit({
+            kind: 'pool-check',
+            pool: name,
+            url: pool.url,
+            ok: false,
+            code: error.code,
+            message: error.message,
+          })
           context.setExitCode(exitCodeFor(error))
         }
       }

@@ -56,7 +56,10 @@ export interface CliContext {
  * Logs in to a job's source and target pools: one client when they are the same pool, since a
  * pass and a seed tell "within one pool" by `source === target`.
  */
-export async function connectJobPools(context: CliContext, job: { readonly source: string; readonly target: string }): Promise<{ source: XapiClient; target: XapiClient }> {
+export async function connectJobPools(
+  context: CliContext,
+  job: { readonly source: string; readonly target: string },
+): Promise<{ source: XapiClient; target: XapiClient }> {
   const source = await context.connect(job.source)
   const target = job.target === job.source ? source : await context.connect(job.target)
   return { source, target }
@@ -124,8 +127,14 @@ export class CliRuntime {
       },
       async connect(poolName) {
         const stdin = runtime.io.stdin
-        const prompt = stdin?.isTTY === true ? (question: string) => promptHidden(question, stdin, runtime.io.stderr) : undefined
-        const client = await connectPool(await loadOnce(), poolName, { env: runtime.io.env, signal, warn, ...(prompt === undefined ? {} : { prompt }) })
+        const prompt =
+          stdin?.isTTY === true ? (question: string) => promptHidden(question, stdin, runtime.io.stderr) : undefined
+        const client = await connectPool(await loadOnce(), poolName, {
+          env: runtime.io.env,
+          signal,
+          warn,
+          ...(prompt === undefined ? {} : { prompt }),
+        })
         runtime.cleanups.push(() => client.close())
         return client
       },
@@ -142,7 +151,10 @@ export class CliRuntime {
   async cleanup(): Promise<void> {
     for (const fn of this.cleanups.splice(0).reverse()) {
       await fn().catch((error: unknown) => {
-        this.context?.output.emit({ kind: 'debug', message: `cleanup failed: ${error instanceof Error ? error.message : String(error)}` })
+        this.context?.output.emit({
+          kind: 'debug',
+          message: `cleanup failed: ${error instanceof Error ? error.message : String(error)}`,
+        })
       })
     }
     this.context?.output.close()

@@ -28,7 +28,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'xen-cr-demo-'))
   const lab = await startLab({ dir })
   try {
-    say(`lab: ${lab.pools.map((p) => `pool ${p.name} at ${p.url}`).join(', ')}`)
+    say(`lab: ${lab.pools.map(p => `pool ${p.name} at ${p.url}`).join(', ')}`)
     const io: Partial<CliIo> = {
       stdout,
       stderr,
@@ -45,7 +45,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       return run(['--config', lab.configPath, ...args], { ...io, now })
     }
     const steps: (() => Promise<number>)[] = [
-      () => cli(['job', 'create', '--name', 'demo', '--source', 'source', '--target', 'target', '--tag', 'web', '--tag', 'db', '--interval', '1h', '--retention', '3']),
+      () =>
+        cli([
+          'job',
+          'create',
+          '--name',
+          'demo',
+          '--source',
+          'source',
+          '--target',
+          'target',
+          '--tag',
+          'web',
+          '--tag',
+          'db',
+          '--interval',
+          '1h',
+          '--retention',
+          '3',
+        ]),
       () => cli(['run', 'demo']),
       async () => {
         skew += 3_600_000

@@ -66,9 +66,14 @@ async function createJob(context: CliContext, options: CreateOptions): Promise<v
   }
   const draft = buildJob(input, config.defaults, context.io.now?.() ?? new Date())
   // cheap refusals first: a clash or an unknown pool needs no login
-  const clash = (await store.list()).find((job) => [job.id, job.name].some((handle) => handle === draft.id || handle === draft.name))
+  const clash = (await store.list()).find(job =>
+    [job.id, job.name].some(handle => handle === draft.id || handle === draft.name),
+  )
   if (clash !== undefined) {
-    throw new ValidationError('JOB_EXISTS', `job ${clash.id} ("${clash.name}") already uses this ${clash.id === draft.id ? 'id' : 'name'}; choose another --name or --id`)
+    throw new ValidationError(
+      'JOB_EXISTS',
+      `job ${clash.id} ("${clash.name}") already uses this ${clash.id === draft.id ? 'id' : 'name'}; choose another --name or --id`,
+    )
   }
   getPool(config, draft.source, context.io.env)
   getPool(config, draft.target, context.io.env)
@@ -84,7 +89,10 @@ async function createJob(context: CliContext, options: CreateOptions): Promise<v
   await store.add(job)
   context.output.emit({ kind: 'job-created', job, crontab: await crontabFor(context, store, job) })
   if (!job.enabled) {
-    context.output.emit({ kind: 'info', message: `job "${job.name}" is disabled: run --due skips it until xen-cr job enable ${job.id}` })
+    context.output.emit({
+      kind: 'info',
+      message: `job "${job.name}" is disabled: run --due skips it until xen-cr job enable ${job.id}`,
+    })
   }
 }
 
@@ -102,7 +110,7 @@ export function registerJobCommand(program: Command): void {
     .option('--name <name>', 'job name (unique)')
     .option('--source <pool>', 'source pool (name in the config)')
     .option('--target <pool>', 'target pool (name in the config)')
-    .option('--sr <uuid...>', 'target SR; repeat for one replica per SR (default: the target pool\'s default SR)')
+    .option('--sr <uuid...>', "target SR; repeat for one replica per SR (default: the target pool's default SR)")
     .option('--vm <uuid...>', 'VM to replicate; repeatable')
     .option('--tag <tag...>', 'replicate the VMs with this tag; repeatable')
     .option('--all-vms', 'replicate every VM of the source pool')
@@ -157,7 +165,7 @@ export function registerJobCommand(program: Command): void {
       .description(enabled ? 'let run --due run the job' : 'make run --due skip the job (run <job> still runs it)')
       .action(async (handle: string, _options: unknown, command: Command) => {
         const context = contextOf(command)
-        const updated = await (await context.jobStore()).update(handle, (current) => ({ ...current, enabled }))
+        const updated = await (await context.jobStore()).update(handle, current => ({ ...current, enabled }))
         context.output.emit({ kind: 'job-state', id: updated.id, name: updated.name, enabled })
       })
   }

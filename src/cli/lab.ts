@@ -15,9 +15,14 @@ function describeLab(lab: Lab): string {
   if (lab.restored) lines.push('  restored the lab found in that directory (--spec applies only to a new directory)')
   for (const pool of lab.pools) {
     lines.push(`  pool ${pool.name}: ${pool.url}  user ${pool.user}  password ${pool.password}`)
-    for (const host of pool.hosts) lines.push(`    host ${host.name}: ${host.url}${host.url === pool.url ? ' (master)' : ''}`)
+    for (const host of pool.hosts)
+      lines.push(`    host ${host.name}: ${host.url}${host.url === pool.url ? ' (master)' : ''}`)
   }
-  lines.push(`config: ${lab.configPath}`, `  e.g. xen-cr --config ${lab.configPath} job create …`, 'Stop with Ctrl-C (SIGINT) or SIGTERM.')
+  lines.push(
+    `config: ${lab.configPath}`,
+    `  e.g. xen-cr --config ${lab.configPath} job create …`,
+    'Stop with Ctrl-C (SIGINT) or SIGTERM.',
+  )
   return `${lines.join('\n')}\n`
 }
 
@@ -29,16 +34,29 @@ function describeLab(lab: Lab): string {
 export function registerLabCommand(program: Command): void {
   program
     .command('lab')
-    .description('run simulated XenServer / XCP-ng pools on loopback until SIGINT/SIGTERM; writes a ready config file into --dir')
-    .option('--spec <file>', 'lab spec (JSON, see examples/lab.json); default: a source pool with a few VMs and a target pool with an empty SR')
+    .description(
+      'run simulated XenServer / XCP-ng pools on loopback until SIGINT/SIGTERM; writes a ready config file into --dir',
+    )
+    .option(
+      '--spec <file>',
+      'lab spec (JSON, see examples/lab.json); default: a source pool with a few VMs and a target pool with an empty SR',
+    )
     .option('--dir <dir>', 'state and disks; restarting on the same dir restores the pools', '.lab')
     .option('--login-delay <ms>', 'delay before a failed login is answered, as XAPI does', '5000')
     .action(async (options: LabOptions, command: Command) => {
       const context = contextOf(command)
       const loginDelayMs = Number(options.loginDelay)
-      if (!Number.isInteger(loginDelayMs) || loginDelayMs < 0) throw new UsageError('LAB_LOGIN_DELAY', `--login-delay ${options.loginDelay} is not a whole number of milliseconds`)
+      if (!Number.isInteger(loginDelayMs) || loginDelayMs < 0)
+        throw new UsageError(
+          'LAB_LOGIN_DELAY',
+          `--login-delay ${options.loginDelay} is not a whole number of milliseconds`,
+        )
       const dir = resolve(context.io.cwd, options.dir)
-      const lab = await startLab({ dir, loginDelayMs, ...(options.spec === undefined ? {} : { spec: resolve(context.io.cwd, options.spec) }) })
+      const lab = await startLab({
+        dir,
+        loginDelayMs,
+        ...(options.spec === undefined ? {} : { spec: resolve(context.io.cwd, options.spec) }),
+      })
       context.defer(() => lab.stop())
       if (context.options.json) {
         context.io.stdout.write(`${JSON.stringify({ pools: lab.pools, config: lab.configPath })}\n`)

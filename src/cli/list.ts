@@ -19,7 +19,10 @@ async function listingOf(context: CliContext, job: Job): Promise<JobListing> {
     source = job.source === job.target ? target : await context.connect(job.source)
   } catch (error) {
     if (!isXenCrError(error)) throw error
-    context.output.warn('SOURCE_UNREACHABLE', `pool ${job.source} cannot be read (${error.message}); VMs of job "${job.name}" that have no replica yet are not listed`)
+    context.output.warn(
+      'SOURCE_UNREACHABLE',
+      `pool ${job.source} cannot be read (${error.message}); VMs of job "${job.name}" that have no replica yet are not listed`,
+    )
   }
   return listReplicas(job, target, {
     ...(source === undefined ? {} : { source }),
@@ -42,7 +45,8 @@ export function registerListCommand(program: Command): void {
       const listings: JobListing[] = []
       for (const job of jobs) listings.push(await listingOf(context, job))
       context.output.emit({ kind: 'replica-list', listings })
-      if (options.check === true && listings.some((l) => l.vms.some((vm) => vm.status !== 'ok'))) context.setExitCode(ExitCode.failed)
+      if (options.check === true && listings.some(l => l.vms.some(vm => vm.status !== 'ok')))
+        context.setExitCode(ExitCode.failed)
     })
 }
 
@@ -61,7 +65,7 @@ export function formatAge(ms: number | undefined): string {
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = []
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '))
+  return rows.map(row => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '))
 }
 
 const STATUS_STYLE: Readonly<Record<VmStatus, (style: ChalkInstance, text: string) => string>> = {
@@ -71,20 +75,41 @@ const STATUS_STYLE: Readonly<Record<VmStatus, (style: ChalkInstance, text: strin
 }
 
 /** Lines of `list` (used by the output formatters): per job a header, per VM a status line and its replicas. */
-export function formatReplicaList(event: Extract<ReplicationReportEvent, { kind: 'replica-list' }>, style: ChalkInstance): string[] {
+export function formatReplicaList(
+  event: Extract<ReplicationReportEvent, { kind: 'replica-list' }>,
+  style: ChalkInstance,
+): string[] {
   if (event.listings.length === 0) return ['no jobs; create one with: xen-cr job create --help']
   return event.listings.flatMap((listing, index) => {
     const rows: string[][] = [['VM', 'REPLICA', 'SR', 'DATETIME', 'AGE', 'CHAIN', 'STATUS']]
     for (const vm of listing.vms) {
-      rows.push([vm.vm.name, `${vm.replicas.filter((r) => r.complete).length} replica(s)`, '', '', formatAge(vm.ageMs), '', vm.status])
+      rows.push([
+        vm.vm.name,
+        `${vm.replicas.filter(r => r.complete).length} replica(s)`,
+        '',
+        '',
+        formatAge(vm.ageMs),
+        '',
+        vm.status,
+      ])
       for (const r of vm.replicas) {
-        rows.push(['', r.name, r.srName, r.datetime ?? 'importing', formatAge(r.ageMs), r.chain, r.complete ? '' : 'interrupted'])
+        rows.push([
+          '',
+          r.name,
+          r.srName,
+          r.datetime ?? 'importing',
+          formatAge(r.ageMs),
+          r.chain,
+          r.complete ? '' : 'interrupted',
+        ])
       }
     }
     const lines = table(rows).map((line, i) => {
       if (i === 0) return style.bold(line)
-      const vm = rows[i]![0] !== '' ? listing.vms.find((v) => v.vm.name === rows[i]![0]) : undefined
-      return vm === undefined ? line : line.replace(new RegExp(`${vm.status}$`), STATUS_STYLE[vm.status](style, vm.status))
+      const vm = rows[i]![0] !== '' ? listing.vms.find(v => v.vm.name === rows[i]![0]) : undefined
+      return vm === undefined
+        ? line
+        : line.replace(new RegExp(`${vm.status}$`), STATUS_STYLE[vm.status](style, vm.status))
     })
     return [
       ...(index === 0 ? [] : ['']),

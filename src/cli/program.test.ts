@@ -18,12 +18,17 @@ afterEach(async () => {
 async function cli(argv: string[], env: Record<string, string> = {}) {
   const stdout = new CaptureStream()
   const stderr = new CaptureStream()
-  const code = await run(argv, { stdout, stderr, env: { XDG_CONFIG_HOME: join(tmp.path, 'xdg'), HOME: tmp.path, ...env }, cwd: tmp.path })
+  const code = await run(argv, {
+    stdout,
+    stderr,
+    env: { XDG_CONFIG_HOME: join(tmp.path, 'xdg'), HOME: tmp.path, ...env },
+    cwd: tmp.path,
+  })
   return { code, stdout, stderr }
 }
 
 describe('run', () => {
-  it('exits 2 with commander\'s one-line message for an unknown option', async () => {
+  it("exits 2 with commander's one-line message for an unknown option", async () => {
     const { code, stderr, stdout } = await cli(['job', 'list', '--bogus'])
     expect(code).toBe(2)
     expect(stderr.text).toContain("unknown option '--bogus'")
@@ -50,12 +55,15 @@ describe('run', () => {
     const json = await cli(['--json', 'job', 'list'])
     expect(json.code).toBe(2)
     expect(json.stderr.text).toBe('')
-    const events = json.stdout.lines.map((line) => JSON.parse(line) as { kind: string; code: string; exitCode: number })
+    const events = json.stdout.lines.map(line => JSON.parse(line) as { kind: string; code: string; exitCode: number })
     expect(events).toMatchObject([{ kind: 'error', code: 'CONFIG_INVALID', exitCode: 2 }])
   })
 
   it('emits a warning event for a literal password, through the one warning path', async () => {
-    await writeFile(join(tmp.path, 'xen-cr.config.json'), JSON.stringify({ pools: { p: { url: 'https://h', password: 'hunter2' } } }))
+    await writeFile(
+      join(tmp.path, 'xen-cr.config.json'),
+      JSON.stringify({ pools: { p: { url: 'https://h', password: 'hunter2' } } }),
+    )
     const { code, stderr, stdout } = await cli(['job', 'list'])
     expect(code).toBe(0)
     expect(stderr.text).toContain('CONFIG_LITERAL_PASSWORD')
@@ -82,7 +90,9 @@ describe('run', () => {
     const plain = await cli(['job', 'list'])
     expect(plain.code).toBe(1)
     expect(plain.stderr.lines).toHaveLength(1)
-    expect(plain.stderr.text).toContain('unexpected error: boom (--verbose shows the stack); please report it [UNEXPECTED]')
+    expect(plain.stderr.text).toContain(
+      'unexpected error: boom (--verbose shows the stack); please report it [UNEXPECTED]',
+    )
     const verbose = await cli(['--verbose', 'job', 'list'])
     expect(verbose.code).toBe(1)
     expect(verbose.stderr.text).toContain('TypeError: boom')

@@ -14,7 +14,9 @@ function packageVersion(): string {
   try {
     // src/cli/ and dist/cli/ are both two levels below the package root
     const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
-    return typeof raw === 'object' && raw !== null && 'version' in raw && typeof raw.version === 'string' ? raw.version : '0.0.0'
+    return typeof raw === 'object' && raw !== null && 'version' in raw && typeof raw.version === 'string'
+      ? raw.version
+      : '0.0.0'
   } catch {
     return '0.0.0'
   }
@@ -24,12 +26,20 @@ function packageVersion(): string {
  * Builds the commander program. Each command lives in its own file and registers itself;
  * actions reach their run's output, config and signal through `contextOf(command)`.
  */
-export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: process.stdout, stderr: process.stderr }): Command {
+export function buildProgram(
+  io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: process.stdout, stderr: process.stderr },
+): Command {
   const program = new Command('xen-cr')
     .description('Continuous replication of XenServer / XCP-ng VMs')
     .version(packageVersion(), '-V, --version')
-    .option('--config <file>', 'config file (default: XEN_CR_CONFIG, else discovered: xen-cr.config.json, .xen-crrc*, package.json#xen-cr, $XDG_CONFIG_HOME/xen-cr/)')
-    .option('--jobs-file <file>', 'job store (default: the config\'s defaults.jobsFile, else $XDG_CONFIG_HOME/xen-cr/jobs.json)')
+    .option(
+      '--config <file>',
+      'config file (default: XEN_CR_CONFIG, else discovered: xen-cr.config.json, .xen-crrc*, package.json#xen-cr, $XDG_CONFIG_HOME/xen-cr/)',
+    )
+    .option(
+      '--jobs-file <file>',
+      "job store (default: the config's defaults.jobsFile, else $XDG_CONFIG_HOME/xen-cr/jobs.json)",
+    )
     .option('--json', 'machine-readable output: one JSON object per line (NDJSON)')
     .option('--quiet', 'only results and errors')
     .option('--verbose', 'more detail, and stacks of unexpected errors')
@@ -37,8 +47,8 @@ export function buildProgram(io: Pick<CliIo, 'stdout' | 'stderr'> = { stdout: pr
     // set before the subcommands exist: commander copies these settings into each at creation
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
+      writeOut: text => io.stdout.write(text),
+      writeErr: text => io.stderr.write(text),
     })
     .showHelpAfterError('(add --help for usage)')
   registerJobCommand(program)
@@ -80,7 +90,14 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
     if (error instanceof CommanderError) {
       // commander has already printed its message (or the help); --json gets it as an event too
       if (exitCode !== ExitCode.ok && program.opts()['json'] === true) {
-        runtime.get().output.emit({ kind: 'error', code: 'USAGE', message: firstLine(error.message.replace(/^error: /, '')), exitCode })
+        runtime
+          .get()
+          .output.emit({
+            kind: 'error',
+            code: 'USAGE',
+            message: firstLine(error.message.replace(/^error: /, '')),
+            exitCode,
+          })
       }
     } else {
       const output = runtime.get().output
@@ -88,7 +105,10 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
       if (isXenCrError(error)) {
         output.emit({ kind: 'error', code: error.code, message: firstLine(error.message), exitCode })
         if (verbose && error.cause !== undefined) {
-          output.emit({ kind: 'debug', message: `caused by: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}` })
+          output.emit({
+            kind: 'debug',
+            message: `caused by: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`,
+          })
         }
       } else {
         const message = error instanceof Error ? error.message : String(error)

@@ -1,7 +1,11 @@
 import { AbortedError } from '../errors.js'
 
 /** A terminal to read from: `process.stdin` when it is a TTY. */
-export type PromptInput = NodeJS.ReadableStream & { readonly isTTY?: boolean; isRaw?: boolean; setRawMode?(mode: boolean): unknown }
+export type PromptInput = NodeJS.ReadableStream & {
+  readonly isTTY?: boolean
+  isRaw?: boolean
+  setRawMode?(mode: boolean): unknown
+}
 
 /**
  * Asks a question on `output` and reads one line from the terminal without echoing it (a

@@ -40,7 +40,11 @@ async function passOf(context: CliContext, job: Job, options: RunOptions, schedu
     )
   } catch (error) {
     if (!holding && error instanceof LeaseError) {
-      throw new LeaseError('JOB_RUNNING', `job "${job.name}" is already running elsewhere; nothing done (${error.message})`, { cause: error })
+      throw new LeaseError(
+        'JOB_RUNNING',
+        `job "${job.name}" is already running elsewhere; nothing done (${error.message})`,
+        { cause: error },
+      )
     }
     throw error
   }
@@ -58,10 +62,11 @@ async function passUnleased(context: CliContext, job: Job, options: RunOptions, 
     ...(options.full === true ? { forceFull: true } : {}),
     signal: context.signal,
     ...(context.io.now === undefined ? {} : { now: context.io.now }),
-    onEvent: (event) => context.output.emit(event),
+    onEvent: event => context.output.emit(event),
   })
-  if (result.dryRun) context.output.emit({ kind: 'pass-plan', job: result.job, scheduleId: result.scheduleId, plans: result.plans })
-  if (result.results.some((r) => r.status === 'failed')) context.setExitCode(ExitCode.failed)
+  if (result.dryRun)
+    context.output.emit({ kind: 'pass-plan', job: result.job, scheduleId: result.scheduleId, plans: result.plans })
+  if (result.results.some(r => r.status === 'failed')) context.setExitCode(ExitCode.failed)
 }
 
 /** `run --due`: every enabled job with a due schedule, judged from its replicas on the target. */
@@ -76,7 +81,7 @@ async function runDue(context: CliContext, options: RunOptions): Promise<void> {
     // One job's unreachable pool must not stop the others: record it and go on.
     try {
       const target = await context.connect(job.target)
-      const decision = (await dueSchedules(job, target, now, { signal: context.signal })).find((d) => d.due)
+      const decision = (await dueSchedules(job, target, now, { signal: context.signal })).find(d => d.due)
       if (decision === undefined) {
         context.output.emit({ kind: 'info', message: `job "${job.name}": not due` })
         continue
@@ -104,33 +109,52 @@ export function registerRunCommand(program: Command): void {
     .action(async (handle: string | undefined, options: RunOptions, command: Command) => {
       const context = contextOf(command)
       if (options.due === true) {
-        if (handle !== undefined) throw new UsageError('RUN_DUE_WITH_JOB', 'run --due runs every due job; drop the job argument, or drop --due to run that job now')
+        if (handle !== undefined)
+          throw new UsageError(
+            'RUN_DUE_WITH_JOB',
+            'run --due runs every due job; drop the job argument, or drop --due to run that job now',
+          )
         await runDue(context, options)
         return
       }
-      if (handle === undefined) throw new UsageError('RUN_WITHOUT_JOB', 'name the job to run (xen-cr job list shows them), or pass --due')
+      if (handle === undefined)
+        throw new UsageError('RUN_WITHOUT_JOB', 'name the job to run (xen-cr job list shows them), or pass --due')
       const job = await (await context.jobStore()).get(handle)
       await passOf(context, job, options)
     })
 }
 
 function describeDisks(plan: VmPlan): string[] {
-  return plan.targets.map((t) => {
-    const disks = t.disks.map((d) => `disk ${d.userdevice} ${d.mode}${d.reason === undefined ? '' : ` (${d.reason})`}`).join(', ')
-    const deletions = t.deleteReplicas.length === 0 ? '' : `; then delete ${t.deleteReplicas.length} old replica${t.deleteReplicas.length === 1 ? '' : 's'}`
+  return plan.targets.map(t => {
+    const disks = t.disks
+      .map(d => `disk ${d.userdevice} ${d.mode}${d.reason === undefined ? '' : ` (${d.reason})`}`)
+      .join(', ')
+    const deletions =
+      t.deleteReplicas.length === 0
+        ? ''
+        : `; then delete ${t.deleteReplicas.length} old replica${t.deleteReplicas.length === 1 ? '' : 's'}`
     return `  SR ${t.sr.name}: ${disks || 'no disks'}${deletions}`
   })
 }
 
 /** Lines of a dry run's plan (used by the output formatters). */
-export function formatPassPlan(event: Extract<ReplicationReportEvent, { kind: 'pass-plan' }>, style: ChalkInstance): string[] {
+export function formatPassPlan(
+  event: Extract<ReplicationReportEvent, { kind: 'pass-plan' }>,
+  style: ChalkInstance,
+): string[] {
   if (event.plans.length === 0) return [`job "${event.job.name}": nothing to replicate`]
-  return event.plans.flatMap((plan) => [
+  return event.plans.flatMap(plan => [
     `${style.bold(plan.vm.name)} (${plan.vm.uuid}): ${plan.mode}${
-      plan.base === undefined ? '' : ` from snapshot ${plan.base.datetime} (era ${plan.base.era}, chain ${plan.base.deltaChainLength})`
+      plan.base === undefined
+        ? ''
+        : ` from snapshot ${plan.base.datetime} (era ${plan.base.era}, chain ${plan.base.deltaChainLength})`
     }`,
     ...describeDisks(plan),
-    ...(plan.deleteSnapshots.length === 0 ? [] : [`  then delete ${plan.deleteSnapshots.length} older source snapshot${plan.deleteSnapshots.length === 1 ? '' : 's'}`]),
-    ...plan.warnings.map((w) => `  ${style.yellow('warning')} ${w.message} [${w.code}]`),
+    ...(plan.deleteSnapshots.length === 0
+      ? []
+      : [
+          `  then delete ${plan.deleteSnapshots.length} older source snapshot${plan.deleteSnapshots.length === 1 ? '' : 's'}`,
+        ]),
+    ...plan.warnings.map(w => `  ${style.yellow('warning')} ${w.message} [${w.code}]`),
   ])
 }

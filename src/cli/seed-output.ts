@@ -12,8 +12,19 @@ import type { Formatter } from './output/formatters.js'
 export type SeedCommandEvent =
   | Exclude<SeedEvent, { kind: 'seed-warning' }>
   | SeedExportEvent
-  | { readonly kind: 'seed-exported'; readonly dir: string; readonly manifest: string; readonly snapshot: { readonly uuid: string; readonly name: string }; readonly bytes: number }
-  | { readonly kind: 'seed-done'; readonly written: boolean; readonly job: string; readonly replica: { readonly uuid: string; readonly name: string } }
+  | {
+      readonly kind: 'seed-exported'
+      readonly dir: string
+      readonly manifest: string
+      readonly snapshot: { readonly uuid: string; readonly name: string }
+      readonly bytes: number
+    }
+  | {
+      readonly kind: 'seed-done'
+      readonly written: boolean
+      readonly job: string
+      readonly replica: { readonly uuid: string; readonly name: string }
+    }
 
 type Of<K extends SeedCommandEvent['kind']> = Extract<SeedCommandEvent, { kind: K }>
 
@@ -25,7 +36,8 @@ function describeChange(change: SeedChange, style: ChalkInstance): string[] {
   const lines = [`  ${style.bold(what)}`]
   for (const [k, v] of Object.entries(change.otherConfig)) lines.push(`    other_config ${k} = ${v}`)
   if (change.nameLabel !== undefined) lines.push(`    name_label = ${change.nameLabel}`)
-  for (const [op, reason] of Object.entries(change.blockedOperations ?? {})) lines.push(`    blocked_operations ${op} = ${reason}`)
+  for (const [op, reason] of Object.entries(change.blockedOperations ?? {}))
+    lines.push(`    blocked_operations ${op} = ${reason}`)
   for (const tag of change.addTags ?? []) lines.push(`    tag + ${tag}`)
   if (change.clearIsATemplate === true) lines.push('    is_a_template = false')
   if (change.clearHa === true) lines.push('    ha_restart_priority = "" (HA off)')
@@ -38,45 +50,56 @@ export const seedFormatters: { readonly [K in SeedCommandEvent['kind']]: Formatt
     format: ({ plan, dryRun }, style) => [
       `seed of ${plan.targetVm.name} (${plan.targetVm.uuid}) on SR ${plan.sr.name} as the copy of snapshot ${plan.snapshot.name} (${plan.snapshot.uuid}) of VM ${plan.sourceVm.name}`,
       `job ${plan.identity.jobId} schedule ${plan.identity.scheduleId}, datetime ${plan.datetime}`,
-      ...plan.pairs.map((p) => `  disk ${p.userdevice}: ${p.source.uuid} → ${p.target.uuid} (${formatBytes(p.virtualSize)})`),
+      ...plan.pairs.map(
+        p => `  disk ${p.userdevice}: ${p.source.uuid} → ${p.target.uuid} (${formatBytes(p.virtualSize)})`,
+      ),
       plan.changes.length === 0
         ? 'already seeded: nothing to write'
         : dryRun
           ? style.yellow(`dry run: would write ${plan.changes.length} object(s):`)
           : `writing ${plan.changes.length} object(s):`,
-      ...plan.changes.flatMap((c) => describeChange(c, style)),
+      ...plan.changes.flatMap(c => describeChange(c, style)),
     ],
   },
   'seed-verify-progress': {
     class: 'progress',
-    format: (e) => [`verifying disk ${e.userdevice} (${e.side}): ${formatBytes(e.bytes)} of ${formatBytes(e.total)}`],
-    live: { key: (e) => `verify-${e.userdevice}-${e.side}`, milestone: (e) => Math.floor((e.bytes / Math.max(1, e.total)) * 10) },
+    format: e => [`verifying disk ${e.userdevice} (${e.side}): ${formatBytes(e.bytes)} of ${formatBytes(e.total)}`],
+    live: {
+      key: e => `verify-${e.userdevice}-${e.side}`,
+      milestone: e => Math.floor((e.bytes / Math.max(1, e.total)) * 10),
+    },
   },
   'seed-verified': {
     class: 'info',
     format: (e, style) =>
-      e.disks.map((d) => {
+      e.disks.map(d => {
         const how = d.mode === 'full' ? `sha256 ${d.sourceSha256 ?? ''}` : `${d.blocks?.length ?? 0} sampled blocks`
-        return d.equal ? `${style.green('✓')} disk ${d.userdevice}: content equal (${how})` : `${style.red('✗')} disk ${d.userdevice}: content differs${d.firstDifferentBlock === undefined ? '' : ` at block ${d.firstDifferentBlock}`}`
+        return d.equal
+          ? `${style.green('✓')} disk ${d.userdevice}: content equal (${how})`
+          : `${style.red('✗')} disk ${d.userdevice}: content differs${d.firstDifferentBlock === undefined ? '' : ` at block ${d.firstDifferentBlock}`}`
       }),
   },
   'seed-snapshot': {
     class: 'info',
-    format: (e) => [`snapshot ${e.snapshot.name} (${e.snapshot.uuid}) of VM ${e.vm.name} taken with the job's metadata`],
+    format: e => [`snapshot ${e.snapshot.name} (${e.snapshot.uuid}) of VM ${e.vm.name} taken with the job's metadata`],
   },
   'seed-file-progress': {
     class: 'progress',
-    format: (e) => [`${e.direction === 'export' ? 'exporting' : 'importing'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}`],
-    live: { key: (e) => `${e.direction}-${e.file}`, milestone: (e) => Math.floor(e.bytes / 1024 ** 3) },
+    format: e => [
+      `${e.direction === 'export' ? 'exporting' : 'importing'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}`,
+    ],
+    live: { key: e => `${e.direction}-${e.file}`, milestone: e => Math.floor(e.bytes / 1024 ** 3) },
   },
   'seed-file-done': {
     class: 'info',
-    format: (e, style) => [`${style.green('✓')} ${e.direction === 'export' ? 'exported' : 'imported'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}${e.sha256 === undefined ? '' : ` sha256 ${e.sha256}`}`],
-    live: { key: (e) => `${e.direction}-${e.file}`, ends: true },
+    format: (e, style) => [
+      `${style.green('✓')} ${e.direction === 'export' ? 'exported' : 'imported'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}${e.sha256 === undefined ? '' : ` sha256 ${e.sha256}`}`,
+    ],
+    live: { key: e => `${e.direction}-${e.file}`, ends: true },
   },
   'seed-exported': {
     class: 'result',
-    format: (e) => [
+    format: e => [
       `seed written to ${e.dir} (${formatBytes(e.bytes)}); manifest ${e.manifest}`,
       `snapshot ${e.snapshot.name} (${e.snapshot.uuid}): do not delete it, and do not run the job until the seed is imported`,
       `next: carry the folder to the target site, then xen-cr seed import --job <job> --from <folder> --sr <sr uuid>`,
@@ -84,7 +107,7 @@ export const seedFormatters: { readonly [K in SeedCommandEvent['kind']]: Formatt
   },
   'seed-done': {
     class: 'result',
-    format: (e) => [
+    format: e => [
       e.written
         ? `seeded: ${e.replica.name} (${e.replica.uuid}) is the base of job ${e.job}; its next run sends only the blocks changed since the snapshot`
         : `${e.replica.name} (${e.replica.uuid}) was already seeded for job ${e.job}; nothing written`,

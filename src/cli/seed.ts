@@ -28,16 +28,34 @@ export interface SeedJobRef {
 }
 
 /** Finds `--job` in the store; a uuid that is not there is accepted as an outside job's id. */
-export async function resolveSeedJob(context: CliContext, handle: string, scheduleId: string | undefined): Promise<SeedJobRef> {
+export async function resolveSeedJob(
+  context: CliContext,
+  handle: string,
+  scheduleId: string | undefined,
+): Promise<SeedJobRef> {
   const job = await (await context.jobStore()).find(handle)
   if (job === undefined) {
-    if (!isUuid(handle)) throw new UsageError('JOB_NOT_FOUND', `job "${handle}" is not in the job store; give its name or id (xen-cr job list), or the uuid of a Xen Orchestra job`)
-    if (scheduleId === undefined) throw new UsageError('SCHEDULE_REQUIRED', `job ${handle} is not in the job store: give its schedule id with --schedule`)
+    if (!isUuid(handle))
+      throw new UsageError(
+        'JOB_NOT_FOUND',
+        `job "${handle}" is not in the job store; give its name or id (xen-cr job list), or the uuid of a Xen Orchestra job`,
+      )
+    if (scheduleId === undefined)
+      throw new UsageError(
+        'SCHEDULE_REQUIRED',
+        `job ${handle} is not in the job store: give its schedule id with --schedule`,
+      )
     return { job: undefined, id: handle.toLowerCase(), scheduleId }
   }
-  const schedule = scheduleId === undefined ? job.schedules[0] : job.schedules.find((s) => s.id === scheduleId.toLowerCase())
+  const schedule =
+    scheduleId === undefined ? job.schedules[0] : job.schedules.find(s => s.id === scheduleId.toLowerCase())
   if (schedule === undefined) {
-    throw new UsageError('SCHEDULE_NOT_FOUND', scheduleId === undefined ? `job ${job.name} has no schedule` : `job ${job.name} has no schedule ${scheduleId}; see xen-cr job show ${job.name}`)
+    throw new UsageError(
+      'SCHEDULE_NOT_FOUND',
+      scheduleId === undefined
+        ? `job ${job.name} has no schedule`
+        : `job ${job.name} has no schedule ${scheduleId}; see xen-cr job show ${job.name}`,
+    )
   }
   return { job, id: job.id, scheduleId: schedule.id }
 }
@@ -50,14 +68,22 @@ function looksLikeUrl(value: string): boolean {
  * A pool given as a configured name, or as a URL: with credentials in it (xo-cr-seed's form),
  * or without, when a configured pool has that URL (its credentials are used).
  */
-export async function connectSeedPool(context: CliContext, value: string, options: { allowUnauthorized: boolean; dropIn?: boolean }): Promise<XapiClient> {
+export async function connectSeedPool(
+  context: CliContext,
+  value: string,
+  options: { allowUnauthorized: boolean; dropIn?: boolean },
+): Promise<XapiClient> {
   const config = await context.loadConfig()
-  if (Object.hasOwn(config.pools, value) || !looksLikeUrl(value)) return context.connect(getPool(config, value, context.io.env).name)
+  if (Object.hasOwn(config.pools, value) || !looksLikeUrl(value))
+    return context.connect(getPool(config, value, context.io.env).name)
   const parsed = parsePoolUrl(value)
   if (parsed.password === undefined) {
-    const match = Object.values(config.pools).find((pool) => parsePoolUrl(pool.url).origin.href === parsed.origin.href)
+    const match = Object.values(config.pools).find(pool => parsePoolUrl(pool.url).origin.href === parsed.origin.href)
     if (match === undefined) {
-      throw new ConfigError('POOL_CREDENTIALS_MISSING', `no credentials for ${parsed.origin.protocol}//${parsed.origin.host}: configure it as a pool (passwordFile) and pass its name, or put user:password in the URL`)
+      throw new ConfigError(
+        'POOL_CREDENTIALS_MISSING',
+        `no credentials for ${parsed.origin.protocol}//${parsed.origin.host}: configure it as a pool (passwordFile) and pass its name, or put user:password in the URL`,
+      )
     }
     return context.connect(match.name)
   }
@@ -67,17 +93,34 @@ export async function connectSeedPool(context: CliContext, value: string, option
   )
   let client: XapiClient
   try {
-    client = await XapiClient.connect({ url: value, user: '', password: '', allowUnauthorized: options.allowUnauthorized, signal: context.signal })
+    client = await XapiClient.connect({
+      url: value,
+      user: '',
+      password: '',
+      allowUnauthorized: options.allowUnauthorized,
+      signal: context.signal,
+    })
   } catch (error) {
     if (error instanceof ConnectionError && error.code === 'POOL_TLS' && !options.allowUnauthorized) {
       // xo-cr-seed connected with allowUnauthorized and never checked a certificate; scripts
       // written for it meet the check here for the first time.
-      const why = options.dropIn ? 'xo-cr-seed never verified certificates, xen-cr-seed does' : 'the certificate is not trusted'
-      throw new ConnectionError('POOL_TLS', `${error.message} (${why}: add --allow-unauthorized to accept it, or trust its CA with NODE_EXTRA_CA_CERTS)`, error.url === undefined ? {} : { url: error.url }, { cause: error })
+      const why = options.dropIn
+        ? 'xo-cr-seed never verified certificates, xen-cr-seed does'
+        : 'the certificate is not trusted'
+      throw new ConnectionError(
+        'POOL_TLS',
+        `${error.message} (${why}: add --allow-unauthorized to accept it, or trust its CA with NODE_EXTRA_CA_CERTS)`,
+        error.url === undefined ? {} : { url: error.url },
+        { cause: error },
+      )
     }
     throw error
   }
-  if (options.allowUnauthorized) context.output.warn('TLS_NOT_VERIFIED', `the TLS certificate of ${client.url} is not verified (--allow-unauthorized)`)
+  if (options.allowUnauthorized)
+    context.output.warn(
+      'TLS_NOT_VERIFIED',
+      `the TLS certificate of ${client.url} is not verified (--allow-unauthorized)`,
+    )
   context.defer(() => client.close())
   return client
 }
@@ -86,7 +129,11 @@ export async function connectSeedPool(context: CliContext, value: string, option
  * For a job outside the store: the configured pools holding the snapshot and the target VM
  * (the seed document's four-uuid form gives no URLs).
  */
-async function findPoolsHolding(context: CliContext, snapshotUuid: string, targetVmUuid: string): Promise<{ source: XapiClient; target: XapiClient }> {
+async function findPoolsHolding(
+  context: CliContext,
+  snapshotUuid: string,
+  targetVmUuid: string,
+): Promise<{ source: XapiClient; target: XapiClient }> {
   const config = await context.loadConfig()
   let source: XapiClient | undefined
   let target: XapiClient | undefined
@@ -104,8 +151,14 @@ async function findPoolsHolding(context: CliContext, snapshotUuid: string, targe
     if (target === undefined && (await holds(targetVmUuid))) target = client
     if (source !== undefined && target !== undefined) return { source, target }
   }
-  const [code, missing] = source === undefined ? (['SEED_SNAPSHOT_NOT_FOUND', `snapshot ${snapshotUuid}`] as const) : (['SEED_TARGET_NOT_FOUND', `VM ${targetVmUuid}`] as const)
-  throw new SeedRefusal(code, `no configured pool holds ${missing}; check the uuid, or give --source and --target (pool names or URLs)`)
+  const [code, missing] =
+    source === undefined
+      ? (['SEED_SNAPSHOT_NOT_FOUND', `snapshot ${snapshotUuid}`] as const)
+      : (['SEED_TARGET_NOT_FOUND', `VM ${targetVmUuid}`] as const)
+  throw new SeedRefusal(
+    code,
+    `no configured pool holds ${missing}; check the uuid, or give --source and --target (pool names or URLs)`,
+  )
 }
 
 interface SeedFlags {
@@ -137,12 +190,13 @@ function required(value: string | undefined, flag: string): string {
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
-  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('INVALID_OPTION', `${flag} must be a positive whole number, got "${value}"`)
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new UsageError('INVALID_OPTION', `${flag} must be a positive whole number, got "${value}"`)
   return n
 }
 
 function forward(context: CliContext): (event: SeedCommandEvent | SeedWarningEvent) => void {
-  return (event) => {
+  return event => {
     if (event.kind === 'seed-warning') context.output.warn(event.code, event.message)
     else context.output.emit(event)
   }
@@ -166,7 +220,10 @@ export async function runSeed(context: CliContext, flags: SeedFlags): Promise<vo
   if (sourcePool === undefined && targetPool === undefined) {
     ;({ source, target } = await findPoolsHolding(context, snapshot.toLowerCase(), targetVm.toLowerCase()))
   } else if (sourcePool === undefined || targetPool === undefined) {
-    throw new UsageError('POOL_REQUIRED', `job ${jobRef.id} is not in the job store: give both --source and --target (pool names or URLs)`)
+    throw new UsageError(
+      'POOL_REQUIRED',
+      `job ${jobRef.id} is not in the job store: give both --source and --target (pool names or URLs)`,
+    )
   } else {
     source = await connectSeedPool(context, sourcePool, connectOptions)
     target = targetPool === sourcePool ? source : await connectSeedPool(context, targetPool, connectOptions)
@@ -233,39 +290,58 @@ function withParentFlags<T extends { job?: string; schedule?: string }>(own: T, 
 export function registerSeedCommand(program: Command): void {
   const cmd = program
     .command('seed')
-    .description('make a hand-made copy of a snapshot the base of a job (validated; nothing is written on refusal, exit 5)')
-    .option('--job <job>', 'job name or id (a Xen Orchestra job uuid not in the store works with --schedule, --source, --target)')
-    .option('--schedule <id>', 'schedule id (default: the job\'s first schedule)')
+    .description(
+      'make a hand-made copy of a snapshot the base of a job (validated; nothing is written on refusal, exit 5)',
+    )
+    .option(
+      '--job <job>',
+      'job name or id (a Xen Orchestra job uuid not in the store works with --schedule, --source, --target)',
+    )
+    .option('--schedule <id>', "schedule id (default: the job's first schedule)")
     .option('--snapshot <uuid>', 'the source snapshot the copy was made from')
     .option('--target-vm <uuid>', 'the imported copy on the target pool (halted, never started)')
-    .option('--source <pool|url>', 'source pool: configured name or URL (default: the job\'s)')
-    .option('--target <pool|url>', 'target pool: configured name or URL (default: the job\'s)')
+    .option('--source <pool|url>', "source pool: configured name or URL (default: the job's)")
+    .option('--target <pool|url>', "target pool: configured name or URL (default: the job's)")
     .option('--allow-unauthorized', 'accept untrusted TLS certificates for pools given as URLs')
     .option('--dry-run', 'check and show what would be written, write nothing')
-    .option('--verify [mode]', 'before writing, compare each disk pair: full sha256 of the raw exports (default) or "sample" (random 2 MiB blocks)')
+    .option(
+      '--verify [mode]',
+      'before writing, compare each disk pair: full sha256 of the raw exports (default) or "sample" (random 2 MiB blocks)',
+    )
     .option('--sample-blocks <n>', 'blocks per disk for --verify=sample (default 8)')
     .addOption(new Option('--drop-in', 'invoked as xen-cr-seed').hideHelp())
     .action(async (flags: SeedFlags, command: Command) => runSeed(contextOf(command), flags))
 
   cmd
     .command('export')
-    .description('guided seed, step 1: snapshot a VM for the job and write its disks (VHD files, or one XVA) and a manifest into a folder')
+    .description(
+      'guided seed, step 1: snapshot a VM for the job and write its disks (VHD files, or one XVA) and a manifest into a folder',
+    )
     .option('--job <job>', 'job name or id')
-    .option('--schedule <id>', 'schedule id (default: the job\'s first schedule)')
+    .option('--schedule <id>', "schedule id (default: the job's first schedule)")
     .option('--vm <uuid>', 'the source VM')
     .option('--out <dir>', 'folder for the disk files and manifest.json (must hold no seed yet)')
-    .option('--format <format>', 'vhd: one VHD file per disk (default); xva: the whole snapshot as one XVA (GET /export)', 'vhd')
+    .option(
+      '--format <format>',
+      'vhd: one VHD file per disk (default); xva: the whole snapshot as one XVA (GET /export)',
+      'vhd',
+    )
     .action(async (own: ExportFlags, command: Command) => {
       const context = contextOf(command)
       const flags = withParentFlags(own, command)
       const vm = required(flags.vm, '--vm')
       const out = resolve(context.io.cwd, required(flags.out, '--out'))
       const format = flags.format
-      if (format !== 'vhd' && format !== 'xva') throw new UsageError('INVALID_OPTION', `--format must be vhd or xva, not "${flags.format ?? ''}"`)
+      if (format !== 'vhd' && format !== 'xva')
+        throw new UsageError('INVALID_OPTION', `--format must be vhd or xva, not "${flags.format ?? ''}"`)
       if (!isUuid(vm)) throw new UsageError('INVALID_OPTION', `--vm must be a uuid, got "${vm}"`)
       const jobRef = await resolveSeedJob(context, required(flags.job, '--job'), flags.schedule)
       const job = jobRef.job
-      if (job === undefined) throw new UsageError('JOB_NOT_FOUND', `job ${jobRef.id} is not in the job store; the guided seed needs a xen-cr job (xen-cr job create --id ${jobRef.id} …)`)
+      if (job === undefined)
+        throw new UsageError(
+          'JOB_NOT_FOUND',
+          `job ${jobRef.id} is not in the job store; the guided seed needs a xen-cr job (xen-cr job create --id ${jobRef.id} …)`,
+        )
       const source = await context.connect(job.source)
       const { manifest, manifestPath } = await exportSeed({
         source,
@@ -278,15 +354,23 @@ export function registerSeedCommand(program: Command): void {
         onEvent: forward(context),
         ...(context.io.now === undefined ? {} : { now: context.io.now }),
       })
-      context.output.emit({ kind: 'seed-exported', dir: out, manifest: manifestPath, snapshot: { uuid: manifest.snapshot.uuid, name: manifest.snapshot.name }, bytes: manifest.disks.reduce((n, d) => n + d.bytes, 0) })
+      context.output.emit({
+        kind: 'seed-exported',
+        dir: out,
+        manifest: manifestPath,
+        snapshot: { uuid: manifest.snapshot.uuid, name: manifest.snapshot.name },
+        bytes: manifest.disks.reduce((n, d) => n + d.bytes, 0),
+      })
     })
 
   cmd
     .command('import')
-    .description('guided seed, step 2: check the folder, build the replica on the target SR, import the disks, attach the metadata')
+    .description(
+      'guided seed, step 2: check the folder, build the replica on the target SR, import the disks, attach the metadata',
+    )
     .option('--job <job>', 'job name or id')
     .option('--from <dir>', 'the folder written by seed export')
-    .option('--sr <uuid>', 'target SR (one of the job\'s)')
+    .option('--sr <uuid>', "target SR (one of the job's)")
     .action(async (own: ImportFlags, command: Command) => {
       const context = contextOf(command)
       const flags = withParentFlags(own, command)

@@ -30,11 +30,16 @@ const USAGE = [
 
 function buildDropIn(io: Pick<CliIo, 'stdout' | 'stderr'>): Command {
   return new Command('xen-cr-seed')
-    .description(`attach continuous-replication seed metadata to a hand-made copy (drop-in for xo-cr-seed)\n\n  ${USAGE.join('\n  ')}`)
+    .description(
+      `attach continuous-replication seed metadata to a hand-made copy (drop-in for xo-cr-seed)\n\n  ${USAGE.join('\n  ')}`,
+    )
     .argument('<args...>', 'six positionals (xo-cr-seed) or four uuids')
     .option('--config <file>', 'xen-cr config file (pools, credentials)')
     .option('--jobs-file <file>', 'job store')
-    .option('--allow-unauthorized', 'accept untrusted TLS certificates (xo-cr-seed never checked them; xen-cr-seed does)')
+    .option(
+      '--allow-unauthorized',
+      'accept untrusted TLS certificates (xo-cr-seed never checked them; xen-cr-seed does)',
+    )
     .option('--dry-run', 'check and show what would be written, write nothing')
     .option('--verify [mode]', 'compare each disk pair first: full sha256 (bare --verify) or --verify=sample')
     .option('--sample-blocks <n>', 'blocks per disk for --verify=sample')
@@ -43,7 +48,7 @@ function buildDropIn(io: Pick<CliIo, 'stdout' | 'stderr'>): Command {
     .option('--verbose', 'more detail')
     .option('--no-color', 'no colours')
     .exitOverride()
-    .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) })
+    .configureOutput({ writeOut: text => io.stdout.write(text), writeErr: text => io.stderr.write(text) })
     .showHelpAfterError('(add --help for usage)')
 }
 
@@ -54,8 +59,28 @@ function buildDropIn(io: Pick<CliIo, 'stdout' | 'stderr'>): Command {
 export function translateDropInArgs(positionals: readonly string[], flags: DropInFlags): string[] | string {
   let seedArgs: string[]
   if (positionals.length === 6) {
-    const [sourceUrl, snapshot, targetUrl, targetVm, job, schedule] = positionals as [string, string, string, string, string, string]
-    seedArgs = ['--source', sourceUrl, '--snapshot', snapshot, '--target', targetUrl, '--target-vm', targetVm, '--job', job, '--schedule', schedule]
+    const [sourceUrl, snapshot, targetUrl, targetVm, job, schedule] = positionals as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ]
+    seedArgs = [
+      '--source',
+      sourceUrl,
+      '--snapshot',
+      snapshot,
+      '--target',
+      targetUrl,
+      '--target-vm',
+      targetVm,
+      '--job',
+      job,
+      '--schedule',
+      schedule,
+    ]
   } else if (positionals.length === 4) {
     const [snapshot, targetVm, job, schedule] = positionals as [string, string, string, string]
     seedArgs = ['--snapshot', snapshot, '--target-vm', targetVm, '--job', job, '--schedule', schedule]
@@ -73,7 +98,11 @@ export function translateDropInArgs(positionals: readonly string[], flags: DropI
   const extra = [
     ...(flags.allowUnauthorized === true ? ['--allow-unauthorized'] : []),
     ...(flags.dryRun === true ? ['--dry-run'] : []),
-    ...(flags.verify === undefined || flags.verify === false ? [] : flags.verify === true ? ['--verify'] : [`--verify=${flags.verify}`]),
+    ...(flags.verify === undefined || flags.verify === false
+      ? []
+      : flags.verify === true
+        ? ['--verify']
+        : [`--verify=${flags.verify}`]),
     ...(flags.sampleBlocks === undefined ? [] : ['--sample-blocks', flags.sampleBlocks]),
   ]
   return [...global, 'seed', ...seedArgs, ...extra, '--drop-in']
@@ -91,7 +120,10 @@ export async function runSeedDropIn(argv: readonly string[], io: Partial<CliIo> 
     })
     // An optional option-argument would swallow the next positional (a uuid): a bare --verify
     // means full here, and the sample mode is spelled --verify=sample.
-    await program.parseAsync(argv.map((a) => (a === '--verify' ? '--verify=full' : a)), { from: 'user' })
+    await program.parseAsync(
+      argv.map(a => (a === '--verify' ? '--verify=full' : a)),
+      { from: 'user' },
+    )
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage
     throw error

@@ -25,7 +25,10 @@ export function getPool(config: Config, poolName: string, env: Env = process.env
   const pool = Object.hasOwn(config.pools, poolName) ? config.pools[poolName] : undefined
   if (pool !== undefined) return pool
   const known = Object.keys(config.pools)
-  const where = config.file === undefined ? `no config file was found (looked at ${describeSearch(env)})` : `${config.file} has ${known.length === 0 ? 'no pools' : `pools ${known.join(', ')}`}`
+  const where =
+    config.file === undefined
+      ? `no config file was found (looked at ${describeSearch(env)})`
+      : `${config.file} has ${known.length === 0 ? 'no pools' : `pools ${known.join(', ')}`}`
   throw new ConfigError('POOL_NOT_CONFIGURED', `pool "${poolName}" is not configured: ${where}; add it under "pools"`, {
     ...(config.file === undefined ? {} : { file: config.file }),
     key: `pools.${poolName}`,
@@ -37,7 +40,11 @@ export function getPool(config: Config, poolName: string, env: Env = process.env
  * and handed only to the client; it is never logged.
  * @throws ConfigError (unknown pool, unreadable password), ConnectionError `POOL_UNREACHABLE`, `POOL_AUTH_FAILED`, `POOL_TLS`
  */
-export async function connectPool(config: Config, poolName: string, options: ConnectPoolOptions = {}): Promise<XapiClient> {
+export async function connectPool(
+  config: Config,
+  poolName: string,
+  options: ConnectPoolOptions = {},
+): Promise<XapiClient> {
   const env = options.env ?? process.env
   const pool = getPool(config, poolName, env)
   const password = await resolvePassword(pool, {

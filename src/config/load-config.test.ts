@@ -56,7 +56,10 @@ describe('loadConfig', () => {
   })
 
   it('reads package.json#xen-cr and .xen-crrc (YAML)', async () => {
-    await writeFile(join(tmp.path, 'package.json'), JSON.stringify({ name: 'x', 'xen-cr': { defaults: { retention: 4 } } }))
+    await writeFile(
+      join(tmp.path, 'package.json'),
+      JSON.stringify({ name: 'x', 'xen-cr': { defaults: { retention: 4 } } }),
+    )
     const fromPackage = await loadConfig({ cwd: tmp.path, stopDir: tmp.path, env: {} })
     expect(fromPackage.defaults.retention).toBe(4)
     const rc = join(tmp.path, 'rc')
@@ -69,7 +72,10 @@ describe('loadConfig', () => {
   it('falls back to $XDG_CONFIG_HOME/xen-cr/config.json, and defaults the job store there', async () => {
     const xdg = join(tmp.path, 'xdg')
     await mkdir(join(xdg, 'xen-cr'), { recursive: true })
-    await writeFile(join(xdg, 'xen-cr', 'config.json'), JSON.stringify({ pools: { p: { url: 'x.example', passwordEnv: 'P_PW' } } }))
+    await writeFile(
+      join(xdg, 'xen-cr', 'config.json'),
+      JSON.stringify({ pools: { p: { url: 'x.example', passwordEnv: 'P_PW' } } }),
+    )
     const cwd = join(tmp.path, 'empty')
     await mkdir(cwd)
     const config = await loadConfig({ cwd, stopDir: cwd, env: { XDG_CONFIG_HOME: xdg } })
@@ -80,7 +86,11 @@ describe('loadConfig', () => {
   })
 
   it('returns an empty config when nothing is found', async () => {
-    const config = await loadConfig({ cwd: tmp.path, stopDir: tmp.path, env: { XDG_CONFIG_HOME: join(tmp.path, 'none') } })
+    const config = await loadConfig({
+      cwd: tmp.path,
+      stopDir: tmp.path,
+      env: { XDG_CONFIG_HOME: join(tmp.path, 'none') },
+    })
     expect(config.file).toBeUndefined()
     expect(config.pools).toEqual({})
   })
@@ -97,11 +107,16 @@ describe('loadConfig', () => {
   it('loads examples/xen-cr.config.json without a warning', async () => {
     const warnings: string[] = []
     const file = new URL('../../examples/xen-cr.config.json', import.meta.url).pathname
-    const config = await loadConfig({ file, env: {}, cwd: tmp.path, warn: (code) => warnings.push(code) })
+    const config = await loadConfig({ file, env: {}, cwd: tmp.path, warn: code => warnings.push(code) })
     expect(warnings).toEqual([])
     expect(Object.keys(config.pools)).toEqual(['prod', 'dr'])
     expect(config.pools['dr']?.password).toEqual({ kind: 'env', variable: 'XEN_CR_DR_PASSWORD' })
-    expect(config.defaults).toEqual({ jobsFile: '/var/lib/xen-cr/jobs.json', retention: 3, concurrency: 2, fullInterval: 0 })
+    expect(config.defaults).toEqual({
+      jobsFile: '/var/lib/xen-cr/jobs.json',
+      retention: 3,
+      concurrency: 2,
+      fullInterval: 0,
+    })
   })
 
   it('names a missing explicit file and a file that does not parse', async () => {

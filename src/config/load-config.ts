@@ -66,11 +66,13 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   if (explicit !== undefined) {
     const file = resolve(cwd, explicit)
     const isFile = await stat(file).then(
-      (stats) => stats.isFile(),
+      stats => stats.isFile(),
       () => false,
     )
     if (!isFile) {
-      throw new ConfigError('CONFIG_NOT_FOUND', `config file ${file} (from ${origin}) does not exist; check the path`, { file })
+      throw new ConfigError('CONFIG_NOT_FOUND', `config file ${file} (from ${origin}) does not exist; check the path`, {
+        file,
+      })
     }
     result = await readConfigFile(file, () => explorer(SEARCH_PLACES).load(file))
   } else {
@@ -78,7 +80,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   }
 
   if (result === null) {
-    return validateConfig({}, { label: undefined, file: undefined, cwd, env, ...(options.warn === undefined ? {} : { warn: options.warn }) })
+    return validateConfig(
+      {},
+      { label: undefined, file: undefined, cwd, env, ...(options.warn === undefined ? {} : { warn: options.warn }) },
+    )
   }
   const file = result.filepath
   const label = file.endsWith('package.json') ? `${file}#${MODULE}` : file
@@ -112,7 +117,7 @@ async function searchConfig(cwd: string, stopDir: string | undefined, env: Env):
   }
   const globalDir = xdgConfigDir(env)
   const isDir = await stat(globalDir).then(
-    (stats) => stats.isDirectory(),
+    stats => stats.isDirectory(),
     () => false,
   )
   if (!isDir) return null
@@ -124,8 +129,14 @@ async function readConfigFile(where: string, read: () => Promise<CosmiconfigResu
     return await read()
   } catch (error) {
     const reason = parseErrorReason(error)
-    const file = error instanceof Error && 'filepath' in error && typeof error.filepath === 'string' ? error.filepath : where
-    throw new ConfigError('CONFIG_PARSE', `${file}: cannot be read as configuration (${reason}); fix its syntax`, { file }, { cause: error })
+    const file =
+      error instanceof Error && 'filepath' in error && typeof error.filepath === 'string' ? error.filepath : where
+    throw new ConfigError(
+      'CONFIG_PARSE',
+      `${file}: cannot be read as configuration (${reason}); fix its syntax`,
+      { file },
+      { cause: error },
+    )
   }
 }
 
@@ -137,7 +148,13 @@ function parseErrorReason(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const lines = error.message
     .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !/^(>|\d+ \||\||-+\^)/.test(line) && !/ Error in .*:$/.test(line) && !/ Error in /.test(line.slice(0, 20)))
+    .map(line => line.trim())
+    .filter(
+      line =>
+        line !== '' &&
+        !/^(>|\d+ \||\||-+\^)/.test(line) &&
+        !/ Error in .*:$/.test(line) &&
+        !/ Error in /.test(line.slice(0, 20)),
+    )
   return lines[0]?.replace(/\s+$/, '') ?? error.name
 }

@@ -32,10 +32,14 @@ describe('resolvePassword', () => {
     const file = join(tmp.path, 'lab.password')
     await writeFile(file, 'pa ss\n', { mode: 0o600 })
     const warnings: string[] = []
-    expect(await resolvePassword(pool({ kind: 'file', path: file }), { warn: (code) => warnings.push(code) })).toBe('pa ss')
+    expect(await resolvePassword(pool({ kind: 'file', path: file }), { warn: code => warnings.push(code) })).toBe(
+      'pa ss',
+    )
     expect(warnings).toEqual([])
     await chmod(file, 0o644)
-    expect(await resolvePassword(pool({ kind: 'file', path: file }), { warn: (code) => warnings.push(code) })).toBe('pa ss')
+    expect(await resolvePassword(pool({ kind: 'file', path: file }), { warn: code => warnings.push(code) })).toBe(
+      'pa ss',
+    )
     expect(warnings).toEqual(['PASSWORD_FILE_MODE'])
   })
 

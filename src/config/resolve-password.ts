@@ -28,9 +28,13 @@ export async function resolvePassword(pool: PoolConfig, options: ResolvePassword
       return source.value
     case 'prompt': {
       const missing = (why: string): ConfigError =>
-        new ConfigError('PASSWORD_MISSING', `pool "${pool.name}": ${why}; add passwordFile or passwordEnv to ${key} in the config`, {
-          key: `${key}.passwordFile`,
-        })
+        new ConfigError(
+          'PASSWORD_MISSING',
+          `pool "${pool.name}": ${why}; add passwordFile or passwordEnv to ${key} in the config`,
+          {
+            key: `${key}.passwordFile`,
+          },
+        )
       if (options.prompt === undefined) throw missing('no password source and no terminal to ask on')
       const answer = await options.prompt(`Password for ${pool.user} on pool "${pool.name}" (${pool.url}): `)
       if (answer === '') throw missing('no password given')
@@ -71,10 +75,14 @@ export async function resolvePassword(pool: PoolConfig, options: ResolvePassword
       // editors and `echo` add a final newline that is not part of the password
       const password = text.replace(/\r?\n$/, '')
       if (password === '') {
-        throw new ConfigError('PASSWORD_EMPTY', `pool "${pool.name}": password file ${source.path} is empty; write the password into it`, {
-          file: source.path,
-          key: `${key}.passwordFile`,
-        })
+        throw new ConfigError(
+          'PASSWORD_EMPTY',
+          `pool "${pool.name}": password file ${source.path} is empty; write the password into it`,
+          {
+            file: source.path,
+            key: `${key}.passwordFile`,
+          },
+        )
       }
       return password
     }

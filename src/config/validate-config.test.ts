@@ -6,7 +6,13 @@ const FILE = '/etc/xen-cr/xen-cr.config.json'
 const pool = { url: 'https://10.0.0.1', user: 'root', passwordFile: 'p.password' }
 
 function validate(raw: unknown, warnings: string[] = []) {
-  return validateConfig(raw, { label: FILE, file: FILE, cwd: '/tmp', env: { HOME: '/home/u' }, warn: (code, message) => warnings.push(`${code} ${message}`) })
+  return validateConfig(raw, {
+    label: FILE,
+    file: FILE,
+    cwd: '/tmp',
+    env: { HOME: '/home/u' },
+    warn: (code, message) => warnings.push(`${code} ${message}`),
+  })
 }
 
 function refusal(raw: unknown): ConfigError {
@@ -31,9 +37,17 @@ describe('validateConfig', () => {
     ['user is not a string', { pools: { p: { ...pool, user: 7 } } }, 'pools.p.user'],
     ['two password sources', { pools: { p: { ...pool, passwordEnv: 'PW' } } }, 'pools.p.passwordEnv'],
     ['passwordFile is empty', { pools: { p: { ...pool, passwordFile: '' } } }, 'pools.p.passwordFile'],
-    ['passwordEnv is not a variable name', { pools: { p: { url: 'https://h', passwordEnv: 'A-B' } } }, 'pools.p.passwordEnv'],
+    [
+      'passwordEnv is not a variable name',
+      { pools: { p: { url: 'https://h', passwordEnv: 'A-B' } } },
+      'pools.p.passwordEnv',
+    ],
     ['password is not a string', { pools: { p: { url: 'https://h', password: 123 } } }, 'pools.p.password'],
-    ['allowUnauthorized is not a boolean', { pools: { p: { ...pool, allowUnauthorized: 'yes' } } }, 'pools.p.allowUnauthorized'],
+    [
+      'allowUnauthorized is not a boolean',
+      { pools: { p: { ...pool, allowUnauthorized: 'yes' } } },
+      'pools.p.allowUnauthorized',
+    ],
     ['defaults is not an object', { defaults: 3 }, 'defaults'],
     ['defaults.jobsFile is not a path', { defaults: { jobsFile: 5 } }, 'defaults.jobsFile'],
     ['defaults.retention is 0', { defaults: { retention: 0 } }, 'defaults.retention'],
@@ -66,7 +80,7 @@ describe('validateConfig', () => {
   it('warns about unknown keys instead of ignoring them silently', () => {
     const warnings: string[] = []
     validate({ pools: { p: { ...pool, passwrd: 'x' } }, extra: 1 }, warnings)
-    expect(warnings.map((w) => w.split(' ')[0])).toEqual(['CONFIG_UNKNOWN_KEY', 'CONFIG_UNKNOWN_KEY'])
+    expect(warnings.map(w => w.split(' ')[0])).toEqual(['CONFIG_UNKNOWN_KEY', 'CONFIG_UNKNOWN_KEY'])
     expect(warnings.join('\n')).toContain('pools.p.passwrd')
     expect(warnings.join('\n')).toContain(': extra:')
   })
@@ -76,7 +90,10 @@ describe('validateConfig', () => {
   })
 
   it('resolves relative paths against the config folder and keeps absolute ones', () => {
-    const config = validate({ pools: { p: { ...pool, passwordFile: '/run/secrets/p' }, q: pool }, defaults: { jobsFile: 'j/jobs.json' } })
+    const config = validate({
+      pools: { p: { ...pool, passwordFile: '/run/secrets/p' }, q: pool },
+      defaults: { jobsFile: 'j/jobs.json' },
+    })
     expect(config.pools['p']?.password).toEqual({ kind: 'file', path: '/run/secrets/p' })
     expect(config.pools['q']?.password).toEqual({ kind: 'file', path: '/etc/xen-cr/p.password' })
     expect(config.defaults.jobsFile).toBe('/etc/xen-cr/j/jobs.json')

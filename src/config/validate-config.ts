@@ -52,7 +52,10 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions): Co
   const warnUnknown = (object: Json, known: readonly string[], prefix: string): void => {
     for (const key of Object.keys(object)) {
       if (!known.includes(key)) {
-        options.warn?.('CONFIG_UNKNOWN_KEY', `${where}: ${prefix}${key}: unknown key, ignored (known: ${known.join(', ')})`)
+        options.warn?.(
+          'CONFIG_UNKNOWN_KEY',
+          `${where}: ${prefix}${key}: unknown key, ignored (known: ${known.join(', ')})`,
+        )
       }
     }
   }
@@ -67,8 +70,10 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions): Co
   const pools: Record<string, PoolConfig> = {}
   for (const [name, rawPool] of Object.entries(rawPools)) {
     const key = `pools.${name}`
-    if (!POOL_NAME.test(name)) fail(key, 'pool names use letters, digits, ".", "_" and "-" and start with a letter or digit')
-    if (!isObject(rawPool)) return fail(key, `must be an object with url, user and a password source, got ${describe(rawPool)}`)
+    if (!POOL_NAME.test(name))
+      fail(key, 'pool names use letters, digits, ".", "_" and "-" and start with a letter or digit')
+    if (!isObject(rawPool))
+      return fail(key, `must be an object with url, user and a password source, got ${describe(rawPool)}`)
     warnUnknown(rawPool, ['url', 'user', 'passwordFile', 'passwordEnv', 'password', 'allowUnauthorized'], `${key}.`)
     pools[name] = validatePool(name, rawPool, key, fail, resolvePath, options.warn, where)
   }
@@ -107,7 +112,8 @@ function validatePool(
   where: string,
 ): PoolConfig {
   const rawUrl = raw['url']
-  if (typeof rawUrl !== 'string' || rawUrl.trim() === '') fail(`${key}.url`, `must be the pool master's URL, e.g. https://10.0.0.1, got ${describe(rawUrl)}`)
+  if (typeof rawUrl !== 'string' || rawUrl.trim() === '')
+    fail(`${key}.url`, `must be the pool master's URL, e.g. https://10.0.0.1, got ${describe(rawUrl)}`)
   const urlText = String(rawUrl).trim()
   let url: URL
   try {
@@ -116,7 +122,8 @@ function validatePool(
   } catch {
     return fail(`${key}.url`, `is not a URL: ${describe(urlText)}; use e.g. https://10.0.0.1`)
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`${key}.url`, `must use http or https, got ${url.protocol}`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    fail(`${key}.url`, `must use http or https, got ${url.protocol}`)
   if (url.username !== '' || url.password !== '') {
     // never echo the URL here: it holds a credential
     fail(`${key}.url`, 'must not contain credentials; put them in "user" and "passwordFile"')
@@ -124,8 +131,9 @@ function validatePool(
   const user = raw['user'] ?? 'root'
   if (typeof user !== 'string' || user === '') fail(`${key}.user`, `must be a user name, got ${describe(user)}`)
 
-  const sources = (['passwordFile', 'passwordEnv', 'password'] as const).filter((field) => raw[field] !== undefined)
-  if (sources.length > 1) fail(`${key}.${sources[1] ?? 'password'}`, `conflicts with ${sources[0] ?? ''}: give only one password source`)
+  const sources = (['passwordFile', 'passwordEnv', 'password'] as const).filter(field => raw[field] !== undefined)
+  if (sources.length > 1)
+    fail(`${key}.${sources[1] ?? 'password'}`, `conflicts with ${sources[0] ?? ''}: give only one password source`)
   let password: PasswordSource
   const field = sources[0]
   const value = field === undefined ? undefined : raw[field]
@@ -133,19 +141,26 @@ function validatePool(
     // asked for on the terminal when needed; unattended runs fail then, naming this key
     password = { kind: 'prompt' }
   } else if (field === 'passwordFile') {
-    if (typeof value !== 'string' || value === '') return fail(`${key}.passwordFile`, `must be a file path, got ${describe(value)}`)
+    if (typeof value !== 'string' || value === '')
+      return fail(`${key}.passwordFile`, `must be a file path, got ${describe(value)}`)
     password = { kind: 'file', path: resolvePath(value) }
   } else if (field === 'passwordEnv') {
-    if (typeof value !== 'string' || !ENV_NAME.test(value)) return fail(`${key}.passwordEnv`, `must be an environment variable name, got ${describe(value)}`)
+    if (typeof value !== 'string' || !ENV_NAME.test(value))
+      return fail(`${key}.passwordEnv`, `must be an environment variable name, got ${describe(value)}`)
     password = { kind: 'env', variable: value }
   } else {
     // the value itself is never shown, only its type
-    if (typeof value !== 'string' || value === '') return fail(`${key}.password`, `must be a non-empty string, got a ${typeof value}`)
-    warn?.('CONFIG_LITERAL_PASSWORD', `${where}: ${key}.password: a literal password in the config file; prefer passwordFile (mode 0600) or passwordEnv`)
+    if (typeof value !== 'string' || value === '')
+      return fail(`${key}.password`, `must be a non-empty string, got a ${typeof value}`)
+    warn?.(
+      'CONFIG_LITERAL_PASSWORD',
+      `${where}: ${key}.password: a literal password in the config file; prefer passwordFile (mode 0600) or passwordEnv`,
+    )
     password = { kind: 'literal', value }
   }
   const allowUnauthorized = raw['allowUnauthorized'] ?? false
-  if (typeof allowUnauthorized !== 'boolean') fail(`${key}.allowUnauthorized`, `must be true or false, got ${describe(allowUnauthorized)}`)
+  if (typeof allowUnauthorized !== 'boolean')
+    fail(`${key}.allowUnauthorized`, `must be true or false, got ${describe(allowUnauthorized)}`)
 
   return {
     name,

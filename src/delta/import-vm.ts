@@ -5,7 +5,15 @@
  * Disk contents are streamed separately (`transfer-disk.ts`); `finaliseReplica` marks it done.
  * Every object is registered on the cleanup stack as it is created.
  */
-import { KEYS, IMPORTING_BLOCKED_MESSAGE, BLOCKED_START_OPERATIONS, START_BLOCKED_MESSAGE, REPLICA_TAG, importingName, LIVE_VM_RESET_KEYS } from '../replication/metadata.js'
+import {
+  KEYS,
+  IMPORTING_BLOCKED_MESSAGE,
+  BLOCKED_START_OPERATIONS,
+  START_BLOCKED_MESSAGE,
+  REPLICA_TAG,
+  importingName,
+  LIVE_VM_RESET_KEYS,
+} from '../replication/metadata.js'
 import type { XapiClient } from '../xapi/client.js'
 import { cloneVdi, createVdi, destroyVdi, resizeVdi, setVdiNameLabel, setVdiOtherConfig } from '../xapi/vdi.js'
 import { addTag, blockOperation, createVm, destroyVm, setVmNameLabel, setVmOtherConfig } from '../xapi/vm.js'
@@ -50,7 +58,13 @@ export interface CreatedReplica {
 function cleanOtherConfig(source: StringMap, keys: StringMap): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(source)) {
-    if ((LIVE_VM_RESET_KEYS as readonly string[]).includes(k) || k === KEYS.sr || k === KEYS.baseDelta || k === KEYS.baseDeltaVdi) continue
+    if (
+      (LIVE_VM_RESET_KEYS as readonly string[]).includes(k) ||
+      k === KEYS.sr ||
+      k === KEYS.baseDelta ||
+      k === KEYS.baseDeltaVdi
+    )
+      continue
     out[k] = v
   }
   return { ...out, ...keys }
@@ -100,7 +114,7 @@ export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedR
       // HA must never boot a replica (XO #2359, #3780, #4527).
       ha_always_run: false,
       ha_restart_priority: '',
-      tags: src.tags.filter((t) => t !== REPLICA_TAG),
+      tags: src.tags.filter(t => t !== REPLICA_TAG),
       has_vendor_device: src.has_vendor_device,
       hardware_platform_version: src.hardware_platform_version,
       domain_type: src.domain_type,
@@ -175,11 +189,17 @@ export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedR
     for (const { vif, network } of metadata.vifs) {
       const mapped = mapNetwork(network, networks, o.networkMap)
       if (mapped === undefined) {
-        o.warn('VIF_WITHOUT_NETWORK', `no network on the target for VIF ${vif.device} (network ${network.name}); the replica has no VIF ${vif.device}`)
+        o.warn(
+          'VIF_WITHOUT_NETWORK',
+          `no network on the target for VIF ${vif.device} (network ${network.name}); the replica has no VIF ${vif.device}`,
+        )
         continue
       }
       if (mapped.match === 'default') {
-        o.warn('NETWORK_MAPPED_TO_DEFAULT', `network ${network.name} (${network.uuid}) has no match on the target; VIF ${vif.device} goes on ${mapped.network.name}; add a network map to choose`)
+        o.warn(
+          'NETWORK_MAPPED_TO_DEFAULT',
+          `network ${network.name} (${network.uuid}) has no match on the target; VIF ${vif.device} goes on ${mapped.network.name}; add a network map to choose`,
+        )
       }
       const vifRef = await createVif(
         target,
@@ -209,13 +229,13 @@ async function targetNetworks(target: XapiClient, opts: { signal?: AbortSignal }
   const [networks, pifs] = await Promise.all([target.getAllRecords('network', opts), target.getAllRecords('PIF', opts)])
   const out: TargetNetwork[] = []
   for (const [ref, network] of networks) {
-    const own = network.PIFs.map((p) => pifs.get(p)).filter((p) => p !== undefined)
+    const own = network.PIFs.map(p => pifs.get(p)).filter(p => p !== undefined)
     out.push({
       ref,
       uuid: network.uuid,
       name: network.name_label,
       vlan: own[0]?.VLAN,
-      management: own.some((p) => p.management),
+      management: own.some(p => p.management),
     })
   }
   return out

@@ -31,18 +31,18 @@ export function mapNetwork(
 ): { network: TargetNetwork; match: NetworkMatch } | undefined {
   const mapped = explicit[source.uuid]
   if (mapped !== undefined) {
-    const network = targets.find((t) => t.uuid === mapped)
+    const network = targets.find(t => t.uuid === mapped)
     if (network !== undefined) return { network, match: 'map' }
   }
-  const same = targets.find((t) => t.uuid === source.uuid)
+  const same = targets.find(t => t.uuid === source.uuid)
   if (same !== undefined) return { network: same, match: 'uuid' }
-  const withPif = targets.filter((t) => t.vlan !== undefined)
+  const withPif = targets.filter(t => t.vlan !== undefined)
   if (source.vlan !== undefined) {
-    const both = withPif.find((t) => t.vlan === source.vlan && t.name === source.name)
+    const both = withPif.find(t => t.vlan === source.vlan && t.name === source.name)
     if (both !== undefined) return { network: both, match: 'vlan-and-name' }
-    const vlan = withPif.find((t) => t.vlan === source.vlan)
+    const vlan = withPif.find(t => t.vlan === source.vlan)
     if (vlan !== undefined) return { network: vlan, match: 'vlan' }
   }
-  const fallback = withPif.find((t) => t.management) ?? withPif[0]
+  const fallback = withPif.find(t => t.management) ?? withPif[0]
   return fallback === undefined ? undefined : { network: fallback, match: 'default' }
 }

@@ -12,7 +12,7 @@ function fakeClock(): Clock & { slept: number[] } {
   return {
     slept,
     now: () => t,
-    sleep: async (ms) => {
+    sleep: async ms => {
       slept.push(ms)
       t += ms
     },
@@ -37,7 +37,7 @@ describe('CleanupStack', () => {
     stack.defer('vbd', async () => void ran.push('vbd'))
     const failures = await stack.unwind()
     expect(ran).toEqual(['vbd', 'vdi', 'vm'])
-    expect(failures.map((f) => f.label)).toEqual(['vdi'])
+    expect(failures.map(f => f.label)).toEqual(['vdi'])
     expect(stack.size).toBe(0)
   })
 
@@ -66,7 +66,10 @@ describe('RateLimiter', () => {
   it('passes bytes through unchanged while throttling', async () => {
     const clock = fakeClock()
     const data = Buffer.from('x'.repeat(10_000))
-    const out = await collect(Readable.from([data.subarray(0, 4000), data.subarray(4000)]), createRateLimitStream(new RateLimiter(2000, clock)))
+    const out = await collect(
+      Readable.from([data.subarray(0, 4000), data.subarray(4000)]),
+      createRateLimitStream(new RateLimiter(2000, clock)),
+    )
     expect(out.equals(data)).toBe(true)
     expect(clock.slept.reduce((a, b) => a + b, 0)).toBe(4000)
   })
@@ -79,7 +82,7 @@ describe('RateLimiter', () => {
 describe('createByteCounter', () => {
   it('counts every byte and reports the final total', async () => {
     const reports: number[] = []
-    const counter = createByteCounter((n) => reports.push(n), 3)
+    const counter = createByteCounter(n => reports.push(n), 3)
     await collect(Readable.from([Buffer.alloc(2), Buffer.alloc(2), Buffer.alloc(1)]), counter)
     expect(counter.bytes).toBe(5)
     expect(reports).toEqual([4, 5])

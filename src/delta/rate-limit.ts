@@ -11,7 +11,10 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>
 }
 
-const realClock: Clock = { now: () => performance.now(), sleep: (ms, signal) => sleep(ms, undefined, signal === undefined ? {} : { signal }) }
+const realClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms, signal) => sleep(ms, undefined, signal === undefined ? {} : { signal }),
+}
 
 /** A token bucket of `bytesPerSecond` with a burst of one second's worth. */
 export class RateLimiter {

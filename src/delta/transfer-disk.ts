@@ -49,19 +49,22 @@ export async function transferDisk(t: DiskTransfer): Promise<DiskTransferResult>
   const piped = (pipeline as (...args: unknown[]) => Transform)(exported.stream, ...stages, (error: Error | null) => {
     if (error) pipeError = error
   })
-  const importing = importVdi(t.target, t.targetVdi, piped, { format: 'vhd', ...(signal === undefined ? {} : { signal }) }).catch(
-    (error: unknown) => {
-      // A refused import must not leave the export connection open (XO #5721: dom0 leftovers).
-      piped.destroy()
-      exported.stream.destroy()
-      throw error
-    },
-  )
+  const importing = importVdi(t.target, t.targetVdi, piped, {
+    format: 'vhd',
+    ...(signal === undefined ? {} : { signal }),
+  }).catch((error: unknown) => {
+    // A refused import must not leave the export connection open (XO #5721: dom0 leftovers).
+    piped.destroy()
+    exported.stream.destroy()
+    throw error
+  })
   const [imported, exportDone] = await Promise.allSettled([importing, exported.done])
   if (imported.status === 'rejected') throw imported.reason
   if (exportDone.status === 'rejected') throw exportDone.reason
   if (pipeError !== undefined) {
-    throw new OperationError('DISK_TRANSFER_FAILED', `transfer of VDI ${t.vdi} failed: ${pipeError.message}`, { cause: pipeError })
+    throw new OperationError('DISK_TRANSFER_FAILED', `transfer of VDI ${t.vdi} failed: ${pipeError.message}`, {
+      cause: pipeError,
+    })
   }
   return { bytes: counter.bytes }
 }

@@ -28,7 +28,11 @@ export interface DeltaVmMetadata {
 }
 
 /** Reads the metadata of a (snapshot) VM for replication. */
-export async function readDeltaMetadata(client: XapiClient, vmRef: Ref<'VM'>, options: { signal?: AbortSignal } = {}): Promise<DeltaVmMetadata> {
+export async function readDeltaMetadata(
+  client: XapiClient,
+  vmRef: Ref<'VM'>,
+  options: { signal?: AbortSignal } = {},
+): Promise<DeltaVmMetadata> {
   const opts = options.signal === undefined ? {} : { signal: options.signal }
   const vm = await client.getRecord('VM', vmRef, opts)
   const disks: DeltaDisk[] = []

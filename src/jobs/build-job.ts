@@ -63,12 +63,16 @@ export function buildJob(input: NewJobInput, defaults: JobDefaults, now: Date): 
     return value.trim()
   }
   const name = required(input.name, '--name')
-  if (isUuid(name)) throw new UsageError('INVALID_OPTION', `--name "${name}" looks like a uuid, which would be confused with job ids; choose a name`)
+  if (isUuid(name))
+    throw new UsageError(
+      'INVALID_OPTION',
+      `--name "${name}" looks like a uuid, which would be confused with job ids; choose a name`,
+    )
   const source = required(input.source, '--source')
   const target = required(input.target, '--target')
 
-  const vms = unique((input.vms ?? []).map((value) => uuid(value, '--vm')))
-  const tags = unique((input.tags ?? []).map((tag) => tag.trim()))
+  const vms = unique((input.vms ?? []).map(value => uuid(value, '--vm')))
+  const tags = unique((input.tags ?? []).map(tag => tag.trim()))
   if (tags.includes('')) throw new UsageError('INVALID_OPTION', '--tag must not be empty')
   const all = input.allVms === true
   if (all && (vms.length > 0 || tags.length > 0)) {
@@ -90,7 +94,10 @@ export function buildJob(input: NewJobInput, defaults: JobDefaults, now: Date): 
   for (const pair of input.networkMap ?? []) {
     const [from, to, extra] = pair.split('=')
     if (from === undefined || to === undefined || extra !== undefined || !isUuid(from.trim()) || !isUuid(to.trim())) {
-      throw new UsageError('INVALID_OPTION', `--network-map must be SOURCE_NETWORK_UUID=TARGET_NETWORK_UUID, got "${pair}"`)
+      throw new UsageError(
+        'INVALID_OPTION',
+        `--network-map must be SOURCE_NETWORK_UUID=TARGET_NETWORK_UUID, got "${pair}"`,
+      )
     }
     const key = from.trim().toLowerCase()
     if (networkMap[key] !== undefined && networkMap[key] !== to.trim().toLowerCase()) {
@@ -107,7 +114,7 @@ export function buildJob(input: NewJobInput, defaults: JobDefaults, now: Date): 
     source,
     vms: { uuids: vms, tags, all },
     target,
-    srs: unique((input.srs ?? []).map((value) => uuid(value, '--sr'))),
+    srs: unique((input.srs ?? []).map(value => uuid(value, '--sr'))),
     schedules: [
       {
         id: input.scheduleId === undefined ? randomUUID() : uuid(input.scheduleId, '--schedule-id'),

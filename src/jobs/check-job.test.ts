@@ -25,7 +25,11 @@ const target: PoolInventory = {
 }
 
 function job(input: Partial<NewJobInput>) {
-  return buildJob({ name: 'n', source: 's', target: 't', interval: '1h', vms: [uuid(1)], ...input }, { retention: 1, concurrency: 1, fullInterval: 0 }, new Date())
+  return buildJob(
+    { name: 'n', source: 's', target: 't', interval: '1h', vms: [uuid(1)], ...input },
+    { retention: 1, concurrency: 1, fullInterval: 0 },
+    new Date(),
+  )
 }
 
 function refusal(input: Partial<NewJobInput>, sourcePool = source, targetPool = target): string {
@@ -66,7 +70,9 @@ describe('checkJob', () => {
 
   it('only warns about a tag no VM has yet', () => {
     const warnings: string[] = []
-    checkJob(job({ vms: [], tags: ['cr', 'other'] }), source, target, (code, message) => warnings.push(`${code}: ${message}`))
+    checkJob(job({ vms: [], tags: ['cr', 'other'] }), source, target, (code, message) =>
+      warnings.push(`${code}: ${message}`),
+    )
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toMatch(/^TAG_MATCHES_NO_VM: .*"other"/)
   })

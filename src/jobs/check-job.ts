@@ -4,7 +4,12 @@ import type { Job } from './types.js'
 
 /** What `job create` checks a job against: the objects of one pool that a job can name. */
 export interface PoolInventory {
-  readonly vms: readonly { readonly uuid: string; readonly name: string; readonly tags: readonly string[]; readonly kind: 'vm' | 'template' | 'snapshot' | 'control-domain' }[]
+  readonly vms: readonly {
+    readonly uuid: string
+    readonly name: string
+    readonly tags: readonly string[]
+    readonly kind: 'vm' | 'template' | 'snapshot' | 'control-domain'
+  }[]
   readonly srs: readonly { readonly uuid: string; readonly name: string; readonly contentType: string }[]
   readonly networks: readonly { readonly uuid: string; readonly name: string }[]
   /** the pool's default SR uuid, if set */
@@ -14,7 +19,10 @@ export interface PoolInventory {
 export type JobWarnFn = (code: string, message: string) => void
 
 /** Reads the VMs, SRs, networks and default SR of a pool. */
-export async function readInventory(client: XapiClient, options: { signal?: AbortSignal } = {}): Promise<PoolInventory> {
+export async function readInventory(
+  client: XapiClient,
+  options: { signal?: AbortSignal } = {},
+): Promise<PoolInventory> {
   const call = options.signal === undefined ? {} : { signal: options.signal }
   const [vms, srs, networks, pools] = await Promise.all([
     client.getAllRecords('VM', call),
@@ -24,14 +32,20 @@ export async function readInventory(client: XapiClient, options: { signal?: Abor
   ])
   const pool = [...pools.values()][0]
   return {
-    vms: [...vms.values()].map((vm) => ({
+    vms: [...vms.values()].map(vm => ({
       uuid: vm.uuid,
       name: vm.name_label,
       tags: vm.tags,
-      kind: vm.is_control_domain ? 'control-domain' : vm.is_a_snapshot ? 'snapshot' : vm.is_a_template ? 'template' : 'vm',
+      kind: vm.is_control_domain
+        ? 'control-domain'
+        : vm.is_a_snapshot
+          ? 'snapshot'
+          : vm.is_a_template
+            ? 'template'
+            : 'vm',
     })),
-    srs: [...srs.values()].map((sr) => ({ uuid: sr.uuid, name: sr.name_label, contentType: sr.content_type })),
-    networks: [...networks.values()].map((network) => ({ uuid: network.uuid, name: network.name_label })),
+    srs: [...srs.values()].map(sr => ({ uuid: sr.uuid, name: sr.name_label, contentType: sr.content_type })),
+    networks: [...networks.values()].map(network => ({ uuid: network.uuid, name: network.name_label })),
     defaultSr: pool === undefined ? undefined : srs.get(pool.default_SR)?.uuid,
   }
 }
@@ -51,18 +65,27 @@ function holdsDisks(contentType: string): boolean {
  */
 export function checkJob(job: Job, source: PoolInventory, target: PoolInventory, warn?: JobWarnFn): Job {
   for (const uuid of job.vms.uuids) {
-    const vm = source.vms.find((candidate) => candidate.uuid.toLowerCase() === uuid)
+    const vm = source.vms.find(candidate => candidate.uuid.toLowerCase() === uuid)
     if (vm === undefined) {
-      throw new ValidationError('VM_NOT_FOUND', `VM ${uuid} is not on source pool "${job.source}"; check the uuid (xe vm-list) and --source`)
+      throw new ValidationError(
+        'VM_NOT_FOUND',
+        `VM ${uuid} is not on source pool "${job.source}"; check the uuid (xe vm-list) and --source`,
+      )
     }
     if (vm.kind !== 'vm') {
-      throw new ValidationError('VM_NOT_REPLICABLE', `${uuid} ("${vm.name}") on pool "${job.source}" is a ${vm.kind}, not a VM; give the uuid of a VM`)
+      throw new ValidationError(
+        'VM_NOT_REPLICABLE',
+        `${uuid} ("${vm.name}") on pool "${job.source}" is a ${vm.kind}, not a VM; give the uuid of a VM`,
+      )
     }
   }
-  const replicable = source.vms.filter((vm) => vm.kind === 'vm')
+  const replicable = source.vms.filter(vm => vm.kind === 'vm')
   for (const tag of job.vms.tags) {
-    if (!replicable.some((vm) => vm.tags.includes(tag))) {
-      warn?.('TAG_MATCHES_NO_VM', `no VM on source pool "${job.source}" has tag "${tag}" yet; the job will replicate those that get it`)
+    if (!replicable.some(vm => vm.tags.includes(tag))) {
+      warn?.(
+        'TAG_MATCHES_NO_VM',
+        `no VM on source pool "${job.source}" has tag "${tag}" yet; the job will replicate those that get it`,
+      )
     }
   }
   if (job.vms.all && replicable.length === 0) warn?.('NO_VM', `source pool "${job.source}" has no VM yet`)
@@ -75,19 +98,32 @@ export function checkJob(job: Job, source: PoolInventory, target: PoolInventory,
     srs = [target.defaultSr.toLowerCase()]
   }
   for (const uuid of srs) {
-    const sr = target.srs.find((candidate) => candidate.uuid.toLowerCase() === uuid)
-    if (sr === undefined) throw new ValidationError('SR_NOT_FOUND', `SR ${uuid} is not on target pool "${job.target}"; check the uuid (xe sr-list) and --target`)
+    const sr = target.srs.find(candidate => candidate.uuid.toLowerCase() === uuid)
+    if (sr === undefined)
+      throw new ValidationError(
+        'SR_NOT_FOUND',
+        `SR ${uuid} is not on target pool "${job.target}"; check the uuid (xe sr-list) and --target`,
+      )
     if (!holdsDisks(sr.contentType)) {
-      throw new ValidationError('SR_NOT_USABLE', `SR ${uuid} ("${sr.name}") on pool "${job.target}" holds ${sr.contentType} content, not VM disks; choose another --sr`)
+      throw new ValidationError(
+        'SR_NOT_USABLE',
+        `SR ${uuid} ("${sr.name}") on pool "${job.target}" holds ${sr.contentType} content, not VM disks; choose another --sr`,
+      )
     }
   }
 
   for (const [from, to] of Object.entries(job.networkMap)) {
-    if (!source.networks.some((network) => network.uuid.toLowerCase() === from)) {
-      throw new ValidationError('NETWORK_NOT_FOUND', `network ${from} (--network-map source) is not on source pool "${job.source}"`)
+    if (!source.networks.some(network => network.uuid.toLowerCase() === from)) {
+      throw new ValidationError(
+        'NETWORK_NOT_FOUND',
+        `network ${from} (--network-map source) is not on source pool "${job.source}"`,
+      )
     }
-    if (!target.networks.some((network) => network.uuid.toLowerCase() === to)) {
-      throw new ValidationError('NETWORK_NOT_FOUND', `network ${to} (--network-map target) is not on target pool "${job.target}"`)
+    if (!target.networks.some(network => network.uuid.toLowerCase() === to)) {
+      throw new ValidationError(
+        'NETWORK_NOT_FOUND',
+        `network ${to} (--network-map target) is not on target pool "${job.target}"`,
+      )
     }
   }
   return { ...job, srs }

@@ -15,7 +15,7 @@ const CHECK_STEPS = [15, 10, 5, 3, 2, 1]
 /** How often `run --due` should look for an interval schedule: about four times per interval, at most every 15 minutes. */
 export function checkEveryMinutes(intervalMs: number): number {
   const quarter = intervalMs / 60_000 / 4
-  return CHECK_STEPS.find((step) => step <= quarter) ?? 1
+  return CHECK_STEPS.find(step => step <= quarter) ?? 1
 }
 
 /**

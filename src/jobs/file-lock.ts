@@ -38,7 +38,8 @@ function processAlive(pid: number): boolean {
 async function readLock(path: string): Promise<LockContent | undefined> {
   try {
     const parsed: unknown = JSON.parse(await readFile(path, 'utf8'))
-    if (typeof parsed === 'object' && parsed !== null && 'token' in parsed && 'pid' in parsed) return parsed as LockContent
+    if (typeof parsed === 'object' && parsed !== null && 'token' in parsed && 'pid' in parsed)
+      return parsed as LockContent
     return undefined
   } catch {
     // vanished, or caught between create and write: treat as not (yet) judgeable
@@ -102,9 +103,14 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
     }
     if (Date.now() - started >= timeoutMs) {
       const who = holder === undefined ? 'another process' : `process ${holder.pid} on ${holder.host}`
-      throw new LeaseError('FILE_LOCKED', `${path} is held by ${who}; retry, or delete the lock file if that process is gone`)
+      throw new LeaseError(
+        'FILE_LOCKED',
+        `${path} is held by ${who}; retry, or delete the lock file if that process is gone`,
+      )
     }
-    await sleep(retryMs, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => undefined)
+    await sleep(retryMs, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(
+      () => undefined,
+    )
   }
   try {
     return await fn()

@@ -29,14 +29,21 @@ function isObject(value: unknown): value is Json {
  */
 export function parseJobsDocument(raw: unknown, file: string): JobsDocument {
   const fail = (key: string, problem: string): never => {
-    throw new ConfigError('JOBS_FILE_INVALID', `${file}: ${key === '' ? '(top level)' : key}: ${problem}; fix or restore the job store`, {
-      file,
-      key,
-    })
+    throw new ConfigError(
+      'JOBS_FILE_INVALID',
+      `${file}: ${key === '' ? '(top level)' : key}: ${problem}; fix or restore the job store`,
+      {
+        file,
+        key,
+      },
+    )
   }
   if (!isObject(raw)) return fail('', 'must be an object with "version" and "jobs"')
   if (raw['version'] !== JOBS_DOCUMENT_VERSION) {
-    return fail('version', `is ${JSON.stringify(raw['version'])}, this xen-cr reads version ${JOBS_DOCUMENT_VERSION}; upgrade xen-cr`)
+    return fail(
+      'version',
+      `is ${JSON.stringify(raw['version'])}, this xen-cr reads version ${JOBS_DOCUMENT_VERSION}; upgrade xen-cr`,
+    )
   }
   const rawJobs = raw['jobs']
   if (!Array.isArray(rawJobs)) return fail('jobs', 'must be an array')
@@ -56,12 +63,14 @@ function parseJob(raw: unknown, key: string, fail: (key: string, problem: string
   if (!isObject(raw)) return fail(key, 'must be an object')
   const string = (field: string, check?: (value: string) => boolean, hint = 'a non-empty string'): string => {
     const value = raw[field]
-    if (typeof value !== 'string' || value === '' || (check !== undefined && !check(value))) return fail(`${key}.${field}`, `must be ${hint}`)
+    if (typeof value !== 'string' || value === '' || (check !== undefined && !check(value)))
+      return fail(`${key}.${field}`, `must be ${hint}`)
     return value
   }
   const integer = (field: string, min: number): number => {
     const value = raw[field]
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) return fail(`${key}.${field}`, `must be an integer ≥ ${min}`)
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+      return fail(`${key}.${field}`, `must be an integer ≥ ${min}`)
     return value
   }
   const uuidList = (value: unknown, at: string): string[] => {
@@ -82,17 +91,23 @@ function parseJob(raw: unknown, key: string, fail: (key: string, problem: string
   }
   if (typeof rawVms['all'] !== 'boolean') fail(`${key}.vms.all`, 'must be true or false')
   const vms: VmSelection = { uuids: uuidList(rawVms['uuids'], `${key}.vms.uuids`), tags, all: rawVms['all'] === true }
-  if (!vms.all && vms.uuids.length === 0 && vms.tags.length === 0) fail(`${key}.vms`, 'selects no VM: give uuids, tags or all')
+  if (!vms.all && vms.uuids.length === 0 && vms.tags.length === 0)
+    fail(`${key}.vms`, 'selects no VM: give uuids, tags or all')
 
   const rawSchedules = raw['schedules']
-  if (!Array.isArray(rawSchedules) || rawSchedules.length === 0) return fail(`${key}.schedules`, 'must be a non-empty array')
-  const schedules = rawSchedules.map((rawSchedule: unknown, index) => parseSchedule(rawSchedule, `${key}.schedules[${index}]`, fail))
+  if (!Array.isArray(rawSchedules) || rawSchedules.length === 0)
+    return fail(`${key}.schedules`, 'must be a non-empty array')
+  const schedules = rawSchedules.map((rawSchedule: unknown, index) =>
+    parseSchedule(rawSchedule, `${key}.schedules[${index}]`, fail),
+  )
 
   const rawMap = raw['networkMap'] ?? {}
-  if (!isObject(rawMap)) return fail(`${key}.networkMap`, 'must be an object of source network uuid → target network uuid')
+  if (!isObject(rawMap))
+    return fail(`${key}.networkMap`, 'must be an object of source network uuid → target network uuid')
   const networkMap: Record<string, string> = {}
   for (const [from, to] of Object.entries(rawMap)) {
-    if (!isUuid(from) || typeof to !== 'string' || !isUuid(to)) fail(`${key}.networkMap.${from}`, 'must map a network uuid to a network uuid')
+    if (!isUuid(from) || typeof to !== 'string' || !isUuid(to))
+      fail(`${key}.networkMap.${from}`, 'must map a network uuid to a network uuid')
     networkMap[from] = String(to)
   }
 
@@ -100,7 +115,7 @@ function parseJob(raw: unknown, key: string, fail: (key: string, problem: string
   if (maxRate !== undefined && (typeof maxRate !== 'number' || !Number.isSafeInteger(maxRate) || maxRate < 1)) {
     fail(`${key}.maxRate`, 'must be a positive integer (bytes per second)')
   }
-  const createdAt = string('createdAt', (value) => !Number.isNaN(Date.parse(value)), 'an ISO 8601 date')
+  const createdAt = string('createdAt', value => !Number.isNaN(Date.parse(value)), 'an ISO 8601 date')
 
   return {
     id: string('id', isUuid, 'a uuid'),
@@ -124,15 +139,19 @@ function parseSchedule(raw: unknown, key: string, fail: (key: string, problem: s
   const id = raw['id']
   if (typeof id !== 'string' || !isUuid(id)) fail(`${key}.id`, 'must be a uuid')
   const retention = raw['retention']
-  if (typeof retention !== 'number' || !Number.isSafeInteger(retention) || retention < 1) fail(`${key}.retention`, 'must be an integer ≥ 1')
+  if (typeof retention !== 'number' || !Number.isSafeInteger(retention) || retention < 1)
+    fail(`${key}.retention`, 'must be an integer ≥ 1')
   const timing = raw['timing']
-  if (!isObject(timing)) return fail(`${key}.timing`, 'must be {"kind":"interval","interval":"1h"} or {"kind":"cron","cron":"0 * * * *"}')
+  if (!isObject(timing))
+    return fail(`${key}.timing`, 'must be {"kind":"interval","interval":"1h"} or {"kind":"cron","cron":"0 * * * *"}')
   let parsed: ScheduleTiming
   try {
     // intervalMs is recomputed from the text, so a hand edit of "interval" alone takes effect
-    if (timing['kind'] === 'interval' && typeof timing['interval'] === 'string') parsed = parseInterval(timing['interval'])
+    if (timing['kind'] === 'interval' && typeof timing['interval'] === 'string')
+      parsed = parseInterval(timing['interval'])
     else if (timing['kind'] === 'cron' && typeof timing['cron'] === 'string') parsed = parseCron(timing['cron'])
-    else return fail(`${key}.timing`, 'must be {"kind":"interval","interval":"1h"} or {"kind":"cron","cron":"0 * * * *"}')
+    else
+      return fail(`${key}.timing`, 'must be {"kind":"interval","interval":"1h"} or {"kind":"cron","cron":"0 * * * *"}')
   } catch (error) {
     if (error instanceof UsageError) return fail(`${key}.timing`, error.message)
     throw error

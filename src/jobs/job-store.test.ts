@@ -19,7 +19,11 @@ afterEach(async () => {
 
 const defaults = { retention: 1, concurrency: 2, fullInterval: 0 }
 function job(name: string): Job {
-  return buildJob({ name, source: 's', target: 't', allVms: true, interval: '1h' }, defaults, new Date('2026-01-01T00:00:00Z'))
+  return buildJob(
+    { name, source: 's', target: 't', allVms: true, interval: '1h' },
+    defaults,
+    new Date('2026-01-01T00:00:00Z'),
+  )
 }
 
 describe('JobStore', () => {
@@ -29,7 +33,10 @@ describe('JobStore', () => {
     const a = job('a')
     await store.add(a)
     expect(await new JobStore(store.file).list()).toEqual([a])
-    expect(JSON.parse(await readFile(store.file, 'utf8'))).toMatchObject({ version: 1, jobs: [{ id: a.id, name: 'a' }] })
+    expect(JSON.parse(await readFile(store.file, 'utf8'))).toMatchObject({
+      version: 1,
+      jobs: [{ id: a.id, name: 'a' }],
+    })
     expect(await store.get('a')).toEqual(a)
     expect(await store.get(a.id)).toEqual(a)
   })
@@ -49,27 +56,33 @@ describe('JobStore', () => {
     const a = job('a')
     await store.add(a)
     await store.add(job('b'))
-    expect((await store.update('a', (current) => ({ ...current, enabled: false }))).enabled).toBe(false)
+    expect((await store.update('a', current => ({ ...current, enabled: false }))).enabled).toBe(false)
     expect((await store.get(a.id)).enabled).toBe(false)
     expect((await store.remove(a.id)).name).toBe('a')
-    expect((await store.list()).map((j) => j.name)).toEqual(['b'])
+    expect((await store.list()).map(j => j.name)).toEqual(['b'])
     await expect(store.remove('a')).rejects.toBeInstanceOf(UsageError)
-    await expect(store.update('zzz', (j) => j)).rejects.toThrow(/no job with id or name "zzz"/)
+    await expect(store.update('zzz', j => j)).rejects.toThrow(/no job with id or name "zzz"/)
   })
 
   it('loses no job when many writers add at once, and leaves no temporary or lock file', async () => {
     const store = new JobStore(join(tmp.path, 'jobs.json'), { retryMs: 1 })
     const names = Array.from({ length: 12 }, (_, index) => `job-${index}`)
     // separate store objects, as separate processes would have
-    await Promise.all(names.map((name) => new JobStore(store.file, { retryMs: 1 }).add(job(name))))
-    expect((await store.list()).map((j) => j.name).sort()).toEqual([...names].sort())
+    await Promise.all(names.map(name => new JobStore(store.file, { retryMs: 1 }).add(job(name))))
+    expect((await store.list()).map(j => j.name).sort()).toEqual([...names].sort())
     expect(await readdir(tmp.path)).toEqual(['jobs.json'])
   })
 
   it('names the file and key of a hand-edited store that is invalid', async () => {
     const file = join(tmp.path, 'jobs.json')
     const good = job('a')
-    await writeFile(file, JSON.stringify({ version: 1, jobs: [{ ...good, schedules: [{ ...good.schedules[0], timing: { kind: 'interval', interval: 'soon' } }] }] }))
+    await writeFile(
+      file,
+      JSON.stringify({
+        version: 1,
+        jobs: [{ ...good, schedules: [{ ...good.schedules[0], timing: { kind: 'interval', interval: 'soon' } }] }],
+      }),
+    )
     const error = await new JobStore(file).list().catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(ConfigError)
     expect((error as ConfigError).key).toBe('jobs[0].schedules[0].timing')
@@ -92,8 +105,23 @@ describe('JobStore', () => {
   it('recomputes intervalMs from the interval text of a hand edit', async () => {
     const file = join(tmp.path, 'jobs.json')
     const good = job('a')
-    await writeFile(file, JSON.stringify({ version: 1, jobs: [{ ...good, schedules: [{ ...good.schedules[0], timing: { kind: 'interval', interval: '2h', intervalMs: 1 } }] }] }))
-    expect((await new JobStore(file).get('a')).schedules[0]?.timing).toEqual({ kind: 'interval', interval: '2h', intervalMs: 7_200_000 })
+    await writeFile(
+      file,
+      JSON.stringify({
+        version: 1,
+        jobs: [
+          {
+            ...good,
+            schedules: [{ ...good.schedules[0], timing: { kind: 'interval', interval: '2h', intervalMs: 1 } }],
+          },
+        ],
+      }),
+    )
+    expect((await new JobStore(file).get('a')).schedules[0]?.timing).toEqual({
+      kind: 'interval',
+      interval: '2h',
+      intervalMs: 7_200_000,
+    })
   })
 })
 
@@ -102,12 +130,12 @@ describe('withFileLock', () => {
     const lock = join(tmp.path, 'x.lock')
     const order: string[] = []
     await Promise.all(
-      ['a', 'b', 'c'].map((name) =>
+      ['a', 'b', 'c'].map(name =>
         withFileLock(
           lock,
           async () => {
             order.push(`${name}+`)
-            await new Promise((resolve) => setImmediate(resolve))
+            await new Promise(resolve => setImmediate(resolve))
             order.push(`${name}-`)
           },
           { retryMs: 1 },
@@ -127,14 +155,19 @@ describe('withFileLock', () => {
 
   it('breaks a lock older than staleMs even if its holder seems alive', async () => {
     const lock = join(tmp.path, 'x.lock')
-    await writeFile(lock, JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() - 120_000 }))
+    await writeFile(
+      lock,
+      JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() - 120_000 }),
+    )
     expect(await withFileLock(lock, async () => 'ran', { staleMs: 60_000, retryMs: 1 })).toBe('ran')
   })
 
   it('gives up with a LeaseError naming the holder when a live lock stays', async () => {
     const lock = join(tmp.path, 'x.lock')
     await writeFile(lock, JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() }))
-    const error = await withFileLock(lock, async () => 'ran', { timeoutMs: 50, retryMs: 5 }).catch((caught: unknown) => caught)
+    const error = await withFileLock(lock, async () => 'ran', { timeoutMs: 50, retryMs: 5 }).catch(
+      (caught: unknown) => caught,
+    )
     expect(error).toBeInstanceOf(LeaseError)
     expect((error as LeaseError).message).toContain(`process ${process.pid}`)
     // the live lock is not ours to remove

@@ -38,8 +38,8 @@ export class JobStore {
 
   /** @throws ValidationError `JOB_EXISTS` when the id or name is taken (nothing is written) */
   async add(job: Job): Promise<void> {
-    await this.change((jobs) => {
-      const clash = jobs.find((other) => [other.id, other.name].some((handle) => handle === job.id || handle === job.name))
+    await this.change(jobs => {
+      const clash = jobs.find(other => [other.id, other.name].some(handle => handle === job.id || handle === job.name))
       if (clash !== undefined) {
         throw new ValidationError(
           'JOB_EXISTS',
@@ -53,11 +53,11 @@ export class JobStore {
   /** Replaces the job `handle` with `change(job)`; the id cannot change. @throws UsageError `JOB_NOT_FOUND` */
   async update(handle: string, change: (job: Job) => Job): Promise<Job> {
     let updated: Job | undefined
-    await this.change((jobs) => {
+    await this.change(jobs => {
       const current = findJob(jobs, handle)
       if (current === undefined) throw this.notFound(handle)
       updated = { ...change(current), id: current.id }
-      return jobs.map((job) => (job.id === current.id ? (updated ?? job) : job))
+      return jobs.map(job => (job.id === current.id ? (updated ?? job) : job))
     })
     if (updated === undefined) throw this.notFound(handle)
     return updated
@@ -66,10 +66,10 @@ export class JobStore {
   /** @throws UsageError `JOB_NOT_FOUND` */
   async remove(handle: string): Promise<Job> {
     let removed: Job | undefined
-    await this.change((jobs) => {
+    await this.change(jobs => {
       removed = findJob(jobs, handle)
       if (removed === undefined) throw this.notFound(handle)
-      return jobs.filter((job) => job !== removed)
+      return jobs.filter(job => job !== removed)
     })
     if (removed === undefined) throw this.notFound(handle)
     return removed
@@ -77,7 +77,12 @@ export class JobStore {
 
   private unwritable(error: unknown): ConfigError {
     const code = error instanceof Error && 'code' in error ? String(error.code) : 'error'
-    return new ConfigError('JOBS_FILE_UNWRITABLE', `job store ${this.file} cannot be written (${code}); check the path and its permissions`, { file: this.file }, { cause: error })
+    return new ConfigError(
+      'JOBS_FILE_UNWRITABLE',
+      `job store ${this.file} cannot be written (${code}); check the path and its permissions`,
+      { file: this.file },
+      { cause: error },
+    )
   }
 
   private notFound(handle: string): UsageError {
@@ -89,15 +94,26 @@ export class JobStore {
     try {
       text = await readFile(this.file, 'utf8')
     } catch (error) {
-      if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return { version: JOBS_DOCUMENT_VERSION, jobs: [] }
-      throw new ConfigError('JOBS_FILE_UNREADABLE', `job store ${this.file} cannot be read; check its permissions`, { file: this.file }, { cause: error })
+      if (error instanceof Error && 'code' in error && error.code === 'ENOENT')
+        return { version: JOBS_DOCUMENT_VERSION, jobs: [] }
+      throw new ConfigError(
+        'JOBS_FILE_UNREADABLE',
+        `job store ${this.file} cannot be read; check its permissions`,
+        { file: this.file },
+        { cause: error },
+      )
     }
     let raw: unknown
     try {
       raw = JSON.parse(text)
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
-      throw new ConfigError('JOBS_FILE_INVALID', `${this.file}: not valid JSON (${reason}); fix or restore the job store`, { file: this.file }, { cause: error })
+      throw new ConfigError(
+        'JOBS_FILE_INVALID',
+        `${this.file}: not valid JSON (${reason}); fix or restore the job store`,
+        { file: this.file },
+        { cause: error },
+      )
     }
     return parseJobsDocument(raw, this.file)
   }
@@ -148,5 +164,5 @@ export class JobStore {
 
 /** Finds a job by exact id or exact name. */
 export function findJob(jobs: readonly Job[], handle: string): Job | undefined {
-  return jobs.find((job) => job.id === handle) ?? jobs.find((job) => job.name === handle)
+  return jobs.find(job => job.id === handle) ?? jobs.find(job => job.name === handle)
 }

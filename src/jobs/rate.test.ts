@@ -17,7 +17,7 @@ describe('parseRate', () => {
     expect(parseRate(text)).toBe(bytes)
   })
 
-  it.each(['', 'fast', '0', '0.1', '-5M', '5X', '5i', 'M'])('refuses "%s"', (text) => {
+  it.each(['', 'fast', '0', '0.1', '-5M', '5X', '5i', 'M'])('refuses "%s"', text => {
     expect(() => parseRate(text)).toThrow(UsageError)
   })
 })

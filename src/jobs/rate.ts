@@ -19,7 +19,10 @@ export function parseRate(text: string): number {
   const unit = match?.[2]?.toLowerCase()
   // "50i" or "50iB" without a unit letter is not a rate
   if (match === null || unit === undefined || (unit === '' && match[3] !== '')) {
-    throw new UsageError('INVALID_RATE', `rate "${text}" is not valid; use bytes per second with a binary unit, e.g. 50M (MiB/s)`)
+    throw new UsageError(
+      'INVALID_RATE',
+      `rate "${text}" is not valid; use bytes per second with a binary unit, e.g. 50M (MiB/s)`,
+    )
   }
   const bytes = Math.floor(Number(match[1]) * (UNITS[unit] ?? 1))
   if (!Number.isSafeInteger(bytes) || bytes < 1) {

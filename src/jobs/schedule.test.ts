@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../errors.js'
-import { describeTiming, intervalGraceMs, isDue, nextRun, parseCron, parseInterval, schedulePeriodMs } from './schedule.js'
+import {
+  describeTiming,
+  intervalGraceMs,
+  isDue,
+  nextRun,
+  parseCron,
+  parseInterval,
+  schedulePeriodMs,
+} from './schedule.js'
 
 const at = (iso: string) => new Date(iso)
 const UTC = { tz: 'UTC' }
@@ -13,7 +21,7 @@ describe('parseInterval', () => {
     expect(parseInterval(' 7d ').intervalMs).toBe(604_800_000)
   })
 
-  it.each(['', 'soon', '30s', '15', '-1h'])('refuses "%s" as a UsageError', (text) => {
+  it.each(['', 'soon', '30s', '15', '-1h'])('refuses "%s" as a UsageError', text => {
     expect(() => parseInterval(text)).toThrow(UsageError)
   })
 })
@@ -24,7 +32,7 @@ describe('parseCron', () => {
     expect(parseCron('@daily').kind).toBe('cron')
   })
 
-  it.each(['', 'bogus', '61 * * * *', '0 0 * * * *', '* * *'])('refuses "%s" naming the expression', (text) => {
+  it.each(['', 'bogus', '61 * * * *', '0 0 * * * *', '* * *'])('refuses "%s" naming the expression', text => {
     expect(() => parseCron(text)).toThrow(/cron expression/)
   })
 })

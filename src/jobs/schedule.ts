@@ -41,13 +41,18 @@ export function parseCron(expression: string): Extract<ScheduleTiming, { kind: '
   try {
     if (trimmed === '') throw new Error('empty expression')
     // the crontab we print runs it, and crontab has no seconds field
-    if (!trimmed.startsWith('@') && trimmed.split(/\s+/).length !== 5) throw new Error('use the 5 crontab fields: minute hour day month weekday')
+    if (!trimmed.startsWith('@') && trimmed.split(/\s+/).length !== 5)
+      throw new Error('use the 5 crontab fields: minute hour day month weekday')
     CronExpressionParser.parse(trimmed, { strict: false })
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
-    throw new UsageError('INVALID_CRON', `cron expression "${expression}" is invalid (${reason}); use e.g. "0 * * * *"`, {
-      cause: error,
-    })
+    throw new UsageError(
+      'INVALID_CRON',
+      `cron expression "${expression}" is invalid (${reason}); use e.g. "0 * * * *"`,
+      {
+        cause: error,
+      },
+    )
   }
   return { kind: 'cron', cron: trimmed }
 }
@@ -64,7 +69,9 @@ function cronOptions(currentDate: Date, options: ScheduleOptions): Parameters<ty
 /** The newest cron occurrence at or before `now`. */
 function lastCronOccurrence(cron: string, now: Date, options: ScheduleOptions): Date {
   // prev() is strictly before currentDate; one millisecond later makes an occurrence at `now` count.
-  return CronExpressionParser.parse(cron, cronOptions(new Date(now.getTime() + 1), options)).prev().toDate()
+  return CronExpressionParser.parse(cron, cronOptions(new Date(now.getTime() + 1), options))
+    .prev()
+    .toDate()
 }
 
 function nextCronOccurrence(cron: string, after: Date, options: ScheduleOptions): Date {

@@ -30,7 +30,28 @@ const SOFTWARE_VERSION = {
 }
 
 /** What a plugged VHD-based SR allows (`storage_operations`). */
-const SR_OPERATIONS = ['scan', 'destroy', 'forget', 'plug', 'unplug', 'update', 'vdi_create', 'vdi_introduce', 'vdi_destroy', 'vdi_resize', 'vdi_clone', 'vdi_snapshot', 'vdi_mirror', 'vdi_enable_cbt', 'vdi_disable_cbt', 'vdi_data_destroy', 'vdi_list_changed_blocks', 'vdi_set_on_boot', 'pbd_create', 'pbd_destroy']
+const SR_OPERATIONS = [
+  'scan',
+  'destroy',
+  'forget',
+  'plug',
+  'unplug',
+  'update',
+  'vdi_create',
+  'vdi_introduce',
+  'vdi_destroy',
+  'vdi_resize',
+  'vdi_clone',
+  'vdi_snapshot',
+  'vdi_mirror',
+  'vdi_enable_cbt',
+  'vdi_disable_cbt',
+  'vdi_data_destroy',
+  'vdi_list_changed_blocks',
+  'vdi_set_on_boot',
+  'pbd_create',
+  'pbd_destroy',
+]
 
 /** Host addresses are assigned by the caller; hosts are created in spec order, the first is the master. */
 export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: readonly string[]): Promise<void> {
@@ -79,7 +100,13 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
     })
     srRefs.set(sr.name, ref)
     const hosts = sr.shared === true ? hostRefs : [hostRefs[hostNames.indexOf(sr.host ?? hostNames[0]!)]!]
-    for (const host of hosts) db.create('PBD', { host, SR: ref, currently_attached: true, device_config: { location: `/var/run/sr-mount/${db.get('SR', ref)['uuid'] as string}` } })
+    for (const host of hosts)
+      db.create('PBD', {
+        host,
+        SR: ref,
+        currently_attached: true,
+        device_config: { location: `/var/run/sr-mount/${db.get('SR', ref)['uuid'] as string}` },
+      })
   }
   const defaultSr = srRefs.get(spec.defaultSr ?? spec.srs?.[0]?.name ?? '') ?? NULL_REF
 

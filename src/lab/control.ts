@@ -12,7 +12,9 @@ import { guestBlock } from './storage/guest-data.js'
 import { BLOCK_SIZE } from './storage/types.js'
 
 /** Byte ranges to write, or whole 2 MiB blocks of deterministic data (`seed`) or zeros. */
-export type GuestWrites = readonly { readonly offset: number; readonly data: Buffer }[] | { readonly blocks: readonly number[]; readonly seed: number; readonly zero?: boolean }
+export type GuestWrites =
+  | readonly { readonly offset: number; readonly data: Buffer }[]
+  | { readonly blocks: readonly number[]; readonly seed: number; readonly zero?: boolean }
 
 /** A VM as the control API reports it. */
 export interface LabVmInfo {
@@ -52,12 +54,19 @@ function vmInfo(pool: LabPool, ref: string): LabVmInfo {
       const vdi = pool.db.get('VDI', vbd['VDI'] as string)
       return { ref: vbd['VDI'] as string, uuid: vdi['uuid'] as string, virtualSize: vdi['virtual_size'] as number }
     })
-  return { ref, uuid: vm['uuid'] as string, nameLabel: vm['name_label'] as string, powerState: vm['power_state'] as string, vdis }
+  return {
+    ref,
+    uuid: vm['uuid'] as string,
+    nameLabel: vm['name_label'] as string,
+    powerState: vm['power_state'] as string,
+    vdis,
+  }
 }
 
 /** The control API over the running pools, by pool name. */
 export function createControl(pools: ReadonlyMap<string, LabPool>): LabControl {
-  const poolNamed = (name: string): LabPool => pools.get(name) ?? unknown(`lab pool ${name} does not exist; pools: ${[...pools.keys()].join(', ')}`)
+  const poolNamed = (name: string): LabPool =>
+    pools.get(name) ?? unknown(`lab pool ${name} does not exist; pools: ${[...pools.keys()].join(', ')}`)
   const diskOf = (pool: LabPool, id: string): { ref: string; diskId: string } => {
     const vdi = pool.vdiView(id)
     if (vdi !== undefined) return { ref: vdi.ref, diskId: vdi.diskId }
@@ -71,7 +80,8 @@ export function createControl(pools: ReadonlyMap<string, LabPool>): LabControl {
       const pool = poolNamed(poolName)
       const { ref, diskId } = diskOf(pool, vdiOrVm)
       if (Array.isArray(writes)) {
-        for (const write of writes as readonly { offset: number; data: Buffer }[]) await pool.storage.write(diskId, write.offset, write.data)
+        for (const write of writes as readonly { offset: number; data: Buffer }[])
+          await pool.storage.write(diskId, write.offset, write.data)
       } else {
         const { blocks, seed, zero } = writes as { blocks: readonly number[]; seed: number; zero?: boolean }
         const size = pool.storage.info(diskId)?.virtualSize ?? 0
@@ -99,7 +109,8 @@ export function createControl(pools: ReadonlyMap<string, LabPool>): LabControl {
     findVm(poolName, nameLabel) {
       const pool = poolNamed(poolName)
       for (const [ref, vm] of pool.db.all('VM')) {
-        if (vm['name_label'] === nameLabel && vm['is_control_domain'] !== true && vm['is_a_snapshot'] !== true) return vmInfo(pool, ref)
+        if (vm['name_label'] === nameLabel && vm['is_control_domain'] !== true && vm['is_a_snapshot'] !== true)
+          return vmInfo(pool, ref)
       }
       return undefined
     },
@@ -138,8 +149,15 @@ export function controlRoute(control: LabControl): Route {
           case 'POST /lab/guest-data': {
             const body = await readJson(req)
             const writes: GuestWrites = Array.isArray(body['writes'])
-              ? (body['writes'] as { offset: number; data: string }[]).map(w => ({ offset: Number(w.offset), data: Buffer.from(String(w.data), 'base64') }))
-              : { blocks: (body['blocks'] as number[] | undefined) ?? [], seed: Number(body['seed'] ?? 0), zero: body['zero'] === true }
+              ? (body['writes'] as { offset: number; data: string }[]).map(w => ({
+                  offset: Number(w.offset),
+                  data: Buffer.from(String(w.data), 'base64'),
+                }))
+              : {
+                  blocks: (body['blocks'] as number[] | undefined) ?? [],
+                  seed: Number(body['seed'] ?? 0),
+                  zero: body['zero'] === true,
+                }
             await control.writeGuestData(String(body['pool']), String(body['target']), writes)
             return reply(res, 200, { ok: true })
           }
@@ -160,7 +178,9 @@ export function controlRoute(control: LabControl): Route {
             return reply(res, 200, { ok: true })
           case 'GET /lab/vms': {
             const vm = control.findVm(q('pool'), q('name'))
-            return vm === undefined ? reply(res, 404, { error: `no VM named ${q('name')} in lab pool ${q('pool')}` }) : reply(res, 200, vm)
+            return vm === undefined
+              ? reply(res, 404, { error: `no VM named ${q('name')} in lab pool ${q('pool')}` })
+              : reply(res, 200, vm)
           }
           default:
             req.resume()

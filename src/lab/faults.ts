@@ -8,13 +8,24 @@ import type { DataPathFault, DataPathKind } from './http/types.js'
 /** A fault as the spec and the control API describe it. */
 export type LabFault =
   /** `method` (wire name without `Async.`, e.g. `VM.snapshot`) fails with `code` and `params` */
-  | { readonly kind: 'error'; readonly method: string; readonly code: string; readonly params?: readonly string[]; readonly nth?: number }
+  | {
+      readonly kind: 'error'
+      readonly method: string
+      readonly code: string
+      readonly params?: readonly string[]
+      readonly nth?: number
+    }
   /** every matching call (all calls without `method`) waits `ms` first */
   | { readonly kind: 'latency'; readonly method?: string; readonly ms: number; readonly nth?: number }
   /** the connection is destroyed without an answer */
   | { readonly kind: 'drop'; readonly method: string; readonly nth?: number }
   /** a disk transfer (`export` or `import`, of one VDI uuid or any) misbehaves as {@link DataPathFault} says */
-  | ({ readonly kind: 'data-path'; readonly direction: DataPathKind; readonly vdi?: string; readonly nth?: number } & DataPathFault)
+  | ({
+      readonly kind: 'data-path'
+      readonly direction: DataPathKind
+      readonly vdi?: string
+      readonly nth?: number
+    } & DataPathFault)
 
 /**
  * `nth` counts matching calls from the moment the fault was installed (1 = the next one); the
@@ -28,8 +39,7 @@ interface Armed {
 
 /** What an armed fault does to one API call. */
 export type CallFaultAction =
-  | { readonly action: 'error'; readonly code: string; readonly params: readonly string[] }
-  | { readonly action: 'drop' }
+  { readonly action: 'error'; readonly code: string; readonly params: readonly string[] } | { readonly action: 'drop' }
 
 /** The faults that apply to one API call: a delay first, then maybe an action. */
 export interface CallFaultPlan {
@@ -43,12 +53,22 @@ const FAULT_KINDS = new Set(['error', 'latency', 'drop', 'data-path'])
 export function validateFault(value: unknown): LabFault {
   if (typeof value !== 'object' || value === null) throw new TypeError('a lab fault must be an object')
   const fault = value as Record<string, unknown>
-  if (typeof fault['kind'] !== 'string' || !FAULT_KINDS.has(fault['kind'])) throw new TypeError(`lab fault kind must be one of ${[...FAULT_KINDS].join(', ')}`)
-  if (fault['nth'] !== undefined && (typeof fault['nth'] !== 'number' || !Number.isInteger(fault['nth']) || fault['nth'] < 1)) throw new TypeError('lab fault nth must be a positive integer')
+  if (typeof fault['kind'] !== 'string' || !FAULT_KINDS.has(fault['kind']))
+    throw new TypeError(`lab fault kind must be one of ${[...FAULT_KINDS].join(', ')}`)
+  if (
+    fault['nth'] !== undefined &&
+    (typeof fault['nth'] !== 'number' || !Number.isInteger(fault['nth']) || fault['nth'] < 1)
+  )
+    throw new TypeError('lab fault nth must be a positive integer')
   switch (fault['kind']) {
     case 'error':
-      if (typeof fault['method'] !== 'string' || typeof fault['code'] !== 'string') throw new TypeError('an error fault needs method and code')
-      if (fault['params'] !== undefined && !(Array.isArray(fault['params']) && fault['params'].every(p => typeof p === 'string'))) throw new TypeError('error fault params must be strings')
+      if (typeof fault['method'] !== 'string' || typeof fault['code'] !== 'string')
+        throw new TypeError('an error fault needs method and code')
+      if (
+        fault['params'] !== undefined &&
+        !(Array.isArray(fault['params']) && fault['params'].every(p => typeof p === 'string'))
+      )
+        throw new TypeError('error fault params must be strings')
       break
     case 'latency':
       if (typeof fault['ms'] !== 'number' || fault['ms'] < 0) throw new TypeError('a latency fault needs ms >= 0')
@@ -57,7 +77,8 @@ export function validateFault(value: unknown): LabFault {
       if (typeof fault['method'] !== 'string') throw new TypeError('a drop fault needs method')
       break
     case 'data-path':
-      if (fault['direction'] !== 'export' && fault['direction'] !== 'import') throw new TypeError('a data-path fault needs direction export or import')
+      if (fault['direction'] !== 'export' && fault['direction'] !== 'import')
+        throw new TypeError('a data-path fault needs direction export or import')
       break
   }
   return value as LabFault
@@ -89,7 +110,9 @@ export class FaultTable {
       if (fault.method !== undefined && fault.method !== method) continue
       if (!this.#fires(armed)) continue
       if (fault.kind === 'latency') delayMs += fault.ms
-      else if (then === undefined) then = fault.kind === 'drop' ? { action: 'drop' } : { action: 'error', code: fault.code, params: fault.params ?? [] }
+      else if (then === undefined)
+        then =
+          fault.kind === 'drop' ? { action: 'drop' } : { action: 'error', code: fault.code, params: fault.params ?? [] }
     }
     return { delayMs, then }
   }

@@ -26,7 +26,12 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
   try {
     return JSON.parse(text) as T
   } catch (error) {
-    throw new ConfigError('LAB_STATE_CORRUPT', `lab state ${path} is not valid JSON; remove the lab directory to start afresh`, { file: path }, { cause: error })
+    throw new ConfigError(
+      'LAB_STATE_CORRUPT',
+      `lab state ${path} is not valid JSON; remove the lab directory to start afresh`,
+      { file: path },
+      { cause: error },
+    )
   }
 }
 

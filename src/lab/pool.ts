@@ -30,7 +30,13 @@ export class LabPool {
   readonly #users: ReadonlyMap<string, string>
   readonly #loginDelayMs: number
 
-  constructor(options: { name: string; db: Database; storage: DiskStore; users: readonly LabUser[]; loginDelayMs: number }) {
+  constructor(options: {
+    name: string
+    db: Database
+    storage: DiskStore
+    users: readonly LabUser[]
+    loginDelayMs: number
+  }) {
     this.name = options.name
     this.db = options.db
     this.storage = options.storage
@@ -43,8 +49,20 @@ export class LabPool {
 
   /** What a VHD SR allows on a VDI: destroy and offline resize only when no VBD is attached. */
   #vdiAllowedOperations(vdiRef: string): string[] {
-    const attached = this.db.related('VBD', 'VDI', vdiRef).some(vbd => this.db.get('VBD', vbd)['currently_attached'] === true)
-    const common = ['clone', 'copy', 'snapshot', 'update', 'forget', 'generate_config', 'mirror', 'enable_cbt', 'disable_cbt']
+    const attached = this.db
+      .related('VBD', 'VDI', vdiRef)
+      .some(vbd => this.db.get('VBD', vbd)['currently_attached'] === true)
+    const common = [
+      'clone',
+      'copy',
+      'snapshot',
+      'update',
+      'forget',
+      'generate_config',
+      'mirror',
+      'enable_cbt',
+      'disable_cbt',
+    ]
     return attached ? [...common, 'resize_online'] : [...common, 'resize', 'destroy', 'data_destroy', 'set_on_boot']
   }
 
@@ -79,7 +97,8 @@ export class LabPool {
   async login(user: string, password: string, originator: string, hostRef: string): Promise<string> {
     if (this.#users.get(user) !== password) {
       // The stopping lab must not wait out a pending delay.
-      if (this.#loginDelayMs > 0) await sleep(this.#loginDelayMs, undefined, { signal: this.closing }).catch(() => undefined)
+      if (this.#loginDelayMs > 0)
+        await sleep(this.#loginDelayMs, undefined, { signal: this.closing }).catch(() => undefined)
       throw apiError('SESSION_AUTHENTICATION_FAILED', user, 'Authentication failure')
     }
     return this.db.create('session', {
@@ -96,7 +115,11 @@ export class LabPool {
   /** A temporary session for HTTP Basic auth on the data paths; undefined on bad credentials. */
   basicSession(user: string, password: string, hostRef: string): string | undefined {
     if (this.#users.get(user) !== password) return undefined
-    return this.db.create('session', { this_host: hostRef, auth_user_name: user, last_active: formatXapiDate(new Date()) })
+    return this.db.create('session', {
+      this_host: hostRef,
+      auth_user_name: user,
+      last_active: formatXapiDate(new Date()),
+    })
   }
 
   isSession(ref: string): boolean {
@@ -132,11 +155,18 @@ export class LabPool {
     if (record === undefined) return
     const info = this.storage.info(record['location'] as string)
     if (info === undefined) return
-    const smConfig: Record<string, string> = { ...(record['sm_config'] as Readonly<Record<string, string>>), vdi_type: 'vhd' }
+    const smConfig: Record<string, string> = {
+      ...(record['sm_config'] as Readonly<Record<string, string>>),
+      vdi_type: 'vhd',
+    }
     const parentLayer = info.layers[info.layers.length - 2]
     if (parentLayer === undefined) delete smConfig['vhd-parent']
     else smConfig['vhd-parent'] = parentLayer
-    this.db.update('VDI', vdiRef, { physical_utilisation: info.physicalUtilisation, virtual_size: info.virtualSize, sm_config: smConfig })
+    this.db.update('VDI', vdiRef, {
+      physical_utilisation: info.physicalUtilisation,
+      virtual_size: info.virtualSize,
+      sm_config: smConfig,
+    })
     this.refreshSr(record['SR'] as string)
   }
 

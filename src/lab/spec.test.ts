@@ -34,10 +34,18 @@ describe('lab spec', () => {
     expect(bad({})).toBe('lab spec f.json: needs a "pools" array')
     expect(bad({ pools: [{ name: 'a b' }] })).toMatch(/pool name "a b"/)
     expect(bad({ pools: [{ name: 'a' }, { name: 'a' }] })).toMatch(/pool a appears twice/)
-    expect(bad({ pools: [{ name: 'a', vms: [{ name: 'v', disks: [{ size: '1 MiB' }] }] }] })).toMatch(/VM v has disks but the pool has no SR/)
-    expect(bad({ pools: [{ name: 'a', srs: [{ name: 's' }], vms: [{ name: 'v', disks: [{ size: '1 MiB', filled: '2 MiB' }] }] }] })).toMatch(/filled beyond its size/)
+    expect(bad({ pools: [{ name: 'a', vms: [{ name: 'v', disks: [{ size: '1 MiB' }] }] }] })).toMatch(
+      /VM v has disks but the pool has no SR/,
+    )
+    expect(
+      bad({
+        pools: [{ name: 'a', srs: [{ name: 's' }], vms: [{ name: 'v', disks: [{ size: '1 MiB', filled: '2 MiB' }] }] }],
+      }),
+    ).toMatch(/filled beyond its size/)
     expect(bad({ pools: [{ name: 'a', vms: [{ name: 'v', networks: ['nope'] }] }] })).toMatch(/unknown network nope/)
     expect(bad({ pools: [{ name: 'a', hosts: ['h', 'h'] }] })).toMatch(/distinct names/)
-    expect(bad({ pools: [{ name: 'a', faults: [{ kind: 'error' }] }] })).toMatch(/pool a: an error fault needs method and code/)
+    expect(bad({ pools: [{ name: 'a', faults: [{ kind: 'error' }] }] })).toMatch(
+      /pool a: an error fault needs method and code/,
+    )
   })
 })

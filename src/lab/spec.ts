@@ -72,14 +72,29 @@ export interface LabSpec {
   readonly pools: readonly LabPoolSpec[]
 }
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 }
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+}
 
 /** Bytes from a number or a string such as `"2 TiB"`; throws a one-line error naming `what`. */
 export function parseSize(value: number | string, what: string): number {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
   const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value) : null
   const factor = match === null ? undefined : UNITS[match[2]!.toLowerCase()]
-  if (match === null || factor === undefined) throw new ConfigError('LAB_SPEC_INVALID', `${what}: ${JSON.stringify(value)} is not a size; use bytes or e.g. "64 MiB"`)
+  if (match === null || factor === undefined)
+    throw new ConfigError(
+      'LAB_SPEC_INVALID',
+      `${what}: ${JSON.stringify(value)} is not a size; use bytes or e.g. "64 MiB"`,
+    )
   return Math.round(Number(match[1]) * factor)
 }
 
@@ -92,8 +107,23 @@ export const DEFAULT_SPEC: LabSpec = {
       srs: [{ name: 'Shared storage', type: 'nfs', size: '1 TiB', shared: true }],
       networks: [{ name: 'Pool-wide network associated with eth0' }, { name: 'VLAN 42', vlan: 42 }],
       vms: [
-        { name: 'web-01', powerState: 'Running', tags: ['web'], disks: [{ size: '64 MiB', filled: '16 MiB', seed: 1 }], networks: ['Pool-wide network associated with eth0'] },
-        { name: 'db-01', powerState: 'Running', tags: ['db'], disks: [{ size: '128 MiB', filled: '32 MiB', seed: 2 }, { name: 'db-01 data', size: '32 MiB', filled: '8 MiB', seed: 3 }], networks: ['Pool-wide network associated with eth0', 'VLAN 42'] },
+        {
+          name: 'web-01',
+          powerState: 'Running',
+          tags: ['web'],
+          disks: [{ size: '64 MiB', filled: '16 MiB', seed: 1 }],
+          networks: ['Pool-wide network associated with eth0'],
+        },
+        {
+          name: 'db-01',
+          powerState: 'Running',
+          tags: ['db'],
+          disks: [
+            { size: '128 MiB', filled: '32 MiB', seed: 2 },
+            { name: 'db-01 data', size: '32 MiB', filled: '8 MiB', seed: 3 },
+          ],
+          networks: ['Pool-wide network associated with eth0', 'VLAN 42'],
+        },
         { name: 'idle-01', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '4 MiB', seed: 4 }] },
       ],
     },
@@ -115,34 +145,42 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 /** Checks a parsed spec; throws a ConfigError naming the first problem. */
 export function validateSpec(value: unknown, file?: string): LabSpec {
   const where = file === undefined ? 'lab spec' : `lab spec ${file}`
-  if (typeof value !== 'object' || value === null || !Array.isArray((value as { pools?: unknown }).pools)) fail(`${where}: needs a "pools" array`)
+  if (typeof value !== 'object' || value === null || !Array.isArray((value as { pools?: unknown }).pools))
+    fail(`${where}: needs a "pools" array`)
   const spec = value as LabSpec
   if (spec.pools.length === 0) fail(`${where}: "pools" is empty`)
   const names = new Set<string>()
   for (const pool of spec.pools) {
-    if (typeof pool.name !== 'string' || !NAME.test(pool.name)) fail(`${where}: pool name ${JSON.stringify(pool.name)} must be letters, digits, '.', '_' or '-'`)
+    if (typeof pool.name !== 'string' || !NAME.test(pool.name))
+      fail(`${where}: pool name ${JSON.stringify(pool.name)} must be letters, digits, '.', '_' or '-'`)
     if (names.has(pool.name)) fail(`${where}: pool ${pool.name} appears twice`)
     names.add(pool.name)
     const srNames = new Set((pool.srs ?? []).map(sr => sr.name))
     const networkNames = new Set((pool.networks ?? []).map(n => n.name))
     const hostNames = new Set(pool.hosts ?? [`${pool.name}-host1`])
-    if (pool.hosts !== undefined && (pool.hosts.length === 0 || hostNames.size !== pool.hosts.length)) fail(`${where}: pool ${pool.name}: hosts must be a non-empty list of distinct names`)
+    if (pool.hosts !== undefined && (pool.hosts.length === 0 || hostNames.size !== pool.hosts.length))
+      fail(`${where}: pool ${pool.name}: hosts must be a non-empty list of distinct names`)
     for (const sr of pool.srs ?? []) {
       if (typeof sr.name !== 'string') fail(`${where}: pool ${pool.name}: an SR has no name`)
       if (sr.size !== undefined) parseSize(sr.size, `pool ${pool.name} SR ${sr.name} size`)
-      if (sr.host !== undefined && !hostNames.has(sr.host)) fail(`${where}: pool ${pool.name} SR ${sr.name}: unknown host ${sr.host}`)
+      if (sr.host !== undefined && !hostNames.has(sr.host))
+        fail(`${where}: pool ${pool.name} SR ${sr.name}: unknown host ${sr.host}`)
     }
-    if (pool.defaultSr !== undefined && !srNames.has(pool.defaultSr)) fail(`${where}: pool ${pool.name}: defaultSr ${pool.defaultSr} is not one of its SRs`)
+    if (pool.defaultSr !== undefined && !srNames.has(pool.defaultSr))
+      fail(`${where}: pool ${pool.name}: defaultSr ${pool.defaultSr} is not one of its SRs`)
     for (const vm of pool.vms ?? []) {
       if (typeof vm.name !== 'string') fail(`${where}: pool ${pool.name}: a VM has no name`)
       if (vm.memory !== undefined) parseSize(vm.memory, `pool ${pool.name} VM ${vm.name} memory`)
       for (const disk of vm.disks ?? []) {
         const size = parseSize(disk.size, `pool ${pool.name} VM ${vm.name} disk size`)
-        if (disk.filled !== undefined && parseSize(disk.filled, `pool ${pool.name} VM ${vm.name} disk filled`) > size) fail(`${where}: pool ${pool.name} VM ${vm.name}: a disk is filled beyond its size`)
+        if (disk.filled !== undefined && parseSize(disk.filled, `pool ${pool.name} VM ${vm.name} disk filled`) > size)
+          fail(`${where}: pool ${pool.name} VM ${vm.name}: a disk is filled beyond its size`)
         if (srNames.size === 0) fail(`${where}: pool ${pool.name} VM ${vm.name} has disks but the pool has no SR`)
-        if (disk.sr !== undefined && !srNames.has(disk.sr)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown SR ${disk.sr}`)
+        if (disk.sr !== undefined && !srNames.has(disk.sr))
+          fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown SR ${disk.sr}`)
       }
-      for (const network of vm.networks ?? []) if (!networkNames.has(network)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown network ${network}`)
+      for (const network of vm.networks ?? [])
+        if (!networkNames.has(network)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown network ${network}`)
     }
     for (const fault of pool.faults ?? []) {
       try {
@@ -161,13 +199,23 @@ export async function loadSpec(path: string): Promise<LabSpec> {
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    throw new ConfigError('LAB_SPEC_UNREADABLE', `cannot read lab spec ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { file: path }, { cause: error })
+    throw new ConfigError(
+      'LAB_SPEC_UNREADABLE',
+      `cannot read lab spec ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      { file: path },
+      { cause: error },
+    )
   }
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
   } catch (error) {
-    throw new ConfigError('LAB_SPEC_INVALID', `lab spec ${path} is not valid JSON: ${(error as Error).message}`, { file: path }, { cause: error })
+    throw new ConfigError(
+      'LAB_SPEC_INVALID',
+      `lab spec ${path} is not valid JSON: ${(error as Error).message}`,
+      { file: path },
+      { cause: error },
+    )
   }
   return validateSpec(parsed, path)
 }

@@ -63,7 +63,13 @@ export interface StartLabOptions {
 /** What `<dir>/lab.json` records so that a restart finds the same pools at the same addresses. */
 interface LabManifest {
   readonly version: 1
-  readonly pools: readonly { readonly name: string; readonly port: number; readonly addresses: readonly string[]; readonly users: readonly LabUser[]; readonly faults?: LabPoolSpec['faults'] }[]
+  readonly pools: readonly {
+    readonly name: string
+    readonly port: number
+    readonly addresses: readonly string[]
+    readonly users: readonly LabUser[]
+    readonly faults?: LabPoolSpec['faults']
+  }[]
 }
 
 const MANIFEST = 'lab.json'
@@ -92,7 +98,13 @@ function freshAddresses(count: number): string[] {
   return out
 }
 
-async function listenAll(pool: LabPool, registry: MethodRegistry, addresses: readonly string[], port: number, controlRouteFor: Route): Promise<HostServer[]> {
+async function listenAll(
+  pool: LabPool,
+  registry: MethodRegistry,
+  addresses: readonly string[],
+  port: number,
+  controlRouteFor: Route,
+): Promise<HostServer[]> {
   const hostRefs = [...pool.db.all('host')].map(([ref]) => ref)
   const servers: HostServer[] = []
   let sharedPort = port
@@ -105,7 +117,14 @@ async function listenAll(pool: LabPool, registry: MethodRegistry, addresses: rea
         target: { pool, registry, hostRef },
         address,
         port: sharedPort,
-        routes: [...DATA_PATHS.map(({ method, prefix, handler }): Route => ({ method, prefix, handle: (req, res) => handler(req, res, context) })), controlRouteFor],
+        routes: [
+          ...DATA_PATHS.map(({ method, prefix, handler }): Route => ({
+            method,
+            prefix,
+            handle: (req, res) => handler(req, res, context),
+          })),
+          controlRouteFor,
+        ],
       })
       servers.push(server)
       sharedPort = server.port
@@ -118,17 +137,29 @@ async function listenAll(pool: LabPool, registry: MethodRegistry, addresses: rea
 }
 
 /** Binds every host of the pool: the remembered addresses first, then fresh ones. */
-async function bindPool(pool: LabPool, registry: MethodRegistry, remembered: { port: number; addresses: readonly string[] } | undefined, route: Route): Promise<{ servers: HostServer[]; addresses: string[]; port: number }> {
+async function bindPool(
+  pool: LabPool,
+  registry: MethodRegistry,
+  remembered: { port: number; addresses: readonly string[] } | undefined,
+  route: Route,
+): Promise<{ servers: HostServer[]; addresses: string[]; port: number }> {
   const hostCount = pool.db.count('host')
   let lastError: unknown
   for (let attempt = 0; attempt < 20; attempt++) {
-    const addresses = attempt === 0 && remembered !== undefined && remembered.addresses.length === hostCount ? [...remembered.addresses] : freshAddresses(hostCount)
+    const addresses =
+      attempt === 0 && remembered !== undefined && remembered.addresses.length === hostCount
+        ? [...remembered.addresses]
+        : freshAddresses(hostCount)
     const port = attempt === 0 && remembered !== undefined ? remembered.port : 0
     try {
       const servers = await listenAll(pool, registry, addresses, port, route)
       return { servers, addresses, port: servers[0]!.port }
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' && (error as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw error
+      if (
+        (error as NodeJS.ErrnoException).code !== 'EADDRINUSE' &&
+        (error as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL'
+      )
+        throw error
       lastError = error
     }
   }
@@ -141,7 +172,11 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   await mkdir(dir, { recursive: true })
   const manifest = await readJsonIfExists<LabManifest>(join(dir, MANIFEST))
   const spec: LabSpec | undefined =
-    manifest !== undefined ? undefined : typeof options.spec === 'string' ? await loadSpec(options.spec) : validateSpec(options.spec ?? DEFAULT_SPEC)
+    manifest !== undefined
+      ? undefined
+      : typeof options.spec === 'string'
+        ? await loadSpec(options.spec)
+        : validateSpec(options.spec ?? DEFAULT_SPEC)
   const registry = buildApi()
   const pools = new Map<string, LabPool>()
   const control = createControl(pools)
@@ -178,22 +213,44 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       ref,
     }))
     const master = hosts.find(h => h.ref === pool.masterRef)!
-    return { name: pool.name, url: master.url, user: first!.user, password: first!.password, hosts: hosts.map(({ ref: _ref, ...host }) => host) }
+    return {
+      name: pool.name,
+      url: master.url,
+      user: first!.user,
+      password: first!.password,
+      hosts: hosts.map(({ ref: _ref, ...host }) => host),
+    }
   })
 
   await writeJsonAtomic(
     join(dir, MANIFEST),
     {
       version: 1,
-      pools: running.map(({ pool, port, addresses }) => ({ name: pool.name, port, addresses, users: pool.users, ...(spec?.pools.find(p => p.name === pool.name)?.faults === undefined ? {} : { faults: spec.pools.find(p => p.name === pool.name)!.faults }) })),
+      pools: running.map(({ pool, port, addresses }) => ({
+        name: pool.name,
+        port,
+        addresses,
+        users: pool.users,
+        ...(spec?.pools.find(p => p.name === pool.name)?.faults === undefined
+          ? {}
+          : { faults: spec.pools.find(p => p.name === pool.name)!.faults }),
+      })),
     } satisfies LabManifest,
     0o600,
   )
   const configPath = join(dir, CONFIG)
-  const config: { pools: Record<string, unknown>; defaults: { jobsFile: string } } = { pools: {}, defaults: { jobsFile: 'jobs.json' } }
+  const config: { pools: Record<string, unknown>; defaults: { jobsFile: string } } = {
+    pools: {},
+    defaults: { jobsFile: 'jobs.json' },
+  }
   for (const info of infos) {
     await writeFile(join(dir, `${info.name}.password`), info.password, { mode: 0o600 })
-    config.pools[info.name] = { url: info.url, user: info.user, passwordFile: `${info.name}.password`, allowUnauthorized: false }
+    config.pools[info.name] = {
+      url: info.url,
+      user: info.user,
+      passwordFile: `${info.name}.password`,
+      allowUnauthorized: false,
+    }
   }
   await writeJsonAtomic(configPath, config)
 
@@ -221,7 +278,9 @@ async function openPool(options: {
   const { name, remembered, spec } = options
   const poolDir = join(options.dir, 'pools', name)
   await mkdir(poolDir, { recursive: true })
-  const users = remembered?.users ?? (spec?.users ?? [{ user: 'root' }]).map(u => ({ user: u.user, password: u.password ?? generatePassword() }))
+  const users =
+    remembered?.users ??
+    (spec?.users ?? [{ user: 'root' }]).map(u => ({ user: u.user, password: u.password ?? generatePassword() }))
   const storage = await SparseDiskStore.open(join(poolDir, 'disks'))
   let saver: DatabaseSaver | undefined
   let servers: HostServer[] = []
@@ -244,7 +303,8 @@ async function openPool(options: {
     servers = bound.servers
     // Addresses may have moved on a restart: the host records follow.
     for (const [i, [hostRef]] of [...db.all('host')].entries()) {
-      if (db.get('host', hostRef)['address'] !== bound.addresses[i]) db.update('host', hostRef, { address: bound.addresses[i]! })
+      if (db.get('host', hostRef)['address'] !== bound.addresses[i])
+        db.update('host', hostRef, { address: bound.addresses[i]! })
     }
     await saver.flush()
     await storage.flush()

@@ -70,7 +70,8 @@ export class TaskManager {
   /** Tasks left pending by a lab that stopped: they can never finish, so fail them. */
   failOrphans(): void {
     for (const [ref, record] of [...this.#db.all('task')]) {
-      if (record['status'] === 'pending') this.#complete(ref, 'failure', '', ['INTERNAL_ERROR', 'the lab restarted while this task was pending'])
+      if (record['status'] === 'pending')
+        this.#complete(ref, 'failure', '', ['INTERNAL_ERROR', 'the lab restarted while this task was pending'])
     }
   }
 
@@ -78,7 +79,10 @@ export class TaskManager {
     const db = this.#db
     const isCancelRequested = (): boolean => {
       const record = db.find('task', ref)
-      return record !== undefined && Object.values(record['current_operations'] as Readonly<Record<string, string>>).includes('cancel')
+      return (
+        record !== undefined &&
+        Object.values(record['current_operations'] as Readonly<Record<string, string>>).includes('cancel')
+      )
     }
     return {
       ref,
@@ -88,7 +92,8 @@ export class TaskManager {
         db.update('task', ref, { progress: Math.min(1, Math.max(0, progress)) })
       },
       succeed: (result: string) => this.#complete(ref, 'success', result, []),
-      fail: (code: string, params: readonly string[]) => this.#complete(ref, code === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', [code, ...params]),
+      fail: (code: string, params: readonly string[]) =>
+        this.#complete(ref, code === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', [code, ...params]),
       get cancelRequested() {
         return isCancelRequested()
       },
@@ -98,7 +103,12 @@ export class TaskManager {
     }
   }
 
-  #complete(ref: string, status: 'success' | 'failure' | 'cancelled', result: string, errorInfo: readonly string[]): void {
+  #complete(
+    ref: string,
+    status: 'success' | 'failure' | 'cancelled',
+    result: string,
+    errorInfo: readonly string[],
+  ): void {
     const record = this.#db.find('task', ref)
     // Status changes only out of pending; a second completion is ignored.
     if (record === undefined || record['status'] !== 'pending') return

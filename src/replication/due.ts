@@ -15,10 +15,15 @@ export interface DueDecision {
 }
 
 /** One decision per schedule of the job, in the job's order. */
-export async function dueSchedules(job: Job, target: XapiClient, now: Date, options: { signal?: AbortSignal } = {}): Promise<DueDecision[]> {
+export async function dueSchedules(
+  job: Job,
+  target: XapiClient,
+  now: Date,
+  options: { signal?: AbortSignal } = {},
+): Promise<DueDecision[]> {
   const vms = await target.getAllRecords('VM', options.signal === undefined ? {} : { signal: options.signal })
   const last = lastReplicaDates(job, vms)
-  return job.schedules.map((schedule) => {
+  return job.schedules.map(schedule => {
     const date = last.get(schedule.id)
     return { schedule, last: date, due: isDue(schedule, date, now) }
   })

@@ -36,7 +36,12 @@ export type VmResult =
     }
 
 export type PassEvent =
-  | { readonly kind: 'pass-start'; readonly job: { readonly id: string; readonly name: string }; readonly scheduleId: string; readonly vms: number }
+  | {
+      readonly kind: 'pass-start'
+      readonly job: { readonly id: string; readonly name: string }
+      readonly scheduleId: string
+      readonly vms: number
+    }
   | { readonly kind: 'vm-start'; readonly vm: VmIdentity; readonly plan: VmPlan }
   | {
       readonly kind: 'disk-progress'

@@ -64,7 +64,12 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
     local.abort(error)
     const failures = await cleanup.unwind()
     for (const f of failures) {
-      ctx.emit({ kind: 'warning', vm, code: 'CLEANUP_FAILED', message: `could not remove ${f.label} after the failed pass: ${errorInfo(f.error).message}; remove it by hand` })
+      ctx.emit({
+        kind: 'warning',
+        vm,
+        code: 'CLEANUP_FAILED',
+        message: `could not remove ${f.label} after the failed pass: ${errorInfo(f.error).message}; remove it by hand`,
+      })
     }
     const info = ctx.signal?.aborted === true && !isXenCrError(error) ? errorInfo(new AbortedError()) : errorInfo(error)
     return { status: 'failed', vm, durationMs: Date.now() - started, error: info }
@@ -81,7 +86,7 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
 async function allOrAbort<T>(tasks: readonly Promise<T>[], controller: AbortController): Promise<T[]> {
   let first: { error: unknown } | undefined
   const settled = await Promise.allSettled(
-    tasks.map((task) =>
+    tasks.map(task =>
       task.catch((error: unknown) => {
         first ??= { error }
         controller.abort(error)
@@ -90,31 +95,53 @@ async function allOrAbort<T>(tasks: readonly Promise<T>[], controller: AbortCont
     ),
   )
   if (first !== undefined) throw first.error
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value)
+  return settled.map(s => (s as PromiseFulfilledResult<T>).value)
 }
 
-async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, controller: AbortController): Promise<{ bytes: number; replicas: ReplicaInfo[] }> {
+async function transfer(
+  ctx: VmContext,
+  plan: VmPlan,
+  cleanup: CleanupStack,
+  controller: AbortController,
+): Promise<{ bytes: number; replicas: ReplicaInfo[] }> {
   const { source, target } = ctx
   const signal = controller.signal
   const opts = { signal }
   const id = plan.identity
   const vmRef = asRef<'VM'>(plan.vm.ref)
 
-  const { ref: snapRef, metadata } = await takeJobSnapshot(source, vmRef, { id, jobName: ctx.job.name, vmName: plan.vm.name, at: ctx.now(), cleanup, signal })
+  const { ref: snapRef, metadata } = await takeJobSnapshot(source, vmRef, {
+    id,
+    jobName: ctx.job.name,
+    vmName: plan.vm.name,
+    at: ctx.now(),
+    cleanup,
+    signal,
+  })
 
   const transferStart = ctx.now()
   const name = replicaName(plan.vm.name, ctx.job.name, transferStart)
   let bytes = 0
   const perSr = plan.targets.map(async (srPlan): Promise<ReplicaInfo> => {
     const sr = asRef<'SR'>(srPlan.sr.ref)
-    const disks = metadata.disks.map((disk) => {
+    const disks = metadata.disks.map(disk => {
       // Disks are matched to the plan through the live disk they are snapshots of, never by position.
-      const planned = srPlan.disks.find((d) => d.vdi.ref === disk.vdi.snapshot_of)
-      const delta = planned?.mode === 'delta' && planned.baseSnapshotVdi !== undefined && planned.targetBaseVdi !== undefined ? planned : undefined
+      const planned = srPlan.disks.find(d => d.vdi.ref === disk.vdi.snapshot_of)
+      const delta =
+        planned?.mode === 'delta' && planned.baseSnapshotVdi !== undefined && planned.targetBaseVdi !== undefined
+          ? planned
+          : undefined
       return {
         disk,
-        ...(delta === undefined ? {} : { cloneOf: asRef<'VDI'>(delta.targetBaseVdi!.ref), base: asRef<'VDI'>(delta.baseSnapshotVdi!.ref) }),
-        otherConfig: replicaVdiKeys(id, srPlan.sr.uuid, { vdiUuid: disk.vdi.uuid, contentKey: disk.vdi.other_config[KEYS.contentKey] ?? disk.vdi.uuid }, PLACEHOLDER_DATETIME),
+        ...(delta === undefined
+          ? {}
+          : { cloneOf: asRef<'VDI'>(delta.targetBaseVdi!.ref), base: asRef<'VDI'>(delta.baseSnapshotVdi!.ref) }),
+        otherConfig: replicaVdiKeys(
+          id,
+          srPlan.sr.uuid,
+          { vdiUuid: disk.vdi.uuid, contentKey: disk.vdi.other_config[KEYS.contentKey] ?? disk.vdi.uuid },
+          PLACEHOLDER_DATETIME,
+        ),
       }
     })
     const created = await createReplicaVm({
@@ -127,7 +154,8 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, con
       networkMap: ctx.job.networkMap,
       cleanup,
       signal,
-      warn: (code, message) => ctx.emit({ kind: 'warning', vm: { uuid: plan.vm.uuid, name: plan.vm.name }, code, message }),
+      warn: (code, message) =>
+        ctx.emit({ kind: 'warning', vm: { uuid: plan.vm.uuid, name: plan.vm.name }, code, message }),
     })
     await allOrAbort(
       disks.map(async (d, i) => {
@@ -140,7 +168,7 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, con
           targetVdi,
           ...(ctx.limiter === undefined ? {} : { limiter: ctx.limiter }),
           signal,
-          onProgress: (n) =>
+          onProgress: n =>
             ctx.emit({
               kind: 'disk-progress',
               vm: { uuid: plan.vm.uuid, name: plan.vm.name },
@@ -171,7 +199,8 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, con
 
   // The success marker goes on the snapshot only once every replica is complete.
   await setVmOtherConfig(source, snapRef, exportedKeys(plan.nextDeltaChainLength), opts)
-  for (const disk of metadata.disks) await setVdiOtherConfig(source, disk.vdiRef, exportedKeys(plan.nextDeltaChainLength), opts)
+  for (const disk of metadata.disks)
+    await setVdiOtherConfig(source, disk.vdiRef, exportedKeys(plan.nextDeltaChainLength), opts)
   if (signal.aborted) throw new AbortedError(`pass of VM ${plan.vm.name} aborted`)
   return { bytes, replicas }
 }
@@ -182,14 +211,25 @@ async function transfer(ctx: VmContext, plan: VmPlan, cleanup: CleanupStack, con
  */
 async function rotate(ctx: VmContext, plan: VmPlan, vm: VmIdentity): Promise<void> {
   const jobs: { client: XapiClient; ref: string; what: string }[] = [
-    ...plan.targets.flatMap((t) => t.deleteReplicas.map((r) => ({ client: ctx.target, ref: r.ref, what: `replica ${r.name} (${r.uuid})` }))),
-    ...plan.deleteSnapshots.map((s) => ({ client: ctx.source, ref: s.ref, what: `source snapshot ${s.name} (${s.uuid})` })),
+    ...plan.targets.flatMap(t =>
+      t.deleteReplicas.map(r => ({ client: ctx.target, ref: r.ref, what: `replica ${r.name} (${r.uuid})` })),
+    ),
+    ...plan.deleteSnapshots.map(s => ({
+      client: ctx.source,
+      ref: s.ref,
+      what: `source snapshot ${s.name} (${s.uuid})`,
+    })),
   ]
   for (const j of jobs) {
     try {
       await destroyVmAndDisks(j.client, asRef<'VM'>(j.ref))
     } catch (error) {
-      ctx.emit({ kind: 'warning', vm, code: 'ROTATION_FAILED', message: `could not delete ${j.what}: ${errorInfo(error).message}; it will be retried next pass` })
+      ctx.emit({
+        kind: 'warning',
+        vm,
+        code: 'ROTATION_FAILED',
+        message: `could not delete ${j.what}: ${errorInfo(error).message}; it will be retried next pass`,
+      })
     }
   }
 }

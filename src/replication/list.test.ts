@@ -66,17 +66,23 @@ const targetVms = new Map([
 const targetSrs = new Map([['sr-ref', { uuid: 'sr-1', name_label: 'Replica storage' }]])
 
 describe('buildListing', () => {
-  it('lists each VM\'s replicas newest first with age, chain kind and status against the RPO', () => {
+  it("lists each VM's replicas newest first with age, chain kind and status against the RPO", () => {
     const sourceVms = new Map([
       ['a', vm('vm-a', 'web')],
       ['b', vm('vm-b', 'db')],
       ['n', vm('vm-new', 'new', { tags: [] })],
     ])
-    const listing = buildListing({ job: { ...job, vms: { ...job.vms, uuids: ['vm-a', 'vm-b', 'vm-new'] } }, targetVms, targetSrs, sourceVms, now })
+    const listing = buildListing({
+      job: { ...job, vms: { ...job.vms, uuids: ['vm-a', 'vm-b', 'vm-new'] } },
+      targetVms,
+      targetSrs,
+      sourceVms,
+      now,
+    })
     expect(listing.rpoMs).toBe(3_600_000)
     const [db, nw, web] = listing.vms
     expect(web?.vm).toEqual({ uuid: 'vm-a', name: 'web' })
-    expect(web?.replicas.map((r) => [r.uuid, r.chain, r.complete])).toEqual([
+    expect(web?.replicas.map(r => [r.uuid, r.chain, r.complete])).toEqual([
       ['r1', 'delta', true],
       ['r2', 'full', true],
       ['r3', 'unknown', false],
@@ -84,23 +90,25 @@ describe('buildListing', () => {
     expect(web?.ageMs).toBe(30 * 60_000)
     expect(web?.status).toBe('ok')
     expect(web?.replicas[0]?.srName).toBe('Replica storage')
-    expect(db?.replicas.map((r) => r.uuid)).toEqual(['r4'])
+    expect(db?.replicas.map(r => r.uuid)).toEqual(['r4'])
     expect(db?.status).toBe('late')
     expect(nw).toMatchObject({ vm: { uuid: 'vm-new', name: 'new' }, replicas: [], status: 'never' })
   })
 
   it('names VMs from their replicas when the source is not read', () => {
     const listing = buildListing({ job, targetVms, targetSrs, now })
-    expect(listing.vms.map((v) => v.vm.name)).toEqual(['db', 'web'])
+    expect(listing.vms.map(v => v.vm.name)).toEqual(['db', 'web'])
   })
 })
 
 describe('lastReplicaDates', () => {
-  it('is the stalest VM\'s newest complete replica of the schedule', () => {
+  it("is the stalest VM's newest complete replica of the schedule", () => {
     expect(lastReplicaDates(job, targetVms).get('sch-1')?.toISOString()).toBe('2026-01-01T09:00:00.000Z')
   })
 
   it('is undefined when the schedule has no complete replica', () => {
-    expect(lastReplicaDates(job, new Map([['r3', replica('r3', 'vm-a', PLACEHOLDER_DATETIME)]])).get('sch-1')).toBeUndefined()
+    expect(
+      lastReplicaDates(job, new Map([['r3', replica('r3', 'vm-a', PLACEHOLDER_DATETIME)]])).get('sch-1'),
+    ).toBeUndefined()
   })
 })

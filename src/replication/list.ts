@@ -74,8 +74,9 @@ function vmNameFromReplica(name: string, jobName: string): string {
 
 export function buildListing(input: ListingInput): JobListing {
   const { job, now } = input
-  const rpoMs = Math.min(...job.schedules.map((s) => schedulePeriodMs(s.timing, now)))
-  const srName = (uuid: string): string => [...input.targetSrs.values()].find((sr) => sr.uuid === uuid)?.name_label ?? uuid
+  const rpoMs = Math.min(...job.schedules.map(s => schedulePeriodMs(s.timing, now)))
+  const srName = (uuid: string): string =>
+    [...input.targetSrs.values()].find(sr => sr.uuid === uuid)?.name_label ?? uuid
   const byVm = new Map<string, { name: string; replicas: ReplicaEntry[] }>()
   if (input.sourceVms !== undefined) {
     for (const ref of selectVms(job, input.sourceVms)) {
@@ -110,7 +111,7 @@ export function buildListing(input: ListingInput): JobListing {
     // The VM is as fresh as its stalest SR: each SR must hold a recent copy.
     let ageMs: number | undefined
     for (const sr of job.srs) {
-      const newest = replicas.find((r) => r.srUuid === sr && r.complete)
+      const newest = replicas.find(r => r.srUuid === sr && r.complete)
       if (newest?.ageMs === undefined) {
         ageMs = undefined
         break
@@ -136,7 +137,13 @@ export async function listReplicas(
     target.getAllRecords('SR', opts),
     options.source === undefined ? undefined : options.source.getAllRecords('VM', opts),
   ])
-  return buildListing({ job, targetVms, targetSrs, ...(sourceVms === undefined ? {} : { sourceVms }), now: options.now ?? new Date() })
+  return buildListing({
+    job,
+    targetVms,
+    targetSrs,
+    ...(sourceVms === undefined ? {} : { sourceVms }),
+    now: options.now ?? new Date(),
+  })
 }
 
 /**
@@ -151,8 +158,17 @@ export function lastReplicaDates(job: Job, targetVms: ReadonlyMap<string, VmLike
     for (const vm of targetVms.values()) {
       if (vm.is_a_snapshot || vm.is_a_template || !isStartBlocked(vm.blocked_operations)) continue
       const meta = readReplica(vm)
-      if (!meta.complete || meta.vmUuid === undefined || meta.srUuid === undefined || meta.datetime === undefined) continue
-      if (!replicaBelongsTo(meta, { jobId: job.id, scheduleId: schedule.id, vmUuid: meta.vmUuid }, meta.srUuid, 'schedule')) continue
+      if (!meta.complete || meta.vmUuid === undefined || meta.srUuid === undefined || meta.datetime === undefined)
+        continue
+      if (
+        !replicaBelongsTo(
+          meta,
+          { jobId: job.id, scheduleId: schedule.id, vmUuid: meta.vmUuid },
+          meta.srUuid,
+          'schedule',
+        )
+      )
+        continue
       const key = `${meta.vmUuid}/${meta.srUuid}`
       const sortKey = datetimeSortKey(meta.datetime)
       if ((newest.get(key) ?? '') < sortKey) newest.set(key, sortKey)

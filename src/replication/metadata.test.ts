@@ -75,7 +75,12 @@ describe('keys written', () => {
 })
 
 describe('readSourceSnapshot', () => {
-  const vmKeys = { [KEYS.datetime]: '20260821T15:31:45Z', [KEYS.job]: 'job-1', [KEYS.schedule]: 'sch-1', [KEYS.vm]: 'vm-1' }
+  const vmKeys = {
+    [KEYS.datetime]: '20260821T15:31:45Z',
+    [KEYS.job]: 'job-1',
+    [KEYS.schedule]: 'sch-1',
+    [KEYS.vm]: 'vm-1',
+  }
 
   it('reads an era-A snapshot (xo-cr-seed: VM keys only, exported, no chain length)', () => {
     const meta = readSourceSnapshot({ ...vmKeys, [KEYS.exported]: 'true' }, [{}, {}])
@@ -89,7 +94,9 @@ describe('readSourceSnapshot', () => {
   })
 
   it('reads an era-C snapshot by its content keys', () => {
-    const meta = readSourceSnapshot({ ...vmKeys, [KEYS.exported]: 'true' }, [{ ...vmKeys, [KEYS.exported]: 'true', [KEYS.contentKey]: 'x' }])
+    const meta = readSourceSnapshot({ ...vmKeys, [KEYS.exported]: 'true' }, [
+      { ...vmKeys, [KEYS.exported]: 'true', [KEYS.contentKey]: 'x' },
+    ])
     expect(meta?.era).toBe('C')
   })
 
@@ -108,7 +115,11 @@ describe('readReplica', () => {
   const blocked = { start: START_BLOCKED_MESSAGE, start_on: START_BLOCKED_MESSAGE }
 
   it('treats a placeholder datetime as incomplete', () => {
-    const meta = readReplica({ name_label: 'x', other_config: { [KEYS.datetime]: PLACEHOLDER_DATETIME }, blocked_operations: blocked })
+    const meta = readReplica({
+      name_label: 'x',
+      other_config: { [KEYS.datetime]: PLACEHOLDER_DATETIME },
+      blocked_operations: blocked,
+    })
     expect(meta.complete).toBe(false)
     expect(meta.datetime).toBeUndefined()
   })
@@ -123,7 +134,11 @@ describe('readReplica', () => {
   })
 
   it('falls back to the name date when the datetime key is missing', () => {
-    const meta = readReplica({ name_label: 'web - j - (20260821T153145Z)', other_config: {}, blocked_operations: blocked })
+    const meta = readReplica({
+      name_label: 'web - j - (20260821T153145Z)',
+      other_config: {},
+      blocked_operations: blocked,
+    })
     expect(meta).toMatchObject({ complete: true, datetime: '20260821T15:31:45Z' })
   })
 

@@ -165,7 +165,12 @@ export function exportedKeys(deltaChainLength: number): Record<string, string> {
 }
 
 /** Keys on a replica VM at creation (placeholder datetime) or at completion (real datetime). */
-export function replicaVmKeys(id: PassIdentity, srUuid: string, sourceSnapshotVmUuid: string, datetime: string): Record<string, string> {
+export function replicaVmKeys(
+  id: PassIdentity,
+  srUuid: string,
+  sourceSnapshotVmUuid: string,
+  datetime: string,
+): Record<string, string> {
   return {
     [KEYS.copyOf]: sourceSnapshotVmUuid,
     [KEYS.job]: id.jobId,
@@ -223,15 +228,17 @@ function chainLength(value: string | undefined): number {
  * carries no job key or no datetime (it is not a backup snapshot). `exported` requires every
  * disk that carries keys to agree (era B writes the marker on all of them after the transfer).
  */
-export function readSourceSnapshot(vmOtherConfig: OtherConfig, diskOtherConfigs: readonly OtherConfig[]): SourceSnapshotMeta | undefined {
+export function readSourceSnapshot(
+  vmOtherConfig: OtherConfig,
+  diskOtherConfigs: readonly OtherConfig[],
+): SourceSnapshotMeta | undefined {
   const datetime = vmOtherConfig[KEYS.datetime]
   const jobId = vmOtherConfig[KEYS.job]
   if (datetime === undefined || jobId === undefined || isPlaceholderDatetime(datetime)) return undefined
-  const keyed = diskOtherConfigs.filter((oc) => oc[KEYS.job] !== undefined)
-  const era: Era = keyed.length === 0 ? 'A' : keyed.some((oc) => oc[KEYS.contentKey] !== undefined) ? 'C' : 'B'
-  const exported =
-    vmOtherConfig[KEYS.exported] !== undefined && keyed.every((oc) => oc[KEYS.exported] !== undefined)
-  const lengths = [vmOtherConfig, ...keyed].map((oc) => chainLength(oc[KEYS.deltaChainLength]))
+  const keyed = diskOtherConfigs.filter(oc => oc[KEYS.job] !== undefined)
+  const era: Era = keyed.length === 0 ? 'A' : keyed.some(oc => oc[KEYS.contentKey] !== undefined) ? 'C' : 'B'
+  const exported = vmOtherConfig[KEYS.exported] !== undefined && keyed.every(oc => oc[KEYS.exported] !== undefined)
+  const lengths = [vmOtherConfig, ...keyed].map(oc => chainLength(oc[KEYS.deltaChainLength]))
   return {
     datetime,
     jobId,
@@ -262,7 +269,11 @@ export interface ReplicaMeta {
  * as XO's retention does (era A replicas made before the key existed). A replica is complete
  * when its datetime is real and its start is not blocked with the "Importing…" reason.
  */
-export function readReplica(vm: { readonly name_label: string; readonly other_config: OtherConfig; readonly blocked_operations: OtherConfig }): ReplicaMeta {
+export function readReplica(vm: {
+  readonly name_label: string
+  readonly other_config: OtherConfig
+  readonly blocked_operations: OtherConfig
+}): ReplicaMeta {
   const oc = vm.other_config
   const raw = oc[KEYS.datetime]
   let datetime: string | undefined

@@ -44,25 +44,30 @@ export interface PassResult {
 
 /** The schedule a pass runs under. */
 export function scheduleOf(job: Job, scheduleId: string | undefined): Schedule {
-  const schedule = scheduleId === undefined ? job.schedules[0] : job.schedules.find((s) => s.id === scheduleId)
+  const schedule = scheduleId === undefined ? job.schedules[0] : job.schedules.find(s => s.id === scheduleId)
   if (schedule === undefined) {
     throw new UsageError(
       'SCHEDULE_NOT_FOUND',
-      scheduleId === undefined ? `job ${job.name} has no schedule; add one with job create` : `job ${job.name} has no schedule ${scheduleId}`,
+      scheduleId === undefined
+        ? `job ${job.name} has no schedule; add one with job create`
+        : `job ${job.name} has no schedule ${scheduleId}`,
     )
   }
   return schedule
 }
 
 /** Refs of the source VMs the job selects: by uuid, by tag, or all — never snapshots, templates, dom0 or replicas. */
-export function selectVms(job: Job, vms: ReadonlyMap<string, PlanVm & { readonly tags: readonly string[]; readonly is_control_domain: boolean }>): string[] {
+export function selectVms(
+  job: Job,
+  vms: ReadonlyMap<string, PlanVm & { readonly tags: readonly string[]; readonly is_control_domain: boolean }>,
+): string[] {
   const out: string[] = []
   for (const [ref, vm] of vms) {
     if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) continue
     const byUuid = job.vms.uuids.includes(vm.uuid)
     // Replicas carry the source's tags: selecting them by tag or "all" would replicate replicas.
     const isReplica = vm.tags.includes(REPLICA_TAG)
-    const byTag = !isReplica && vm.tags.some((t) => job.vms.tags.includes(t))
+    const byTag = !isReplica && vm.tags.some(t => job.vms.tags.includes(t))
     if (byUuid || byTag || (job.vms.all && !isReplica)) out.push(ref)
   }
   return out
@@ -101,24 +106,36 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
   let vmRefs = selectVms(job, sourceVms)
   const missing: VmResult[] = []
   for (const uuid of job.vms.uuids) {
-    if (![...sourceVms.values()].some((v) => v.uuid === uuid) && (o.vmUuids === undefined || o.vmUuids.includes(uuid))) {
+    if (![...sourceVms.values()].some(v => v.uuid === uuid) && (o.vmUuids === undefined || o.vmUuids.includes(uuid))) {
       missing.push({
         status: 'failed',
         vm: { uuid, name: uuid },
         durationMs: 0,
-        error: { code: 'VM_NOT_FOUND', message: `VM ${uuid} of job ${job.name} is not on pool ${job.source}; remove it from the job or check the pool` },
+        error: {
+          code: 'VM_NOT_FOUND',
+          message: `VM ${uuid} of job ${job.name} is not on pool ${job.source}; remove it from the job or check the pool`,
+        },
       })
     }
   }
   if (o.vmUuids !== undefined) {
     const wanted = new Set(o.vmUuids)
     for (const uuid of wanted) {
-      const selected = vmRefs.some((ref) => sourceVms.get(ref)?.uuid === uuid)
-      if (!selected && !job.vms.uuids.includes(uuid)) throw new UsageError('VM_NOT_IN_JOB', `VM ${uuid} is not selected by job ${job.name}; check the uuid or the job's VMs`)
+      const selected = vmRefs.some(ref => sourceVms.get(ref)?.uuid === uuid)
+      if (!selected && !job.vms.uuids.includes(uuid))
+        throw new UsageError(
+          'VM_NOT_IN_JOB',
+          `VM ${uuid} is not selected by job ${job.name}; check the uuid or the job's VMs`,
+        )
     }
-    vmRefs = vmRefs.filter((ref) => wanted.has(sourceVms.get(ref)?.uuid ?? ''))
+    vmRefs = vmRefs.filter(ref => wanted.has(sourceVms.get(ref)?.uuid ?? ''))
   }
-  emit({ kind: 'pass-start', job: { id: job.id, name: job.name }, scheduleId: schedule.id, vms: vmRefs.length + missing.length })
+  emit({
+    kind: 'pass-start',
+    job: { id: job.id, name: job.name },
+    scheduleId: schedule.id,
+    vms: vmRefs.length + missing.length,
+  })
 
   const plans: VmPlan[] = []
   const results: VmResult[] = [...missing]
@@ -154,7 +171,7 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
   }
 
   const limiter = job.maxRate === undefined || job.maxRate <= 0 ? undefined : new RateLimiter(job.maxRate)
-  const executed = await mapLimit(plans, job.concurrency, async (plan) => {
+  const executed = await mapLimit(plans, job.concurrency, async plan => {
     const vm = { uuid: plan.vm.uuid, name: plan.vm.name }
     emit({ kind: 'vm-start', vm, plan })
     for (const w of plan.warnings) emit({ kind: 'warning', vm, code: w.code, message: w.message })

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import { KEYS, PLACEHOLDER_DATETIME, START_BLOCKED_MESSAGE } from './metadata.js'
-import { PlanRefusal, planVm, type PlanInput, type PlanSr, type PlanVbd, type PlanVdi, type PlanVm, type PoolRecords } from './plan.js'
+import {
+  PlanRefusal,
+  planVm,
+  type PlanInput,
+  type PlanSr,
+  type PlanVbd,
+  type PlanVdi,
+  type PlanVm,
+  type PoolRecords,
+} from './plan.js'
 
 const NULL = 'OpaqueRef:NULL'
 const JOB = 'job-1'
@@ -84,7 +93,11 @@ function world(): World {
 }
 
 /** A source snapshot of `w.vm` with keys of `era`, one snapshot disk per live disk. */
-function snapshot(w: World, datetime: string, opts: { era?: 'A' | 'B'; exported?: boolean; chain?: number; liveDisks?: string[] } = {}): string {
+function snapshot(
+  w: World,
+  datetime: string,
+  opts: { era?: 'A' | 'B'; exported?: boolean; chain?: number; liveDisks?: string[] } = {},
+): string {
   const { era = 'B', exported = true, chain } = opts
   const keys: Record<string, string> = {
     [KEYS.datetime]: datetime,
@@ -94,7 +107,12 @@ function snapshot(w: World, datetime: string, opts: { era?: 'A' | 'B'; exported?
     ...(exported ? { [KEYS.exported]: 'true' } : {}),
     ...(chain === undefined ? {} : { [KEYS.deltaChainLength]: String(chain) }),
   }
-  const snap = w.src.vm('[XO Backup j] web', { is_a_snapshot: true, is_a_template: true, snapshot_of: w.vm, other_config: keys })
+  const snap = w.src.vm('[XO Backup j] web', {
+    is_a_snapshot: true,
+    is_a_template: true,
+    snapshot_of: w.vm,
+    other_config: keys,
+  })
   for (const live of opts.liveDisks ?? [w.disk0]) {
     w.src.disk(snap, w.srcSr, { snapshot_of: live, is_a_snapshot: true, other_config: era === 'A' ? {} : keys })
   }
@@ -111,7 +129,11 @@ function replica(w: World, snap: string, datetime: string, fields: Partial<PlanV
     [KEYS.sr]: 'tgt-sr',
     [KEYS.datetime]: datetime,
   }
-  const r = w.tgt.vm(`web - j - (${datetime.replaceAll(':', '')})`, { blocked_operations: blocked, other_config, ...fields })
+  const r = w.tgt.vm(`web - j - (${datetime.replaceAll(':', '')})`, {
+    blocked_operations: blocked,
+    other_config,
+    ...fields,
+  })
   const snapVm = w.src.vms.get(snap)!
   for (const vbd of snapVm.VBDs) {
     const vdiRef = w.src.vbds.get(vbd)!.VDI
@@ -142,7 +164,7 @@ describe('planVm: base selection', () => {
     expect(plan.warnings).toEqual([])
   })
 
-  it('continues an era-B chain with a delta onto the newest exported snapshot\'s replica', () => {
+  it("continues an era-B chain with a delta onto the newest exported snapshot's replica", () => {
     const w = world()
     const old = snapshot(w, '20260101T00:00:00Z', { chain: 0 })
     replica(w, old, '20260101T00:00:05Z')
@@ -185,7 +207,7 @@ describe('planVm: base selection', () => {
     const failed = snapshot(w, '20260102T00:00:00Z', { exported: false })
     const plan = planVm(input(w))
     expect(plan.base?.ref).toBe(good)
-    expect(plan.deleteSnapshots.map((s) => s.ref).sort()).toEqual([good, failed].sort())
+    expect(plan.deleteSnapshots.map(s => s.ref).sort()).toEqual([good, failed].sort())
   })
 
   it('never bases a delta on an interrupted replica (placeholder datetime)', () => {
@@ -194,8 +216,8 @@ describe('planVm: base selection', () => {
     const rep = replica(w, snap, PLACEHOLDER_DATETIME)
     const plan = planVm(input(w))
     expect(plan.mode).toBe('full')
-    expect(plan.warnings.map((x) => x.code)).toEqual(['BASE_MISSING_ON_TARGET'])
-    expect(plan.targets[0]?.deleteReplicas.map((r) => r.ref)).toEqual([rep])
+    expect(plan.warnings.map(x => x.code)).toEqual(['BASE_MISSING_ON_TARGET'])
+    expect(plan.targets[0]?.deleteReplicas.map(r => r.ref)).toEqual([rep])
   })
 
   it('sends a full copy, with a warning, when the base replica is running', () => {
@@ -204,18 +226,18 @@ describe('planVm: base selection', () => {
     replica(w, snap, '20260101T00:00:05Z', { power_state: 'Running' })
     const plan = planVm(input(w))
     expect(plan.mode).toBe('full')
-    expect(plan.warnings.map((x) => x.code)).toContain('REPLICA_NOT_SAFE_BASE')
+    expect(plan.warnings.map(x => x.code)).toContain('REPLICA_NOT_SAFE_BASE')
   })
 
-  it('sends a full copy, with a warning, when the base replica\'s start was unblocked', () => {
+  it("sends a full copy, with a warning, when the base replica's start was unblocked", () => {
     const w = world()
     const snap = snapshot(w, '20260101T00:00:00Z')
     const rep = replica(w, snap, '20260101T00:00:05Z', { blocked_operations: {} })
     const plan = planVm(input(w))
     expect(plan.mode).toBe('full')
-    expect(plan.warnings.map((x) => x.code)).toContain('REPLICA_NOT_SAFE_BASE')
+    expect(plan.warnings.map(x => x.code)).toContain('REPLICA_NOT_SAFE_BASE')
     // and it is someone's VM now: retention leaves it alone
-    expect(plan.targets[0]?.deleteReplicas.map((r) => r.ref)).not.toContain(rep)
+    expect(plan.targets[0]?.deleteReplicas.map(r => r.ref)).not.toContain(rep)
   })
 
   it('sends only a new disk in full', () => {
@@ -225,18 +247,21 @@ describe('planVm: base selection', () => {
     const disk1 = w.src.disk(w.vm, w.srcSr, { userdevice: '1' })
     const plan = planVm(input(w))
     expect(plan.mode).toBe('delta')
-    expect(plan.targets[0]?.disks.map((d) => [d.vdi.ref, d.mode, d.reason])).toEqual([
+    expect(plan.targets[0]?.disks.map(d => [d.vdi.ref, d.mode, d.reason])).toEqual([
       [w.disk0, 'delta', undefined],
       [disk1, 'full', 'new-disk'],
     ])
-    expect(plan.warnings.map((x) => x.code)).toEqual(['DISK_WITHOUT_BASE'])
+    expect(plan.warnings.map(x => x.code)).toEqual(['DISK_WITHOUT_BASE'])
   })
 
   it('honours fullInterval like XO (full when fullInterval <= chain + 1)', () => {
     const w = world()
     const snap = snapshot(w, '20260101T00:00:00Z', { chain: 1 })
     replica(w, snap, '20260101T00:00:05Z')
-    expect(planVm(input(w, {}, { fullInterval: 2 })).targets[0]?.disks[0]).toMatchObject({ mode: 'full', reason: 'full-interval' })
+    expect(planVm(input(w, {}, { fullInterval: 2 })).targets[0]?.disks[0]).toMatchObject({
+      mode: 'full',
+      reason: 'full-interval',
+    })
     expect(planVm(input(w, {}, { fullInterval: 3 })).mode).toBe('delta')
     expect(planVm(input(w, {}, { fullInterval: 0 })).mode).toBe('delta')
     expect(planVm(input(w, { forceFull: true })).targets[0]?.disks[0]?.reason).toBe('forced')
@@ -249,7 +274,7 @@ describe('planVm: base selection', () => {
     const snap = snapshot(w, '20260101T00:00:00Z')
     replica(w, snap, '20260101T00:00:05Z')
     const plan = planVm(input(w, {}, { srs: ['tgt-sr', 'tgt-sr-2'] }))
-    expect(plan.targets.map((t) => [t.sr.uuid, t.disks[0]?.mode])).toEqual([
+    expect(plan.targets.map(t => [t.sr.uuid, t.disks[0]?.mode])).toEqual([
       ['tgt-sr', 'delta'],
       ['tgt-sr-2', 'full'],
     ])
@@ -258,7 +283,7 @@ describe('planVm: base selection', () => {
 })
 
 describe('planVm: retention', () => {
-  it('keeps retention − 1 replicas of this schedule and never touches other schedules\' or unprotected ones', () => {
+  it("keeps retention − 1 replicas of this schedule and never touches other schedules' or unprotected ones", () => {
     const w = world()
     const reps: string[] = []
     for (let day = 1; day <= 4; day++) {
@@ -267,7 +292,7 @@ describe('planVm: retention', () => {
     }
     const otherSchedule = replica(w, snapshot(w, '20251231T00:00:00Z'), '20251231T00:00:05Z', {}, 'sch-2')
     const plan = planVm(input(w, {}, {}, 3))
-    const deleted = plan.targets[0]?.deleteReplicas.map((r) => r.ref)
+    const deleted = plan.targets[0]?.deleteReplicas.map(r => r.ref)
     expect(deleted).toEqual([reps[1], reps[0]])
     expect(deleted).not.toContain(otherSchedule)
     expect(plan.targets[0]?.baseReplica?.ref).toBe(reps[3])
@@ -279,8 +304,8 @@ describe('planVm: retention', () => {
     const b = snapshot(w, '20260102T00:00:00Z')
     const foreign = w.src.vm('manual', { is_a_snapshot: true, snapshot_of: w.vm })
     const plan = planVm(input(w))
-    expect(plan.deleteSnapshots.map((s) => s.ref).sort()).toEqual([a, b].sort())
-    expect(plan.deleteSnapshots.map((s) => s.ref)).not.toContain(foreign)
+    expect(plan.deleteSnapshots.map(s => s.ref).sort()).toEqual([a, b].sort())
+    expect(plan.deleteSnapshots.map(s => s.ref)).not.toContain(foreign)
   })
 })
 

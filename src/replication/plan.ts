@@ -63,7 +63,12 @@ export interface PoolRecords {
 }
 
 export interface PlanInput {
-  readonly job: { readonly id: string; readonly name: string; readonly fullInterval: number; readonly srs: readonly string[] }
+  readonly job: {
+    readonly id: string
+    readonly name: string
+    readonly fullInterval: number
+    readonly srs: readonly string[]
+  }
   readonly schedule: { readonly id: string; readonly retention: number }
   readonly vmRef: string
   readonly source: PoolRecords
@@ -167,7 +172,11 @@ interface Candidate {
   readonly disks: Disk[]
 }
 
-const objectRef = (ref: string, r: { readonly uuid: string; readonly name_label: string }): ObjectRef => ({ ref, uuid: r.uuid, name: r.name_label })
+const objectRef = (ref: string, r: { readonly uuid: string; readonly name_label: string }): ObjectRef => ({
+  ref,
+  uuid: r.uuid,
+  name: r.name_label,
+})
 
 /**
  * Plans one VM of one pass. Throws {@link PlanRefusal} when the VM cannot be replicated.
@@ -177,11 +186,17 @@ export function planVm(input: PlanInput): VmPlan {
   const vm = source.vms.get(input.vmRef)
   if (vm === undefined) throw new PlanRefusal('VM_NOT_FOUND', `VM ${input.vmRef} not found on the source pool`)
   if (vm.is_a_snapshot || vm.is_a_template) {
-    throw new PlanRefusal('VM_IS_SNAPSHOT_OR_TEMPLATE', `VM ${vm.name_label} (${vm.uuid}) is a snapshot or template; select a VM`)
+    throw new PlanRefusal(
+      'VM_IS_SNAPSHOT_OR_TEMPLATE',
+      `VM ${vm.name_label} (${vm.uuid}) is a snapshot or template; select a VM`,
+    )
   }
   // Replicating our own replica would chain replicas of replicas (XO #1811).
   if (vm.other_config['xo:backup:job'] === job.id && isStartBlocked(vm.blocked_operations)) {
-    throw new PlanRefusal('VM_IS_REPLICA', `VM ${vm.name_label} (${vm.uuid}) is a replica made by job ${job.name}; it cannot be replicated by it`)
+    throw new PlanRefusal(
+      'VM_IS_REPLICA',
+      `VM ${vm.name_label} (${vm.uuid}) is a replica made by job ${job.name}; it cannot be replicated by it`,
+    )
   }
   const identity: PassIdentity = { jobId: job.id, scheduleId: schedule.id, vmUuid: vm.uuid }
   const warnings: PlanWarning[] = []
@@ -197,13 +212,16 @@ export function planVm(input: PlanInput): VmPlan {
       continue
     }
     const disks = disksOf(snap, source)
-    const meta = readSourceSnapshot(snap.other_config, disks.map((d) => d.vdi.other_config))
+    const meta = readSourceSnapshot(
+      snap.other_config,
+      disks.map(d => d.vdi.other_config),
+    )
     if (meta === undefined || meta.jobId !== job.id) continue
     if (meta.vmUuid !== undefined && meta.vmUuid !== vm.uuid) continue
     jobSnapshots.push({ ref, vm: snap, meta, disks })
   }
   const candidates = jobSnapshots
-    .filter((c) => c.meta.exported)
+    .filter(c => c.meta.exported)
     .sort((a, b) => datetimeSortKey(b.meta.datetime).localeCompare(datetimeSortKey(a.meta.datetime)))
 
   // Target side: every VM (replica or era-C snapshot) with keys of this job.
@@ -219,14 +237,18 @@ export function planVm(input: PlanInput): VmPlan {
   const targets: SrPlan[] = []
   for (const srUuid of job.srs) {
     const srEntry = [...target.srs].find(([, sr]) => sr.uuid === srUuid)
-    if (srEntry === undefined) throw new PlanRefusal('SR_NOT_FOUND', `SR ${srUuid} of job ${job.name} not found on the target pool; fix the job's SRs`)
+    if (srEntry === undefined)
+      throw new PlanRefusal(
+        'SR_NOT_FOUND',
+        `SR ${srUuid} of job ${job.name} not found on the target pool; fix the job's SRs`,
+      )
     const [srRef, sr] = srEntry
-    const mine = targetVms.filter((t) => replicaBelongsTo(t.meta, identity, srUuid, 'job'))
+    const mine = targetVms.filter(t => replicaBelongsTo(t.meta, identity, srUuid, 'job'))
 
     let chosen: { candidate: Candidate; replica: (typeof mine)[number]; disks: DiskPlan[] } | undefined
     if (input.forceFull !== true) {
       for (const candidate of candidates) {
-        const replica = mine.find((t) => t.meta.copyOf === candidate.vm.uuid && t.meta.complete)
+        const replica = mine.find(t => t.meta.copyOf === candidate.vm.uuid && t.meta.complete)
         if (replica === undefined) continue
         // A replica someone started (or could start) may have been written to: a delta on top
         // of it would silently corrupt the copy. Era-C target snapshots are immutable.
@@ -242,10 +264,16 @@ export function planVm(input: PlanInput): VmPlan {
         }
         const replicaDisks = disksOf(replica.vm, target)
         const disks = liveDisks.map((live): DiskPlan => {
-          const common = { vdi: objectRef(live.ref, live.vdi), userdevice: live.userdevice, virtualSize: live.vdi.virtual_size }
-          const baseDisk = candidate.disks.find((d) => d.vdi.snapshot_of === live.ref)
+          const common = {
+            vdi: objectRef(live.ref, live.vdi),
+            userdevice: live.userdevice,
+            virtualSize: live.vdi.virtual_size,
+          }
+          const baseDisk = candidate.disks.find(d => d.vdi.snapshot_of === live.ref)
           if (baseDisk === undefined) return { ...common, mode: 'full', reason: 'new-disk' }
-          const targetDisk = replicaDisks.find((d) => d.vdi.other_config['xo:copy_of'] === baseDisk.vdi.uuid && d.vdi.SR === srRef)
+          const targetDisk = replicaDisks.find(
+            d => d.vdi.other_config['xo:copy_of'] === baseDisk.vdi.uuid && d.vdi.SR === srRef,
+          )
           if (targetDisk === undefined) return { ...common, mode: 'full', reason: 'target-disk-missing' }
           return {
             ...common,
@@ -254,7 +282,7 @@ export function planVm(input: PlanInput): VmPlan {
             targetBaseVdi: objectRef(targetDisk.ref, targetDisk.vdi),
           }
         })
-        if (disks.some((d) => d.mode === 'delta')) {
+        if (disks.some(d => d.mode === 'delta')) {
           chosen = { candidate, replica, disks }
           break
         }
@@ -270,7 +298,7 @@ export function planVm(input: PlanInput): VmPlan {
           message: `no usable copy of an exported snapshot of VM ${vm.name_label} on SR ${sr.name_label}; sending a full copy`,
         })
       }
-      disks = liveDisks.map((live) => ({
+      disks = liveDisks.map(live => ({
         vdi: objectRef(live.ref, live.vdi),
         userdevice: live.userdevice,
         virtualSize: live.vdi.virtual_size,
@@ -281,16 +309,28 @@ export function planVm(input: PlanInput): VmPlan {
       const fi = job.fullInterval
       // XO: fullInterval N gives a full every N runs (`fullInterval <= deltaChainLength + 1`).
       if (fi !== 0 && fi <= chosen.candidate.meta.deltaChainLength + 1) {
-        disks = chosen.disks.map(({ vdi, userdevice, virtualSize }) => ({ vdi, userdevice, virtualSize, mode: 'full', reason: 'full-interval' }))
+        disks = chosen.disks.map(({ vdi, userdevice, virtualSize }) => ({
+          vdi,
+          userdevice,
+          virtualSize,
+          mode: 'full',
+          reason: 'full-interval',
+        }))
         chosen = undefined
       } else {
         disks = chosen.disks
         for (const d of disks) {
           if (d.mode === 'full') {
-            warnings.push({ code: 'DISK_WITHOUT_BASE', message: `disk ${d.vdi.name} (${d.vdi.uuid}) of VM ${vm.name_label} has no base on SR ${sr.name_label}; sending it in full` })
+            warnings.push({
+              code: 'DISK_WITHOUT_BASE',
+              message: `disk ${d.vdi.name} (${d.vdi.uuid}) of VM ${vm.name_label} has no base on SR ${sr.name_label}; sending it in full`,
+            })
           }
         }
-        if (usedBase === undefined || datetimeSortKey(chosen.candidate.meta.datetime) > datetimeSortKey(usedBase.meta.datetime)) {
+        if (
+          usedBase === undefined ||
+          datetimeSortKey(chosen.candidate.meta.datetime) > datetimeSortKey(usedBase.meta.datetime)
+        ) {
           usedBase = chosen.candidate
         }
       }
@@ -299,25 +339,32 @@ export function planVm(input: PlanInput): VmPlan {
     // Retention per schedule, SR and VM: keep retention − 1 complete protected replicas, the new
     // one makes `retention`. Replicas whose start was unblocked are someone's VM now (XO #2724):
     // never counted, never deleted. Interrupted replicas are debris (XO PR #10404).
-    const own = mine.filter((t) => !t.vm.is_a_snapshot && isStartBlocked(t.vm.blocked_operations))
+    const own = mine.filter(t => !t.vm.is_a_snapshot && isStartBlocked(t.vm.blocked_operations))
     const complete = own
-      .filter((t) => t.meta.complete && replicaBelongsTo(t.meta, identity, srUuid, 'schedule'))
+      .filter(t => t.meta.complete && replicaBelongsTo(t.meta, identity, srUuid, 'schedule'))
       .sort((a, b) => datetimeSortKey(b.meta.datetime).localeCompare(datetimeSortKey(a.meta.datetime)))
     const keep = Math.max(0, schedule.retention - 1)
-    const deleteReplicas: ReplicaRef[] = [...complete.slice(keep), ...own.filter((t) => !t.meta.complete)].map((t) => ({
+    const deleteReplicas: ReplicaRef[] = [...complete.slice(keep), ...own.filter(t => !t.meta.complete)].map(t => ({
       ...objectRef(t.ref, t.vm),
       datetime: t.meta.datetime,
     }))
 
     targets.push({
       sr: objectRef(srRef, sr),
-      ...(chosen === undefined ? {} : { baseReplica: { ...objectRef(chosen.replica.ref, chosen.replica.vm), datetime: chosen.replica.meta.datetime } }),
+      ...(chosen === undefined
+        ? {}
+        : {
+            baseReplica: {
+              ...objectRef(chosen.replica.ref, chosen.replica.vm),
+              datetime: chosen.replica.meta.datetime,
+            },
+          }),
       disks,
       deleteReplicas,
     })
   }
 
-  const anyDelta = targets.some((t) => t.disks.some((d) => d.mode === 'delta'))
+  const anyDelta = targets.some(t => t.disks.some(d => d.mode === 'delta'))
   return {
     vm: objectRef(input.vmRef, vm),
     identity,
@@ -336,7 +383,7 @@ export function planVm(input: PlanInput): VmPlan {
     targets,
     // After success the new snapshot is the only base that matters; older ones (and debris of
     // crashed runs) go. A failed pass deletes nothing, so the previous base survives.
-    deleteSnapshots: [...jobSnapshots.map((c) => objectRef(c.ref, c.vm)), ...debris],
+    deleteSnapshots: [...jobSnapshots.map(c => objectRef(c.ref, c.vm)), ...debris],
     warnings,
   }
 }

@@ -14,7 +14,10 @@ export interface PoolRecordMaps {
 }
 
 /** Fetches the four classes concurrently. */
-export async function fetchPoolRecords(client: XapiClient, options: { signal?: AbortSignal } = {}): Promise<PoolRecordMaps> {
+export async function fetchPoolRecords(
+  client: XapiClient,
+  options: { signal?: AbortSignal } = {},
+): Promise<PoolRecordMaps> {
   const [vms, vbds, vdis, srs] = await Promise.all([
     client.getAllRecords('VM', options),
     client.getAllRecords('VBD', options),

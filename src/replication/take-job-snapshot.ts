@@ -11,7 +11,14 @@ import type { Ref } from '../xapi/types.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
 import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../xapi/vm.js'
 import { destroyVmAndDisks } from './destroy.js'
-import { TEMP_SNAPSHOT_NAME, formatXapiDateTime, snapshotName, sourceSnapshotKeys, sourceSnapshotVdiKeys, type PassIdentity } from './metadata.js'
+import {
+  TEMP_SNAPSHOT_NAME,
+  formatXapiDateTime,
+  snapshotName,
+  sourceSnapshotKeys,
+  sourceSnapshotVdiKeys,
+  type PassIdentity,
+} from './metadata.js'
 
 export interface TakeJobSnapshotOptions {
   readonly id: PassIdentity
@@ -35,7 +42,11 @@ export interface JobSnapshot {
 }
 
 /** Snapshots `vmRef` on `source` and tags the snapshot and its disks for the job. */
-export async function takeJobSnapshot(source: XapiClient, vmRef: Ref<'VM'>, o: TakeJobSnapshotOptions): Promise<JobSnapshot> {
+export async function takeJobSnapshot(
+  source: XapiClient,
+  vmRef: Ref<'VM'>,
+  o: TakeJobSnapshotOptions,
+): Promise<JobSnapshot> {
   const opts = o.signal === undefined ? {} : { signal: o.signal }
   const datetime = formatXapiDateTime(o.at)
   const ref = await snapshotVm(source, vmRef, TEMP_SNAPSHOT_NAME, opts)
@@ -48,7 +59,8 @@ export async function takeJobSnapshot(source: XapiClient, vmRef: Ref<'VM'>, o: T
   }
   const before = await readDeltaMetadata(source, ref, opts)
   await setVmOtherConfig(source, ref, sourceSnapshotKeys(o.id, datetime), opts)
-  for (const disk of before.disks) await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(o.id, datetime, disk.vdi.uuid), opts)
+  for (const disk of before.disks)
+    await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(o.id, datetime, disk.vdi.uuid), opts)
   const name = snapshotName(o.jobName, o.vmName)
   await setVmNameLabel(source, ref, name, opts)
   const metadata = await readDeltaMetadata(source, ref, opts)

@@ -37,16 +37,28 @@ export function decodeFooter(bytes: Buffer, fileOffset: number): VhdFooter {
   if (bytes.length !== FOOTER_SIZE) throw new RangeError(`a VHD footer is ${FOOTER_SIZE} bytes, got ${bytes.length}`)
   const cookie = readAscii(bytes, F.cookie)
   if (cookie !== FOOTER_COOKIE) {
-    throw new VhdError('VHD_BAD_COOKIE', `not a VHD: footer cookie is ${JSON.stringify(cookie)} instead of "${FOOTER_COOKIE}"`, fileOffset)
+    throw new VhdError(
+      'VHD_BAD_COOKIE',
+      `not a VHD: footer cookie is ${JSON.stringify(cookie)} instead of "${FOOTER_COOKIE}"`,
+      fileOffset,
+    )
   }
   const checksum = readU32(bytes, F.checksum)
   const expected = vhdChecksum(bytes, F.checksum)
   if (checksum !== expected) {
-    throw new VhdError('VHD_BAD_CHECKSUM', `VHD footer checksum is 0x${checksum.toString(16)}, expected 0x${expected.toString(16)}`, fileOffset + F.checksum.offset)
+    throw new VhdError(
+      'VHD_BAD_CHECKSUM',
+      `VHD footer checksum is 0x${checksum.toString(16)}, expected 0x${expected.toString(16)}`,
+      fileOffset + F.checksum.offset,
+    )
   }
   const fileFormatVersion = readU32(bytes, F.fileFormatVersion)
   if (fileFormatVersion !== VHD_VERSION) {
-    throw new VhdError('VHD_BAD_VERSION', `unsupported VHD file format version 0x${fileFormatVersion.toString(16)}`, fileOffset + F.fileFormatVersion.offset)
+    throw new VhdError(
+      'VHD_BAD_VERSION',
+      `unsupported VHD file format version 0x${fileFormatVersion.toString(16)}`,
+      fileOffset + F.fileFormatVersion.offset,
+    )
   }
   const geometry = readU32(bytes, F.geometry)
   return {

@@ -40,32 +40,57 @@ export interface VhdHeader {
   readonly parentLocators: readonly VhdParentLocator[]
 }
 
-export const EMPTY_LOCATOR: VhdParentLocator = { platformCode: 0, platformDataSpace: 0, platformDataLength: 0, platformDataOffset: 0 }
+export const EMPTY_LOCATOR: VhdParentLocator = {
+  platformCode: 0,
+  platformDataSpace: 0,
+  platformDataLength: 0,
+  platformDataOffset: 0,
+}
 
 /** Decodes and validates (cookie, checksum, version) a dynamic disk header at `fileOffset`. */
 export function decodeHeader(bytes: Buffer, fileOffset: number): VhdHeader {
   if (bytes.length !== HEADER_SIZE) throw new RangeError(`a VHD header is ${HEADER_SIZE} bytes, got ${bytes.length}`)
   const cookie = readAscii(bytes, H.cookie)
   if (cookie !== HEADER_COOKIE) {
-    throw new VhdError('VHD_BAD_COOKIE', `VHD dynamic header cookie is ${JSON.stringify(cookie)} instead of "${HEADER_COOKIE}"`, fileOffset)
+    throw new VhdError(
+      'VHD_BAD_COOKIE',
+      `VHD dynamic header cookie is ${JSON.stringify(cookie)} instead of "${HEADER_COOKIE}"`,
+      fileOffset,
+    )
   }
   const checksum = readU32(bytes, H.checksum)
   const expected = vhdChecksum(bytes, H.checksum)
   if (checksum !== expected) {
-    throw new VhdError('VHD_BAD_CHECKSUM', `VHD dynamic header checksum is 0x${checksum.toString(16)}, expected 0x${expected.toString(16)}`, fileOffset + H.checksum.offset)
+    throw new VhdError(
+      'VHD_BAD_CHECKSUM',
+      `VHD dynamic header checksum is 0x${checksum.toString(16)}, expected 0x${expected.toString(16)}`,
+      fileOffset + H.checksum.offset,
+    )
   }
   const headerVersion = readU32(bytes, H.headerVersion)
   if (headerVersion !== VHD_VERSION) {
-    throw new VhdError('VHD_BAD_VERSION', `unsupported VHD dynamic header version 0x${headerVersion.toString(16)}`, fileOffset + H.headerVersion.offset)
+    throw new VhdError(
+      'VHD_BAD_VERSION',
+      `unsupported VHD dynamic header version 0x${headerVersion.toString(16)}`,
+      fileOffset + H.headerVersion.offset,
+    )
   }
   const parentLocators: VhdParentLocator[] = []
   for (let i = 0; i < PARENT_LOCATOR_COUNT; i++) {
-    const entry = bytes.subarray(H.parentLocators.offset + i * PARENT_LOCATOR_SIZE, H.parentLocators.offset + (i + 1) * PARENT_LOCATOR_SIZE)
+    const entry = bytes.subarray(
+      H.parentLocators.offset + i * PARENT_LOCATOR_SIZE,
+      H.parentLocators.offset + (i + 1) * PARENT_LOCATOR_SIZE,
+    )
     parentLocators.push({
       platformCode: readU32(entry, L.platformCode),
       platformDataSpace: readU32(entry, L.platformDataSpace),
       platformDataLength: readU32(entry, L.platformDataLength),
-      platformDataOffset: readU64(entry, L.platformDataOffset, fileOffset + H.parentLocators.offset + i * PARENT_LOCATOR_SIZE, 'parent locator offset'),
+      platformDataOffset: readU64(
+        entry,
+        L.platformDataOffset,
+        fileOffset + H.parentLocators.offset + i * PARENT_LOCATOR_SIZE,
+        'parent locator offset',
+      ),
     })
   }
   return {
@@ -78,7 +103,9 @@ export function decodeHeader(bytes: Buffer, fileOffset: number): VhdHeader {
     checksum,
     parentUniqueId: readBytes(bytes, H.parentUniqueId),
     parentTimestamp: readU32(bytes, H.parentTimestamp),
-    parentUnicodeName: decodeUtf16Be(bytes.subarray(H.parentUnicodeName.offset, H.parentUnicodeName.offset + H.parentUnicodeName.size)),
+    parentUnicodeName: decodeUtf16Be(
+      bytes.subarray(H.parentUnicodeName.offset, H.parentUnicodeName.offset + H.parentUnicodeName.size),
+    ),
     parentLocators,
   }
 }
@@ -97,7 +124,10 @@ export function encodeHeader(header: VhdHeader): Buffer {
   writeBytes(bytes, H.parentUnicodeName, encodeUtf16Be(header.parentUnicodeName))
   for (let i = 0; i < PARENT_LOCATOR_COUNT; i++) {
     const locator = header.parentLocators[i] ?? EMPTY_LOCATOR
-    const entry = bytes.subarray(H.parentLocators.offset + i * PARENT_LOCATOR_SIZE, H.parentLocators.offset + (i + 1) * PARENT_LOCATOR_SIZE)
+    const entry = bytes.subarray(
+      H.parentLocators.offset + i * PARENT_LOCATOR_SIZE,
+      H.parentLocators.offset + (i + 1) * PARENT_LOCATOR_SIZE,
+    )
     writeU32(entry, L.platformCode, locator.platformCode)
     writeU32(entry, L.platformDataSpace, locator.platformDataSpace)
     writeU32(entry, L.platformDataLength, locator.platformDataLength)

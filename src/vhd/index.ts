@@ -1,5 +1,15 @@
 // The VHD format in one import: structures, the streaming reader, the writer and the normaliser.
-export { VHD_BLOCK_SIZE, SECTOR_SIZE, FOOTER_SIZE, HEADER_SIZE, BAT_UNUSED, DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING, bitmapSize, canonicalLayout } from './layout.js'
+export {
+  VHD_BLOCK_SIZE,
+  SECTOR_SIZE,
+  FOOTER_SIZE,
+  HEADER_SIZE,
+  BAT_UNUSED,
+  DISK_TYPE_DYNAMIC,
+  DISK_TYPE_DIFFERENCING,
+  bitmapSize,
+  canonicalLayout,
+} from './layout.js'
 export type { CanonicalLayout, VhdField } from './layout.js'
 export { decodeFooter, encodeFooter } from './footer.js'
 export type { VhdFooter } from './footer.js'

@@ -37,18 +37,23 @@ describe('normaliseVhd', () => {
     const bytes = await collect(stream)
     expect(bytes.length).toBe(length)
     const blocks = await blocksOf(readableOf(bytes))
-    expect(blocks.map((b) => b.index)).toEqual([4, 1])
+    expect(blocks.map(b => b.index)).toEqual([4, 1])
     expect(blocks[1]?.bitmap.equals(bitmap)).toBe(true)
     expect(blocks[0]?.data.equals(Buffer.alloc(VHD_BLOCK_SIZE, 4))).toBe(true)
     expect(blocks[1]?.data.equals(Buffer.alloc(VHD_BLOCK_SIZE, 1))).toBe(true)
   })
 
   it('rejects before emitting anything when the stream is not a VHD', async () => {
-    await expect(normaliseVhd(readableOf(Buffer.from('<!DOCTYPE html><html>Service Unavailable</html>')))).rejects.toMatchObject({ code: 'VHD_BAD_COOKIE' })
+    await expect(
+      normaliseVhd(readableOf(Buffer.from('<!DOCTYPE html><html>Service Unavailable</html>'))),
+    ).rejects.toMatchObject({ code: 'VHD_BAD_COOKIE' })
   })
 
   it('errors the stream when the source is cut inside a block, and never emits the full length', async () => {
-    const source = handVhd({ virtualSize: 4 * MiB, blocks: [{ index: 0, offset: 2560, data: Buffer.alloc(VHD_BLOCK_SIZE, 5) }] })
+    const source = handVhd({
+      virtualSize: 4 * MiB,
+      blocks: [{ index: 0, offset: 2560, data: Buffer.alloc(VHD_BLOCK_SIZE, 5) }],
+    })
     const { stream } = await normaliseVhd(Readable.from([source.subarray(0, 2560 + MiB)], { objectMode: false }))
     await expect(collect(stream)).rejects.toMatchObject({ code: 'VHD_TRUNCATED' })
   })

@@ -35,7 +35,11 @@ export async function normaliseVhd(
     const layout = canonicalLayout(sourceHeader.maxTableEntries, sourceHeader.blockSize, allocated.length)
 
     const footer: VhdFooter = { ...sourceFooter, dataOffset: layout.headerOffset }
-    const header: VhdHeader = { ...sourceHeader, tableOffset: layout.tableOffset, parentLocators: sourceHeader.parentLocators.map(() => EMPTY_LOCATOR) }
+    const header: VhdHeader = {
+      ...sourceHeader,
+      tableOffset: layout.tableOffset,
+      parentLocators: sourceHeader.parentLocators.map(() => EMPTY_LOCATOR),
+    }
     const { footerBytes, prologue } = encodePrologue(layout, footer, header, allocated)
 
     async function* generate(): AsyncGenerator<Buffer> {
@@ -57,7 +61,11 @@ export async function normaliseVhd(
         }
         // the reader guarantees every BAT block came through; this guards the arithmetic
         if (emitted !== layout.length) {
-          throw new VhdError('VHD_LENGTH_MISMATCH', `normalised VHD is ${emitted} bytes, announced ${layout.length}`, emitted)
+          throw new VhdError(
+            'VHD_LENGTH_MISMATCH',
+            `normalised VHD is ${emitted} bytes, announced ${layout.length}`,
+            emitted,
+          )
         }
       } finally {
         await items.return(undefined)
@@ -70,7 +78,10 @@ export async function normaliseVhd(
   }
 }
 
-async function expectItem<K extends VhdItem['kind']>(items: AsyncGenerator<VhdItem>, kind: K): Promise<Extract<VhdItem, { kind: K }>> {
+async function expectItem<K extends VhdItem['kind']>(
+  items: AsyncGenerator<VhdItem>,
+  kind: K,
+): Promise<Extract<VhdItem, { kind: K }>> {
   const next = await items.next()
   if (next.done === true || next.value.kind !== kind) {
     throw new VhdError('VHD_TRUNCATED', `VHD stream ended before its ${kind}`, 0)

@@ -18,7 +18,12 @@ function blockOf(index: number): Buffer {
 }
 
 async function written(virtualSize: number, blocks: number[]): Promise<Buffer> {
-  const { length, stream } = createVhdStream({ virtualSize, diskType: 'dynamic', blocks, readBlock: async (i) => blockOf(i) })
+  const { length, stream } = createVhdStream({
+    virtualSize,
+    diskType: 'dynamic',
+    blocks,
+    readBlock: async i => blockOf(i),
+  })
   const bytes = await collect(stream)
   expect(bytes.length).toBe(length)
   return bytes
@@ -44,7 +49,7 @@ describe('readVhd', () => {
   it('yields footer, header, BAT, blocks and end of a written VHD, even from 1-byte chunks', async () => {
     const bytes = await written(5 * MiB, [1])
     const got = await items(chunked(bytes, 1))
-    expect(got.map((item) => item.kind)).toEqual(['footer', 'header', 'bat', 'block', 'end'])
+    expect(got.map(item => item.kind)).toEqual(['footer', 'header', 'bat', 'block', 'end'])
     const block = got[3] as Extract<VhdItem, { kind: 'block' }>
     expect(block.index).toBe(1)
     expect(block.bitmap.equals(Buffer.alloc(512, 0xff))).toBe(true)
@@ -66,8 +71,8 @@ describe('readVhd', () => {
       ],
       gapBeforeFooter: 1536,
     })
-    const got = (await items(chunked(bytes, 7000))).filter((item) => item.kind === 'block')
-    expect(got.map((item) => item.index)).toEqual([3, 0])
+    const got = (await items(chunked(bytes, 7000))).filter(item => item.kind === 'block')
+    expect(got.map(item => item.index)).toEqual([3, 0])
     expect(got[1]?.bitmap.equals(bitmap)).toBe(true)
     expect(got[0]?.data.equals(blockOf(3))).toBe(true)
   })
@@ -76,7 +81,25 @@ describe('readVhd', () => {
     const bytes = await written(6 * MiB, [0, 2])
     const block0 = 2048 + 512
     const block2 = block0 + 512 + VHD_BLOCK_SIZE
-    const cuts = [0, 1, 511, 512, 513, 1535, 1536, 2047, 2048, 2050, block0, block0 + 100, block0 + 512, block0 + 512 + MiB, block2, block2 + 512 + VHD_BLOCK_SIZE, bytes.length - 1]
+    const cuts = [
+      0,
+      1,
+      511,
+      512,
+      513,
+      1535,
+      1536,
+      2047,
+      2048,
+      2050,
+      block0,
+      block0 + 100,
+      block0 + 512,
+      block0 + 512 + MiB,
+      block2,
+      block2 + 512 + VHD_BLOCK_SIZE,
+      bytes.length - 1,
+    ]
     for (const cut of cuts) {
       const error = await failure(chunked(bytes.subarray(0, cut), 64 * 1024))
       expect({ cut, code: error.code }).toEqual({ cut, code: 'VHD_TRUNCATED' })
@@ -102,14 +125,54 @@ describe('readVhd', () => {
     const badHeaderSum = Buffer.from(good)
     badHeaderSum[512 + 600] = 1
     cases.push({ name: 'header checksum', bytes: badHeaderSum, code: 'VHD_BAD_CHECKSUM', offset: 512 + 36 })
-    cases.push({ name: 'version', bytes: handVhd({ virtualSize: 4 * MiB, footer: { fileFormatVersion: 0x20000 } }), code: 'VHD_BAD_VERSION', offset: 12 })
-    cases.push({ name: 'header version', bytes: handVhd({ virtualSize: 4 * MiB, header: { headerVersion: 2 } }), code: 'VHD_BAD_VERSION', offset: 512 + 24 })
-    cases.push({ name: 'fixed', bytes: handVhd({ virtualSize: 4 * MiB, diskType: 2 }), code: 'VHD_UNSUPPORTED_TYPE', offset: 60 })
-    cases.push({ name: 'block size 3 MiB', bytes: handVhd({ virtualSize: 4 * MiB, header: { blockSize: 3 * MiB } }), code: 'VHD_BAD_BLOCK_SIZE', offset: 512 + 32 })
-    cases.push({ name: 'block size 4 MiB', bytes: handVhd({ virtualSize: 4 * MiB, header: { blockSize: 4 * MiB } }), code: 'VHD_BAD_BLOCK_SIZE', offset: 512 + 32 })
-    cases.push({ name: 'header data offset', bytes: handVhd({ virtualSize: 4 * MiB, header: { dataOffset: 0 } }), code: 'VHD_BAD_HEADER', offset: 512 + 8 })
-    cases.push({ name: 'BAT behind header', bytes: handVhd({ virtualSize: 4 * MiB, tableOffset: 2048, header: { tableOffset: 1024 } }), code: 'VHD_BAD_HEADER', offset: 512 + 16 })
-    cases.push({ name: 'bad header cookie', bytes: handVhd({ virtualSize: 4 * MiB, header: { cookie: 'cxsparsX' } }), code: 'VHD_BAD_COOKIE', offset: 512 })
+    cases.push({
+      name: 'version',
+      bytes: handVhd({ virtualSize: 4 * MiB, footer: { fileFormatVersion: 0x20000 } }),
+      code: 'VHD_BAD_VERSION',
+      offset: 12,
+    })
+    cases.push({
+      name: 'header version',
+      bytes: handVhd({ virtualSize: 4 * MiB, header: { headerVersion: 2 } }),
+      code: 'VHD_BAD_VERSION',
+      offset: 512 + 24,
+    })
+    cases.push({
+      name: 'fixed',
+      bytes: handVhd({ virtualSize: 4 * MiB, diskType: 2 }),
+      code: 'VHD_UNSUPPORTED_TYPE',
+      offset: 60,
+    })
+    cases.push({
+      name: 'block size 3 MiB',
+      bytes: handVhd({ virtualSize: 4 * MiB, header: { blockSize: 3 * MiB } }),
+      code: 'VHD_BAD_BLOCK_SIZE',
+      offset: 512 + 32,
+    })
+    cases.push({
+      name: 'block size 4 MiB',
+      bytes: handVhd({ virtualSize: 4 * MiB, header: { blockSize: 4 * MiB } }),
+      code: 'VHD_BAD_BLOCK_SIZE',
+      offset: 512 + 32,
+    })
+    cases.push({
+      name: 'header data offset',
+      bytes: handVhd({ virtualSize: 4 * MiB, header: { dataOffset: 0 } }),
+      code: 'VHD_BAD_HEADER',
+      offset: 512 + 8,
+    })
+    cases.push({
+      name: 'BAT behind header',
+      bytes: handVhd({ virtualSize: 4 * MiB, tableOffset: 2048, header: { tableOffset: 1024 } }),
+      code: 'VHD_BAD_HEADER',
+      offset: 512 + 16,
+    })
+    cases.push({
+      name: 'bad header cookie',
+      bytes: handVhd({ virtualSize: 4 * MiB, header: { cookie: 'cxsparsX' } }),
+      code: 'VHD_BAD_COOKIE',
+      offset: 512,
+    })
     for (const { name, bytes, code, offset } of cases) {
       const error = await failure(chunked(bytes, 4096))
       expect({ name, code: error.code, offset: error.offset }).toEqual({ name, code, offset })
@@ -122,7 +185,11 @@ describe('readVhd', () => {
     const intoBat = handVhd({ virtualSize: 4 * MiB })
     intoBat.writeUInt32BE(2048 / 512, 2048 + 4)
     expect(await failure(chunked(intoBat, 4096))).toMatchObject({ code: 'VHD_BAT_OUT_OF_RANGE', offset: 2048 + 4 })
-    const beyondSize = handVhd({ virtualSize: 4 * MiB, header: { maxTableEntries: 4 }, blocks: [{ index: 3, offset: 4096, data }] })
+    const beyondSize = handVhd({
+      virtualSize: 4 * MiB,
+      header: { maxTableEntries: 4 },
+      blocks: [{ index: 3, offset: 4096, data }],
+    })
     expect(await failure(chunked(beyondSize, 4096))).toMatchObject({ code: 'VHD_BAT_OUT_OF_RANGE', offset: 2048 + 12 })
     const overlap = handVhd({
       virtualSize: 4 * MiB,
@@ -138,10 +205,16 @@ describe('readVhd', () => {
     const bytes = Buffer.from(await written(4 * MiB, [1]))
     const trailing = decodeFooter(bytes.subarray(bytes.length - 512), 0)
     encodeFooter({ ...trailing, currentSize: 2 * MiB }).copy(bytes, bytes.length - 512)
-    expect(await failure(chunked(bytes, 65536))).toMatchObject({ code: 'VHD_FOOTER_MISMATCH', offset: bytes.length - 512 })
+    expect(await failure(chunked(bytes, 65536))).toMatchObject({
+      code: 'VHD_FOOTER_MISMATCH',
+      offset: bytes.length - 512,
+    })
     const garbage = Buffer.from(await written(4 * MiB, []))
     garbage.fill(0x41, garbage.length - 512)
-    expect(await failure(chunked(garbage, 65536))).toMatchObject({ code: 'VHD_BAD_COOKIE', offset: garbage.length - 512 })
+    expect(await failure(chunked(garbage, 65536))).toMatchObject({
+      code: 'VHD_BAD_COOKIE',
+      offset: garbage.length - 512,
+    })
   })
 
   it('stops with AbortedError when its signal aborts, and releases the source', async () => {

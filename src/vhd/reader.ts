@@ -43,7 +43,10 @@ const MAX_BAT_BYTES = 64 * 1024 * 1024
  * `VHD_TRUNCATED`, `VHD_FOOTER_MISMATCH`, `VHD_BAD_VALUE`; a failing source (reset socket) is
  * `VHD_SOURCE_ERROR` with the original error as `cause`, an abort is `AbortedError`.
  */
-export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}): AsyncGenerator<VhdItem> {
+export async function* readVhd(
+  source: Readable | AsyncIterable<Buffer>,
+  options: { signal?: AbortSignal } = {},
+): AsyncGenerator<VhdItem> {
   const iterator = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
   const input = new ByteReader(iterator, options.signal)
   try {
@@ -51,10 +54,18 @@ export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options
     const footer = decodeFooter(leading, 0)
     if (footer.diskType !== DISK_TYPE_DYNAMIC && footer.diskType !== DISK_TYPE_DIFFERENCING) {
       const what = footer.diskType === DISK_TYPE_FIXED ? 'a fixed VHD' : `disk type ${footer.diskType}`
-      throw new VhdError('VHD_UNSUPPORTED_TYPE', `${what} cannot be streamed; only dynamic and differencing VHDs can`, 60)
+      throw new VhdError(
+        'VHD_UNSUPPORTED_TYPE',
+        `${what} cannot be streamed; only dynamic and differencing VHDs can`,
+        60,
+      )
     }
     if (footer.dataOffset === NO_OFFSET || footer.dataOffset < FOOTER_SIZE) {
-      throw new VhdError('VHD_BAD_HEADER', `VHD footer data offset ${footer.dataOffset} does not point past the footer`, 16)
+      throw new VhdError(
+        'VHD_BAD_HEADER',
+        `VHD footer data offset ${footer.dataOffset} does not point past the footer`,
+        16,
+      )
     }
     yield { kind: 'footer', footer }
 
@@ -65,7 +76,11 @@ export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options
     yield { kind: 'header', header }
 
     if (header.tableOffset < input.position) {
-      throw new VhdError('VHD_BAD_HEADER', `VHD table offset ${header.tableOffset} points back into the header; streams are read forward only`, headerOffset + 16)
+      throw new VhdError(
+        'VHD_BAD_HEADER',
+        `VHD table offset ${header.tableOffset} points back into the header; streams are read forward only`,
+        headerOffset + 16,
+      )
     }
     await input.skipTo(header.tableOffset, 'gap before the BAT')
     const batBytes = await input.read(header.maxTableEntries * 4, 'BAT')
@@ -82,10 +97,18 @@ export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options
       if (sector === BAT_UNUSED) continue
       const entryOffset = header.tableOffset + index * 4
       if (index >= blockCount) {
-        throw new VhdError('VHD_BAT_OUT_OF_RANGE', `VHD block ${index} is allocated but the disk has only ${blockCount} blocks`, entryOffset)
+        throw new VhdError(
+          'VHD_BAT_OUT_OF_RANGE',
+          `VHD block ${index} is allocated but the disk has only ${blockCount} blocks`,
+          entryOffset,
+        )
       }
       if (sector * SECTOR_SIZE < batEnd) {
-        throw new VhdError('VHD_BAT_OUT_OF_RANGE', `VHD block ${index} at sector ${sector} lies before the end of the BAT`, entryOffset)
+        throw new VhdError(
+          'VHD_BAT_OUT_OF_RANGE',
+          `VHD block ${index} at sector ${sector} lies before the end of the BAT`,
+          entryOffset,
+        )
       }
       order.push(index)
     }
@@ -94,7 +117,11 @@ export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options
     for (const index of order) {
       const offset = (bat[index] as number) * SECTOR_SIZE
       if (offset < input.position) {
-        throw new VhdError('VHD_BLOCK_OVERLAP', `VHD block ${index} at byte ${offset} overlaps the previous block`, header.tableOffset + index * 4)
+        throw new VhdError(
+          'VHD_BLOCK_OVERLAP',
+          `VHD block ${index} at byte ${offset} overlaps the previous block`,
+          header.tableOffset + index * 4,
+        )
       }
       await input.skipTo(offset, `gap before block ${index}`)
       const bitmap = await input.read(bitmapBytes, `bitmap of block ${index}`)
@@ -105,7 +132,11 @@ export async function* readVhd(source: Readable | AsyncIterable<Buffer>, options
     const afterBlocks = input.position
     const { tail, offset } = await input.readTail(FOOTER_SIZE)
     if (tail.length < FOOTER_SIZE) {
-      throw new VhdError('VHD_TRUNCATED', `VHD stream ended ${tail.length} bytes after the last block, before the trailing footer`, afterBlocks + tail.length)
+      throw new VhdError(
+        'VHD_TRUNCATED',
+        `VHD stream ended ${tail.length} bytes after the last block, before the trailing footer`,
+        afterBlocks + tail.length,
+      )
     }
     const trailing = decodeFooter(tail, offset)
     if (!tail.equals(leading)) {
@@ -126,19 +157,32 @@ async function readLeadingFooter(input: ByteReader): Promise<Buffer> {
   const bytes = await input.readUpTo(FOOTER_SIZE)
   const prefix = bytes.subarray(0, Math.min(bytes.length, FOOTER_COOKIE.length)).toString('latin1')
   if (!FOOTER_COOKIE.startsWith(prefix)) {
-    throw new VhdError('VHD_BAD_COOKIE', `not a VHD: stream starts with ${JSON.stringify(bytes.subarray(0, 16).toString('latin1'))}`, 0)
+    throw new VhdError(
+      'VHD_BAD_COOKIE',
+      `not a VHD: stream starts with ${JSON.stringify(bytes.subarray(0, 16).toString('latin1'))}`,
+      0,
+    )
   }
-  if (bytes.length < FOOTER_SIZE) throw new VhdError('VHD_TRUNCATED', 'VHD stream ended inside the footer', bytes.length)
+  if (bytes.length < FOOTER_SIZE)
+    throw new VhdError('VHD_TRUNCATED', 'VHD stream ended inside the footer', bytes.length)
   return bytes
 }
 
 function checkHeader(header: VhdHeader, footer: VhdFooter, headerOffset: number): void {
   if (header.dataOffset !== NO_OFFSET) {
-    throw new VhdError('VHD_BAD_HEADER', `VHD dynamic header data offset must be all ones, is ${header.dataOffset}`, headerOffset + 8)
+    throw new VhdError(
+      'VHD_BAD_HEADER',
+      `VHD dynamic header data offset must be all ones, is ${header.dataOffset}`,
+      headerOffset + 8,
+    )
   }
   const { blockSize } = header
   if (blockSize < SECTOR_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
-    throw new VhdError('VHD_BAD_BLOCK_SIZE', `VHD block size ${blockSize} is not a power of two between ${SECTOR_SIZE} and ${MAX_BLOCK_SIZE}`, headerOffset + 32)
+    throw new VhdError(
+      'VHD_BAD_BLOCK_SIZE',
+      `VHD block size ${blockSize} is not a power of two between ${SECTOR_SIZE} and ${MAX_BLOCK_SIZE}`,
+      headerOffset + 32,
+    )
   }
   if (header.tableOffset === NO_OFFSET) {
     throw new VhdError('VHD_BAD_HEADER', 'VHD dynamic header has no table offset', headerOffset + 16)
@@ -147,6 +191,10 @@ function checkHeader(header: VhdHeader, footer: VhdFooter, headerOffset: number)
     throw new VhdError('VHD_BAD_HEADER', `VHD BAT of ${header.maxTableEntries} entries is too large`, headerOffset + 28)
   }
   if (header.maxTableEntries < Math.ceil(footer.currentSize / blockSize)) {
-    throw new VhdError('VHD_BAD_HEADER', `VHD BAT has ${header.maxTableEntries} entries, too few for ${footer.currentSize} bytes`, headerOffset + 28)
+    throw new VhdError(
+      'VHD_BAD_HEADER',
+      `VHD BAT has ${header.maxTableEntries} entries, too few for ${footer.currentSize} bytes`,
+      headerOffset + 28,
+    )
   }
 }

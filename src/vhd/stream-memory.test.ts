@@ -12,7 +12,12 @@ describe('VHD streaming memory', () => {
     // RSS with the size; streaming plateaus once the garbage collector has found its rhythm
     const size = 2048 * MiB
     const blocks = Array.from({ length: size / VHD_BLOCK_SIZE }, (_, i) => i)
-    const written = createVhdStream({ virtualSize: size, diskType: 'dynamic', blocks, readBlock: async () => Buffer.alloc(VHD_BLOCK_SIZE, 0x5a) })
+    const written = createVhdStream({
+      virtualSize: size,
+      diskType: 'dynamic',
+      blocks,
+      readBlock: async () => Buffer.alloc(VHD_BLOCK_SIZE, 0x5a),
+    })
     const normalised = await normaliseVhd(written.stream)
     expect(normalised.length).toBe(written.length)
     let seen = 0
@@ -26,7 +31,9 @@ describe('VHD streaming memory', () => {
       if (seen * VHD_BLOCK_SIZE === 256 * MiB) peakSmall = peak
     }
     expect(seen).toBe(blocks.length)
-    console.info(`VHD stream RSS peak: ${(peakSmall / MiB).toFixed(1)} MiB after 256 MiB, ${(peak / MiB).toFixed(1)} MiB after 2 GiB`)
+    console.info(
+      `VHD stream RSS peak: ${(peakSmall / MiB).toFixed(1)} MiB after 256 MiB, ${(peak / MiB).toFixed(1)} MiB after 2 GiB`,
+    )
     // garbage of fresh 2 MiB blocks alone moves the peak by up to ~30 MiB between runs; holding
     // the stream would add 1.75 GiB
     expect(peak - peakSmall).toBeLessThan(64 * MiB)

@@ -16,7 +16,7 @@ describe('createVhdStream', () => {
       virtualSize: 7 * MiB,
       diskType: 'dynamic',
       blocks: [0, 3],
-      readBlock: async (index) => {
+      readBlock: async index => {
         reads.push(index)
         return Buffer.alloc(VHD_BLOCK_SIZE, index + 1)
       },
@@ -29,13 +29,21 @@ describe('createVhdStream', () => {
     expect(bytes.length).toBe(length)
     expect(reads).toEqual([0, 3])
     const footer = decodeFooter(bytes.subarray(0, 512), 0)
-    expect(footer).toMatchObject({ dataOffset: 512, timestamp: 0, creatorApplication: 'caml', currentSize: 7 * MiB, originalSize: 7 * MiB, diskType: 3, features: 2 })
+    expect(footer).toMatchObject({
+      dataOffset: 512,
+      timestamp: 0,
+      creatorApplication: 'caml',
+      currentSize: 7 * MiB,
+      originalSize: 7 * MiB,
+      diskType: 3,
+      features: 2,
+    })
     expect(footer.uniqueId.toString('hex')).toBe('0123456789abcdef0123456789abcdef')
     expect(bytes.subarray(length - 512).equals(bytes.subarray(0, 512))).toBe(true)
     const header = decodeHeader(bytes.subarray(512, 1536), 512)
     expect(header).toMatchObject({ tableOffset: 2048, maxTableEntries: 4, blockSize: VHD_BLOCK_SIZE, dataOffset: -1 })
     expect(bytes.subarray(1536, 2048).equals(Buffer.alloc(512))).toBe(true)
-    expect([0, 1, 2, 3].map((i) => bytes.readUInt32BE(2048 + i * 4))).toEqual([5, 0xffffffff, 0xffffffff, 5 + 1 + 4096])
+    expect([0, 1, 2, 3].map(i => bytes.readUInt32BE(2048 + i * 4))).toEqual([5, 0xffffffff, 0xffffffff, 5 + 1 + 4096])
     expect(bytes.subarray(2048 + 16, 2560).equals(Buffer.alloc(512 - 16, 0xff))).toBe(true)
     expect(bytes.subarray(2560, 3072).equals(Buffer.alloc(512, 0xff))).toBe(true)
     expect(bytes[3072]).toBe(1)
@@ -65,13 +73,28 @@ describe('createVhdStream', () => {
   })
 
   it('fails the stream when a block is not exactly 2 MiB, and refuses unsorted block lists', async () => {
-    const { stream } = createVhdStream({ virtualSize: 4 * MiB, diskType: 'dynamic', blocks: [0], readBlock: async () => Buffer.alloc(10) })
+    const { stream } = createVhdStream({
+      virtualSize: 4 * MiB,
+      diskType: 'dynamic',
+      blocks: [0],
+      readBlock: async () => Buffer.alloc(10),
+    })
     await expect(collect(stream)).rejects.toMatchObject({ code: 'VHD_BAD_SOURCE', offset: 2560 })
-    expect(() => createVhdStream({ virtualSize: 8 * MiB, diskType: 'dynamic', blocks: [2, 1], readBlock: async () => Buffer.alloc(0) })).toThrow(
-      expect.objectContaining({ code: 'VHD_BAD_SOURCE' }),
-    )
-    expect(() => createVhdStream({ virtualSize: 4 * MiB, diskType: 'dynamic', blocks: [2], readBlock: async () => Buffer.alloc(0) })).toThrow(
-      expect.objectContaining({ code: 'VHD_BAD_SOURCE' }),
-    )
+    expect(() =>
+      createVhdStream({
+        virtualSize: 8 * MiB,
+        diskType: 'dynamic',
+        blocks: [2, 1],
+        readBlock: async () => Buffer.alloc(0),
+      }),
+    ).toThrow(expect.objectContaining({ code: 'VHD_BAD_SOURCE' }))
+    expect(() =>
+      createVhdStream({
+        virtualSize: 4 * MiB,
+        diskType: 'dynamic',
+        blocks: [2],
+        readBlock: async () => Buffer.alloc(0),
+      }),
+    ).toThrow(expect.objectContaining({ code: 'VHD_BAD_SOURCE' }))
   })
 })

@@ -91,7 +91,11 @@ export function createVhdStream(source: VhdBlockSource): { length: number; strea
     for (const index of source.blocks) {
       const data = await source.readBlock(index)
       if (data.length !== VHD_BLOCK_SIZE) {
-        throw new VhdError('VHD_BAD_SOURCE', `block ${index} read as ${data.length} bytes instead of ${VHD_BLOCK_SIZE}`, offset)
+        throw new VhdError(
+          'VHD_BAD_SOURCE',
+          `block ${index} read as ${data.length} bytes instead of ${VHD_BLOCK_SIZE}`,
+          offset,
+        )
       }
       yield bitmap
       yield data
@@ -126,11 +130,16 @@ function checkSource(source: VhdBlockSource, entries: number): void {
   let previous = -1
   for (const index of source.blocks) {
     if (!Number.isInteger(index) || index <= previous || index >= entries) {
-      throw new VhdError('VHD_BAD_SOURCE', `block list must be ascending indexes below ${entries}; got ${index} after ${previous}`, 0)
+      throw new VhdError(
+        'VHD_BAD_SOURCE',
+        `block list must be ascending indexes below ${entries}; got ${index} after ${previous}`,
+        0,
+      )
     }
     previous = index
   }
-  if (source.uuid !== undefined && source.uuid.length !== 16) throw new VhdError('VHD_BAD_SOURCE', 'VHD unique id must be 16 bytes', 0)
+  if (source.uuid !== undefined && source.uuid.length !== 16)
+    throw new VhdError('VHD_BAD_SOURCE', 'VHD unique id must be 16 bytes', 0)
 }
 
 /**
@@ -138,10 +147,22 @@ function checkSource(source: VhdBlockSource, entries: number): void {
  * BAT placing `blockOrder`'s blocks one after another in that order), and the footer bytes that
  * also close the file. Shared by the writer and the normaliser.
  */
-export function encodePrologue(layout: CanonicalLayout, footer: VhdFooter, header: VhdHeader, blockOrder: readonly number[]): { footerBytes: Buffer; prologue: Buffer } {
+export function encodePrologue(
+  layout: CanonicalLayout,
+  footer: VhdFooter,
+  header: VhdHeader,
+  blockOrder: readonly number[],
+): { footerBytes: Buffer; prologue: Buffer } {
   const bat = Buffer.alloc(layout.batBytes, 0xff)
-  blockOrder.forEach((index, k) => bat.writeUInt32BE((layout.firstBlockOffset + k * layout.blockStride) / SECTOR_SIZE, index * 4))
+  blockOrder.forEach((index, k) =>
+    bat.writeUInt32BE((layout.firstBlockOffset + k * layout.blockStride) / SECTOR_SIZE, index * 4),
+  )
   const footerBytes = encodeFooter(footer)
-  const prologue = Buffer.concat([footerBytes, encodeHeader(header), Buffer.alloc(layout.tableOffset - layout.headerOffset - HEADER_SIZE), bat])
+  const prologue = Buffer.concat([
+    footerBytes,
+    encodeHeader(header),
+    Buffer.alloc(layout.tableOffset - layout.headerOffset - HEADER_SIZE),
+    bat,
+  ])
   return { footerBytes, prologue }
 }

@@ -22,19 +22,33 @@ beforeAll(async () => {
   tmp = await makeTempDir()
   const key = join(tmp.path, 'key.pem')
   const cert = join(tmp.path, 'cert.pem')
-  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'])
+  await promisify(execFile)('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+  ])
   // Not a XAPI host: whatever gets through TLS is answered 404.
   server = createServer({ key: await readFile(key), cert: await readFile(cert) }, (req, res) => {
     req.resume()
     res.writeHead(404).end('not here')
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
 })
 
 afterAll(async () => {
   server?.closeAllConnections()
-  await new Promise((resolve) => server?.close(resolve))
+  await new Promise(resolve => server?.close(resolve))
   await tmp?.remove()
 })
 
@@ -48,7 +62,12 @@ describe('XapiClient.connect over TLS', () => {
   })
 
   it('accepts it when the pool allows unauthorized certificates (then finds no XAPI there)', async () => {
-    const error = await XapiClient.connect({ url, user: 'root', password: 'tls-secret-1', allowUnauthorized: true }).catch((e: unknown) => e)
+    const error = await XapiClient.connect({
+      url,
+      user: 'root',
+      password: 'tls-secret-1',
+      allowUnauthorized: true,
+    }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'POOL_UNREACHABLE' })
     expect((error as Error).message).toMatch(/HTTP 404/)
   })

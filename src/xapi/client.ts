@@ -95,9 +95,13 @@ export class XapiClient {
     const poolRef = xapi.pool?.$ref
     if (typeof poolRef !== 'string') {
       await xapi.disconnect().catch(() => undefined)
-      throw new ConnectionError('POOL_UNREACHABLE', `${displayUrl(master.origin)} returned no pool record; check that the URL points at a XAPI host`, {
-        url: displayUrl(master.origin),
-      })
+      throw new ConnectionError(
+        'POOL_UNREACHABLE',
+        `${displayUrl(master.origin)} returned no pool record; check that the URL points at a XAPI host`,
+        {
+          url: displayUrl(master.origin),
+        },
+      )
     }
     return new XapiClient(xapi, master, poolRef as Ref<'pool'>, callTimeoutMs)
   }
@@ -110,7 +114,11 @@ export class XapiClient {
   /** The current session, for the HTTP data paths (`session_id`). Treat it as a secret. */
   get sessionId(): string {
     if (this.#xapi.status !== 'connected') {
-      throw new ConnectionError('POOL_UNREACHABLE', `no session with ${this.url}: the client is not logged in; make any call to log in again`, { url: this.url })
+      throw new ConnectionError(
+        'POOL_UNREACHABLE',
+        `no session with ${this.url}: the client is not logged in; make any call to log in again`,
+        { url: this.url },
+      )
     }
     return this.#xapi.sessionId
   }
@@ -129,7 +137,12 @@ export class XapiClient {
       this.#assertOpen(method)
       await this.#ensureConnected(options.signal)
       try {
-        const raw = await this.#guard(this.#xapi.call(method, ...args), method, options.signal, options.timeoutMs ?? this.#callTimeoutMs)
+        const raw = await this.#guard(
+          this.#xapi.call(method, ...args),
+          method,
+          options.signal,
+          options.timeoutMs ?? this.#callTimeoutMs,
+        )
         return normaliseValue(raw) as T
       } catch (error) {
         const mapped = mapCallError(error, this.#errorContext(method))
@@ -148,7 +161,11 @@ export class XapiClient {
    * result (e.g. the new object's ref) and destroys the task. Aborting cancels the task.
    */
   async callAsync<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
-    const taskRef = await this.call<Ref<'task'>>(`Async.${method}`, args, options.signal === undefined ? {} : { signal: options.signal })
+    const taskRef = await this.call<Ref<'task'>>(
+      `Async.${method}`,
+      args,
+      options.signal === undefined ? {} : { signal: options.signal },
+    )
     let record: TaskRecord
     try {
       record = await this.#guard(this.#tasks.watch(taskRef, options.signal), method, options.signal, options.timeoutMs)
@@ -219,7 +236,9 @@ export class XapiClient {
     if (this.#closed) return
     // xen-api's own event loop (watchEvents) sits in a 60 s event.from; a change on the pool
     // object ends it now, so a finished CLI run does not linger.
-    const woken = this.#target.watchEvents ? this.call('event.inject', ['pool', this.poolRef]).catch(() => undefined) : undefined
+    const woken = this.#target.watchEvents
+      ? this.call('event.inject', ['pool', this.poolRef]).catch(() => undefined)
+      : undefined
     await this.#tasks.close()
     await woken
     this.#closed = true
@@ -242,7 +261,11 @@ export class XapiClient {
     try {
       await guard(this.#xapi.connect(), `login to ${url}`, signal, this.#callTimeoutMs)
     } catch (error) {
-      throw loginError(mapCallError(error, { method: 'session.login_with_password', url, password: this.#target.password }), url, this.#target.user)
+      throw loginError(
+        mapCallError(error, { method: 'session.login_with_password', url, password: this.#target.password }),
+        url,
+        this.#target.user,
+      )
     }
   }
 
@@ -259,12 +282,22 @@ export class XapiClient {
   }
 
   /** `promise`, or an AbortedError / CALL_TIMEOUT error first. The loser is left to settle unobserved. */
-  #guard<T>(promise: Promise<T>, method: string, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<T> {
+  #guard<T>(
+    promise: Promise<T>,
+    method: string,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<T> {
     return guard(promise, `${method} on ${this.url}`, signal, timeoutMs)
   }
 }
 
-function guard<T>(promise: Promise<T>, what: string, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<T> {
+function guard<T>(
+  promise: Promise<T>,
+  what: string,
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+): Promise<T> {
   promise.catch(() => undefined)
   if (signal === undefined && timeoutMs === undefined) return promise
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`${what} aborted`))
@@ -282,11 +315,16 @@ function guard<T>(promise: Promise<T>, what: string, signal: AbortSignal | undef
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
         cleanup()
-        reject(new OperationError('CALL_TIMEOUT', `${what}: no answer within ${timeoutMs} ms; the host may be overloaded or the call stuck, retry later`))
+        reject(
+          new OperationError(
+            'CALL_TIMEOUT',
+            `${what}: no answer within ${timeoutMs} ms; the host may be overloaded or the call stuck, retry later`,
+          ),
+        )
       }, timeoutMs)
     }
     promise.then(
-      (value) => {
+      value => {
         cleanup()
         resolve(value)
       },
@@ -302,7 +340,11 @@ function guard<T>(promise: Promise<T>, what: string, signal: AbortSignal | undef
  * Logs in at `target`, following `HOST_IS_SLAVE` ourselves: `xen-api` retries once with only
  * the hostname replaced, which breaks when the coordinator listens on another port.
  */
-async function openSession(target: PoolTarget, callTimeoutMs: number, signal: AbortSignal | undefined): Promise<{ xapi: Xapi; target: PoolTarget }> {
+async function openSession(
+  target: PoolTarget,
+  callTimeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<{ xapi: Xapi; target: PoolTarget }> {
   let current = target
   for (let hops = 0; ; hops++) {
     const url = displayUrl(current.origin)
@@ -324,7 +366,8 @@ async function openSession(target: PoolTarget, callTimeoutMs: number, signal: Ab
       void xapi.disconnect().catch(() => undefined)
       // An aborted or timed-out login leaves xen-api's request waiting on a host that does not
       // answer; only closing its connection pool ends that socket, so the process can exit.
-      if (signal?.aborted === true || (error instanceof XenCrError && error.code === 'CALL_TIMEOUT')) closeConnections(xapi)
+      if (signal?.aborted === true || (error instanceof XenCrError && error.code === 'CALL_TIMEOUT'))
+        closeConnections(xapi)
       const mapped = mapCallError(error, { method: 'session.login_with_password', url, password: current.password })
       if (isXapiError(mapped, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS && mapped.params[0] !== undefined) {
         current = { ...current, origin: resolveMasterUrl(current.origin, mapped.params[0]) }
@@ -340,12 +383,27 @@ function loginError(error: XenCrError, url: string, user: string): XenCrError {
   if (error instanceof ConnectionError || error instanceof AbortedError) return error
   if (error instanceof XapiError) {
     if (error.xapiCode === 'SESSION_AUTHENTICATION_FAILED') {
-      return new ConnectionError('POOL_AUTH_FAILED', `login to ${url} as ${user} refused; check the user and password configured for this pool`, { url }, { cause: error })
+      return new ConnectionError(
+        'POOL_AUTH_FAILED',
+        `login to ${url} as ${user} refused; check the user and password configured for this pool`,
+        { url },
+        { cause: error },
+      )
     }
-    return new ConnectionError('POOL_UNREACHABLE', `login to ${url} failed with ${error.xapiCode}${error.params.length > 0 ? ` (${error.params.join(', ')})` : ''}; check that the URL points at the pool's coordinator`, { url }, { cause: error })
+    return new ConnectionError(
+      'POOL_UNREACHABLE',
+      `login to ${url} failed with ${error.xapiCode}${error.params.length > 0 ? ` (${error.params.join(', ')})` : ''}; check that the URL points at the pool's coordinator`,
+      { url },
+      { cause: error },
+    )
   }
   if (error.code === 'CALL_TIMEOUT') {
-    return new ConnectionError('POOL_UNREACHABLE', `login to ${url} got no answer in time; check the URL and that the host is up`, { url }, { cause: error })
+    return new ConnectionError(
+      'POOL_UNREACHABLE',
+      `login to ${url} got no answer in time; check the URL and that the host is up`,
+      { url },
+      { cause: error },
+    )
   }
   return new ConnectionError('POOL_UNREACHABLE', `login to ${url} failed: ${error.message}`, { url }, { cause: error })
 }

@@ -39,7 +39,12 @@ export function openRequest(url: URL, options: RequestOptions): ClientRequest {
   })
   if (options.idleTimeoutMs !== undefined) {
     req.setTimeout(options.idleTimeoutMs, () => {
-      req.destroy(new OperationError('TRANSFER_STALLED', `${describeUrl(url)}: no data for ${options.idleTimeoutMs} ms; the host stopped answering`))
+      req.destroy(
+        new OperationError(
+          'TRANSFER_STALLED',
+          `${describeUrl(url)}: no data for ${options.idleTimeoutMs} ms; the host stopped answering`,
+        ),
+      )
     })
   }
   return req
@@ -83,21 +88,31 @@ export function drain(res: IncomingMessage): Promise<void> {
     res.on('end', resolve)
     res.on('error', reject)
     res.on('close', () => {
-      if (!res.complete) reject(new OperationError('TRANSFER_INCOMPLETE', 'the host closed the connection before the end of its answer'))
+      if (!res.complete)
+        reject(new OperationError('TRANSFER_INCOMPLETE', 'the host closed the connection before the end of its answer'))
     })
     res.resume()
   })
 }
 
 export function isRedirect(res: IncomingMessage): boolean {
-  return res.statusCode === 301 || res.statusCode === 302 || res.statusCode === 303 || res.statusCode === 307 || res.statusCode === 308
+  return (
+    res.statusCode === 301 ||
+    res.statusCode === 302 ||
+    res.statusCode === 303 ||
+    res.statusCode === 307 ||
+    res.statusCode === 308
+  )
 }
 
 /** The redirect target, resolved against the request URL. */
 export function redirectTarget(res: IncomingMessage, url: URL): URL {
   const location = res.headers.location
   if (location === undefined || location === '') {
-    throw new OperationError('TRANSFER_BAD_REDIRECT', `${describeUrl(url)} answered ${res.statusCode} without a Location`)
+    throw new OperationError(
+      'TRANSFER_BAD_REDIRECT',
+      `${describeUrl(url)} answered ${res.statusCode} without a Location`,
+    )
   }
   return new URL(location, url)
 }

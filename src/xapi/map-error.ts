@@ -78,7 +78,7 @@ export interface ErrorContext {
 export function mapCallError(error: unknown, context: ErrorContext): XenCrError {
   if (error instanceof XenCrError) return error
   if (isXenApiError(error)) {
-    const params = error.params.map((param) => redact(String(param), context.password))
+    const params = error.params.map(param => redact(String(param), context.password))
     return new XapiError(error.code, params, context.method)
   }
   if (error instanceof Error && error.name === 'AbortError') {
@@ -108,5 +108,8 @@ export function mapCallError(error: unknown, context: ErrorContext): XenCrError 
       { url: context.url },
     )
   }
-  return new OperationError('XAPI_CALL_FAILED', `${context.method} on ${context.url} failed: ${redact(message, context.password)}`)
+  return new OperationError(
+    'XAPI_CALL_FAILED',
+    `${context.method} on ${context.url} failed: ${redact(message, context.password)}`,
+  )
 }

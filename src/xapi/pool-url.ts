@@ -24,10 +24,16 @@ export function parsePoolUrl(input: string): ParsedPoolUrl {
   try {
     url = new URL(withScheme)
   } catch {
-    throw new ConfigError('POOL_URL_INVALID', `pool URL "${describeForError(text)}" is not a valid URL; write it as https://host[:port]`, { key: 'url' })
+    throw new ConfigError(
+      'POOL_URL_INVALID',
+      `pool URL "${describeForError(text)}" is not a valid URL; write it as https://host[:port]`,
+      { key: 'url' },
+    )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError('POOL_URL_INVALID', `pool URL ${url.protocol}//${url.host} must use http: or https:`, { key: 'url' })
+    throw new ConfigError('POOL_URL_INVALID', `pool URL ${url.protocol}//${url.host} must use http: or https:`, {
+      key: 'url',
+    })
   }
   const user = url.username === '' ? undefined : decodeURIComponent(url.username)
   const password = url.password === '' ? undefined : decodeURIComponent(url.password)

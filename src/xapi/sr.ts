@@ -9,7 +9,11 @@ export async function getDefaultSr(client: XapiClient, options: CallOptions = {}
 }
 
 /** SRs whose `name_label` is `name`. */
-export async function findSrsByName(client: XapiClient, name: string, options: CallOptions = {}): Promise<Array<{ ref: Ref<'SR'>; record: SrRecord }>> {
+export async function findSrsByName(
+  client: XapiClient,
+  name: string,
+  options: CallOptions = {},
+): Promise<Array<{ ref: Ref<'SR'>; record: SrRecord }>> {
   const found: Array<{ ref: Ref<'SR'>; record: SrRecord }> = []
   for (const [ref, record] of await client.getAllRecords('SR', options)) {
     if (record.name_label === name) found.push({ ref, record })

@@ -20,7 +20,10 @@ class Cursor {
   constructor(readonly text: string) {}
 
   fail(what: string): never {
-    throw new OperationError('TASK_RESULT_INVALID', `task result is not an XML-RPC value: ${what} at character ${this.position}`)
+    throw new OperationError(
+      'TASK_RESULT_INVALID',
+      `task result is not an XML-RPC value: ${what} at character ${this.position}`,
+    )
   }
 
   skipSpace(): void {

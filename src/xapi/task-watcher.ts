@@ -62,11 +62,11 @@ export class TaskWatcher {
         reject(new AbortedError(`waiting for task ${ref} aborted`))
       }
       const waiter: Waiter = {
-        resolve: (record) => {
+        resolve: record => {
           signal?.removeEventListener('abort', onAbort)
           resolve(record)
         },
-        reject: (error) => {
+        reject: error => {
           signal?.removeEventListener('abort', onAbort)
           reject(error)
         },
@@ -152,12 +152,16 @@ export class TaskWatcher {
         if (token === undefined) {
           // The token of an injected change on the pool: every task change after it reaches us.
           token = await this.#host.call<string>('event.inject', ['pool', this.#host.poolRef])
-          await Promise.all([...this.#waiters.keys()].map((ref) => this.#check(ref)))
+          await Promise.all([...this.#waiters.keys()].map(ref => this.#check(ref)))
           continue
         }
-        const result = await this.#host.call<EventFromResult>('event.from', [['task', 'pool'], token, EVENT_FROM_TIMEOUT_S], {
-          timeoutMs: (EVENT_FROM_TIMEOUT_S + 30) * 1000,
-        })
+        const result = await this.#host.call<EventFromResult>(
+          'event.from',
+          [['task', 'pool'], token, EVENT_FROM_TIMEOUT_S],
+          {
+            timeoutMs: (EVENT_FROM_TIMEOUT_S + 30) * 1000,
+          },
+        )
         failures = 0
         token = result.token
         for (const event of result.events) {
@@ -183,5 +187,8 @@ export class TaskWatcher {
 }
 
 function destroyed(ref: string): OperationError {
-  return new OperationError('TASK_DESTROYED', `task ${ref} was destroyed before it completed; the operation's outcome is unknown, check the objects it was to change`)
+  return new OperationError(
+    'TASK_DESTROYED',
+    `task ${ref} was destroyed before it completed; the operation's outcome is unknown, check the objects it was to change`,
+  )
 }

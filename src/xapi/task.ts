@@ -7,7 +7,12 @@ export { taskOutcome } from './task-outcome.js'
 export { parseTaskResult } from './task-result.js'
 
 /** `task.create(label, description)`: a pending task owned by this session. */
-export function createTask(client: XapiClient, label: string, description = '', options: { signal?: AbortSignal } = {}): Promise<Ref<'task'>> {
+export function createTask(
+  client: XapiClient,
+  label: string,
+  description = '',
+  options: { signal?: AbortSignal } = {},
+): Promise<Ref<'task'>> {
   return client.call<Ref<'task'>>('task.create', [label, description], options)
 }
 
@@ -22,11 +27,20 @@ export async function destroyTask(client: XapiClient, task: Ref<'task'>): Promis
 }
 
 /** The task's record once it has left `pending`. */
-export function watchTask(client: XapiClient, task: Ref<'task'>, options: { signal?: AbortSignal } = {}): Promise<TaskRecord> {
+export function watchTask(
+  client: XapiClient,
+  task: Ref<'task'>,
+  options: { signal?: AbortSignal } = {},
+): Promise<TaskRecord> {
   return client.watchTask(task, options)
 }
 
 /** Waits for the task and returns its parsed result, or throws the `XapiError` it failed with. */
-export async function awaitTask(client: XapiClient, task: Ref<'task'>, method: string, options: { signal?: AbortSignal } = {}): Promise<unknown> {
+export async function awaitTask(
+  client: XapiClient,
+  task: Ref<'task'>,
+  method: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<unknown> {
   return taskOutcome(await client.watchTask(task, options), method)
 }

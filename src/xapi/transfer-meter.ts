@@ -56,14 +56,24 @@ export class TransferMeter extends Transform {
     if (options.rejectEmbeddedHttp === true && this.#head.length < 5) {
       this.#head += chunk.subarray(0, 5 - this.#head.length).toString('latin1')
       if (this.#head.length >= 5 && this.#head === 'HTTP/') {
-        callback(new OperationError('TRANSFER_NOT_DISK_DATA', `${options.what}: the host sent an HTTP response inside the body instead of disk data; check the host's logs`))
+        callback(
+          new OperationError(
+            'TRANSFER_NOT_DISK_DATA',
+            `${options.what}: the host sent an HTTP response inside the body instead of disk data; check the host's logs`,
+          ),
+        )
         return
       }
     }
     this.#probe?.feed(chunk)
     this.bytes += chunk.length
     if (options.expected !== undefined && this.bytes > options.expected) {
-      callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: more than the announced ${options.expected} bytes`))
+      callback(
+        new OperationError(
+          options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH',
+          `${options.what}: more than the announced ${options.expected} bytes`,
+        ),
+      )
       return
     }
     if (this.bytes - this.#reported >= REPORT_EVERY) this.#report()
@@ -73,12 +83,22 @@ export class TransferMeter extends Transform {
   override _flush(callback: TransformCallback): void {
     const options = this.#options
     if (options.expected !== undefined && this.bytes !== options.expected) {
-      callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: ended after ${this.bytes} of ${options.expected} bytes`))
+      callback(
+        new OperationError(
+          options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH',
+          `${options.what}: ended after ${this.bytes} of ${options.expected} bytes`,
+        ),
+      )
       return
     }
     const minimum = this.#probe?.minimumLength
     if (minimum !== undefined && this.bytes < minimum) {
-      callback(new OperationError(options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH', `${options.what}: the VHD ended after ${this.bytes} bytes, its BAT needs ${minimum}`))
+      callback(
+        new OperationError(
+          options.lengthErrorCode ?? 'TRANSFER_LENGTH_MISMATCH',
+          `${options.what}: the VHD ended after ${this.bytes} bytes, its BAT needs ${minimum}`,
+        ),
+      )
       return
     }
     this.#report()

@@ -59,20 +59,34 @@ const CLEANUP_TIMEOUT_MS = 10_000
  * Failures where the host likely knows better (it cut the connection, or stopped early): the
  * task's error is reported instead. Our own findings (a bad VHD, an abort) are reported as is.
  */
-const INTERRUPTIONS = new Set(['TRANSFER_INTERRUPTED', 'TRANSFER_INCOMPLETE', 'TRANSFER_NO_RESPONSE', 'TRANSFER_LENGTH_MISMATCH', 'TRANSFER_HTTP_STATUS'])
+const INTERRUPTIONS = new Set([
+  'TRANSFER_INTERRUPTED',
+  'TRANSFER_INCOMPLETE',
+  'TRANSFER_NO_RESPONSE',
+  'TRANSFER_LENGTH_MISMATCH',
+  'TRANSFER_HTTP_STATUS',
+])
 
 /**
  * Starts `GET /export_raw_vdi` of `vdi` (with `base`: the delta since that snapshot). `stream`
  * is the body; `done` resolves once the consumer read all of it AND the task succeeded, and
  * rejects otherwise (a raw export must be exactly `virtual_size` bytes).
  */
-export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: ExportVdiOptions): Promise<{ stream: Readable; done: Promise<void> }> {
+export async function exportVdi(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  options: ExportVdiOptions,
+): Promise<{ stream: Readable; done: Promise<void> }> {
   const { signal } = options
   const what = `export of VDI ${vdi}`
   throwIfAborted(signal, what)
   const callOptions = signal === undefined ? {} : { signal }
   const total = options.format === 'raw' ? (await client.getRecord('VDI', vdi, callOptions)).virtual_size : undefined
-  const task = await client.call<Ref<'task'>>('task.create', [`xen-cr: export VDI ${vdi} as ${options.format}`, ''], callOptions)
+  const task = await client.call<Ref<'task'>>(
+    'task.create',
+    [`xen-cr: export VDI ${vdi} as ${options.format}`, ''],
+    callOptions,
+  )
   const settled = client.watchTask(task, callOptions)
   settled.catch(() => undefined)
 
@@ -132,7 +146,12 @@ export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: Ex
  * `length`. A redirect is found with an empty probe PUT first, since the body can be sent only
  * once. Resolves when all bytes went through and the task succeeded.
  */
-export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Readable, options: ImportVdiOptions): Promise<{ bytes: number }> {
+export async function importVdi(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  source: Readable,
+  options: ImportVdiOptions,
+): Promise<{ bytes: number }> {
   const { signal } = options
   const what = `import into VDI ${vdi}`
   const callOptions = signal === undefined ? {} : { signal }
@@ -146,7 +165,10 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
       length = normalised.length
     } else {
       if (options.length === undefined || !Number.isSafeInteger(options.length) || options.length < 0) {
-        throw new UsageError('IMPORT_LENGTH_REQUIRED', `${what}: a raw import needs the exact byte length of its source`)
+        throw new UsageError(
+          'IMPORT_LENGTH_REQUIRED',
+          `${what}: a raw import needs the exact byte length of its source`,
+        )
       }
       body = source
       length = options.length
@@ -158,7 +180,11 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
 
   let task: Ref<'task'>
   try {
-    task = await client.call<Ref<'task'>>('task.create', [`xen-cr: import VDI ${vdi} as ${options.format}`, ''], callOptions)
+    task = await client.call<Ref<'task'>>(
+      'task.create',
+      [`xen-cr: import VDI ${vdi} as ${options.format}`, ''],
+      callOptions,
+    )
   } catch (error) {
     body.destroy()
     source.destroy()
@@ -178,7 +204,7 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
       ...requestOptions(client, 'PUT', options),
       headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' },
     })
-    const answered = awaitResponse(req, url).then(async (res) => {
+    const answered = awaitResponse(req, url).then(async res => {
       if (!isSuccess(res)) {
         discard(res)
         throw httpStatusError(res, url, what)
@@ -193,9 +219,17 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
       lengthErrorCode: 'SOURCE_LENGTH_MISMATCH',
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     })
-    const [sent, answer] = await Promise.allSettled([pipeline(body, meter, req, signal === undefined ? {} : { signal }), answered])
+    const [sent, answer] = await Promise.allSettled([
+      pipeline(body, meter, req, signal === undefined ? {} : { signal }),
+      answered,
+    ])
     // A refusal (401, 404 for chunked…) closes the socket under us: the status is the real news.
-    if (answer.status === 'rejected' && answer.reason instanceof XenCrError && answer.reason.code === 'TRANSFER_HTTP_STATUS') throw answer.reason
+    if (
+      answer.status === 'rejected' &&
+      answer.reason instanceof XenCrError &&
+      answer.reason.code === 'TRANSFER_HTTP_STATUS'
+    )
+      throw answer.reason
     if (sent.status === 'rejected') throw sent.reason
     if (answer.status === 'rejected') throw answer.reason
   } catch (error) {
@@ -212,7 +246,10 @@ export async function importVdi(client: XapiClient, vdi: Ref<'VDI'>, source: Rea
 
 /** Destroys a task the host created for us once it settled (bounded; errors ignored). */
 async function destroyWhenSettled(client: XapiClient, task: Ref<'task'>): Promise<void> {
-  await raceTimeout(client.watchTask(task).catch(() => undefined), CLEANUP_TIMEOUT_MS)
+  await raceTimeout(
+    client.watchTask(task).catch(() => undefined),
+    CLEANUP_TIMEOUT_MS,
+  )
   await client.call('task.destroy', [task], { timeoutMs: CLEANUP_TIMEOUT_MS }).catch(() => undefined)
 }
 
@@ -221,7 +258,12 @@ async function destroyWhenSettled(client: XapiClient, task: Ref<'task'>): Promis
  * following 302s until a host accepts; returns the URL to send the real body to, and the
  * cleanup of the task the host made for the probe (it fails it: nothing to write).
  */
-async function probeRedirects(client: XapiClient, start: URL, what: string, options: TransferOptions): Promise<{ url: URL; cleanup: Promise<void> }> {
+async function probeRedirects(
+  client: XapiClient,
+  start: URL,
+  what: string,
+  options: TransferOptions,
+): Promise<{ url: URL; cleanup: Promise<void> }> {
   let url = start
   for (let redirects = 0; ; redirects++) {
     const req = openRequest(url, { ...requestOptions(client, 'PUT', options), headers: { 'content-length': '0' } })
@@ -231,7 +273,13 @@ async function probeRedirects(client: XapiClient, start: URL, what: string, opti
     discard(res)
     if (isSuccess(res)) {
       const probeTask = res.headers['task-id']
-      return { url, cleanup: typeof probeTask === 'string' && probeTask.startsWith('OpaqueRef:') ? destroyWhenSettled(client, probeTask as Ref<'task'>) : Promise.resolve() }
+      return {
+        url,
+        cleanup:
+          typeof probeTask === 'string' && probeTask.startsWith('OpaqueRef:')
+            ? destroyWhenSettled(client, probeTask as Ref<'task'>)
+            : Promise.resolve(),
+      }
     }
     if (!isRedirect(res)) throw httpStatusError(res, url, what)
     if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
@@ -251,7 +299,10 @@ async function finishTask(
   const record = await raceTimeout(settled, timeoutMs)
   if (record === undefined) {
     void client.call('task.cancel', [task]).catch(() => undefined)
-    throw new OperationError('TASK_NOT_SETTLED', `${method}: all bytes went through but task ${task} did not complete within ${timeoutMs} ms; check the host`)
+    throw new OperationError(
+      'TASK_NOT_SETTLED',
+      `${method}: all bytes went through but task ${task} did not complete within ${timeoutMs} ms; check the host`,
+    )
   }
   await client.call('task.destroy', [task]).catch(() => undefined)
   taskOutcome(record, method)
@@ -262,8 +313,19 @@ async function finishTask(
  * it reports one soon (e.g. `VDI_IO_ERROR`), else the transfer error. Either way the task is
  * cancelled (if still pending) and destroyed.
  */
-async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: Promise<TaskRecord>, error: XenCrError, what: string): Promise<XenCrError> {
-  const record = INTERRUPTIONS.has(error.code) ? await raceTimeout(settled.catch(() => undefined), TASK_GRACE_MS) : undefined
+async function failureWithTask(
+  client: XapiClient,
+  task: Ref<'task'>,
+  settled: Promise<TaskRecord>,
+  error: XenCrError,
+  what: string,
+): Promise<XenCrError> {
+  const record = INTERRUPTIONS.has(error.code)
+    ? await raceTimeout(
+        settled.catch(() => undefined),
+        TASK_GRACE_MS,
+      )
+    : undefined
   // XAPI only records a destroy of a pending task, so a pending one is cancelled and destroyed
   // once it settled. Awaited so that no task of ours outlives the failure (in the background
   // for an abort, which must not wait); bounded so that an unreachable pool does not hold the
@@ -272,7 +334,10 @@ async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: P
     const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
     if (record === undefined) {
       await client.call('task.cancel', [task], bounded).catch(() => undefined)
-      await raceTimeout(client.watchTask(task).catch(() => undefined), TASK_GRACE_MS)
+      await raceTimeout(
+        client.watchTask(task).catch(() => undefined),
+        TASK_GRACE_MS,
+      )
     }
     await client.call('task.destroy', [task], bounded).catch(() => undefined)
   })()
@@ -285,23 +350,41 @@ async function failureWithTask(client: XapiClient, task: Ref<'task'>, settled: P
   return error
 }
 
-function transferError(error: unknown, url: URL, what: string, phase: 'request' | 'body', signal: AbortSignal | undefined): XenCrError {
+function transferError(
+  error: unknown,
+  url: URL,
+  what: string,
+  phase: 'request' | 'body',
+  signal: AbortSignal | undefined,
+): XenCrError {
   if (error instanceof XenCrError) return error
   const where = describeUrl(url)
   const name = error instanceof Error ? error.name : ''
   if (signal?.aborted === true) return new AbortedError(`${what} aborted`)
   // Streams report AbortError also when a consumer destroys them; that is no abort of ours.
-  if (name === 'AbortError') return new OperationError('TRANSFER_INTERRUPTED', `${what} at ${where} stopped: its stream was closed before the end`)
+  if (name === 'AbortError')
+    return new OperationError(
+      'TRANSFER_INTERRUPTED',
+      `${what} at ${where} stopped: its stream was closed before the end`,
+    )
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string' && isTlsErrorCode(code)) {
-    return new ConnectionError('POOL_TLS', `TLS connection to ${where} failed (${code}); check the host's certificate or allow unauthorized certificates for this pool`, {
-      url: `${url.protocol}//${url.host}`,
-    })
+    return new ConnectionError(
+      'POOL_TLS',
+      `TLS connection to ${where} failed (${code}); check the host's certificate or allow unauthorized certificates for this pool`,
+      {
+        url: `${url.protocol}//${url.host}`,
+      },
+    )
   }
   if (phase === 'request' && typeof code === 'string' && isNetworkErrorCode(code)) {
-    return new ConnectionError('POOL_UNREACHABLE', `cannot reach ${where} for ${what} (${code}); check that the host is up and reachable from here`, {
-      url: `${url.protocol}//${url.host}`,
-    })
+    return new ConnectionError(
+      'POOL_UNREACHABLE',
+      `cannot reach ${where} for ${what} (${code}); check that the host is up and reachable from here`,
+      {
+        url: `${url.protocol}//${url.host}`,
+      },
+    )
   }
   const detail = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
   return new OperationError('TRANSFER_INTERRUPTED', `${what} at ${where} was interrupted (${detail}); run it again`)
@@ -314,7 +397,10 @@ function httpStatusError(res: IncomingMessage, url: URL, what: string): Operatio
 }
 
 function tooManyRedirects(url: URL): OperationError {
-  return new OperationError('TRANSFER_TOO_MANY_REDIRECTS', `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects; check the pool's host addresses`)
+  return new OperationError(
+    'TRANSFER_TOO_MANY_REDIRECTS',
+    `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects; check the pool's host addresses`,
+  )
 }
 
 function isSuccess(res: IncomingMessage): boolean {
@@ -329,7 +415,11 @@ function dataPathUrl(client: XapiClient, path: string, query: Record<string, str
   return url
 }
 
-function requestOptions(client: XapiClient, method: 'GET' | 'PUT', options: TransferOptions): Parameters<typeof openRequest>[1] {
+function requestOptions(
+  client: XapiClient,
+  method: 'GET' | 'PUT',
+  options: TransferOptions,
+): Parameters<typeof openRequest>[1] {
   return {
     method,
     rejectUnauthorized: !client.allowUnauthorized,
@@ -347,7 +437,7 @@ function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined>
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(undefined), ms)
     promise.then(
-      (value) => {
+      value => {
         clearTimeout(timer)
         resolve(value)
       },

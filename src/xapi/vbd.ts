@@ -53,7 +53,11 @@ export interface VmDisk {
  * The VM's disks (VBDs of type `Disk` with a VDI), ordered by `userdevice` numerically. The
  * type comparison is case-sensitive, as XAPI spells it.
  */
-export async function listVmDisks(client: XapiClient, vbdRefs: readonly Ref<'VBD'>[], options: CallOptions = {}): Promise<VmDisk[]> {
+export async function listVmDisks(
+  client: XapiClient,
+  vbdRefs: readonly Ref<'VBD'>[],
+  options: CallOptions = {},
+): Promise<VmDisk[]> {
   const disks: VmDisk[] = []
   for (const vbdRef of vbdRefs) {
     const vbd = await client.getRecord('VBD', vbdRef, options)

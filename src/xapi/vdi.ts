@@ -51,23 +51,43 @@ export async function destroyVdi(client: XapiClient, vdi: Ref<'VDI'>, options: C
 }
 
 /** `VDI.resize` (async): grow the virtual size to `size` bytes. */
-export async function resizeVdi(client: XapiClient, vdi: Ref<'VDI'>, size: number, options: CallOptions = {}): Promise<void> {
+export async function resizeVdi(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  size: number,
+  options: CallOptions = {},
+): Promise<void> {
   await client.callAsync('VDI.resize', [vdi, size], options)
 }
 
 /** Sets (string) or removes (null) `other_config` entries, one remove-then-add per key. */
-export async function setVdiOtherConfig(client: XapiClient, vdi: Ref<'VDI'>, entries: Readonly<Record<string, string | null>>, options: CallOptions = {}): Promise<void> {
+export async function setVdiOtherConfig(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  entries: Readonly<Record<string, string | null>>,
+  options: CallOptions = {},
+): Promise<void> {
   for (const [key, value] of Object.entries(entries)) {
     await client.setMapEntry('VDI', vdi, 'other_config', key, value, options)
   }
 }
 
 /** `VDI.set_name_label` (name_label has no generic setter on VDIs). */
-export async function setVdiNameLabel(client: XapiClient, vdi: Ref<'VDI'>, name: string, options: CallOptions = {}): Promise<void> {
+export async function setVdiNameLabel(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  name: string,
+  options: CallOptions = {},
+): Promise<void> {
   await client.call('VDI.set_name_label', [vdi, name], options)
 }
 
 /** `VDI.set_name_description`. */
-export async function setVdiNameDescription(client: XapiClient, vdi: Ref<'VDI'>, description: string, options: CallOptions = {}): Promise<void> {
+export async function setVdiNameDescription(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  description: string,
+  options: CallOptions = {},
+): Promise<void> {
   await client.call('VDI.set_name_description', [vdi, description], options)
 }

@@ -12,7 +12,7 @@ async function vhdBytes(blocks: number[]): Promise<{ length: number; bytes: Buff
     virtualSize: 16 * BLOCK,
     diskType: 'dynamic',
     blocks,
-    readBlock: async (index) => Buffer.alloc(BLOCK, index),
+    readBlock: async index => Buffer.alloc(BLOCK, index),
   })
   const chunks: Buffer[] = []
   for await (const chunk of stream) chunks.push(chunk as Buffer)
@@ -42,7 +42,7 @@ describe('TransferMeter in VHD mode', () => {
   it('reports the VHD length as total and accepts the whole stream', async () => {
     const { length, bytes } = await vhdBytes([0, 3])
     const seen: TransferProgress[] = []
-    const meter = new TransferMeter({ what: 'export', vhd: true, onProgress: (p) => seen.push(p) })
+    const meter = new TransferMeter({ what: 'export', vhd: true, onProgress: p => seen.push(p) })
     await pipeline(Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), meter, sink())
     expect(seen.at(-1)).toEqual({ bytes: length, total: length })
   })
@@ -51,8 +51,10 @@ describe('TransferMeter in VHD mode', () => {
     // Without a Content-Length a cut connection ends the body like a normal end would.
     const { bytes } = await vhdBytes([0, 3])
     const meter = new TransferMeter({ what: 'export', vhd: true })
-    await expect(pipeline(Readable.from([bytes.subarray(0, bytes.length - 600)]), meter, sink())).rejects.toMatchObject({
-      code: 'TRANSFER_LENGTH_MISMATCH',
-    })
+    await expect(pipeline(Readable.from([bytes.subarray(0, bytes.length - 600)]), meter, sink())).rejects.toMatchObject(
+      {
+        code: 'TRANSFER_LENGTH_MISMATCH',
+      },
+    )
   })
 })

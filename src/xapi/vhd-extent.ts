@@ -45,7 +45,10 @@ export class VhdExtentProbe {
       this.#headerOffset = footer.dataOffset
       this.#needed = footer.dataOffset + HEADER_SIZE
     } else if (this.#tableOffset === undefined) {
-      const header = decodeHeader(prefix.subarray(this.#headerOffset, this.#headerOffset + HEADER_SIZE), this.#headerOffset)
+      const header = decodeHeader(
+        prefix.subarray(this.#headerOffset, this.#headerOffset + HEADER_SIZE),
+        this.#headerOffset,
+      )
       this.#tableOffset = header.tableOffset
       this.#entries = header.maxTableEntries
       this.#blockBytes = bitmapSize(header.blockSize) + header.blockSize

@@ -18,12 +18,23 @@ export function snapshotVm(
 }
 
 /** `VM.clone` (async): fast storage-level clone. */
-export function cloneVm(client: XapiClient, vm: Ref<'VM'>, name: string, options: CallOptions = {}): Promise<Ref<'VM'>> {
+export function cloneVm(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  name: string,
+  options: CallOptions = {},
+): Promise<Ref<'VM'>> {
   return client.callAsync<Ref<'VM'>>('VM.clone', [vm, name], options)
 }
 
 /** `VM.copy` (async): full copy of the disks into `sr` (`OpaqueRef:NULL` = each disk's own SR). */
-export function copyVm(client: XapiClient, vm: Ref<'VM'>, name: string, sr: Ref<'SR'>, options: CallOptions = {}): Promise<Ref<'VM'>> {
+export function copyVm(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  name: string,
+  sr: Ref<'SR'>,
+  options: CallOptions = {},
+): Promise<Ref<'VM'>> {
   return client.callAsync<Ref<'VM'>>('VM.copy', [vm, name, sr], options)
 }
 
@@ -36,17 +47,32 @@ export async function destroyVm(client: XapiClient, vm: Ref<'VM'>, options: Call
  * `VM.create` with a full record (every field XAPI requires: name, memory, VCPUs, actions,
  * PV/HVM fields, platform, other_config, …). XAPI ignores `blocked_operations` here.
  */
-export function createVm(client: XapiClient, record: Readonly<Record<string, unknown>>, options: CallOptions = {}): Promise<Ref<'VM'>> {
+export function createVm(
+  client: XapiClient,
+  record: Readonly<Record<string, unknown>>,
+  options: CallOptions = {},
+): Promise<Ref<'VM'>> {
   return client.call<Ref<'VM'>>('VM.create', [record], options)
 }
 
 /** Blocks `operation` (e.g. `start`) with `reason` shown to whoever tries it. */
-export function blockOperation(client: XapiClient, vm: Ref<'VM'>, operation: string, reason: string, options: CallOptions = {}): Promise<void> {
+export function blockOperation(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  operation: string,
+  reason: string,
+  options: CallOptions = {},
+): Promise<void> {
   return client.setMapEntry('VM', vm, 'blocked_operations', operation, reason, options)
 }
 
 /** Lifts a block set by {@link blockOperation} (silent when there is none). */
-export function unblockOperation(client: XapiClient, vm: Ref<'VM'>, operation: string, options: CallOptions = {}): Promise<void> {
+export function unblockOperation(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  operation: string,
+  options: CallOptions = {},
+): Promise<void> {
   return client.setMapEntry('VM', vm, 'blocked_operations', operation, null, options)
 }
 
@@ -56,34 +82,63 @@ export async function addTag(client: XapiClient, vm: Ref<'VM'>, tag: string, opt
 }
 
 /** `VM.remove_tags`: removes `tag` (no error if absent). */
-export async function removeTag(client: XapiClient, vm: Ref<'VM'>, tag: string, options: CallOptions = {}): Promise<void> {
+export async function removeTag(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  tag: string,
+  options: CallOptions = {},
+): Promise<void> {
   await client.call('VM.remove_tags', [vm, tag], options)
 }
 
 /** Sets (string) or removes (null) `other_config` entries, one remove-then-add per key. */
-export async function setVmOtherConfig(client: XapiClient, vm: Ref<'VM'>, entries: Readonly<Record<string, string | null>>, options: CallOptions = {}): Promise<void> {
+export async function setVmOtherConfig(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  entries: Readonly<Record<string, string | null>>,
+  options: CallOptions = {},
+): Promise<void> {
   for (const [key, value] of Object.entries(entries)) {
     await client.setMapEntry('VM', vm, 'other_config', key, value, options)
   }
 }
 
 /** `VM.set_name_label`. */
-export async function setVmNameLabel(client: XapiClient, vm: Ref<'VM'>, name: string, options: CallOptions = {}): Promise<void> {
+export async function setVmNameLabel(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  name: string,
+  options: CallOptions = {},
+): Promise<void> {
   await client.call('VM.set_name_label', [vm, name], options)
 }
 
 /** `VM.set_name_description`. */
-export async function setVmNameDescription(client: XapiClient, vm: Ref<'VM'>, description: string, options: CallOptions = {}): Promise<void> {
+export async function setVmNameDescription(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  description: string,
+  options: CallOptions = {},
+): Promise<void> {
   await client.call('VM.set_name_description', [vm, description], options)
 }
 
 /** XO clears `is_a_template` on its snapshots so they show as VMs. */
-export async function setVmIsATemplate(client: XapiClient, vm: Ref<'VM'>, value: boolean, options: CallOptions = {}): Promise<void> {
+export async function setVmIsATemplate(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  value: boolean,
+  options: CallOptions = {},
+): Promise<void> {
   await client.call('VM.set_is_a_template', [vm, value], options)
 }
 
 /** `VM.start` (async); `OPERATION_BLOCKED` when start is blocked, as on replicas. */
-export async function startVm(client: XapiClient, vm: Ref<'VM'>, options: CallOptions & { paused?: boolean; force?: boolean } = {}): Promise<void> {
+export async function startVm(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  options: CallOptions & { paused?: boolean; force?: boolean } = {},
+): Promise<void> {
   await client.callAsync('VM.start', [vm, options.paused === true, options.force === true], callOptions(options))
 }
 

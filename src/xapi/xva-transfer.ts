@@ -10,7 +10,16 @@ import type { Readable } from 'node:stream'
 import { finished, pipeline } from 'node:stream/promises'
 import { AbortedError, OperationError, XenCrError } from '../errors.js'
 import type { XapiClient } from './client.js'
-import { MAX_REDIRECTS, awaitResponse, describeUrl, discard, drain, isRedirect, openRequest, redirectTarget } from './http-resource.js'
+import {
+  MAX_REDIRECTS,
+  awaitResponse,
+  describeUrl,
+  discard,
+  drain,
+  isRedirect,
+  openRequest,
+  redirectTarget,
+} from './http-resource.js'
 import { taskOutcome } from './task-outcome.js'
 import { TransferMeter, type TransferProgress } from './transfer-meter.js'
 import type { Ref, TaskRecord } from './types.js'
@@ -33,24 +42,42 @@ function ok(res: IncomingMessage): boolean {
 }
 
 function statusError(res: IncomingMessage, url: URL, what: string): OperationError {
-  return new OperationError('TRANSFER_HTTP_STATUS', `${what}: ${describeUrl(url)} answered HTTP ${res.statusCode ?? 0}; check the VM, the SR and the session`)
+  return new OperationError(
+    'TRANSFER_HTTP_STATUS',
+    `${what}: ${describeUrl(url)} answered HTTP ${res.statusCode ?? 0}; check the VM, the SR and the session`,
+  )
 }
 
 /** The task's verdict once it settles; cancels and destroys it. */
-async function settle(client: XapiClient, task: Ref<'task'>, settled: Promise<TaskRecord>, method: string): Promise<unknown> {
+async function settle(
+  client: XapiClient,
+  task: Ref<'task'>,
+  settled: Promise<TaskRecord>,
+  method: string,
+): Promise<unknown> {
   const record = await settled
   await client.call('task.destroy', [task]).catch(() => undefined)
   return taskOutcome(record, method)
 }
 
 /** A failed transfer: the task's own error when it reports one (e.g. `IMPORT_ERROR`), else `error`. */
-async function failure(client: XapiClient, task: Ref<'task'>, settled: Promise<TaskRecord>, error: unknown, method: string, what: string): Promise<Error> {
+async function failure(
+  client: XapiClient,
+  task: Ref<'task'>,
+  settled: Promise<TaskRecord>,
+  error: unknown,
+  method: string,
+  what: string,
+): Promise<Error> {
   if (error instanceof AbortedError || (error as { name?: string } | null)?.name === 'AbortError') {
     void client.call('task.cancel', [task]).catch(() => undefined)
     return new AbortedError(`${what} aborted`)
   }
   // the task usually says why within moments (e.g. IMPORT_ERROR); its error is the precise one
-  const record = await Promise.race([settled.catch(() => undefined), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2_000).unref())])
+  const record = await Promise.race([
+    settled.catch(() => undefined),
+    new Promise<undefined>(resolve => setTimeout(() => resolve(undefined), 2_000).unref()),
+  ])
   void client.call(record === undefined ? 'task.cancel' : 'task.destroy', [task]).catch(() => undefined)
   if (record !== undefined && record.status !== 'success' && record.status !== 'pending') {
     try {
@@ -60,14 +87,21 @@ async function failure(client: XapiClient, task: Ref<'task'>, settled: Promise<T
     }
   }
   if (error instanceof XenCrError) return error
-  return new OperationError('TRANSFER_INTERRUPTED', `${what} was interrupted (${error instanceof Error ? error.message : String(error)}); run it again`)
+  return new OperationError(
+    'TRANSFER_INTERRUPTED',
+    `${what} was interrupted (${error instanceof Error ? error.message : String(error)}); run it again`,
+  )
 }
 
 /**
  * Starts `GET /export` of `vm` (a VM or snapshot) as an uncompressed XVA. `done` resolves once
  * the consumer read the whole stream AND the export task succeeded.
  */
-export async function exportVmXva(client: XapiClient, vm: Ref<'VM'>, options: XvaTransferOptions = {}): Promise<{ stream: Readable; done: Promise<void> }> {
+export async function exportVmXva(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  options: XvaTransferOptions = {},
+): Promise<{ stream: Readable; done: Promise<void> }> {
   const { signal } = options
   const what = `XVA export of VM ${vm}`
   const opts = signal === undefined ? {} : { signal }
@@ -84,7 +118,11 @@ export async function exportVmXva(client: XapiClient, vm: Ref<'VM'>, options: Xv
       res = await response
       if (!isRedirect(res)) break
       discard(res)
-      if (redirects >= MAX_REDIRECTS) throw new OperationError('TRANSFER_TOO_MANY_REDIRECTS', `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects`)
+      if (redirects >= MAX_REDIRECTS)
+        throw new OperationError(
+          'TRANSFER_TOO_MANY_REDIRECTS',
+          `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects`,
+        )
       url = redirectTarget(res, url)
     }
     if (!ok(res)) {
@@ -94,7 +132,11 @@ export async function exportVmXva(client: XapiClient, vm: Ref<'VM'>, options: Xv
   } catch (error) {
     throw await failure(client, task, settled, error, 'GET /export', what)
   }
-  const meter = new TransferMeter({ what: `${what} from ${describeUrl(url)}`, rejectEmbeddedHttp: true, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) })
+  const meter = new TransferMeter({
+    what: `${what} from ${describeUrl(url)}`,
+    rejectEmbeddedHttp: true,
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  })
   const piped = pipeline(res, meter, opts)
   piped.catch(() => undefined)
   const done = (async (): Promise<void> => {
@@ -137,7 +179,11 @@ export async function importVmXva(
       const answered = awaitResponse(req, url)
       answered.catch(() => undefined)
       const body = open()
-      const meter = new TransferMeter({ what: `${what} at ${describeUrl(url)}`, expected: options.length, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) })
+      const meter = new TransferMeter({
+        what: `${what} at ${describeUrl(url)}`,
+        expected: options.length,
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      })
       const sent = pipeline(body, meter, req, opts)
       sent.catch(() => undefined)
       const res = await answered
@@ -146,7 +192,11 @@ export async function importVmXva(
         discard(res)
         body.destroy()
         req.destroy()
-        if (redirects >= MAX_REDIRECTS) throw new OperationError('TRANSFER_TOO_MANY_REDIRECTS', `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects`)
+        if (redirects >= MAX_REDIRECTS)
+          throw new OperationError(
+            'TRANSFER_TOO_MANY_REDIRECTS',
+            `${describeUrl(url)}: more than ${MAX_REDIRECTS} redirects`,
+          )
         url = redirectTarget(res, url)
         continue
       }
@@ -163,7 +213,13 @@ export async function importVmXva(
     throw await failure(client, task, settled, error, 'PUT /import', what)
   }
   const result = await settle(client, task, settled, 'PUT /import')
-  const vms = (Array.isArray(result) ? result : [result]).filter((r): r is Ref<'VM'> => typeof r === 'string' && r.startsWith('OpaqueRef:'))
-  if (vms.length === 0) throw new OperationError('XVA_IMPORT_NO_VM', `${what}: the import task succeeded but named no VM; check the target pool`)
+  const vms = (Array.isArray(result) ? result : [result]).filter(
+    (r): r is Ref<'VM'> => typeof r === 'string' && r.startsWith('OpaqueRef:'),
+  )
+  if (vms.length === 0)
+    throw new OperationError(
+      'XVA_IMPORT_NO_VM',
+      `${what}: the import task succeeded but named no VM; check the target pool`,
+    )
   return { vms }
 }

@@ -22,7 +22,7 @@ export class CaptureStream extends Writable {
   }
 
   get lines(): string[] {
-    return this.text.split('\n').filter((line) => line !== '')
+    return this.text.split('\n').filter(line => line !== '')
   }
 
   // ora calls these on TTY streams

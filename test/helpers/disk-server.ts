@@ -3,7 +3,14 @@ import type { IncomingMessage, Server } from 'node:http'
 import { EofBodyFront } from '../../src/lab/http/eof-body-front.js'
 import { exportRawVdi } from '../../src/lab/http/export-raw-vdi.js'
 import { importRawVdi } from '../../src/lab/http/import-raw-vdi.js'
-import type { DataPathFault, DataPathKind, DiskHandler, DiskHandlerContext, LabTaskHandle, LabVdiView } from '../../src/lab/http/types.js'
+import type {
+  DataPathFault,
+  DataPathKind,
+  DiskHandler,
+  DiskHandlerContext,
+  LabTaskHandle,
+  LabVdiView,
+} from '../../src/lab/http/types.js'
 import { SparseDiskStore } from '../../src/lab/storage/sparse-disk-store.js'
 import { makeTempDir } from './tmp.js'
 
@@ -52,16 +59,24 @@ export async function startDiskServer(dir: string): Promise<{
   let taskCount = 0
 
   const createTask = (label = 'test'): TestTask => {
-    const task: TestTask = { ref: `OpaqueRef:task-${++taskCount}`, label, status: 'pending', progress: 0, result: undefined, error: undefined, cancelRequested: false }
+    const task: TestTask = {
+      ref: `OpaqueRef:task-${++taskCount}`,
+      label,
+      status: 'pending',
+      progress: 0,
+      result: undefined,
+      error: undefined,
+      cancelRequested: false,
+    }
     tasks.set(task.ref, task)
     return task
   }
   const handleOf = (task: TestTask): LabTaskHandle => ({
     ref: task.ref,
-    setProgress: (progress) => {
+    setProgress: progress => {
       task.progress = progress
     },
-    succeed: (result) => {
+    succeed: result => {
       if (task.status !== 'pending') throw new Error(`task ${task.ref} completed twice`)
       task.status = 'success'
       task.progress = 1
@@ -87,19 +102,19 @@ export async function startDiskServer(dir: string): Promise<{
       }
       return undefined
     },
-    lookupVdi: (name) => vdis.get(name) ?? [...vdis.values()].find((vdi) => vdi.uuid === name),
-    redirectFor: (vdi) => redirects.get(vdi.uuid),
+    lookupVdi: name => vdis.get(name) ?? [...vdis.values()].find(vdi => vdi.uuid === name),
+    redirectFor: vdi => redirects.get(vdi.uuid),
     openTask(taskId, label) {
       if (taskId === undefined) return handleOf(createTask(label))
       const task = tasks.get(taskId)
       return task === undefined || task.status !== 'pending' ? undefined : handleOf(task)
     },
     takeFault(kind) {
-      const index = faults.findIndex((f) => f.kind === kind)
+      const index = faults.findIndex(f => f.kind === kind)
       if (index === -1) return undefined
       return faults.splice(index, 1)[0]?.fault
     },
-    vdiChanged: (vdi) => void changed.push(vdi.uuid),
+    vdiChanged: vdi => void changed.push(vdi.uuid),
   }
 
   const routes: [string, DiskHandler][] = [
@@ -125,7 +140,13 @@ export async function startDiskServer(dir: string): Promise<{
   const register = (uuid: string): LabVdiView => {
     const info = store.info(uuid)
     if (info === undefined) throw new Error(`no disk ${uuid}`)
-    const view: LabVdiView = { ref: `OpaqueRef:vdi-${++vdiCount}`, uuid, diskId: uuid, srRef: 'OpaqueRef:sr', virtualSize: info.virtualSize }
+    const view: LabVdiView = {
+      ref: `OpaqueRef:vdi-${++vdiCount}`,
+      uuid,
+      diskId: uuid,
+      srRef: 'OpaqueRef:sr',
+      virtualSize: info.virtualSize,
+    }
     vdis.set(view.ref, view)
     return view
   }
@@ -147,7 +168,7 @@ export async function startDiskServer(dir: string): Promise<{
       const task = tasks.get(ref)
       if (task === undefined) throw new Error(`no task ${ref}`)
       // the handler completes the task just after the last byte; poll until it has
-      while (task.status === 'pending') await new Promise((resolve) => setTimeout(resolve, 2))
+      while (task.status === 'pending') await new Promise(resolve => setTimeout(resolve, 2))
       return task
     },
     createTask: () => createTask(),

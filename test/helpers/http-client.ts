@@ -13,14 +13,21 @@ export interface RawResponse {
 /** GET with node:http, reading the whole (small, test-sized) body. */
 export function httpGet(url: string, headers: Record<string, string> = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', headers }, (res) => {
+    const req = request(url, { method: 'GET', headers }, res => {
       const chunks: Buffer[] = []
       let aborted = false
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('error', () => {
         aborted = true
       })
-      res.on('close', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), aborted: aborted || !res.complete }))
+      res.on('close', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks),
+          aborted: aborted || !res.complete,
+        }),
+      )
     })
     req.on('error', reject)
     req.end()
@@ -32,7 +39,12 @@ export function httpGet(url: string, headers: Record<string, string> = {}): Prom
  * Content-Length, a 1 PiB one, a body that stops early). Resolves with everything the server
  * sent once the connection closes.
  */
-export function rawRequest(url: string, head: string, body: Buffer, options: { endAfterBody?: boolean } = {}): Promise<string> {
+export function rawRequest(
+  url: string,
+  head: string,
+  body: Buffer,
+  options: { endAfterBody?: boolean } = {},
+): Promise<string> {
   const { hostname, port } = new URL(url)
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname)

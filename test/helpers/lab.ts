@@ -6,7 +6,10 @@ import { makeTempDir } from './tmp.js'
  * A lab in a fresh temporary directory of its own; `stop()` stops it and removes the directory
  * (so a test file's teardown is one call, and `lab?.stop()` is safe if the start failed).
  */
-export async function startTempLab(spec: StartLabOptions['spec'], options: Omit<StartLabOptions, 'spec' | 'dir'> = {}): Promise<Lab> {
+export async function startTempLab(
+  spec: StartLabOptions['spec'],
+  options: Omit<StartLabOptions, 'spec' | 'dir'> = {},
+): Promise<Lab> {
   const tmp = await makeTempDir()
   let lab: Lab
   try {
@@ -29,7 +32,7 @@ export async function startTempLab(spec: StartLabOptions['spec'], options: Omit<
 
 /** The pool named `name` of a lab (the test's own spec names it, so it is there). */
 export function labPool(lab: Lab, name: string): LabPoolInfo {
-  const pool = lab.pools.find((p) => p.name === name)
+  const pool = lab.pools.find(p => p.name === name)
   if (pool === undefined) throw new Error(`the lab has no pool ${name}`)
   return pool
 }

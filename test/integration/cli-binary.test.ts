@@ -33,7 +33,12 @@ function start(args: string[]) {
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null, stdout, stderr }))
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as string | null,
+    stdout,
+    stderr,
+  }))
   return { child, exited }
 }
 
@@ -50,15 +55,32 @@ describe('bin/xen-cr.js', () => {
   it('aborts on SIGINT while a pool does not answer', async () => {
     // accepts connections and never answers, like a host that hangs
     const sockets: Socket[] = []
-    const server: Server = createServer((socket) => sockets.push(socket))
+    const server: Server = createServer(socket => sockets.push(socket))
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
     const address = server.address()
     if (address === null || typeof address === 'string') throw new Error('no port')
     try {
       await writeFile(join(tmp.path, 'p.password'), 'x', { mode: 0o600 })
-      await writeFile(join(tmp.path, 'xen-cr.config.json'), JSON.stringify({ pools: { p: { url: `http://127.0.0.1:${address.port}`, passwordFile: 'p.password' } } }))
-      const { child, exited } = start(['--jobs-file', 'jobs.json', 'job', 'create', '--name', 'n', '--source', 'p', '--target', 'p', '--all-vms', '--interval', '1h'])
+      await writeFile(
+        join(tmp.path, 'xen-cr.config.json'),
+        JSON.stringify({ pools: { p: { url: `http://127.0.0.1:${address.port}`, passwordFile: 'p.password' } } }),
+      )
+      const { child, exited } = start([
+        '--jobs-file',
+        'jobs.json',
+        'job',
+        'create',
+        '--name',
+        'n',
+        '--source',
+        'p',
+        '--target',
+        'p',
+        '--all-vms',
+        '--interval',
+        '1h',
+      ])
       // the login request reaching the server means the CLI is now waiting on it
       while (sockets.length === 0) await once(server, 'connection')
       child.kill('SIGINT')
@@ -77,13 +99,34 @@ describe('bin/xen-cr.js', () => {
     // mid-import and left an "[Importing…]" replica behind.
     const lab = await startTempLab({
       pools: [
-        { name: 'src', srs: [{ name: 'sr' }], vms: [{ name: 'vm', disks: [{ size: '16 MiB', filled: '8 MiB', seed: 5 }] }] },
+        {
+          name: 'src',
+          srs: [{ name: 'sr' }],
+          vms: [{ name: 'vm', disks: [{ size: '16 MiB', filled: '8 MiB', seed: 5 }] }],
+        },
         { name: 'dst', srs: [{ name: 'sr' }] },
       ],
     })
     try {
       const args = ['--config', lab.configPath, '--jobs-file', join(tmp.path, 'jobs.json')]
-      expect((await start([...args, 'job', 'create', '--name', 'j', '--source', 'src', '--target', 'dst', '--all-vms', '--interval', '1h']).exited).code).toBe(0)
+      expect(
+        (
+          await start([
+            ...args,
+            'job',
+            'create',
+            '--name',
+            'j',
+            '--source',
+            'src',
+            '--target',
+            'dst',
+            '--all-vms',
+            '--interval',
+            '1h',
+          ]).exited
+        ).code,
+      ).toBe(0)
       const { child, exited } = start([...args, '--json', 'run', 'j'])
       await once(child.stdout, 'data')
       child.stdout.destroy()
@@ -91,7 +134,11 @@ describe('bin/xen-cr.js', () => {
       expect(result.signal).toBeNull()
       expect(result.code).toBe(0)
       const listed = await start([...args, '--json', 'list', 'j']).exited
-      const replicas = (JSON.parse(listed.stdout.trim()) as { listings: { vms: { replicas: { name: string; complete: boolean }[] }[] }[] }).listings[0]!.vms[0]!.replicas
+      const replicas = (
+        JSON.parse(listed.stdout.trim()) as {
+          listings: { vms: { replicas: { name: string; complete: boolean }[] }[] }[]
+        }
+      ).listings[0]!.vms[0]!.replicas
       expect(replicas).toHaveLength(1)
       expect(replicas[0]).toMatchObject({ complete: true, name: expect.stringMatching(/^vm - j - \(\d{8}T\d{6}Z\)$/) })
     } finally {

@@ -14,7 +14,15 @@ let labDir: { path: string; remove: () => Promise<void> }
 let lab: Lab
 beforeAll(async () => {
   labDir = await makeTempDir('xen-cr-cli-config-lab-')
-  lab = await startLab({ spec: { pools: [{ name: 'a', srs: [{ name: 'sr' }] }, { name: 'b', srs: [{ name: 'sr' }] }] }, dir: labDir.path })
+  lab = await startLab({
+    spec: {
+      pools: [
+        { name: 'a', srs: [{ name: 'sr' }] },
+        { name: 'b', srs: [{ name: 'sr' }] },
+      ],
+    },
+    dir: labDir.path,
+  })
 })
 afterAll(async () => {
   await lab.stop()
@@ -32,7 +40,12 @@ afterEach(async () => {
 async function cli(args: string[]) {
   const stdout = new CaptureStream()
   const stderr = new CaptureStream()
-  const code = await run(args, { stdout, stderr, env: { HOME: tmp.path, XDG_CONFIG_HOME: join(tmp.path, 'xdg') }, cwd: tmp.path })
+  const code = await run(args, {
+    stdout,
+    stderr,
+    env: { HOME: tmp.path, XDG_CONFIG_HOME: join(tmp.path, 'xdg') },
+    cwd: tmp.path,
+  })
   return { code, stdout, stderr }
 }
 
@@ -41,21 +54,32 @@ describe('xen-cr config', () => {
     const { code, stdout } = await cli(['--config', lab.configPath, 'config', 'show'])
     expect(code).toBe(0)
     expect(stdout.lines[0]).toBe(`config file: ${lab.configPath}`)
-    expect(stdout.text).toContain(`pool a: ${lab.pools[0]!.url} user root, password from file ${join(labDir.path, 'a.password')}`)
+    expect(stdout.text).toContain(
+      `pool a: ${lab.pools[0]!.url} user root, password from file ${join(labDir.path, 'a.password')}`,
+    )
     expect(stdout.text).toContain(`job store: ${join(labDir.path, 'jobs.json')}`)
     for (const pool of lab.pools) expect(stdout.text).not.toContain(pool.password)
     const json = await cli(['--config', lab.configPath, '--json', 'config', 'show'])
-    expect(JSON.parse(json.stdout.lines[0]!)).toMatchObject({ kind: 'config-show', file: lab.configPath, pools: [{ name: 'a' }, { name: 'b' }] })
+    expect(JSON.parse(json.stdout.lines[0]!)).toMatchObject({
+      kind: 'config-show',
+      file: lab.configPath,
+      pools: [{ name: 'a' }, { name: 'b' }],
+    })
   })
 
   it('logs in to every pool of the lab config', async () => {
     const { code, stdout } = await cli(['--config', lab.configPath, 'config', 'check'])
     expect(code).toBe(0)
-    expect(stdout.lines).toEqual([`✓ pool a: logged in to ${lab.pools[0]!.url}`, `✓ pool b: logged in to ${lab.pools[1]!.url}`])
+    expect(stdout.lines).toEqual([
+      `✓ pool a: logged in to ${lab.pools[0]!.url}`,
+      `✓ pool b: logged in to ${lab.pools[1]!.url}`,
+    ])
   })
 
   it('exits 4 naming the pool that refuses the login, 2 for an unknown pool', async () => {
-    const config = JSON.parse(await readFile(lab.configPath, 'utf8')) as { pools: Record<string, { passwordFile: string }> }
+    const config = JSON.parse(await readFile(lab.configPath, 'utf8')) as {
+      pools: Record<string, { passwordFile: string }>
+    }
     config.pools['a']!.passwordFile = join(labDir.path, 'a.password')
     config.pools['b']!.passwordFile = join(tmp.path, 'wrong.password')
     await writeFile(join(tmp.path, 'wrong.password'), 'wrong', { mode: 0o600 })

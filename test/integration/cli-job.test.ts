@@ -22,13 +22,21 @@ const SPEC: LabSpec = {
       srs: [{ name: 'Local storage', size: '1 GiB' }],
       networks: [{ name: 'Pool-wide network associated with eth0' }],
       vms: [
-        { name: 'web', tags: ['web'], disks: [{ size: '4 MiB' }], networks: ['Pool-wide network associated with eth0'] },
+        {
+          name: 'web',
+          tags: ['web'],
+          disks: [{ size: '4 MiB' }],
+          networks: ['Pool-wide network associated with eth0'],
+        },
         { name: 'db', disks: [{ size: '4 MiB' }] },
       ],
     },
     {
       name: 'tgt',
-      srs: [{ name: 'Replica A', size: '1 GiB' }, { name: 'Replica B', size: '1 GiB' }],
+      srs: [
+        { name: 'Replica A', size: '1 GiB' },
+        { name: 'Replica B', size: '1 GiB' },
+      ],
       networks: [{ name: 'Pool-wide network associated with eth0' }],
     },
     { name: 'bare' },
@@ -52,8 +60,8 @@ beforeAll(async () => {
     const snapshot = await snapshotVm(source, web[0] as Ref<'VM'>, 'web snapshot')
     ids.snapshot = (await source.getRecord('VM', snapshot)).uuid
     const srs = [...(await target.getAllRecords('SR')).values()]
-    ids.srA = srs.find((sr) => sr.name_label === 'Replica A')!.uuid
-    ids.srB = srs.find((sr) => sr.name_label === 'Replica B')!.uuid
+    ids.srA = srs.find(sr => sr.name_label === 'Replica A')!.uuid
+    ids.srB = srs.find(sr => sr.name_label === 'Replica B')!.uuid
     ids.srcNet = [...(await source.getAllRecords('network')).values()][0]!.uuid
     ids.tgtNet = [...(await target.getAllRecords('network')).values()][0]!.uuid
   } finally {
@@ -88,7 +96,17 @@ async function cli(args: string[], options: { config?: string } = {}) {
   return { code, stdout, stderr }
 }
 
-const create = (...extra: string[]) => ['job', 'create', '--name', 'nightly', '--source', 'src', '--target', 'tgt', ...extra]
+const create = (...extra: string[]) => [
+  'job',
+  'create',
+  '--name',
+  'nightly',
+  '--source',
+  'src',
+  '--target',
+  'tgt',
+  ...extra,
+]
 
 async function storeExists(): Promise<boolean> {
   return stat(jobsFile).then(
@@ -102,13 +120,15 @@ describe('xen-cr job create against the lab', () => {
     const { code, stdout, stderr } = await cli(create('--vm', ids.web, '--interval', '1h', '--retention', '3'))
     expect(stderr.text).toBe('')
     expect(code).toBe(0)
-    const store = JSON.parse(await readFile(jobsFile, 'utf8')) as { jobs: { id: string; srs: string[]; schedules: { id: string; retention: number }[] }[] }
+    const store = JSON.parse(await readFile(jobsFile, 'utf8')) as {
+      jobs: { id: string; srs: string[]; schedules: { id: string; retention: number }[] }[]
+    }
     const saved = store.jobs[0]!
     expect(saved.srs).toEqual([ids.srA])
     expect(saved.schedules[0]!.retention).toBe(3)
     expect(stdout.lines[0]).toBe(`job id: ${saved.id}`)
     expect(stdout.lines[1]).toBe(`schedule id: ${saved.schedules[0]!.id}`)
-    const crontab = stdout.lines.find((line) => line.startsWith('crontab: '))!
+    const crontab = stdout.lines.find(line => line.startsWith('crontab: '))!
     expect(crontab).toMatch(/^crontab: \*\/15 \* \* \* \* \S+ \S+xen-cr\.js --config \S+ --jobs-file \S+ run --due$/)
     expect(crontab).toContain(`--config ${lab.configPath}`)
     expect(crontab).toContain(`--jobs-file ${jobsFile}`)
@@ -123,12 +143,38 @@ describe('xen-cr job create against the lab', () => {
     const scheduleId = '4a8a5d43-2c9b-4f61-9c1e-2b7c0e6a0002'
     const { code, stdout } = await cli([
       '--json',
-      ...create('--vm', ids.web, ids.db, '--sr', ids.srA, '--sr', ids.srB, '--cron', '0 */6 * * *', '--id', jobId, '--schedule-id', scheduleId),
-      ...['--concurrency', '1', '--full-interval', '20', '--network-map', `${ids.srcNet}=${ids.tgtNet}`, '--max-rate', '50M', '--disabled'],
+      ...create(
+        '--vm',
+        ids.web,
+        ids.db,
+        '--sr',
+        ids.srA,
+        '--sr',
+        ids.srB,
+        '--cron',
+        '0 */6 * * *',
+        '--id',
+        jobId,
+        '--schedule-id',
+        scheduleId,
+      ),
+      ...[
+        '--concurrency',
+        '1',
+        '--full-interval',
+        '20',
+        '--network-map',
+        `${ids.srcNet}=${ids.tgtNet}`,
+        '--max-rate',
+        '50M',
+        '--disabled',
+      ],
     ])
     expect(code).toBe(0)
-    const events = stdout.lines.map((line) => JSON.parse(line) as { kind: string; job?: Record<string, unknown>; crontab?: string })
-    const created = events.find((event) => event.kind === 'job-created')!
+    const events = stdout.lines.map(
+      line => JSON.parse(line) as { kind: string; job?: Record<string, unknown>; crontab?: string },
+    )
+    const created = events.find(event => event.kind === 'job-created')!
     expect(created.job).toMatchObject({
       id: jobId,
       enabled: false,
@@ -155,8 +201,16 @@ describe('xen-cr job create against the lab', () => {
     ['an unknown VM', () => ['--vm', UNKNOWN], 'VM_NOT_FOUND'],
     ['a snapshot given as VM', () => ['--vm', ids.snapshot], 'VM_NOT_REPLICABLE'],
     ['an SR of the source pool', () => ['--vm', ids.web, '--sr', UNKNOWN], 'SR_NOT_FOUND'],
-    ['an unknown source network', () => ['--vm', ids.web, '--network-map', `${UNKNOWN}=${ids.tgtNet}`], 'NETWORK_NOT_FOUND'],
-    ['an unknown target network', () => ['--vm', ids.web, '--network-map', `${ids.srcNet}=${UNKNOWN}`], 'NETWORK_NOT_FOUND'],
+    [
+      'an unknown source network',
+      () => ['--vm', ids.web, '--network-map', `${UNKNOWN}=${ids.tgtNet}`],
+      'NETWORK_NOT_FOUND',
+    ],
+    [
+      'an unknown target network',
+      () => ['--vm', ids.web, '--network-map', `${ids.srcNet}=${UNKNOWN}`],
+      'NETWORK_NOT_FOUND',
+    ],
   ])('refuses %s with exit 5 and saves nothing', async (_label, extra, errorCode) => {
     const { code, stderr, stdout } = await cli(create(...extra(), '--interval', '1h'))
     expect(code).toBe(5)
@@ -167,7 +221,20 @@ describe('xen-cr job create against the lab', () => {
   })
 
   it('refuses a target pool without a default SR when no --sr is given', async () => {
-    const { code, stderr } = await cli(['job', 'create', '--name', 'n', '--source', 'src', '--target', 'bare', '--vm', ids.web, '--interval', '1h'])
+    const { code, stderr } = await cli([
+      'job',
+      'create',
+      '--name',
+      'n',
+      '--source',
+      'src',
+      '--target',
+      'bare',
+      '--vm',
+      ids.web,
+      '--interval',
+      '1h',
+    ])
     expect(code).toBe(5)
     expect(stderr.text).toContain('[NO_DEFAULT_SR]')
     expect(await storeExists()).toBe(false)
@@ -183,7 +250,20 @@ describe('xen-cr job create against the lab', () => {
   })
 
   it('exits 2 for an unknown pool and for a missing schedule, before any login', async () => {
-    const pool = await cli(['job', 'create', '--name', 'n', '--source', 'nowhere', '--target', 'tgt', '--vm', ids.web, '--interval', '1h'])
+    const pool = await cli([
+      'job',
+      'create',
+      '--name',
+      'n',
+      '--source',
+      'nowhere',
+      '--target',
+      'tgt',
+      '--vm',
+      ids.web,
+      '--interval',
+      '1h',
+    ])
     expect(pool.code).toBe(2)
     expect(pool.stderr.text).toContain('[POOL_NOT_CONFIGURED]')
     expect(pool.stderr.text).toContain(lab.configPath)
@@ -194,7 +274,7 @@ describe('xen-cr job create against the lab', () => {
   })
 
   it('exits 4 when a pool refuses the password or cannot be reached, never printing the password', async () => {
-    const srcInfo = lab.pools.find((pool) => pool.name === 'src')!
+    const srcInfo = lab.pools.find(pool => pool.name === 'src')!
     await writeFile(join(tmp.path, 'wrong.password'), 'not-the-password\n', { mode: 0o600 })
     const config = join(tmp.path, 'xen-cr.config.json')
     await writeFile(
@@ -207,11 +287,17 @@ describe('xen-cr job create against the lab', () => {
         },
       }),
     )
-    const auth = await cli(['job', 'create', '--name', 'n', '--source', 'src', '--target', 'src', '--vm', ids.web, '--interval', '1h'], { config })
+    const auth = await cli(
+      ['job', 'create', '--name', 'n', '--source', 'src', '--target', 'src', '--vm', ids.web, '--interval', '1h'],
+      { config },
+    )
     expect(auth.code).toBe(4)
     expect(auth.stderr.text).toContain('[POOL_AUTH_FAILED]')
     expect(auth.stderr.text).not.toContain('not-the-password')
-    const gone = await cli(['job', 'create', '--name', 'n', '--source', 'gone', '--target', 'gone', '--vm', ids.web, '--interval', '1h'], { config })
+    const gone = await cli(
+      ['job', 'create', '--name', 'n', '--source', 'gone', '--target', 'gone', '--vm', ids.web, '--interval', '1h'],
+      { config },
+    )
     expect(gone.code).toBe(4)
     expect(gone.stderr.text).toContain('[POOL_UNREACHABLE]')
     expect(await storeExists()).toBe(false)
@@ -222,7 +308,10 @@ describe('xen-cr job list | show | enable | disable | delete', () => {
   it('manages a job through its life', async () => {
     expect((await cli(create('--vm', ids.web, '--interval', '1h'))).code).toBe(0)
     const list = await cli(['--json', 'job', 'list'])
-    const listed = JSON.parse(list.stdout.lines[0]!) as { kind: string; jobs: { id: string; name: string; enabled: boolean }[] }
+    const listed = JSON.parse(list.stdout.lines[0]!) as {
+      kind: string
+      jobs: { id: string; name: string; enabled: boolean }[]
+    }
     expect(listed).toMatchObject({ kind: 'job-list', jobs: [{ name: 'nightly', enabled: true }] })
     const id = listed.jobs[0]!.id
 

@@ -29,7 +29,13 @@ it('prints URLs, credentials and the config path, runs until aborted, then stops
     const stdout = new FirstWrite()
     const stderr = new CaptureStream()
     const controller = new AbortController()
-    const exit = run(['lab', '--dir', 'state', '--login-delay', '0'], { stdout, stderr, cwd: tmp.path, env: {}, signal: controller.signal })
+    const exit = run(['lab', '--dir', 'state', '--login-delay', '0'], {
+      stdout,
+      stderr,
+      cwd: tmp.path,
+      env: {},
+      signal: controller.signal,
+    })
     await stdout.written
     const text = stdout.text
     const source = /pool source: (http:\/\/127\.0\.0\.\d+:\d+) {2}user root {2}password (\S+)/.exec(text)
@@ -38,7 +44,13 @@ it('prints URLs, credentials and the config path, runs until aborted, then stops
     expect(text).toContain(`config: ${join(tmp.path, 'state', 'xen-cr.config.json')}`)
     expect(text).toMatch(/host source-host2: http:\/\/127\.0\.0\.\d+:\d+\n/)
     const session = await ok<string>(source![1]!, 'session.login_with_password', 'root', source![2]!)
-    const names = Object.values(await ok<Record<string, { name_label: string; is_control_domain: boolean }>>(source![1]!, 'VM.get_all_records', session))
+    const names = Object.values(
+      await ok<Record<string, { name_label: string; is_control_domain: boolean }>>(
+        source![1]!,
+        'VM.get_all_records',
+        session,
+      ),
+    )
       .filter(vm => !vm.is_control_domain)
       .map(vm => vm.name_label)
       .sort()
@@ -54,6 +66,8 @@ it('prints URLs, credentials and the config path, runs until aborted, then stops
 it('refuses a bad --login-delay as a usage error', async () => {
   const stdout = new CaptureStream()
   const stderr = new CaptureStream()
-  expect(await run(['lab', '--login-delay', 'soon', '--dir', '/nonexistent/never-created'], { stdout, stderr, env: {} })).toBe(2)
+  expect(
+    await run(['lab', '--login-delay', 'soon', '--dir', '/nonexistent/never-created'], { stdout, stderr, env: {} }),
+  ).toBe(2)
   expect(stderr.text + stdout.text).toContain('--login-delay soon')
 })

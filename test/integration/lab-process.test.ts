@@ -17,7 +17,11 @@ import { ok } from './lab-rpc.js'
 const MiB = 1024 * 1024
 const SPEC: LabSpec = {
   pools: [
-    { name: 'big', srs: [{ name: 'sr', size: '4 TiB' }], vms: [{ name: 'huge', powerState: 'Running', disks: [{ size: '2 TiB', filled: '1 GiB', seed: 3 }] }] },
+    {
+      name: 'big',
+      srs: [{ name: 'sr', size: '4 TiB' }],
+      vms: [{ name: 'huge', powerState: 'Running', disks: [{ size: '2 TiB', filled: '1 GiB', seed: 3 }] }],
+    },
     { name: 'empty', srs: [{ name: 'sr' }] },
   ],
 }
@@ -46,7 +50,11 @@ it('prints one JSON line, serves a 2 TiB VM with 1 GiB written under 200 MiB RSS
   const specFile = join(tmp.path, 'spec.json')
   await writeFile(specFile, JSON.stringify(SPEC))
   const dir = join(tmp.path, 'lab')
-  const proc = spawn(process.execPath, [main, 'lab', '--json', '--spec', specFile, '--dir', dir, '--login-delay', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(
+    process.execPath,
+    [main, 'lab', '--json', '--spec', specFile, '--dir', dir, '--login-delay', '0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
   child = proc
   let stderr = ''
   proc.stderr!.on('data', chunk => (stderr += String(chunk)))
@@ -61,7 +69,16 @@ it('prints one JSON line, serves a 2 TiB VM with 1 GiB written under 200 MiB RSS
   })
   const exited = new Promise<number | null>(resolve => proc.once('exit', code => resolve(code)))
 
-  const info = JSON.parse(await firstLine) as { pools: { name: string; url: string; user: string; password: string; hosts: { name: string; uuid: string; url: string; address: string }[] }[]; config: string }
+  const info = JSON.parse(await firstLine) as {
+    pools: {
+      name: string
+      url: string
+      user: string
+      password: string
+      hosts: { name: string; uuid: string; url: string; address: string }[]
+    }[]
+    config: string
+  }
   expect(Object.keys(info)).toEqual(['pools', 'config'])
   expect(info.pools.map(p => p.name)).toEqual(['big', 'empty'])
   for (const pool of info.pools) {
@@ -85,15 +102,24 @@ it('prints one JSON line, serves a 2 TiB VM with 1 GiB written under 200 MiB RSS
   const session = await ok<string>(url, 'session.login_with_password', user, password)
   const vms = await ok<Record<string, { name_label: string; VBDs: string[] }>>(url, 'VM.get_all_records', session)
   const [vmRef] = Object.entries(vms).find(([, vm]) => vm.name_label === 'huge')!
-  const vdis = await ok<Record<string, { virtual_size: number; physical_utilisation: number }>>(url, 'VDI.get_all_records', session)
-  expect(Object.values(vdis).map(v => [v.virtual_size, v.physical_utilisation])).toEqual([[2 * 1024 **4, 1024 * MiB]])
+  const vdis = await ok<Record<string, { virtual_size: number; physical_utilisation: number }>>(
+    url,
+    'VDI.get_all_records',
+    session,
+  )
+  expect(Object.values(vdis).map(v => [v.virtual_size, v.physical_utilisation])).toEqual([[2 * 1024 ** 4, 1024 * MiB]])
   await ok(url, 'VM.snapshot', session, vmRef, 'snap')
   await ok(url, 'event.from', session, ['*'], '', 1)
-  const write = await fetch(new URL('/lab/guest-data', url), { method: 'POST', body: JSON.stringify({ pool: 'big', target: vmRef, blocks: [0, 524287, 1048575], seed: 9 }) })
+  const write = await fetch(new URL('/lab/guest-data', url), {
+    method: 'POST',
+    body: JSON.stringify({ pool: 'big', target: vmRef, blocks: [0, 524287, 1048575], seed: 9 }),
+  })
   expect(write.status).toBe(200)
 
   const rss = await rssOf(proc.pid!)
-  console.info(`lab RSS with a 2 TiB disk, 1 GiB written: peak ${(rss.peak / MiB).toFixed(1)} MiB, now ${(rss.now / MiB).toFixed(1)} MiB`)
+  console.info(
+    `lab RSS with a 2 TiB disk, 1 GiB written: peak ${(rss.peak / MiB).toFixed(1)} MiB, now ${(rss.now / MiB).toFixed(1)} MiB`,
+  )
   expect(rss.peak).toBeLessThan(200 * MiB)
 
   proc.kill('SIGTERM')

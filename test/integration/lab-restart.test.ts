@@ -24,7 +24,17 @@ it('restores objects, disks, sessions and credentials when restarted on the same
   tmp = await makeTempDir()
   const first = await startLab({
     dir: tmp.path,
-    spec: { pools: [{ name: 'a', hosts: ['a1', 'a2'], srs: [{ name: 'sr', shared: true }], vms: [{ name: 'vm', disks: [{ size: '8 MiB', filled: '2 MiB', seed: 5 }] }] }, { name: 'b', srs: [{ name: 'empty' }] }] },
+    spec: {
+      pools: [
+        {
+          name: 'a',
+          hosts: ['a1', 'a2'],
+          srs: [{ name: 'sr', shared: true }],
+          vms: [{ name: 'vm', disks: [{ size: '8 MiB', filled: '2 MiB', seed: 5 }] }],
+        },
+        { name: 'b', srs: [{ name: 'empty' }] },
+      ],
+    },
   })
   labs.push(first)
   const pool = first.pools[0]!
@@ -54,13 +64,18 @@ it('restores objects, disks, sessions and credentials when restarted on the same
   const [vdi] = second.control.findVm('a', 'vm')!.vdis
   expect(await ok(again.url, 'VDI.get_physical_utilisation', session, vdi!.ref)).toBe(2 * 1024 * 1024)
   // The config file points at where the pools listen now.
-  const restarted = JSON.parse(await readFile(second.configPath, 'utf8')) as { pools: Record<string, { url: string; passwordFile: string }> }
+  const restarted = JSON.parse(await readFile(second.configPath, 'utf8')) as {
+    pools: Record<string, { url: string; passwordFile: string }>
+  }
   expect(restarted.pools['a']!.url).toBe(again.url)
   if (again.url === pool.url) expect(await readFile(second.configPath, 'utf8')).toBe(config)
   expect((await stat(join(tmp.path, restarted.pools['a']!.passwordFile))).mode & 0o777).toBe(0o600)
   expect(await readFile(join(tmp.path, 'a.password'), 'utf8')).toBe(pool.password)
   // the member still points clients at the master
-  expect(await failure(again.hosts[1]!.url, 'session.login_with_password', again.user, again.password)).toEqual(['HOST_IS_SLAVE', [again.hosts[0]!.address]])
+  expect(await failure(again.hosts[1]!.url, 'session.login_with_password', again.user, again.password)).toEqual([
+    'HOST_IS_SLAVE',
+    [again.hosts[0]!.address],
+  ])
 
   // a damaged state file is named, not a raw JSON error
   await second.stop()
@@ -71,11 +86,18 @@ it('restores objects, disks, sessions and credentials when restarted on the same
 
 it('holds a failed login for the configured delay without blocking other callers', async () => {
   tmp = await makeTempDir()
-  const lab = await startLab({ dir: tmp.path, loginDelayMs: 600_000, spec: { pools: [{ name: 'p', users: [{ user: 'root', password: 'right' }] }] } })
+  const lab = await startLab({
+    dir: tmp.path,
+    loginDelayMs: 600_000,
+    spec: { pools: [{ name: 'p', users: [{ user: 'root', password: 'right' }] }] },
+  })
   labs.push(lab)
   const url = lab.pools[0]!.url
   let settled = false
-  const bad = fetch(new URL('/jsonrpc', url), { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.login_with_password', params: ['root', 'wrong'] }) }).then(
+  const bad = fetch(new URL('/jsonrpc', url), {
+    method: 'POST',
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.login_with_password', params: ['root', 'wrong'] }),
+  }).then(
     async response => {
       settled = true
       return (JSON.parse(await response.text()) as { error: { message: string } }).error.message

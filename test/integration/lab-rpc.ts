@@ -15,9 +15,17 @@ export type JsonOutcome = { ok: true; result: unknown } | { ok: false; code: str
 
 /** One JSON-RPC v2 call. */
 export async function jsonCall(url: string, method: string, ...params: unknown[]): Promise<JsonOutcome> {
-  const response = await post(url, '/jsonrpc', JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }), 'application/json')
+  const response = await post(
+    url,
+    '/jsonrpc',
+    JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    'application/json',
+  )
   if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${response.text}`)
-  const body = JSON.parse(response.text) as { result?: unknown; error?: { code: number; message: string; data: string[] } }
+  const body = JSON.parse(response.text) as {
+    result?: unknown
+    error?: { code: number; message: string; data: string[] }
+  }
   if (body.error !== undefined) return { ok: false, code: body.error.message, params: body.error.data }
   return { ok: true, result: body.result }
 }
@@ -30,7 +38,11 @@ export async function ok<T = unknown>(url: string, method: string, ...params: un
 }
 
 /** A raw session on a lab pool, as its first user. */
-export function login(pool: { readonly url: string; readonly user: string; readonly password: string }): Promise<string> {
+export function login(pool: {
+  readonly url: string
+  readonly user: string
+  readonly password: string
+}): Promise<string> {
   return ok<string>(pool.url, 'session.login_with_password', pool.user, pool.password)
 }
 

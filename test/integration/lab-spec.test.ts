@@ -32,14 +32,25 @@ it('builds the example pools as described', async () => {
   const srs = await ok<Record<string, Rec>>(url, 'SR.get_all_records', s)
   const pbdHosts = async (name: string): Promise<unknown[]> => {
     const [, sr] = Object.entries(srs).find(([, r]) => r['name_label'] === name)!
-    return Promise.all((sr['PBDs'] as string[]).map(async pbd => (await ok<Rec>(url, 'PBD.get_record', s, pbd))['host']))
+    return Promise.all(
+      (sr['PBDs'] as string[]).map(async pbd => (await ok<Rec>(url, 'PBD.get_record', s, pbd))['host']),
+    )
   }
-  expect((await pbdHosts('Shared storage')).sort()).toEqual([hostByName.get('source-host1'), hostByName.get('source-host2')].sort())
+  expect((await pbdHosts('Shared storage')).sort()).toEqual(
+    [hostByName.get('source-host1'), hostByName.get('source-host2')].sort(),
+  )
   expect(await pbdHosts('Local storage on source-host2')).toEqual([hostByName.get('source-host2')])
 
   const [vlan] = await ok<string[]>(url, 'network.get_by_name_label', s, 'Storage VLAN')
-  const pifs = await Promise.all(((await ok<Rec>(url, 'network.get_record', s, vlan))['PIFs'] as string[]).map(pif => ok<Rec>(url, 'PIF.get_record', s, pif)))
-  expect(pifs.map(p => [p['VLAN'], p['device'], p['MTU']])).toEqual([[42, 'eth0.42', 9000], [42, 'eth0.42', 9000]])
+  const pifs = await Promise.all(
+    ((await ok<Rec>(url, 'network.get_record', s, vlan))['PIFs'] as string[]).map(pif =>
+      ok<Rec>(url, 'PIF.get_record', s, pif),
+    ),
+  )
+  expect(pifs.map(p => [p['VLAN'], p['device'], p['MTU']])).toEqual([
+    [42, 'eth0.42', 9000],
+    [42, 'eth0.42', 9000],
+  ])
 
   const db = lab.control.findVm('source', 'db-01')!
   expect(db.vdis.map(v => v.virtualSize)).toEqual([128 * 1024 ** 2, 2 * 1024 ** 4])
@@ -49,8 +60,12 @@ it('builds the example pools as described', async () => {
 
   const target = lab.pools.find(p => p.name === 'target')!
   const ts = await ok<string>(target.url, 'session.login_with_password', target.user, target.password)
-  const targetVms = Object.values(await ok<Record<string, Rec>>(target.url, 'VM.get_all_records', ts)).filter(vm => vm['is_control_domain'] !== true)
+  const targetVms = Object.values(await ok<Record<string, Rec>>(target.url, 'VM.get_all_records', ts)).filter(
+    vm => vm['is_control_domain'] !== true,
+  )
   expect(targetVms).toEqual([])
   const [pool] = await ok<string[]>(target.url, 'pool.get_all', ts)
-  expect(await ok(target.url, 'SR.get_name_label', ts, await ok<string>(target.url, 'pool.get_default_SR', ts, pool))).toBe('Replica storage')
+  expect(
+    await ok(target.url, 'SR.get_name_label', ts, await ok<string>(target.url, 'pool.get_default_SR', ts, pool)),
+  ).toBe('Replica storage')
 })

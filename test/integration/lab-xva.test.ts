@@ -32,12 +32,27 @@ const SPEC: LabSpec = {
       srs: [{ name: 'Local', type: 'ext' }],
       networks: [{ name: NET }],
       vms: [
-        { name: 'xva-vm', disks: [{ size: '8 MiB', filled: '3 MiB', seed: 5 }, { name: 'data', size: '4 MiB', filled: '1 MiB', seed: 6 }], networks: [NET] },
+        {
+          name: 'xva-vm',
+          disks: [
+            { size: '8 MiB', filled: '3 MiB', seed: 5 },
+            { name: 'data', size: '4 MiB', filled: '1 MiB', seed: 6 },
+          ],
+          networks: [NET],
+        },
         { name: 'busy', powerState: 'Running', disks: [{ size: '2 MiB', filled: '1 MiB', seed: 7 }] },
       ],
     },
     // 'Far' is only plugged on dst-h2: the master redirects its transfers there
-    { name: 'dst', hosts: ['dst-h1', 'dst-h2'], srs: [{ name: 'Replica', type: 'ext' }, { name: 'Far', type: 'ext', host: 'dst-h2' }], networks: [{ name: NET }] },
+    {
+      name: 'dst',
+      hosts: ['dst-h1', 'dst-h2'],
+      srs: [
+        { name: 'Replica', type: 'ext' },
+        { name: 'Far', type: 'ext', host: 'dst-h2' },
+      ],
+      networks: [{ name: NET }],
+    },
   ],
 }
 
@@ -53,7 +68,9 @@ beforeAll(async () => {
   lab = await startTempLab(SPEC)
   for (const name of ['src', 'dst']) session[name] = await login(pool(name))
   // a write past the filled region: chunk 6 of disk 0 holds data with zero chunks around it
-  await lab.control.writeGuestData('src', lab.control.findVm('src', 'xva-vm')!.vdis[0]!.uuid, [{ offset: 6 * MiB + 4096, data: Buffer.alloc(8192, 0xab) }])
+  await lab.control.writeGuestData('src', lab.control.findVm('src', 'xva-vm')!.vdis[0]!.uuid, [
+    { offset: 6 * MiB + 4096, data: Buffer.alloc(8192, 0xab) },
+  ])
 })
 afterAll(async () => {
   await lab?.stop()
@@ -67,7 +84,9 @@ afterEach(async () => {
 
 /** GET `path` into `file`; resolves with the response headers once the body is written. */
 async function download(url: string, path: string, file: string): Promise<IncomingMessage> {
-  const response = await new Promise<IncomingMessage>((resolve, reject) => request(new URL(path, url), resolve).on('error', reject).end())
+  const response = await new Promise<IncomingMessage>((resolve, reject) =>
+    request(new URL(path, url), resolve).on('error', reject).end(),
+  )
   await pipeline(response, createWriteStream(file))
   return response
 }
@@ -83,7 +102,8 @@ async function upload(url: string, path: string, body: string | Buffer): Promise
   const req = request(new URL(path, url), { method: 'PUT', headers: { 'content-length': String(length) } })
   const answered = new Promise<IncomingMessage>((resolve, reject) => req.on('response', resolve).on('error', reject))
   answered.catch(() => undefined)
-  const reset = (error: unknown): boolean => ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes((error as NodeJS.ErrnoException).code ?? '')
+  const reset = (error: unknown): boolean =>
+    ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes((error as NodeJS.ErrnoException).code ?? '')
   try {
     if (typeof body === 'string') await pipeline(createReadStream(body), req)
     else req.end(body)
@@ -105,24 +125,36 @@ async function upload(url: string, path: string, body: string | Buffer): Promise
 async function rawSha(poolName: string, vdi: string): Promise<string> {
   const file = join(tmp.path, `${vdi}.raw`)
   await download(pool(poolName).url, `/export_raw_vdi?session_id=${session[poolName]}&vdi=${vdi}&format=raw`, file)
-  return createHash('sha256').update(await readFile(file)).digest('hex')
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex')
 }
 
 async function newTask(poolName: string, label: string): Promise<string> {
   return ok<string>(pool(poolName).url, 'task.create', session[poolName], label, '')
 }
 
-async function exportSource(file: string): Promise<{ task: Record<string, unknown>; headers: IncomingMessage['headers'] }> {
+async function exportSource(
+  file: string,
+): Promise<{ task: Record<string, unknown>; headers: IncomingMessage['headers'] }> {
   const vm = lab.control.findVm('src', 'xva-vm')!
   const task = await newTask('src', 'export')
-  const response = await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`, file)
+  const response = await download(
+    pool('src').url,
+    `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`,
+    file,
+  )
   return { task: await awaitTask(pool('src').url, session['src']!, task), headers: response.headers }
 }
 
 async function importFile(file: string | Buffer, query = ''): Promise<Record<string, unknown>> {
   const task = await newTask('dst', 'import')
   const sr = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Replica'))[0]
-  const { status } = await upload(pool('dst').url, `/import?session_id=${session['dst']}&task_id=${task}&sr_id=${sr}${query}`, file)
+  const { status } = await upload(
+    pool('dst').url,
+    `/import?session_id=${session['dst']}&task_id=${task}&sr_id=${sr}${query}`,
+    file,
+  )
   const record = await awaitTask(pool('dst').url, session['dst']!, task)
   // a failed import may reset the connection before its 200 is read; a successful one never does
   if (record['status'] === 'success' || status !== undefined) expect(status).toBe(200)
@@ -141,8 +173,12 @@ async function targetCounts(): Promise<{ vms: number; vdis: number }> {
 
 async function diskShasOf(poolName: string, vmRef: string): Promise<string[]> {
   const vbds = await ok<string[]>(pool(poolName).url, 'VM.get_VBDs', session[poolName], vmRef)
-  const records = await Promise.all(vbds.map(vbd => ok<Record<string, string>>(pool(poolName).url, 'VBD.get_record', session[poolName], vbd)))
-  const disks = records.filter(r => r['type'] === 'Disk').sort((a, b) => Number(a['userdevice']) - Number(b['userdevice']))
+  const records = await Promise.all(
+    vbds.map(vbd => ok<Record<string, string>>(pool(poolName).url, 'VBD.get_record', session[poolName], vbd)),
+  )
+  const disks = records
+    .filter(r => r['type'] === 'Disk')
+    .sort((a, b) => Number(a['userdevice']) - Number(b['userdevice']))
   return Promise.all(disks.map(d => rawSha(poolName, d['VDI']!)))
 }
 
@@ -163,16 +199,21 @@ describe('GET /export (XVA)', () => {
     expect(headers['task-id']).toMatch(/^OpaqueRef:/)
 
     // GNU tar, not our reader: names, sizes, order
-    const listing = execFileSync('tar', ['-tvf', file], { encoding: 'utf8' }).trim().split('\n').map(line => {
-      const parts = line.split(/\s+/)
-      return { size: Number(parts[2]), name: parts.at(-1)! }
-    })
+    const listing = execFileSync('tar', ['-tvf', file], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(line => {
+        const parts = line.split(/\s+/)
+        return { size: Number(parts[2]), name: parts.at(-1)! }
+      })
     expect(listing[0]!.name).toBe('ova.xml')
     const chunks = listing.slice(1)
     const disks = [...new Set(chunks.map(c => c.name.split('/')[0]))]
     expect(disks).toHaveLength(2)
     expect(disks).toEqual([...disks].sort())
-    const byDisk = new Map(disks.map(d => [d, chunks.filter(c => c.name.startsWith(`${d}/`)).map(c => c.name.split('/')[1])]))
+    const byDisk = new Map(
+      disks.map(d => [d, chunks.filter(c => c.name.startsWith(`${d}/`)).map(c => c.name.split('/')[1])]),
+    )
     // the 8 MiB disk: filled to 4 MiB (fills round up to 2 MiB blocks), a write in chunk 6 (chunk
     // 4 and 5 are absent, chunk 7 is zero but the last); the 4 MiB disk: 2 MiB filled, chunk 3 last
     const numbers = [...byDisk.values()].map(names => names.filter(n => !n!.endsWith('.xxhash')))
@@ -201,7 +242,8 @@ describe('GET /export (XVA)', () => {
     const ova = (await readFile(join(out, 'ova.xml'))).toString()
     expect(ova.startsWith('<value><struct><member><name>version</name>')).toBe(true)
     expect(ova).toContain('<member><name>export_vsn</name><value><i4>2</i4></value></member>')
-    for (const cls of ['VM', 'VBD', 'VIF', 'network', 'VDI', 'SR']) expect(ova).toContain(`<member><name>class</name><value>${cls}</value></member>`)
+    for (const cls of ['VM', 'VBD', 'VIF', 'network', 'VDI', 'SR'])
+      expect(ova).toContain(`<member><name>class</name><value>${cls}</value></member>`)
     // refs inside the records are export ids, never the source pool's refs
     expect(ova).not.toContain(vm.ref)
   })
@@ -209,9 +251,16 @@ describe('GET /export (XVA)', () => {
   it('locks the VM with `export` while the body is being read, and unlocks it after', async () => {
     const vm = lab.control.findVm('src', 'xva-vm')!
     const response = await new Promise<IncomingMessage>((resolve, reject) =>
-      request(new URL(`/export?session_id=${session['src']}&ref=${vm.ref}`, pool('src').url), resolve).on('error', reject).end(),
+      request(new URL(`/export?session_id=${session['src']}&ref=${vm.ref}`, pool('src').url), resolve)
+        .on('error', reject)
+        .end(),
     )
-    const during = await ok<Record<string, string>>(pool('src').url, 'VM.get_current_operations', session['src'], vm.ref)
+    const during = await ok<Record<string, string>>(
+      pool('src').url,
+      'VM.get_current_operations',
+      session['src'],
+      vm.ref,
+    )
     expect(Object.values(during)).toEqual(['export'])
     expect(Object.keys(during)).toEqual([response.headers['task-id']])
     response.resume()
@@ -227,7 +276,11 @@ describe('GET /export (XVA)', () => {
     const task = await newTask('src', 'export')
     const file = join(tmp.path, 'cut.xva')
     try {
-      await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`, file).catch(() => undefined)
+      await download(
+        pool('src').url,
+        `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`,
+        file,
+      ).catch(() => undefined)
     } finally {
       lab.control.clearFaults('src')
     }
@@ -240,7 +293,11 @@ describe('GET /export (XVA)', () => {
   it('refuses a running VM with VM_BAD_POWER_STATE in the task', async () => {
     const vm = lab.control.findVm('src', 'busy')!
     const task = await newTask('src', 'export')
-    const response = await download(pool('src').url, `/export/?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`, join(tmp.path, 'busy.xva'))
+    const response = await download(
+      pool('src').url,
+      `/export/?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}`,
+      join(tmp.path, 'busy.xva'),
+    )
     expect(response.statusCode).toBe(500)
     const record = await awaitTask(pool('src').url, session['src']!, task)
     expect(record['error_info']).toEqual(['VM_BAD_POWER_STATE', vm.ref, 'halted, suspended', 'running'])
@@ -254,7 +311,9 @@ describe('PUT /import (XVA)', () => {
     const before = await targetCounts()
     const task = await importFile(file)
     expect(task['status']).toBe('success')
-    expect(String(task['result'])).toMatch(/^<value><array><data><value>OpaqueRef:[0-9a-f-]+<\/value><\/data><\/array><\/value>$/)
+    expect(String(task['result'])).toMatch(
+      /^<value><array><data><value>OpaqueRef:[0-9a-f-]+<\/value><\/data><\/array><\/value>$/,
+    )
     const [vmRef] = vmRefsOf(task['result'])
     const vm = await ok<Record<string, unknown>>(pool('dst').url, 'VM.get_record', session['dst'], vmRef)
     const source = lab.control.findVm('src', 'xva-vm')!
@@ -264,11 +323,20 @@ describe('PUT /import (XVA)', () => {
     expect(vm['current_operations']).toEqual({})
     expect(await targetCounts()).toEqual({ vms: before.vms + 1, vdis: before.vdis + 2 })
 
-    const vif = await ok<Record<string, string>>(pool('dst').url, 'VIF.get_record', session['dst'], (vm['VIFs'] as string[])[0])
+    const vif = await ok<Record<string, string>>(
+      pool('dst').url,
+      'VIF.get_record',
+      session['dst'],
+      (vm['VIFs'] as string[])[0],
+    )
     expect(await ok(pool('dst').url, 'network.get_name_label', session['dst'], vif['network'])).toBe(NET)
     // the source MAC was made up by the host, so the copy gets one from its own new mac_seed
     expect(vif['MAC']).not.toBe(await sourceMac())
-    expect((vm['other_config'] as Record<string, string>)['mac_seed']).not.toBe(await ok(pool('src').url, 'VM.get_other_config', session['src'], source.ref).then(c => (c as Record<string, string>)['mac_seed']))
+    expect((vm['other_config'] as Record<string, string>)['mac_seed']).not.toBe(
+      await ok(pool('src').url, 'VM.get_other_config', session['src'], source.ref).then(
+        c => (c as Record<string, string>)['mac_seed'],
+      ),
+    )
 
     const sourceShas = await Promise.all(source.vdis.map(v => rawSha('src', v.uuid)))
     expect(await diskShasOf('dst', vmRef!)).toEqual(sourceShas)
@@ -287,7 +355,9 @@ describe('PUT /import (XVA)', () => {
     expect(task['status']).toBe('failure')
     const [code, message] = task['error_info'] as string[]
     expect(code).toBe('IMPORT_ERROR')
-    expect(message).toMatch(/^Block Ref:\d+\/00000000 checksum failed: original = [0-9A-F]{16}; recomputed = [0-9A-F]{16}$/)
+    expect(message).toMatch(
+      /^Block Ref:\d+\/00000000 checksum failed: original = [0-9A-F]{16}; recomputed = [0-9A-F]{16}$/,
+    )
     expect(await targetCounts()).toEqual(before)
 
     // with force the same file imports (XAPI ignores checksum failures then)
@@ -323,7 +393,12 @@ describe('PUT /import (XVA) interrupted', () => {
       lab.control.clearFaults('dst')
     }
     expect(await targetCounts()).toEqual(before)
-    lab.control.injectFault('dst', { kind: 'data-path', direction: 'import', failTask: ['VDI_IO_ERROR', 'Device I/O error'], nth: 1 })
+    lab.control.injectFault('dst', {
+      kind: 'data-path',
+      direction: 'import',
+      failTask: ['VDI_IO_ERROR', 'Device I/O error'],
+      nth: 1,
+    })
     try {
       expect((await importFile(file))['error_info']).toEqual(['VDI_IO_ERROR', 'Device I/O error'])
     } finally {
@@ -338,7 +413,10 @@ describe('PUT /import (XVA) interrupted', () => {
     const task = await newTask('dst', 'import')
     const sr = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Replica'))[0]
     const size = (await stat(file)).size
-    const req = request(new URL(`/import?session_id=${session['dst']}&task_id=${task}&sr_id=${sr}`, pool('dst').url), { method: 'PUT', headers: { 'content-length': String(size) } })
+    const req = request(new URL(`/import?session_id=${session['dst']}&task_id=${task}&sr_id=${sr}`, pool('dst').url), {
+      method: 'PUT',
+      headers: { 'content-length': String(size) },
+    })
     req.on('error', () => undefined)
     req.flushHeaders()
     // the 200 goes out before a byte of the body is read; only then is the task cancelled
@@ -358,7 +436,11 @@ describe('XVA options', () => {
     const vm = lab.control.findVm('src', 'xva-vm')!
     const file = join(tmp.path, 'export.xva.gz')
     const task = await newTask('src', 'export')
-    await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}&use_compression=true`, file)
+    await download(
+      pool('src').url,
+      `/export?session_id=${session['src']}&task_id=${task}&uuid=${vm.uuid}&use_compression=true`,
+      file,
+    )
     expect((await awaitTask(pool('src').url, session['src']!, task))['status']).toBe('success')
     expect((await readFile(file)).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]))
     const names = execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).trim().split('\n')
@@ -372,14 +454,24 @@ describe('XVA options', () => {
   it('refuses zstd compression and an HTTP-chunked upload with the task failed, as documented', async () => {
     const vm = lab.control.findVm('src', 'xva-vm')!
     const exportTask = await newTask('src', 'export')
-    const refused = await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${exportTask}&uuid=${vm.uuid}&use_compression=zstd`, join(tmp.path, 'z'))
+    const refused = await download(
+      pool('src').url,
+      `/export?session_id=${session['src']}&task_id=${exportTask}&uuid=${vm.uuid}&use_compression=zstd`,
+      join(tmp.path, 'z'),
+    )
     expect(refused.statusCode).toBe(500)
-    expect((await awaitTask(pool('src').url, session['src']!, exportTask))['error_info']).toEqual(['INTERNAL_ERROR', 'The lab cannot compress with zstd: use use_compression=gzip or none'])
+    expect((await awaitTask(pool('src').url, session['src']!, exportTask))['error_info']).toEqual([
+      'INTERNAL_ERROR',
+      'The lab cannot compress with zstd: use use_compression=gzip or none',
+    ])
 
     const importTask = await newTask('dst', 'import')
     const sr = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Replica'))[0]
     // no content-length: Node sends Transfer-Encoding: chunked, which XAPI's importer refuses
-    const req = request(new URL(`/import?session_id=${session['dst']}&task_id=${importTask}&sr_id=${sr}`, pool('dst').url), { method: 'PUT' })
+    const req = request(
+      new URL(`/import?session_id=${session['dst']}&task_id=${importTask}&sr_id=${sr}`, pool('dst').url),
+      { method: 'PUT' },
+    )
     req.on('error', () => undefined)
     const answered = new Promise<IncomingMessage>(resolve => req.on('response', resolve))
     // a write before end(): Node cannot know the length, so it frames the body as chunked
@@ -388,7 +480,9 @@ describe('XVA options', () => {
     const response = await answered
     response.resume()
     expect(response.statusCode).toBe(403)
-    expect((await awaitTask(pool('dst').url, session['dst']!, importTask))['error_info']).toEqual(['IMPORT_ERROR_CANNOT_HANDLE_CHUNKED'])
+    expect((await awaitTask(pool('dst').url, session['dst']!, importTask))['error_info']).toEqual([
+      'IMPORT_ERROR_CANNOT_HANDLE_CHUNKED',
+    ])
   })
 
   it('restore=true keeps the VM uuid, and refuses the same export again as not newer', async () => {
@@ -407,7 +501,11 @@ describe('XVA options', () => {
     const snapshot = await ok<string>(pool('src').url, 'VM.snapshot', session['src'], source.ref, 'twin')
     const snapTask = await newTask('src', 'export')
     const snapFile = join(tmp.path, 'twin.xva')
-    await download(pool('src').url, `/export?session_id=${session['src']}&task_id=${snapTask}&ref=${snapshot}`, snapFile)
+    await download(
+      pool('src').url,
+      `/export?session_id=${session['src']}&task_id=${snapTask}&ref=${snapshot}`,
+      snapFile,
+    )
     expect((await importFile(snapFile, '&restore=true'))['error_info']).toEqual(['DUPLICATE_VM', ref])
     await ok(pool('dst').url, 'VM.destroy', session['dst'], ref)
   })
@@ -456,7 +554,10 @@ describe('XVA redirects', () => {
     expect(status).toBe(200)
     const record = await awaitTask(pool('dst').url, session['dst']!, task)
     const [vm] = vmRefsOf(record['result'])
-    const exportAnswer = await headersOnly(new URL(`/export?session_id=${session['dst']}&ref=${vm}`, pool('dst').url), 'GET')
+    const exportAnswer = await headersOnly(
+      new URL(`/export?session_id=${session['dst']}&ref=${vm}`, pool('dst').url),
+      'GET',
+    )
     expect(exportAnswer.statusCode).toBe(302)
     expect(new URL(String(exportAnswer.headers.location)).host).toBe(new URL(h2.url).host)
     const back = join(tmp.path, 'back.xva')
@@ -467,19 +568,35 @@ describe('XVA redirects', () => {
 
 /** The parts of the client's HTTP API this test uses (not in our ambient types). */
 interface ResourceApi {
-  getResource(pathname: string, options: { query: Record<string, string>; task?: boolean }): Promise<{ statusCode: number; body: Readable; task: Promise<unknown> }>
-  putResource(body: Readable, pathname: string, options: { query: Record<string, string>; task?: boolean }): Promise<unknown>
+  getResource(
+    pathname: string,
+    options: { query: Record<string, string>; task?: boolean },
+  ): Promise<{ statusCode: number; body: Readable; task: Promise<unknown> }>
+  putResource(
+    body: Readable,
+    pathname: string,
+    options: { query: Record<string, string>; task?: boolean },
+  ): Promise<unknown>
 }
 
 describe("XVA through Vates' xen-api client", () => {
   it('getResource(/export) streamed into putResource(/import) gives the imported VM refs and equal disks', async () => {
-    const clients = ['src', 'dst'].map(name => createClient({ url: pool(name).url, auth: { user: pool(name).user, password: pool(name).password }, watchEvents: true }) as Xapi & ResourceApi)
+    const clients = ['src', 'dst'].map(
+      name =>
+        createClient({
+          url: pool(name).url,
+          auth: { user: pool(name).user, password: pool(name).password },
+          watchEvents: true,
+        }) as Xapi & ResourceApi,
+    )
     const [source, target] = clients as [Xapi & ResourceApi, Xapi & ResourceApi]
     try {
-      await Promise.all(clients.map(async c => {
-        await c.connect()
-        await c.objectsFetched
-      }))
+      await Promise.all(
+        clients.map(async c => {
+          await c.connect()
+          await c.objectsFetched
+        }),
+      )
       const vm = lab.control.findVm('src', 'xva-vm')!
       const sr = (await ok<string[]>(pool('dst').url, 'SR.get_by_name_label', session['dst'], 'Replica'))[0]!
       const exported = await source.getResource('/export/', { query: { uuid: vm.uuid }, task: true })

@@ -24,8 +24,8 @@ async function cli(fx: Fixture, args: string[], now?: Date): Promise<{ code: num
       },
     })
   const code = await run(['--config', fx.lab.configPath, ...args], {
-    stdout: sink((s) => (out += s)),
-    stderr: sink((s) => (err += s)),
+    stdout: sink(s => (out += s)),
+    stderr: sink(s => (err += s)),
     env: { HOME: fx.lab.dir, XDG_CONFIG_HOME: fx.lab.dir },
     cwd: fx.lab.dir,
     ...(now === undefined ? {} : { now: () => now }),
@@ -33,24 +33,48 @@ async function cli(fx: Fixture, args: string[], now?: Date): Promise<{ code: num
   return { code, out, err }
 }
 
-const events = (out: string): { kind: string; [k: string]: unknown }[] => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string })
+const events = (out: string): { kind: string; [k: string]: unknown }[] =>
+  out
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map(l => JSON.parse(l) as { kind: string })
 
 describe('xen-cr run and list', () => {
   it('plans, runs a full then a delta pass, lists the replicas and knows when the job is due', async () => {
     f = await startFixture()
-    const created = await cli(f, ['job', 'create', '--name', 'nightly', '--source', 'src', '--target', 'tgt', '--sr', f.srs['Replica A']!, '--vm', f.vmUuid, '--interval', '1h', '--retention', '2'])
+    const created = await cli(f, [
+      'job',
+      'create',
+      '--name',
+      'nightly',
+      '--source',
+      'src',
+      '--target',
+      'tgt',
+      '--sr',
+      f.srs['Replica A']!,
+      '--vm',
+      f.vmUuid,
+      '--interval',
+      '1h',
+      '--retention',
+      '2',
+    ])
     expect(created.err).toBe('')
     expect(created.code).toBe(0)
 
     const dry = await cli(f, ['--json', 'run', 'nightly', '--dry-run'])
     expect(dry.code).toBe(0)
-    const plan = events(dry.out).find((e) => e.kind === 'pass-plan') as { plans: { mode: string }[] } | undefined
-    expect(plan?.plans.map((p) => p.mode)).toEqual(['full'])
+    const plan = events(dry.out).find(e => e.kind === 'pass-plan') as { plans: { mode: string }[] } | undefined
+    expect(plan?.plans.map(p => p.mode)).toEqual(['full'])
 
     const first = await cli(f, ['run', 'nightly', '--json'])
     expect(first.code).toBe(0)
-    const done1 = events(first.out).filter((e) => e.kind === 'vm-done') as unknown as { result: { status: string; mode: string; bytes: number } }[]
-    expect(done1.map((e) => [e.result.status, e.result.mode])).toEqual([['success', 'full']])
+    const done1 = events(first.out).filter(e => e.kind === 'vm-done') as unknown as {
+      result: { status: string; mode: string; bytes: number }
+    }[]
+    expect(done1.map(e => [e.result.status, e.result.mode])).toEqual([['success', 'full']])
 
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [1], seed: 3 })
     // an hour later, as cron would: replicas are named and dated to the second
@@ -61,11 +85,11 @@ describe('xen-cr run and list', () => {
 
     const listed = await cli(f, ['--json', 'list', 'nightly'], hourLater)
     expect(listed.code).toBe(0)
-    const listing = events(listed.out).find((e) => e.kind === 'replica-list') as unknown as {
+    const listing = events(listed.out).find(e => e.kind === 'replica-list') as unknown as {
       listings: { vms: { vm: { name: string }; status: string; replicas: { chain: string; complete: boolean }[] }[] }[]
     }
     expect(listing.listings[0]?.vms).toMatchObject([{ vm: { name: 'web' }, status: 'ok' }])
-    expect(listing.listings[0]?.vms[0]?.replicas.map((r) => r.chain)).toEqual(['delta', 'full'])
+    expect(listing.listings[0]?.vms[0]?.replicas.map(r => r.chain)).toEqual(['delta', 'full'])
 
     const table = await cli(f, ['list'])
     expect(table.out).toMatch(/job "nightly"/)
@@ -77,13 +101,33 @@ describe('xen-cr run and list', () => {
     expect(notDue.out).toMatch(/not due/)
     const later = await cli(f, ['--json', 'run', '--due'], new Date(hourLater.getTime() + 2 * 3_600_000))
     expect(later.code).toBe(0)
-    expect(events(later.out).filter((e) => e.kind === 'vm-done')).toHaveLength(1)
+    expect(events(later.out).filter(e => e.kind === 'vm-done')).toHaveLength(1)
   })
 
   it('exits 1 when a VM fails and says why', async () => {
     f = await startFixture()
-    await cli(f, ['job', 'create', '--name', 'j', '--source', 'src', '--target', 'tgt', '--sr', f.srs['Replica A']!, '--vm', f.vmUuid, '--interval', '1h'])
-    f.lab.control.injectFault('src', { kind: 'error', method: 'VM.snapshot', code: 'SR_BACKEND_FAILURE_44', params: ['', 'no space', ''] })
+    await cli(f, [
+      'job',
+      'create',
+      '--name',
+      'j',
+      '--source',
+      'src',
+      '--target',
+      'tgt',
+      '--sr',
+      f.srs['Replica A']!,
+      '--vm',
+      f.vmUuid,
+      '--interval',
+      '1h',
+    ])
+    f.lab.control.injectFault('src', {
+      kind: 'error',
+      method: 'VM.snapshot',
+      code: 'SR_BACKEND_FAILURE_44',
+      params: ['', 'no space', ''],
+    })
     const failed = await cli(f, ['run', 'j', '--vm', f.vmUuid])
     expect(failed.code).toBe(1)
     expect(failed.err).toMatch(/✗ web: .*SR_BACKEND_FAILURE_44/)
@@ -92,12 +136,32 @@ describe('xen-cr run and list', () => {
     expect(stranger.err).toMatch(/not selected by job j.*\[VM_NOT_IN_JOB\]/)
   })
 
-  it('does nothing and exits 3 while another run holds the job\'s lease', async () => {
+  it("does nothing and exits 3 while another run holds the job's lease", async () => {
     f = await startFixture()
-    await cli(f, ['job', 'create', '--name', 'j', '--source', 'src', '--target', 'tgt', '--sr', f.srs['Replica A']!, '--vm', f.vmUuid, '--interval', '1h'])
-    const shown = events((await cli(f, ['--json', 'job', 'show', 'j'])).out).find((e) => e.kind === 'job-show') as unknown as { job: { id: string } }
+    await cli(f, [
+      'job',
+      'create',
+      '--name',
+      'j',
+      '--source',
+      'src',
+      '--target',
+      'tgt',
+      '--sr',
+      f.srs['Replica A']!,
+      '--vm',
+      f.vmUuid,
+      '--interval',
+      '1h',
+    ])
+    const shown = events((await cli(f, ['--json', 'job', 'show', 'j'])).out).find(
+      e => e.kind === 'job-show',
+    ) as unknown as { job: { id: string } }
     // a live process (this one) holds it
-    await writeFile(join(f.lab.dir, `jobs.json.${shown.job.id}.lease`), JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() }))
+    await writeFile(
+      join(f.lab.dir, `jobs.json.${shown.job.id}.lease`),
+      JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() }),
+    )
     const held = await cli(f, ['run', 'j'])
     expect(held.code).toBe(3)
     expect(held.err).toMatch(/already running/)

@@ -89,7 +89,13 @@ export function makeJob(f: Fixture, over: Partial<Job> = {}, retention = 2): Job
     vms: { uuids: [f.vmUuid], tags: [], all: false },
     target: 'tgt',
     srs: [f.srs['Replica A']!],
-    schedules: [{ id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0002', timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 }, retention }],
+    schedules: [
+      {
+        id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0002',
+        timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 },
+        retention,
+      },
+    ],
     concurrency: 2,
     fullInterval: 0,
     networkMap: {},
@@ -115,11 +121,16 @@ export async function disksOf(client: XapiClient, vm: Ref<'VM'>): Promise<Ref<'V
     const vbd = await client.getRecord('VBD', vbdRef)
     if (vbd.type === 'Disk' && !isNullRef(vbd.VDI)) out.push({ ref: vbd.VDI, userdevice: Number(vbd.userdevice) })
   }
-  return out.sort((a, b) => a.userdevice - b.userdevice).map((d) => d.ref)
+  return out.sort((a, b) => a.userdevice - b.userdevice).map(d => d.ref)
 }
 
 /** Replica VMs of the job for the VM on the target (not snapshots), oldest first. */
-export async function replicas(client: XapiClient, jobId: string, vmUuid: string, srUuid?: string): Promise<[Ref<'VM'>, VmRecord][]> {
+export async function replicas(
+  client: XapiClient,
+  jobId: string,
+  vmUuid: string,
+  srUuid?: string,
+): Promise<[Ref<'VM'>, VmRecord][]> {
   const vms = await client.getAllRecords('VM')
   return [...vms]
     .filter(([, v]) => !v.is_a_snapshot && v.other_config[KEYS.job] === jobId && v.other_config[KEYS.vm] === vmUuid)
@@ -128,7 +139,11 @@ export async function replicas(client: XapiClient, jobId: string, vmUuid: string
 }
 
 /** This job's snapshots of the VM on the source, oldest first. */
-export async function jobSnapshots(client: XapiClient, jobId: string, vmRef: Ref<'VM'>): Promise<[Ref<'VM'>, VmRecord][]> {
+export async function jobSnapshots(
+  client: XapiClient,
+  jobId: string,
+  vmRef: Ref<'VM'>,
+): Promise<[Ref<'VM'>, VmRecord][]> {
   const vms = await client.getAllRecords('VM')
   return [...vms]
     .filter(([, v]) => v.is_a_snapshot && v.snapshot_of === vmRef && v.other_config[KEYS.job] === jobId)
@@ -136,9 +151,13 @@ export async function jobSnapshots(client: XapiClient, jobId: string, vmRef: Ref
 }
 
 /** Every replica disk hashes like the source snapshot disk it is a copy of. */
-export async function expectReplicaMatches(f: Fixture, replica: Ref<'VM'>, snapshot: Ref<'VM'>): Promise<{ replica: string[]; snapshot: string[] }> {
-  const r = await Promise.all((await disksOf(f.target, replica)).map((d) => rawSha256(f.target, d)))
-  const s = await Promise.all((await disksOf(f.source, snapshot)).map((d) => rawSha256(f.source, d)))
+export async function expectReplicaMatches(
+  f: Fixture,
+  replica: Ref<'VM'>,
+  snapshot: Ref<'VM'>,
+): Promise<{ replica: string[]; snapshot: string[] }> {
+  const r = await Promise.all((await disksOf(f.target, replica)).map(d => rawSha256(f.target, d)))
+  const s = await Promise.all((await disksOf(f.source, snapshot)).map(d => rawSha256(f.source, d)))
   return { replica: r, snapshot: s }
 }
 

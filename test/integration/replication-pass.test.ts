@@ -2,7 +2,19 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { runPass } from '../../src/replication/pass.js'
 import type { PassEvent } from '../../src/replication/events.js'
 import { KEYS, PLACEHOLDER_DATETIME, REPLICA_TAG, START_BLOCKED_MESSAGE } from '../../src/replication/metadata.js'
-import { BLOCK, disksOf, rawSha256, expectReplicaMatches, jobSnapshots, makeJob, replicas, startFixture, vhdLength, type Fixture, MiB } from './replication-fixture.js'
+import {
+  BLOCK,
+  disksOf,
+  rawSha256,
+  expectReplicaMatches,
+  jobSnapshots,
+  makeJob,
+  replicas,
+  startFixture,
+  vhdLength,
+  type Fixture,
+  MiB,
+} from './replication-fixture.js'
 
 let f: Fixture | undefined
 afterEach(async () => {
@@ -16,20 +28,24 @@ describe('replication between two pools', () => {
     const job = makeJob(f)
     const events: PassEvent[] = []
 
-    const first = await runPass({ job, source: f.source, target: f.target, onEvent: (e) => events.push(e) })
+    const first = await runPass({ job, source: f.source, target: f.target, onEvent: e => events.push(e) })
     expect(first.results).toMatchObject([{ status: 'success', mode: 'full' }])
     const [snap1] = (await jobSnapshots(f.source, job.id, f.vmRef)).map(([ref]) => ref)
     const [rep1] = (await replicas(f.target, job.id, f.vmUuid)).map(([ref]) => ref)
     const h1 = await expectReplicaMatches(f, rep1!, snap1!)
     expect(h1.replica).toEqual(h1.snapshot)
     // a full copy of each disk holds every allocated block: 4 of the root disk, 1 of the data disk
-    expect(first.results[0]?.status === 'success' && first.results[0].bytes).toBe(vhdLength(16 * MiB, 4) + vhdLength(8 * MiB, 1))
+    expect(first.results[0]?.status === 'success' && first.results[0].bytes).toBe(
+      vhdLength(16 * MiB, 4) + vhdLength(8 * MiB, 1),
+    )
 
     // Three blocks change on the root disk (one of them beyond the filled part), none on the data disk.
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 3, 6], seed: 99 })
-    const second = await runPass({ job, source: f.source, target: f.target, onEvent: (e) => events.push(e) })
+    const second = await runPass({ job, source: f.source, target: f.target, onEvent: e => events.push(e) })
     expect(second.results).toMatchObject([{ status: 'success', mode: 'delta' }])
-    expect(second.results[0]?.status === 'success' && second.results[0].bytes).toBe(vhdLength(16 * MiB, 3) + vhdLength(8 * MiB, 0))
+    expect(second.results[0]?.status === 'success' && second.results[0].bytes).toBe(
+      vhdLength(16 * MiB, 3) + vhdLength(8 * MiB, 0),
+    )
 
     const snaps = await jobSnapshots(f.source, job.id, f.vmRef)
     const reps = await replicas(f.target, job.id, f.vmUuid)
@@ -38,13 +54,15 @@ describe('replication between two pools', () => {
     expect(h2.replica).toEqual(h2.snapshot)
     expect(h2.replica[0]).not.toEqual(h1.replica[0])
     // the previous replica still holds the previous content
-    const old = await Promise.all((await disksOf(f.target, reps[0]![0])).map((d) => rawSha256(f!.target, d)))
+    const old = await Promise.all((await disksOf(f.target, reps[0]![0])).map(d => rawSha256(f!.target, d)))
     expect(old).toEqual(h1.replica)
     // and the older source snapshot was rotated away: only the new base is left
     expect(snaps).toHaveLength(1)
 
-    const kinds = new Set(events.map((e) => e.kind))
-    expect([...kinds]).toEqual(expect.arrayContaining(['pass-start', 'vm-start', 'disk-progress', 'vm-done', 'pass-done']))
+    const kinds = new Set(events.map(e => e.kind))
+    expect([...kinds]).toEqual(
+      expect.arrayContaining(['pass-start', 'vm-start', 'disk-progress', 'vm-done', 'pass-done']),
+    )
     expect(BLOCK).toBe(2 * MiB)
   })
 
@@ -68,7 +86,12 @@ describe('replication between two pools', () => {
     const snapDisks = await disksOf(f.source, snapRef)
     for (const d of snapDisks) {
       const vdi = await f.source.getRecord('VDI', d)
-      expect(vdi.other_config).toMatchObject({ [KEYS.datetime]: dt, [KEYS.job]: job.id, [KEYS.exported]: 'true', [KEYS.contentKey]: vdi.uuid })
+      expect(vdi.other_config).toMatchObject({
+        [KEYS.datetime]: dt,
+        [KEYS.job]: job.id,
+        [KEYS.exported]: 'true',
+        [KEYS.contentKey]: vdi.uuid,
+      })
     }
 
     expect(rep.name_label).toMatch(/^web - nightly - \(\d{8}T\d{6}Z\)$/)
@@ -89,7 +112,12 @@ describe('replication between two pools', () => {
     for (const [i, d] of repDisks.entries()) {
       const vdi = await f.target.getRecord('VDI', d)
       const src = await f.source.getRecord('VDI', snapDisks[i]!)
-      expect(vdi.other_config).toMatchObject({ [KEYS.copyOf]: src.uuid, [KEYS.contentKey]: src.uuid, [KEYS.sr]: f.srs['Replica A'], [KEYS.datetime]: rep.other_config[KEYS.datetime] })
+      expect(vdi.other_config).toMatchObject({
+        [KEYS.copyOf]: src.uuid,
+        [KEYS.contentKey]: src.uuid,
+        [KEYS.sr]: f.srs['Replica A'],
+        [KEYS.datetime]: rep.other_config[KEYS.datetime],
+      })
     }
     expect(rep.VIFs).toHaveLength(1)
   })
@@ -98,7 +126,11 @@ describe('replication between two pools', () => {
     const GiB = 1024 * MiB
     f = await startFixture({
       pools: [
-        { name: 'src', srs: [{ name: 'Local storage' }], vms: [{ name: 'web', disks: [{ size: '64 GiB', filled: '4 MiB', seed: 5 }] }] },
+        {
+          name: 'src',
+          srs: [{ name: 'Local storage' }],
+          vms: [{ name: 'web', disks: [{ size: '64 GiB', filled: '4 MiB', seed: 5 }] }],
+        },
         { name: 'tgt', srs: [{ name: 'Replica A' }] },
       ],
     })

@@ -4,7 +4,14 @@ import { KEYS } from '../../src/replication/metadata.js'
 import { createVbd } from '../../src/xapi/vbd.js'
 import { createVdi } from '../../src/xapi/vdi.js'
 import type { LabSpec } from '../../src/lab/spec.js'
-import { expectReplicaMatches, jobSnapshots, makeJob, replicas, startFixture, type Fixture } from './replication-fixture.js'
+import {
+  expectReplicaMatches,
+  jobSnapshots,
+  makeJob,
+  replicas,
+  startFixture,
+  type Fixture,
+} from './replication-fixture.js'
 
 let f: Fixture | undefined
 afterEach(async () => {
@@ -38,7 +45,7 @@ describe('retention and topologies', () => {
     expect(h.replica).toEqual(h.snapshot)
     // no replica disk was left behind by rotation: 3 replicas × 2 disks + the VM's 2 + the snapshot's 2
     const vdis = await f.target.getAllRecords('VDI')
-    expect([...vdis.values()].filter((v) => v.VBDs.length === 0)).toEqual([])
+    expect([...vdis.values()].filter(v => v.VBDs.length === 0)).toEqual([])
   })
 
   it('writes one replica per target SR, each matching the snapshot, and continues each with a delta', async () => {
@@ -47,12 +54,15 @@ describe('retention and topologies', () => {
     const job = makeJob(f, { srs: [f.srs['Replica A']!, f.srs['Replica B']!], maxRate: 512 * 1024 * 1024 })
     const first = await runPass({ job, source: f.source, target: f.target })
     expect(first.results).toMatchObject([{ status: 'success', mode: 'full' }])
-    expect(first.results[0]?.status === 'success' && first.results[0].replicas.map((r) => r.srName).sort()).toEqual(['Replica A', 'Replica B'])
+    expect(first.results[0]?.status === 'success' && first.results[0].replicas.map(r => r.srName).sort()).toEqual([
+      'Replica A',
+      'Replica B',
+    ])
 
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [2], seed: 7 })
     const second = await runPass({ job, source: f.source, target: f.target })
     expect(second.results).toMatchObject([{ status: 'success', mode: 'delta' }])
-    expect(second.plans[0]?.targets.map((t) => t.disks.map((d) => d.mode))).toEqual([
+    expect(second.plans[0]?.targets.map(t => t.disks.map(d => d.mode))).toEqual([
       ['delta', 'delta'],
       ['delta', 'delta'],
     ])
@@ -84,7 +94,7 @@ describe('retention and topologies', () => {
 
     const second = await runPass({ job, source: f.source, target: f.target })
     expect(second.results).toMatchObject([{ status: 'success', mode: 'delta' }])
-    expect(second.plans[0]?.targets[0]?.disks.map((d) => [d.userdevice, d.mode, d.reason])).toEqual([
+    expect(second.plans[0]?.targets[0]?.disks.map(d => [d.userdevice, d.mode, d.reason])).toEqual([
       ['0', 'delta', undefined],
       ['1', 'delta', undefined],
       ['2', 'full', 'new-disk'],
@@ -111,16 +121,20 @@ describe('retention and topologies', () => {
       ],
     }
     f = await startFixture(spec, { samePool: true })
-    const job = makeJob(f, { vms: { uuids: [], tags: ['prod'], all: false }, srs: [f.srs['Local storage']!], concurrency: 2 })
+    const job = makeJob(f, {
+      vms: { uuids: [], tags: ['prod'], all: false },
+      srs: [f.srs['Local storage']!],
+      concurrency: 2,
+    })
     for (const mode of ['full', 'delta']) {
       const result = await runPass({ job, source: f.source, target: f.target })
-      expect(result.results.map((r) => [r.vm.name, r.status, r.status === 'success' && r.mode]).sort()).toEqual([
+      expect(result.results.map(r => [r.vm.name, r.status, r.status === 'success' && r.mode]).sort()).toEqual([
         ['db', 'success', mode],
         ['web', 'success', mode],
       ])
     }
     // the replicas carry the tag too, yet only the two VMs were ever replicated
-    const vms = [...(await f.source.getAllRecords('VM')).values()].filter((v) => !v.is_a_snapshot && !v.is_control_domain)
-    expect(vms.filter((v) => v.tags.includes('prod')).length).toBe(2 + 4)
+    const vms = [...(await f.source.getAllRecords('VM')).values()].filter(v => !v.is_a_snapshot && !v.is_control_domain)
+    expect(vms.filter(v => v.tags.includes('prod')).length).toBe(2 + 4)
   })
 })

@@ -4,7 +4,16 @@ import type { PassEvent } from '../../src/replication/events.js'
 import { KEYS } from '../../src/replication/metadata.js'
 import { setVdiOtherConfig } from '../../src/xapi/vdi.js'
 import { setVmNameLabel, setVmOtherConfig, snapshotVm, startVm, unblockOperation } from '../../src/xapi/vm.js'
-import { disksOf, expectReplicaMatches, jobSnapshots, makeJob, rawSha256, replicas, startFixture, type Fixture } from './replication-fixture.js'
+import {
+  disksOf,
+  expectReplicaMatches,
+  jobSnapshots,
+  makeJob,
+  rawSha256,
+  replicas,
+  startFixture,
+  type Fixture,
+} from './replication-fixture.js'
 
 let f: Fixture | undefined
 afterEach(async () => {
@@ -12,11 +21,20 @@ afterEach(async () => {
   f = undefined
 })
 
-const XO_BACKUP_KEYS = [KEYS.datetime, KEYS.job, KEYS.schedule, KEYS.vm, KEYS.sr, KEYS.exported, KEYS.deltaChainLength, KEYS.contentKey]
-const none = (keys: readonly string[]): Record<string, null> => Object.fromEntries(keys.map((k) => [k, null]))
+const XO_BACKUP_KEYS = [
+  KEYS.datetime,
+  KEYS.job,
+  KEYS.schedule,
+  KEYS.vm,
+  KEYS.sr,
+  KEYS.exported,
+  KEYS.deltaChainLength,
+  KEYS.contentKey,
+]
+const none = (keys: readonly string[]): Record<string, null> => Object.fromEntries(keys.map(k => [k, null]))
 
 async function passAndCheck(fx: Fixture, job: ReturnType<typeof makeJob>, events: PassEvent[] = []) {
-  const result = await runPass({ job, source: fx.source, target: fx.target, onEvent: (e) => events.push(e) })
+  const result = await runPass({ job, source: fx.source, target: fx.target, onEvent: e => events.push(e) })
   const snaps = await jobSnapshots(fx.source, job.id, fx.vmRef)
   const reps = await replicas(fx.target, job.id, fx.vmUuid)
   return { result, snaps, reps }
@@ -70,7 +88,15 @@ describe('continuing targets of other eras', () => {
     // XO 6.3+: the replica is snapshotted on the target (the snapshot keeps every key), then the
     // live replica's keys are reset except xo:backup:sr.
     const targetSnap = await snapshotVm(f.target, repRef, 'web - nightly / hourly 20260101T000000Z')
-    const reset = none([KEYS.datetime, KEYS.job, KEYS.schedule, KEYS.vm, KEYS.copyOf, KEYS.contentKey, KEYS.deltaChainLength])
+    const reset = none([
+      KEYS.datetime,
+      KEYS.job,
+      KEYS.schedule,
+      KEYS.vm,
+      KEYS.copyOf,
+      KEYS.contentKey,
+      KEYS.deltaChainLength,
+    ])
     await setVmOtherConfig(f.target, repRef, reset)
     for (const d of await disksOf(f.target, repRef)) await setVdiOtherConfig(f.target, d, reset)
 
@@ -102,7 +128,9 @@ describe('a pass never corrupts or loses a replica', () => {
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [1], seed: 8 })
     const { result, snaps, reps } = await passAndCheck(f, job, events)
     expect(result.results).toMatchObject([{ status: 'success', mode: 'full' }])
-    expect(events.filter((e) => e.kind === 'warning').map((e) => e.kind === 'warning' && e.code)).toContain('REPLICA_NOT_SAFE_BASE')
+    expect(events.filter(e => e.kind === 'warning').map(e => e.kind === 'warning' && e.code)).toContain(
+      'REPLICA_NOT_SAFE_BASE',
+    )
     const newest = reps.find(([ref]) => ref !== repRef)!
     const h = await expectReplicaMatches(f, newest[0], snaps[0]![0])
     expect(h.replica).toEqual(h.snapshot)
@@ -116,7 +144,7 @@ describe('a pass never corrupts or loses a replica', () => {
     await runPass({ job, source: f.source, target: f.target })
     const [snap1, snap1Rec] = (await jobSnapshots(f.source, job.id, f.vmRef))[0]!
     const [rep1] = (await replicas(f.target, job.id, f.vmUuid))[0]!
-    const rep1Hashes = await Promise.all((await disksOf(f.target, rep1)).map((d) => rawSha256(f!.target, d)))
+    const rep1Hashes = await Promise.all((await disksOf(f.target, rep1)).map(d => rawSha256(f!.target, d)))
     const census = async () => ({
       tgtVms: (await f!.target.getAllRecords('VM')).size,
       tgtVdis: (await f!.target.getAllRecords('VDI')).size,
@@ -132,7 +160,12 @@ describe('a pass never corrupts or loses a replica', () => {
     expect(cut.results).toMatchObject([{ status: 'failed' }])
     // 2: every byte arrives but the export task fails
     f.lab.control.clearFaults()
-    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'export', failTask: ['VDI_IO_ERROR', 'Device I/O errors'], nth: 1 })
+    f.lab.control.injectFault('src', {
+      kind: 'data-path',
+      direction: 'export',
+      failTask: ['VDI_IO_ERROR', 'Device I/O errors'],
+      nth: 1,
+    })
     const failedTask = await runPass({ job, source: f.source, target: f.target })
     expect(failedTask.results).toMatchObject([{ status: 'failed' }])
     f.lab.control.clearFaults()
@@ -143,7 +176,7 @@ describe('a pass never corrupts or loses a replica', () => {
     expect(snaps[0]![1].other_config[KEYS.exported]).toBe('true')
     const reps = await replicas(f.target, job.id, f.vmUuid)
     expect(reps.map(([ref]) => ref)).toEqual([rep1])
-    expect(await Promise.all((await disksOf(f.target, rep1)).map((d) => rawSha256(f!.target, d)))).toEqual(rep1Hashes)
+    expect(await Promise.all((await disksOf(f.target, rep1)).map(d => rawSha256(f!.target, d)))).toEqual(rep1Hashes)
 
     const next = await passAndCheck(f, job)
     expect(next.result.plans[0]?.base?.uuid).toBe(snap1Rec.uuid)
@@ -157,7 +190,11 @@ describe('a pass never corrupts or loses a replica', () => {
     const job = makeJob(f)
     await runPass({ job, source: f.source, target: f.target })
     const [rep1] = (await replicas(f.target, job.id, f.vmUuid))[0]!
-    const census = async () => [(await f!.target.getAllRecords('VM')).size, (await f!.target.getAllRecords('VDI')).size, (await f!.source.getAllRecords('VM')).size]
+    const census = async () => [
+      (await f!.target.getAllRecords('VM')).size,
+      (await f!.target.getAllRecords('VDI')).size,
+      (await f!.source.getAllRecords('VM')).size,
+    ]
     const before = await census()
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 1, 2, 3, 4, 5, 6, 7], seed: 12 })
     // slow exports so that the abort lands while bytes are flowing
@@ -168,7 +205,7 @@ describe('a pass never corrupts or loses a replica', () => {
       source: f.source,
       target: f.target,
       signal: controller.signal,
-      onEvent: (e) => {
+      onEvent: e => {
         if (e.kind === 'disk-progress') controller.abort()
       },
     })
@@ -186,12 +223,18 @@ describe('a pass never corrupts or loses a replica', () => {
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [5], seed: 13 })
     // the transfer fails and so does every VM.destroy: the cleanup cannot finish, as after a crash
     f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 4096, nth: 1 })
-    for (const pool of ['src', 'tgt']) f.lab.control.injectFault(pool, { kind: 'error', method: 'VM.destroy', code: 'INTERNAL_ERROR', params: ['injected'] })
+    for (const pool of ['src', 'tgt'])
+      f.lab.control.injectFault(pool, {
+        kind: 'error',
+        method: 'VM.destroy',
+        code: 'INTERNAL_ERROR',
+        params: ['injected'],
+      })
     const events: PassEvent[] = []
-    const crashed = await runPass({ job, source: f.source, target: f.target, onEvent: (e) => events.push(e) })
+    const crashed = await runPass({ job, source: f.source, target: f.target, onEvent: e => events.push(e) })
     f.lab.control.clearFaults()
     expect(crashed.results).toMatchObject([{ status: 'failed' }])
-    expect(events.some((e) => e.kind === 'warning' && e.code === 'CLEANUP_FAILED')).toBe(true)
+    expect(events.some(e => e.kind === 'warning' && e.code === 'CLEANUP_FAILED')).toBe(true)
     const leftovers = (await replicas(f.target, job.id, f.vmUuid)).filter(([ref]) => ref !== rep1)
     expect(leftovers.map(([, r]) => r.other_config[KEYS.datetime])).toEqual(['19700101T000000Z'])
     expect(await jobSnapshots(f.source, job.id, f.vmRef)).toHaveLength(2)
@@ -205,7 +248,9 @@ describe('a pass never corrupts or loses a replica', () => {
     expect(h.replica).toEqual(h.snapshot)
     // and no disk was orphaned on either pool (XO #5721)
     for (const client of [f.source, f.target]) {
-      expect([...(await client.getAllRecords('VDI')).values()].filter((v) => v.VBDs.length === 0).map((v) => v.name_label)).toEqual([])
+      expect(
+        [...(await client.getAllRecords('VDI')).values()].filter(v => v.VBDs.length === 0).map(v => v.name_label),
+      ).toEqual([])
     }
   })
 })

@@ -17,7 +17,17 @@ import { hardShutdownVm, setVmOtherConfig, snapshotVm, startVm } from '../../src
 import type { Ref } from '../../src/xapi/types.js'
 import { CaptureStream } from '../helpers/capture-stream.js'
 import { makeTempDir } from '../helpers/tmp.js'
-import { disksOf, expectReplicaMatches, jobSnapshots, makeJob, MiB, replicas, startFixture, vhdLength, type Fixture } from './replication-fixture.js'
+import {
+  disksOf,
+  expectReplicaMatches,
+  jobSnapshots,
+  makeJob,
+  MiB,
+  replicas,
+  startFixture,
+  vhdLength,
+  type Fixture,
+} from './replication-fixture.js'
 import { handMadeCopy, manualSnapshot, recordsSnapshot } from './seed-fixture.js'
 
 interface CliResult {
@@ -29,12 +39,21 @@ interface CliResult {
 async function cli(f: Fixture, jobsFile: string, args: readonly string[]): Promise<CliResult> {
   const stdout = new CaptureStream()
   const stderr = new CaptureStream()
-  const code = await run(['--config', f.lab.configPath, '--jobs-file', jobsFile, '--json', ...args], { stdout, stderr, env: {}, cwd: f.lab.dir })
-  return { code, events: stdout.lines.map((l) => JSON.parse(l) as Record<string, unknown>), stderr: stderr.text }
+  const code = await run(['--config', f.lab.configPath, '--jobs-file', jobsFile, '--json', ...args], {
+    stdout,
+    stderr,
+    env: {},
+    cwd: f.lab.dir,
+  })
+  return { code, events: stdout.lines.map(l => JSON.parse(l) as Record<string, unknown>), stderr: stderr.text }
 }
 
-const oc = async (f: Fixture, side: 'source' | 'target', cls: 'VM' | 'VDI', ref: string): Promise<Readonly<Record<string, string>>> =>
-  (await f[side].getRecord(cls, ref as Ref<never>)).other_config
+const oc = async (
+  f: Fixture,
+  side: 'source' | 'target',
+  cls: 'VM' | 'VDI',
+  ref: string,
+): Promise<Readonly<Record<string, string>>> => (await f[side].getRecord(cls, ref as Ref<never>)).other_config
 
 describe('xen-cr seed on a hand-made copy', () => {
   let f: Fixture
@@ -58,70 +77,133 @@ describe('xen-cr seed on a hand-made copy', () => {
     const snap = await manualSnapshot(f)
     const copy = await handMadeCopy(f, snap.ref, f.srs['Replica A']!, tmp.path)
 
-    const dry = await cli(f, jobsFile, ['seed', '--job', 'nightly', '--snapshot', snap.uuid, '--target-vm', copy.uuid, '--dry-run'])
+    const dry = await cli(f, jobsFile, [
+      'seed',
+      '--job',
+      'nightly',
+      '--snapshot',
+      snap.uuid,
+      '--target-vm',
+      copy.uuid,
+      '--dry-run',
+    ])
     expect(dry.code).toBe(0)
-    expect(dry.events.find((e) => e['kind'] === 'seed-plan')).toMatchObject({ dryRun: true })
+    expect(dry.events.find(e => e['kind'] === 'seed-plan')).toMatchObject({ dryRun: true })
     expect((await oc(f, 'target', 'VM', copy.ref))[KEYS.job]).toBeUndefined()
 
     // a sample of 2 blocks per disk stops reading each export after its last sampled block
-    const sampled = await cli(f, jobsFile, ['seed', '--job', 'nightly', '--snapshot', snap.uuid, '--target-vm', copy.uuid, '--dry-run', '--verify=sample', '--sample-blocks', '2'])
+    const sampled = await cli(f, jobsFile, [
+      'seed',
+      '--job',
+      'nightly',
+      '--snapshot',
+      snap.uuid,
+      '--target-vm',
+      copy.uuid,
+      '--dry-run',
+      '--verify=sample',
+      '--sample-blocks',
+      '2',
+    ])
     expect(sampled.code).toBe(0)
-    const disks = (sampled.events.find((e) => e['kind'] === 'seed-verified') as { disks: { equal: boolean; blocks: number[] }[] }).disks
-    expect(disks.map((d) => [d.equal, d.blocks.length])).toEqual([
+    const disks = (
+      sampled.events.find(e => e['kind'] === 'seed-verified') as { disks: { equal: boolean; blocks: number[] }[] }
+    ).disks
+    expect(disks.map(d => [d.equal, d.blocks.length])).toEqual([
       [true, 2],
       [true, 2],
     ])
 
-    const done = await cli(f, jobsFile, ['seed', '--job', 'nightly', '--snapshot', snap.uuid, '--target-vm', copy.uuid, '--verify'])
+    const done = await cli(f, jobsFile, [
+      'seed',
+      '--job',
+      'nightly',
+      '--snapshot',
+      snap.uuid,
+      '--target-vm',
+      copy.uuid,
+      '--verify',
+    ])
     expect(done.stderr).toBe('')
     expect(done.code).toBe(0)
-    expect(done.events.find((e) => e['kind'] === 'seed-verified')).toMatchObject({ disks: [{ equal: true }, { equal: true }] })
-    expect(done.events.find((e) => e['kind'] === 'seed-done')).toMatchObject({ written: true })
+    expect(done.events.find(e => e['kind'] === 'seed-verified')).toMatchObject({
+      disks: [{ equal: true }, { equal: true }],
+    })
+    expect(done.events.find(e => e['kind'] === 'seed-done')).toMatchObject({ written: true })
 
     // --- the keys, exactly
     const snapRec = await f.source.getRecord('VM', snap.ref)
     const dt = snapRec.other_config[KEYS.datetime]!
     expect(dt).toMatch(/^\d{8}T\d{2}:\d{2}:\d{2}Z$/)
     const id = { [KEYS.job]: job.id, [KEYS.schedule]: job.schedules[0]!.id, [KEYS.vm]: f.vmUuid }
-    expect(snapRec.other_config).toMatchObject({ ...id, [KEYS.datetime]: dt, [KEYS.exported]: 'true', [KEYS.deltaChainLength]: '0' })
+    expect(snapRec.other_config).toMatchObject({
+      ...id,
+      [KEYS.datetime]: dt,
+      [KEYS.exported]: 'true',
+      [KEYS.deltaChainLength]: '0',
+    })
     expect(snapRec.name_label).toBe('[XO Backup nightly] web')
     expect(snapRec.is_a_template).toBe(false)
     const snapDisks = await disksOf(f.source, snap.ref)
-    const snapVdis = await Promise.all(snapDisks.map((d) => f.source.getRecord('VDI', d)))
+    const snapVdis = await Promise.all(snapDisks.map(d => f.source.getRecord('VDI', d)))
     for (const vdi of snapVdis) {
-      expect(vdi.other_config).toMatchObject({ ...id, [KEYS.datetime]: dt, [KEYS.exported]: 'true', [KEYS.deltaChainLength]: '0', [KEYS.contentKey]: vdi.uuid })
+      expect(vdi.other_config).toMatchObject({
+        ...id,
+        [KEYS.datetime]: dt,
+        [KEYS.exported]: 'true',
+        [KEYS.deltaChainLength]: '0',
+        [KEYS.contentKey]: vdi.uuid,
+      })
     }
     const rep = await f.target.getRecord('VM', copy.ref)
     const sr = f.srs['Replica A']!
-    expect(rep.other_config).toMatchObject({ ...id, [KEYS.copyOf]: snap.uuid, [KEYS.sr]: sr, [KEYS.datetime]: dt, [KEYS.deltaChainLength]: '0' })
+    expect(rep.other_config).toMatchObject({
+      ...id,
+      [KEYS.copyOf]: snap.uuid,
+      [KEYS.sr]: sr,
+      [KEYS.datetime]: dt,
+      [KEYS.deltaChainLength]: '0',
+    })
     expect(rep.name_label).toMatch(/^web - nightly - \(\d{8}T\d{6}Z\)$/)
     expect(rep.blocked_operations).toEqual({ start: START_BLOCKED_MESSAGE, start_on: START_BLOCKED_MESSAGE })
     expect(rep.tags).toContain(REPLICA_TAG)
     expect(rep.ha_restart_priority).toBe('')
     const repDisks = await disksOf(f.target, copy.ref)
     for (const [i, d] of repDisks.entries()) {
-      expect(await oc(f, 'target', 'VDI', d)).toMatchObject({ ...id, [KEYS.copyOf]: snapVdis[i]!.uuid, [KEYS.contentKey]: snapVdis[i]!.uuid, [KEYS.sr]: sr, [KEYS.datetime]: dt })
+      expect(await oc(f, 'target', 'VDI', d)).toMatchObject({
+        ...id,
+        [KEYS.copyOf]: snapVdis[i]!.uuid,
+        [KEYS.contentKey]: snapVdis[i]!.uuid,
+        [KEYS.sr]: sr,
+        [KEYS.datetime]: dt,
+      })
     }
     const seeded = {
       snapshot: Object.keys(snapRec.other_config).sort(),
       snapshotDisk: Object.keys(snapVdis[0]!.other_config).sort(),
-      replica: Object.keys(rep.other_config).filter((k) => k.startsWith('xo:')).sort(),
-      replicaDisk: Object.keys(await oc(f, 'target', 'VDI', repDisks[0]!)).filter((k) => k.startsWith('xo:')).sort(),
+      replica: Object.keys(rep.other_config)
+        .filter(k => k.startsWith('xo:'))
+        .sort(),
+      replicaDisk: Object.keys(await oc(f, 'target', 'VDI', repDisks[0]!))
+        .filter(k => k.startsWith('xo:'))
+        .sort(),
     }
 
     // --- idempotent: nothing changes the second time
     const before = [await recordsSnapshot(f.source), await recordsSnapshot(f.target)]
     const again = await cli(f, jobsFile, ['seed', '--job', job.id, '--snapshot', snap.uuid, '--target-vm', copy.uuid])
     expect(again.code).toBe(0)
-    expect(again.events.find((e) => e['kind'] === 'seed-plan')).toMatchObject({ plan: { changes: [] } })
-    expect(again.events.find((e) => e['kind'] === 'seed-done')).toMatchObject({ written: false })
+    expect(again.events.find(e => e['kind'] === 'seed-plan')).toMatchObject({ plan: { changes: [] } })
+    expect(again.events.find(e => e['kind'] === 'seed-done')).toMatchObject({ written: false })
     expect([await recordsSnapshot(f.source), await recordsSnapshot(f.target)]).toEqual(before)
 
     // --- the next run: only the two blocks written since the snapshot, and equal content
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [1, 5], seed: 7 })
     const pass = await runPass({ job, source: f.source, target: f.target })
     expect(pass.results).toMatchObject([{ status: 'success', mode: 'delta' }])
-    expect(pass.results[0]?.status === 'success' && pass.results[0].bytes).toBe(vhdLength(16 * MiB, 2) + vhdLength(8 * MiB, 0))
+    expect(pass.results[0]?.status === 'success' && pass.results[0].bytes).toBe(
+      vhdLength(16 * MiB, 2) + vhdLength(8 * MiB, 0),
+    )
     const [newSnap] = (await jobSnapshots(f.source, job.id, f.vmRef)).map(([ref]) => ref)
     const reps = await replicas(f.target, job.id, f.vmUuid)
     const newest = reps[reps.length - 1]![0]
@@ -133,9 +215,19 @@ describe('xen-cr seed on a hand-made copy', () => {
     const passSnap = await f.source.getRecord('VM', newSnap!)
     const passRep = await f.target.getRecord('VM', newest)
     expect(seeded.snapshot).toEqual(Object.keys(passSnap.other_config).sort())
-    expect(seeded.snapshotDisk).toEqual(Object.keys(await oc(f, 'source', 'VDI', (await disksOf(f.source, newSnap!))[0]!)).sort())
-    expect(seeded.replica).toEqual(Object.keys(passRep.other_config).filter((k) => k.startsWith('xo:')).sort())
-    expect(seeded.replicaDisk).toEqual(Object.keys(await oc(f, 'target', 'VDI', (await disksOf(f.target, newest))[0]!)).filter((k) => k.startsWith('xo:')).sort())
+    expect(seeded.snapshotDisk).toEqual(
+      Object.keys(await oc(f, 'source', 'VDI', (await disksOf(f.source, newSnap!))[0]!)).sort(),
+    )
+    expect(seeded.replica).toEqual(
+      Object.keys(passRep.other_config)
+        .filter(k => k.startsWith('xo:'))
+        .sort(),
+    )
+    expect(seeded.replicaDisk).toEqual(
+      Object.keys(await oc(f, 'target', 'VDI', (await disksOf(f.target, newest))[0]!))
+        .filter(k => k.startsWith('xo:'))
+        .sort(),
+    )
   })
 })
 
@@ -152,7 +244,20 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
     jobsFile = join(tmp.path, 'jobs.json')
     const store = new JobStore(jobsFile)
     await store.add(makeJob(f))
-    await store.add(makeJob(f, { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0101', name: 'other', vms: { uuids: ['0b7e2f7a-1c55-4f0e-9a57-3c1d9e0fdead'], tags: [], all: false }, schedules: [{ id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0102', timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 }, retention: 1 }] }))
+    await store.add(
+      makeJob(f, {
+        id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0101',
+        name: 'other',
+        vms: { uuids: ['0b7e2f7a-1c55-4f0e-9a57-3c1d9e0fdead'], tags: [], all: false },
+        schedules: [
+          {
+            id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0102',
+            timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 },
+            retention: 1,
+          },
+        ],
+      }),
+    )
     snap = await manualSnapshot(f)
     copy = await handMadeCopy(f, snap.ref, f.srs['Replica A']!, tmp.path)
   })
@@ -164,7 +269,7 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
   async function refused(args: readonly string[], code: string): Promise<void> {
     const before = [await recordsSnapshot(f.source), await recordsSnapshot(f.target)]
     const result = await cli(f, jobsFile, ['seed', ...args])
-    expect(result.events.find((e) => e['kind'] === 'error')).toMatchObject({ code, exitCode: 5 })
+    expect(result.events.find(e => e['kind'] === 'error')).toMatchObject({ code, exitCode: 5 })
     expect(result.code).toBe(5)
     expect([await recordsSnapshot(f.source), await recordsSnapshot(f.target)]).toEqual(before)
   }
@@ -204,7 +309,10 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
     await f.lab.control.writeGuestData('tgt', (await f.target.getRecord('VDI', disk0!)).uuid, { blocks: [6], seed: 5 })
     await refused([...base({ target: altered.uuid }), '--verify'], 'SEED_CONTENT_MISMATCH')
     // 8 blocks is the whole 16 MiB disk: the sample cannot miss block 6
-    await refused([...base({ target: altered.uuid }), '--verify=sample', '--sample-blocks', '8'], 'SEED_CONTENT_MISMATCH')
+    await refused(
+      [...base({ target: altered.uuid }), '--verify=sample', '--sample-blocks', '8'],
+      'SEED_CONTENT_MISMATCH',
+    )
   })
 
   it('refuses objects another job or copy already claims, and a snapshot already replicated there', async () => {
@@ -216,7 +324,7 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
     await setVdiOtherConfig(f.target, claimedDisk!, { [KEYS.job]: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0101' })
     await refused(base({ target: claimed.uuid }), 'SEED_TARGET_CLAIMED')
 
-    const other = await snapshotVm(f.source, f.vmRef, 'someone else\'s snapshot')
+    const other = await snapshotVm(f.source, f.vmRef, "someone else's snapshot")
     await setVmOtherConfig(f.source, other, { [KEYS.job]: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0101' })
     await refused(base({ snapshot: (await f.source.getRecord('VM', other)).uuid }), 'SEED_SNAPSHOT_CLAIMED')
 
@@ -231,19 +339,31 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
     const events: SeedEvent[] = []
     const job = makeJob(f)
     const result = await seed({
-      request: { job: { id: job.id, name: job.name, srs: job.srs, vms: job.vms }, scheduleId: job.schedules[0]!.id, snapshotUuid: snap.uuid, targetVmUuid: copy.uuid },
+      request: {
+        job: { id: job.id, name: job.name, srs: job.srs, vms: job.vms },
+        scheduleId: job.schedules[0]!.id,
+        snapshotUuid: snap.uuid,
+        targetVmUuid: copy.uuid,
+      },
       source: f.source,
       target: f.target,
       dryRun: true,
       verify: 'sample',
       sampleBlocks: 2,
       random: () => picks.shift() ?? 0.5,
-      onEvent: (e) => events.push(e),
+      onEvent: e => events.push(e),
     })
     // blocks 0 and 1 of the 16 MiB root disk: reading ends at 4 MiB on both sides
     expect(result.verification?.[0]).toMatchObject({ equal: true, blocks: [0, 1] })
     const read = (side: 'source' | 'target'): number =>
-      Math.max(...events.filter((e): e is Extract<SeedEvent, { kind: 'seed-verify-progress' }> => e.kind === 'seed-verify-progress' && e.userdevice === '0' && e.side === side).map((e) => e.bytes))
+      Math.max(
+        ...events
+          .filter(
+            (e): e is Extract<SeedEvent, { kind: 'seed-verify-progress' }> =>
+              e.kind === 'seed-verify-progress' && e.userdevice === '0' && e.side === side,
+          )
+          .map(e => e.bytes),
+      )
     for (const side of ['source', 'target'] as const) {
       expect(read(side)).toBeGreaterThanOrEqual(4 * MiB)
       expect(read(side)).toBeLessThan(16 * MiB)

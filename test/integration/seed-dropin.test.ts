@@ -23,18 +23,42 @@ import { setVdiOtherConfig } from '../../src/xapi/vdi.js'
 import { blockOperation, setVmNameLabel, setVmOtherConfig } from '../../src/xapi/vm.js'
 import { CaptureStream } from '../helpers/capture-stream.js'
 import { makeTempDir } from '../helpers/tmp.js'
-import { SPEC, disksOf, expectReplicaMatches, jobSnapshots, makeJob, MiB, replicas, startFixture, vhdLength, type Fixture } from './replication-fixture.js'
+import {
+  SPEC,
+  disksOf,
+  expectReplicaMatches,
+  jobSnapshots,
+  makeJob,
+  MiB,
+  replicas,
+  startFixture,
+  vhdLength,
+  type Fixture,
+} from './replication-fixture.js'
 import { handMadeCopy, manualSnapshot, recordsSnapshot, xvaCopy } from './seed-fixture.js'
 
 // A password that must be percent-encoded in a URL, as xo-cr-seed users had to (XO #5947).
 const PASSWORD = 'p@ss:w/rd%#1'
-const SEED_SPEC: LabSpec = { pools: SPEC.pools.map((p) => (p.name === 'src' ? { ...p, users: [{ user: 'root', password: PASSWORD }] } : p)) }
+const SEED_SPEC: LabSpec = {
+  pools: SPEC.pools.map(p => (p.name === 'src' ? { ...p, users: [{ user: 'root', password: PASSWORD }] } : p)),
+}
 
 /** What xo-cr-seed 1.0.2 writes (reference xo-replication-behaviour.md §2.4), call for call. */
-async function xoCrSeed(f: Fixture, snapshot: Ref<'VM'>, targetVm: Ref<'VM'>, jobId: string, scheduleId: string): Promise<void> {
+async function xoCrSeed(
+  f: Fixture,
+  snapshot: Ref<'VM'>,
+  targetVm: Ref<'VM'>,
+  jobId: string,
+  scheduleId: string,
+): Promise<void> {
   const snap = await f.source.getRecord('VM', snapshot)
   const vm = await f.source.getRecord('VM', snap.snapshot_of)
-  const keys = { [KEYS.datetime]: snap.snapshot_time, [KEYS.job]: jobId, [KEYS.schedule]: scheduleId, [KEYS.vm]: vm.uuid }
+  const keys = {
+    [KEYS.datetime]: snap.snapshot_time,
+    [KEYS.job]: jobId,
+    [KEYS.schedule]: scheduleId,
+    [KEYS.vm]: vm.uuid,
+  }
   await setVmOtherConfig(f.source, snapshot, { ...keys, [KEYS.exported]: 'true' })
   const targetDisks = await disksOf(f.target, targetVm)
   const sr = (await f.target.getRecord('SR', (await f.target.getRecord('VDI', targetDisks[0]!)).SR)).uuid
@@ -51,7 +75,9 @@ async function expectExactDelta(f: Fixture, job: Job, blocks: number[]): Promise
   await f.lab.control.writeGuestData('src', f.vmUuid, { blocks, seed: blocks.length + 11 })
   const pass = await runPass({ job, source: f.source, target: f.target })
   expect(pass.results).toMatchObject([{ status: 'success', mode: 'delta' }])
-  expect(pass.results[0]?.status === 'success' && pass.results[0].bytes).toBe(vhdLength(16 * MiB, blocks.length) + vhdLength(8 * MiB, 0))
+  expect(pass.results[0]?.status === 'success' && pass.results[0].bytes).toBe(
+    vhdLength(16 * MiB, blocks.length) + vhdLength(8 * MiB, 0),
+  )
   const [snap] = (await jobSnapshots(f.source, job.id, f.vmRef)).map(([ref]) => ref)
   const reps = await replicas(f.target, job.id, f.vmUuid)
   const h = await expectReplicaMatches(f, reps[reps.length - 1]![0], snap!)
@@ -65,15 +91,33 @@ async function expectExactDelta(f: Fixture, job: Job, blocks: number[]): Promise
 async function tlsFront(dir: string, target: URL): Promise<{ port: number; close(): Promise<void> }> {
   const key = join(dir, 'front.key')
   const cert = join(dir, 'front.crt')
-  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', key, '-out', cert])
-  const server = createTlsServer({ key: await readFile(key), cert: await readFile(cert) }, (socket) => {
+  await promisify(execFile)('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-days',
+    '1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ])
+  const server = createTlsServer({ key: await readFile(key), cert: await readFile(cert) }, socket => {
     const upstream = netConnect(Number(target.port), target.hostname)
     pipeline(socket, upstream, socket, () => undefined)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => new Promise(resolve => server.close(() => resolve())),
   }
 }
 
@@ -97,7 +141,12 @@ describe('xo-cr-seed compatibility', () => {
   async function dropIn(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
     const stdout = new CaptureStream()
     const stderr = new CaptureStream()
-    const code = await runSeedDropIn(['--config', f.lab.configPath, '--jobs-file', jobsFile, ...args], { stdout, stderr, env: {}, cwd: tmp.path })
+    const code = await runSeedDropIn(['--config', f.lab.configPath, '--jobs-file', jobsFile, ...args], {
+      stdout,
+      stderr,
+      env: {},
+      cwd: tmp.path,
+    })
     return { code, out: stdout.text, err: stderr.text }
   }
 
@@ -112,8 +161,8 @@ describe('xo-cr-seed compatibility', () => {
     // The job is not in the store (as for an XO job): ids from argv, pools from the URLs.
     const snap = await manualSnapshot(f, 'drop-in snapshot')
     const copy = await handMadeCopy(f, snap.ref, f.srs['Replica B']!, tmp.path)
-    const src = f.lab.pools.find((p) => p.name === 'src')!
-    const tgt = f.lab.pools.find((p) => p.name === 'tgt')!
+    const src = f.lab.pools.find(p => p.name === 'src')!
+    const tgt = f.lab.pools.find(p => p.name === 'tgt')!
     const srcUrl = `http://root:${encodeURIComponent(PASSWORD)}@${new URL(src.url).host}`
     const tgtUrl = `http://${tgt.user}:${encodeURIComponent(tgt.password)}@${new URL(tgt.url).host}`
     const otherJob = { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0201', schedule: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0202' }
@@ -137,18 +186,28 @@ describe('xo-cr-seed compatibility', () => {
       expect(text).not.toContain(tgt.password)
     }
     const rep = await f.target.getRecord('VM', copy.ref)
-    expect(rep.other_config).toMatchObject({ [KEYS.job]: otherJob.id, [KEYS.schedule]: otherJob.schedule, [KEYS.copyOf]: snap.uuid, [KEYS.sr]: f.srs['Replica B'] })
+    expect(rep.other_config).toMatchObject({
+      [KEYS.job]: otherJob.id,
+      [KEYS.schedule]: otherJob.schedule,
+      [KEYS.copyOf]: snap.uuid,
+      [KEYS.sr]: f.srs['Replica B'],
+    })
 
     // The same ids as a xen-cr job, its SR added: the next run continues the seed with a delta.
-    const adopted = makeJob(f, { id: otherJob.id, name: 'adopted', srs: [f.srs['Replica B']!], schedules: [{ ...job.schedules[0]!, id: otherJob.schedule }] })
+    const adopted = makeJob(f, {
+      id: otherJob.id,
+      name: 'adopted',
+      srs: [f.srs['Replica B']!],
+      schedules: [{ ...job.schedules[0]!, id: otherJob.schedule }],
+    })
     await expectExactDelta(f, adopted, [0, 7])
   })
 
   it('the classic procedure: snapshot, XVA export (GET /export), import on the target SR (PUT /import), xen-cr-seed; the next run is an exact delta', async () => {
     const snap = await manualSnapshot(f, 'xva snapshot')
     const copy = await xvaCopy(f, snap.uuid, f.srs['Replica A']!, join(tmp.path, 'seed.xva'))
-    const src = f.lab.pools.find((p) => p.name === 'src')!
-    const tgt = f.lab.pools.find((p) => p.name === 'tgt')!
+    const src = f.lab.pools.find(p => p.name === 'src')!
+    const tgt = f.lab.pools.find(p => p.name === 'tgt')!
     const ids = { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0601', schedule: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0602' }
     const seeded = await dropIn([
       '--verify',
@@ -165,7 +224,11 @@ describe('xo-cr-seed compatibility', () => {
   })
 
   it('xen-cr-seed takes the four-uuid form, with pools from the job store or found among the configured pools', async () => {
-    const stored = makeJob(f, { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0301', name: 'stored', schedules: [{ ...job.schedules[0]!, id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0302' }] })
+    const stored = makeJob(f, {
+      id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0301',
+      name: 'stored',
+      schedules: [{ ...job.schedules[0]!, id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0302' }],
+    })
     await new JobStore(jobsFile).add(stored)
     const snap = await manualSnapshot(f, 'four-uuid snapshot')
     const copy = await handMadeCopy(f, snap.ref, f.srs['Replica A']!, tmp.path)
@@ -182,12 +245,15 @@ describe('xo-cr-seed compatibility', () => {
     expect(nowhere.code).toBe(5)
     const found = await dropIn(['--json', snap2.uuid, copy2.uuid, outside.id, outside.schedule])
     expect(found.code).toBe(0)
-    expect((await f.target.getRecord('VM', copy2.ref)).other_config).toMatchObject({ [KEYS.job]: outside.id, [KEYS.copyOf]: snap2.uuid })
+    expect((await f.target.getRecord('VM', copy2.ref)).other_config).toMatchObject({
+      [KEYS.job]: outside.id,
+      [KEYS.copyOf]: snap2.uuid,
+    })
   })
 
   it('xen-cr-seed verifies TLS certificates (xo-cr-seed never did) unless --allow-unauthorized', async () => {
-    const src = f.lab.pools.find((p) => p.name === 'src')!
-    const tgt = f.lab.pools.find((p) => p.name === 'tgt')!
+    const src = f.lab.pools.find(p => p.name === 'src')!
+    const tgt = f.lab.pools.find(p => p.name === 'tgt')!
     const front = await tlsFront(tmp.path, new URL(src.url))
     try {
       const snap = await manualSnapshot(f, 'tls snapshot')
@@ -202,10 +268,21 @@ describe('xo-cr-seed compatibility', () => {
       expect(refused.code).toBe(4)
       expect((await f.target.getRecord('VM', copy.ref)).other_config[KEYS.job]).toBeUndefined()
 
-      const accepted = await dropIn(['--allow-unauthorized', '--verify=sample', srcUrl, snap.uuid, tgtUrl, copy.uuid, ...ids])
+      const accepted = await dropIn([
+        '--allow-unauthorized',
+        '--verify=sample',
+        srcUrl,
+        snap.uuid,
+        tgtUrl,
+        copy.uuid,
+        ...ids,
+      ])
       expect(accepted.err).toContain('TLS_NOT_VERIFIED')
       expect(accepted.code).toBe(0)
-      expect((await f.target.getRecord('VM', copy.ref)).other_config).toMatchObject({ [KEYS.job]: ids[0], [KEYS.copyOf]: snap.uuid })
+      expect((await f.target.getRecord('VM', copy.ref)).other_config).toMatchObject({
+        [KEYS.job]: ids[0],
+        [KEYS.copyOf]: snap.uuid,
+      })
       for (const text of [refused.out, refused.err, accepted.out, accepted.err]) expect(text).not.toContain(PASSWORD)
     } finally {
       await front.close()

@@ -30,7 +30,13 @@ export async function manualSnapshot(f: Fixture, name = 'seed snapshot'): Promis
  * VM on the target SR with disks of the same sizes at the same userdevices, imported from the
  * files. Returns the new VM.
  */
-export async function handMadeCopy(f: Fixture, snapshot: Ref<'VM'>, srUuid: string, dir: string, options: { sizeDelta?: number } = {}): Promise<{ ref: Ref<'VM'>; uuid: string }> {
+export async function handMadeCopy(
+  f: Fixture,
+  snapshot: Ref<'VM'>,
+  srUuid: string,
+  dir: string,
+  options: { sizeDelta?: number } = {},
+): Promise<{ ref: Ref<'VM'>; uuid: string }> {
   const snap = await f.source.getRecord('VM', snapshot)
   const files: { path: string; userdevice: string; size: number; name: string }[] = []
   for (const vbdRef of snap.VBDs) {
@@ -40,7 +46,12 @@ export async function handMadeCopy(f: Fixture, snapshot: Ref<'VM'>, srUuid: stri
     const path = join(dir, `${vdi.uuid}.vhd`)
     const { stream, done } = await exportVdi(f.source, vbd.VDI, { format: 'vhd' })
     await Promise.all([pipeline(stream, createWriteStream(path)), done])
-    files.push({ path, userdevice: vbd.userdevice, size: vdi.virtual_size + (options.sizeDelta ?? 0), name: vdi.name_label })
+    files.push({
+      path,
+      userdevice: vbd.userdevice,
+      size: vdi.virtual_size + (options.sizeDelta ?? 0),
+      name: vdi.name_label,
+    })
   }
   return importCopy(f.target, snap.name_label, files, srUuid)
 }
@@ -53,7 +64,12 @@ export async function importCopy(
   srUuid: string,
 ): Promise<{ ref: Ref<'VM'>; uuid: string }> {
   const sr = await target.getByUuid('SR', srUuid)
-  const vm = await createVm(target, { ...VM_CREATE_RECORD, name_label: `${name} (imported)`, name_description: '', HVM_boot_params: { order: 'cd' } })
+  const vm = await createVm(target, {
+    ...VM_CREATE_RECORD,
+    name_label: `${name} (imported)`,
+    name_description: '',
+    HVM_boot_params: { order: 'cd' },
+  })
   for (const file of files) {
     const vdi = await createVdi(target, { SR: sr, virtual_size: file.size, name_label: file.name })
     await createVbd(target, { VM: vm, VDI: vdi, userdevice: file.userdevice, bootable: file.userdevice === '0' })
@@ -64,15 +80,21 @@ export async function importCopy(
 
 /** Every VM and VDI record of a pool, to compare before and after a refused request. */
 export async function recordsSnapshot(client: XapiClient): Promise<string> {
-  const [vms, vdis, vbds] = await Promise.all([client.getAllRecords('VM'), client.getAllRecords('VDI'), client.getAllRecords('VBD')])
+  const [vms, vdis, vbds] = await Promise.all([
+    client.getAllRecords('VM'),
+    client.getAllRecords('VDI'),
+    client.getAllRecords('VBD'),
+  ])
   const strip = (map: Map<string, object>): unknown[] =>
-    [...map].sort(([a], [b]) => a.localeCompare(b)).map(([ref, r]) => {
-      // current/allowed operations move with any task in flight, and a snapshot taken and
-      // destroyed again leaves the live disk on a new storage layer (sm_config vhd-parent) until
-      // coalesce, as on XAPI: none of it is data a seed writes
-      const { allowed_operations: _a, current_operations: _c, sm_config: _s, ...rest } = r as Record<string, unknown>
-      return [ref, rest]
-    })
+    [...map]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([ref, r]) => {
+        // current/allowed operations move with any task in flight, and a snapshot taken and
+        // destroyed again leaves the live disk on a new storage layer (sm_config vhd-parent) until
+        // coalesce, as on XAPI: none of it is data a seed writes
+        const { allowed_operations: _a, current_operations: _c, sm_config: _s, ...rest } = r as Record<string, unknown>
+        return [ref, rest]
+      })
   return JSON.stringify({ vms: strip(vms), vdis: strip(vdis), vbds: strip(vbds) })
 }
 
@@ -89,10 +111,20 @@ export { asRef }
  * An exported snapshot imports as a template, so — as the procedure says — it is turned into a
  * plain VM (`xe vm-param-set is-a-template=false`). Returns the imported VM.
  */
-export async function xvaCopy(f: Fixture, snapshotUuid: string, srUuid: string, file: string): Promise<{ ref: Ref<'VM'>; uuid: string }> {
+export async function xvaCopy(
+  f: Fixture,
+  snapshotUuid: string,
+  srUuid: string,
+  file: string,
+): Promise<{ ref: Ref<'VM'>; uuid: string }> {
   const exportTask = await f.source.call<Ref<'task'>>('task.create', ['vm-export', ''])
-  const url = new URL(`/export?session_id=${f.source.sessionId}&task_id=${exportTask}&uuid=${snapshotUuid}`, f.source.url)
-  const response = await new Promise<IncomingMessage>((resolve, reject) => httpRequest(url, resolve).on('error', reject).end())
+  const url = new URL(
+    `/export?session_id=${f.source.sessionId}&task_id=${exportTask}&uuid=${snapshotUuid}`,
+    f.source.url,
+  )
+  const response = await new Promise<IncomingMessage>((resolve, reject) =>
+    httpRequest(url, resolve).on('error', reject).end(),
+  )
   await pipeline(response, createWriteStream(file))
   const exported = await f.source.watchTask(exportTask)
   if (exported.status !== 'success') throw new Error(`XVA export failed: ${exported.error_info.join(' ')}`)

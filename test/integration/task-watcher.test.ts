@@ -9,7 +9,9 @@ let client: XapiClient
 
 beforeAll(async () => {
   lab = await startTempLab({
-    pools: [{ name: 'p', srs: [{ name: 'sr' }], vms: [{ name: 'vm1', powerState: 'Running', disks: [{ size: '4 MiB' }] }] }],
+    pools: [
+      { name: 'p', srs: [{ name: 'sr' }], vms: [{ name: 'vm1', powerState: 'Running', disks: [{ size: '4 MiB' }] }] },
+    ],
   })
   client = await connectLabPool(labPool(lab, 'p'))
 })
@@ -24,7 +26,7 @@ function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)
     promise.then(
-      (value) => {
+      value => {
         clearTimeout(timer)
         resolve(value)
       },
@@ -50,7 +52,7 @@ describe('task watching', () => {
       // the microtask right after A's waiter was resolved, arrives just as it is ending.
       const watchH = client.watchTask(h)
       let watchB: Promise<TaskRecord> | undefined
-      const watchA = client.watchTask(a).then((record) => {
+      const watchA = client.watchTask(a).then(record => {
         watchB = client.watchTask(b)
         return record
       })

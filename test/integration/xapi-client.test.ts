@@ -35,7 +35,9 @@ async function vmByName(client: XapiClient, name: string): Promise<Ref<'VM'>> {
 /** Every rendering of an error a user or a log could see. */
 function everything(error: unknown): string {
   const e = error as Error
-  return [e.message, e.stack ?? '', JSON.stringify(error), inspect(error, { depth: Infinity, showHidden: true })].join('\n')
+  return [e.message, e.stack ?? '', JSON.stringify(error), inspect(error, { depth: Infinity, showHidden: true })].join(
+    '\n',
+  )
 }
 
 beforeAll(async () => {
@@ -48,7 +50,12 @@ beforeAll(async () => {
         srs: [{ name: 'shared', shared: true, size: '10 GiB' }],
         networks: [{ name: 'net' }],
         vms: [
-          { name: 'vm1', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '6 MiB', seed: 7 }], networks: ['net'] },
+          {
+            name: 'vm1',
+            powerState: 'Halted',
+            disks: [{ size: '16 MiB', filled: '6 MiB', seed: 7 }],
+            networks: ['net'],
+          },
           { name: 'vm2', powerState: 'Running', disks: [{ size: '8 MiB', filled: '2 MiB', seed: 8 }] },
         ],
       },
@@ -58,19 +65,19 @@ beforeAll(async () => {
 
 afterEach(async () => {
   lab.control.clearFaults()
-  await Promise.all(open.splice(0).map((client) => client.close()))
+  await Promise.all(open.splice(0).map(client => client.close()))
 })
 
 afterAll(async () => {
   await lab?.stop()
 })
 
-describe.each(['json-rpc', 'xml-rpc'] as const)('over %s', (transport) => {
+describe.each(['json-rpc', 'xml-rpc'] as const)('over %s', transport => {
   it('reads typed records with numbers and XAPI datetimes whatever the transport', async () => {
     const client = await connect({ transport })
     expect(client.url).toBe(pool().url)
     const vms = await client.getAllRecords('VM')
-    const names = [...vms.values()].filter((vm) => !vm.is_control_domain && !vm.is_a_template).map((vm) => vm.name_label)
+    const names = [...vms.values()].filter(vm => !vm.is_control_domain && !vm.is_a_template).map(vm => vm.name_label)
     expect(names).toEqual(expect.arrayContaining(['vm1', 'vm2']))
     const vm1 = await vmByName(client, 'vm1')
     const record = await client.getRecord('VM', vm1)
@@ -90,7 +97,12 @@ describe.each(['json-rpc', 'xml-rpc'] as const)('over %s', (transport) => {
     const bogus = 'OpaqueRef:00000000-0000-0000-0000-000000000000' as Ref<'VM'>
     const error = await client.getRecord('VM', bogus).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(XapiError)
-    expect(error).toMatchObject({ code: 'XAPI_HANDLE_INVALID', xapiCode: 'HANDLE_INVALID', params: ['VM', bogus], method: 'VM.get_record' })
+    expect(error).toMatchObject({
+      code: 'XAPI_HANDLE_INVALID',
+      xapiCode: 'HANDLE_INVALID',
+      params: ['VM', bogus],
+      method: 'VM.get_record',
+    })
     await expect(client.getByUuid('VM', '00000000-0000-0000-0000-00000000dead')).rejects.toMatchObject({
       xapiCode: 'UUID_INVALID',
       params: ['VM', '00000000-0000-0000-0000-00000000dead'],
@@ -134,7 +146,12 @@ describe('maps, tasks and errors', () => {
   it('fails an async call with the task error code, params and method', async () => {
     const client = await connect()
     const vm1 = await vmByName(client, 'vm1')
-    lab.control.injectFault('p', { kind: 'error', method: 'VM.snapshot', code: 'SR_BACKEND_FAILURE_44', params: ['', 'no space', ''] })
+    lab.control.injectFault('p', {
+      kind: 'error',
+      method: 'VM.snapshot',
+      code: 'SR_BACKEND_FAILURE_44',
+      params: ['', 'no space', ''],
+    })
     await expect(snapshotVm(client, vm1, 'doomed')).rejects.toMatchObject({
       xapiCode: 'SR_BACKEND_FAILURE_44',
       params: ['', 'no space', ''],
@@ -146,7 +163,10 @@ describe('maps, tasks and errors', () => {
     const client = await connect()
     const vm1 = await vmByName(client, 'vm1')
     await blockOperation(client, vm1, 'start', 'replica: clone it')
-    await expect(client.callAsync('VM.start', [vm1, false, false])).rejects.toMatchObject({ xapiCode: 'OPERATION_BLOCKED', params: [vm1, 'replica: clone it'] })
+    await expect(client.callAsync('VM.start', [vm1, false, false])).rejects.toMatchObject({
+      xapiCode: 'OPERATION_BLOCKED',
+      params: [vm1, 'replica: clone it'],
+    })
     await client.setMapEntry('VM', vm1, 'blocked_operations', 'start', null)
   })
 })
@@ -180,7 +200,13 @@ describe('session and coordinator', () => {
     const client = await connect()
     const before = client.sessionId
     // What a call sees after the coordinator moved: the member names the new one.
-    lab.control.injectFault('p', { kind: 'error', method: 'VM.get_all_records', code: 'HOST_IS_SLAVE', params: [pool().hosts[0]!.address], nth: 1 })
+    lab.control.injectFault('p', {
+      kind: 'error',
+      method: 'VM.get_all_records',
+      code: 'HOST_IS_SLAVE',
+      params: [pool().hosts[0]!.address],
+      nth: 1,
+    })
     const vms = await client.getAllRecords('VM')
     expect(vms.size).toBeGreaterThan(0)
     expect(client.url).toBe(pool().url)

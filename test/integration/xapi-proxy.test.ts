@@ -21,39 +21,55 @@ const seen: string[] = []
 
 function forward(req: IncomingMessage, res: ServerResponse): void {
   const upstream = new URL(req.url ?? '/', lab.pools[0]!.url)
-  const out = request(upstream, { method: req.method, headers: { ...req.headers, host: upstream.host }, agent: false }, (answer) => {
-    res.writeHead(answer.statusCode ?? 502, answer.headers)
-    pipeline(answer, res).catch(() => res.destroy())
-  })
+  const out = request(
+    upstream,
+    { method: req.method, headers: { ...req.headers, host: upstream.host }, agent: false },
+    answer => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      pipeline(answer, res).catch(() => res.destroy())
+    },
+  )
   out.on('error', () => res.destroy())
   pipeline(req, out).catch(() => out.destroy())
 }
 
 beforeAll(async () => {
-  lab = await startTempLab({ pools: [{ name: 'p', srs: [{ name: 'sr', size: '1 GiB' }], vms: [{ name: 'vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 3 }] }] }] })
+  lab = await startTempLab({
+    pools: [
+      {
+        name: 'p',
+        srs: [{ name: 'sr', size: '1 GiB' }],
+        vms: [{ name: 'vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 3 }] }],
+      },
+    ],
+  })
   proxy = createServer((req, res) => {
     seen.push(`${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`)
     if (req.method === 'POST' && req.url === '/jsonrpc') {
       // An old host: JSON-RPC lands on the XML-RPC handler, which answers in XML.
       req.resume()
-      res.writeHead(200, { 'content-type': 'text/xml' }).end('<?xml version="1.0"?><methodResponse><fault/></methodResponse>')
+      res
+        .writeHead(200, { 'content-type': 'text/xml' })
+        .end('<?xml version="1.0"?><methodResponse><fault/></methodResponse>')
       return
     }
     if (req.method === 'GET' && req.url?.startsWith('/export_raw_vdi') === true) {
       req.resume()
       res.writeHead(200, { 'content-type': 'application/vhd', connection: 'close' })
-      res.end('HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\n\r\n<html><body>VDI_IO_ERROR</body></html>')
+      res.end(
+        'HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\n\r\n<html><body>VDI_IO_ERROR</body></html>',
+      )
       return
     }
     forward(req, res)
   })
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
   proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
 })
 
 afterAll(async () => {
   proxy?.closeAllConnections()
-  await new Promise((resolve) => proxy?.close(resolve))
+  await new Promise(resolve => proxy?.close(resolve))
   await lab?.stop()
 })
 
@@ -62,7 +78,7 @@ describe('through a proxy', () => {
     const { user, password } = lab.pools[0]!
     const client = await XapiClient.connect({ url: proxyUrl, user, password, transport: 'auto' })
     try {
-      const vdis = [...(await client.getAllRecords('VDI')).values()].filter((vdi) => vdi.virtual_size === 8 * 1024 * 1024)
+      const vdis = [...(await client.getAllRecords('VDI')).values()].filter(vdi => vdi.virtual_size === 8 * 1024 * 1024)
       expect(vdis).toHaveLength(1)
       expect(seen).toContain('POST /jsonrpc')
       expect(seen).toContain('POST /xmlrpc')

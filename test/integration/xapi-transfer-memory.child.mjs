@@ -15,7 +15,11 @@ const client = await XapiClient.connect({ url: job.url, user: job.user, password
 try {
   const source = await client.getByUuid('VDI', job.sourceVdiUuid)
   const record = await client.getRecord('VDI', source)
-  const target = await createVdi(client, { SR: record.SR, virtual_size: record.virtual_size, name_label: 'memory test target' })
+  const target = await createVdi(client, {
+    SR: record.SR,
+    virtual_size: record.virtual_size,
+    name_label: 'memory test target',
+  })
 
   const rssBefore = process.memoryUsage.rss()
   let sampledPeak = rssBefore

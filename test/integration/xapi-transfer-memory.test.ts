@@ -43,7 +43,7 @@ function runChild(file: string, job: object): Promise<ChildResult> {
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
     child.on('error', reject)
-    child.on('close', (code) => {
+    child.on('close', code => {
       if (code !== 0) reject(new Error(`memory child exited with ${code}: ${err.trim()}`))
       else resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildResult)
     })
@@ -85,8 +85,14 @@ describe('client transfer memory', () => {
     builtModule('xapi/transfer.js')
     const child = fileURLToPath(new URL('./xapi-transfer-memory.child.mjs', import.meta.url))
     const job = { url: pool.url, user: pool.user, password: pool.password }
-    const smallRuns = [await runChild(child, { ...job, sourceVdiUuid: small }), await runChild(child, { ...job, sourceVdiUuid: small })]
-    const bigRuns = [await runChild(child, { ...job, sourceVdiUuid: big }), await runChild(child, { ...job, sourceVdiUuid: big })]
+    const smallRuns = [
+      await runChild(child, { ...job, sourceVdiUuid: small }),
+      await runChild(child, { ...job, sourceVdiUuid: small }),
+    ]
+    const bigRuns = [
+      await runChild(child, { ...job, sourceVdiUuid: big }),
+      await runChild(child, { ...job, sourceVdiUuid: big }),
+    ]
     const lowest = (runs: ChildResult[]): ChildResult => runs.reduce((a, b) => (b.maxRss < a.maxRss ? b : a))
     const smallRun = lowest(smallRuns)
     const bigRun = lowest(bigRuns)

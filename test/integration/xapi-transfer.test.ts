@@ -68,11 +68,11 @@ async function copy(
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     }).then(
-      (value) => ({ status: 'fulfilled', value }) as const,
+      value => ({ status: 'fulfilled', value }) as const,
       (reason: unknown) => ({ status: 'rejected', reason }) as const,
     ),
     exported.done.then(
-      (value) => ({ status: 'fulfilled', value }) as const,
+      value => ({ status: 'fulfilled', value }) as const,
       (reason: unknown) => ({ status: 'rejected', reason }) as const,
     ),
   ])
@@ -99,7 +99,11 @@ beforeAll(async () => {
         ],
         vms: [
           { name: 'disk-vm', powerState: 'Running', disks: [{ size: '16 MiB', filled: '6 MiB', seed: 11 }] },
-          { name: 'remote-vm', powerState: 'Halted', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 12, sr: 'local2' }] },
+          {
+            name: 'remote-vm',
+            powerState: 'Halted',
+            disks: [{ size: '8 MiB', filled: '4 MiB', seed: 12, sr: 'local2' }],
+          },
           { name: 'fault-vm', powerState: 'Halted', disks: [{ size: '16 MiB', filled: '16 MiB', seed: 13 }] },
         ],
       },
@@ -140,7 +144,7 @@ describe('round trips', () => {
     const second = await snapshotVdi(src, disk)
     const copy2 = await cloneVdi(dst, copy1)
     const progress: TransferProgress[] = []
-    const [delta, deltaDone] = await copy(second, copy2, { base: first, onProgress: (p) => progress.push(p) })
+    const [delta, deltaDone] = await copy(second, copy2, { base: first, onProgress: p => progress.push(p) })
     expect(delta).toMatchObject({ status: 'fulfilled' })
     expect(deltaDone).toMatchObject({ status: 'fulfilled' })
     const deltaBytes = 2560 + 3 * (BLOCK + 512) + 512
@@ -160,7 +164,7 @@ describe('round trips', () => {
     url.searchParams.set('vdi', remote)
     url.searchParams.set('format', 'raw')
     const status = await new Promise<number>((resolve, reject) => {
-      request(url, { agent: false }, (res) => {
+      request(url, { agent: false }, res => {
         res.destroy()
         resolve(res.statusCode ?? 0)
       })
@@ -171,7 +175,7 @@ describe('round trips', () => {
 
     const target = await createVdi(src, { SR: await sr(src, 'local2'), virtual_size: 8 * MiB, name_label: 'on local2' })
     const exportProgress: TransferProgress[] = []
-    const exported = await exportVdi(src, remote, { format: 'vhd', onProgress: (p) => exportProgress.push(p) })
+    const exported = await exportVdi(src, remote, { format: 'vhd', onProgress: p => exportProgress.push(p) })
     const { bytes } = await importVdi(src, target, exported.stream, { format: 'vhd' })
     await exported.done
     expect(await rawSha(src, target)).toBe(await rawSha(src, remote))
@@ -186,9 +190,13 @@ describe('round trips', () => {
     await importVdi(dst, target, exported.stream, { format: 'raw', length: 16 * MiB })
     await exported.done
     expect(await rawSha(dst, target)).toBe(await rawSha(src, disk))
-    await expect(importVdi(dst, target, Readable.from([Buffer.alloc(512)]), { format: 'raw' })).rejects.toBeInstanceOf(UsageError)
+    await expect(importVdi(dst, target, Readable.from([Buffer.alloc(512)]), { format: 'raw' })).rejects.toBeInstanceOf(
+      UsageError,
+    )
     // a source shorter than the length it announced is reported as the source's fault
-    await expect(importVdi(dst, target, Readable.from([Buffer.alloc(MiB)]), { format: 'raw', length: 2 * MiB })).rejects.toMatchObject({
+    await expect(
+      importVdi(dst, target, Readable.from([Buffer.alloc(MiB)]), { format: 'raw', length: 2 * MiB }),
+    ).rejects.toMatchObject({
       code: 'SOURCE_LENGTH_MISMATCH',
     })
   })
@@ -204,10 +212,17 @@ describe('a length-less import, as real XAPI serves it', () => {
     const target = await newTarget(16 * MiB, 'length-less')
     const task = await createTask(dst, 'length-less import')
     const query = new URLSearchParams({ session_id: dst.sessionId, vdi: target, format: 'vhd', task_id: task })
-    const reply = await rawRequest(info('dst').url, `PUT /import_raw_vdi?${query} HTTP/1.1\r\nHost: lab\r\n\r\n`, Buffer.concat(chunks))
+    const reply = await rawRequest(
+      info('dst').url,
+      `PUT /import_raw_vdi?${query} HTTP/1.1\r\nHost: lab\r\n\r\n`,
+      Buffer.concat(chunks),
+    )
     expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     // XAPI looks for the trailing footer at the VDI size, past the end of this 6 MiB body
-    expect(await watchTask(dst, task)).toMatchObject({ status: 'failure', error_info: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await watchTask(dst, task)).toMatchObject({
+      status: 'failure',
+      error_info: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     expect(await rawSha(dst, target)).toBe(await rawSha(src, disk))
     await destroyTask(dst, task)
   })
@@ -225,7 +240,11 @@ describe('failures', () => {
   it('fails an export whose task fails after every byte was sent', async () => {
     const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'fault-vm')
-    lab.control.injectFault('src', { kind: 'data-path', direction: 'export', failTask: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    lab.control.injectFault('src', {
+      kind: 'data-path',
+      direction: 'export',
+      failTask: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     const { stream, done } = await exportVdi(src, disk, { format: 'raw' })
     let bytes = 0
     await pipeline(stream, new Writable({ write: (chunk: Buffer, _e, cb) => ((bytes += chunk.length), cb()) }))
@@ -239,9 +258,16 @@ describe('failures', () => {
   it('fails an import whose task fails after every byte was received', async () => {
     const tasksBefore = await taskCount()
     const disk = await vdiOf(src, 'src', 'fault-vm')
-    lab.control.injectFault('dst', { kind: 'data-path', direction: 'import', failTask: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    lab.control.injectFault('dst', {
+      kind: 'data-path',
+      direction: 'import',
+      failTask: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     const [imported, exported] = await copy(disk, await newTarget(16 * MiB, 'failed task'))
-    expect(imported).toMatchObject({ status: 'rejected', reason: { xapiCode: 'VDI_IO_ERROR', params: ['Device I/O errors'] } })
+    expect(imported).toMatchObject({
+      status: 'rejected',
+      reason: { xapiCode: 'VDI_IO_ERROR', params: ['Device I/O errors'] },
+    })
     expect(exported).toMatchObject({ status: 'fulfilled' })
     expect(await taskCount()).toBe(tasksBefore)
   })

@@ -28,14 +28,21 @@ afterEach(async () => {
 
 /** The whole VHD export of a disk of the lab's disk server, as sent. */
 async function exportedVhd(vdiRef: string): Promise<Buffer> {
-  return (await httpGet(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd' })}`)).body
+  return (
+    await httpGet(
+      `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd' })}`,
+    )
+  ).body
 }
 
 function get(url: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => request(url, resolve).on('error', reject).end())
 }
 
-async function readAll(source: IncomingMessage, perBlock?: () => Promise<void>): Promise<{ blocks: Map<number, Buffer> }> {
+async function readAll(
+  source: IncomingMessage,
+  perBlock?: () => Promise<void>,
+): Promise<{ blocks: Map<number, Buffer> }> {
   const blocks = new Map<number, Buffer>()
   for await (const item of readVhd(source)) {
     if (item.kind !== 'block') continue
@@ -56,15 +63,17 @@ async function vhdFailure(source: IncomingMessage): Promise<VhdError> {
 }
 
 /** One-shot HTTP server whose handler writes whatever the test wants. */
-async function oddServer(handle: (res: import('node:http').ServerResponse) => void): Promise<{ url: string; close(): Promise<void> }> {
+async function oddServer(
+  handle: (res: import('node:http').ServerResponse) => void,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((_req, res) => handle(res))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
     url: `http://127.0.0.1:${port}/`,
     close: async () => {
       server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await new Promise<void>(resolve => server.close(() => resolve()))
     },
   }
 }
@@ -75,7 +84,9 @@ describe('reading VHD streams off sockets', () => {
     const vdi = await lab.addVdi(randomUUID(), 24 * MiB)
     await lab.store.fill(vdi.diskId, { bytes: 24 * MiB, seed: 41 })
     const task = lab.createTask()
-    const res = await get(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })}`)
+    const res = await get(
+      `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })}`,
+    )
     const statuses: string[] = []
     const { blocks } = await readAll(res, async () => {
       statuses.push(task.status)
@@ -92,19 +103,36 @@ describe('reading VHD streams off sockets', () => {
     const vdi = await lab.addVdi(randomUUID(), 6 * MiB)
     await lab.store.fill(vdi.diskId, { bytes: 4 * MiB, seed: 42 })
     const firstBlock = 2048 + 512
-    const boundaries = { footer: 0, inFooter: 100, header: 512, reserved: 1536, bat: 2048, bitmap: firstBlock, data: firstBlock + 512, midData: firstBlock + 512 + MiB, secondBlock: firstBlock + 512 + BLOCK_SIZE, trailer: firstBlock + 2 * (512 + BLOCK_SIZE), inTrailer: firstBlock + 2 * (512 + BLOCK_SIZE) + 511 }
+    const boundaries = {
+      footer: 0,
+      inFooter: 100,
+      header: 512,
+      reserved: 1536,
+      bat: 2048,
+      bitmap: firstBlock,
+      data: firstBlock + 512,
+      midData: firstBlock + 512 + MiB,
+      secondBlock: firstBlock + 512 + BLOCK_SIZE,
+      trailer: firstBlock + 2 * (512 + BLOCK_SIZE),
+      inTrailer: firstBlock + 2 * (512 + BLOCK_SIZE) + 511,
+    }
     for (const [name, cut] of Object.entries(boundaries)) {
       lab.faults.push({ kind: 'export', fault: { cutAfterBytes: cut } })
-      const res = await get(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd' })}`)
+      const res = await get(
+        `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd' })}`,
+      )
       const error = await vhdFailure(res)
       expect({ name, code: error.code, offset: error.offset }).toEqual({ name, code: 'VHD_TRUNCATED', offset: cut })
-      expect(await lab.waitForTask(res.headers['task-id'] as string)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+      expect(await lab.waitForTask(res.headers['task-id'] as string)).toMatchObject({
+        status: 'failure',
+        error: ['VDI_IO_ERROR', 'Device I/O errors'],
+      })
     }
   })
 
   it('names an HTML error page served where a VHD was expected, even dribbled byte by byte', async () => {
     const page = '<!DOCTYPE html><html><head><title>500</title></head><body>Internal error</body></html>'
-    const server = await oddServer((res) => {
+    const server = await oddServer(res => {
       res.writeHead(200, { 'content-type': 'text/html' })
       let i = 0
       const dribble = (): void => {
@@ -127,7 +155,7 @@ describe('reading VHD streams off sockets', () => {
     await lab.store.fill(vdi.diskId, { bytes: 4 * MiB, seed: 43 })
     const full = await exportedVhd(vdi.ref)
     const resetAt = 2048 + 512 + 512 + 1000
-    const server = await oddServer((res) => {
+    const server = await oddServer(res => {
       res.writeHead(200, { 'content-type': 'application/vhd', 'content-length': String(full.length) })
       res.write(full.subarray(0, resetAt), () => setTimeout(() => res.socket?.resetAndDestroy(), 20))
     })
@@ -145,11 +173,11 @@ describe('reading VHD streams off sockets', () => {
     const vdi = await lab.addVdi(randomUUID(), 2 * MiB)
     await lab.store.write(vdi.diskId, 0, Buffer.alloc(4096, 7))
     const full = await exportedVhd(vdi.ref)
-    const longer = await oddServer((res) => {
+    const longer = await oddServer(res => {
       res.writeHead(200, { 'content-length': String(full.length + 512) })
       res.end(Buffer.concat([full, Buffer.alloc(512, 0x20)]))
     })
-    const shorter = await oddServer((res) => {
+    const shorter = await oddServer(res => {
       res.writeHead(200, { 'content-length': String(full.length) })
       res.write(full.subarray(0, full.length - 700), () => res.socket?.end())
     })

@@ -74,7 +74,12 @@ describe('VHD interop with qemu-img', () => {
   it('the writer output opens in qemu-img and converts to the exact raw content', async () => {
     const virtualSize = 7 * MiB + 4096 // the last block is partial
     const blocks = [0, 3]
-    const { length, stream } = createVhdStream({ virtualSize, diskType: 'dynamic', blocks, readBlock: async (i) => guestBlock(11, i) })
+    const { length, stream } = createVhdStream({
+      virtualSize,
+      diskType: 'dynamic',
+      blocks,
+      readBlock: async i => guestBlock(11, i),
+    })
     const vhd = await collect(stream)
     expect(vhd.length).toBe(length)
     const expected = Buffer.alloc(virtualSize)
@@ -121,7 +126,17 @@ describe('VHD interop with qemu-img', () => {
     const rawFile = join(tmp.path, 'source.raw')
     const vhdFile = join(tmp.path, 'qemu.vhd')
     await writeFile(rawFile, content)
-    await run('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=dynamic,force_size=on', rawFile, vhdFile])
+    await run('qemu-img', [
+      'convert',
+      '-f',
+      'raw',
+      '-O',
+      'vpc',
+      '-o',
+      'subformat=dynamic,force_size=on',
+      rawFile,
+      vhdFile,
+    ])
     const qemuVhd = await readFile(vhdFile)
 
     // read back
@@ -131,7 +146,8 @@ describe('VHD interop with qemu-img', () => {
       if (item.kind === 'header') blockSize = item.header.blockSize
       if (item.kind !== 'block') continue
       for (let s = 0; s < blockSize / 512; s++) {
-        if ((((item.bitmap[s >> 3] as number) >> (7 - (s & 7))) & 1) === 1) item.data.copy(rebuilt, item.index * blockSize + s * 512, s * 512, (s + 1) * 512)
+        if ((((item.bitmap[s >> 3] as number) >> (7 - (s & 7))) & 1) === 1)
+          item.data.copy(rebuilt, item.index * blockSize + s * 512, s * 512, (s + 1) * 512)
       }
     }
     expect(rebuilt.equals(content)).toBe(true)

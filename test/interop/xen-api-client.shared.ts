@@ -25,7 +25,12 @@ const SPEC: LabSpec = {
       srs: [{ name: 'Shared', type: 'nfs', shared: true }],
       networks: [{ name: 'eth0 net' }, { name: 'VLAN 7', vlan: 7 }],
       vms: [
-        { name: 'alpha', powerState: 'Running', disks: [{ size: '8 MiB', filled: '4 MiB', seed: 7 }], networks: ['eth0 net'] },
+        {
+          name: 'alpha',
+          powerState: 'Running',
+          disks: [{ size: '8 MiB', filled: '4 MiB', seed: 7 }],
+          networks: ['eth0 net'],
+        },
         { name: 'beta', disks: [{ size: '4 MiB' }] },
       ],
     },
@@ -33,7 +38,10 @@ const SPEC: LabSpec = {
 }
 
 interface Objects {
-  on(event: 'add' | 'update' | 'remove', listener: (objects: Record<string, { $type: string; $ref: string } & Record<string, unknown>>) => void): void
+  on(
+    event: 'add' | 'update' | 'remove',
+    listener: (objects: Record<string, { $type: string; $ref: string } & Record<string, unknown>>) => void,
+  ): void
 }
 
 async function caught(promise: Promise<unknown>): Promise<XenApiError> {
@@ -46,10 +54,16 @@ async function caught(promise: Promise<unknown>): Promise<XenApiError> {
 }
 
 /** Starts `xen-cr lab --json` and resolves with its one line once every host listens. */
-async function startLabProcess(dir: string): Promise<{ child: ChildProcess; pools: LabPoolInfo[]; exited: Promise<number | null> }> {
+async function startLabProcess(
+  dir: string,
+): Promise<{ child: ChildProcess; pools: LabPoolInfo[]; exited: Promise<number | null> }> {
   const specFile = join(dir, 'spec.json')
   await writeFile(specFile, JSON.stringify(SPEC))
-  const child = spawn(process.execPath, [builtBinary(), 'lab', '--json', '--spec', specFile, '--dir', join(dir, 'lab'), '--login-delay', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(
+    process.execPath,
+    [builtBinary(), 'lab', '--json', '--spec', specFile, '--dir', join(dir, 'lab'), '--login-delay', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve)
@@ -68,7 +82,13 @@ export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
     lab = await startLabProcess(tmp.path)
     const pool = lab.pools[0]!
     // Connect to the member: the client must follow HOST_IS_SLAVE to the master.
-    xapi = createClient({ url: pool.hosts[1]!.url, auth: { user: pool.user, password: pool.password }, transport, watchEvents: true, allowUnauthorized: false })
+    xapi = createClient({
+      url: pool.hosts[1]!.url,
+      auth: { user: pool.user, password: pool.password },
+      transport,
+      watchEvents: true,
+      allowUnauthorized: false,
+    })
     await xapi.connect()
     await xapi.objectsFetched
   })
@@ -102,19 +122,31 @@ export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
     const pool = lab.pools[0]!
     const arrived = new Promise<string>(resolve => {
       ;(xapi as unknown as { objects: Objects }).objects.on('add', objects => {
-        for (const object of Object.values(objects)) if (object.$type === 'network' && object['name_label'] === `made elsewhere ${transport}`) resolve(object.$ref)
+        for (const object of Object.values(objects))
+          if (object.$type === 'network' && object['name_label'] === `made elsewhere ${transport}`) resolve(object.$ref)
       })
     })
-    const other = createClient({ url: pool.url, auth: { user: pool.user, password: pool.password }, transport, watchEvents: false })
+    const other = createClient({
+      url: pool.url,
+      auth: { user: pool.user, password: pool.password },
+      transport,
+      watchEvents: false,
+    })
     await other.connect()
-    const ref = (await other.call('network.create', { name_label: `made elsewhere ${transport}`, name_description: '', other_config: {} })) as string
+    const ref = (await other.call('network.create', {
+      name_label: `made elsewhere ${transport}`,
+      name_description: '',
+      other_config: {},
+    })) as string
     await other.disconnect()
     expect(await arrived).toBe(ref)
   })
 
   it('runs Async.VM.snapshot to completion and sees the snapshot', async () => {
     const [vmRef] = (await xapi.call('VM.get_by_name_label', 'alpha')) as string[]
-    const snapshotRef = (await (xapi as unknown as { callAsync(method: string, ...args: unknown[]): Promise<string> }).callAsync('VM.snapshot', vmRef, 'alpha snap')) as string
+    const snapshotRef = (await (
+      xapi as unknown as { callAsync(method: string, ...args: unknown[]): Promise<string> }
+    ).callAsync('VM.snapshot', vmRef, 'alpha snap')) as string
     expect(snapshotRef).toMatch(/^OpaqueRef:[0-9a-f-]{36}$/)
     const snapshot = (await xapi.call('VM.get_record', snapshotRef)) as Record<string, unknown>
     expect(snapshot['is_a_snapshot']).toBe(true)
@@ -138,8 +170,13 @@ export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
     // Blocked operations are checked before the power state (alpha is running).
     expect([blocked.code, blocked.params]).toEqual(['OPERATION_BLOCKED', [vmRef, 'protected replica']])
     const duplicate = await caught(xapi.call('VM.add_to_blocked_operations', vmRef, 'start', 'again'))
-    expect([duplicate.code, duplicate.params]).toEqual(['MAP_DUPLICATE_KEY', ['VM', 'blocked_operations', vmRef, 'start']])
-    const power = await caught(xapi.call('VM.clean_shutdown', (await xapi.call('VM.get_by_name_label', 'beta') as string[])[0]))
+    expect([duplicate.code, duplicate.params]).toEqual([
+      'MAP_DUPLICATE_KEY',
+      ['VM', 'blocked_operations', vmRef, 'start'],
+    ])
+    const power = await caught(
+      xapi.call('VM.clean_shutdown', ((await xapi.call('VM.get_by_name_label', 'beta')) as string[])[0]),
+    )
     expect(power.code).toBe('VM_BAD_POWER_STATE')
     expect(power.params.slice(1)).toEqual(['running', 'halted'])
   })

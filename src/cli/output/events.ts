@@ -17,7 +17,13 @@ export type DiagnosticEvent =
   /** a recoverable oddity; `code` is stable */
   | { readonly kind: 'warning'; readonly code: string; readonly message: string; readonly vm?: VmIdentity }
   /** the run failed; `stack` only for unexpected errors under --verbose */
-  | { readonly kind: 'error'; readonly code: string; readonly message: string; readonly exitCode: number; readonly stack?: string }
+  | {
+      readonly kind: 'error'
+      readonly code: string
+      readonly message: string
+      readonly exitCode: number
+      readonly stack?: string
+    }
 
 /** Results of `xen-cr job …`. */
 export type JobCommandEvent =
@@ -32,16 +38,35 @@ export type ConfigCommandEvent =
   | {
       readonly kind: 'config-show'
       readonly file: string | null
-      readonly pools: readonly { readonly name: string; readonly url: string; readonly user: string; readonly password: string; readonly allowUnauthorized: boolean }[]
+      readonly pools: readonly {
+        readonly name: string
+        readonly url: string
+        readonly user: string
+        readonly password: string
+        readonly allowUnauthorized: boolean
+      }[]
       readonly defaults: Defaults
     }
-  | { readonly kind: 'pool-check'; readonly pool: string; readonly url: string; readonly ok: boolean; readonly code?: string; readonly message?: string }
+  | {
+      readonly kind: 'pool-check'
+      readonly pool: string
+      readonly url: string
+      readonly ok: boolean
+      readonly code?: string
+      readonly message?: string
+    }
 
 /**
  * The pass engine's events (`replication/events.ts`) are rendered as they are; its `warning` is
  * the diagnostic one.
  */
-export type OutputEvent = DiagnosticEvent | Exclude<PassEvent, { kind: 'warning' }> | JobCommandEvent | ConfigCommandEvent | ReplicationReportEvent | SeedCommandEvent
+export type OutputEvent =
+  | DiagnosticEvent
+  | Exclude<PassEvent, { kind: 'warning' }>
+  | JobCommandEvent
+  | ConfigCommandEvent
+  | ReplicationReportEvent
+  | SeedCommandEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

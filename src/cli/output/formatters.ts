@@ -46,24 +46,26 @@ function describeVms(job: Job): string {
   if (job.vms.all) return 'all VMs'
   const parts: string[] = []
   if (job.vms.uuids.length > 0) parts.push(`VMs ${job.vms.uuids.join(', ')}`)
-  if (job.vms.tags.length > 0) parts.push(`tags ${job.vms.tags.map((tag) => JSON.stringify(tag)).join(', ')}`)
+  if (job.vms.tags.length > 0) parts.push(`tags ${job.vms.tags.map(tag => JSON.stringify(tag)).join(', ')}`)
   return parts.join(' + ')
 }
 
 function describeSchedules(job: Job): string {
-  return job.schedules.map((schedule) => `${describeTiming(schedule.timing)} keep ${schedule.retention}`).join('; ')
+  return job.schedules.map(schedule => `${describeTiming(schedule.timing)} keep ${schedule.retention}`).join('; ')
 }
 
 /** The `job show` / `job create` block: ids first and plain, one `key: value` per line, for scripts and the seed procedure. */
 function jobDetails(job: Job, crontab: string, style: ChalkInstance): string[] {
   const lines = [
     `job id: ${job.id}`,
-    ...job.schedules.map((schedule) => `schedule id: ${schedule.id}`),
+    ...job.schedules.map(schedule => `schedule id: ${schedule.id}`),
     `name: ${job.name}`,
     `enabled: ${job.enabled ? 'yes' : style.yellow('no')}`,
     `source: ${job.source} (${describeVms(job)})`,
     `target: ${job.target} (${job.srs.length === 0 ? 'default SR' : `SR ${job.srs.join(', ')}`})`,
-    ...job.schedules.map((schedule) => `schedule ${schedule.id}: ${describeTiming(schedule.timing)}, retention ${schedule.retention}`),
+    ...job.schedules.map(
+      schedule => `schedule ${schedule.id}: ${describeTiming(schedule.timing)}, retention ${schedule.retention}`,
+    ),
     `concurrency: ${job.concurrency}`,
     `full interval: ${job.fullInterval === 0 ? 'never forced' : `every ${job.fullInterval} passes`}`,
   ]
@@ -77,58 +79,71 @@ function jobDetails(job: Job, crontab: string, style: ChalkInstance): string[] {
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = []
   for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, cell.length)))
-  return rows.map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0))).join('  '))
+  return rows.map(row =>
+    row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0))).join('  '),
+  )
 }
 
 /** One formatter per event kind; the type makes a missing kind a compile error. */
 export const formatters: Formatters = {
-  info: { class: 'info', format: (event) => [event.message] },
+  info: { class: 'info', format: event => [event.message] },
   debug: { class: 'debug', format: (event, style) => [style.dim(event.message)] },
   warning: {
     class: 'warning',
-    format: (event, style) => [`${style.yellow('warning')} ${event.vm === undefined ? '' : `${event.vm.name}: `}${event.message} [${event.code}]`],
+    format: (event, style) => [
+      `${style.yellow('warning')} ${event.vm === undefined ? '' : `${event.vm.name}: `}${event.message} [${event.code}]`,
+    ],
   },
   error: {
     class: 'error',
-    format: (event, style) => [`${style.red('error')} ${event.message} [${event.code}]`, ...(event.stack === undefined ? [] : [style.dim(event.stack)])],
+    format: (event, style) => [
+      `${style.red('error')} ${event.message} [${event.code}]`,
+      ...(event.stack === undefined ? [] : [style.dim(event.stack)]),
+    ],
   },
 
   'pass-start': {
     class: 'info',
-    format: (event) => [`job "${event.job.name}": ${event.vms} VM${event.vms === 1 ? '' : 's'} (schedule ${event.scheduleId})`],
+    format: event => [
+      `job "${event.job.name}": ${event.vms} VM${event.vms === 1 ? '' : 's'} (schedule ${event.scheduleId})`,
+    ],
   },
   'vm-start': {
     class: 'progress',
-    format: (event) => [`${event.vm.name}: ${event.plan.mode}${event.plan.base === undefined ? '' : ' from the previous replica'}`],
-    live: { key: (event) => event.vm.uuid },
+    format: event => [
+      `${event.vm.name}: ${event.plan.mode}${event.plan.base === undefined ? '' : ' from the previous replica'}`,
+    ],
+    live: { key: event => event.vm.uuid },
   },
   'disk-progress': {
     class: 'progress',
-    format: (event) => [
+    format: event => [
       `${event.vm.name}: disk ${event.disk.userdevice} ${event.mode} ${formatBytes(event.bytes)}${
-        event.virtualSize > 0 && event.mode === 'full' ? ` of ${formatBytes(event.virtualSize)} (${Math.floor((event.bytes / event.virtualSize) * 100)} %)` : ''
+        event.virtualSize > 0 && event.mode === 'full'
+          ? ` of ${formatBytes(event.virtualSize)} (${Math.floor((event.bytes / event.virtualSize) * 100)} %)`
+          : ''
       }`,
     ],
     live: {
-      key: (event) => event.vm.uuid,
+      key: event => event.vm.uuid,
       // a plain log gets a line per GiB sent per disk, not one per chunk
-      milestone: (event) => Math.floor(event.bytes / 1024 ** 3) * 1000 + Number.parseInt(event.disk.userdevice, 10),
+      milestone: event => Math.floor(event.bytes / 1024 ** 3) * 1000 + Number.parseInt(event.disk.userdevice, 10),
     },
   },
   'vm-done': {
-    class: (event) => (event.result.status === 'success' ? 'info' : 'error'),
+    class: event => (event.result.status === 'success' ? 'info' : 'error'),
     format: (event, style) =>
       event.result.status === 'success'
         ? [
             `${style.green('✓')} ${event.result.vm.name}: ${event.result.mode}, ${formatBytes(event.result.bytes)} sent in ${formatDuration(event.result.durationMs)}`,
           ]
         : [`${style.red('✗')} ${event.result.vm.name}: ${event.result.error.message} [${event.result.error.code}]`],
-    live: { key: (event) => event.result.vm.uuid, ends: true },
+    live: { key: event => event.result.vm.uuid, ends: true },
   },
   'pass-done': {
     class: 'result',
     format: (event, style) => {
-      const failed = event.results.filter((result) => result.status === 'failed').length
+      const failed = event.results.filter(result => result.status === 'failed').length
       const summary = `${event.results.length - failed} of ${event.results.length} VMs replicated`
       return [failed === 0 ? summary : `${summary}, ${style.red(`${failed} failed`)}`]
     },
@@ -156,7 +171,7 @@ export const formatters: Formatters = {
         ? ['no jobs; create one with: xen-cr job create --help']
         : table([
             ['ID', 'NAME', 'ENABLED', 'SOURCE', 'TARGET', 'SCHEDULES'],
-            ...event.jobs.map((job) => [
+            ...event.jobs.map(job => [
               job.id,
               job.name,
               job.enabled ? 'yes' : 'no',
@@ -166,10 +181,10 @@ export const formatters: Formatters = {
             ]),
           ]).map((line, index) => (index === 0 ? style.bold(line) : line)),
   },
-  'job-deleted': { class: 'result', format: (event) => [`deleted job ${event.id} (${event.name})`] },
+  'job-deleted': { class: 'result', format: event => [`deleted job ${event.id} (${event.name})`] },
   'job-state': {
     class: 'result',
-    format: (event) => [`${event.enabled ? 'enabled' : 'disabled'} job ${event.id} (${event.name})`],
+    format: event => [`${event.enabled ? 'enabled' : 'disabled'} job ${event.id} (${event.name})`],
   },
   ...seedFormatters,
 }

@@ -15,7 +15,13 @@ const job: Job = {
   vms: { uuids: [], tags: ['cr'], all: false },
   target: 'tgt',
   srs: ['66666666-2222-4333-8444-555555555555'],
-  schedules: [{ id: '77777777-2222-4333-8444-555555555555', timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 }, retention: 3 }],
+  schedules: [
+    {
+      id: '77777777-2222-4333-8444-555555555555',
+      timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 },
+      retention: 3,
+    },
+  ],
   concurrency: 2,
   fullInterval: 0,
   networkMap: {},
@@ -25,13 +31,34 @@ const vm = { uuid: 'aaaaaaaa-2222-4333-8444-555555555555', name: 'web' }
 const disk = { uuid: 'bbbbbbbb-2222-4333-8444-555555555555', name: 'web disk', userdevice: '0' }
 
 function make(options: Partial<OutputOptions> & { tty?: boolean; columns?: number } = {}) {
-  const stdout = new CaptureStream({ isTTY: options.tty === true, ...(options.columns === undefined ? {} : { columns: options.columns }) })
+  const stdout = new CaptureStream({
+    isTTY: options.tty === true,
+    ...(options.columns === undefined ? {} : { columns: options.columns }),
+  })
   const stderr = new CaptureStream({ isTTY: options.tty === true })
-  const output = createOutput({ stdout, stderr, env: {}, json: false, quiet: false, verbose: false, color: true, now: () => NOW, ...options })
+  const output = createOutput({
+    stdout,
+    stderr,
+    env: {},
+    json: false,
+    quiet: false,
+    verbose: false,
+    color: true,
+    now: () => NOW,
+    ...options,
+  })
   return { output, stdout, stderr }
 }
 
-const progress = (bytes: number): OutputEvent => ({ kind: 'disk-progress', vm, srUuid: job.srs[0] ?? '', disk, mode: 'full', bytes, virtualSize: 10 * 1024 ** 3 })
+const progress = (bytes: number): OutputEvent => ({
+  kind: 'disk-progress',
+  vm,
+  srUuid: job.srs[0] ?? '',
+  disk,
+  mode: 'full',
+  bytes,
+  virtualSize: 10 * 1024 ** 3,
+})
 
 describe('createOutput', () => {
   it('writes NDJSON with --json: one parseable object per event, errors included, nothing on stderr', () => {
@@ -41,8 +68,8 @@ describe('createOutput', () => {
     output.emit({ kind: 'error', code: 'E', message: 'broken', exitCode: 2 })
     output.close()
     expect(stderr.text).toBe('')
-    const events = stdout.lines.map((line) => JSON.parse(line) as Record<string, unknown>)
-    expect(events.map((event) => event['kind'])).toEqual(['job-created', 'warning', 'error'])
+    const events = stdout.lines.map(line => JSON.parse(line) as Record<string, unknown>)
+    expect(events.map(event => event['kind'])).toEqual(['job-created', 'warning', 'error'])
     expect(events[0]).toMatchObject({ job: { id: job.id }, time: NOW.toISOString() })
     expect(stdout.text).not.toContain(ESC)
   })
@@ -62,7 +89,10 @@ describe('createOutput', () => {
   it('prints a plain progress line per milestone, not per event', () => {
     const { output, stdout } = make()
     for (const bytes of [0, 1, 2, 1024 ** 3, 1024 ** 3 + 5, 2 * 1024 ** 3]) output.emit(progress(bytes))
-    output.emit({ kind: 'vm-done', result: { status: 'success', vm, mode: 'full', bytes: 3 * 1024 ** 3, durationMs: 61_000, replicas: [] } })
+    output.emit({
+      kind: 'vm-done',
+      result: { status: 'success', vm, mode: 'full', bytes: 3 * 1024 ** 3, durationMs: 61_000, replicas: [] },
+    })
     expect(stdout.lines).toHaveLength(4)
     expect(stdout.lines[3]).toContain('web: full, 3 GiB sent in 1m01s')
   })
@@ -86,7 +116,10 @@ describe('createOutput', () => {
     const { output, stdout, stderr } = make({ tty: true, env: { NO_COLOR: '1' } })
     output.emit({ kind: 'vm-start', vm, plan: { mode: 'full' } as never })
     output.emit(progress(1024))
-    output.emit({ kind: 'vm-done', result: { status: 'failed', vm, durationMs: 5, error: { code: 'X', message: 'it broke' } } })
+    output.emit({
+      kind: 'vm-done',
+      result: { status: 'failed', vm, durationMs: 5, error: { code: 'X', message: 'it broke' } },
+    })
     output.close()
     expect(stderr.text).toContain('✗ web: it broke [X]')
     // ora draws the first frame at start and later frames on its own timer

@@ -37,7 +37,12 @@ export function createOutput(options: OutputOptions): Output {
       ? new JsonRenderer(options.stdout, now)
       : mode === 'tty'
         ? new TtyRenderer(options.stdout, options.stderr, colorLevel({ color: options.color, env: options.env, isTTY }))
-        : new PlainRenderer(options.stdout, options.stderr, now, colorLevel({ color: options.color, env: options.env, isTTY }))
+        : new PlainRenderer(
+            options.stdout,
+            options.stderr,
+            now,
+            colorLevel({ color: options.color, env: options.env, isTTY }),
+          )
 
   const emit = (event: OutputEvent): void => {
     const cls = classOf(event)

@@ -92,7 +92,12 @@ export class TtyRenderer implements Renderer {
   ) {
     this.style = new Chalk({ level })
     // discardStdin would put stdin in raw mode and swallow Ctrl+C as a signal
-    this.spinner = ora({ stream: stdout, discardStdin: false, isEnabled: stdout.isTTY === true, color: level === 0 ? false : 'cyan' })
+    this.spinner = ora({
+      stream: stdout,
+      discardStdin: false,
+      isEnabled: stdout.isTTY === true,
+      color: level === 0 ? false : 'cyan',
+    })
   }
 
   render(event: OutputEvent): void {

@@ -20,7 +20,18 @@ describe('Database', () => {
     const vbd = db.create('VBD', { VM: vm, VDI: vdi })
     expect(db.toWire('VM', vm)['VBDs']).toEqual([vbd])
     expect(db.toWire('VDI', vdi)['VBDs']).toEqual([vbd])
-    expect(db.changesSince(since, all).map(c => [c.ref, c.operation]).sort()).toEqual([[vbd, 'add'], [vdi, 'mod'], [vm, 'mod']].sort())
+    expect(
+      db
+        .changesSince(since, all)
+        .map(c => [c.ref, c.operation])
+        .sort(),
+    ).toEqual(
+      [
+        [vbd, 'add'],
+        [vdi, 'mod'],
+        [vm, 'mod'],
+      ].sort(),
+    )
     db.update('VBD', vbd, { VM: other })
     expect(db.toWire('VM', vm)['VBDs']).toEqual([])
     expect(db.toWire('VM', other)['VBDs']).toEqual([vbd])
@@ -54,7 +65,11 @@ describe('Database', () => {
     db.destroy('network', ephemeral)
     db.destroy('network', doomed)
     const changes = db.changesSince(since, all)
-    expect(changes.map(c => [c.ref, c.operation])).toEqual([[old, 'mod'], [fresh, 'add'], [doomed, 'del']])
+    expect(changes.map(c => [c.ref, c.operation])).toEqual([
+      [old, 'mod'],
+      [fresh, 'add'],
+      [doomed, 'del'],
+    ])
     expect(db.changesSince(-1, all).map(c => c.operation)).toEqual(['add', 'add'])
   })
 

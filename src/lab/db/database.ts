@@ -62,7 +62,10 @@ export class Database {
   #deletions: Deletion[] = []
   #waiters = new Set<() => void>()
   #onChange: (() => void) | undefined
-  readonly #derived = new Map<string, (ref: string, record: Readonly<LabRecord>) => Readonly<Record<string, StoredValue>>>()
+  readonly #derived = new Map<
+    string,
+    (ref: string, record: Readonly<LabRecord>) => Readonly<Record<string, StoredValue>>
+  >()
 
   constructor() {
     for (const spec of SCHEMA.values()) {
@@ -87,7 +90,10 @@ export class Database {
    * Fields computed from the rest of the object when it is read (e.g. `allowed_operations`,
    * which XAPI keeps in step with power state and blocked operations).
    */
-  derive(cls: string, compute: (ref: string, record: Readonly<LabRecord>) => Readonly<Record<string, StoredValue>>): void {
+  derive(
+    cls: string,
+    compute: (ref: string, record: Readonly<LabRecord>) => Readonly<Record<string, StoredValue>>,
+  ): void {
     this.#derived.set(cls, compute)
   }
 
@@ -158,7 +164,8 @@ export class Database {
     const spec = this.spec(cls)
     for (const [name, value] of Object.entries(patch)) {
       const field = spec.byName.get(name)
-      if (field === undefined || field.type.kind === 'rel') throw new Error(`lab database: ${cls}.${name} is not a stored field`)
+      if (field === undefined || field.type.kind === 'rel')
+        throw new Error(`lab database: ${cls}.${name} is not a stored field`)
       record[name] = value
     }
     this.#link(cls, ref, record, before)
@@ -230,7 +237,13 @@ export class Database {
     if (since >= 0) {
       for (const deletion of this.#deletions) {
         if (deletion.deleted > since && deletion.created <= since && accept(deletion.cls, deletion.ref)) {
-          changes.push({ cls: deletion.cls, ref: deletion.ref, operation: 'del', generation: deletion.deleted, uuid: deletion.uuid })
+          changes.push({
+            cls: deletion.cls,
+            ref: deletion.ref,
+            operation: 'del',
+            generation: deletion.deleted,
+            uuid: deletion.uuid,
+          })
         }
       }
     }

@@ -28,7 +28,8 @@ export interface ClassSpec {
 }
 
 /** A field value as the lab stores it (JSON-friendly; datetimes as XAPI strings, floats as numbers). */
-export type StoredValue = string | number | boolean | readonly string[] | readonly number[] | Readonly<Record<string, string>>
+export type StoredValue =
+  string | number | boolean | readonly string[] | readonly number[] | Readonly<Record<string, string>>
 
 export type LabRecord = Record<string, StoredValue>
 
@@ -44,7 +45,13 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       repository_proxy_url:s repository_proxy_username:s repository_proxy_password:r:secret +migration_compression:b
       +coordinator_bias:b telemetry_uuid:r:secret telemetry_frequency:s telemetry_next_collection:d last_update_sync:d
       update_sync_frequency:s update_sync_day:i update_sync_enabled:b`,
-    defaults: { ha_cluster_stack: 'xhad', telemetry_frequency: 'weekly', update_sync_frequency: 'weekly', coordinator_bias: true, wlb_verify_cert: false },
+    defaults: {
+      ha_cluster_stack: 'xhad',
+      telemetry_frequency: 'weekly',
+      update_sync_frequency: 'weekly',
+      coordinator_bias: true,
+      wlb_verify_cert: false,
+    },
   },
   host: {
     fields: `uuid:s +name_label:s +name_description:s memory_overhead:i allowed_operations:ss current_operations:m
@@ -60,9 +67,18 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       last_software_update:d https_only:b latest_synced_updates_applied:s numa_affinity_policy:s
       pending_guidances_recommended:ss pending_guidances_full:ss last_update_hash:s`,
     defaults: {
-      API_version_major: 2, API_version_minor: 21, API_version_vendor: 'XenSource', enabled: true, sched_policy: 'credit',
-      supported_bootloaders: ['pygrub', 'eliloader'], edition: 'xcp-ng', display: 'enabled', virtual_hardware_platform_versions: [0, 1, 2],
-      latest_synced_updates_applied: 'unknown', numa_affinity_policy: 'default_policy', memory_overhead: 0,
+      API_version_major: 2,
+      API_version_minor: 21,
+      API_version_vendor: 'XenSource',
+      enabled: true,
+      sched_policy: 'credit',
+      supported_bootloaders: ['pygrub', 'eliloader'],
+      edition: 'xcp-ng',
+      display: 'enabled',
+      virtual_hardware_platform_versions: [0, 1, 2],
+      latest_synced_updates_applied: 'unknown',
+      numa_affinity_policy: 'default_policy',
+      memory_overhead: 0,
     },
   },
   SR: {
@@ -85,7 +101,15 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       VLAN_master_of:r:VLAN VLAN_slave_of:ss management:b +other_config:m +disallow_unplug:b tunnel_access_PIF_of:ss
       tunnel_transport_PIF_of:ss ipv6_configuration_mode:s IPv6:ss ipv6_gateway:s primary_address_type:s managed:b
       properties:m capabilities:ss igmp_snooping_status:s sriov_physical_PIF_of:ss sriov_logical_PIF_of:ss PCI:r:PCI`,
-    defaults: { MTU: 1500, VLAN: -1, ip_configuration_mode: 'None', ipv6_configuration_mode: 'None', primary_address_type: 'IPv4', managed: true, igmp_snooping_status: 'disabled' },
+    defaults: {
+      MTU: 1500,
+      VLAN: -1,
+      ip_configuration_mode: 'None',
+      ipv6_configuration_mode: 'None',
+      primary_address_type: 'IPv4',
+      managed: true,
+      igmp_snooping_status: 'disabled',
+    },
   },
   VM: {
     fields: `uuid:s allowed_operations:ss current_operations:m +name_label:s +name_description:s power_state:s +user_version:i
@@ -104,11 +128,25 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       requires_reboot:b reference_label:s domain_type:s NVRAM:m pending_guidances:ss pending_guidances_recommended:ss
       pending_guidances_full:ss`,
     defaults: {
-      power_state: 'Halted', domid: -1, domarch: '', HVM_shadow_multiplier: 1, actions_after_softreboot: 'soft_reboot',
-      actions_after_shutdown: 'destroy', actions_after_reboot: 'restart', actions_after_crash: 'restart', domain_type: 'hvm',
-      HVM_boot_policy: 'BIOS order', memory_static_max: 1073741824, memory_dynamic_max: 1073741824,
-      memory_dynamic_min: 1073741824, memory_static_min: 536870912, memory_target: 1073741824, VCPUs_max: 1, VCPUs_at_startup: 1,
-      user_version: 1, ha_restart_priority: '',
+      power_state: 'Halted',
+      domid: -1,
+      domarch: '',
+      HVM_shadow_multiplier: 1,
+      actions_after_softreboot: 'soft_reboot',
+      actions_after_shutdown: 'destroy',
+      actions_after_reboot: 'restart',
+      actions_after_crash: 'restart',
+      domain_type: 'hvm',
+      HVM_boot_policy: 'BIOS order',
+      memory_static_max: 1073741824,
+      memory_dynamic_max: 1073741824,
+      memory_dynamic_min: 1073741824,
+      memory_static_min: 536870912,
+      memory_target: 1073741824,
+      VCPUs_max: 1,
+      VCPUs_at_startup: 1,
+      user_version: 1,
+      ha_restart_priority: '',
     },
   },
   VDI: {
@@ -131,7 +169,12 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       +qos_algorithm_params:m qos_supported_algorithms:ss metrics:r:VIF_metrics MAC_autogenerated:b locking_mode:s
       ipv4_allowed:ss ipv6_allowed:ss ipv4_configuration_mode:s ipv4_addresses:ss ipv4_gateway:s
       ipv6_configuration_mode:s ipv6_addresses:ss ipv6_gateway:s`,
-    defaults: { MTU: 1500, locking_mode: 'network_default', ipv4_configuration_mode: 'None', ipv6_configuration_mode: 'None' },
+    defaults: {
+      MTU: 1500,
+      locking_mode: 'network_default',
+      ipv4_configuration_mode: 'None',
+      ipv6_configuration_mode: 'None',
+    },
   },
   task: {
     fields: `uuid:s name_label:s name_description:s allowed_operations:ss current_operations:m created:d finished:d
@@ -148,7 +191,10 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
 }
 
 function parseType(token: string): FieldType {
-  const [kind, rest] = [token.slice(0, token.indexOf(':') === -1 ? token.length : token.indexOf(':')), token.includes(':') ? token.slice(token.indexOf(':') + 1) : '']
+  const [kind, rest] = [
+    token.slice(0, token.indexOf(':') === -1 ? token.length : token.indexOf(':')),
+    token.includes(':') ? token.slice(token.indexOf(':') + 1) : '',
+  ]
   switch (kind) {
     case 's':
     case 'i':
@@ -171,7 +217,10 @@ function parseType(token: string): FieldType {
   }
 }
 
-function buildClass(name: string, source: { fields: string; listable?: boolean; defaults?: Record<string, StoredValue> }): ClassSpec {
+function buildClass(
+  name: string,
+  source: { fields: string; listable?: boolean; defaults?: Record<string, StoredValue> },
+): ClassSpec {
   const fields: FieldSpec[] = source.fields
     .split(/\s+/)
     .filter(token => token !== '')
@@ -191,7 +240,9 @@ function buildClass(name: string, source: { fields: string; listable?: boolean; 
 }
 
 /** Every class of the lab's object database, by wire class name. */
-export const SCHEMA: ReadonlyMap<string, ClassSpec> = new Map(Object.entries(SOURCES).map(([name, source]) => [name, buildClass(name, source)]))
+export const SCHEMA: ReadonlyMap<string, ClassSpec> = new Map(
+  Object.entries(SOURCES).map(([name, source]) => [name, buildClass(name, source)]),
+)
 
 export function classSpec(name: string): ClassSpec | undefined {
   return SCHEMA.get(name)

@@ -10,7 +10,11 @@ import { importXva } from './import-xva.js'
 import type { DiskHandler, XvaHandler, XvaHandlerContext } from './types.js'
 
 /** Every handler is called with the host's {@link XvaHandlerContext}, a superset of the disk context. */
-export const DATA_PATHS: readonly { readonly method: string; readonly prefix: string; readonly handler: DiskHandler | XvaHandler }[] = [
+export const DATA_PATHS: readonly {
+  readonly method: string
+  readonly prefix: string
+  readonly handler: DiskHandler | XvaHandler
+}[] = [
   { method: 'GET', prefix: '/export_raw_vdi', handler: exportRawVdi },
   { method: 'PUT', prefix: '/import_raw_vdi', handler: importRawVdi },
   // XVA; `/export_raw_vdi` and `/import_raw_vdi` stay theirs because the longer prefix wins

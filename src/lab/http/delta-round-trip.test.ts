@@ -30,7 +30,7 @@ async function importInto(vdiRef: string, vhd: Buffer): Promise<void> {
   const task = lab.createTask()
   const url = `${lab.url}/import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd', task_id: task.ref })}`
   await new Promise<void>((resolve, reject) => {
-    const req = request(url, { method: 'PUT', headers: { 'content-length': String(vhd.length) } }, (res) => {
+    const req = request(url, { method: 'PUT', headers: { 'content-length': String(vhd.length) } }, res => {
       res.resume()
       res.on('close', () => resolve())
     })
@@ -53,7 +53,9 @@ describe('delta round trip through the lab data paths', () => {
 
     const target = await lab.addVdi(randomUUID(), size)
     await importInto(target.ref, await exportOf({ vdi: snap1.ref, format: 'vhd' }))
-    expect(sha256(await exportOf({ vdi: target.ref, format: 'raw' }))).toBe(sha256(await exportOf({ vdi: snap1.ref, format: 'raw' })))
+    expect(sha256(await exportOf({ vdi: target.ref, format: 'raw' }))).toBe(
+      sha256(await exportOf({ vdi: snap1.ref, format: 'raw' })),
+    )
 
     // random blocks change: new data, partial writes, a block rewritten with zeros, one past the fill
     const seed = 20_261_126
@@ -81,8 +83,12 @@ describe('delta round trip through the lab data paths', () => {
     await lab.store.clone(target.diskId, replica)
     const replicaView = lab.register(replica)
     await importInto(replicaView.ref, delta)
-    expect(sha256(await exportOf({ vdi: replicaView.ref, format: 'raw' }))).toBe(sha256(await exportOf({ vdi: snap2.ref, format: 'raw' })))
+    expect(sha256(await exportOf({ vdi: replicaView.ref, format: 'raw' }))).toBe(
+      sha256(await exportOf({ vdi: snap2.ref, format: 'raw' })),
+    )
     // the first copy is untouched by the delta applied to its clone
-    expect(sha256(await exportOf({ vdi: target.ref, format: 'raw' }))).toBe(sha256(await exportOf({ vdi: snap1.ref, format: 'raw' })))
+    expect(sha256(await exportOf({ vdi: target.ref, format: 'raw' }))).toBe(
+      sha256(await exportOf({ vdi: snap1.ref, format: 'raw' })),
+    )
   })
 })

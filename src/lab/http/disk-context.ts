@@ -16,7 +16,11 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** The context the disk handlers of host `hostRef` get; `baseUrlOf` gives a host's `http://address:port`. */
-export function diskHandlerContext(pool: LabPool, hostRef: string, baseUrlOf: (hostRef: string) => string): DiskHandlerContext {
+export function diskHandlerContext(
+  pool: LabPool,
+  hostRef: string,
+  baseUrlOf: (hostRef: string) => string,
+): DiskHandlerContext {
   return {
     storage: pool.storage,
     async authenticate(req, query) {

@@ -21,7 +21,11 @@ export interface DiskRequest {
 
 export function parseDiskRequest(req: IncomingMessage): DiskRequest {
   const url = new URL(req.url ?? '/', 'http://lab.invalid')
-  return { path: url.pathname, query: url.searchParams, taskId: url.searchParams.get('task_id') ?? cookie(req, 'task_id') }
+  return {
+    path: url.pathname,
+    query: url.searchParams,
+    taskId: url.searchParams.get('task_id') ?? cookie(req, 'task_id'),
+  }
 }
 
 /** What a data path's handler works with once its session is checked. */
@@ -78,7 +82,12 @@ export function redirect(res: ServerResponse, baseUrl: string, req: IncomingMess
 }
 
 /** A refusal before any byte moved: the status, and the task (if any) failed with `error`. */
-export function refuse(res: ServerResponse, status: number, task: LabTaskHandle | undefined, error: readonly string[]): void {
+export function refuse(
+  res: ServerResponse,
+  status: number,
+  task: LabTaskHandle | undefined,
+  error: readonly string[],
+): void {
   const [code, ...params] = error
   if (task !== undefined && code !== undefined) task.fail(code, params)
   answer(res, status, task === undefined ? {} : { 'task-id': task.ref })
@@ -86,7 +95,9 @@ export function refuse(res: ServerResponse, status: number, task: LabTaskHandle 
 
 /** The error `VDI` lookups fail with: a UUID-shaped name is a uuid, anything else a ref. */
 export function vdiNotFound(name: string): string[] {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name) ? ['UUID_INVALID', 'VDI', name] : ['HANDLE_INVALID', 'VDI', name]
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)
+    ? ['UUID_INVALID', 'VDI', name]
+    : ['HANDLE_INVALID', 'VDI', name]
 }
 
 /**
@@ -153,7 +164,8 @@ export async function* metered(
     while (rest.length > 0) {
       if (task.cancelRequested) throw new TaskCancelled(task.ref)
       let piece = rest
-      if (fault?.bytesPerSecond !== undefined && piece.length > THROTTLE_PIECE) piece = piece.subarray(0, THROTTLE_PIECE)
+      if (fault?.bytesPerSecond !== undefined && piece.length > THROTTLE_PIECE)
+        piece = piece.subarray(0, THROTTLE_PIECE)
       if (fault?.cutAfterBytes !== undefined && meter.bytes + piece.length >= fault.cutAfterBytes) {
         piece = piece.subarray(0, fault.cutAfterBytes - meter.bytes)
         meter.cut = true
@@ -181,7 +193,10 @@ export async function* metered(
  * before a chunk once the task is cancelled, and integer-percent progress of `total` bytes,
  * reported only when it moves up (100 at once when there is nothing to move).
  */
-export function chunkTaskHooks(task: LabTaskHandle, total: number): { beforeChunk(): void; onProgress(covered: number): void } {
+export function chunkTaskHooks(
+  task: LabTaskHandle,
+  total: number,
+): { beforeChunk(): void; onProgress(covered: number): void } {
   let percent = 0
   return {
     beforeChunk: () => {
@@ -254,7 +269,7 @@ export function requestBody(req: IncomingMessage): AsyncIterable<Buffer> {
           }
           if (failure !== undefined) throw failure
           if (ended) return
-          await new Promise<void>((resolve) => {
+          await new Promise<void>(resolve => {
             wake = resolve
           })
         }

@@ -45,12 +45,21 @@ afterEach(async () => {
 
 describe('EofBodyFront', () => {
   it('reads the body of a length-less PUT to an import path until the client closes, then closes', async () => {
-    const head = 'PUT /import_raw_vdi?vdi=x HTTP/1.1\r\nHost: lab\r\nCookie: a=1\r\nCookie: b=2\r\nX-Two: 1\r\nx-two: 2\r\n\r\n'
+    const head =
+      'PUT /import_raw_vdi?vdi=x HTTP/1.1\r\nHost: lab\r\nCookie: a=1\r\nCookie: b=2\r\nX-Two: 1\r\nx-two: 2\r\n\r\n'
     const body = Buffer.alloc(9 * MiB + 123, 5)
     const reply = await rawRequest(url, head, body)
     expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     expect(reply).toMatch(/\r\nConnection: close\r\n/i)
-    expect(seen).toEqual([{ method: 'PUT', url: '/import_raw_vdi?vdi=x', bytes: body.length, complete: true, headers: { host: 'lab', cookie: 'a=1; b=2', 'x-two': '1, 2' } }])
+    expect(seen).toEqual([
+      {
+        method: 'PUT',
+        url: '/import_raw_vdi?vdi=x',
+        bytes: body.length,
+        complete: true,
+        headers: { host: 'lab', cookie: 'a=1; b=2', 'x-two': '1, 2' },
+      },
+    ])
   })
 
   it('serves /import (XVA) the same way, and takes a head that arrives a byte at a time', async () => {
@@ -63,7 +72,8 @@ describe('EofBodyFront', () => {
       socket.on('close', () => resolve(Buffer.concat(received).toString('latin1')))
       socket.on('connect', () => {
         void (async () => {
-          for (const byte of Buffer.from(head, 'latin1')) await new Promise<void>((done) => socket.write(Buffer.from([byte]), () => done()))
+          for (const byte of Buffer.from(head, 'latin1'))
+            await new Promise<void>(done => socket.write(Buffer.from([byte]), () => done()))
           socket.end(Buffer.alloc(1000, 1))
         })()
       })
@@ -90,19 +100,27 @@ describe('EofBodyFront', () => {
 
   it('leaves a length-less PUT elsewhere, or with a head it does not fully parse, to Node (no body, 400 for the rest)', async () => {
     // served by Node, the bytes after the head are a malformed next request
-    const other = await rawRequest(url, 'PUT /export_raw_vdi HTTP/1.1\r\nHost: lab\r\n\r\n', Buffer.from('not a request'))
+    const other = await rawRequest(
+      url,
+      'PUT /export_raw_vdi HTTP/1.1\r\nHost: lab\r\n\r\n',
+      Buffer.from('not a request'),
+    )
     expect(other).toContain('HTTP/1.1 400 Bad Request')
     // obs-fold: Node refuses it; the front must not serve it either
-    const folded = await rawRequest(url, 'PUT /import_raw_vdi HTTP/1.1\r\nHost: lab\r\nX-A: 1\r\n 2\r\n\r\n', Buffer.from('body'))
+    const folded = await rawRequest(
+      url,
+      'PUT /import_raw_vdi HTTP/1.1\r\nHost: lab\r\nX-A: 1\r\n 2\r\n\r\n',
+      Buffer.from('body'),
+    )
     expect(folded).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
     expect(seen.map(({ method, url }) => ({ method, url }))).toEqual([{ method: 'PUT', url: '/export_raw_vdi' }])
   })
 
   it('ends every connection on close(), even one that has sent only half a head', async () => {
     const socket = connect(front.port, '127.0.0.1')
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+    const closed = new Promise<void>(resolve => socket.on('close', () => resolve()))
     socket.on('error', () => undefined)
-    await new Promise<void>((resolve) => socket.on('connect', () => socket.write('PUT /imp', () => resolve())))
+    await new Promise<void>(resolve => socket.on('connect', () => socket.write('PUT /imp', () => resolve())))
     await front.close()
     await closed
     expect(socket.destroyed).toBe(true)
@@ -138,7 +156,8 @@ describe('parseRequestHead and readsBodyToEof', () => {
   })
 
   it('claims only a PUT under /import with neither Content-Length nor Transfer-Encoding', () => {
-    const claims = (text: string): boolean => readsBodyToEof(parse(text) ?? { method: '', url: '', httpVersion: '1.1', rawHeaders: [] })
+    const claims = (text: string): boolean =>
+      readsBodyToEof(parse(text) ?? { method: '', url: '', httpVersion: '1.1', rawHeaders: [] })
     expect(claims('PUT /import_raw_vdi?vdi=x HTTP/1.1\r\nHost: lab\r\n\r\n')).toBe(true)
     expect(claims('PUT /import HTTP/1.1\r\n\r\n')).toBe(true)
     expect(claims('PUT http://lab/import_raw_vdi HTTP/1.1\r\n\r\n')).toBe(true)

@@ -107,11 +107,14 @@ export class EofBodyFront {
    * Listens on `address:port` for `http` (which must not listen itself); rejects with the
    * listen error (e.g. EADDRINUSE).
    */
-  static async listen(http: HttpServer, options: { readonly address: string; readonly port: number }): Promise<EofBodyFront> {
+  static async listen(
+    http: HttpServer,
+    options: { readonly address: string; readonly port: number },
+  ): Promise<EofBodyFront> {
     // what http.Server asks of its own listening socket
     const net = createServer({ allowHalfOpen: true, noDelay: true })
     const front = new EofBodyFront(net, http)
-    net.on('connection', (socket) => front.#accept(socket))
+    net.on('connection', socket => front.#accept(socket))
     await new Promise<void>((resolve, reject) => {
       net.once('error', reject)
       net.listen(options.port, options.address, () => {
@@ -131,12 +134,12 @@ export class EofBodyFront {
 
   /** Stops listening and ends every connection, whatever it is doing. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
+    await new Promise<void>(resolve => {
       this.#net.close(() => resolve())
       for (const socket of this.#sockets) socket.destroy()
     })
     // clears the http.Server's bookkeeping timer; it has no listening socket to close
-    await new Promise<void>((resolve) => this.#http.close(() => resolve()))
+    await new Promise<void>(resolve => this.#http.close(() => resolve()))
   }
 
   /** Reads the first request's head, just far enough to know who serves the connection. */
@@ -161,7 +164,8 @@ export class EofBodyFront {
       if (CLAIMED_START.startsWith(start)) {
         const end = seen.indexOf(HEAD_END)
         if (end === -1 && seen.length <= MAX_HEAD) return
-        if (end !== -1 && end + HEAD_END.length <= MAX_HEAD) head = parseRequestHead(seen.subarray(0, end + HEAD_END.length))
+        if (end !== -1 && end + HEAD_END.length <= MAX_HEAD)
+          head = parseRequestHead(seen.subarray(0, end + HEAD_END.length))
         if (head !== undefined && readsBodyToEof(head)) {
           detach()
           this.#serve(socket, head, seen.subarray(end + HEAD_END.length))
@@ -207,7 +211,7 @@ export class EofBodyFront {
       req.complete = true
       req.push(null)
     })
-    socket.on('error', (error) => req.destroy(error))
+    socket.on('error', error => req.destroy(error))
     socket.on('close', () => {
       if (!req.complete) req.destroy()
     })

@@ -62,11 +62,14 @@ describe('GET /export_raw_vdi', () => {
     const footer = items[0] as Extract<VhdItem, { kind: 'footer' }>
     expect(footer.footer).toMatchObject({ diskType: 3, currentSize: 9 * MiB })
     const blocks = items.filter((item): item is Extract<VhdItem, { kind: 'block' }> => item.kind === 'block')
-    expect(blocks.map((b) => b.index)).toEqual([0, 3])
+    expect(blocks.map(b => b.index)).toEqual([0, 3])
     expect(blocks[0]?.data.equals(await lab.store.readBlock(vdi.diskId, 0))).toBe(true)
-    expect(blocks.every((b) => b.bitmap.equals(Buffer.alloc(512, 0xff)))).toBe(true)
+    expect(blocks.every(b => b.bitmap.equals(Buffer.alloc(512, 0xff)))).toBe(true)
     // a task the server made itself is named in the header and completed too
-    expect(await lab.waitForTask(res.headers['task-id'] as string)).toMatchObject({ status: 'success', label: 'Exporting raw VDI' })
+    expect(await lab.waitForTask(res.headers['task-id'] as string)).toMatchObject({
+      status: 'success',
+      label: 'Exporting raw VDI',
+    })
   })
 
   it('with base sends a differencing VHD of exactly the changed blocks, whole', async () => {
@@ -87,7 +90,7 @@ describe('GET /export_raw_vdi', () => {
     const header = (items[1] as Extract<VhdItem, { kind: 'header' }>).header
     expect(header.parentUnicodeName).toContain(lab.store.info(s1)?.layers.at(-1))
     const blocks = items.filter((item): item is Extract<VhdItem, { kind: 'block' }> => item.kind === 'block')
-    expect(blocks.map((b) => b.index)).toEqual([1, 6])
+    expect(blocks.map(b => b.index)).toEqual([1, 6])
     expect(blocks[0]?.data.equals(await lab.store.readBlock(s2, 1))).toBe(true)
     expect(blocks[1]?.data.equals(Buffer.alloc(BLOCK_SIZE))).toBe(true)
   })
@@ -97,7 +100,9 @@ describe('GET /export_raw_vdi', () => {
     const denied = await httpGet(`${lab.url}/export_raw_vdi?vdi=${vdi.ref}`)
     expect(denied.status).toBe(401)
     expect(denied.headers['www-authenticate']).toMatch(/^Basic realm=/)
-    const basic = await httpGet(`${lab.url}/export_raw_vdi?vdi=${vdi.ref}`, { Authorization: `Basic ${Buffer.from('root:secret').toString('base64')}` })
+    const basic = await httpGet(`${lab.url}/export_raw_vdi?vdi=${vdi.ref}`, {
+      Authorization: `Basic ${Buffer.from('root:secret').toString('base64')}`,
+    })
     expect(basic.status).toBe(200)
     expect(basic.body.length).toBe(2 * MiB)
     expect(lab.releases.count).toBe(1)
@@ -120,7 +125,9 @@ describe('GET /export_raw_vdi', () => {
     const query = { vdi: vdi.ref, format: 'vhd', task_id: task.ref }
     const res = await httpGet(exportUrl(query, '/export_raw_vdi/'))
     expect(res.status).toBe(302)
-    expect(res.headers.location).toBe(`http://127.0.0.9:4321/export_raw_vdi/?${new URLSearchParams({ session_id: SESSION, ...query })}`)
+    expect(res.headers.location).toBe(
+      `http://127.0.0.9:4321/export_raw_vdi/?${new URLSearchParams({ session_id: SESSION, ...query })}`,
+    )
     expect(task.status).toBe('pending')
   })
 
@@ -133,12 +140,18 @@ describe('GET /export_raw_vdi', () => {
     const cut = await httpGet(exportUrl({ vdi: vdi.ref }))
     expect(cut.body.length).toBe(1_000_003)
     expect(cut.body.equals(content.subarray(0, 1_000_003))).toBe(true)
-    expect(await lab.waitForTask(cut.headers['task-id'] as string)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(cut.headers['task-id'] as string)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
 
     lab.faults.push({ kind: 'export', fault: { failTask: ['VDI_IO_ERROR', 'Device I/O errors'] } })
     const failed = await httpGet(exportUrl({ vdi: vdi.ref }))
     expect(failed.body.equals(content)).toBe(true)
-    expect(await lab.waitForTask(failed.headers['task-id'] as string)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(failed.headers['task-id'] as string)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
 
     lab.faults.push({ kind: 'export', fault: { bytesPerSecond: 64 * MiB } })
     const slow = await httpGet(exportUrl({ vdi: vdi.ref }))
@@ -152,7 +165,7 @@ describe('GET /export_raw_vdi', () => {
     const task = lab.createTask()
     lab.faults.push({ kind: 'export', fault: { bytesPerSecond: 2 * MiB } })
     const received = await new Promise<number>((resolve, reject) => {
-      const req = request(exportUrl({ vdi: vdi.ref, task_id: task.ref }), (res) => {
+      const req = request(exportUrl({ vdi: vdi.ref, task_id: task.ref }), res => {
         let bytes = 0
         res.on('data', (chunk: Buffer) => {
           bytes += chunk.length
@@ -173,7 +186,7 @@ describe('GET /export_raw_vdi', () => {
     await lab.store.fill(vdi.diskId, { bytes: 64 * MiB, seed: 5 })
     const task = lab.createTask()
     await new Promise<void>((resolve, reject) => {
-      const req = request(exportUrl({ vdi: vdi.ref, task_id: task.ref }), (res) => {
+      const req = request(exportUrl({ vdi: vdi.ref, task_id: task.ref }), res => {
         res.once('data', () => {
           res.destroy()
           resolve()
@@ -182,6 +195,9 @@ describe('GET /export_raw_vdi', () => {
       req.on('error', reject)
       req.end()
     })
-    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(task.ref)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
   })
 })

@@ -26,7 +26,8 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
     if (found === undefined) return
     const { vdi, task } = found
     const format = query.get('format') ?? 'raw'
-    if (format !== 'raw' && format !== 'vhd') return refuse(res, 404, task, ['INTERNAL_ERROR', `Unknown format ${format}`])
+    if (format !== 'raw' && format !== 'vhd')
+      return refuse(res, 404, task, ['INTERNAL_ERROR', `Unknown format ${format}`])
     const baseName = query.get('base')
     const base = baseName === null ? undefined : ctx.lookupVdi(baseName)
     if (baseName !== null && base === undefined) return refuse(res, 404, task, vdiNotFound(baseName))
@@ -42,7 +43,10 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
     const meter: Meter = { bytes: 0, cut: false }
     sendHeaders(res, task.ref, format, vdi)
     try {
-      await pipeline(Readable.from(metered(content.stream, { task, total: content.length, fault, meter }), { objectMode: false }), res)
+      await pipeline(
+        Readable.from(metered(content.stream, { task, total: content.length, fault, meter }), { objectMode: false }),
+        res,
+      )
     } catch (error) {
       res.destroy()
       if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
@@ -50,7 +54,8 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
       return
     }
     if (meter.cut) failIo(task)
-    else if (fault?.failTask !== undefined && fault.failTask.length > 0) task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
+    else if (fault?.failTask !== undefined && fault.failTask.length > 0)
+      task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
     else task.succeed('')
   })
 }
@@ -73,9 +78,15 @@ function sizeOf(ctx: DiskHandlerContext, vdi: LabVdiView): number {
 }
 
 /** `virtual_size` bytes; with `base`, blocks outside the difference read as zeros (as XAPI's do). */
-function rawContent(ctx: DiskHandlerContext, vdi: LabVdiView, base: LabVdiView | undefined): { length: number; stream: AsyncIterable<Buffer> } {
+function rawContent(
+  ctx: DiskHandlerContext,
+  vdi: LabVdiView,
+  base: LabVdiView | undefined,
+): { length: number; stream: AsyncIterable<Buffer> } {
   const size = sizeOf(ctx, vdi)
-  const present = new Set(base === undefined ? ctx.storage.allocatedBlocks(vdi.diskId) : ctx.storage.changedBlocks(vdi.diskId, base.diskId))
+  const present = new Set(
+    base === undefined ? ctx.storage.allocatedBlocks(vdi.diskId) : ctx.storage.changedBlocks(vdi.diskId, base.diskId),
+  )
   const zeros = Buffer.alloc(BLOCK_SIZE)
   async function* blocks(): AsyncGenerator<Buffer> {
     for (let index = 0; index * BLOCK_SIZE < size; index++) {
@@ -86,11 +97,20 @@ function rawContent(ctx: DiskHandlerContext, vdi: LabVdiView, base: LabVdiView |
   return { length: size, stream: blocks() }
 }
 
-function vhdContent(ctx: DiskHandlerContext, vdi: LabVdiView, base: LabVdiView | undefined): { length: number; stream: AsyncIterable<Buffer> } {
+function vhdContent(
+  ctx: DiskHandlerContext,
+  vdi: LabVdiView,
+  base: LabVdiView | undefined,
+): { length: number; stream: AsyncIterable<Buffer> } {
   const readBlock = (index: number): Promise<Buffer> => ctx.storage.readBlock(vdi.diskId, index)
   const virtualSize = sizeOf(ctx, vdi)
   if (base === undefined) {
-    return createVhdStream({ virtualSize, diskType: 'dynamic', blocks: ctx.storage.allocatedBlocks(vdi.diskId), readBlock })
+    return createVhdStream({
+      virtualSize,
+      diskType: 'dynamic',
+      blocks: ctx.storage.allocatedBlocks(vdi.diskId),
+      readBlock,
+    })
   }
   // XAPI names the base's storage VHD (its leaf file), not the VDI: we do the same with the
   // base's leaf layer, whose id is a UUID
@@ -101,6 +121,10 @@ function vhdContent(ctx: DiskHandlerContext, vdi: LabVdiView, base: LabVdiView |
     diskType: 'differencing',
     blocks: ctx.storage.changedBlocks(vdi.diskId, base.diskId),
     readBlock,
-    parent: { uuid: parentUuid, name: `/var/run/sr-mount/${base.srRef}/${leaf ?? base.uuid}.vhd`, timestamp: toVhdTimestamp(new Date()) },
+    parent: {
+      uuid: parentUuid,
+      name: `/var/run/sr-mount/${base.srRef}/${leaf ?? base.uuid}.vhd`,
+      timestamp: toVhdTimestamp(new Date()),
+    },
   })
 }

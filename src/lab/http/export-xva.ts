@@ -26,7 +26,13 @@ export const exportXva: XvaHandler = async (req, res, ctx) => {
     const name = query.get('ref') ?? query.get('uuid')
     if (name === null) return refuse(res, 500, openTask(), ['INTERNAL_ERROR', 'Missing parameter ref or uuid'])
     const view = ctx.vmForExport(name)
-    if (view === undefined) return refuse(res, 404, openTask(), UUID.test(name) && !query.has('ref') ? ['UUID_INVALID', 'VM', name] : ['HANDLE_INVALID', 'VM', name])
+    if (view === undefined)
+      return refuse(
+        res,
+        404,
+        openTask(),
+        UUID.test(name) && !query.has('ref') ? ['UUID_INVALID', 'VM', name] : ['HANDLE_INVALID', 'VM', name],
+      )
     for (const disk of view.disks) {
       const elsewhere = ctx.redirectFor(disk.vdi)
       if (elsewhere !== undefined) return redirect(res, elsewhere, req)
@@ -34,7 +40,11 @@ export const exportXva: XvaHandler = async (req, res, ctx) => {
     const task = openTask()
     if (task === undefined) return refuse(res, 404, undefined, [])
     const compression = query.get('use_compression')
-    if (compression === 'zstd') return refuse(res, 500, task, ['INTERNAL_ERROR', 'The lab cannot compress with zstd: use use_compression=gzip or none'])
+    if (compression === 'zstd')
+      return refuse(res, 500, task, [
+        'INTERNAL_ERROR',
+        'The lab cannot compress with zstd: use use_compression=gzip or none',
+      ])
     const gzip = compression === 'true' || compression === 'gzip'
 
     let unlock: () => void
@@ -52,7 +62,13 @@ export const exportXva: XvaHandler = async (req, res, ctx) => {
   })
 }
 
-async function stream(res: Parameters<XvaHandler>[1], ctx: XvaHandlerContext, task: LabTaskHandle, view: NonNullable<ReturnType<XvaHandlerContext['vmForExport']>>, gzip: boolean): Promise<void> {
+async function stream(
+  res: Parameters<XvaHandler>[1],
+  ctx: XvaHandlerContext,
+  task: LabTaskHandle,
+  view: NonNullable<ReturnType<XvaHandlerContext['vmForExport']>>,
+  gzip: boolean,
+): Promise<void> {
   let fault: DataPathFault | undefined
   for (const disk of view.disks) {
     fault = ctx.takeFault('export', disk.vdi)
@@ -64,7 +80,9 @@ async function stream(res: Parameters<XvaHandler>[1], ctx: XvaHandlerContext, ta
       const size = ctx.storage.info(vdi.diskId)?.virtualSize ?? vdi.virtualSize
       const perBlock = BLOCK_SIZE / XVA_CHUNK_SIZE
       // only chunks inside allocated 2 MiB blocks can hold data; the rest is never read
-      const candidates = ctx.storage.allocatedBlocks(vdi.diskId).flatMap(block => Array.from({ length: perBlock }, (_, i) => block * perBlock + i))
+      const candidates = ctx.storage
+        .allocatedBlocks(vdi.diskId)
+        .flatMap(block => Array.from({ length: perBlock }, (_, i) => block * perBlock + i))
       return { id, size, candidates, read: (offset, length) => ctx.storage.read(vdi.diskId, offset, length) }
     })
   } catch {
@@ -96,12 +114,18 @@ async function stream(res: Parameters<XvaHandler>[1], ctx: XvaHandlerContext, ta
     return
   }
   if (meter.cut) failIo(task)
-  else if (fault?.failTask !== undefined && fault.failTask.length > 0) task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
+  else if (fault?.failTask !== undefined && fault.failTask.length > 0)
+    task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
   else task.succeed('')
 }
 
 /** XAPI fails an export whose socket write fails with CLIENT_ERROR. */
 function isClientGone(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
-  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_STREAM_DESTROYED'
+  return (
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'EPIPE' ||
+    code === 'ECONNRESET' ||
+    code === 'ERR_STREAM_DESTROYED'
+  )
 }

@@ -41,9 +41,20 @@ async function readBody(req: IncomingMessage): Promise<{ text: string; invalidUt
   }
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string, extra: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
   const bytes = Buffer.from(body, 'utf8')
-  res.writeHead(status, { 'content-type': contentType, 'content-length': String(bytes.length), ...CORS_HEADERS, ...extra })
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': String(bytes.length),
+    ...CORS_HEADERS,
+    ...extra,
+  })
   res.end(bytes)
 }
 
@@ -82,7 +93,14 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
         }
         const outcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
         if (outcome.kind === 'drop') return void req.socket.destroy()
-        send(res, 200, 'application/json', outcome.kind === 'success' ? encodeJsonSuccess(call.version, call.id, outcome.value) : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params))
+        send(
+          res,
+          200,
+          'application/json',
+          outcome.kind === 'success'
+            ? encodeJsonSuccess(call.version, call.id, outcome.value)
+            : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params),
+        )
         return
       }
       let call
@@ -94,7 +112,16 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
       }
       const outcome: DispatchOutcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
       if (outcome.kind === 'drop') return void req.socket.destroy()
-      send(res, 200, 'text/xml', outcome.kind === 'failure' ? encodeXmlFailure(outcome.code, outcome.params) : outcome.bare === true ? encodeXmlBare(outcome.value) : encodeXmlSuccess(outcome.value))
+      send(
+        res,
+        200,
+        'text/xml',
+        outcome.kind === 'failure'
+          ? encodeXmlFailure(outcome.code, outcome.params)
+          : outcome.bare === true
+            ? encodeXmlBare(outcome.value)
+            : encodeXmlSuccess(outcome.value),
+      )
     },
   }
 }
@@ -149,7 +176,11 @@ export class HostServer {
         method: 'OPTIONS',
         prefix: '/',
         handle: async (_req, res) => {
-          res.writeHead(200, { ...CORS_HEADERS, 'access-control-allow-methods': 'POST, GET, PUT, OPTIONS', 'content-length': '0' })
+          res.writeHead(200, {
+            ...CORS_HEADERS,
+            'access-control-allow-methods': 'POST, GET, PUT, OPTIONS',
+            'content-length': '0',
+          })
           res.end()
         },
       },

@@ -31,8 +31,8 @@ function importUrl(query: Record<string, string>): string {
  */
 function putAfterResponse(url: string, body: Buffer): Promise<{ res: IncomingMessage; done: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'PUT', headers: { 'content-length': String(body.length) } }, (res) => {
-      const done = new Promise<void>((ok) => {
+    const req = request(url, { method: 'PUT', headers: { 'content-length': String(body.length) } }, res => {
+      const done = new Promise<void>(ok => {
         res.resume()
         res.on('close', () => ok())
         req.on('close', () => ok())
@@ -91,7 +91,11 @@ describe('PUT /import_raw_vdi', () => {
       header.writeUInt32LE(data.length, 8)
       return Buffer.concat([header, data])
     }
-    const body = Buffer.concat([record(100, Buffer.alloc(50, 1)), record(3 * MiB, Buffer.alloc(BLOCK_SIZE / 2, 2)), Buffer.alloc(12)])
+    const body = Buffer.concat([
+      record(100, Buffer.alloc(50, 1)),
+      record(3 * MiB, Buffer.alloc(BLOCK_SIZE / 2, 2)),
+      Buffer.alloc(12),
+    ])
     const task = lab.createTask()
     const { done } = await putAfterResponse(importUrl({ vdi: vdi.ref, chunked: '', task_id: task.ref }), body)
     await done
@@ -117,7 +121,7 @@ describe('PUT /import_raw_vdi', () => {
     const vdi = await lab.addVdi(randomUUID(), 2 * MiB)
     const task = lab.createTask()
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(importUrl({ vdi: vdi.ref, format: 'vhd', task_id: task.ref }), { method: 'PUT' }, (res) => {
+      const req = request(importUrl({ vdi: vdi.ref, format: 'vhd', task_id: task.ref }), { method: 'PUT' }, res => {
         res.resume()
         resolve(res.statusCode ?? 0)
       })
@@ -131,13 +135,21 @@ describe('PUT /import_raw_vdi', () => {
 
   it('applies every block of a 1 PiB content-length upload, then fails the task with VDI_IO_ERROR', async () => {
     const vdi = await lab.addVdi(randomUUID(), 6 * MiB)
-    const { stream } = createVhdStream({ virtualSize: 6 * MiB, diskType: 'dynamic', blocks: [0, 2], readBlock: async (i) => guestBlock(4, i) })
+    const { stream } = createVhdStream({
+      virtualSize: 6 * MiB,
+      diskType: 'dynamic',
+      blocks: [0, 2],
+      readBlock: async i => guestBlock(4, i),
+    })
     const vhd = await collect(stream)
     const task = lab.createTask()
     const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${PIB}\r\n\r\n`
     const reply = await rawRequest(lab.url, head, vhd)
     expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
-    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(task.ref)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     expect((await lab.store.readBlock(vdi.diskId, 2)).equals(guestBlock(4, 2))).toBe(true)
     expect(lab.store.allocatedBlocks(vdi.diskId)).toEqual([0, 2])
     expect(lab.changed).toEqual([vdi.uuid])
@@ -147,7 +159,12 @@ describe('PUT /import_raw_vdi', () => {
     // Without requestBody() Node destroys the unfinished request on the socket's EOF and drops
     // what is still buffered in it: most of these imports failed, losing the trailing footer
     // (and with the 1 PiB hack, possibly the last block) although every byte had arrived.
-    const { stream } = createVhdStream({ virtualSize: 10 * MiB, diskType: 'dynamic', blocks: [0, 1, 3], readBlock: async (i) => guestBlock(5, i) })
+    const { stream } = createVhdStream({
+      virtualSize: 10 * MiB,
+      diskType: 'dynamic',
+      blocks: [0, 1, 3],
+      readBlock: async i => guestBlock(5, i),
+    })
     const vhd = await collect(stream)
     for (let n = 0; n < 6; n++) {
       const vdi = await lab.addVdi(randomUUID(), 10 * MiB)
@@ -164,7 +181,10 @@ describe('PUT /import_raw_vdi', () => {
     const task = lab.createTask()
     const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${4 * MiB}\r\n\r\n`
     await rawRequest(lab.url, head, Buffer.alloc(BLOCK_SIZE, 6))
-    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(task.ref)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     expect((await lab.store.readBlock(vdi.diskId, 0)).equals(Buffer.alloc(BLOCK_SIZE, 6))).toBe(true)
   })
 
@@ -175,13 +195,21 @@ describe('PUT /import_raw_vdi', () => {
     it('vhd: applies every block, then fails the task with VDI_IO_ERROR (no footer at the VDI size)', async () => {
       const vdi = await lab.addVdi(randomUUID(), 6 * MiB)
       await lab.store.write(vdi.diskId, MiB, Buffer.alloc(512, 7))
-      const { stream } = createVhdStream({ virtualSize: 6 * MiB, diskType: 'dynamic', blocks: [0, 2], readBlock: async (i) => guestBlock(6, i) })
+      const { stream } = createVhdStream({
+        virtualSize: 6 * MiB,
+        diskType: 'dynamic',
+        blocks: [0, 2],
+        readBlock: async i => guestBlock(6, i),
+      })
       const vhd = await collect(stream)
       const task = lab.createTask()
       const reply = await rawRequest(lab.url, lengthless({ vdi: vdi.ref, format: 'vhd', task_id: task.ref }), vhd)
       expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
       expect(reply.toLowerCase()).toContain(`task-id: ${task.ref.toLowerCase()}\r\n`)
-      expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+      expect(await lab.waitForTask(task.ref)).toMatchObject({
+        status: 'failure',
+        error: ['VDI_IO_ERROR', 'Device I/O errors'],
+      })
       expect((await lab.store.readBlock(vdi.diskId, 0)).equals(guestBlock(6, 0))).toBe(true)
       expect((await lab.store.readBlock(vdi.diskId, 2)).equals(guestBlock(6, 2))).toBe(true)
       expect(lab.store.allocatedBlocks(vdi.diskId)).toEqual([0, 2])
@@ -193,7 +221,9 @@ describe('PUT /import_raw_vdi', () => {
       const body = Buffer.concat([guestBlock(7, 0), guestBlock(7, 1)])
       const task = lab.createTask()
       // the sender never closes: only a server that stops at the VDI size ends this exchange
-      const reply = await rawRequest(lab.url, lengthless({ vdi: vdi.ref, task_id: task.ref }), body, { endAfterBody: false })
+      const reply = await rawRequest(lab.url, lengthless({ vdi: vdi.ref, task_id: task.ref }), body, {
+        endAfterBody: false,
+      })
       expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
       expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'success', result: `<value>${vdi.ref}</value>` })
       expect((await lab.store.read(vdi.diskId, 0, 4 * MiB)).equals(body)).toBe(true)
@@ -206,7 +236,10 @@ describe('PUT /import_raw_vdi', () => {
       const body = Buffer.alloc(BLOCK_SIZE + 1000, 9)
       const task = lab.createTask()
       await rawRequest(lab.url, lengthless({ vdi: vdi.ref, format: 'raw', task_id: task.ref }), body)
-      expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+      expect(await lab.waitForTask(task.ref)).toMatchObject({
+        status: 'failure',
+        error: ['VDI_IO_ERROR', 'Device I/O errors'],
+      })
       const expected = Buffer.from(before)
       body.copy(expected, 0)
       expect((await lab.store.read(vdi.diskId, 0, 4 * MiB)).equals(expected)).toBe(true)
@@ -220,7 +253,10 @@ describe('PUT /import_raw_vdi', () => {
     const page = Buffer.from('<html><body>502 Bad Gateway</body></html>')
     const { done } = await putAfterResponse(importUrl({ vdi: vdi.ref, format: 'vhd', task_id: task.ref }), page)
     await done
-    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(task.ref)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     expect(lab.store.allocatedBlocks(vdi.diskId)).toEqual([])
   })
 
@@ -231,7 +267,10 @@ describe('PUT /import_raw_vdi', () => {
     const task = lab.createTask()
     const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n\r\n`
     await rawRequest(lab.url, head, body, { endAfterBody: false })
-    expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'failure', error: ['VDI_IO_ERROR', 'Device I/O errors'] })
+    expect(await lab.waitForTask(task.ref)).toMatchObject({
+      status: 'failure',
+      error: ['VDI_IO_ERROR', 'Device I/O errors'],
+    })
     expect((await lab.store.readBlock(vdi.diskId, 0)).equals(Buffer.alloc(BLOCK_SIZE, 1))).toBe(true)
     // exactly the first 100 bytes of the second block made it
     const second = await lab.store.readBlock(vdi.diskId, 1)
@@ -246,7 +285,11 @@ describe('PUT /import_raw_vdi', () => {
       [{ vdi: vdi.ref, format: 'qcow9' }, 404, ['INTERNAL_ERROR', 'Unknown format qcow9']],
       [{ vdi: vdi.ref, format: 'vhd', chunked: 'true' }, 404, ['INTERNAL_ERROR', 'Cannot handle chunked VHD']],
       [{ format: 'raw' }, 400, ['VDI_MISSING']],
-      [{ format: 'vhd', sr_id: 'OpaqueRef:sr' }, 400, ['INTERNAL_ERROR', 'Importing a VHD directly into an SR not yet supported']],
+      [
+        { format: 'vhd', sr_id: 'OpaqueRef:sr' },
+        400,
+        ['INTERNAL_ERROR', 'Importing a VHD directly into an SR not yet supported'],
+      ],
     ]
     for (const [query, status, error] of cases) {
       const task = lab.createTask()

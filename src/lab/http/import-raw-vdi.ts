@@ -22,15 +22,22 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
   const incoming = requestBody(req)
   return withSession(req, res, ctx, 'Importing raw VDI', async ({ query, openTask }) => {
     const format = query.get('format') ?? 'raw'
-    if (format !== 'raw' && format !== 'vhd') return refuse(res, 404, openTask(), ['INTERNAL_ERROR', `Unknown format ${format}`])
-    if (format !== 'raw' && query.has('chunked')) return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle chunked VHD'])
-    if (req.headers['transfer-encoding'] !== undefined) return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle encoding: chunked'])
+    if (format !== 'raw' && format !== 'vhd')
+      return refuse(res, 404, openTask(), ['INTERNAL_ERROR', `Unknown format ${format}`])
+    if (format !== 'raw' && query.has('chunked'))
+      return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle chunked VHD'])
+    if (req.headers['transfer-encoding'] !== undefined)
+      return refuse(res, 404, openTask(), ['INTERNAL_ERROR', 'Cannot handle encoding: chunked'])
     const vdiName = query.get('vdi')
     if (vdiName === null) {
       if (!query.has('sr_id') && !query.has('sr_uuid')) return refuse(res, 400, openTask(), ['VDI_MISSING'])
-      if (format !== 'raw') return refuse(res, 400, openTask(), ['INTERNAL_ERROR', 'Importing a VHD directly into an SR not yet supported'])
+      if (format !== 'raw')
+        return refuse(res, 400, openTask(), ['INTERNAL_ERROR', 'Importing a VHD directly into an SR not yet supported'])
       // XAPI would create an "Imported VDI" here; the lab's handler contract cannot create VDIs
-      return refuse(res, 400, openTask(), ['INTERNAL_ERROR', 'The lab does not import into a new VDI; create the VDI and pass vdi='])
+      return refuse(res, 400, openTask(), [
+        'INTERNAL_ERROR',
+        'The lab does not import into a new VDI; create the VDI and pass vdi=',
+      ])
     }
     const found = vdiAndTask(req, res, ctx, vdiName, openTask)
     if (found === undefined) return
@@ -66,7 +73,8 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
       // Without Content-Length XAPI takes the VDI size for the body's length and looks for the
       // trailing footer in its last 512 bytes, after the blocks are written: unless the body is
       // exactly that long, that read fails (EOF, or a backward seek) and so does the task.
-      if (format === 'vhd' && declared === undefined && meter.bytes !== virtualSize) throw new RangeError(`no VHD footer at the size of VDI ${vdi.uuid}`)
+      if (format === 'vhd' && declared === undefined && meter.bytes !== virtualSize)
+        throw new RangeError(`no VHD footer at the size of VDI ${vdi.uuid}`)
     } catch (error) {
       if (wrote) ctx.vdiChanged(vdi)
       if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
@@ -76,7 +84,8 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
       return
     }
     if (wrote) ctx.vdiChanged(vdi)
-    if (fault?.failTask !== undefined && fault.failTask.length > 0) task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
+    if (fault?.failTask !== undefined && fault.failTask.length > 0)
+      task.fail(fault.failTask[0] as string, fault.failTask.slice(1))
     else task.succeed(`<value>${vdi.ref}</value>`)
     res.end()
   })
@@ -88,7 +97,14 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
  * EOF, so XAPI reads that much and no more). Fewer bytes (the body ended) or more than the disk
  * holds is an I/O error after what fitted.
  */
-async function importRaw(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, expected: number, virtualSize: number, written: () => void): Promise<void> {
+async function importRaw(
+  storage: DiskStore,
+  vdi: LabVdiView,
+  body: AsyncIterable<Buffer>,
+  expected: number,
+  virtualSize: number,
+  written: () => void,
+): Promise<void> {
   const pending = Buffer.allocUnsafe(BLOCK_SIZE)
   let held = 0
   let offset = 0
@@ -120,7 +136,12 @@ async function importRaw(storage: DiskStore, vdi: LabVdiView, body: AsyncIterabl
  * 12-byte header (little-endian u64 offset, u32 length) and that many bytes, ended by a header
  * of zeros. Only the given ranges are written.
  */
-async function importFramed(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, written: () => void): Promise<void> {
+async function importFramed(
+  storage: DiskStore,
+  vdi: LabVdiView,
+  body: AsyncIterable<Buffer>,
+  written: () => void,
+): Promise<void> {
   const input = new ByteReader(body[Symbol.asyncIterator]())
   for (;;) {
     const header = await input.read(12, 'chunk header')
@@ -140,7 +161,12 @@ async function importFramed(storage: DiskStore, vdi: LabVdiView, body: AsyncIter
 }
 
 /** VHD: for every block, only the sector runs whose bitmap bits are set. */
-async function importVhd(storage: DiskStore, vdi: LabVdiView, body: AsyncIterable<Buffer>, written: () => void): Promise<void> {
+async function importVhd(
+  storage: DiskStore,
+  vdi: LabVdiView,
+  body: AsyncIterable<Buffer>,
+  written: () => void,
+): Promise<void> {
   for await (const item of readVhd(body)) {
     if (item.kind !== 'block') continue
     const sectors = item.data.length / SECTOR_SIZE
@@ -153,7 +179,11 @@ async function importVhd(storage: DiskStore, vdi: LabVdiView, body: AsyncIterabl
       }
       let end = sector + 1
       while (end < sectors && bitSet(item.bitmap, end)) end++
-      await storage.write(vdi.diskId, base + sector * SECTOR_SIZE, item.data.subarray(sector * SECTOR_SIZE, end * SECTOR_SIZE))
+      await storage.write(
+        vdi.diskId,
+        base + sector * SECTOR_SIZE,
+        item.data.subarray(sector * SECTOR_SIZE, end * SECTOR_SIZE),
+      )
       written()
       sector = end
     }

@@ -34,7 +34,12 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
     const srName = query.get('sr_id') ?? query.get('sr_uuid') ?? undefined
     const sr = ctx.lookupSr(srName)
     if (sr === undefined) {
-      const error = srName === undefined ? ['DEFAULT_SR_NOT_FOUND', 'OpaqueRef:NULL'] : query.has('sr_id') ? ['HANDLE_INVALID', 'SR', srName] : ['UUID_INVALID', 'SR', srName]
+      const error =
+        srName === undefined
+          ? ['DEFAULT_SR_NOT_FOUND', 'OpaqueRef:NULL']
+          : query.has('sr_id')
+            ? ['HANDLE_INVALID', 'SR', srName]
+            : ['UUID_INVALID', 'SR', srName]
       return refuse(res, 404, openTask(), error)
     }
     const elsewhere = ctx.redirectForSr(sr)
@@ -42,7 +47,8 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
     const task = openTask()
     if (task === undefined) return refuse(res, 404, undefined, [])
     if (sr.contentType === 'iso') return refuse(res, 400, task, ['SR_OPERATION_NOT_SUPPORTED'])
-    if (req.headers['transfer-encoding'] !== undefined) return refuse(res, 403, task, ['IMPORT_ERROR_CANNOT_HANDLE_CHUNKED'])
+    if (req.headers['transfer-encoding'] !== undefined)
+      return refuse(res, 403, task, ['IMPORT_ERROR_CANNOT_HANDLE_CHUNKED'])
 
     res.useChunkedEncodingByDefault = false
     res.writeHead(200, { Connection: 'close', 'task-id': task.ref, 'content-type': 'application/octet-stream' })
@@ -92,10 +98,16 @@ async function importBody(
   if (first === undefined || first.name !== OVA_XML) throw new UnexpectedFile(OVA_XML, first?.name ?? '')
   const ova = parseOvaXml((await tar.body(MAX_OVA_XML)).toString('utf8'), first.offset)
   const ours = ctx.xvaVersion()
-  if (ova.version.xapiMajor > ours.xapiMajor || (ova.version.xapiMajor === ours.xapiMajor && ova.version.xapiMinor > ours.xapiMinor)) {
+  if (
+    ova.version.xapiMajor > ours.xapiMajor ||
+    (ova.version.xapiMajor === ours.xapiMajor && ova.version.xapiMinor > ours.xapiMinor)
+  ) {
     throw new ImportRefused(['IMPORT_INCOMPATIBLE_VERSION'])
   }
-  const plan = await ctx.importVm(ova.objects as readonly OvaObject<DecodedValue>[], srRef, { ...options, taskRef: task.ref })
+  const plan = await ctx.importVm(ova.objects as readonly OvaObject<DecodedValue>[], srRef, {
+    ...options,
+    taskRef: task.ref,
+  })
   for (const disk of plan.disks) {
     late.fault = ctx.takeFault('import', disk.vdi)
     if (late.fault !== undefined) break
@@ -104,7 +116,11 @@ async function importBody(
   try {
     await receiveDisks(
       tar,
-      plan.disks.map(disk => ({ id: disk.id, size: disk.size, write: (offset, data) => ctx.storage.write(disk.vdi.diskId, offset, data) })),
+      plan.disks.map(disk => ({
+        id: disk.id,
+        size: disk.size,
+        write: (offset, data) => ctx.storage.write(disk.vdi.diskId, offset, data),
+      })),
       {
         exportVsn: ova.version.exportVsn,
         force: options.force,
@@ -190,7 +206,8 @@ async function decompressed(body: AsyncIterable<Buffer>): Promise<AsyncIterable<
     pipeline(Readable.from(whole()), gunzip).catch(() => undefined)
     return gunzip
   }
-  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) throw new ImportRefused(['IMPORT_ERROR', 'zstd-compressed XVA: the lab cannot decompress zstd'])
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC))
+    throw new ImportRefused(['IMPORT_ERROR', 'zstd-compressed XVA: the lab cannot decompress zstd'])
   return whole()
 }
 

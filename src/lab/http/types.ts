@@ -51,7 +51,10 @@ export interface DiskHandlerContext {
    * auth; undefined when there is none or it is invalid (the handler answers 401).
    * A temporary session is logged out by `release()`.
    */
-  authenticate(req: IncomingMessage, query: URLSearchParams): Promise<{ sessionRef: string; release(): void } | undefined>
+  authenticate(
+    req: IncomingMessage,
+    query: URLSearchParams,
+  ): Promise<{ sessionRef: string; release(): void } | undefined>
   /** A VDI by ref or uuid. */
   lookupVdi(refOrUuid: string): LabVdiView | undefined
   /**
@@ -100,7 +103,11 @@ export interface XvaHandlerContext extends DiskHandlerContext {
   /** Like `redirectFor`, for an SR this host cannot reach. */
   redirectForSr(sr: LabSrView): string | undefined
   /** Creates the VM, VDIs, VBDs and VIFs of ova.xml's objects on the SR (throws XAPI errors). */
-  importVm(objects: readonly OvaObject<DecodedValue>[], srRef: string, options: XvaImportOptions): Promise<XvaImportPlan>
+  importVm(
+    objects: readonly OvaObject<DecodedValue>[],
+    srRef: string,
+    options: XvaImportOptions,
+  ): Promise<XvaImportPlan>
 }
 
 export type XvaHandler = (req: IncomingMessage, res: ServerResponse, ctx: XvaHandlerContext) => Promise<void>

@@ -10,7 +10,12 @@ export function buildApi(): MethodRegistry {
   const registry = new MethodRegistry()
   addGenericMethods(registry)
   // Custom messages are added after the generic ones so that they win on a name clash.
-  addCoreMethods(registry, () => registry.names().filter(name => !name.startsWith('system.')).sort())
+  addCoreMethods(registry, () =>
+    registry
+      .names()
+      .filter(name => !name.startsWith('system.'))
+      .sort(),
+  )
   addVdiMethods(registry)
   addVmMethods(registry)
   addDeviceMethods(registry)

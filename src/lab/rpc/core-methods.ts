@@ -76,7 +76,8 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
     params: ['string', 'string'],
     handler: ({ pool }, [cls, ref]) => {
       const spec = [...SCHEMA.values()].find(s => s.name.toLowerCase() === (cls as string).toLowerCase())
-      if (spec === undefined || pool.db.find(spec.name, ref as string) === undefined) throw apiError('HANDLE_INVALID', cls as string, ref as string)
+      if (spec === undefined || pool.db.find(spec.name, ref as string) === undefined)
+        throw apiError('HANDLE_INVALID', cls as string, ref as string)
       // The token is from just before the change, so the next event.from sees the `mod`.
       const token = formatToken(pool.db.generation)
       pool.db.touch(ref as string)
@@ -97,7 +98,13 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
         changes = pool.db.changesSince(since, accept)
       }
       const events: WireValue[] = changes.map(change => {
-        const base = { id: String(change.generation), timestamp: '0.0', class: change.cls.toLowerCase(), operation: change.operation, ref: change.ref }
+        const base = {
+          id: String(change.generation),
+          timestamp: '0.0',
+          class: change.cls.toLowerCase(),
+          operation: change.operation,
+          ref: change.ref,
+        }
         return change.operation === 'del' ? base : { ...base, snapshot: pool.db.toWire(change.cls, change.ref) }
       })
       const counts: Record<string, WireValue> = {}
@@ -145,7 +152,10 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
             class: change.cls.toLowerCase(),
             operation: change.operation,
             ref: change.ref,
-            obj_uuid: change.operation === 'del' ? (change.uuid ?? '') : (pool.db.get(change.cls, change.ref)['uuid'] as string),
+            obj_uuid:
+              change.operation === 'del'
+                ? (change.uuid ?? '')
+                : (pool.db.get(change.cls, change.ref)['uuid'] as string),
             ...(change.operation === 'del' ? {} : { snapshot: pool.db.toWire(change.cls, change.ref) }),
           }))
         }

@@ -12,8 +12,23 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     handler: ({ pool }, [struct]) => {
       const fields = readStruct(
         struct!,
-        [['VM', 'string'], ['VDI', 'string'], ['userdevice', 'string'], ['bootable', 'bool'], ['mode', 'string'], ['type', 'string'], ['empty', 'bool'], ['other_config', 'map'], ['qos_algorithm_type', 'string'], ['qos_algorithm_params', 'map']],
-        [['device', 'string'], ['unpluggable', 'bool'], ['currently_attached', 'bool']],
+        [
+          ['VM', 'string'],
+          ['VDI', 'string'],
+          ['userdevice', 'string'],
+          ['bootable', 'bool'],
+          ['mode', 'string'],
+          ['type', 'string'],
+          ['empty', 'bool'],
+          ['other_config', 'map'],
+          ['qos_algorithm_type', 'string'],
+          ['qos_algorithm_params', 'map'],
+        ],
+        [
+          ['device', 'string'],
+          ['unpluggable', 'bool'],
+          ['currently_attached', 'bool'],
+        ],
       )
       // Enums are matched case-insensitively on input and stored as the datamodel spells them.
       fields['mode'] = String(fields['mode']).toUpperCase()
@@ -27,12 +42,17 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     params: ['string'],
     async: true,
     handler: ({ pool }, [vbd]) => {
-      if (pool.db.get('VBD', vbd as string)['currently_attached'] === true) throw apiError('OPERATION_NOT_ALLOWED', 'VBD currently attached to a running VM')
+      if (pool.db.get('VBD', vbd as string)['currently_attached'] === true)
+        throw apiError('OPERATION_NOT_ALLOWED', 'VBD currently attached to a running VM')
       pool.db.destroy('VBD', vbd as string)
       return ''
     },
   })
-  for (const [message, attach] of [['plug', true], ['unplug', false], ['unplug_force', false]] as const) {
+  for (const [message, attach] of [
+    ['plug', true],
+    ['unplug', false],
+    ['unplug_force', false],
+  ] as const) {
     registry.add({
       name: `VBD.${message}`,
       params: ['string'],
@@ -56,8 +76,22 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     handler: ({ pool }, [struct]) => {
       const fields = readStruct(
         struct!,
-        [['device', 'string'], ['network', 'string'], ['VM', 'string'], ['MAC', 'string'], ['MTU', 'int'], ['other_config', 'map'], ['qos_algorithm_type', 'string'], ['qos_algorithm_params', 'map']],
-        [['currently_attached', 'bool'], ['locking_mode', 'string'], ['ipv4_allowed', 'set'], ['ipv6_allowed', 'set']],
+        [
+          ['device', 'string'],
+          ['network', 'string'],
+          ['VM', 'string'],
+          ['MAC', 'string'],
+          ['MTU', 'int'],
+          ['other_config', 'map'],
+          ['qos_algorithm_type', 'string'],
+          ['qos_algorithm_params', 'map'],
+        ],
+        [
+          ['currently_attached', 'bool'],
+          ['locking_mode', 'string'],
+          ['ipv4_allowed', 'set'],
+          ['ipv6_allowed', 'set'],
+        ],
       )
       return createVif(pool, fields)
     },
@@ -67,7 +101,8 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     params: ['string'],
     async: true,
     handler: ({ pool }, [vif]) => {
-      if (pool.db.get('VIF', vif as string)['currently_attached'] === true) throw apiError('OPERATION_NOT_ALLOWED', 'VIF currently attached to a running VM')
+      if (pool.db.get('VIF', vif as string)['currently_attached'] === true)
+        throw apiError('OPERATION_NOT_ALLOWED', 'VIF currently attached to a running VM')
       pool.db.destroy('VIF', vif as string)
       return ''
     },
@@ -78,7 +113,20 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     params: ['struct'],
     async: true,
     handler: ({ pool }, [struct]) => {
-      const fields = readStruct(struct!, [['name_label', 'string'], ['name_description', 'string'], ['other_config', 'map']], [['MTU', 'int'], ['tags', 'set'], ['bridge', 'string'], ['managed', 'bool']])
+      const fields = readStruct(
+        struct!,
+        [
+          ['name_label', 'string'],
+          ['name_description', 'string'],
+          ['other_config', 'map'],
+        ],
+        [
+          ['MTU', 'int'],
+          ['tags', 'set'],
+          ['bridge', 'string'],
+          ['managed', 'bool'],
+        ],
+      )
       return pool.db.create('network', { bridge: `xapi${bridges++}`, ...fields })
     },
   })
@@ -88,8 +136,10 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     async: true,
     handler: ({ pool }, [network]) => {
       pool.db.get('network', network as string)
-      if (pool.db.related('VIF', 'network', network as string).length > 0) throw apiError('NETWORK_CONTAINS_VIF', ...pool.db.related('VIF', 'network', network as string))
-      if (pool.db.related('PIF', 'network', network as string).length > 0) throw apiError('NETWORK_CONTAINS_PIF', ...pool.db.related('PIF', 'network', network as string))
+      if (pool.db.related('VIF', 'network', network as string).length > 0)
+        throw apiError('NETWORK_CONTAINS_VIF', ...pool.db.related('VIF', 'network', network as string))
+      if (pool.db.related('PIF', 'network', network as string).length > 0)
+        throw apiError('NETWORK_CONTAINS_PIF', ...pool.db.related('PIF', 'network', network as string))
       pool.db.destroy('network', network as string)
       return ''
     },

@@ -12,7 +12,11 @@ import { coerce, type Arg, type MethodRegistry } from './registry.js'
 
 /** What goes back for one call: a value, a XAPI failure, or a dropped connection (fault injection). */
 export type DispatchOutcome =
-  | { readonly kind: 'success'; readonly value: WireValue; /** system.listMethods: no Status/Value wrapper */ readonly bare?: boolean }
+  | {
+      readonly kind: 'success'
+      readonly value: WireValue
+      /** system.listMethods: no Status/Value wrapper */ readonly bare?: boolean
+    }
   | { readonly kind: 'failure'; readonly code: string; readonly params: readonly string[] }
   | { readonly kind: 'drop' }
 
@@ -50,7 +54,12 @@ function firstBadString(value: DecodedValue): string | undefined {
 }
 
 /** Runs one decoded call in XAPI's dispatch order. */
-export async function dispatch(target: DispatchTarget, wireMethod: string, params: readonly DecodedValue[], options: { invalidUtf8?: boolean } = {}): Promise<DispatchOutcome> {
+export async function dispatch(
+  target: DispatchTarget,
+  wireMethod: string,
+  params: readonly DecodedValue[],
+  options: { invalidUtf8?: boolean } = {},
+): Promise<DispatchOutcome> {
   const { pool, registry, hostRef } = target
   const isAsync = wireMethod.startsWith('Async.')
   const name = isAsync ? wireMethod.slice('Async.'.length) : wireMethod
@@ -60,7 +69,8 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   if (def === undefined) {
     if (params.length === 0) return failure('MESSAGE_METHOD_UNKNOWN', wireMethod)
     // With parameters XAPI first validates the first one as a session (host extensions take one).
-    if (typeof params[0] !== 'string' || !pool.isSession(params[0])) return failure('SESSION_INVALID', String(params[0]))
+    if (typeof params[0] !== 'string' || !pool.isSession(params[0]))
+      return failure('SESSION_INVALID', String(params[0]))
     return failure('MESSAGE_METHOD_UNKNOWN', wireMethod)
   }
 
@@ -74,7 +84,8 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   let sessionRef = ''
   if (takesSession) {
     const session = params[0]
-    if (typeof session !== 'string' || !pool.isSession(session)) return failure('SESSION_INVALID', typeof session === 'string' ? session : String(session))
+    if (typeof session !== 'string' || !pool.isSession(session))
+      return failure('SESSION_INVALID', typeof session === 'string' ? session : String(session))
     sessionRef = session
   }
   if (!isMaster && (takesSession || def.name === 'session.login_with_password')) {
@@ -98,7 +109,8 @@ export async function dispatch(target: DispatchTarget, wireMethod: string, param
   const plan = pool.faults.planCall(def.name)
   // An Async call answers with its task at once; injected latency then delays the operation
   // itself (and a task.cancel ends the wait), as a slow operation on a real host would.
-  if (plan.delayMs > 0 && (!isAsync || plan.then?.action === 'drop')) await sleep(plan.delayMs, undefined, { signal: pool.closing }).catch(() => undefined)
+  if (plan.delayMs > 0 && (!isAsync || plan.then?.action === 'drop'))
+    await sleep(plan.delayMs, undefined, { signal: pool.closing }).catch(() => undefined)
   if (plan.then?.action === 'drop') return { kind: 'drop' }
   const injected = plan.then
 

@@ -15,7 +15,9 @@ export const VM_OPERATIONS = new Set(
   migrate_send get_boot_record send_sysrq send_trigger query_services shutdown call_plugin changing_memory_live
   awaiting_memory_live changing_dynamic_range changing_static_range changing_memory_limits changing_shadow_memory
   changing_shadow_memory_live changing_VCPUs changing_VCPUs_live changing_NVRAM assert_operation_valid data_source_op
-  update_allowed_operations make_into_template import export metadata_export reverting destroy create_vtpm`.split(/\s+/),
+  update_allowed_operations make_into_template import export metadata_export reverting destroy create_vtpm`.split(
+    /\s+/,
+  ),
 )
 
 function paramTypeOf(field: FieldSpec): ParamType {
@@ -64,15 +66,28 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
         return out
       },
     })
-    registry.add({ name: `${cls}.get_all`, params: [], handler: ({ pool }) => [...pool.db.all(cls)].map(([ref]) => ref) })
+    registry.add({
+      name: `${cls}.get_all`,
+      params: [],
+      handler: ({ pool }) => [...pool.db.all(cls)].map(([ref]) => ref),
+    })
   }
-  registry.add({ name: `${cls}.get_record`, params: ['string'], handler: ({ pool }, [ref]) => pool.db.toWire(cls, ref as string) })
-  registry.add({ name: `${cls}.get_by_uuid`, params: ['string'], handler: ({ pool }, [uuid]) => pool.db.byUuid(cls, uuid as string) })
+  registry.add({
+    name: `${cls}.get_record`,
+    params: ['string'],
+    handler: ({ pool }, [ref]) => pool.db.toWire(cls, ref as string),
+  })
+  registry.add({
+    name: `${cls}.get_by_uuid`,
+    params: ['string'],
+    handler: ({ pool }, [uuid]) => pool.db.byUuid(cls, uuid as string),
+  })
   if (spec.byName.has('name_label')) {
     registry.add({
       name: `${cls}.get_by_name_label`,
       params: ['string'],
-      handler: ({ pool }, [label]) => [...pool.db.all(cls)].filter(([, record]) => record['name_label'] === label).map(([ref]) => ref),
+      handler: ({ pool }, [label]) =>
+        [...pool.db.all(cls)].filter(([, record]) => record['name_label'] === label).map(([ref]) => ref),
     })
   }
   for (const field of spec.fields) {
@@ -88,7 +103,8 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
       params: ['string', paramTypeOf(field)],
       handler: ({ pool }, [ref, value]) => {
         pool.db.get(cls, ref as string)
-        if (field.type.kind === 'm') for (const key of Object.keys(value as Record<string, string>)) checkMapKey(cls, name, key)
+        if (field.type.kind === 'm')
+          for (const key of Object.keys(value as Record<string, string>)) checkMapKey(cls, name, key)
         pool.db.update(cls, ref as string, { [name]: toStored(field, value as Arg) })
         return ''
       },
@@ -100,7 +116,8 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
         handler: ({ pool }, [ref, key, value]) => {
           const map = pool.db.get(cls, ref as string)[name] as Readonly<Record<string, string>>
           checkMapKey(cls, name, key as string)
-          if (Object.hasOwn(map, key as string)) throw apiError('MAP_DUPLICATE_KEY', cls, name, ref as string, key as string)
+          if (Object.hasOwn(map, key as string))
+            throw apiError('MAP_DUPLICATE_KEY', cls, name, ref as string, key as string)
           pool.db.update(cls, ref as string, { [name]: { ...map, [key as string]: value as string } })
           return ''
         },
@@ -135,7 +152,8 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
         params: ['string', 'string'],
         handler: ({ pool }, [ref, value]) => {
           const set = pool.db.get(cls, ref as string)[name] as readonly string[]
-          if (set.includes(value as string)) pool.db.update(cls, ref as string, { [name]: set.filter(item => item !== value) })
+          if (set.includes(value as string))
+            pool.db.update(cls, ref as string, { [name]: set.filter(item => item !== value) })
           return ''
         },
       })

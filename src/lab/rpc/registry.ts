@@ -12,7 +12,15 @@ import { apiError } from '../db/database.js'
 export type ParamType = 'string' | 'int' | 'float' | 'bool' | 'datetime' | 'map' | 'set' | 'struct' | 'any'
 
 /** A parameter value after unmarshalling. */
-export type Arg = string | number | boolean | Date | readonly string[] | Readonly<Record<string, string>> | Readonly<Record<string, DecodedValue>> | DecodedValue
+export type Arg =
+  | string
+  | number
+  | boolean
+  | Date
+  | readonly string[]
+  | Readonly<Record<string, string>>
+  | Readonly<Record<string, DecodedValue>>
+  | DecodedValue
 
 /** What a message handler gets besides its arguments. */
 export interface CallContext {
@@ -72,7 +80,10 @@ export class MethodRegistry {
 }
 
 function typeError(expected: string, value: DecodedValue): never {
-  throw apiError('INTERNAL_ERROR', `Rpc.Runtime_error("${expected}", ${JSON.stringify(value instanceof Date ? value.toISOString() : value)})`)
+  throw apiError(
+    'INTERNAL_ERROR',
+    `Rpc.Runtime_error("${expected}", ${JSON.stringify(value instanceof Date ? value.toISOString() : value)})`,
+  )
 }
 
 /** Converts a decoded wire value to the declared type, failing as XAPI's unmarshaller does. */
@@ -80,7 +91,15 @@ export function coerce(type: ParamType, value: DecodedValue): Arg {
   switch (type) {
     case 'any':
     case 'struct':
-      if (type === 'struct' && (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date || Buffer.isBuffer(value))) typeError('struct', value)
+      if (
+        type === 'struct' &&
+        (typeof value !== 'object' ||
+          value === null ||
+          Array.isArray(value) ||
+          value instanceof Date ||
+          Buffer.isBuffer(value))
+      )
+        typeError('struct', value)
       return value
     case 'string':
       if (typeof value === 'string') return value
@@ -107,7 +126,14 @@ export function coerce(type: ParamType, value: DecodedValue): Arg {
       if (Array.isArray(value) && value.every(item => typeof item === 'string')) return value as string[]
       return typeError('set', value)
     case 'map': {
-      if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date || Buffer.isBuffer(value)) return typeError('map', value)
+      if (
+        typeof value !== 'object' ||
+        value === null ||
+        Array.isArray(value) ||
+        value instanceof Date ||
+        Buffer.isBuffer(value)
+      )
+        return typeError('map', value)
       const out: Record<string, string> = {}
       for (const [key, item] of Object.entries(value)) {
         if (typeof item !== 'string') return typeError('string', item)
@@ -120,6 +146,8 @@ export function coerce(type: ParamType, value: DecodedValue): Arg {
 
 function parseDateParam(text: string): Date | undefined {
   const basic = /^(\d{4})(\d{2})(\d{2})T(\d{2}):(\d{2}):(\d{2})Z?$/.exec(text)
-  const date = new Date(basic === null ? text : `${basic[1]}-${basic[2]}-${basic[3]}T${basic[4]}:${basic[5]}:${basic[6]}Z`)
+  const date = new Date(
+    basic === null ? text : `${basic[1]}-${basic[2]}-${basic[3]}T${basic[4]}:${basic[5]}:${basic[6]}Z`,
+  )
   return Number.isNaN(date.getTime()) ? undefined : date
 }

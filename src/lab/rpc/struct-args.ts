@@ -14,7 +14,11 @@ export type MemberSpec = readonly [name: string, type: ParamType]
  * Unmarshals `required` members (all must be present) and `optional` ones (taken when present),
  * returning stored values keyed by member name.
  */
-export function readStruct(struct: Arg, required: readonly MemberSpec[], optional: readonly MemberSpec[] = []): Record<string, StoredValue> {
+export function readStruct(
+  struct: Arg,
+  required: readonly MemberSpec[],
+  optional: readonly MemberSpec[] = [],
+): Record<string, StoredValue> {
   const source = struct as Readonly<Record<string, DecodedValue>>
   const out: Record<string, StoredValue> = {}
   const read = ([name, type]: MemberSpec, mustExist: boolean): void => {

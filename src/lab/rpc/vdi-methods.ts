@@ -11,7 +11,19 @@ import { formatXapiDate, EPOCH } from '../wire/values.js'
 import type { MethodRegistry } from './registry.js'
 import { readStruct } from './struct-args.js'
 
-const VDI_TYPES = new Set(['system', 'user', 'ephemeral', 'suspend', 'crashdump', 'ha_statefile', 'metadata', 'redo_log', 'rrd', 'pvs_cache', 'cbt_metadata'])
+const VDI_TYPES = new Set([
+  'system',
+  'user',
+  'ephemeral',
+  'suspend',
+  'crashdump',
+  'ha_statefile',
+  'metadata',
+  'redo_log',
+  'rrd',
+  'pvs_cache',
+  'cbt_metadata',
+])
 
 /** VHD-based SRs round virtual sizes up to whole 2 MiB blocks (SM behaviour). */
 function roundSize(size: number): number {
@@ -26,14 +38,32 @@ export function checkSrUsable(pool: LabPool, srRef: string): void {
 /** The metadata a snapshot or clone takes from its source VDI. */
 function copiedFields(source: Readonly<LabRecord>): Record<string, StoredValue> {
   const fields: Record<string, StoredValue> = {}
-  for (const name of ['name_label', 'name_description', 'type', 'sharable', 'read_only', 'other_config', 'xenstore_data', 'on_boot', 'allow_caching', 'tags', 'SR', 'virtual_size']) {
+  for (const name of [
+    'name_label',
+    'name_description',
+    'type',
+    'sharable',
+    'read_only',
+    'other_config',
+    'xenstore_data',
+    'on_boot',
+    'allow_caching',
+    'tags',
+    'SR',
+    'virtual_size',
+  ]) {
     fields[name] = source[name]!
   }
   return fields
 }
 
 function createVdiRecord(pool: LabPool, fields: Record<string, StoredValue>, uuid: string): string {
-  const ref = pool.db.create('VDI', { ...fields, uuid, location: uuid, sm_config: { ...((fields['sm_config'] as Record<string, string> | undefined) ?? {}), vdi_type: 'vhd' } })
+  const ref = pool.db.create('VDI', {
+    ...fields,
+    uuid,
+    location: uuid,
+    sm_config: { ...((fields['sm_config'] as Record<string, string> | undefined) ?? {}), vdi_type: 'vhd' },
+  })
   pool.refreshVdi(ref)
   return ref
 }
@@ -43,7 +73,11 @@ export async function snapshotVdi(pool: LabPool, vdiRef: string): Promise<string
   checkSrUsable(pool, source['SR'] as string)
   const uuid = randomUUID()
   await pool.storage.snapshot(source['location'] as string, uuid)
-  const ref = createVdiRecord(pool, { ...copiedFields(source), is_a_snapshot: true, snapshot_of: vdiRef, snapshot_time: formatXapiDate(new Date()) }, uuid)
+  const ref = createVdiRecord(
+    pool,
+    { ...copiedFields(source), is_a_snapshot: true, snapshot_of: vdiRef, snapshot_time: formatXapiDate(new Date()) },
+    uuid,
+  )
   // The source got a new leaf on top of the frozen one: its vhd-parent changed.
   pool.refreshVdi(vdiRef)
   return ref
@@ -55,13 +89,23 @@ export async function cloneVdi(pool: LabPool, vdiRef: string): Promise<string> {
   const uuid = randomUUID()
   await pool.storage.clone(source['location'] as string, uuid)
   // XAPI stamps snapshot_time on clones too, although the docs call it invalid there.
-  const ref = createVdiRecord(pool, { ...copiedFields(source), read_only: false, snapshot_time: formatXapiDate(new Date()) }, uuid)
+  const ref = createVdiRecord(
+    pool,
+    { ...copiedFields(source), read_only: false, snapshot_time: formatXapiDate(new Date()) },
+    uuid,
+  )
   pool.refreshVdi(vdiRef)
   return ref
 }
 
 /** Full copy into `srRef` (or `into`), block by block, or only the blocks that differ from `base`. */
-export async function copyVdi(pool: LabPool, vdiRef: string, srRef: string, baseRef: string, intoRef: string): Promise<string> {
+export async function copyVdi(
+  pool: LabPool,
+  vdiRef: string,
+  srRef: string,
+  baseRef: string,
+  intoRef: string,
+): Promise<string> {
   const source = pool.db.get('VDI', vdiRef)
   const sourceDisk = source['location'] as string
   let targetRef = intoRef
@@ -75,7 +119,9 @@ export async function copyVdi(pool: LabPool, vdiRef: string, srRef: string, base
     pool.db.get('VDI', intoRef)
   }
   const targetDisk = pool.db.get('VDI', targetRef)['location'] as string
-  const blocks = pool.isNull(baseRef) ? pool.storage.allocatedBlocks(sourceDisk) : pool.storage.changedBlocks(sourceDisk, pool.db.get('VDI', baseRef)['location'] as string)
+  const blocks = pool.isNull(baseRef)
+    ? pool.storage.allocatedBlocks(sourceDisk)
+    : pool.storage.changedBlocks(sourceDisk, pool.db.get('VDI', baseRef)['location'] as string)
   const size = source['virtual_size'] as number
   for (const index of blocks) {
     const data = await pool.storage.readBlock(sourceDisk, index)
@@ -90,7 +136,8 @@ export async function destroyVdi(pool: LabPool, vdiRef: string): Promise<void> {
   const record = pool.db.get('VDI', vdiRef)
   checkSrUsable(pool, record['SR'] as string)
   const vbds = pool.db.related('VBD', 'VDI', vdiRef)
-  if (vbds.some(vbd => pool.db.get('VBD', vbd)['currently_attached'] === true)) throw apiError('VDI_IN_USE', vdiRef, 'destroy')
+  if (vbds.some(vbd => pool.db.get('VBD', vbd)['currently_attached'] === true))
+    throw apiError('VDI_IN_USE', vdiRef, 'destroy')
   for (const vbd of vbds) pool.db.destroy('VBD', vbd)
   for (const [vmRef, vm] of [...pool.db.all('VM')]) {
     if (vm['suspend_VDI'] === vdiRef) pool.db.update('VM', vmRef, { suspend_VDI: NULL_REF })
@@ -108,11 +155,25 @@ export function addVdiMethods(registry: MethodRegistry): void {
     handler: async ({ pool }, [struct]) => {
       const fields = readStruct(
         struct!,
-        [['SR', 'string'], ['virtual_size', 'int'], ['type', 'string'], ['sharable', 'bool'], ['read_only', 'bool'], ['other_config', 'map']],
-        [['name_label', 'string'], ['name_description', 'string'], ['xenstore_data', 'map'], ['sm_config', 'map'], ['tags', 'set']],
+        [
+          ['SR', 'string'],
+          ['virtual_size', 'int'],
+          ['type', 'string'],
+          ['sharable', 'bool'],
+          ['read_only', 'bool'],
+          ['other_config', 'map'],
+        ],
+        [
+          ['name_label', 'string'],
+          ['name_description', 'string'],
+          ['xenstore_data', 'map'],
+          ['sm_config', 'map'],
+          ['tags', 'set'],
+        ],
       )
       const type = String(fields['type']).toLowerCase()
-      if (!VDI_TYPES.has(type)) throw apiError('INTERNAL_ERROR', `Unknown enum value '${String(fields['type'])}' for vdi_type`)
+      if (!VDI_TYPES.has(type))
+        throw apiError('INTERNAL_ERROR', `Unknown enum value '${String(fields['type'])}' for vdi_type`)
       if (type === 'cbt_metadata') throw apiError('VDI_INCOMPATIBLE_TYPE', '', 'cbt_metadata')
       checkSrUsable(pool, fields['SR'] as string)
       const size = roundSize(fields['virtual_size'] as number)
@@ -121,14 +182,33 @@ export function addVdiMethods(registry: MethodRegistry): void {
       return createVdiRecord(pool, { ...fields, type, virtual_size: size }, uuid)
     },
   })
-  registry.add({ name: 'VDI.snapshot', params: ['string', 'map'], defaulted: 1, async: true, handler: ({ pool }, [vdi]) => snapshotVdi(pool, vdi as string) })
-  registry.add({ name: 'VDI.clone', params: ['string', 'map'], defaulted: 1, async: true, handler: ({ pool }, [vdi]) => cloneVdi(pool, vdi as string) })
+  registry.add({
+    name: 'VDI.snapshot',
+    params: ['string', 'map'],
+    defaulted: 1,
+    async: true,
+    handler: ({ pool }, [vdi]) => snapshotVdi(pool, vdi as string),
+  })
+  registry.add({
+    name: 'VDI.clone',
+    params: ['string', 'map'],
+    defaulted: 1,
+    async: true,
+    handler: ({ pool }, [vdi]) => cloneVdi(pool, vdi as string),
+  })
   registry.add({
     name: 'VDI.copy',
     params: ['string', 'string', 'string', 'string'],
     defaulted: 2,
     async: true,
-    handler: ({ pool }, [vdi, sr, base, into]) => copyVdi(pool, vdi as string, sr as string, (base as string | undefined) ?? NULL_REF, (into as string | undefined) ?? NULL_REF),
+    handler: ({ pool }, [vdi, sr, base, into]) =>
+      copyVdi(
+        pool,
+        vdi as string,
+        sr as string,
+        (base as string | undefined) ?? NULL_REF,
+        (into as string | undefined) ?? NULL_REF,
+      ),
   })
   registry.add({
     name: 'VDI.destroy',
@@ -147,7 +227,8 @@ export function addVdiMethods(registry: MethodRegistry): void {
       const record = pool.db.get('VDI', vdi as string)
       checkSrUsable(pool, record['SR'] as string)
       const wanted = roundSize(size as number)
-      if (wanted < (record['virtual_size'] as number)) throw apiError('SR_BACKEND_FAILURE_79', '', 'VDI Invalid size', 'shrinking is not supported')
+      if (wanted < (record['virtual_size'] as number))
+        throw apiError('SR_BACKEND_FAILURE_79', '', 'VDI Invalid size', 'shrinking is not supported')
       await pool.storage.resize(record['location'] as string, wanted)
       pool.refreshVdi(vdi as string)
       return ''

@@ -9,7 +9,18 @@ import type { LabPool } from '../pool.js'
 
 export type PowerState = 'Halted' | 'Paused' | 'Running' | 'Suspended'
 
-const TEMPLATE_OPS = new Set(['clone', 'copy', 'export', 'provision', 'metadata_export', 'changing_memory_limits', 'changing_static_range', 'changing_dynamic_range', 'changing_VCPUs', 'destroy'])
+const TEMPLATE_OPS = new Set([
+  'clone',
+  'copy',
+  'export',
+  'provision',
+  'metadata_export',
+  'changing_memory_limits',
+  'changing_static_range',
+  'changing_dynamic_range',
+  'changing_VCPUs',
+  'destroy',
+])
 const SNAPSHOT_OPS = new Set(['revert', 'clone', 'copy', 'export', 'destroy', 'hard_shutdown', 'metadata_export'])
 
 export function assertVmOperation(pool: LabPool, vmRef: string, op: string, allowed: readonly PowerState[]): void {
@@ -39,7 +50,13 @@ export function assertVmOperation(pool: LabPool, vmRef: string, op: string, allo
  * Runs `fn` with `op` in the VM's `current_operations` (keyed by the task, as XAPI does), and
  * takes it out again however `fn` ends.
  */
-export async function withVmOperation<T>(pool: LabPool, vmRef: string, op: string, taskRef: string | undefined, fn: () => Promise<T>): Promise<T> {
+export async function withVmOperation<T>(
+  pool: LabPool,
+  vmRef: string,
+  op: string,
+  taskRef: string | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
   const key = taskRef ?? newRef()
   const before = pool.db.get('VM', vmRef)['current_operations'] as Readonly<Record<string, string>>
   pool.db.update('VM', vmRef, { current_operations: { ...before, [key]: op } })
@@ -89,7 +106,8 @@ export function vmAllowedOperations(pool: LabPool, vmRef: string): string[] {
   if (vm['is_control_domain'] === true) return []
   const allowed: string[] = []
   for (const [op, states] of Object.entries(STATE_RULES)) {
-    const extra: readonly PowerState[] = vm['is_a_snapshot'] === true && (op === 'clone' || op === 'copy') ? ['Suspended'] : []
+    const extra: readonly PowerState[] =
+      vm['is_a_snapshot'] === true && (op === 'clone' || op === 'copy') ? ['Suspended'] : []
     try {
       assertVmOperation(pool, vmRef, op, [...states, ...extra])
       allowed.push(op)

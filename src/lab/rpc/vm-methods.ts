@@ -15,15 +15,24 @@ import { readStruct, type MemberSpec } from './struct-args.js'
 import { cloneVdi, copyVdi, destroyVdi, snapshotVdi } from './vdi-methods.js'
 import { assertVmOperation, withVmOperation, type PowerState } from './vm-checks.js'
 
-const COPIED_FIELDS = `name_description user_version memory_static_max memory_dynamic_max memory_dynamic_min memory_static_min
+const COPIED_FIELDS =
+  `name_description user_version memory_static_max memory_dynamic_max memory_dynamic_min memory_static_min
   memory_target VCPUs_params VCPUs_max VCPUs_at_startup actions_after_softreboot actions_after_shutdown actions_after_reboot
   actions_after_crash PV_bootloader PV_kernel PV_ramdisk PV_args PV_bootloader_args PV_legacy_args HVM_boot_policy
   HVM_boot_params HVM_shadow_multiplier platform PCI_bus xenstore_data tags bios_strings recommendations last_boot_CPU_flags
-  last_booted_record domain_type NVRAM affinity has_vendor_device hardware_platform_version reference_label is_a_template`.split(/\s+/)
+  last_booted_record domain_type NVRAM affinity has_vendor_device hardware_platform_version reference_label is_a_template`.split(
+    /\s+/,
+  )
 
 type CopyKind = 'snapshot' | 'clone' | 'copy'
 
-function newVmFields(pool: LabPool, sourceRef: string, source: Readonly<LabRecord>, kind: CopyKind, name: string): Record<string, StoredValue> {
+function newVmFields(
+  pool: LabPool,
+  sourceRef: string,
+  source: Readonly<LabRecord>,
+  kind: CopyKind,
+  name: string,
+): Record<string, StoredValue> {
   const fields: Record<string, StoredValue> = { name_label: name }
   for (const field of COPIED_FIELDS) fields[field] = source[field]!
   const otherConfig = { ...(source['other_config'] as Readonly<Record<string, string>>) }
@@ -44,18 +53,29 @@ function newVmFields(pool: LabPool, sourceRef: string, source: Readonly<LabRecor
     otherConfig['mac_seed'] = randomUUID()
     delete otherConfig['default_template']
     delete otherConfig['xensource_internal']
-    if (source['is_a_template'] === true && source['is_a_snapshot'] !== true) otherConfig['base_template_name'] = source['name_label'] as string
+    if (source['is_a_template'] === true && source['is_a_snapshot'] !== true)
+      otherConfig['base_template_name'] = source['name_label'] as string
     Object.assign(fields, { power_state: powerState === 'Suspended' ? 'Suspended' : 'Halted' })
   }
   Object.assign(fields, { other_config: otherConfig, blocked_operations: {}, generation_id: '', version: 0 })
   return fields
 }
 
-async function copyVm(ctx: CallContext, vmRef: string, name: string, kind: CopyKind, options: { ignoreVdis?: readonly string[]; sr?: string }): Promise<string> {
+async function copyVm(
+  ctx: CallContext,
+  vmRef: string,
+  name: string,
+  kind: CopyKind,
+  options: { ignoreVdis?: readonly string[]; sr?: string },
+): Promise<string> {
   const { pool } = ctx
   const source = pool.db.get('VM', vmRef)
   const allowed: PowerState[] =
-    kind === 'snapshot' ? ['Halted', 'Paused', 'Running', 'Suspended'] : source['is_a_snapshot'] === true ? ['Halted', 'Suspended'] : ['Halted']
+    kind === 'snapshot'
+      ? ['Halted', 'Paused', 'Running', 'Suspended']
+      : source['is_a_snapshot'] === true
+        ? ['Halted', 'Suspended']
+        : ['Halted']
   assertVmOperation(pool, vmRef, kind, allowed)
   return withVmOperation(pool, vmRef, kind, ctx.task?.ref, async () => {
     const createdVdis: string[] = []
@@ -63,7 +83,8 @@ async function copyVm(ctx: CallContext, vmRef: string, name: string, kind: CopyK
     try {
       const fields = newVmFields(pool, vmRef, source, kind, name)
       newVm = pool.db.create('VM', fields)
-      const macSeed = kind === 'snapshot' ? undefined : ((fields['other_config'] as Record<string, string>)['mac_seed'] as string)
+      const macSeed =
+        kind === 'snapshot' ? undefined : ((fields['other_config'] as Record<string, string>)['mac_seed'] as string)
       for (const vbdRef of pool.db.related('VBD', 'VM', vmRef)) {
         ctx.task?.checkCancelled()
         const vbd = pool.db.get('VBD', vbdRef)
@@ -73,12 +94,18 @@ async function copyVm(ctx: CallContext, vmRef: string, name: string, kind: CopyK
         else if (vbd['type'] === 'CD') target = vdiRef
         else if (kind === 'snapshot' && options.ignoreVdis?.includes(vdiRef) === true) continue
         else {
-          target = kind === 'snapshot' ? await snapshotVdi(pool, vdiRef) : kind === 'clone' ? await cloneVdi(pool, vdiRef) : await copyVdi(pool, vdiRef, options.sr ?? NULL_REF, NULL_REF, NULL_REF)
+          target =
+            kind === 'snapshot'
+              ? await snapshotVdi(pool, vdiRef)
+              : kind === 'clone'
+                ? await cloneVdi(pool, vdiRef)
+                : await copyVdi(pool, vdiRef, options.sr ?? NULL_REF, NULL_REF, NULL_REF)
           createdVdis.push(target)
         }
         copyVbd(pool, vbd, newVm, target)
       }
-      for (const vifRef of pool.db.related('VIF', 'VM', vmRef)) copyVif(pool, pool.db.get('VIF', vifRef), newVm, macSeed)
+      for (const vifRef of pool.db.related('VIF', 'VM', vmRef))
+        copyVif(pool, pool.db.get('VIF', vifRef), newVm, macSeed)
       // A new snapshot takes the VM's old place in the snapshot tree.
       if (kind === 'snapshot') pool.db.update('VM', vmRef, { parent: newVm })
       return newVm
@@ -100,19 +127,58 @@ function destroyVmRecord(pool: LabPool, vmRef: string): void {
 }
 
 const CREATE_REQUIRED: MemberSpec[] = [
-  ['user_version', 'int'], ['is_a_template', 'bool'], ['affinity', 'string'], ['memory_static_max', 'int'], ['memory_dynamic_max', 'int'],
-  ['memory_dynamic_min', 'int'], ['memory_static_min', 'int'], ['VCPUs_params', 'map'], ['VCPUs_max', 'int'], ['VCPUs_at_startup', 'int'],
-  ['actions_after_shutdown', 'string'], ['actions_after_reboot', 'string'], ['actions_after_crash', 'string'], ['PV_bootloader', 'string'],
-  ['PV_kernel', 'string'], ['PV_ramdisk', 'string'], ['PV_args', 'string'], ['PV_bootloader_args', 'string'], ['PV_legacy_args', 'string'],
-  ['HVM_boot_policy', 'string'], ['HVM_boot_params', 'map'], ['platform', 'map'], ['PCI_bus', 'string'], ['other_config', 'map'],
+  ['user_version', 'int'],
+  ['is_a_template', 'bool'],
+  ['affinity', 'string'],
+  ['memory_static_max', 'int'],
+  ['memory_dynamic_max', 'int'],
+  ['memory_dynamic_min', 'int'],
+  ['memory_static_min', 'int'],
+  ['VCPUs_params', 'map'],
+  ['VCPUs_max', 'int'],
+  ['VCPUs_at_startup', 'int'],
+  ['actions_after_shutdown', 'string'],
+  ['actions_after_reboot', 'string'],
+  ['actions_after_crash', 'string'],
+  ['PV_bootloader', 'string'],
+  ['PV_kernel', 'string'],
+  ['PV_ramdisk', 'string'],
+  ['PV_args', 'string'],
+  ['PV_bootloader_args', 'string'],
+  ['PV_legacy_args', 'string'],
+  ['HVM_boot_policy', 'string'],
+  ['HVM_boot_params', 'map'],
+  ['platform', 'map'],
+  ['PCI_bus', 'string'],
+  ['other_config', 'map'],
   ['recommendations', 'string'],
 ]
 const CREATE_OPTIONAL: MemberSpec[] = [
-  ['name_label', 'string'], ['name_description', 'string'], ['power_state', 'string'], ['suspend_VDI', 'string'], ['memory_target', 'int'],
-  ['actions_after_softreboot', 'string'], ['HVM_shadow_multiplier', 'float'], ['last_boot_CPU_flags', 'map'], ['last_booted_record', 'string'],
-  ['xenstore_data', 'map'], ['ha_always_run', 'bool'], ['ha_restart_priority', 'string'], ['tags', 'set'], ['appliance', 'string'],
-  ['start_delay', 'int'], ['shutdown_delay', 'int'], ['order', 'int'], ['suspend_SR', 'string'], ['version', 'int'], ['generation_id', 'string'],
-  ['hardware_platform_version', 'int'], ['has_vendor_device', 'bool'], ['reference_label', 'string'], ['domain_type', 'string'], ['NVRAM', 'map'],
+  ['name_label', 'string'],
+  ['name_description', 'string'],
+  ['power_state', 'string'],
+  ['suspend_VDI', 'string'],
+  ['memory_target', 'int'],
+  ['actions_after_softreboot', 'string'],
+  ['HVM_shadow_multiplier', 'float'],
+  ['last_boot_CPU_flags', 'map'],
+  ['last_booted_record', 'string'],
+  ['xenstore_data', 'map'],
+  ['ha_always_run', 'bool'],
+  ['ha_restart_priority', 'string'],
+  ['tags', 'set'],
+  ['appliance', 'string'],
+  ['start_delay', 'int'],
+  ['shutdown_delay', 'int'],
+  ['order', 'int'],
+  ['suspend_SR', 'string'],
+  ['version', 'int'],
+  ['generation_id', 'string'],
+  ['hardware_platform_version', 'int'],
+  ['has_vendor_device', 'bool'],
+  ['reference_label', 'string'],
+  ['domain_type', 'string'],
+  ['NVRAM', 'map'],
 ]
 
 let nextDomid = 1
@@ -122,7 +188,12 @@ function setRunning(pool: LabPool, vmRef: string, hostRef: string, state: 'Runni
   for (const vbd of pool.db.related('VBD', 'VM', vmRef)) {
     const record = pool.db.get('VBD', vbd)
     const n = Number(record['userdevice'])
-    setVbdAttached(pool, vbd, true, Number.isInteger(n) && n < 16 ? `xvd${'abcdefghijklmnop'[n]}` : (record['device'] as string))
+    setVbdAttached(
+      pool,
+      vbd,
+      true,
+      Number.isInteger(n) && n < 16 ? `xvd${'abcdefghijklmnop'[n]}` : (record['device'] as string),
+    )
   }
   for (const vif of pool.db.related('VIF', 'VM', vmRef)) pool.db.update('VIF', vif, { currently_attached: true })
 }
@@ -139,10 +210,24 @@ export function addVmMethods(registry: MethodRegistry): void {
     params: ['string', 'string', 'set'],
     defaulted: 1,
     async: true,
-    handler: (ctx, [vm, name, ignore]) => copyVm(ctx, vm as string, name as string, 'snapshot', { ignoreVdis: (ignore as readonly string[] | undefined) ?? [] }),
+    handler: (ctx, [vm, name, ignore]) =>
+      copyVm(ctx, vm as string, name as string, 'snapshot', {
+        ignoreVdis: (ignore as readonly string[] | undefined) ?? [],
+      }),
   })
-  registry.add({ name: 'VM.snapshot_with_quiesce', params: ['string', 'string'], async: true, removed: true, handler: () => '' })
-  registry.add({ name: 'VM.clone', params: ['string', 'string'], async: true, handler: (ctx, [vm, name]) => copyVm(ctx, vm as string, name as string, 'clone', {}) })
+  registry.add({
+    name: 'VM.snapshot_with_quiesce',
+    params: ['string', 'string'],
+    async: true,
+    removed: true,
+    handler: () => '',
+  })
+  registry.add({
+    name: 'VM.clone',
+    params: ['string', 'string'],
+    async: true,
+    handler: (ctx, [vm, name]) => copyVm(ctx, vm as string, name as string, 'clone', {}),
+  })
   registry.add({
     name: 'VM.copy',
     params: ['string', 'string', 'string'],
@@ -166,12 +251,22 @@ export function addVmMethods(registry: MethodRegistry): void {
     handler: ({ pool }, [struct]) => {
       const fields = readStruct(struct!, CREATE_REQUIRED, CREATE_OPTIONAL)
       const suspended = fields['power_state'] === 'Suspended'
-      if (suspended && (fields['suspend_VDI'] === undefined || fields['last_booted_record'] === undefined || fields['last_boot_CPU_flags'] === undefined)) {
+      if (
+        suspended &&
+        (fields['suspend_VDI'] === undefined ||
+          fields['last_booted_record'] === undefined ||
+          fields['last_boot_CPU_flags'] === undefined)
+      ) {
         throw apiError('VM_BAD_POWER_STATE', NULL_REF, 'suspended', 'halted')
       }
       const otherConfig = { ...(fields['other_config'] as Record<string, string>) }
       otherConfig['mac_seed'] ??= randomUUID()
-      const domainType = fields['domain_type'] === undefined || fields['domain_type'] === 'unspecified' ? (fields['HVM_boot_policy'] === '' ? 'pv' : 'hvm') : fields['domain_type']
+      const domainType =
+        fields['domain_type'] === undefined || fields['domain_type'] === 'unspecified'
+          ? fields['HVM_boot_policy'] === ''
+            ? 'pv'
+            : 'hvm'
+          : fields['domain_type']
       return pool.db.create('VM', {
         ...fields,
         power_state: suspended ? 'Suspended' : 'Halted',
@@ -193,7 +288,12 @@ export function addVmMethods(registry: MethodRegistry): void {
     handler: ({ pool }, [vm, paused]) => {
       assertVmOperation(pool, vm as string, 'start', ['Halted'])
       const affinity = pool.db.get('VM', vm as string)['affinity'] as string
-      setRunning(pool, vm as string, pool.db.find('host', affinity) !== undefined ? affinity : pool.masterRef, paused === true ? 'Paused' : 'Running')
+      setRunning(
+        pool,
+        vm as string,
+        pool.db.find('host', affinity) !== undefined ? affinity : pool.masterRef,
+        paused === true ? 'Paused' : 'Running',
+      )
       return ''
     },
   })
@@ -236,9 +336,18 @@ export function addVmMethods(registry: MethodRegistry): void {
       assertVmOperation(pool, vm as string, 'changing_memory_limits', ['Halted'])
       const [smin, smax, dmin, dmax] = [staticMin, staticMax, dynamicMin, dynamicMax] as number[]
       if (!(smin! <= dmin! && dmin! <= dmax! && dmax! <= smax!)) {
-        throw apiError('MEMORY_CONSTRAINT_VIOLATION', 'Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max')
+        throw apiError(
+          'MEMORY_CONSTRAINT_VIOLATION',
+          'Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max',
+        )
       }
-      pool.db.update('VM', vm as string, { memory_static_min: smin!, memory_static_max: smax!, memory_dynamic_min: dmin!, memory_dynamic_max: dmax!, memory_target: dmax! })
+      pool.db.update('VM', vm as string, {
+        memory_static_min: smin!,
+        memory_static_max: smax!,
+        memory_dynamic_min: dmin!,
+        memory_dynamic_max: dmax!,
+        memory_target: dmax!,
+      })
       return ''
     },
   })

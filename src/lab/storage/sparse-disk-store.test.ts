@@ -129,12 +129,14 @@ describe('SparseDiskStore', () => {
     await store.write('vm', 5 * MiB, bytes(1, 1))
     const leaf = store.info('vm')?.layers[0] as string
     for (;;) {
-      const state = JSON.parse(await readFile(join(tmp.path, 'store.json'), 'utf8')) as { layers: Record<string, number[]> }
+      const state = JSON.parse(await readFile(join(tmp.path, 'store.json'), 'utf8')) as {
+        layers: Record<string, number[]>
+      }
       if ((state.layers[leaf] ?? []).length > 0) {
         expect(state.layers[leaf]).toEqual([2])
         break
       }
-      await new Promise((resolve) => setTimeout(resolve, 50))
+      await new Promise(resolve => setTimeout(resolve, 50))
     }
   })
 
@@ -173,7 +175,8 @@ describe('SparseDiskStore', () => {
     await store.write('big', last * BLOCK_SIZE, bytes(BLOCK_SIZE, 3))
     await store.flush()
     let used = 0
-    for (const name of await readdir(join(tmp.path, 'layers'))) used += (await stat(join(tmp.path, 'layers', name))).blocks * 512
+    for (const name of await readdir(join(tmp.path, 'layers')))
+      used += (await stat(join(tmp.path, 'layers', name))).blocks * 512
     expect(used).toBeLessThanOrEqual(3 * BLOCK_SIZE + MiB)
     expect((await stat(join(tmp.path, 'store.json'))).size).toBeLessThan(4096)
     expect((await store.read('big', TiB, 8)).equals(Buffer.from([0, 0, 0, 2, 2, 2, 2, 2]))).toBe(true)

@@ -61,7 +61,11 @@ export class SparseDiskStore implements DiskStore {
       try {
         state = JSON.parse(text) as PersistedState
       } catch (error) {
-        throw new OperationError('LAB_STORE_CORRUPT', `lab disk store ${dir}: ${METADATA_FILE} is not valid JSON; delete the folder to start afresh`, { cause: error })
+        throw new OperationError(
+          'LAB_STORE_CORRUPT',
+          `lab disk store ${dir}: ${METADATA_FILE} is not valid JSON; delete the folder to start afresh`,
+          { cause: error },
+        )
       }
       for (const [id, disk] of Object.entries(state.disks)) store.#disks.set(id, { ...disk, layers: [...disk.layers] })
       for (const [id, blocks] of Object.entries(state.layers)) store.#layers.set(id, new Set(blocks))
@@ -94,7 +98,7 @@ export class SparseDiskStore implements DiskStore {
       this.#disks.delete(id)
       const used = new Set<string>()
       for (const disk of this.#disks.values()) for (const layer of disk.layers) used.add(layer)
-      const garbage = [...this.#layers.keys()].filter((layer) => !used.has(layer))
+      const garbage = [...this.#layers.keys()].filter(layer => !used.has(layer))
       for (const layer of garbage) this.#layers.delete(layer)
       await this.#persist()
       for (const layer of garbage) {
@@ -112,7 +116,10 @@ export class SparseDiskStore implements DiskStore {
     const disk = this.#get(id)
     checkSize(id, virtualSize)
     if (virtualSize < disk.virtualSize) {
-      throw new OperationError('LAB_DISK_SHRINK', `lab disk ${id}: cannot shrink from ${disk.virtualSize} to ${virtualSize} bytes`)
+      throw new OperationError(
+        'LAB_DISK_SHRINK',
+        `lab disk ${id}: cannot shrink from ${disk.virtualSize} to ${virtualSize} bytes`,
+      )
     }
     disk.virtualSize = virtualSize
     await this.#persist()
@@ -130,7 +137,7 @@ export class SparseDiskStore implements DiskStore {
   changedBlocks(id: DiskId, baseId: DiskId): number[] {
     const chain = new Set(this.#get(id).layers)
     const base = new Set(this.#get(baseId).layers)
-    const difference = [...chain].filter((layer) => !base.has(layer)).concat([...base].filter((layer) => !chain.has(layer)))
+    const difference = [...chain].filter(layer => !base.has(layer)).concat([...base].filter(layer => !chain.has(layer)))
     return this.#blocksOf(difference)
   }
 
@@ -138,7 +145,10 @@ export class SparseDiskStore implements DiskStore {
     const disk = this.#get(id)
     const blockCount = Math.ceil(disk.virtualSize / BLOCK_SIZE)
     if (!Number.isInteger(index) || index < 0 || index >= blockCount) {
-      throw new OperationError('LAB_DISK_RANGE', `lab disk ${id}: block ${index} is outside the disk (${blockCount} blocks)`)
+      throw new OperationError(
+        'LAB_DISK_RANGE',
+        `lab disk ${id}: block ${index} is outside the disk (${blockCount} blocks)`,
+      )
     }
     const block = Buffer.alloc(BLOCK_SIZE)
     const layer = this.#holder(disk, index)
@@ -171,7 +181,8 @@ export class SparseDiskStore implements DiskStore {
     this.#checkOpen()
     await this.#locked(id, async () => {
       const disk = this.#get(id)
-      if (disk.readOnly) throw new OperationError('LAB_DISK_READ_ONLY', `lab disk ${id} is a snapshot and cannot be written`)
+      if (disk.readOnly)
+        throw new OperationError('LAB_DISK_READ_ONLY', `lab disk ${id} is a snapshot and cannot be written`)
       checkRange(id, disk, offset, data.length)
       const leaf = disk.layers[disk.layers.length - 1] as string
       const blocks = this.#layers.get(leaf) as Set<number>
@@ -301,7 +312,10 @@ export class SparseDiskStore implements DiskStore {
   #locked<T>(id: DiskId, work: () => Promise<T>): Promise<T> {
     const previous = this.#locks.get(id) ?? Promise.resolve()
     const result = previous.then(work, work)
-    this.#locks.set(id, result.catch(() => undefined))
+    this.#locks.set(
+      id,
+      result.catch(() => undefined),
+    )
     return result
   }
 
@@ -343,8 +357,17 @@ function checkSize(id: DiskId, virtualSize: number): void {
 }
 
 function checkRange(id: DiskId, disk: DiskState, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > disk.virtualSize) {
-    throw new OperationError('LAB_DISK_RANGE', `lab disk ${id}: range ${offset}+${length} is outside the disk (${disk.virtualSize} bytes)`)
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    offset + length > disk.virtualSize
+  ) {
+    throw new OperationError(
+      'LAB_DISK_RANGE',
+      `lab disk ${id}: range ${offset}+${length} is outside the disk (${disk.virtualSize} bytes)`,
+    )
   }
 }
 

@@ -22,7 +22,8 @@ export function decodeJsonCall(body: string): JsonRpcCall {
   } catch (error) {
     throw new WireParseError(`invalid JSON: ${(error as Error).message}`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new WireParseError('JSON-RPC request is not an object')
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new WireParseError('JSON-RPC request is not an object')
   const request = parsed as Record<string, unknown>
   let version: JsonRpcVersion
   if (!('jsonrpc' in request)) version = 1
@@ -45,7 +46,8 @@ export function toJson(value: WireValue): unknown {
   if (Array.isArray(value)) return (value as readonly WireValue[]).map(toJson)
   if (typeof value === 'object') {
     const out: Record<string, unknown> = {}
-    for (const [key, member] of Object.entries(value as { readonly [key: string]: WireValue })) out[key] = toJson(member)
+    for (const [key, member] of Object.entries(value as { readonly [key: string]: WireValue }))
+      out[key] = toJson(member)
     return out
   }
   return value
@@ -56,7 +58,12 @@ export function encodeJsonSuccess(version: JsonRpcVersion, id: string | number, 
   return JSON.stringify(version === 2 ? { jsonrpc: '2.0', result, id } : { result, error: null, id })
 }
 
-export function encodeJsonFailure(version: JsonRpcVersion, id: string | number, code: string, params: readonly string[]): string {
+export function encodeJsonFailure(
+  version: JsonRpcVersion,
+  id: string | number,
+  code: string,
+  params: readonly string[],
+): string {
   return JSON.stringify(
     version === 2
       ? { jsonrpc: '2.0', error: { code: 1, message: code, data: params }, id }

@@ -54,4 +54,5 @@ export function formatDouble(value: number): string {
  * types. XML-RPC `<double>` and int tags become numbers, `<dateTime.iso8601>` a {@link Date},
  * `<nil/>` null, an untyped `<value>` a string.
  */
-export type DecodedValue = string | number | boolean | null | Date | Buffer | DecodedValue[] | { [key: string]: DecodedValue }
+export type DecodedValue =
+  string | number | boolean | null | Date | Buffer | DecodedValue[] | { [key: string]: DecodedValue }

@@ -25,7 +25,9 @@ describe('XML-RPC responses', () => {
   })
 
   it('answers system.listMethods with the bare array', () => {
-    expect(encodeXmlBare(['VM.get_all_records', 'VM.snapshot'])).toBe(`${HEAD}<value><array><data><value>VM.get_all_records</value><value>VM.snapshot</value></data></array></value>${TAIL}`)
+    expect(encodeXmlBare(['VM.get_all_records', 'VM.snapshot'])).toBe(
+      `${HEAD}<value><array><data><value>VM.get_all_records</value><value>VM.snapshot</value></data></array></value>${TAIL}`,
+    )
   })
 
   it('encodes each type as XAPI does', () => {
@@ -39,7 +41,9 @@ describe('XML-RPC responses', () => {
     expect(encodeXmlValue(new WireFloat(60.1))).toBe('<value><double>60.1</double></value>')
     expect(encodeXmlValue(new WireFloat(0.1 + 0.2))).toBe('<value><double>0.3</double></value>')
     expect(encodeXmlValue(new WireInt32(12))).toBe('<value><i4>12</i4></value>')
-    expect(encodeXmlValue(new WireDateTime('20241103T10:20:30Z'))).toBe('<value><dateTime.iso8601>20241103T10:20:30Z</dateTime.iso8601></value>')
+    expect(encodeXmlValue(new WireDateTime('20241103T10:20:30Z'))).toBe(
+      '<value><dateTime.iso8601>20241103T10:20:30Z</dateTime.iso8601></value>',
+    )
     expect(encodeXmlValue('')).toBe('<value></value>')
     expect(encodeXmlValue('a&b<c>d"e\'f')).toBe("<value>a&amp;b&lt;c&gt;d&quot;e'f</value>")
     expect(encodeXmlValue('tab\there\nnl\u0001bell\u0007')).toBe('<value>tab\there\nnlbell</value>')
@@ -80,13 +84,18 @@ describe('XML-RPC requests', () => {
   })
 
   it('tolerates whitespace between tags, entities and XAPI-form dates', () => {
-    const call = decodeXmlCall('<?xml version="1.0"?>\n<methodCall>\n  <methodName>VM.set_name_label</methodName>\n  <params>\n    <param><value>a &amp; b &#x41;</value></param>\n    <param><value><dateTime.iso8601>20241103T10:20:30Z</dateTime.iso8601></value></param>\n  </params>\n</methodCall>\n')
+    const call = decodeXmlCall(
+      '<?xml version="1.0"?>\n<methodCall>\n  <methodName>VM.set_name_label</methodName>\n  <params>\n    <param><value>a &amp; b &#x41;</value></param>\n    <param><value><dateTime.iso8601>20241103T10:20:30Z</dateTime.iso8601></value></param>\n  </params>\n</methodCall>\n',
+    )
     expect(call.params[0]).toBe('a & b A')
     expect((call.params[1] as Date).toISOString()).toBe('2024-11-03T10:20:30.000Z')
   })
 
   it('accepts an empty <params/>', () => {
-    expect(decodeXmlCall('<methodCall><methodName>system.listMethods</methodName><params/></methodCall>')).toEqual({ method: 'system.listMethods', params: [] })
+    expect(decodeXmlCall('<methodCall><methodName>system.listMethods</methodName><params/></methodCall>')).toEqual({
+      method: 'system.listMethods',
+      params: [],
+    })
   })
 
   it('rejects what XAPI cannot parse', () => {

@@ -8,7 +8,8 @@ import { formatDouble, WireDateTime, WireFloat, WireInt32, type DecodedValue, ty
 
 export function encodeXmlValue(value: WireValue): string {
   if (typeof value === 'string') return `<value>${escapeXml(value)}</value>`
-  if (typeof value === 'number') return `<value>${Number.isInteger(value) ? value.toFixed(0) : formatDouble(value)}</value>`
+  if (typeof value === 'number')
+    return `<value>${Number.isInteger(value) ? value.toFixed(0) : formatDouble(value)}</value>`
   if (typeof value === 'boolean') return `<value><boolean>${value ? '1' : '0'}</boolean></value>`
   if (value instanceof WireFloat) return `<value><double>${formatDouble(value.value)}</double></value>`
   if (value instanceof WireInt32) return `<value><i4>${value.value.toFixed(0)}</i4></value>`
@@ -43,7 +44,8 @@ export function encodeXmlBare(value: WireValue): string {
 
 function only(element: XmlElement, what: string): XmlElement {
   const child = element.children[0]
-  if (element.children.length !== 1 || child === undefined) throw new WireParseError(`<${element.name}> must hold exactly one ${what}`)
+  if (element.children.length !== 1 || child === undefined)
+    throw new WireParseError(`<${element.name}> must hold exactly one ${what}`)
   return child
 }
 
@@ -84,7 +86,8 @@ function decodeValue(element: XmlElement): DecodedValue {
       for (const member of typed.children) {
         const name = member.children.find(c => c.name === 'name')
         const value = member.children.find(c => c.name === 'value')
-        if (member.name !== 'member' || name === undefined || value === undefined) throw new WireParseError('bad <member>')
+        if (member.name !== 'member' || name === undefined || value === undefined)
+          throw new WireParseError('bad <member>')
         out[name.text] = decodeValue(value)
       }
       return out
@@ -97,7 +100,8 @@ function decodeValue(element: XmlElement): DecodedValue {
 /** Accepts XAPI's basic form and ISO 8601 with dashes (the JS client sends `toISOString()` output). */
 function parseXmlRpcDate(text: string): Date {
   const basic = /^(\d{4})(\d{2})(\d{2})T(\d{2}):?(\d{2}):?(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text)
-  const iso = basic === null ? text : `${basic[1]}-${basic[2]}-${basic[3]}T${basic[4]}:${basic[5]}:${basic[6]}${basic[7] ?? 'Z'}`
+  const iso =
+    basic === null ? text : `${basic[1]}-${basic[2]}-${basic[3]}T${basic[4]}:${basic[5]}:${basic[6]}${basic[7] ?? 'Z'}`
   const date = new Date(iso)
   if (Number.isNaN(date.getTime())) throw new WireParseError(`bad dateTime.iso8601 ${text}`)
   return date

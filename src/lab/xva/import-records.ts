@@ -48,18 +48,30 @@ function stored(field: FieldSpec, value: DecodedValue, where: string): StoredVal
   const bad = (): never => {
     throw new XvaError('XVA_BAD_METADATA', `ova.xml: ${where}.${field.name} is not a ${field.type.kind}`, 0)
   }
-  const asString = (v: DecodedValue): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : bad())
+  const asString = (v: DecodedValue): string =>
+    typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : bad()
   switch (field.type.kind) {
     case 's':
     case 'r':
       return asString(value)
     case 'i':
     case 'f': {
-      const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN
+      const n =
+        typeof value === 'number'
+          ? value
+          : typeof value === 'string' && value.trim() !== ''
+            ? Number(value)
+            : Number.NaN
       return Number.isFinite(n) ? n : bad()
     }
     case 'b':
-      return typeof value === 'boolean' ? value : value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : bad()
+      return typeof value === 'boolean'
+        ? value
+        : value === 'true' || value === '1'
+          ? true
+          : value === 'false' || value === '0'
+            ? false
+            : bad()
     case 'd':
       return value instanceof Date ? formatXapiDate(value) : asString(value)
     case 'ss':
@@ -68,7 +80,14 @@ function stored(field: FieldSpec, value: DecodedValue, where: string): StoredVal
     case 'si':
       return Array.isArray(value) ? value.map(v => Number(asString(v))) : bad()
     case 'm': {
-      if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date || Buffer.isBuffer(value)) return bad()
+      if (
+        typeof value !== 'object' ||
+        value === null ||
+        Array.isArray(value) ||
+        value instanceof Date ||
+        Buffer.isBuffer(value)
+      )
+        return bad()
       return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asString(v)]))
     }
     case 'rel':
@@ -93,7 +112,12 @@ function managementNetwork(pool: LabPool): string | undefined {
 }
 
 /** Creates the records of an XVA import on `srRef`; see the file comment. */
-export async function importXvaRecords(pool: LabPool, objects: readonly OvaObject<DecodedValue>[], srRef: string, options: XvaImportOptions): Promise<XvaImportPlan> {
+export async function importXvaRecords(
+  pool: LabPool,
+  objects: readonly OvaObject<DecodedValue>[],
+  srRef: string,
+  options: XvaImportOptions,
+): Promise<XvaImportPlan> {
   const db = pool.db
   checkSrUsable(pool, srRef)
   const table = new Map<string, string>()
@@ -102,9 +126,15 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
   const createdVms: string[] = []
   const disks: { id: string; size: number; vdi: LabVdiView }[] = []
   const of = (cls: string): OvaObject<DecodedValue>[] => objects.filter(o => o.cls === cls)
-  const isIsoSr = (id: DecodedValue | undefined): boolean => typeof id === 'string' && exported.get(id)?.snapshot['content_type'] === 'iso'
-  const lookup = (id: DecodedValue | undefined): string => (typeof id === 'string' ? (table.get(id) ?? NULL_REF) : NULL_REF)
-  const streamed = new Set(of('VBD').filter(vbd => vbd.snapshot['type'] !== 'CD').map(vbd => String(vbd.snapshot['VDI'])))
+  const isIsoSr = (id: DecodedValue | undefined): boolean =>
+    typeof id === 'string' && exported.get(id)?.snapshot['content_type'] === 'iso'
+  const lookup = (id: DecodedValue | undefined): string =>
+    typeof id === 'string' ? (table.get(id) ?? NULL_REF) : NULL_REF
+  const streamed = new Set(
+    of('VBD')
+      .filter(vbd => vbd.snapshot['type'] !== 'CD')
+      .map(vbd => String(vbd.snapshot['VDI'])),
+  )
 
   if (options.restore) {
     // import.ml assert_can_restore_backup: a restored VM whose uuid is new here must not bring
@@ -114,7 +144,8 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
       const seed = (vm.snapshot['other_config'] as Record<string, DecodedValue> | undefined)?.['mac_seed']
       if (typeof uuid !== 'string' || db.findByUuid('VM', uuid) !== undefined || typeof seed !== 'string') continue
       for (const [ref, record] of db.all('VM')) {
-        if ((record['other_config'] as Readonly<Record<string, string>>)['mac_seed'] === seed) throw apiError('DUPLICATE_VM', ref)
+        if ((record['other_config'] as Readonly<Record<string, string>>)['mac_seed'] === seed)
+          throw apiError('DUPLICATE_VM', ref)
       }
     }
   }
@@ -130,7 +161,8 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
         // a CD: the same ISO (by location) if this pool has it, else the drive is ejected
         const location = vdi.snapshot['location']
         for (const [ref, record] of db.all('VDI')) {
-          if (record['location'] === location && db.find('SR', record['SR'] as string)?.['content_type'] === 'iso') table.set(vdi.id, ref)
+          if (record['location'] === location && db.find('SR', record['SR'] as string)?.['content_type'] === 'iso')
+            table.set(vdi.id, ref)
         }
         continue
       }
@@ -148,7 +180,11 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
         xenstore_data: fields['xenstore_data'] ?? {},
         tags: fields['tags'] ?? [],
         // XAPI tells the SM backend that this VDI belongs to an import
-        sm_config: { ...((fields['sm_config'] as Record<string, string> | undefined) ?? {}), import_task: options.taskRef, vdi_type: 'vhd' },
+        sm_config: {
+          ...((fields['sm_config'] as Record<string, string> | undefined) ?? {}),
+          import_task: options.taskRef,
+          vdi_type: 'vhd',
+        },
         SR: srRef,
         virtual_size: size,
         uuid,
@@ -158,7 +194,8 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
       undo.push(() => destroyVdi(pool, ref))
       table.set(vdi.id, ref)
       // only disks behind a non-CD VBD are streamed (import.ml non_cdrom_vdis); a CD's VDI is created empty
-      if (streamed.has(vdi.id)) disks.push({ id: vdi.id, size: Number(vdi.snapshot['virtual_size'] ?? 0), vdi: pool.vdiView(ref)! })
+      if (streamed.has(vdi.id))
+        disks.push({ id: vdi.id, size: Number(vdi.snapshot['virtual_size'] ?? 0), vdi: pool.vdiView(ref)! })
     }
 
     for (const vm of of('VM')) {
@@ -181,7 +218,9 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
           db.destroy('VM', existing)
         }
       }
-      const otherConfig: Record<string, string> = { ...((fields['other_config'] as Record<string, string> | undefined) ?? {}) }
+      const otherConfig: Record<string, string> = {
+        ...((fields['other_config'] as Record<string, string> | undefined) ?? {}),
+      }
       if (!options.restore || otherConfig['mac_seed'] === undefined) otherConfig['mac_seed'] = randomUUID()
       otherConfig['import_task'] = options.taskRef
       const record: LabRecord = {
@@ -193,7 +232,10 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
         current_operations: options.force ? {} : { [options.taskRef]: 'import' },
         allowed_operations: [],
         version: options.restore ? ((fields['version'] as number | undefined) ?? 0) + 1 : 0,
-        generation_id: fields['is_a_template'] === true ? ((fields['generation_id'] as string | undefined) ?? '') : `${Date.now()}:${Math.floor(Math.random() * 1e9)}`,
+        generation_id:
+          fields['is_a_template'] === true
+            ? ((fields['generation_id'] as string | undefined) ?? '')
+            : `${Date.now()}:${Math.floor(Math.random() * 1e9)}`,
         appliance: NULL_REF,
         protection_policy: NULL_REF,
         suspend_VDI: NULL_REF,
@@ -233,7 +275,8 @@ export async function importXvaRecords(pool: LabPool, objects: readonly OvaObjec
       const vdiRef = lookup(vbd.snapshot['VDI'])
       const type = String(fields['type'] ?? 'Disk')
       const found = vdiRef !== NULL_REF
-      if (!found && type !== 'CD' && type !== 'Floppy' && fields['empty'] !== true) throw new XvaError('XVA_MISSING_OBJECT', String(vbd.snapshot['VDI']), 0)
+      if (!found && type !== 'CD' && type !== 'Floppy' && fields['empty'] !== true)
+        throw new XvaError('XVA_MISSING_OBJECT', String(vbd.snapshot['VDI']), 0)
       createVbd(pool, {
         VM: vmRef,
         VDI: found ? vdiRef : NULL_REF,

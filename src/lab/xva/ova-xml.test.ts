@@ -25,7 +25,9 @@ function code(run: () => unknown): string | undefined {
 
 describe('ova.xml', () => {
   it('is one XML-RPC struct {version, objects: [{class, id, snapshot}]} without whitespace, as XAPI writes it', () => {
-    const xml = encodeOvaXml(VERSION, [{ cls: 'VM', id: 'Ref:0', snapshot: { name_label: 'a<b', memory_static_max: 1024, VBDs: ['Ref:1'] } }])
+    const xml = encodeOvaXml(VERSION, [
+      { cls: 'VM', id: 'Ref:0', snapshot: { name_label: 'a<b', memory_static_max: 1024, VBDs: ['Ref:1'] } },
+    ])
     expect(xml).toBe(
       '<value><struct><member><name>version</name><value><struct>' +
         '<member><name>hostname</name><value>lab-host</value></member><member><name>date</name><value>2026-01-01</value></member>' +
@@ -41,7 +43,18 @@ describe('ova.xml', () => {
   })
 
   it('reads back what it writes, typed values included, with or without an XML declaration', () => {
-    const xml = encodeOvaXml(VERSION, [{ cls: 'VDI', id: 'Ref:3', snapshot: { virtual_size: 8388608, snapshot_time: new WireDateTime('19700101T00:00:00Z'), progress: new WireFloat(0.5), sharable: false } }])
+    const xml = encodeOvaXml(VERSION, [
+      {
+        cls: 'VDI',
+        id: 'Ref:3',
+        snapshot: {
+          virtual_size: 8388608,
+          snapshot_time: new WireDateTime('19700101T00:00:00Z'),
+          progress: new WireFloat(0.5),
+          sharable: false,
+        },
+      },
+    ])
     for (const text of [xml, `<?xml version="1.0"?>${xml}`]) {
       const parsed = parseOvaXml(text, 0)
       expect(parsed.version).toEqual(VERSION)
@@ -57,7 +70,10 @@ describe('ova.xml', () => {
   })
 
   it('takes a missing export_vsn as 0, as XAPI does', () => {
-    const xml = encodeOvaXml(VERSION, []).replace('<member><name>export_vsn</name><value><i4>2</i4></value></member>', '')
+    const xml = encodeOvaXml(VERSION, []).replace(
+      '<member><name>export_vsn</name><value><i4>2</i4></value></member>',
+      '',
+    )
     expect(parseOvaXml(xml, 0).version.exportVsn).toBe(0)
   })
 
@@ -65,6 +81,16 @@ describe('ova.xml', () => {
     expect(code(() => parseOvaXml('<value><struct>', 0))).toBe('XVA_BAD_METADATA')
     expect(code(() => parseOvaXml('<value>text</value>', 0))).toBe('XVA_BAD_METADATA')
     expect(code(() => parseOvaXml(encodeOvaXml(VERSION, []).replace('hostname', 'host'), 0))).toBe('XVA_BAD_METADATA')
-    expect(code(() => parseOvaXml(encodeOvaXml(VERSION, [{ cls: 'VM', id: 'Ref:0', snapshot: {} }]).replace('<name>id</name>', '<name>idx</name>'), 0))).toBe('XVA_BAD_METADATA')
+    expect(
+      code(() =>
+        parseOvaXml(
+          encodeOvaXml(VERSION, [{ cls: 'VM', id: 'Ref:0', snapshot: {} }]).replace(
+            '<name>id</name>',
+            '<name>idx</name>',
+          ),
+          0,
+        ),
+      ),
+    ).toBe('XVA_BAD_METADATA')
   })
 })

@@ -61,7 +61,13 @@ export interface ParsedOva {
 }
 
 function isStruct(value: DecodedValue | undefined): value is { [key: string]: DecodedValue } {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !Buffer.isBuffer(value)
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Date) &&
+    !Buffer.isBuffer(value)
+  )
 }
 
 function text(value: DecodedValue | undefined, what: string): string {
@@ -71,7 +77,8 @@ function text(value: DecodedValue | undefined, what: string): string {
 }
 
 function int(value: DecodedValue | undefined, what: string): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : Number.NaN
+  const n =
+    typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : Number.NaN
   if (!Number.isInteger(n)) throw new Error(`Failed to find key '${what}' in version data`)
   return n
 }
@@ -111,12 +118,15 @@ export function parseOvaXml(source: string, offset: number): ParsedOva {
         const cls = object['class']
         const id = object['id']
         const snapshot = object['snapshot']
-        if (typeof cls !== 'string' || typeof id !== 'string' || !isStruct(snapshot)) throw new Error(`object ${i} of ova.xml lacks class, id or snapshot`)
+        if (typeof cls !== 'string' || typeof id !== 'string' || !isStruct(snapshot))
+          throw new Error(`object ${i} of ova.xml lacks class, id or snapshot`)
         return { cls, id, snapshot }
       }),
     }
   } catch (error) {
     if (error instanceof XvaError) throw error
-    throw new XvaError('XVA_BAD_METADATA', error instanceof Error ? error.message : String(error), offset, { cause: error })
+    throw new XvaError('XVA_BAD_METADATA', error instanceof Error ? error.message : String(error), offset, {
+      cause: error,
+    })
   }
 }

@@ -7,7 +7,10 @@ import { makeTempDir } from '../../../test/helpers/tmp.js'
 import { TAR_END, TarReader, tarHeader, tarPadding } from './tar.js'
 
 function archive(members: readonly [string, Buffer][]): Buffer {
-  return Buffer.concat([...members.flatMap(([name, body]) => [tarHeader(name, body.length), body, tarPadding(body.length)]), TAR_END])
+  return Buffer.concat([
+    ...members.flatMap(([name, body]) => [tarHeader(name, body.length), body, tarPadding(body.length)]),
+    TAR_END,
+  ])
 }
 
 async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
@@ -52,7 +55,8 @@ describe('TarReader', () => {
     for (const size of [1, 511, 512, 513, 100_000]) {
       const reader = new TarReader(pieces(data, size))
       const seen: [string, Buffer][] = []
-      for (let entry = await reader.next(); entry !== undefined; entry = await reader.next()) seen.push([entry.name, await reader.body(1 << 20)])
+      for (let entry = await reader.next(); entry !== undefined; entry = await reader.next())
+        seen.push([entry.name, await reader.body(1 << 20)])
       expect(seen).toEqual(MEMBERS)
     }
   })

@@ -23,7 +23,8 @@ function writeOctal(header: Buffer, offset: number, width: number, value: number
 export function tarHeader(name: string, size: number, options: { mtime?: number; mode?: number } = {}): Buffer {
   const nameBytes = Buffer.from(name, 'utf8')
   if (nameBytes.length > 100) throw new RangeError(`tar member name ${name} is longer than 100 bytes`)
-  if (!Number.isSafeInteger(size) || size < 0 || size >= 8 ** 11) throw new RangeError(`tar member ${name}: size ${size} does not fit a ustar header`)
+  if (!Number.isSafeInteger(size) || size < 0 || size >= 8 ** 11)
+    throw new RangeError(`tar member ${name}: size ${size} does not fit a ustar header`)
   const header = Buffer.alloc(TAR_BLOCK)
   nameBytes.copy(header, 0)
   writeOctal(header, 100, 8, options.mode ?? 0o400)
@@ -69,7 +70,8 @@ function parseNumber(field: Buffer, what: string, offset: number): number {
   }
   const text = cString(field).trim()
   if (text === '') return 0
-  if (!/^[0-7]+$/.test(text)) throw new XvaError('XVA_BAD_HEADER', `tar header ${what} is not octal: ${JSON.stringify(text)}`, offset)
+  if (!/^[0-7]+$/.test(text))
+    throw new XvaError('XVA_BAD_HEADER', `tar header ${what} is not octal: ${JSON.stringify(text)}`, offset)
   return parseInt(text, 8)
 }
 
@@ -110,7 +112,12 @@ export class TarReader {
       signed += byte > 127 ? byte - 256 : byte
     }
     // old tars summed signed bytes; both are valid
-    if (stored !== unsigned && stored !== signed) throw new XvaError('XVA_BAD_HEADER', `tar header checksum ${stored} does not match its content (${unsigned})`, offset)
+    if (stored !== unsigned && stored !== signed)
+      throw new XvaError(
+        'XVA_BAD_HEADER',
+        `tar header checksum ${stored} does not match its content (${unsigned})`,
+        offset,
+      )
     let name = cString(header.subarray(0, 100))
     const magic = header.subarray(257, 262).toString('ascii')
     const prefix = magic === 'ustar' ? cString(header.subarray(345, 500)) : ''
@@ -126,7 +133,12 @@ export class TarReader {
   /** The whole body of the current member (at most `limit` bytes) and its padding. */
   async body(limit: number): Promise<Buffer> {
     const entry = this.#entry()
-    if (entry.size > limit) throw new XvaError('XVA_MEMBER_TOO_LARGE', `tar member ${entry.name} is ${entry.size} bytes, more than the ${limit} expected`, entry.offset)
+    if (entry.size > limit)
+      throw new XvaError(
+        'XVA_MEMBER_TOO_LARGE',
+        `tar member ${entry.name} is ${entry.size} bytes, more than the ${limit} expected`,
+        entry.offset,
+      )
     const data = await this.#read(entry.size, `body of ${entry.name}`)
     await this.#read(tarPadding(entry.size).length, `padding of ${entry.name}`)
     this.#consumed = true
@@ -170,7 +182,8 @@ export class TarReader {
 
   #translate(error: unknown, what: string): unknown {
     // ByteReader speaks VHD; a stream that ends inside the tar is our truncation
-    if (isXenCrError(error) && error.code === 'VHD_TRUNCATED') return new XvaError('XVA_TRUNCATED', `XVA ended inside the ${what}`, this.#input.position, { cause: error })
+    if (isXenCrError(error) && error.code === 'VHD_TRUNCATED')
+      return new XvaError('XVA_TRUNCATED', `XVA ended inside the ${what}`, this.#input.position, { cause: error })
     return error
   }
 }

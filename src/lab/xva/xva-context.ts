@@ -12,11 +12,17 @@ import { importXvaRecords } from './import-records.js'
 import { EXPORT_VSN } from './ova-xml.js'
 
 /** The XVA handler context of host `hostRef`; `baseUrlOf` gives a host's `http://address:port`. */
-export function xvaHandlerContext(pool: LabPool, hostRef: string, baseUrlOf: (hostRef: string) => string): XvaHandlerContext {
+export function xvaHandlerContext(
+  pool: LabPool,
+  hostRef: string,
+  baseUrlOf: (hostRef: string) => string,
+): XvaHandlerContext {
   const db = pool.db
   const srView = (ref: string): LabSrView | undefined => {
     const record = db.find('SR', ref)
-    return record === undefined ? undefined : { ref, uuid: record['uuid'] as string, contentType: record['content_type'] as string }
+    return record === undefined
+      ? undefined
+      : { ref, uuid: record['uuid'] as string, contentType: record['content_type'] as string }
   }
   return {
     ...diskHandlerContext(pool, hostRef, baseUrlOf),

@@ -42,7 +42,11 @@ function checksumOf(extension: string, data: Buffer): string | undefined {
 }
 
 /** Reads every disk's chunks from `tar` (positioned after ova.xml) into `disks`. */
-export async function receiveDisks(tar: TarReader, disks: readonly XvaDiskTarget[], options: ReceiveOptions): Promise<void> {
+export async function receiveDisks(
+  tar: TarReader,
+  disks: readonly XvaDiskTarget[],
+  options: ReceiveOptions,
+): Promise<void> {
   const ordered = [...disks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   let firstChunkLength = -1
   let covered = 0
@@ -52,28 +56,42 @@ export async function receiveDisks(tar: TarReader, disks: readonly XvaDiskTarget
     while (offset < disk.size) {
       options.beforeChunk?.()
       const entry = await tar.next()
-      if (entry === undefined) throw new XvaError('XVA_TRUNCATED', `XVA ended before the last chunk of ${disk.id}`, tar.position)
+      if (entry === undefined)
+        throw new XvaError('XVA_TRUNCATED', `XVA ended before the last chunk of ${disk.id}`, tar.position)
       if (firstChunkLength < 0) firstChunkLength = entry.size
-      if (!entry.name.startsWith(`${disk.id}/`)) throw invalid(`expected a chunk of ${disk.id}, got ${entry.name}`, entry.offset)
+      if (!entry.name.startsWith(`${disk.id}/`))
+        throw invalid(`expected a chunk of ${disk.id}, got ${entry.name}`, entry.offset)
       const suffix = entry.name.slice(disk.id.length + 1)
-      if (!/^\d+$/.test(suffix) || suffix <= lastSuffix) throw invalid(`chunk ${entry.name} does not follow ${disk.id}/${lastSuffix}`, entry.offset)
+      if (!/^\d+$/.test(suffix) || suffix <= lastSuffix)
+        throw invalid(`chunk ${entry.name} does not follow ${disk.id}/${lastSuffix}`, entry.offset)
       const skipped = (Number(suffix) - Number(lastSuffix) - 1) * firstChunkLength
       const data = await tar.body(MAX_CHUNK)
       const at = offset + skipped
-      if (at + data.length > disk.size) throw new XvaError('XVA_BEYOND_DISK', `chunk ${entry.name} ends at byte ${at + data.length} of a ${disk.size}-byte disk`, entry.offset)
+      if (at + data.length > disk.size)
+        throw new XvaError(
+          'XVA_BEYOND_DISK',
+          `chunk ${entry.name} ends at byte ${at + data.length} of a ${disk.size}-byte disk`,
+          entry.offset,
+        )
       // a zero-length chunk is XAPI's keep-alive for idle firewalls: nothing to write
       if (data.length > 0) await disk.write(at, data)
 
       const sumEntry = await tar.next()
-      if (sumEntry === undefined) throw new XvaError('XVA_TRUNCATED', `XVA ended before the checksum of ${entry.name}`, tar.position)
+      if (sumEntry === undefined)
+        throw new XvaError('XVA_TRUNCATED', `XVA ended before the checksum of ${entry.name}`, tar.position)
       const dot = sumEntry.name.lastIndexOf('.')
       const extension = dot === -1 ? '' : sumEntry.name.slice(dot)
       const recomputed = checksumOf(extension, data)
       if (recomputed === undefined) throw invalid(`Found unsupported checksum file: ${sumEntry.name}`, sumEntry.offset)
-      if (sumEntry.name.slice(0, dot) !== entry.name) throw invalid(`checksum member ${sumEntry.name} does not belong to ${entry.name}`, sumEntry.offset)
+      if (sumEntry.name.slice(0, dot) !== entry.name)
+        throw invalid(`checksum member ${sumEntry.name} does not belong to ${entry.name}`, sumEntry.offset)
       const original = (await tar.body(1024)).toString('latin1')
       if (options.exportVsn > 0 && original !== recomputed && !options.force) {
-        throw new XvaError('XVA_CHECKSUM_MISMATCH', `Block ${entry.name} checksum failed: original = ${original}; recomputed = ${recomputed}`, sumEntry.offset)
+        throw new XvaError(
+          'XVA_CHECKSUM_MISMATCH',
+          `Block ${entry.name} checksum failed: original = ${original}; recomputed = ${recomputed}`,
+          sumEntry.offset,
+        )
       }
       offset = at + data.length
       covered += skipped + data.length

@@ -39,16 +39,24 @@ async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
 async function members(data: Buffer): Promise<{ name: string; body: Buffer }[]> {
   const reader = new TarReader(pieces(data, 65536))
   const out: { name: string; body: Buffer }[] = []
-  for (let entry = await reader.next(); entry !== undefined; entry = await reader.next()) out.push({ name: entry.name, body: await reader.body(4 * MiB) })
+  for (let entry = await reader.next(); entry !== undefined; entry = await reader.next())
+    out.push({ name: entry.name, body: await reader.body(4 * MiB) })
   return out
 }
 
 /** An XVA body (no ova.xml) from explicit members, for the reader's refusals. */
 function rawArchive(list: readonly [string, Buffer][]): Buffer {
-  return Buffer.concat([...list.flatMap(([name, body]) => [tarHeader(name, body.length), body, tarPadding(body.length)]), TAR_END])
+  return Buffer.concat([
+    ...list.flatMap(([name, body]) => [tarHeader(name, body.length), body, tarPadding(body.length)]),
+    TAR_END,
+  ])
 }
 
-async function receive(data: Buffer, disks: { id: string; size: number }[], options: Partial<ReceiveOptions> = {}): Promise<Map<string, Buffer>> {
+async function receive(
+  data: Buffer,
+  disks: { id: string; size: number }[],
+  options: Partial<ReceiveOptions> = {},
+): Promise<Map<string, Buffer>> {
   const out = new Map(disks.map(d => [d.id, Buffer.alloc(d.size)]))
   const tar = new TarReader(pieces(data, 4097))
   await receiveDisks(
@@ -60,7 +68,10 @@ async function receive(data: Buffer, disks: { id: string; size: number }[], opti
 }
 
 async function failure(promise: Promise<unknown>): Promise<string | undefined> {
-  const error = await promise.then(() => undefined, (e: unknown) => e)
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   return isXenCrError(error) ? error.code : String(error)
 }
 
@@ -72,7 +83,14 @@ describe('xvaStream', () => {
     const list = await members(data)
     expect(list.map(m => m.name)).toEqual([
       'ova.xml',
-      ...['Ref:10/00000000', 'Ref:10/00000002', 'Ref:10/00000004', 'Ref:2/00000000', 'Ref:2/00000001', 'Ref:2/00000002'].flatMap(n => [n, `${n}.xxhash`]),
+      ...[
+        'Ref:10/00000000',
+        'Ref:10/00000002',
+        'Ref:10/00000004',
+        'Ref:2/00000000',
+        'Ref:2/00000001',
+        'Ref:2/00000002',
+      ].flatMap(n => [n, `${n}.xxhash`]),
     ])
     for (let i = 1; i < list.length; i += 2) expect(list[i + 1]!.body.toString()).toBe(xxh64Hex(list[i]!.body))
     // one chunk at a time: no yielded piece is larger than a chunk with its header
@@ -105,7 +123,10 @@ describe('xvaStream', () => {
         const got = out[i]!.subarray(c * MiB, (c + 1) * MiB)
         const skipped = got.every(byte => byte === 0xee)
         // Buffer#equals, not toEqual: vitest compares a 1 MiB buffer element by element
-        expect((skipped ? Buffer.alloc(got.length) : got).equals(d.bytes.subarray(c * MiB, (c + 1) * MiB)), `${d.id} chunk ${c}`).toBe(true)
+        expect(
+          (skipped ? Buffer.alloc(got.length) : got).equals(d.bytes.subarray(c * MiB, (c + 1) * MiB)),
+          `${d.id} chunk ${c}`,
+        ).toBe(true)
       }
     }
     expect(Math.max(...written)).toBeLessThanOrEqual(MiB)
@@ -122,9 +143,12 @@ describe('receiveDisks', () => {
     const two = chunk(2)
     const sha = (data: Buffer): Buffer => Buffer.from(createHash('sha1').update(data).digest('hex'))
     const data = rawArchive([
-      ['Ref:1/00000000', one], ['Ref:1/00000000.checksum', sha(one)],
-      ['Ref:1/00000001', Buffer.alloc(0)], ['Ref:1/00000001.xxhash', sum(Buffer.alloc(0))],
-      ['Ref:1/00000002', two], ['Ref:1/00000002.xxhash', sum(two)],
+      ['Ref:1/00000000', one],
+      ['Ref:1/00000000.checksum', sha(one)],
+      ['Ref:1/00000001', Buffer.alloc(0)],
+      ['Ref:1/00000001.xxhash', sum(Buffer.alloc(0))],
+      ['Ref:1/00000002', two],
+      ['Ref:1/00000002.xxhash', sum(two)],
     ])
     const out = await receive(data, [{ id: 'Ref:1', size: 2 * MiB }])
     expect(out.get('Ref:1')!.equals(Buffer.concat([one, two]))).toBe(true)
@@ -132,26 +156,65 @@ describe('receiveDisks', () => {
 
   it('refuses a wrong checksum with XAPI wording, unless forced', async () => {
     const one = chunk(1)
-    const data = rawArchive([['Ref:1/00000000', one], ['Ref:1/00000000.xxhash', Buffer.from('0000000000000000')]])
+    const data = rawArchive([
+      ['Ref:1/00000000', one],
+      ['Ref:1/00000000.xxhash', Buffer.from('0000000000000000')],
+    ])
     const error = await receive(data, [{ id: 'Ref:1', size: MiB }]).catch((e: unknown) => e)
     expect(isXenCrError(error) && error.code).toBe('XVA_CHECKSUM_MISMATCH')
-    expect((error as Error).message).toContain(`Block Ref:1/00000000 checksum failed: original = 0000000000000000; recomputed = ${xxh64Hex(one)}`)
+    expect((error as Error).message).toContain(
+      `Block Ref:1/00000000 checksum failed: original = 0000000000000000; recomputed = ${xxh64Hex(one)}`,
+    )
     expect((await receive(data, [{ id: 'Ref:1', size: MiB }], { force: true })).get('Ref:1')!.equals(one)).toBe(true)
   })
 
   it('refuses chunks that are out of order, of another disk, past the disk, or with an unknown checksum kind', async () => {
     const one = chunk(1)
     const disk = [{ id: 'Ref:1', size: 3 * MiB }]
-    expect(await failure(receive(rawArchive([['Ref:1/00000001', one], ['Ref:1/00000001.xxhash', sum(one)], ['Ref:1/00000000', one]]), disk))).toBe('XVA_INVALID')
+    expect(
+      await failure(
+        receive(
+          rawArchive([
+            ['Ref:1/00000001', one],
+            ['Ref:1/00000001.xxhash', sum(one)],
+            ['Ref:1/00000000', one],
+          ]),
+          disk,
+        ),
+      ),
+    ).toBe('XVA_INVALID')
     expect(await failure(receive(rawArchive([['Ref:9/00000000', one]]), disk))).toBe('XVA_INVALID')
     expect(await failure(receive(rawArchive([['Ref:1/00000005', one]]), disk))).toBe('XVA_BEYOND_DISK')
-    expect(await failure(receive(rawArchive([['Ref:1/00000000', one], ['Ref:1/00000000.md5', sum(one)]]), disk))).toBe('XVA_INVALID')
+    expect(
+      await failure(
+        receive(
+          rawArchive([
+            ['Ref:1/00000000', one],
+            ['Ref:1/00000000.md5', sum(one)],
+          ]),
+          disk,
+        ),
+      ),
+    ).toBe('XVA_INVALID')
   })
 
   it('reports a stream that ends before the last chunk as XVA_TRUNCATED', async () => {
     const one = chunk(1)
-    expect(await failure(receive(rawArchive([['Ref:1/00000000', one], ['Ref:1/00000000.xxhash', sum(one)]]), [{ id: 'Ref:1', size: 2 * MiB }]))).toBe('XVA_TRUNCATED')
-    const whole = rawArchive([['Ref:1/00000000', one], ['Ref:1/00000000.xxhash', sum(one)]])
+    expect(
+      await failure(
+        receive(
+          rawArchive([
+            ['Ref:1/00000000', one],
+            ['Ref:1/00000000.xxhash', sum(one)],
+          ]),
+          [{ id: 'Ref:1', size: 2 * MiB }],
+        ),
+      ),
+    ).toBe('XVA_TRUNCATED')
+    const whole = rawArchive([
+      ['Ref:1/00000000', one],
+      ['Ref:1/00000000.xxhash', sum(one)],
+    ])
     expect(await failure(receive(whole.subarray(0, 700_000), [{ id: 'Ref:1', size: MiB }]))).toBe('XVA_TRUNCATED')
   })
 

@@ -78,5 +78,7 @@ const ZERO_CHUNK = Buffer.alloc(XVA_CHUNK_SIZE)
 
 function isAllZero(data: Buffer): boolean {
   // a memcmp against zeros; chunks are at most one XVA chunk long
-  return data.length <= ZERO_CHUNK.length ? ZERO_CHUNK.subarray(0, data.length).equals(data) : data.every(byte => byte === 0)
+  return data.length <= ZERO_CHUNK.length
+    ? ZERO_CHUNK.subarray(0, data.length).equals(data)
+    : data.every(byte => byte === 0)
 }

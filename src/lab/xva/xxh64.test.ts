@@ -44,12 +44,15 @@ describe('xxh64Hex', () => {
       'l.XXH64.restype = ctypes.c_uint64',
       'l.XXH64.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]',
       'for line in sys.stdin.read().split():',
-      "    b = bytes.fromhex(line[1:])",
+      '    b = bytes.fromhex(line[1:])',
       "    print('%016X' % l.XXH64(b, len(b), 0))",
     ].join('\n')
     let output: string
     try {
-      output = execFileSync('python3', ['-c', script], { input: inputs.map(b => `x${b.toString('hex')}`).join('\n'), encoding: 'utf8' })
+      output = execFileSync('python3', ['-c', script], {
+        input: inputs.map(b => `x${b.toString('hex')}`).join('\n'),
+        encoding: 'utf8',
+      })
     } catch (error) {
       throw new Error(`python3 with libxxhash.so.0 is needed for this check: ${String(error)}`)
     }

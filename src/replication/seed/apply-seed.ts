@@ -39,7 +39,8 @@ async function applyChange(change: SeedChange, client: XapiClient, signal: Abort
     }
   }
   if (change.nameLabel !== undefined) await setVmNameLabel(client, vm, change.nameLabel, opts)
-  for (const [op, reason] of Object.entries(change.blockedOperations ?? {})) await blockOperation(client, vm, op, reason, opts)
+  for (const [op, reason] of Object.entries(change.blockedOperations ?? {}))
+    await blockOperation(client, vm, op, reason, opts)
   for (const tag of change.addTags ?? []) await addTag(client, vm, tag, opts)
   if (change.clearHa === true) {
     await client.call('VM.set_ha_restart_priority', [vm, ''], opts)

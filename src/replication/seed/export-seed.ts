@@ -22,9 +22,27 @@ import { MANIFEST_FILE, MANIFEST_KIND, writeManifest, type SeedManifest, type Se
 import { SeedRefusal } from './plan-seed.js'
 
 export type SeedExportEvent =
-  | { readonly kind: 'seed-snapshot'; readonly vm: { readonly uuid: string; readonly name: string }; readonly snapshot: { readonly uuid: string; readonly name: string } }
-  | { readonly kind: 'seed-file-progress'; readonly file: string; readonly userdevice: string; readonly bytes: number; readonly virtualSize: number; readonly direction: 'export' | 'import' }
-  | { readonly kind: 'seed-file-done'; readonly file: string; readonly userdevice: string; readonly bytes: number; readonly sha256?: string; readonly direction: 'export' | 'import' }
+  | {
+      readonly kind: 'seed-snapshot'
+      readonly vm: { readonly uuid: string; readonly name: string }
+      readonly snapshot: { readonly uuid: string; readonly name: string }
+    }
+  | {
+      readonly kind: 'seed-file-progress'
+      readonly file: string
+      readonly userdevice: string
+      readonly bytes: number
+      readonly virtualSize: number
+      readonly direction: 'export' | 'import'
+    }
+  | {
+      readonly kind: 'seed-file-done'
+      readonly file: string
+      readonly userdevice: string
+      readonly bytes: number
+      readonly sha256?: string
+      readonly direction: 'export' | 'import'
+    }
 
 export interface ExportSeedOptions {
   readonly source: XapiClient
@@ -51,7 +69,11 @@ export interface SeedWarningEvent {
 export async function undo(cleanup: CleanupStack, emit: (event: SeedWarningEvent) => void): Promise<void> {
   for (const failure of await cleanup.unwind()) {
     const why = failure.error instanceof Error ? failure.error.message : String(failure.error)
-    emit({ kind: 'seed-warning', code: 'CLEANUP_FAILED', message: `could not remove ${failure.label} after the failure: ${why}; remove it by hand` })
+    emit({
+      kind: 'seed-warning',
+      code: 'CLEANUP_FAILED',
+      message: `could not remove ${failure.label} after the failure: ${why}; remove it by hand`,
+    })
   }
 }
 
@@ -81,40 +103,89 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
   const now = o.now ?? (() => new Date())
 
   await mkdir(o.dir, { recursive: true })
-  if (await access(join(o.dir, MANIFEST_FILE)).then(() => true, () => false)) {
-    throw new SeedRefusal('SEED_OUT_NOT_EMPTY', `${o.dir} already holds a seed (${MANIFEST_FILE}); choose an empty folder`)
+  if (
+    await access(join(o.dir, MANIFEST_FILE)).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    throw new SeedRefusal(
+      'SEED_OUT_NOT_EMPTY',
+      `${o.dir} already holds a seed (${MANIFEST_FILE}); choose an empty folder`,
+    )
   }
   let vmRef
   try {
     vmRef = await source.getByUuid('VM', o.vmUuid, opts)
   } catch (error) {
-    if (isXapiError(error, 'UUID_INVALID')) throw new SeedRefusal('SEED_VM_NOT_FOUND', `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`)
+    if (isXapiError(error, 'UUID_INVALID'))
+      throw new SeedRefusal(
+        'SEED_VM_NOT_FOUND',
+        `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`,
+      )
     throw error
   }
   const vm = await source.getRecord('VM', vmRef, opts)
   if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) {
-    throw new SeedRefusal('SEED_VM_NOT_FOUND', `${o.vmUuid} ("${vm.name_label}") is not a VM; give the uuid of the VM to replicate`)
+    throw new SeedRefusal(
+      'SEED_VM_NOT_FOUND',
+      `${o.vmUuid} ("${vm.name_label}") is not a VM; give the uuid of the VM to replicate`,
+    )
   }
 
   const id: PassIdentity = { jobId: o.job.id, scheduleId: o.scheduleId, vmUuid: vm.uuid }
   const cleanup = new CleanupStack()
   try {
     // The same steps and keys as a pass's snapshot, so the next `run` treats it as its own.
-    const { ref: snapRef, name, datetime, metadata } = await takeJobSnapshot(source, vmRef, { id, jobName: o.job.name, vmName: vm.name_label, at: now(), cleanup, ...opts })
-    emit({ kind: 'seed-snapshot', vm: { uuid: vm.uuid, name: vm.name_label }, snapshot: { uuid: metadata.vm.uuid, name } })
+    const {
+      ref: snapRef,
+      name,
+      datetime,
+      metadata,
+    } = await takeJobSnapshot(source, vmRef, {
+      id,
+      jobName: o.job.name,
+      vmName: vm.name_label,
+      at: now(),
+      cleanup,
+      ...opts,
+    })
+    emit({
+      kind: 'seed-snapshot',
+      vm: { uuid: vm.uuid, name: vm.name_label },
+      snapshot: { uuid: metadata.vm.uuid, name },
+    })
 
     const disks: SeedManifestDisk[] = []
     if (o.format === 'xva') {
       const file = 'seed.xva'
       const path = join(o.dir, file)
       cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
-      const h = hasher((bytes) => emit({ kind: 'seed-file-progress', file, userdevice: 'all', bytes, virtualSize: metadata.disks.reduce((n, d) => n + d.vdi.virtual_size, 0), direction: 'export' }))
+      const h = hasher(bytes =>
+        emit({
+          kind: 'seed-file-progress',
+          file,
+          userdevice: 'all',
+          bytes,
+          virtualSize: metadata.disks.reduce((n, d) => n + d.vdi.virtual_size, 0),
+          direction: 'export',
+        }),
+      )
       const { stream, done } = await exportVmXva(source, snapRef, opts)
       await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
       const sha256 = h.digest()
       emit({ kind: 'seed-file-done', file, userdevice: 'all', bytes: h.count(), sha256, direction: 'export' })
       for (const disk of metadata.disks) {
-        disks.push({ userdevice: disk.vbd.userdevice, vdiUuid: disk.vdi.uuid, name: disk.vdi.name_label, virtualSize: disk.vdi.virtual_size, file, format: 'xva', bytes: h.count(), sha256 })
+        disks.push({
+          userdevice: disk.vbd.userdevice,
+          vdiUuid: disk.vdi.uuid,
+          name: disk.vdi.name_label,
+          virtualSize: disk.vdi.virtual_size,
+          file,
+          format: 'xva',
+          bytes: h.count(),
+          sha256,
+        })
       }
     }
     for (const disk of o.format === 'xva' ? [] : metadata.disks) {
@@ -122,13 +193,36 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
       const path = join(o.dir, file)
       cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
       const progress = (bytes: number): void =>
-        emit({ kind: 'seed-file-progress', file, userdevice: disk.vbd.userdevice, bytes, virtualSize: disk.vdi.virtual_size, direction: 'export' })
+        emit({
+          kind: 'seed-file-progress',
+          file,
+          userdevice: disk.vbd.userdevice,
+          bytes,
+          virtualSize: disk.vdi.virtual_size,
+          direction: 'export',
+        })
       const h = hasher(progress)
       const { stream, done } = await exportVdi(source, disk.vdiRef, { format: 'vhd', ...opts })
       await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
       const sha256 = h.digest()
-      emit({ kind: 'seed-file-done', file, userdevice: disk.vbd.userdevice, bytes: h.count(), sha256, direction: 'export' })
-      disks.push({ userdevice: disk.vbd.userdevice, vdiUuid: disk.vdi.uuid, name: disk.vdi.name_label, virtualSize: disk.vdi.virtual_size, file, format: 'vhd', bytes: h.count(), sha256 })
+      emit({
+        kind: 'seed-file-done',
+        file,
+        userdevice: disk.vbd.userdevice,
+        bytes: h.count(),
+        sha256,
+        direction: 'export',
+      })
+      disks.push({
+        userdevice: disk.vbd.userdevice,
+        vdiUuid: disk.vdi.uuid,
+        name: disk.vdi.name_label,
+        virtualSize: disk.vdi.virtual_size,
+        file,
+        format: 'vhd',
+        bytes: h.count(),
+        sha256,
+      })
     }
     const manifest: SeedManifest = {
       kind: MANIFEST_KIND,

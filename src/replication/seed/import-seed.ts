@@ -15,7 +15,16 @@ import { importVmXva } from '../../xapi/xva-transfer.js'
 import { setVmIsATemplate } from '../../xapi/vm.js'
 import { destroyVmAndDisks } from '../destroy.js'
 import type { Ref } from '../../xapi/types.js'
-import { KEYS, PLACEHOLDER_DATETIME, contentKeyOf, replicaName, replicaVdiKeys, replicaVmKeys, parseXapiDateTime, type PassIdentity } from '../metadata.js'
+import {
+  KEYS,
+  PLACEHOLDER_DATETIME,
+  contentKeyOf,
+  replicaName,
+  replicaVdiKeys,
+  replicaVmKeys,
+  parseXapiDateTime,
+  type PassIdentity,
+} from '../metadata.js'
 import { undo, type SeedExportEvent, type SeedWarningEvent } from './export-seed.js'
 import { checkManifestFiles, readManifest, type SeedManifest } from './manifest.js'
 import { SeedRefusal } from './plan-seed.js'
@@ -25,7 +34,12 @@ export interface ImportSeedOptions {
   readonly source: XapiClient
   readonly target: XapiClient
   /** the job as stored: its id must be the manifest's, the SR one of its SRs */
-  readonly job: { readonly id: string; readonly name: string; readonly srs: readonly string[]; readonly networkMap: Readonly<Record<string, string>> }
+  readonly job: {
+    readonly id: string
+    readonly name: string
+    readonly srs: readonly string[]
+    readonly networkMap: Readonly<Record<string, string>>
+  }
   readonly dir: string
   readonly srUuid: string
   readonly signal?: AbortSignal
@@ -50,30 +64,46 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
 
   const manifest = await readManifest(o.dir)
   if (manifest.job.id !== o.job.id) {
-    throw new SeedRefusal('SEED_MANIFEST_INVALID', `${o.dir} is a seed for job ${manifest.job.name} (${manifest.job.id}), not ${o.job.name}; use --job ${manifest.job.id}`)
+    throw new SeedRefusal(
+      'SEED_MANIFEST_INVALID',
+      `${o.dir} is a seed for job ${manifest.job.name} (${manifest.job.id}), not ${o.job.name}; use --job ${manifest.job.id}`,
+    )
   }
-  if (!o.job.srs.some((u) => u.toLowerCase() === o.srUuid.toLowerCase())) {
-    throw new SeedRefusal('SEED_SR_NOT_IN_JOB', `SR ${o.srUuid} is not a target of job ${o.job.name} (${o.job.srs.join(', ')}); choose one of its SRs`)
+  if (!o.job.srs.some(u => u.toLowerCase() === o.srUuid.toLowerCase())) {
+    throw new SeedRefusal(
+      'SEED_SR_NOT_IN_JOB',
+      `SR ${o.srUuid} is not a target of job ${o.job.name} (${o.job.srs.join(', ')}); choose one of its SRs`,
+    )
   }
   let srRef: Ref<'SR'>
   try {
     srRef = await target.getByUuid('SR', o.srUuid, opts)
   } catch (error) {
-    if (isXapiError(error, 'UUID_INVALID')) throw new SeedRefusal('SEED_SR_NOT_IN_JOB', `SR ${o.srUuid} is not on the target pool; check the uuid (xe sr-list)`)
+    if (isXapiError(error, 'UUID_INVALID'))
+      throw new SeedRefusal(
+        'SEED_SR_NOT_IN_JOB',
+        `SR ${o.srUuid} is not on the target pool; check the uuid (xe sr-list)`,
+      )
     throw error
   }
   try {
     await source.getByUuid('VM', manifest.snapshot.uuid, opts)
   } catch (error) {
     if (isXapiError(error, 'UUID_INVALID')) {
-      throw new SeedRefusal('SEED_SNAPSHOT_NOT_FOUND', `snapshot ${manifest.snapshot.uuid} of this seed is gone from the source pool (a run of the job rotates it away); export a new seed`)
+      throw new SeedRefusal(
+        'SEED_SNAPSHOT_NOT_FOUND',
+        `snapshot ${manifest.snapshot.uuid} of this seed is gone from the source pool (a run of the job rotates it away); export a new seed`,
+      )
     }
     throw error
   }
   for (const vm of (await target.getAllRecords('VM', opts)).values()) {
     const oc = vm.other_config
     if (oc[KEYS.copyOf] === manifest.snapshot.uuid && oc[KEYS.job] === o.job.id && oc[KEYS.sr] === o.srUuid) {
-      throw new SeedRefusal('SEED_ALREADY_REPLICATED', `VM ${vm.name_label} (${vm.uuid}) is already the copy of this seed's snapshot on SR ${o.srUuid}; nothing to import`)
+      throw new SeedRefusal(
+        'SEED_ALREADY_REPLICATED',
+        `VM ${vm.name_label} (${vm.uuid}) is already the copy of this seed's snapshot on SR ${o.srUuid}; nothing to import`,
+      )
     }
   }
   await checkManifestFiles(o.dir, manifest, o.signal)
@@ -82,10 +112,18 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
   const name = replicaName(manifest.vm.name, o.job.name, parseXapiDateTime(manifest.snapshot.datetime) ?? new Date(0))
   const cleanup = new CleanupStack()
   try {
-    const replicaRef = manifest.disks[0]!.format === 'xva' ? await importXva(o, manifest, srRef, cleanup, emit) : await importVhds(o, manifest, id, srRef, name, cleanup, emit)
+    const replicaRef =
+      manifest.disks[0]!.format === 'xva'
+        ? await importXva(o, manifest, srRef, cleanup, emit)
+        : await importVhds(o, manifest, id, srRef, name, cleanup, emit)
     const replicaUuid = (await target.getRecord('VM', replicaRef, opts)).uuid
     const result = await seed({
-      request: { job: { id: o.job.id, name: o.job.name, srs: o.job.srs }, scheduleId: manifest.scheduleId, snapshotUuid: manifest.snapshot.uuid, targetVmUuid: replicaUuid },
+      request: {
+        job: { id: o.job.id, name: o.job.name, srs: o.job.srs },
+        scheduleId: manifest.scheduleId,
+        snapshotUuid: manifest.snapshot.uuid,
+        targetVmUuid: replicaUuid,
+      },
       source,
       target,
       ...opts,
@@ -103,12 +141,25 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
 type Emit = NonNullable<ImportSeedOptions['onEvent']>
 
 /** The replica assembled as a pass does (VM, disks, VBDs, VIFs with the job's network map), each disk's VHD imported. */
-async function importVhds(o: ImportSeedOptions, manifest: SeedManifest, id: PassIdentity, srRef: Ref<'SR'>, name: string, cleanup: CleanupStack, emit: Emit): Promise<Ref<'VM'>> {
+async function importVhds(
+  o: ImportSeedOptions,
+  manifest: SeedManifest,
+  id: PassIdentity,
+  srRef: Ref<'SR'>,
+  name: string,
+  cleanup: CleanupStack,
+  emit: Emit,
+): Promise<Ref<'VM'>> {
   const { target } = o
   const opts = o.signal === undefined ? {} : { signal: o.signal }
-  const disks = manifest.metadata.disks.map((disk) => ({
+  const disks = manifest.metadata.disks.map(disk => ({
     disk,
-    otherConfig: replicaVdiKeys(id, o.srUuid, { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) }, PLACEHOLDER_DATETIME),
+    otherConfig: replicaVdiKeys(
+      id,
+      o.srUuid,
+      { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) },
+      PLACEHOLDER_DATETIME,
+    ),
   }))
   const created = await createReplicaVm({
     target,
@@ -123,10 +174,21 @@ async function importVhds(o: ImportSeedOptions, manifest: SeedManifest, id: Pass
     warn: (code, message) => emit({ kind: 'seed-warning', code, message }),
   })
   for (const [i, d] of disks.entries()) {
-    const entry = manifest.disks.find((m) => m.vdiUuid === d.disk.vdi.uuid)!
+    const entry = manifest.disks.find(m => m.vdiUuid === d.disk.vdi.uuid)!
     const progress = (p: { bytes: number }): void =>
-      emit({ kind: 'seed-file-progress', file: entry.file, userdevice: entry.userdevice, bytes: p.bytes, virtualSize: entry.virtualSize, direction: 'import' })
-    const { bytes } = await importVdi(target, created.vdis[i]!, createReadStream(join(o.dir, entry.file)), { format: 'vhd', ...opts, onProgress: progress })
+      emit({
+        kind: 'seed-file-progress',
+        file: entry.file,
+        userdevice: entry.userdevice,
+        bytes: p.bytes,
+        virtualSize: entry.virtualSize,
+        direction: 'import',
+      })
+    const { bytes } = await importVdi(target, created.vdis[i]!, createReadStream(join(o.dir, entry.file)), {
+      format: 'vhd',
+      ...opts,
+      onProgress: progress,
+    })
     emit({ kind: 'seed-file-done', file: entry.file, userdevice: entry.userdevice, bytes, direction: 'import' })
   }
   return created.vm
@@ -136,7 +198,13 @@ async function importVhds(o: ImportSeedOptions, manifest: SeedManifest, id: Pass
  * The XVA imported as `xe vm-import` does (XAPI builds the VM, its disks and VIFs). An exported
  * snapshot comes back as a template: it is made a plain VM, as the seed procedure says.
  */
-async function importXva(o: ImportSeedOptions, manifest: SeedManifest, srRef: Ref<'SR'>, cleanup: CleanupStack, emit: Emit): Promise<Ref<'VM'>> {
+async function importXva(
+  o: ImportSeedOptions,
+  manifest: SeedManifest,
+  srRef: Ref<'SR'>,
+  cleanup: CleanupStack,
+  emit: Emit,
+): Promise<Ref<'VM'>> {
   const { target } = o
   const opts = o.signal === undefined ? {} : { signal: o.signal }
   const entry = manifest.disks[0]!
@@ -145,11 +213,20 @@ async function importXva(o: ImportSeedOptions, manifest: SeedManifest, srRef: Re
     sr: srRef,
     length: entry.bytes,
     ...opts,
-    onProgress: (p) => emit({ kind: 'seed-file-progress', file: entry.file, userdevice: 'all', bytes: p.bytes, virtualSize: entry.bytes, direction: 'import' }),
+    onProgress: p =>
+      emit({
+        kind: 'seed-file-progress',
+        file: entry.file,
+        userdevice: 'all',
+        bytes: p.bytes,
+        virtualSize: entry.bytes,
+        direction: 'import',
+      }),
   })
   for (const vm of vms) cleanup.defer(`imported VM ${vm}`, () => destroyVmAndDisks(target, vm))
   emit({ kind: 'seed-file-done', file: entry.file, userdevice: 'all', bytes: entry.bytes, direction: 'import' })
-  if (vms.length !== 1) throw new SeedRefusal('SEED_MANIFEST_INVALID', `${path} holds ${vms.length} VMs; a seed XVA holds the one snapshot`)
+  if (vms.length !== 1)
+    throw new SeedRefusal('SEED_MANIFEST_INVALID', `${path} holds ${vms.length} VMs; a seed XVA holds the one snapshot`)
   const vm = vms[0]!
   try {
     await setVmIsATemplate(target, vm, false, opts)

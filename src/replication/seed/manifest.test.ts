@@ -24,7 +24,12 @@ function manifest(file: string, sha256: string, bytes: number): SeedManifest {
     scheduleId: U(2),
     vm: { uuid: U(3), name: 'web' },
     snapshot: { uuid: U(4), name: '[XO Backup nightly] web', datetime: '20260101T00:00:00Z' },
-    metadata: { vmRef: 'OpaqueRef:x', vm: {}, disks: [{ vbd: { userdevice: '0' }, vdiRef: 'OpaqueRef:y', vdi: { uuid: U(5) } }], vifs: [] } as unknown as SeedManifest['metadata'],
+    metadata: {
+      vmRef: 'OpaqueRef:x',
+      vm: {},
+      disks: [{ vbd: { userdevice: '0' }, vdiRef: 'OpaqueRef:y', vdi: { uuid: U(5) } }],
+      vifs: [],
+    } as unknown as SeedManifest['metadata'],
     disks: [{ userdevice: '0', vdiUuid: U(5), name: 'root', virtualSize: 2 << 20, file, format: 'vhd', bytes, sha256 }],
   }
 }
@@ -62,7 +67,7 @@ describe('sampleBlocks', () => {
     expect(picked).toHaveLength(16)
     expect(new Set(picked).size).toBe(16)
     expect([...picked].sort((a, b) => a - b)).toEqual(picked)
-    expect(picked.every((b) => b >= 0 && b < 1000)).toBe(true)
+    expect(picked.every(b => b >= 0 && b < 1000)).toBe(true)
     expect(sampleBlocks(5, 8, random)).toEqual([0, 1, 2, 3, 4])
     // a degenerate source still ends: collisions take the next free block
     expect(sampleBlocks(4, 3, () => 0.9)).toEqual([0, 1, 3])

@@ -54,7 +54,10 @@ export async function writeManifest(dir: string, manifest: SeedManifest): Promis
 }
 
 function invalid(dir: string, what: string): SeedRefusal {
-  return new SeedRefusal('SEED_MANIFEST_INVALID', `${join(dir, MANIFEST_FILE)}: ${what}; use the folder written by xen-cr seed export, unchanged`)
+  return new SeedRefusal(
+    'SEED_MANIFEST_INVALID',
+    `${join(dir, MANIFEST_FILE)}: ${what}; use the folder written by xen-cr seed export, unchanged`,
+  )
 }
 
 /** Reads and checks the manifest of a seed folder. */
@@ -67,18 +70,33 @@ export async function readManifest(dir: string): Promise<SeedManifest> {
     throw invalid(dir, code === 'ENOENT' ? 'not found' : 'not valid JSON')
   }
   const m = raw as Partial<SeedManifest> | null
-  if (m === null || typeof m !== 'object' || m.kind !== MANIFEST_KIND || m.version !== 1) throw invalid(dir, 'not a xen-cr seed manifest (version 1)')
-  if (typeof m.job?.id !== 'string' || !isUuid(m.job.id) || typeof m.scheduleId !== 'string' || !isUuid(m.scheduleId)) throw invalid(dir, 'job or schedule id missing')
-  if (typeof m.snapshot?.uuid !== 'string' || !isUuid(m.snapshot.uuid) || typeof m.snapshot.datetime !== 'string') throw invalid(dir, 'snapshot missing')
-  if (typeof m.metadata?.vm !== 'object' || !Array.isArray(m.metadata.disks) || !Array.isArray(m.metadata.vifs)) throw invalid(dir, 'VM metadata missing')
-  if (!Array.isArray(m.disks) || m.disks.length === 0 || m.disks.length !== m.metadata.disks.length) throw invalid(dir, 'disk list missing or inconsistent')
+  if (m === null || typeof m !== 'object' || m.kind !== MANIFEST_KIND || m.version !== 1)
+    throw invalid(dir, 'not a xen-cr seed manifest (version 1)')
+  if (typeof m.job?.id !== 'string' || !isUuid(m.job.id) || typeof m.scheduleId !== 'string' || !isUuid(m.scheduleId))
+    throw invalid(dir, 'job or schedule id missing')
+  if (typeof m.snapshot?.uuid !== 'string' || !isUuid(m.snapshot.uuid) || typeof m.snapshot.datetime !== 'string')
+    throw invalid(dir, 'snapshot missing')
+  if (typeof m.metadata?.vm !== 'object' || !Array.isArray(m.metadata.disks) || !Array.isArray(m.metadata.vifs))
+    throw invalid(dir, 'VM metadata missing')
+  if (!Array.isArray(m.disks) || m.disks.length === 0 || m.disks.length !== m.metadata.disks.length)
+    throw invalid(dir, 'disk list missing or inconsistent')
   for (const d of m.disks) {
     // A file name that leaves the folder would make the import read anything on this host.
-    if (typeof d.file !== 'string' || d.file !== basename(d.file) || d.file.startsWith('.')) throw invalid(dir, `disk file name ${JSON.stringify(d.file)} is not a plain file name`)
-    if ((d.format !== 'vhd' && d.format !== 'xva') || d.format !== m.disks[0]!.format || !/^[0-9a-f]{64}$/.test(d.sha256) || !Number.isSafeInteger(d.bytes) || !Number.isSafeInteger(d.virtualSize)) throw invalid(dir, `disk ${d.file} has no valid format, size or sha256`)
-    if (!m.metadata.disks.some((md) => md.vdi.uuid === d.vdiUuid && md.vbd.userdevice === d.userdevice)) throw invalid(dir, `disk ${d.file} is not in the VM metadata`)
+    if (typeof d.file !== 'string' || d.file !== basename(d.file) || d.file.startsWith('.'))
+      throw invalid(dir, `disk file name ${JSON.stringify(d.file)} is not a plain file name`)
+    if (
+      (d.format !== 'vhd' && d.format !== 'xva') ||
+      d.format !== m.disks[0]!.format ||
+      !/^[0-9a-f]{64}$/.test(d.sha256) ||
+      !Number.isSafeInteger(d.bytes) ||
+      !Number.isSafeInteger(d.virtualSize)
+    )
+      throw invalid(dir, `disk ${d.file} has no valid format, size or sha256`)
+    if (!m.metadata.disks.some(md => md.vdi.uuid === d.vdiUuid && md.vbd.userdevice === d.userdevice))
+      throw invalid(dir, `disk ${d.file} is not in the VM metadata`)
   }
-  if (m.disks[0]!.format === 'xva' && new Set(m.disks.map((d) => `${d.file} ${d.sha256}`)).size !== 1) throw invalid(dir, 'the disks of an XVA seed must all name the one XVA file')
+  if (m.disks[0]!.format === 'xva' && new Set(m.disks.map(d => `${d.file} ${d.sha256}`)).size !== 1)
+    throw invalid(dir, 'the disks of an XVA seed must all name the one XVA file')
   return m as SeedManifest
 }
 
@@ -106,18 +124,22 @@ export async function hashFile(path: string, signal?: AbortSignal): Promise<{ sh
  */
 export async function checkManifestFiles(dir: string, manifest: SeedManifest, signal?: AbortSignal): Promise<void> {
   // an XVA seed names its one file from every disk: hash it once
-  const files = [...new Map(manifest.disks.map((d) => [d.file, d])).values()]
+  const files = [...new Map(manifest.disks.map(d => [d.file, d])).values()]
   for (const disk of files) {
     const path = join(dir, disk.file)
     let actual: { sha256: string; bytes: number }
     try {
       actual = await hashFile(path, signal)
     } catch (error) {
-      if ((error as { code?: unknown }).code === 'ENOENT') throw new SeedRefusal('SEED_FILE_MISMATCH', `${path} is missing; copy the whole seed folder`)
+      if ((error as { code?: unknown }).code === 'ENOENT')
+        throw new SeedRefusal('SEED_FILE_MISMATCH', `${path} is missing; copy the whole seed folder`)
       throw error
     }
     if (actual.bytes !== disk.bytes || actual.sha256 !== disk.sha256) {
-      throw new SeedRefusal('SEED_FILE_MISMATCH', `${path} does not match the manifest (${actual.bytes} bytes, sha256 ${actual.sha256.slice(0, 12)}…; expected ${disk.bytes} bytes, ${disk.sha256.slice(0, 12)}…); copy it again`)
+      throw new SeedRefusal(
+        'SEED_FILE_MISMATCH',
+        `${path} does not match the manifest (${actual.bytes} bytes, sha256 ${actual.sha256.slice(0, 12)}…; expected ${disk.bytes} bytes, ${disk.sha256.slice(0, 12)}…); copy it again`,
+      )
     }
   }
 }

@@ -13,8 +13,10 @@
  * @throws RangeError when `blocks` or `count` is not a non-negative safe integer
  */
 export function sampleBlocks(blocks: number, count: number, random: () => number): number[] {
-  if (!Number.isSafeInteger(blocks) || blocks < 0) throw new RangeError(`sampleBlocks: block count must be a non-negative integer, got ${blocks}`)
-  if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`sampleBlocks: sample size must be a non-negative integer, got ${count}`)
+  if (!Number.isSafeInteger(blocks) || blocks < 0)
+    throw new RangeError(`sampleBlocks: block count must be a non-negative integer, got ${blocks}`)
+  if (!Number.isSafeInteger(count) || count < 0)
+    throw new RangeError(`sampleBlocks: sample size must be a non-negative integer, got ${count}`)
   if (count >= blocks) return Array.from({ length: blocks }, (_, i) => i)
   const picked = new Set<number>()
   for (let pick = 0; pick < count; pick++) {

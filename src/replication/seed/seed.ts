@@ -11,7 +11,13 @@ import { verifySeed, type DiskVerification, type VerifyMode } from './verify-see
 
 export type SeedEvent =
   | { readonly kind: 'seed-plan'; readonly plan: SeedPlan; readonly dryRun: boolean }
-  | { readonly kind: 'seed-verify-progress'; readonly userdevice: string; readonly side: 'source' | 'target'; readonly bytes: number; readonly total: number }
+  | {
+      readonly kind: 'seed-verify-progress'
+      readonly userdevice: string
+      readonly side: 'source' | 'target'
+      readonly bytes: number
+      readonly total: number
+    }
   | { readonly kind: 'seed-verified'; readonly disks: readonly DiskVerification[] }
   | { readonly kind: 'seed-warning'; readonly code: string; readonly message: string }
 
@@ -49,7 +55,10 @@ export async function seed(o: SeedOptions): Promise<SeedResult> {
   const samePool = o.source === o.target
   const sourceRecords = await fetchPoolRecords(o.source, opts)
   const targetRecords = samePool ? sourceRecords : await fetchPoolRecords(o.target, opts)
-  const plan = planSeed(o.request, sourceRecords, targetRecords, { samePool, ...(o.now === undefined ? {} : { now: o.now() }) })
+  const plan = planSeed(o.request, sourceRecords, targetRecords, {
+    samePool,
+    ...(o.now === undefined ? {} : { now: o.now() }),
+  })
   for (const w of plan.warnings) emit({ kind: 'seed-warning', code: w.code, message: w.message })
 
   let verification: DiskVerification[] | undefined
@@ -61,10 +70,10 @@ export async function seed(o: SeedOptions): Promise<SeedResult> {
       ...(o.sampleBlocks === undefined ? {} : { sampleBlocks: o.sampleBlocks }),
       ...(o.random === undefined ? {} : { random: o.random }),
       ...opts,
-      onProgress: (p) => emit({ kind: 'seed-verify-progress', ...p }),
+      onProgress: p => emit({ kind: 'seed-verify-progress', ...p }),
     })
     emit({ kind: 'seed-verified', disks: verification })
-    const bad = verification.find((v) => !v.equal)
+    const bad = verification.find(v => !v.equal)
     if (bad !== undefined) {
       const where = bad.firstDifferentBlock === undefined ? '' : ` (block ${bad.firstDifferentBlock} first)`
       throw new SeedRefusal(

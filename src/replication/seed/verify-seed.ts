@@ -42,7 +42,12 @@ export interface VerifyOptions {
   /** a number in [0, 1); injectable so tests can pin the sample */
   readonly random?: () => number
   readonly signal?: AbortSignal
-  readonly onProgress?: (p: { readonly userdevice: string; readonly side: 'source' | 'target'; readonly bytes: number; readonly total: number }) => void
+  readonly onProgress?: (p: {
+    readonly userdevice: string
+    readonly side: 'source' | 'target'
+    readonly bytes: number
+    readonly total: number
+  }) => void
 }
 
 /**
@@ -62,7 +67,7 @@ async function hashExport(
   signal?.addEventListener('abort', onAbort, { once: true })
   const { stream, done } = await exportVdi(client, asRef<'VDI'>(vdiRef), { format: 'raw', signal: local.signal })
   const whole = blocks === undefined ? createHash('sha256') : undefined
-  const perBlock = new Map<number, Hash>((blocks ?? []).map((b) => [b, createHash('sha256')]))
+  const perBlock = new Map<number, Hash>((blocks ?? []).map(b => [b, createHash('sha256')]))
   const end = blocks === undefined ? total : Math.min(total, ((blocks[blocks.length - 1] ?? -1) + 1) * VHD_BLOCK_SIZE)
   let offset = 0
   let stoppedEarly = false
@@ -96,7 +101,7 @@ async function hashExport(
     signal?.removeEventListener('abort', onAbort)
   }
   if (signal?.aborted === true) throw new AbortedError('seed verification aborted')
-  return whole !== undefined ? [whole.digest('hex')] : [...perBlock.values()].map((h) => h.digest('hex'))
+  return whole !== undefined ? [whole.digest('hex')] : [...perBlock.values()].map(h => h.digest('hex'))
 }
 
 /** Compares every pair; the result says which are equal (callers refuse on any difference). */
@@ -106,7 +111,8 @@ export async function verifySeed(pairs: readonly SeedDiskPair[], options: Verify
   for (const pair of pairs) {
     const nBlocks = Math.ceil(pair.virtualSize / VHD_BLOCK_SIZE)
     const blocks = options.mode === 'sample' ? sampleBlocks(nBlocks, options.sampleBlocks ?? 8, random) : undefined
-    const progress = (side: 'source' | 'target') => (bytes: number) => options.onProgress?.({ userdevice: pair.userdevice, side, bytes, total: pair.virtualSize })
+    const progress = (side: 'source' | 'target') => (bytes: number) =>
+      options.onProgress?.({ userdevice: pair.userdevice, side, bytes, total: pair.virtualSize })
     const [s, t] = await Promise.all([
       hashExport(options.source, pair.source.ref, pair.virtualSize, blocks, options.signal, progress('source')),
       hashExport(options.target, pair.target.ref, pair.virtualSize, blocks, options.signal, progress('target')),
