@@ -42,10 +42,11 @@ const edges = [...graph].flatMap(([from, targets]) => targets.map(to => ({ from,
 
 /** What each layer may import besides itself. Anything not listed is a backwards import. */
 const allowed: Record<string, readonly string[]> = {
-  cli: ['config', 'jobs', 'replication', 'delta', 'xapi', 'vhd', 'lab', 'errors.ts'],
+  cli: ['config', 'jobs', 'replication', 'recovery', 'delta', 'xapi', 'vhd', 'lab', 'errors.ts'],
   config: ['xapi', 'errors.ts'],
   jobs: ['config', 'xapi', 'errors.ts'],
   replication: ['config', 'jobs', 'delta', 'xapi', 'vhd', 'errors.ts'],
+  recovery: ['config', 'jobs', 'replication', 'delta', 'xapi', 'vhd', 'errors.ts'],
   delta: ['xapi', 'vhd', 'errors.ts'],
   xapi: ['vhd', 'errors.ts'],
   // the VHD format library is shared by both sides; its VhdError is part of the one hierarchy
