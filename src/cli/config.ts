@@ -1,4 +1,3 @@
-import type { ChalkInstance } from 'chalk'
 import type { Command } from 'commander'
 import type { Config, PasswordSource } from '../config/types.js'
 import { getPool } from '../config/connect-pool.js'
@@ -35,28 +34,6 @@ export function configSummary(config: Config): OutputEventOf<'config-show'> {
     })),
     defaults: config.defaults,
   }
-}
-
-/** Lines of `config show`. */
-export function formatConfigShow(event: OutputEventOf<'config-show'>, style: ChalkInstance): string[] {
-  return [
-    `config file: ${event.file ?? 'none found (built-in defaults)'}`,
-    ...(event.pools.length === 0
-      ? ['pools: none']
-      : event.pools.map(
-          pool =>
-            `pool ${style.bold(pool.name)}: ${pool.url} user ${pool.user}, password from ${pool.password}${pool.allowUnauthorized ? ', untrusted TLS accepted' : ''}`,
-        )),
-    `job store: ${event.defaults.jobsFile}`,
-    `defaults: retention ${event.defaults.retention}, concurrency ${event.defaults.concurrency}, full interval ${event.defaults.fullInterval}`,
-  ]
-}
-
-/** Line of `config check` for one pool. */
-export function formatPoolCheck(event: OutputEventOf<'pool-check'>, style: ChalkInstance): string[] {
-  return event.ok
-    ? [`${style.green('✓')} pool ${event.pool}: logged in to ${event.url}`]
-    : [`${style.red('✗')} pool ${event.pool}: ${event.message ?? 'failed'} [${event.code ?? 'ERROR'}]`]
 }
 
 /** `xen-cr config show | check [pool...]`. */

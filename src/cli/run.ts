@@ -1,12 +1,9 @@
-import type { ChalkInstance } from 'chalk'
 import type { Command } from 'commander'
 import { LeaseError, UsageError, isXenCrError } from '../errors.js'
 import { withFileLock } from '../jobs/file-lock.js'
 import type { Job } from '../jobs/types.js'
 import { dueSchedules } from '../replication/due.js'
-import type { ReplicationReportEvent } from '../replication/events.js'
 import { runPass } from '../replication/pass.js'
-import type { VmPlan } from '../replication/plan.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 
@@ -122,39 +119,4 @@ export function registerRunCommand(program: Command): void {
       const job = await (await context.jobStore()).get(handle)
       await passOf(context, job, options)
     })
-}
-
-function describeDisks(plan: VmPlan): string[] {
-  return plan.targets.map(t => {
-    const disks = t.disks
-      .map(d => `disk ${d.userdevice} ${d.mode}${d.reason === undefined ? '' : ` (${d.reason})`}`)
-      .join(', ')
-    const deletions =
-      t.deleteReplicas.length === 0
-        ? ''
-        : `; then delete ${t.deleteReplicas.length} old replica${t.deleteReplicas.length === 1 ? '' : 's'}`
-    return `  SR ${t.sr.name}: ${disks || 'no disks'}${deletions}`
-  })
-}
-
-/** Lines of a dry run's plan (used by the output formatters). */
-export function formatPassPlan(
-  event: Extract<ReplicationReportEvent, { kind: 'pass-plan' }>,
-  style: ChalkInstance,
-): string[] {
-  if (event.plans.length === 0) return [`job "${event.job.name}": nothing to replicate`]
-  return event.plans.flatMap(plan => [
-    `${style.bold(plan.vm.name)} (${plan.vm.uuid}): ${plan.mode}${
-      plan.base === undefined
-        ? ''
-        : ` from snapshot ${plan.base.datetime} (era ${plan.base.era}, chain ${plan.base.deltaChainLength})`
-    }`,
-    ...describeDisks(plan),
-    ...(plan.deleteSnapshots.length === 0
-      ? []
-      : [
-          `  then delete ${plan.deleteSnapshots.length} older source snapshot${plan.deleteSnapshots.length === 1 ? '' : 's'}`,
-        ]),
-    ...plan.warnings.map(w => `  ${style.yellow('warning')} ${w.message} [${w.code}]`),
-  ])
 }

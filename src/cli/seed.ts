@@ -18,7 +18,7 @@ import { XapiClient } from '../xapi/client.js'
 import { parsePoolUrl } from '../xapi/pool-url.js'
 import type { CliContext } from './context.js'
 import { connectJobPools, contextOf } from './context.js'
-import type { SeedCommandEvent } from './seed-output.js'
+import type { SeedCommandEvent } from './output/events.js'
 
 /** A job from the store, or only the ids of a job defined elsewhere (Xen Orchestra). */
 export interface SeedJobRef {

@@ -1,7 +1,8 @@
 import type { Defaults } from '../../config/types.js'
 import type { Job } from '../../jobs/types.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
-import type { SeedCommandEvent } from '../seed-output.js'
+import type { SeedExportEvent } from '../../replication/seed/export-seed.js'
+import type { SeedEvent } from '../../replication/seed/seed.js'
 
 /**
  * Everything the CLI shows is one of these events. Each kind has exactly one formatter in
@@ -54,6 +55,24 @@ export type ConfigCommandEvent =
       readonly ok: boolean
       readonly code?: string
       readonly message?: string
+    }
+
+/** Results and progress of `xen-cr seed` (and `xen-cr-seed`); the seed's warning is the diagnostic one. */
+export type SeedCommandEvent =
+  | Exclude<SeedEvent, { kind: 'seed-warning' }>
+  | SeedExportEvent
+  | {
+      readonly kind: 'seed-exported'
+      readonly dir: string
+      readonly manifest: string
+      readonly snapshot: { readonly uuid: string; readonly name: string }
+      readonly bytes: number
+    }
+  | {
+      readonly kind: 'seed-done'
+      readonly written: boolean
+      readonly job: string
+      readonly replica: { readonly uuid: string; readonly name: string }
     }
 
 /**

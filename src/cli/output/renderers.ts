@@ -1,7 +1,8 @@
 import { Chalk, type ChalkInstance } from 'chalk'
 import ora, { type Ora } from 'ora'
 import type { OutputEvent } from './events.js'
-import { classOf, formatterFor, type EventClass } from './formatters.js'
+import type { EventClass } from './formatter.js'
+import { classOf, formatterFor } from './formatters.js'
 
 /** A writable terminal or pipe; `isTTY` is what a `tty.WriteStream` adds. */
 export type OutputStream = NodeJS.WritableStream & { readonly isTTY?: boolean; readonly columns?: number }

@@ -1,32 +1,8 @@
-/**
- * The events of `xen-cr seed` (and `xen-cr-seed`) and one formatter per kind. They join the
- * CLI's event union in `output/events.ts` and its formatter table in `output/formatters.ts`.
- */
 import type { ChalkInstance } from 'chalk'
-import { formatBytes } from '../jobs/rate.js'
-import type { SeedExportEvent } from '../replication/seed/export-seed.js'
-import type { SeedChange } from '../replication/seed/plan-seed.js'
-import type { SeedEvent } from '../replication/seed/seed.js'
-import type { Formatter } from './output/formatters.js'
-
-export type SeedCommandEvent =
-  | Exclude<SeedEvent, { kind: 'seed-warning' }>
-  | SeedExportEvent
-  | {
-      readonly kind: 'seed-exported'
-      readonly dir: string
-      readonly manifest: string
-      readonly snapshot: { readonly uuid: string; readonly name: string }
-      readonly bytes: number
-    }
-  | {
-      readonly kind: 'seed-done'
-      readonly written: boolean
-      readonly job: string
-      readonly replica: { readonly uuid: string; readonly name: string }
-    }
-
-type Of<K extends SeedCommandEvent['kind']> = Extract<SeedCommandEvent, { kind: K }>
+import { formatBytes } from '../../jobs/rate.js'
+import type { SeedChange } from '../../replication/seed/plan-seed.js'
+import type { SeedCommandEvent } from './events.js'
+import type { FormattersOf } from './formatter.js'
 
 /** A file holds one disk (VHD) or the whole VM (XVA, userdevice `all`). */
 const what = (userdevice: string): string => (userdevice === 'all' ? 'the VM' : `disk ${userdevice}`)
@@ -44,7 +20,8 @@ function describeChange(change: SeedChange, style: ChalkInstance): string[] {
   return lines
 }
 
-export const seedFormatters: { readonly [K in SeedCommandEvent['kind']]: Formatter<Of<K>> } = {
+/** `xen-cr seed` and `xen-cr-seed`. */
+export const seedFormatters: FormattersOf<SeedCommandEvent> = {
   'seed-plan': {
     class: 'result',
     format: ({ plan, dryRun }, style) => [
