@@ -18,8 +18,21 @@ describe('parseTaskResult', () => {
     expect(parseTaskResult(xml)).toEqual(['OpaqueRef:a', { n: 12, b: true, s: 'a&b<c' }, 0.5])
   })
 
+  it('reads empty typed strings as "", i8 as a number and datetimes in XAPI form', () => {
+    expect(parseTaskResult('<value><string/></value>')).toBe('')
+    expect(parseTaskResult('<value><string></string></value>')).toBe('')
+    expect(parseTaskResult('<value><i8>8589934592</i8></value>')).toBe(8_589_934_592)
+    expect(parseTaskResult('<value><dateTime.iso8601>20241103T10:20:30Z</dateTime.iso8601></value>')).toBe(
+      '20241103T10:20:30Z',
+    )
+    expect(parseTaskResult('<value><nil/></value>')).toBeNull()
+  })
+
   it('rejects what is not an XML-RPC value with a typed error', () => {
     expect(() => parseTaskResult('OpaqueRef:x')).toThrow(XenCrError)
     expect(() => parseTaskResult('<value><array><data></array></value>')).toThrow(/TASK_RESULT_INVALID|expected/)
+    expect(() => parseTaskResult('<value>a</value><value>b</value>')).toThrow(XenCrError)
+    expect(() => parseTaskResult('<value><bigint>1</bigint></value>')).toThrow(/unsupported type <bigint>/)
+    expect(() => parseTaskResult('<array><data></data></array>')).toThrow(/expected one <value>/)
   })
 })

@@ -1,146 +1,55 @@
 /**
  * XAPI stores a task's result as the XML-RPC encoding of the return value, even for JSON-RPC
  * callers (reference §4.1): `<value>OpaqueRef:…</value>`, `<value></value>` for void, arrays as
- * `<value><array><data>…`. Export tasks finish with `""`. This parses that fragment.
+ * `<value><array><data>…`. Export tasks finish with `""`. The fragment is parsed as `xen-api`
+ * parses it (`_getTaskResult.mjs`): `@vates/xml` for the XML, `@vates/xml-rpc` for the values.
  */
+import { parseXml, type XmlNode } from '@vates/xml/parse'
+import { XmlRpcParser } from '@vates/xml-rpc/parser'
 import { OperationError } from '../errors.js'
+import { normaliseValue } from './normalise-record.js'
 
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }
-
-function decodeText(text: string): string {
-  return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, name: string) => {
-    if (name.startsWith('#x')) return String.fromCodePoint(Number.parseInt(name.slice(2), 16))
-    if (name.startsWith('#')) return String.fromCodePoint(Number.parseInt(name.slice(1), 10))
-    return ENTITIES[name] ?? whole
-  })
-}
-
-class Cursor {
-  position = 0
-  constructor(readonly text: string) {}
-
-  fail(what: string): never {
-    throw new OperationError(
-      'TASK_RESULT_INVALID',
-      `task result is not an XML-RPC value: ${what} at character ${this.position}`,
-    )
+/** Where our results differ from `@vates/xml-rpc`'s, each to keep what callers already get. */
+class TaskResultParser extends XmlRpcParser {
+  /** A tag the library has no method for is a bad result, not a TypeError from deep inside it. */
+  override parse(node: XmlNode): unknown {
+    const method = (this as unknown as Record<string, unknown>)[`parse_${node.name}`]
+    if (typeof method !== 'function') throw new Error(`unsupported type <${node.name}>`)
+    return super.parse(node)
   }
 
-  skipSpace(): void {
-    while (this.position < this.text.length && /\s/.test(this.text[this.position] ?? '')) this.position++
+  /** `<string/>` and `<string></string>` have no text child; the library would return undefined. */
+  override parse_string(node: XmlNode): string {
+    return super.parse_string(node) ?? ''
   }
 
-  /** Reads `<name>` or `<name/>`; returns the name and whether it was self-closing. */
-  openTag(): { name: string; empty: boolean } {
-    this.skipSpace()
-    const match = /^<([A-Za-z0-9_.]+)\s*(\/?)>/.exec(this.text.slice(this.position))
-    if (match === null) this.fail('expected an opening tag')
-    this.position += match[0].length
-    return { name: match[1] ?? '', empty: match[2] === '/' }
-  }
-
-  closeTag(name: string): void {
-    this.skipSpace()
-    const tag = `</${name}>`
-    if (!this.text.startsWith(tag, this.position)) this.fail(`expected ${tag}`)
-    this.position += tag.length
-  }
-
-  peekClose(): boolean {
-    this.skipSpace()
-    return this.text.startsWith('</', this.position)
-  }
-
-  textUntilTag(): string {
-    const end = this.text.indexOf('<', this.position)
-    if (end === -1) this.fail('unterminated text')
-    const text = this.text.slice(this.position, end)
-    this.position = end
-    return decodeText(text)
+  /** XAPI's 64-bit ints; the library knows only `int` and `i4`. */
+  parse_i8(node: XmlNode): number {
+    return this.parse_int(node)
   }
 }
 
-function parseValue(cursor: Cursor): unknown {
-  const open = cursor.openTag()
-  if (open.name !== 'value') cursor.fail(`expected <value>, got <${open.name}>`)
-  if (open.empty) return ''
-  // An untyped value is a string: its text runs up to `</value>`.
-  const text = cursor.textUntilTag()
-  if (cursor.text.startsWith('</value>', cursor.position)) {
-    cursor.position += '</value>'.length
-    return text
-  }
-  const typed = parseTyped(cursor)
-  cursor.closeTag('value')
-  return typed
-}
-
-function parseTyped(cursor: Cursor): unknown {
-  const { name, empty } = cursor.openTag()
-  if (empty) {
-    if (name === 'nil') return null
-    if (name === 'string') return ''
-    cursor.fail(`empty <${name}/>`)
-  }
-  switch (name) {
-    case 'string':
-    case 'dateTime.iso8601': {
-      const text = cursor.textUntilTag()
-      cursor.closeTag(name)
-      return text
-    }
-    case 'int':
-    case 'i4':
-    case 'i8':
-    case 'double': {
-      const text = cursor.textUntilTag()
-      cursor.closeTag(name)
-      return Number(text)
-    }
-    case 'boolean': {
-      const text = cursor.textUntilTag()
-      cursor.closeTag(name)
-      return text.trim() === '1'
-    }
-    case 'array': {
-      const values: unknown[] = []
-      const data = cursor.openTag()
-      if (data.name !== 'data') cursor.fail('expected <data>')
-      if (!data.empty) {
-        while (!cursor.peekClose()) values.push(parseValue(cursor))
-        cursor.closeTag('data')
-      }
-      cursor.closeTag('array')
-      return values
-    }
-    case 'struct': {
-      const struct: Record<string, unknown> = {}
-      while (!cursor.peekClose()) {
-        if (cursor.openTag().name !== 'member') cursor.fail('expected <member>')
-        if (cursor.openTag().name !== 'name') cursor.fail('expected <name>')
-        const key = cursor.textUntilTag()
-        cursor.closeTag('name')
-        struct[key] = parseValue(cursor)
-        cursor.closeTag('member')
-      }
-      cursor.closeTag('struct')
-      return struct
-    }
-    default:
-      return cursor.fail(`unsupported type <${name}>`)
-  }
-}
+const parser = new TaskResultParser()
 
 /**
  * The value of a successful task's `result` field: `""` stays `""`, otherwise the XML-RPC value
  * (`<value>OpaqueRef:…</value>` → `'OpaqueRef:…'`). Ints come back as numbers when typed, bare
  * values as strings — as XAPI encodes them.
+ * @throws OperationError `TASK_RESULT_INVALID` when the result is not one XML-RPC `<value>`
  */
 export function parseTaskResult(result: string): unknown {
   if (result.trim() === '') return ''
-  const cursor = new Cursor(result)
-  const value = parseValue(cursor)
-  cursor.skipSpace()
-  if (cursor.position !== result.length) cursor.fail('trailing content')
-  return value
+  try {
+    // The trailing newline and untrimmed text are xen-api's own settings: string values keep
+    // their spaces, and sax sees the end of the root element before the input ends.
+    const root = parseXml(`${result}\n`, { normalize: false, trim: false })
+    if (typeof root !== 'object' || root.name !== 'value') throw new Error('expected one <value> element')
+    // Datetimes become XAPI strings, as every other XML-RPC value the client hands out.
+    return normaliseValue(parser.parse_value(root))
+  } catch (error) {
+    const reason = error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error)
+    throw new OperationError('TASK_RESULT_INVALID', `task result is not an XML-RPC value: ${reason}`, {
+      cause: error,
+    })
+  }
 }
