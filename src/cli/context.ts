@@ -112,37 +112,36 @@ export class CliRuntime {
         cwd: this.io.cwd,
         warn,
       }))
-    const runtime = this
     this.context = {
       io: this.io,
       options,
       output,
       signal,
       loadConfig: loadOnce,
-      async jobStore() {
+      jobStore: async () => {
         if (options.jobsFile !== undefined) {
-          return new JobStore(resolve(runtime.io.cwd, options.jobsFile), { signal })
+          return new JobStore(resolve(this.io.cwd, options.jobsFile), { signal })
         }
         return new JobStore((await loadOnce()).defaults.jobsFile, { signal })
       },
-      async connect(poolName) {
-        const stdin = runtime.io.stdin
+      connect: async poolName => {
+        const stdin = this.io.stdin
         const prompt =
-          stdin?.isTTY === true ? (question: string) => promptHidden(question, stdin, runtime.io.stderr) : undefined
+          stdin?.isTTY === true ? (question: string) => promptHidden(question, stdin, this.io.stderr) : undefined
         const client = await connectPool(await loadOnce(), poolName, {
-          env: runtime.io.env,
+          env: this.io.env,
           signal,
           warn,
           ...(prompt === undefined ? {} : { prompt }),
         })
-        runtime.cleanups.push(() => client.close())
+        this.cleanups.push(() => client.close())
         return client
       },
-      setExitCode(code) {
-        runtime.exitCode = worstExitCode(runtime.exitCode, code)
+      setExitCode: code => {
+        this.exitCode = worstExitCode(this.exitCode, code)
       },
-      defer(fn) {
-        runtime.cleanups.push(fn)
+      defer: fn => {
+        this.cleanups.push(fn)
       },
     }
     return this.context

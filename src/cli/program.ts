@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { inspect } from 'node:util'
 import { Command, CommanderError } from 'commander'
 import { isXenCrError } from '../errors.js'
 import { attachRuntime, CliRuntime, type CliIo } from './context.js'
@@ -60,6 +61,12 @@ export function buildProgram(
   return program
 }
 
+/** A cause is usually an Error; anything else is shown as inspect shows it, not as `[object Object]`. */
+function describeCause(cause: unknown): string {
+  if (cause instanceof Error) return cause.message
+  return typeof cause === 'string' ? cause : inspect(cause)
+}
+
 function firstLine(text: string): string {
   return text.split('\n', 1)[0] ?? text
 }
@@ -90,14 +97,12 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
     if (error instanceof CommanderError) {
       // commander has already printed its message (or the help); --json gets it as an event too
       if (exitCode !== ExitCode.ok && program.opts()['json'] === true) {
-        runtime
-          .get()
-          .output.emit({
-            kind: 'error',
-            code: 'USAGE',
-            message: firstLine(error.message.replace(/^error: /, '')),
-            exitCode,
-          })
+        runtime.get().output.emit({
+          kind: 'error',
+          code: 'USAGE',
+          message: firstLine(error.message.replace(/^error: /, '')),
+          exitCode,
+        })
       }
     } else {
       const output = runtime.get().output
@@ -107,7 +112,7 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
         if (verbose && error.cause !== undefined) {
           output.emit({
             kind: 'debug',
-            message: `caused by: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`,
+            message: `caused by: ${describeCause(error.cause)}`,
           })
         }
       } else {

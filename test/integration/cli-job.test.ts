@@ -10,7 +10,6 @@ import { run } from '../../src/cli/program.js'
 import type { Lab } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
 import { snapshotVm } from '../../src/xapi/vm.js'
-import type { Ref } from '../../src/xapi/types.js'
 import { CaptureStream } from '../helpers/capture-stream.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 import { makeTempDir } from '../helpers/tmp.js'
@@ -57,7 +56,7 @@ beforeAll(async () => {
     const web = vms.find(([, vm]) => vm.name_label === 'web')!
     ids.web = web[1].uuid
     ids.db = vms.find(([, vm]) => vm.name_label === 'db')![1].uuid
-    const snapshot = await snapshotVm(source, web[0] as Ref<'VM'>, 'web snapshot')
+    const snapshot = await snapshotVm(source, web[0], 'web snapshot')
     ids.snapshot = (await source.getRecord('VM', snapshot)).uuid
     const srs = [...(await target.getAllRecords('SR')).values()]
     ids.srA = srs.find(sr => sr.name_label === 'Replica A')!.uuid
