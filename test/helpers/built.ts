@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
@@ -8,14 +9,44 @@ import { fileURLToPath } from 'node:url'
  */
 export const XEN_CR_BIN = fileURLToPath(new URL('../../bin/xen-cr.js', import.meta.url))
 
-/** Absolute path of a module under `dist/` (e.g. `xapi/client.js`); fails clearly if unbuilt. */
-export function builtModule(relative: string): string {
-  const path = fileURLToPath(new URL(`../../dist/${relative}`, import.meta.url))
+const SRC = fileURLToPath(new URL('../../src', import.meta.url))
+const DIST = fileURLToPath(new URL('../../dist', import.meta.url))
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap(entry => {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) return sourceFiles(path)
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') ? [path] : []
+  })
+}
+
+/**
+ * Sources edited (or added) since the last build: a test of `dist/` would otherwise pass or fail
+ * on yesterday's code. One stat per file pair (tsc rewrites every output on each build), so a
+ * few milliseconds.
+ */
+function staleSources(): string[] {
+  return sourceFiles(SRC)
+    .map(path => relative(SRC, path))
+    .filter(path => {
+      const built = join(DIST, path.replace(/\.ts$/, '.js'))
+      return !existsSync(built) || statSync(join(SRC, path)).mtimeMs > statSync(built).mtimeMs
+    })
+}
+
+/** Absolute path of a module under `dist/` (e.g. `xapi/client.js`); fails clearly if unbuilt or older than `src/`. */
+export function builtModule(relativePath: string): string {
+  const path = join(DIST, relativePath)
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` first (npm test does)`)
+  const stale = staleSources()
+  if (stale.length > 0) {
+    const more = stale.length > 1 ? ` and ${stale.length - 1} more` : ''
+    throw new Error(`dist/ is older than src/${stale[0]}${more}: run \`npm run build\` first (npm test does)`)
+  }
   return path
 }
 
-/** The binary, after checking that the build it loads exists. */
+/** The binary, after checking that the build it loads exists and is current. */
 export function builtBinary(): string {
   builtModule('cli/main.js')
   return XEN_CR_BIN
