@@ -8,7 +8,8 @@
 import { setMaxListeners } from 'node:events'
 import { AbortedError, isXenCrError } from '../errors.js'
 import { CleanupStack } from '../delta/cleanup.js'
-import { createReplicaVm, finaliseReplica } from '../delta/import-vm.js'
+import { finaliseReplica } from '../delta/finalise-replica.js'
+import { createReplicaVm } from '../delta/import-vm.js'
 import type { RateLimiter } from '../delta/rate-limit.js'
 import { transferDisk } from '../delta/transfer-disk.js'
 import type { XapiClient } from '../xapi/client.js'
@@ -20,13 +21,16 @@ import type { PassEventSink, ReplicaInfo, VmIdentity, VmResult } from './events.
 import {
   KEYS,
   PLACEHOLDER_DATETIME,
+  contentKeyOf,
   exportedKeys,
   formatXapiDateTime,
+  replicaCompleteKeys,
   replicaName,
   replicaVdiKeys,
   replicaVmKeys,
 } from './metadata.js'
 import type { VmPlan } from './plan.js'
+import { REPLICA_POLICY } from './replica-policy.js'
 import { takeJobSnapshot } from './take-job-snapshot.js'
 
 export interface VmContext {
@@ -139,7 +143,7 @@ async function transfer(
         otherConfig: replicaVdiKeys(
           id,
           srPlan.sr.uuid,
-          { vdiUuid: disk.vdi.uuid, contentKey: disk.vdi.other_config[KEYS.contentKey] ?? disk.vdi.uuid },
+          { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) },
           PLACEHOLDER_DATETIME,
         ),
       }
@@ -151,6 +155,7 @@ async function transfer(
       name,
       otherConfig: replicaVmKeys(id, srPlan.sr.uuid, metadata.vm.uuid, PLACEHOLDER_DATETIME),
       disks,
+      policy: REPLICA_POLICY,
       networkMap: ctx.job.networkMap,
       cleanup,
       signal,
@@ -189,7 +194,8 @@ async function transfer(
       vm: created.vm,
       name,
       vdis: created.vdis.map((ref, i) => ({ ref, name: disks[i]!.disk.vdi.name_label })),
-      datetime: formatXapiDateTime(transferStart),
+      policy: REPLICA_POLICY,
+      completeKeys: replicaCompleteKeys(formatXapiDateTime(transferStart)),
       signal,
     })
     const record = await target.getRecord('VM', created.vm, opts)

@@ -181,6 +181,11 @@ export function replicaVmKeys(
   }
 }
 
+/** Written on a replica's disks, then on its VM, once it is complete: the real datetime is the marker. */
+export function replicaCompleteKeys(datetime: string): Record<string, string> {
+  return { [KEYS.datetime]: datetime }
+}
+
 /** Keys on a replica disk; `contentKey` is the source snapshot disk's content key. */
 export function replicaVdiKeys(
   id: PassIdentity,

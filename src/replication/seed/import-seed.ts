@@ -14,6 +14,7 @@ import { importVdi } from '../../xapi/transfer.js'
 import { importVmXva } from '../../xapi/xva-transfer.js'
 import { setVmIsATemplate } from '../../xapi/vm.js'
 import { destroyVmAndDisks } from '../destroy.js'
+import { REPLICA_POLICY } from '../replica-policy.js'
 import type { Ref } from '../../xapi/types.js'
 import {
   KEYS,
@@ -168,6 +169,7 @@ async function importVhds(
     name,
     otherConfig: replicaVmKeys(id, o.srUuid, manifest.snapshot.uuid, PLACEHOLDER_DATETIME),
     disks,
+    policy: REPLICA_POLICY,
     networkMap: o.job.networkMap,
     cleanup,
     ...opts,

@@ -1,0 +1,102 @@
+/**
+ * A replica's disks: each a `VDI.clone` of the base replica's disk (the delta lands on top) or a
+ * new empty disk (the full copy lands in it), attached by a VBD copied from the source's. Every
+ * object is registered on the cleanup stack as soon as it exists.
+ */
+import type { CallOptions, XapiClient } from '../xapi/client.js'
+import type { Ref, StringMap } from '../xapi/types.js'
+import { cloneVdi, createVdi, destroyVdi, resizeVdi, setVdiNameLabel, setVdiOtherConfig } from '../xapi/vdi.js'
+import { createVbd, destroyVbd } from '../xapi/vbd.js'
+import type { CleanupStack } from './cleanup.js'
+import { replicaOtherConfig, type ReplicaPolicy } from './replica-policy.js'
+import type { DeltaDisk } from './vm-metadata.js'
+
+export interface ReplicaDiskSpec {
+  readonly disk: DeltaDisk
+  /** the base replica's disk on the target SR to clone; absent: a new empty disk */
+  readonly cloneOf?: Ref<'VDI'>
+  /** replication keys for this disk (placeholder datetime) */
+  readonly otherConfig: StringMap
+}
+
+export interface ReplicaDisksOptions {
+  readonly target: XapiClient
+  readonly sr: Ref<'SR'>
+  readonly vm: Ref<'VM'>
+  readonly disks: readonly ReplicaDiskSpec[]
+  readonly policy: ReplicaPolicy
+  readonly cleanup: CleanupStack
+}
+
+/** Creates the disks of `o.disks` in order and attaches each to `o.vm`; resolves to them in that order. */
+export async function createReplicaDisks(o: ReplicaDisksOptions, opts: CallOptions): Promise<Ref<'VDI'>[]> {
+  const vdis: Ref<'VDI'>[] = []
+  for (const spec of o.disks) {
+    const vdi =
+      spec.cloneOf === undefined ? await newDisk(o, spec, opts) : await clonedDisk(o, spec, spec.cloneOf, opts)
+    const vbd = spec.disk.vbd
+    const vbdRef = await createVbd(
+      o.target,
+      {
+        VM: o.vm,
+        VDI: vdi,
+        userdevice: vbd.userdevice,
+        bootable: vbd.bootable,
+        mode: vbd.mode,
+        type: vbd.type,
+        unpluggable: vbd.unpluggable,
+        other_config: vbd.other_config,
+        qos_algorithm_type: vbd.qos_algorithm_type,
+        qos_algorithm_params: vbd.qos_algorithm_params,
+      },
+      opts,
+    )
+    o.cleanup.defer(`replica VBD ${vbdRef}`, () => destroyVbd(o.target, vbdRef))
+    vdis.push(vdi)
+  }
+  return vdis
+}
+
+async function clonedDisk(
+  o: ReplicaDisksOptions,
+  spec: ReplicaDiskSpec,
+  base: Ref<'VDI'>,
+  opts: CallOptions,
+): Promise<Ref<'VDI'>> {
+  const { target } = o
+  const source = spec.disk.vdi
+  const vdi = await cloneVdi(target, base, opts)
+  o.cleanup.defer(`replica disk ${vdi}`, () => destroyVdi(target, vdi))
+  // The clone carries the previous replica's keys; each is replaced, none is left stale.
+  await setVdiOtherConfig(target, vdi, spec.otherConfig, opts)
+  const current = await target.getRecord('VDI', vdi, opts)
+  if (current.virtual_size < source.virtual_size) await resizeVdi(target, vdi, source.virtual_size, opts)
+  // the clone keeps the previous replica's disk name; the source disk may have been renamed since
+  if (current.name_label !== source.name_label) await setVdiNameLabel(target, vdi, source.name_label, opts)
+  return vdi
+}
+
+async function newDisk(o: ReplicaDisksOptions, spec: ReplicaDiskSpec, opts: CallOptions): Promise<Ref<'VDI'>> {
+  const { target } = o
+  const source = spec.disk.vdi
+  const vdi = await createVdi(
+    target,
+    {
+      SR: o.sr,
+      virtual_size: source.virtual_size,
+      name_label: source.name_label,
+      name_description: source.name_description,
+      type: source.type,
+      sharable: source.sharable,
+      read_only: false,
+      other_config: replicaOtherConfig(o.policy, source.other_config, spec.otherConfig),
+      xenstore_data: source.xenstore_data,
+      // sm_config is storage-private: never copied (XO does the same).
+      sm_config: {},
+      tags: source.tags,
+    },
+    opts,
+  )
+  o.cleanup.defer(`replica disk ${vdi}`, () => destroyVdi(target, vdi))
+  return vdi
+}

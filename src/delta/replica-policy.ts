@@ -1,0 +1,28 @@
+/**
+ * What a replica looks like besides the copied records — its names, protection, tag and the
+ * `other_config` keys that must not be copied — decided by the caller's replication scheme
+ * (`replication/replica-policy.ts` builds XO's) and applied here without knowing its keys.
+ */
+import type { StringMap } from '../xapi/types.js'
+
+export interface ReplicaPolicy {
+  /** the VM's name while it is assembled, from its final name */
+  readonly importingName: (name: string) => string
+  /** operations blocked on every replica, from creation on */
+  readonly blockedOperations: readonly string[]
+  /** the reason stored on those operations while the replica is assembled */
+  readonly importingReason: string
+  /** the reason stored on them once the replica is complete */
+  readonly protectedReason: string
+  /** the tag of a complete replica: never copied from the source records, added on completion */
+  readonly tag: string
+  /** `other_config` keys of the source records never copied to the replica */
+  readonly droppedKeys: readonly string[]
+}
+
+/** `source`'s `other_config` without the policy's dropped keys, overlaid with `keys`. */
+export function replicaOtherConfig(policy: ReplicaPolicy, source: StringMap, keys: StringMap): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(source)) if (!policy.droppedKeys.includes(k)) out[k] = v
+  return { ...out, ...keys }
+}
