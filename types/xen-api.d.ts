@@ -44,6 +44,8 @@ declare module 'xen-api' {
     connect(): Promise<void>
     disconnect(): Promise<void>
     call(method: string, ...args: unknown[]): Promise<unknown>
+    /** runs `Async.<method>`, waits for its task through the event loop, and parses its result */
+    callAsync(method: string, ...args: unknown[]): Promise<unknown>
     watchTask(ref: string): Promise<unknown>
   }
 

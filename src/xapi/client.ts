@@ -301,20 +301,14 @@ function guard<T>(
   promise.catch(() => undefined)
   if (signal === undefined && timeoutMs === undefined) return promise
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`${what} aborted`))
-  return new Promise<T>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined
-    const cleanup = (): void => {
-      if (timer !== undefined) clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-    }
-    const onAbort = (): void => {
-      cleanup()
-      reject(new AbortedError(`${what} aborted`))
-    }
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  // Never settles unless interrupted; its listeners go as soon as either side wins.
+  const interrupted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(new AbortedError(`${what} aborted`))
     signal?.addEventListener('abort', onAbort, { once: true })
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
-        cleanup()
         reject(
           new OperationError(
             'CALL_TIMEOUT',
@@ -323,16 +317,10 @@ function guard<T>(
         )
       }, timeoutMs)
     }
-    promise.then(
-      value => {
-        cleanup()
-        resolve(value)
-      },
-      (error: unknown) => {
-        cleanup()
-        reject(error)
-      },
-    )
+  })
+  return Promise.race([promise, interrupted]).finally(() => {
+    clearTimeout(timer)
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
   })
 }
 

@@ -16,7 +16,7 @@ export interface TaskWatcherHost {
 
 interface Waiter {
   resolve(record: TaskRecord): void
-  reject(error: unknown): void
+  reject(error: Error): void
 }
 
 interface EventRecord {
@@ -120,14 +120,14 @@ export class TaskWatcher {
     for (const waiter of set) waiter.resolve(record)
   }
 
-  #rejectRef(ref: string, error: unknown): void {
+  #rejectRef(ref: string, error: Error): void {
     const set = this.#waiters.get(ref)
     if (set === undefined) return
     this.#waiters.delete(ref)
     for (const waiter of set) waiter.reject(error)
   }
 
-  #rejectAll(error: unknown): void {
+  #rejectAll(error: Error): void {
     for (const ref of [...this.#waiters.keys()]) this.#rejectRef(ref, error)
   }
 
@@ -139,7 +139,7 @@ export class TaskWatcher {
       if (isXapiError(error, 'HANDLE_INVALID')) {
         this.#rejectRef(ref, destroyed(ref))
       } else {
-        this.#rejectRef(ref, error)
+        this.#rejectRef(ref, asError(error))
       }
     }
   }
@@ -176,7 +176,7 @@ export class TaskWatcher {
         token = undefined
         if (this.#closed) return
         if (++failures >= MAX_CONSECUTIVE_FAILURES || !isXapiError(error)) {
-          this.#rejectAll(error)
+          this.#rejectAll(asError(error))
           return
         }
         // EVENTS_LOST, SESSION_INVALID after a re-login, a token from a restarted host…: start
@@ -184,6 +184,11 @@ export class TaskWatcher {
       }
     }
   }
+}
+
+/** The client rejects with its own errors; anything else still reaches a waiter as an Error. */
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
 }
 
 function destroyed(ref: string): OperationError {

@@ -434,17 +434,9 @@ function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
 
 /** The promise's value, or undefined once `ms` passed first. */
 function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(undefined), ms)
-    promise.then(
-      value => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>(resolve => {
+    timer = setTimeout(resolve, ms, undefined)
   })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

@@ -23,19 +23,11 @@ afterAll(async () => {
 
 /** Hang detector for a wait that takes milliseconds when it works (not a timing assertion). */
 function within<T>(promise: Promise<T>, what: string, ms = 30_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)
-    promise.then(
-      value => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)
   })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
 }
 
 describe('task watching', () => {

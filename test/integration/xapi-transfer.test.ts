@@ -214,7 +214,7 @@ describe('a length-less import, as real XAPI serves it', () => {
     const query = new URLSearchParams({ session_id: dst.sessionId, vdi: target, format: 'vhd', task_id: task })
     const reply = await rawRequest(
       info('dst').url,
-      `PUT /import_raw_vdi?${query} HTTP/1.1\r\nHost: lab\r\n\r\n`,
+      `PUT /import_raw_vdi?${query.toString()} HTTP/1.1\r\nHost: lab\r\n\r\n`,
       Buffer.concat(chunks),
     )
     expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)

@@ -30,7 +30,7 @@ afterEach(async () => {
 async function exportedVhd(vdiRef: string): Promise<Buffer> {
   return (
     await httpGet(
-      `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd' })}`,
+      `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd' }).toString()}`,
     )
   ).body
 }
@@ -85,7 +85,7 @@ describe('reading VHD streams off sockets', () => {
     await lab.store.fill(vdi.diskId, { bytes: 24 * MiB, seed: 41 })
     const task = lab.createTask()
     const res = await get(
-      `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })}`,
+      `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref }).toString()}`,
     )
     const statuses: string[] = []
     const { blocks } = await readAll(res, async () => {
@@ -119,7 +119,7 @@ describe('reading VHD streams off sockets', () => {
     for (const [name, cut] of Object.entries(boundaries)) {
       lab.faults.push({ kind: 'export', fault: { cutAfterBytes: cut } })
       const res = await get(
-        `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd' })}`,
+        `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd' }).toString()}`,
       )
       const error = await vhdFailure(res)
       expect({ name, code: error.code, offset: error.offset }).toEqual({ name, code: 'VHD_TRUNCATED', offset: cut })

@@ -67,7 +67,7 @@ function asDynamic(vhd: Buffer): Buffer {
 }
 
 function exportUrl(query: Record<string, string>): string {
-  return `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query })}`
+  return `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query }).toString()}`
 }
 
 describe('VHD interop with qemu-img', () => {
@@ -161,7 +161,7 @@ describe('VHD interop with qemu-img', () => {
     // imported into a lab VDI that held other data, with the exact normalised length
     const vdi = await lab.addVdi(randomUUID(), size)
     const task = lab.createTask()
-    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${qemuVhd.length}\r\n\r\n`
+    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref }).toString()} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${qemuVhd.length}\r\n\r\n`
     await rawRequest(lab.url, head, qemuVhd)
     expect(await lab.waitForTask(task.ref)).toMatchObject({ status: 'success' })
     const exported = await httpGet(exportUrl({ vdi: vdi.ref, format: 'raw' }))

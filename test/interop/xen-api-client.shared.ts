@@ -66,7 +66,7 @@ async function startLabProcess(
   )
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
+    createInterface({ input: child.stdout }).once('line', resolve)
     void exited.then(code => reject(new Error(`xen-cr lab exited with ${code} before printing its pools`)))
   })
   return { child, pools: (JSON.parse(line) as { pools: LabPoolInfo[] }).pools, exited }
@@ -144,9 +144,7 @@ export function clientScenario(transport: 'json-rpc' | 'xml-rpc'): void {
 
   it('runs Async.VM.snapshot to completion and sees the snapshot', async () => {
     const [vmRef] = (await xapi.call('VM.get_by_name_label', 'alpha')) as string[]
-    const snapshotRef = (await (
-      xapi as unknown as { callAsync(method: string, ...args: unknown[]): Promise<string> }
-    ).callAsync('VM.snapshot', vmRef, 'alpha snap')) as string
+    const snapshotRef = (await xapi.callAsync('VM.snapshot', vmRef, 'alpha snap')) as string
     expect(snapshotRef).toMatch(/^OpaqueRef:[0-9a-f-]{36}$/)
     const snapshot = (await xapi.call('VM.get_record', snapshotRef)) as Record<string, unknown>
     expect(snapshot['is_a_snapshot']).toBe(true)
