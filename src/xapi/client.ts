@@ -13,6 +13,7 @@ import { displayUrl, parsePoolUrl, resolveMasterUrl } from './pool-url.js'
 import { taskOutcome } from './task-outcome.js'
 import { TaskWatcher } from './task-watcher.js'
 import type { Ref, RecordOf, TaskRecord, XapiClassName } from './types.js'
+import { closeConnections, disableInternalMasterFollow } from './xen-api-internals.js'
 
 /** How to reach and log in to a pool; see {@link XapiClient.connect}. */
 export interface XapiConnectOptions {
@@ -343,6 +344,8 @@ async function openSession(
       transport: current.transport,
       watchEvents: current.watchEvents,
     })
+    // Private xen-api field, valid for the pinned 4.7.6 (see xen-api-internals.ts): we follow
+    // HOST_IS_SLAVE below, port included, where xen-api's own retry would keep the old port.
     disableInternalMasterFollow(xapi)
     try {
       await guard(xapi.connect(), `login to ${url}`, signal, callTimeoutMs)
@@ -353,7 +356,8 @@ async function openSession(
     } catch (error) {
       void xapi.disconnect().catch(() => undefined)
       // An aborted or timed-out login leaves xen-api's request waiting on a host that does not
-      // answer; only closing its connection pool ends that socket, so the process can exit.
+      // answer; only closing its connection pool (a private field, valid for the pinned 4.7.6:
+      // see xen-api-internals.ts) ends that socket, so the process can exit.
       if (signal?.aborted === true || (error instanceof XenCrError && error.code === 'CALL_TIMEOUT'))
         closeConnections(xapi)
       const mapped = mapCallError(error, { method: 'session.login_with_password', url, password: current.password })
@@ -394,25 +398,4 @@ function loginError(error: XenCrError, url: string, user: string): XenCrError {
     )
   }
   return new ConnectionError('POOL_UNREACHABLE', `login to ${url} failed: ${error.message}`, { url }, { cause: error })
-}
-
-/**
- * `xen-api` follows HOST_IS_SLAVE during login by swapping only the hostname; we want the
- * error so that `openSession` can resolve `address[:port]` itself. Its retry policy is a
- * per-instance field read at call time.
- */
-/**
- * Closes xen-api's HTTP connection pool (an undici dispatcher it keeps privately), cutting
- * requests still in flight. Only for a client that is being dropped.
- */
-function closeConnections(xapi: Xapi): void {
-  const internals = xapi as unknown as { _undiciDispatcher?: { destroy(): Promise<void> } }
-  void internals._undiciDispatcher?.destroy().catch(() => undefined)
-}
-
-function disableInternalMasterFollow(xapi: Xapi): void {
-  const internals = xapi as unknown as { _sessionOpenRetryOptions?: { tries: number } }
-  if (internals._sessionOpenRetryOptions !== undefined) {
-    internals._sessionOpenRetryOptions = { ...internals._sessionOpenRetryOptions, tries: 1 }
-  }
 }
