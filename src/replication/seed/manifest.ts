@@ -60,6 +60,19 @@ function invalid(dir: string, what: string): SeedRefusal {
   )
 }
 
+type JsonObject = Readonly<Record<string, unknown>>
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+const field = (value: unknown, key: string): unknown => (isObject(value) ? value[key] : undefined)
+
+const isString = (value: unknown): value is string => typeof value === 'string'
+
+const isUuidString = (value: unknown): value is string => isString(value) && isUuid(value)
+
+const isSafeInteger = (value: unknown): value is number => Number.isSafeInteger(value)
+
 /** Reads and checks the manifest of a seed folder. */
 export async function readManifest(dir: string): Promise<SeedManifest> {
   let raw: unknown
@@ -69,35 +82,90 @@ export async function readManifest(dir: string): Promise<SeedManifest> {
     const code = (error as { code?: unknown }).code
     throw invalid(dir, code === 'ENOENT' ? 'not found' : 'not valid JSON')
   }
-  const m = raw as Partial<SeedManifest> | null
-  if (m === null || typeof m !== 'object' || m.kind !== MANIFEST_KIND || m.version !== 1)
+  return parseManifest(dir, raw)
+}
+
+/** The manifest `raw` says, checked field by field; refuses anything a hand edit or truncation could leave. */
+function parseManifest(dir: string, raw: unknown): SeedManifest {
+  if (!isObject(raw) || raw['kind'] !== MANIFEST_KIND || raw['version'] !== 1)
     throw invalid(dir, 'not a xen-cr seed manifest (version 1)')
-  if (typeof m.job?.id !== 'string' || !isUuid(m.job.id) || typeof m.scheduleId !== 'string' || !isUuid(m.scheduleId))
-    throw invalid(dir, 'job or schedule id missing')
-  if (typeof m.snapshot?.uuid !== 'string' || !isUuid(m.snapshot.uuid) || typeof m.snapshot.datetime !== 'string')
-    throw invalid(dir, 'snapshot missing')
-  if (typeof m.metadata?.vm !== 'object' || !Array.isArray(m.metadata.disks) || !Array.isArray(m.metadata.vifs))
-    throw invalid(dir, 'VM metadata missing')
-  if (!Array.isArray(m.disks) || m.disks.length === 0 || m.disks.length !== m.metadata.disks.length)
-    throw invalid(dir, 'disk list missing or inconsistent')
-  for (const d of m.disks) {
-    // A file name that leaves the folder would make the import read anything on this host.
-    if (typeof d.file !== 'string' || d.file !== basename(d.file) || d.file.startsWith('.'))
-      throw invalid(dir, `disk file name ${JSON.stringify(d.file)} is not a plain file name`)
-    if (
-      (d.format !== 'vhd' && d.format !== 'xva') ||
-      d.format !== m.disks[0]!.format ||
-      !/^[0-9a-f]{64}$/.test(d.sha256) ||
-      !Number.isSafeInteger(d.bytes) ||
-      !Number.isSafeInteger(d.virtualSize)
-    )
-      throw invalid(dir, `disk ${d.file} has no valid format, size or sha256`)
-    if (!m.metadata.disks.some(md => md.vdi.uuid === d.vdiUuid && md.vbd.userdevice === d.userdevice))
-      throw invalid(dir, `disk ${d.file} is not in the VM metadata`)
+  const { job, vm, snapshot, scheduleId, createdAt } = raw
+  const jobId = field(job, 'id')
+  if (!isUuidString(jobId) || !isUuidString(scheduleId)) throw invalid(dir, 'job or schedule id missing')
+  const jobName = field(job, 'name')
+  if (!isString(jobName)) throw invalid(dir, 'job name missing')
+  const [vmUuid, vmName] = [field(vm, 'uuid'), field(vm, 'name')]
+  if (!isUuidString(vmUuid) || !isString(vmName)) throw invalid(dir, 'source VM missing')
+  const [snapUuid, snapName, snapDatetime] = [
+    field(snapshot, 'uuid'),
+    field(snapshot, 'name'),
+    field(snapshot, 'datetime'),
+  ]
+  if (!isUuidString(snapUuid) || !isString(snapName) || !isString(snapDatetime)) throw invalid(dir, 'snapshot missing')
+  if (!isString(createdAt)) throw invalid(dir, 'creation date missing')
+  const metadata = parseMetadata(dir, raw['metadata'])
+  const disks = parseDisks(dir, raw['disks'], metadata)
+  return {
+    kind: MANIFEST_KIND,
+    version: 1,
+    createdAt,
+    job: { id: jobId, name: jobName },
+    scheduleId,
+    vm: { uuid: vmUuid, name: vmName },
+    snapshot: { uuid: snapUuid, name: snapName, datetime: snapDatetime },
+    metadata,
+    disks,
   }
-  if (m.disks[0]!.format === 'xva' && new Set(m.disks.map(d => `${d.file} ${d.sha256}`)).size !== 1)
+}
+
+/**
+ * The VM metadata, checked as far as the seed reads it (each disk's VDI uuid and userdevice).
+ * The records themselves are the snapshot's as the export read them from XAPI, and go back to
+ * XAPI as they are; the target pool checks them when it creates the replica.
+ */
+function parseMetadata(dir: string, raw: unknown): DeltaVmMetadata {
+  const disks = field(raw, 'disks')
+  if (!isObject(field(raw, 'vm')) || !Array.isArray(disks) || !Array.isArray(field(raw, 'vifs')))
+    throw invalid(dir, 'VM metadata missing')
+  for (const disk of disks as unknown[]) {
+    if (!isString(field(field(disk, 'vdi'), 'uuid')) || !isString(field(field(disk, 'vbd'), 'userdevice')))
+      throw invalid(dir, 'VM metadata missing')
+  }
+  return raw as DeltaVmMetadata
+}
+
+function parseDisks(dir: string, raw: unknown, metadata: DeltaVmMetadata): SeedManifestDisk[] {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length !== metadata.disks.length)
+    throw invalid(dir, 'disk list missing or inconsistent')
+  const disks = (raw as unknown[]).map(d => parseDisk(dir, d, metadata))
+  // a seed is VHD files or one XVA, never both
+  const mixed = disks.find(d => d.format !== disks[0]!.format)
+  if (mixed !== undefined) throw invalid(dir, `disk ${mixed.file} has no valid format, size or sha256`)
+  if (disks[0]!.format === 'xva' && new Set(disks.map(d => `${d.file} ${d.sha256}`)).size !== 1)
     throw invalid(dir, 'the disks of an XVA seed must all name the one XVA file')
-  return m as SeedManifest
+  return disks
+}
+
+function parseDisk(dir: string, raw: unknown, metadata: DeltaVmMetadata): SeedManifestDisk {
+  const file = field(raw, 'file')
+  // A file name that leaves the folder would make the import read anything on this host.
+  if (!isString(file) || file !== basename(file) || file.startsWith('.'))
+    throw invalid(dir, `disk file name ${JSON.stringify(file)} is not a plain file name`)
+  const [format, sha256, bytes, virtualSize] = ['format', 'sha256', 'bytes', 'virtualSize'].map(k => field(raw, k))
+  if (
+    (format !== 'vhd' && format !== 'xva') ||
+    !isString(sha256) ||
+    !/^[0-9a-f]{64}$/.test(sha256) ||
+    !isSafeInteger(bytes) ||
+    !isSafeInteger(virtualSize)
+  )
+    throw invalid(dir, `disk ${file} has no valid format, size or sha256`)
+  const [vdiUuid, userdevice, name] = [field(raw, 'vdiUuid'), field(raw, 'userdevice'), field(raw, 'name')]
+  if (!isString(vdiUuid) || !isString(userdevice) || !isString(name))
+    throw invalid(dir, `disk ${file} has no valid disk uuid, userdevice or name`)
+  if (!metadata.disks.some(md => md.vdi.uuid === vdiUuid && md.vbd.userdevice === userdevice))
+    throw invalid(dir, `disk ${file} is not in the VM metadata`)
+  return { userdevice, vdiUuid, name, virtualSize, file, format, bytes, sha256 }
 }
 
 /** sha256 and length of a file, streamed. */
