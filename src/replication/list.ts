@@ -7,7 +7,7 @@ import { intervalGraceMs, schedulePeriodMs } from '../jobs/schedule.js'
 import type { Job } from '../jobs/types.js'
 import type { XapiClient } from '../xapi/client.js'
 import { KEYS, datetimeSortKey, isStartBlocked, parseXapiDateTime, readReplica, replicaBelongsTo } from './metadata.js'
-import { selectVms } from './pass.js'
+import { selectVms } from './select-vms.js'
 
 export interface ReplicaEntry {
   readonly uuid: string
