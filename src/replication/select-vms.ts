@@ -1,9 +1,9 @@
 /** Which source VMs a pass (or a listing) covers, from the job's selection and `--vm`. */
-import { UsageError } from '../errors.js'
+import { UsageError, vmNotFound } from '../errors.js'
 import type { Job } from '../jobs/types.js'
 import type { VmResult } from './events.js'
 import { REPLICA_TAG } from './metadata.js'
-import type { PlanVm } from './plan.js'
+import type { PlanVm } from './plan-records.js'
 
 type SelectableVm = PlanVm & { readonly tags: readonly string[]; readonly is_control_domain: boolean }
 
@@ -37,15 +37,14 @@ export function passVms(job: Job, vms: ReadonlyMap<string, SelectableVm>, vmUuid
   const present = new Set([...vms.values()].map(v => v.uuid))
   const missing = job.vms.uuids
     .filter(uuid => !present.has(uuid) && (vmUuids === undefined || vmUuids.includes(uuid)))
-    .map((uuid): VmResult => ({
-      status: 'failed',
-      vm: { uuid, name: uuid },
-      durationMs: 0,
-      error: {
-        code: 'VM_NOT_FOUND',
-        message: `VM ${uuid} of job ${job.name} is not on pool ${job.source}; remove it from the job or check the pool`,
-      },
-    }))
+    .map((uuid): VmResult => {
+      const { code, message } = vmNotFound(
+        `${uuid} of job ${job.name}`,
+        `pool ${job.source}`,
+        'remove it from the job or check the pool',
+      )
+      return { status: 'failed', vm: { uuid, name: uuid }, durationMs: 0, error: { code, message } }
+    })
   if (vmUuids === undefined) return { vmRefs: selected, missing }
   const wanted = new Set(vmUuids)
   for (const uuid of wanted) {

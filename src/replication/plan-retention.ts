@@ -1,0 +1,30 @@
+/** Which replicas of one schedule, SR and VM a successful pass deletes. */
+import { datetimeSortKey, isStartBlocked, replicaBelongsTo, type PassIdentity } from './metadata.js'
+import type { TargetVm } from './plan-history.js'
+import { objectRef, type ObjectRef } from './plan-records.js'
+
+export interface ReplicaRef extends ObjectRef {
+  readonly datetime: string | undefined
+}
+
+/**
+ * Keeps `retention − 1` complete protected replicas, the new one makes `retention`. Replicas
+ * whose start was unblocked are someone's VM now (XO #2724): never counted, never deleted.
+ * Interrupted replicas are debris (XO PR #10404). `mine` are the job's VMs on this SR.
+ */
+export function replicasToDelete(
+  mine: readonly TargetVm[],
+  identity: PassIdentity,
+  srUuid: string,
+  retention: number,
+): ReplicaRef[] {
+  const own = mine.filter(t => !t.vm.is_a_snapshot && isStartBlocked(t.vm.blocked_operations))
+  const complete = own
+    .filter(t => t.meta.complete && replicaBelongsTo(t.meta, identity, srUuid, 'schedule'))
+    .sort((a, b) => datetimeSortKey(b.meta.datetime).localeCompare(datetimeSortKey(a.meta.datetime)))
+  const keep = Math.max(0, retention - 1)
+  return [...complete.slice(keep), ...own.filter(t => !t.meta.complete)].map(t => ({
+    ...objectRef(t.ref, t.vm),
+    datetime: t.meta.datetime,
+  }))
+}
