@@ -1,9 +1,13 @@
 /**
- * Child process of `xapi-transfer-memory.test.ts`: one client transfer (export → import through
- * the client, VHD) in a process of its own, so its peak RSS is the client's alone. Reads its
- * job from the XEN_CR_MEMORY_JOB environment variable (never argv: it holds a password) and
- * prints one JSON line. Plain JavaScript on the built modules (`npm run build`), so the process
- * holds the client and nothing of the test runner.
+ * Child process of `xapi-transfer-memory.test.ts` and of `test/bench/transfer-memory.bench.mjs`:
+ * one client transfer (export → import through the client, VHD) in a process of its own, so its
+ * memory is the client's alone. Reads its job from the XEN_CR_MEMORY_JOB environment variable
+ * (never argv: it holds a password) and prints one JSON line. Plain JavaScript on the built
+ * modules (`npm run build`), so the process holds the client and nothing of the test runner.
+ *
+ * Besides the kernel's peak RSS (for the bench), it samples what the JavaScript side holds:
+ * `heapUsed + external` (external includes every Buffer's memory), every 10 ms. A client that
+ * buffered the disk would hold it there for the whole transfer, which no sampling can miss.
  */
 import { XapiClient } from '../../dist/xapi/client.js'
 import { exportVdi, importVdi } from '../../dist/xapi/transfer.js'
@@ -21,11 +25,20 @@ try {
     name_label: 'memory test target',
   })
 
+  const held = () => {
+    const usage = process.memoryUsage()
+    return usage.heapUsed + usage.external
+  }
   const rssBefore = process.memoryUsage.rss()
+  const heldBefore = held()
   let sampledPeak = rssBefore
+  let heldPeak = heldBefore
+  let samples = 0
   const sampler = setInterval(() => {
     sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss())
-  }, 50)
+    heldPeak = Math.max(heldPeak, held())
+    samples++
+  }, 10)
   const started = Date.now()
   const exported = await exportVdi(client, source, { format: 'vhd' })
   const { bytes } = await importVdi(client, target, exported.stream, { format: 'vhd' })
@@ -40,7 +53,11 @@ try {
       rssBefore,
       cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
       sampledPeak,
+      heldBefore,
+      heldPeak,
+      samples,
       targetUtilisation: targetRecord.physical_utilisation,
+      targetVdiUuid: targetRecord.uuid,
     })}\n`,
   )
 } finally {
