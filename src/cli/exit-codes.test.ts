@@ -15,14 +15,14 @@ import { ExitCode, exitCodeFor, worstExitCode } from './exit-codes.js'
 
 describe('exitCodeFor', () => {
   it.each([
-    ['UsageError', new UsageError('X', 'x'), 2],
-    ['ConfigError', new ConfigError('X', 'x'), 2],
-    ['LeaseError', new LeaseError('X', 'x'), 3],
+    ['UsageError', new UsageError('MISSING_OPTION', 'x'), 2],
+    ['ConfigError', new ConfigError('CONFIG_INVALID', 'x'), 2],
+    ['LeaseError', new LeaseError('JOB_RUNNING', 'x'), 3],
     ['ConnectionError', new ConnectionError('POOL_UNREACHABLE', 'x'), 4],
-    ['ValidationError', new ValidationError('X', 'x'), 5],
-    ['OperationError', new OperationError('X', 'x'), 1],
+    ['ValidationError', new ValidationError('JOB_EXISTS', 'x'), 5],
+    ['OperationError', new OperationError('TRANSFER_STALLED', 'x'), 1],
     ['XapiError', new XapiError('VM_BAD_POWER_STATE', [], 'VM.start'), 1],
-    ['VhdError', new VhdError('X', 'x', 0), 1],
+    ['VhdError', new VhdError('VHD_TRUNCATED', 'x', 0), 1],
     ['AbortedError', new AbortedError(), 1],
     ['a plain Error', new Error('bug'), 1],
     ['a thrown string', 'bug', 1],

@@ -28,9 +28,14 @@ const byCategory: Readonly<Record<ErrorCategory, ExitCode>> = {
   failure: ExitCode.failed,
 }
 
+/** The exit code of every error of a category (and so of each code in `ERROR_CODES`). */
+export function exitCodeOfCategory(category: ErrorCategory): ExitCode {
+  return byCategory[category]
+}
+
 /** The exit code for an error reaching the CLI edge: by category for ours, 2 for commander's usage errors, 1 otherwise. */
 export function exitCodeFor(error: unknown): ExitCode {
-  if (isXenCrError(error)) return byCategory[error.category]
+  if (isXenCrError(error)) return exitCodeOfCategory(error.category)
   if (error instanceof CommanderError) {
     // --help and --version end through exitOverride too
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage

@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors.js'
+import { ValidationError, vmNotFound } from '../errors.js'
 import type { XapiClient } from '../xapi/client.js'
 import type { Job } from './types.js'
 
@@ -66,12 +66,8 @@ function holdsDisks(contentType: string): boolean {
 export function checkJob(job: Job, source: PoolInventory, target: PoolInventory, warn?: JobWarnFn): Job {
   for (const uuid of job.vms.uuids) {
     const vm = source.vms.find(candidate => candidate.uuid.toLowerCase() === uuid)
-    if (vm === undefined) {
-      throw new ValidationError(
-        'VM_NOT_FOUND',
-        `VM ${uuid} is not on source pool "${job.source}"; check the uuid (xe vm-list) and --source`,
-      )
-    }
+    if (vm === undefined)
+      throw vmNotFound(uuid, `source pool "${job.source}"`, 'check the uuid (xe vm-list) and --source')
     if (vm.kind !== 'vm') {
       throw new ValidationError(
         'VM_NOT_REPLICABLE',

@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream'
-import { OperationError } from '../errors.js'
+import { OperationError, type ErrorCode } from '../errors.js'
 import { VhdExtentProbe } from './vhd-extent.js'
 
 /** Progress of a disk transfer: bytes so far and, when known, the total. */
@@ -27,7 +27,7 @@ export interface TransferMeterOptions {
    */
   readonly vhd?: boolean
   /** code of the error for a wrong length (default `TRANSFER_LENGTH_MISMATCH`) */
-  readonly lengthErrorCode?: string
+  readonly lengthErrorCode?: ErrorCode
 }
 
 // Progress is reported at most once per this many bytes (and at the end), so a CLI renderer
