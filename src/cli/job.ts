@@ -8,6 +8,7 @@ import type { JobStore } from '../jobs/job-store.js'
 import type { Job } from '../jobs/types.js'
 import { ValidationError } from '../errors.js'
 import { contextOf, type CliContext } from './context.js'
+import { purgeJob } from './replicas.js'
 
 /** bin/xen-cr.js, absolute: src/cli/ and dist/cli/ both sit two levels below the package root. */
 const BIN_SCRIPT = fileURLToPath(new URL('../../bin/xen-cr.js', import.meta.url))
@@ -151,10 +152,16 @@ export function registerJobCommand(program: Command): void {
     .command('delete')
     .alias('rm')
     .argument('<job>', 'job id or name')
-    .description('delete a job definition (its replicas and snapshots stay in the pools)')
-    .action(async (handle: string, _options: unknown, command: Command) => {
+    .description('delete a job definition (its replicas and snapshots stay in the pools unless --purge)')
+    .option('--purge', "first delete the job's replicas on the target pool and its snapshots on the source pool")
+    .option('--yes', 'do not ask before purging (needed without a terminal)')
+    .action(async (handle: string, options: { purge?: boolean; yes?: boolean }, command: Command) => {
       const context = contextOf(command)
-      const removed = await (await context.jobStore()).remove(handle)
+      const store = await context.jobStore()
+      // The definition goes only once its objects are gone, so a purge can be run again.
+      if (options.purge === true && !(await purgeJob(context, await store.get(handle), { yes: options.yes === true })))
+        return
+      const removed = await store.remove(handle)
       context.output.emit({ kind: 'job-deleted', id: removed.id, name: removed.name })
     })
 

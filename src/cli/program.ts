@@ -5,9 +5,11 @@ import { isXenCrError } from '../errors.js'
 import { attachRuntime, CliRuntime, type CliIo } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { registerConfigCommand } from './config.js'
+import { registerFailoverCommand } from './failover.js'
 import { registerJobCommand } from './job.js'
 import { registerLabCommand } from './lab.js'
 import { registerListCommand } from './list.js'
+import { registerReplicasCommand } from './replicas.js'
 import { registerRunCommand } from './run.js'
 import { registerSeedCommand } from './seed.js'
 
@@ -58,6 +60,8 @@ export function buildProgram(
   registerRunCommand(program)
   registerListCommand(program)
   registerSeedCommand(program)
+  registerFailoverCommand(program)
+  registerReplicasCommand(program)
   return program
 }
 

@@ -1,0 +1,85 @@
+/**
+ * Turning a fresh clone of a replica into an ordinary VM: start unblocked, the replica tag and
+ * every replication key gone from the VM and its disks — so no pass, retention, listing or XO
+ * ever takes it for a replica — and its VIFs on the chosen networks (or none).
+ */
+import { BLOCKED_START_OPERATIONS, KEYS, REPLICA_TAG } from '../replication/metadata.js'
+import type { CallOptions, XapiClient } from '../xapi/client.js'
+import { listVmDisks } from '../xapi/vbd.js'
+import { setVdiOtherConfig } from '../xapi/vdi.js'
+import { createVif, destroyVif } from '../xapi/vif.js'
+import { removeTag, setVmOtherConfig, unblockOperation } from '../xapi/vm.js'
+import type { Ref } from '../xapi/types.js'
+import type { NetworkChoice } from './network-remap.js'
+
+const KNOWN_KEYS: ReadonlySet<string> = new Set(Object.values(KEYS))
+// The namespace of the backup keys metadata.ts defines (`xo:backup:`): keys a later XO adds there
+// (e.g. `xo:backup:includeNonNbdQcow2Fix` before we knew it) must go too.
+const BACKUP_NAMESPACE = KEYS.datetime.slice(0, KEYS.datetime.lastIndexOf(':') + 1)
+
+/** True for a key that marks an object as part of a replication chain. */
+export function isReplicationKey(key: string): boolean {
+  return KNOWN_KEYS.has(key) || key.startsWith(BACKUP_NAMESPACE)
+}
+
+/** `other_config` removals (`key: null`) for every replication key of `otherConfig`. */
+export function replicationKeyRemovals(otherConfig: Readonly<Record<string, string>>): Record<string, null> {
+  const out: Record<string, null> = {}
+  for (const key of Object.keys(otherConfig)) if (isReplicationKey(key)) out[key] = null
+  return out
+}
+
+/** Unblocks start, removes the replica tag and the replication keys of the VM and of each of its disks. */
+export async function unmarkReplica(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<void> {
+  for (const op of BLOCKED_START_OPERATIONS) await unblockOperation(client, vm, op, options)
+  const record = await client.getRecord('VM', vm, options)
+  if (record.tags.includes(REPLICA_TAG)) await removeTag(client, vm, REPLICA_TAG, options)
+  await setVmOtherConfig(client, vm, replicationKeyRemovals(record.other_config), options)
+  for (const disk of await listVmDisks(client, record.VBDs, options))
+    await setVdiOtherConfig(client, disk.vdiRef, replicationKeyRemovals(disk.vdi.other_config), options)
+}
+
+/**
+ * Puts the VM's VIFs where `choice` says: kept, removed, or moved (destroyed and re-created with
+ * the same device, MAC and settings on the mapped network). Resolves to the number of VIFs left.
+ */
+export async function applyNetworks(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  choice: NetworkChoice,
+  remap: ReadonlyMap<string, string>,
+  options: CallOptions = {},
+): Promise<number> {
+  const record = await client.getRecord('VM', vm, options)
+  if (choice.kind === 'keep') return record.VIFs.length
+  let left = 0
+  for (const ref of record.VIFs) {
+    if (choice.kind === 'none') {
+      await destroyVif(client, ref, options)
+      continue
+    }
+    left++
+    const vif = await client.getRecord('VIF', ref, options)
+    const to = remap.get(vif.network)
+    if (to === undefined || to === vif.network) continue
+    await destroyVif(client, ref, options)
+    await createVif(
+      client,
+      {
+        VM: vm,
+        network: to as Ref<'network'>,
+        device: vif.device,
+        MAC: vif.MAC,
+        MTU: vif.MTU,
+        other_config: vif.other_config,
+        qos_algorithm_type: vif.qos_algorithm_type,
+        qos_algorithm_params: vif.qos_algorithm_params,
+        locking_mode: vif.locking_mode,
+        ipv4_allowed: vif.ipv4_allowed,
+        ipv6_allowed: vif.ipv6_allowed,
+      },
+      options,
+    )
+  }
+  return left
+}
