@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { UsageError } from '../errors.js'
+import { ConfigError, OperationError, UsageError } from '../errors.js'
+import { LabDiskError, LabSetupError } from '../lab/lab-error.js'
 import { startLab, type Lab } from '../lab/start.js'
 import { contextOf } from './context.js'
 
@@ -24,6 +25,19 @@ function describeLab(lab: Lab): string {
     'Stop with Ctrl-C (SIGINT) or SIGTERM.',
   )
   return `${lines.join('\n')}\n`
+}
+
+/**
+ * The lab's own errors in xen-cr's hierarchy (the lab does not import it): a bad spec or state
+ * directory is a configuration error (exit 2), a refusal of its disk store a failure (exit 1).
+ */
+function fromLabError(error: unknown): unknown {
+  if (error instanceof LabSetupError)
+    return new ConfigError(error.code, error.message, error.file === undefined ? {} : { file: error.file }, {
+      cause: error.cause,
+    })
+  if (error instanceof LabDiskError) return new OperationError(error.code, error.message, { cause: error.cause })
+  return error
 }
 
 /**
@@ -56,6 +70,8 @@ export function registerLabCommand(program: Command): void {
         dir,
         loginDelayMs,
         ...(options.spec === undefined ? {} : { spec: resolve(context.io.cwd, options.spec) }),
+      }).catch((error: unknown) => {
+        throw fromLabError(error)
       })
       context.defer(() => lab.stop())
       if (context.options.json) {

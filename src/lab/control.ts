@@ -4,7 +4,7 @@
  * Available as a library ({@link LabControl}) and over HTTP under `/lab/` on every host.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ConfigError } from '../errors.js'
+import { LabSetupError } from './lab-error.js'
 import { validateFault, type LabFault } from './faults.js'
 import type { Route } from './http/host-server.js'
 import type { LabPool } from './pool.js'
@@ -40,7 +40,7 @@ export interface LabControl {
 }
 
 function unknown(what: string): never {
-  throw new ConfigError('LAB_OBJECT_UNKNOWN', what)
+  throw new LabSetupError('LAB_OBJECT_UNKNOWN', what)
 }
 
 function vmInfo(pool: LabPool, ref: string): LabVmInfo {

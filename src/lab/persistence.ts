@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
-import { ConfigError } from '../errors.js'
+import { LabSetupError } from './lab-error.js'
 import type { Database, DatabaseDump } from './db/database.js'
 
 /** Writes JSON through a temp file and a rename, so readers never see half a file. */
@@ -26,7 +26,7 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
   try {
     return JSON.parse(text) as T
   } catch (error) {
-    throw new ConfigError(
+    throw new LabSetupError(
       'LAB_STATE_CORRUPT',
       `lab state ${path} is not valid JSON; remove the lab directory to start afresh`,
       { file: path },
@@ -44,7 +44,7 @@ export class DatabaseSaver {
   readonly #path: string
   #timer: NodeJS.Timeout | undefined
   #writing: Promise<void> = Promise.resolve()
-  #failure: unknown
+  #failure: Error | undefined
 
   constructor(db: Database, path: string) {
     this.#db = db
@@ -77,8 +77,9 @@ export class DatabaseSaver {
   #enqueue(): Promise<void> {
     const dump: DatabaseDump = this.#db.dump()
     this.#writing = this.#writing.then(() =>
-      writeJsonAtomic(this.#path, dump).catch(error => {
-        this.#failure = error
+      writeJsonAtomic(this.#path, dump).catch((error: unknown) => {
+        // fs rejects with Errors; anything else is wrapped so flush() throws an Error
+        this.#failure = error instanceof Error ? error : new Error(String(error))
       }),
     )
     return this.#writing

@@ -5,7 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DiskStore } from './storage/types.js'
 import type { LabVdiView } from './http/types.js'
-import { apiError, NULL_REF, type Database } from './db/database.js'
+import { NULL_REF, type Database } from './db/database.js'
+import { xapiFault } from './fault.js'
 import { FaultTable } from './faults.js'
 import { TaskManager } from './tasks.js'
 import { vmAllowedOperations } from './rpc/vm-checks.js'
@@ -99,7 +100,7 @@ export class LabPool {
       // The stopping lab must not wait out a pending delay.
       if (this.#loginDelayMs > 0)
         await sleep(this.#loginDelayMs, undefined, { signal: this.closing }).catch(() => undefined)
-      throw apiError('SESSION_AUTHENTICATION_FAILED', user, 'Authentication failure')
+      throw xapiFault('SESSION_AUTHENTICATION_FAILED', user, 'Authentication failure')
     }
     return this.db.create('session', {
       this_host: hostRef,
@@ -128,7 +129,7 @@ export class LabPool {
 
   /** `SESSION_INVALID [ref]` unless `ref` is a live session. */
   checkSession(ref: string): void {
-    if (!this.isSession(ref)) throw apiError('SESSION_INVALID', ref)
+    if (!this.isSession(ref)) throw xapiFault('SESSION_INVALID', ref)
   }
 
   logout(ref: string): void {

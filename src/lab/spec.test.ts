@@ -1,7 +1,7 @@
 /** The lab spec: sizes with binary units, the shipped example and the default are valid, mistakes are named. */
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { ConfigError } from '../errors.js'
+import { LabSetupError } from './lab-error.js'
 import { DEFAULT_SPEC, parseSize, validateSpec } from './spec.js'
 
 describe('lab spec', () => {
@@ -11,7 +11,7 @@ describe('lab spec', () => {
     expect(parseSize('64MiB', 'x')).toBe(64 * 1024 ** 2)
     expect(parseSize('1.5 GiB', 'x')).toBe(1.5 * 1024 ** 3)
     expect(() => parseSize('lots', 'VM a disk size')).toThrow(/VM a disk size: "lots" is not a size/)
-    expect(() => parseSize(-1, 'x')).toThrow(ConfigError)
+    expect(() => parseSize(-1, 'x')).toThrow(LabSetupError)
   })
 
   it('accepts examples/lab.json and the default spec', async () => {
@@ -25,8 +25,8 @@ describe('lab spec', () => {
       try {
         validateSpec(spec, 'f.json')
       } catch (error) {
-        expect(error).toBeInstanceOf(ConfigError)
-        expect((error as ConfigError).code).toBe('LAB_SPEC_INVALID')
+        expect(error).toBeInstanceOf(LabSetupError)
+        expect((error as LabSetupError).code).toBe('LAB_SPEC_INVALID')
         return (error as Error).message
       }
       throw new Error('expected a failure')

@@ -4,7 +4,7 @@
  * Sizes are bytes or strings with a binary unit (`"2 TiB"`, `"64MiB"`).
  */
 import { readFile } from 'node:fs/promises'
-import { ConfigError } from '../errors.js'
+import { LabSetupError } from './lab-error.js'
 import { validateFault, type LabFault } from './faults.js'
 
 /** A VM disk: virtual size, bytes of deterministic data from offset 0, seed, SR. */
@@ -91,7 +91,7 @@ export function parseSize(value: number | string, what: string): number {
   const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value) : null
   const factor = match === null ? undefined : UNITS[match[2]!.toLowerCase()]
   if (match === null || factor === undefined)
-    throw new ConfigError(
+    throw new LabSetupError(
       'LAB_SPEC_INVALID',
       `${what}: ${JSON.stringify(value)} is not a size; use bytes or e.g. "64 MiB"`,
     )
@@ -137,12 +137,12 @@ export const DEFAULT_SPEC: LabSpec = {
 }
 
 function fail(message: string): never {
-  throw new ConfigError('LAB_SPEC_INVALID', message)
+  throw new LabSetupError('LAB_SPEC_INVALID', message)
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
-/** Checks a parsed spec; throws a ConfigError naming the first problem. */
+/** Checks a parsed spec; throws a LabSetupError naming the first problem. */
 export function validateSpec(value: unknown, file?: string): LabSpec {
   const where = file === undefined ? 'lab spec' : `lab spec ${file}`
   if (typeof value !== 'object' || value === null || !Array.isArray((value as { pools?: unknown }).pools))
@@ -193,13 +193,13 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
   return spec
 }
 
-/** Reads and validates a JSON lab spec; ConfigError `LAB_SPEC_UNREADABLE` / `LAB_SPEC_INVALID` naming the problem. */
+/** Reads and validates a JSON lab spec; LabSetupError `LAB_SPEC_UNREADABLE` / `LAB_SPEC_INVALID` naming the problem. */
 export async function loadSpec(path: string): Promise<LabSpec> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    throw new ConfigError(
+    throw new LabSetupError(
       'LAB_SPEC_UNREADABLE',
       `cannot read lab spec ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
       { file: path },
@@ -210,7 +210,7 @@ export async function loadSpec(path: string): Promise<LabSpec> {
   try {
     parsed = JSON.parse(text)
   } catch (error) {
-    throw new ConfigError(
+    throw new LabSetupError(
       'LAB_SPEC_INVALID',
       `lab spec ${path} is not valid JSON: ${(error as Error).message}`,
       { file: path },

@@ -3,7 +3,8 @@
  * the XML-RPC encoding of the return value as a string, even for JSON-RPC callers.
  */
 import type { LabTaskHandle } from './http/types.js'
-import { apiError, newRef, NULL_REF, type Database } from './db/database.js'
+import { newRef, NULL_REF, type Database } from './db/database.js'
+import { xapiFault } from './fault.js'
 import { formatXapiDate, EPOCH } from './wire/values.js'
 
 /** A pending task as the code that runs it sees it. */
@@ -49,7 +50,7 @@ export class TaskManager {
   cancel(ref: string): void {
     const record = this.#db.get('task', ref)
     if (record['status'] !== 'pending') {
-      throw apiError('OPERATION_NOT_ALLOWED', `task ${ref} is not pending`)
+      throw xapiFault('OPERATION_NOT_ALLOWED', `task ${ref} is not pending`)
     }
     const ops = record['current_operations'] as Readonly<Record<string, string>>
     this.#db.update('task', ref, { current_operations: { ...ops, [newRef()]: 'cancel' } })
@@ -98,7 +99,7 @@ export class TaskManager {
         return isCancelRequested()
       },
       checkCancelled: () => {
-        if (isCancelRequested()) throw apiError('TASK_CANCELLED', ref)
+        if (isCancelRequested()) throw xapiFault('TASK_CANCELLED', ref)
       },
     }
   }

@@ -1,8 +1,10 @@
 /**
  * `xen-cr lab` in-process: the human output names every pool's URL and credentials and the
  * config file, the command runs until its signal aborts and then stops the lab (the URL stops
- * answering), and a bad flag is a usage error (exit 2) before anything starts.
+ * answering), and a bad flag is a usage error (exit 2) before anything starts, as are a bad
+ * spec and a damaged state directory.
  */
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
@@ -57,7 +59,7 @@ it('prints URLs, credentials and the config path, runs until aborted, then stops
     expect(names).toEqual(['db-01', 'idle-01', 'web-01'])
     controller.abort()
     expect(await exit).toBe(0)
-    await expect(fetch(new URL('/jsonrpc', source![1]!), { method: 'POST', body: '{}' })).rejects.toThrow()
+    await expect(fetch(new URL('/jsonrpc', source![1]), { method: 'POST', body: '{}' })).rejects.toThrow()
   } finally {
     await tmp.remove()
   }
@@ -70,4 +72,33 @@ it('refuses a bad --login-delay as a usage error', async () => {
     await run(['lab', '--login-delay', 'soon', '--dir', '/nonexistent/never-created'], { stdout, stderr, env: {} }),
   ).toBe(2)
   expect(stderr.text + stdout.text).toContain('--login-delay soon')
+})
+
+// The lab throws its own errors (it does not import the client's hierarchy); without their
+// mapping at the CLI edge a bad spec would end as an "unexpected error" with exit 1.
+it('refuses an unreadable or invalid spec and a damaged state directory as configuration errors', async () => {
+  const tmp = await makeTempDir()
+  try {
+    await writeFile(join(tmp.path, 'bad.json'), '{"pools": [{"name": "no spaces allowed"}]}')
+    await mkdir(join(tmp.path, 'damaged'))
+    await writeFile(join(tmp.path, 'damaged', 'lab.json'), '{')
+    const cases: [string[], string][] = [
+      [['--spec', 'missing.json', '--dir', 'a'], 'LAB_SPEC_UNREADABLE'],
+      [['--spec', 'bad.json', '--dir', 'b'], 'LAB_SPEC_INVALID'],
+      [['--dir', 'damaged'], 'LAB_STATE_CORRUPT'],
+    ]
+    for (const [args, code] of cases) {
+      const stdout = new CaptureStream()
+      const stderr = new CaptureStream()
+      const exit = await run(['--json', 'lab', '--login-delay', '0', ...args], {
+        stdout,
+        stderr,
+        cwd: tmp.path,
+        env: {},
+      })
+      expect([exit, stdout.text + stderr.text], args.join(' ')).toEqual([2, expect.stringContaining(`"${code}"`)])
+    }
+  } finally {
+    await tmp.remove()
+  }
 })

@@ -5,7 +5,7 @@
  * window produce nothing.
  */
 import { describe, expect, it } from 'vitest'
-import { isXapiError } from '../../errors.js'
+import { isXapiFault } from '../fault.js'
 import { Database, NULL_REF } from './database.js'
 
 const all = (): boolean => true
@@ -83,7 +83,7 @@ describe('Database', () => {
       }
       return undefined
     })()
-    expect(isXapiError(error, 'HANDLE_INVALID') && error.params).toEqual(['SR', 'OpaqueRef:x'])
+    expect(isXapiFault(error, 'HANDLE_INVALID') && error.params).toEqual(['SR', 'OpaqueRef:x'])
     expect(() => db.byUuid('SR', 'u')).toThrow(/UUID_INVALID/)
   })
 

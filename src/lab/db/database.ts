@@ -4,7 +4,7 @@
  * `event.from` (add/mod/del per object since a token).
  */
 import { randomUUID } from 'node:crypto'
-import { XapiError } from '../../errors.js'
+import { xapiFault } from '../fault.js'
 import { WireDateTime, WireFloat, type WireValue } from '../wire/values.js'
 import { defaultFor, SCHEMA, type ClassSpec, type LabRecord, type StoredValue } from './schema.js'
 
@@ -43,11 +43,6 @@ export interface Change {
 export interface DatabaseDump {
   readonly generation: number
   readonly objects: Record<string, Record<string, LabRecord>>
-}
-
-/** Throws the XAPI error `code` with `params` (what the wire layer sends back). */
-export function apiError(code: string, ...params: string[]): XapiError {
-  return new XapiError(code, params, 'lab')
 }
 
 /** One pool's objects; see the file comment. */
@@ -133,7 +128,7 @@ export class Database {
   /** The record, or `HANDLE_INVALID [cls, ref]`. */
   get(cls: string, ref: string): Readonly<LabRecord> {
     const record = this.find(cls, ref)
-    if (record === undefined) throw apiError('HANDLE_INVALID', cls, ref)
+    if (record === undefined) throw xapiFault('HANDLE_INVALID', cls, ref)
     return record
   }
 
@@ -148,7 +143,7 @@ export class Database {
   /** The ref with this uuid, or `UUID_INVALID [cls, uuid]`. */
   byUuid(cls: string, uuid: string): string {
     const ref = this.#uuids.get(cls)?.get(uuid)
-    if (ref === undefined) throw apiError('UUID_INVALID', cls, uuid)
+    if (ref === undefined) throw xapiFault('UUID_INVALID', cls, uuid)
     return ref
   }
 
@@ -159,7 +154,7 @@ export class Database {
   /** Changes stored fields (a `mod` event; related set owners get one too when a ref moves). */
   update(cls: string, ref: string, patch: Readonly<Record<string, StoredValue>>): void {
     const record = this.#objects.get(cls)?.get(ref)
-    if (record === undefined) throw apiError('HANDLE_INVALID', cls, ref)
+    if (record === undefined) throw xapiFault('HANDLE_INVALID', cls, ref)
     const before = { ...record }
     const spec = this.spec(cls)
     for (const [name, value] of Object.entries(patch)) {
@@ -184,7 +179,7 @@ export class Database {
   destroy(cls: string, ref: string): void {
     const objects = this.#objects.get(cls)
     const record = objects?.get(ref)
-    if (objects === undefined || record === undefined) throw apiError('HANDLE_INVALID', cls, ref)
+    if (objects === undefined || record === undefined) throw xapiFault('HANDLE_INVALID', cls, ref)
     objects.delete(ref)
     this.#classOf.delete(ref)
     this.#uuids.get(cls)!.delete(record['uuid'] as string)

@@ -1,7 +1,7 @@
 import { Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
-import { isXapiError } from '../../errors.js'
+import { isXapiFault } from '../fault.js'
 import { encodeOvaXml } from '../xva/ova-xml.js'
 import { XVA_CHUNK_SIZE, xvaStream, type XvaDiskSource } from '../xva/xva-writer.js'
 import { BLOCK_SIZE } from '../storage/types.js'
@@ -51,7 +51,7 @@ export const exportXva: XvaHandler = async (req, res, ctx) => {
     try {
       unlock = ctx.lockVm(view.vmRef, 'export', task.ref)
     } catch (error) {
-      if (isXapiError(error)) return refuse(res, 500, task, [error.xapiCode, ...error.params])
+      if (isXapiFault(error)) return refuse(res, 500, task, error.toArray())
       throw error
     }
     try {

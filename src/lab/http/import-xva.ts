@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
-import { XvaError, isXapiError, isXenCrError } from '../../errors.js'
-import type { DecodedValue } from '../wire/values.js'
+import { isXapiFault } from '../fault.js'
+import { XvaFormatError, errorCode } from '../lab-error.js'
 import { encodeXmlValue } from '../wire/xmlrpc.js'
-import { OVA_XML, parseOvaXml, type OvaObject } from '../xva/ova-xml.js'
+import { OVA_XML, parseOvaXml } from '../xva/ova-xml.js'
 import type { XvaImportPlan } from '../xva/import-records.js'
 import { TarReader } from '../xva/tar.js'
 import { receiveDisks } from '../xva/xva-reader.js'
@@ -64,7 +64,7 @@ export const importXva: XvaHandler = async (req, res, ctx) => {
       if (meter.cut) {
         // the cut fell after the last chunk (in the tar end): still a failed transfer
         if (!force) await imported.plan.undo()
-        throw new XvaError('XVA_TRUNCATED', 'cut by a lab fault', meter.bytes)
+        throw new XvaFormatError('XVA_TRUNCATED', 'cut by a lab fault', meter.bytes)
       }
     } catch (error) {
       const [code, ...params] = taskError(error, task)
@@ -104,7 +104,7 @@ async function importBody(
   ) {
     throw new ImportRefused(['IMPORT_INCOMPATIBLE_VERSION'])
   }
-  const plan = await ctx.importVm(ova.objects as readonly OvaObject<DecodedValue>[], srRef, {
+  const plan = await ctx.importVm(ova.objects, srRef, {
     ...options,
     taskRef: task.ref,
   })
@@ -216,21 +216,23 @@ function taskError(error: unknown, task: LabTaskHandle): string[] {
   if (error instanceof TaskCancelled) return ['TASK_CANCELLED', task.ref]
   if (error instanceof ImportRefused) return [...error.error]
   if (error instanceof UnexpectedFile) return ['IMPORT_ERROR_UNEXPECTED_FILE', error.expected, error.actual]
-  if (isXapiError(error)) return [error.xapiCode, ...error.params]
-  if (isXenCrError(error)) {
-    const detail = error.message.replace(/ \(at byte \d+\)$/, '')
+  if (isXapiFault(error)) return error.toArray()
+  if (error instanceof XvaFormatError) {
     switch (error.code) {
       case 'XVA_TRUNCATED':
-      case 'VHD_SOURCE_ERROR':
-        // the body ended (or the sender went away) before the archive did: OCaml's End_of_file
+        // the body ended before the archive did: OCaml's End_of_file
         return ['IMPORT_ERROR_PREMATURE_EOF']
       case 'XVA_MISSING_OBJECT':
-        return ['IMPORT_ERROR_FAILED_TO_FIND_OBJECT', detail]
+        return ['IMPORT_ERROR_FAILED_TO_FIND_OBJECT', error.detail]
       case 'XVA_BEYOND_DISK':
         return ['VDI_IO_ERROR', 'Device I/O error']
       default:
-        return ['IMPORT_ERROR', detail]
+        return ['IMPORT_ERROR', error.detail]
     }
   }
-  return ['IMPORT_ERROR', error instanceof Error ? error.message : String(error)]
+  // the sender went away mid-body (the tar reads through the VHD library's byte reader)
+  if (errorCode(error) === 'VHD_SOURCE_ERROR') return ['IMPORT_ERROR_PREMATURE_EOF']
+  const message = error instanceof Error ? error.message : String(error)
+  // the VHD library's and the lab's coded errors end with where in the stream they happened
+  return ['IMPORT_ERROR', errorCode(error) === undefined ? message : message.replace(/ \(at byte \d+\)$/, '')]
 }

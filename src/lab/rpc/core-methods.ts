@@ -2,7 +2,7 @@
  * session.*, system.*, event.* and task.*: the messages every client needs before it does
  * anything else (reference §2, §4.1, §4.7).
  */
-import { apiError } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import { SCHEMA } from '../db/schema.js'
 import { formatXapiDate, WireDateTime, WireInt32, type WireValue } from '../wire/values.js'
 import type { MethodRegistry } from './registry.js'
@@ -15,7 +15,7 @@ export function formatToken(generation: number): string {
 function parseToken(token: string): number {
   if (token === '') return -1
   const match = /^(\d{1,20}),(\d{1,20})$/.exec(token)
-  if (match === null) throw apiError('EVENT_FROM_TOKEN_PARSE_FAILURE', token)
+  if (match === null) throw xapiFault('EVENT_FROM_TOKEN_PARSE_FAILURE', token)
   return Number(match[1])
 }
 
@@ -29,7 +29,7 @@ function subscription(classes: readonly string[]): (cls: string, ref: string) =>
     else if (/^[A-Za-z_]+$/.test(entry)) all.add(entry.toLowerCase())
     else {
       const match = /^([A-Za-z_]+)\/(.+)$/.exec(entry)
-      if (match === null) throw apiError('EVENT_SUBSCRIPTION_PARSE_FAILURE', entry)
+      if (match === null) throw xapiFault('EVENT_SUBSCRIPTION_PARSE_FAILURE', entry)
       objects.add(`${match[1]!.toLowerCase()}/${match[2]}`)
     }
   }
@@ -77,7 +77,7 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
     handler: ({ pool }, [cls, ref]) => {
       const spec = [...SCHEMA.values()].find(s => s.name.toLowerCase() === (cls as string).toLowerCase())
       if (spec === undefined || pool.db.find(spec.name, ref as string) === undefined)
-        throw apiError('HANDLE_INVALID', cls as string, ref as string)
+        throw xapiFault('HANDLE_INVALID', cls as string, ref as string)
       // The token is from just before the change, so the next event.from sees the `mod`.
       const token = formatToken(pool.db.generation)
       pool.db.touch(ref as string)
@@ -139,7 +139,7 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
     params: [],
     handler: async ({ pool, sessionRef }) => {
       const entry = pool.eventRegistrations.get(sessionRef)
-      if (entry === undefined) throw apiError('SESSION_NOT_REGISTERED', sessionRef)
+      if (entry === undefined) throw xapiFault('SESSION_NOT_REGISTERED', sessionRef)
       // Blocks until something changes, like XAPI; a stopping lab or a logout ends the wait.
       for (;;) {
         const accept = subscription([...entry.classes])

@@ -1,7 +1,7 @@
 /** VBD, VIF and network create/destroy messages. */
-import { apiError } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import type { MethodRegistry } from './registry.js'
-import { readStruct } from './struct-args.js'
+import { readStruct, stringMember } from './struct-args.js'
 import { createVbd, createVif, setVbdAttached } from './devices.js'
 
 export function addDeviceMethods(registry: MethodRegistry): void {
@@ -31,8 +31,8 @@ export function addDeviceMethods(registry: MethodRegistry): void {
         ],
       )
       // Enums are matched case-insensitively on input and stored as the datamodel spells them.
-      fields['mode'] = String(fields['mode']).toUpperCase()
-      const type = String(fields['type']).toLowerCase()
+      fields['mode'] = stringMember(fields, 'mode').toUpperCase()
+      const type = stringMember(fields, 'type').toLowerCase()
       fields['type'] = type === 'cd' ? 'CD' : type === 'floppy' ? 'Floppy' : 'Disk'
       return createVbd(pool, fields)
     },
@@ -43,7 +43,7 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     async: true,
     handler: ({ pool }, [vbd]) => {
       if (pool.db.get('VBD', vbd as string)['currently_attached'] === true)
-        throw apiError('OPERATION_NOT_ALLOWED', 'VBD currently attached to a running VM')
+        throw xapiFault('OPERATION_NOT_ALLOWED', 'VBD currently attached to a running VM')
       pool.db.destroy('VBD', vbd as string)
       return ''
     },
@@ -60,9 +60,9 @@ export function addDeviceMethods(registry: MethodRegistry): void {
       handler: ({ pool }, [vbd]) => {
         const vm = pool.db.get('VBD', vbd as string)['VM'] as string
         const state = pool.db.get('VM', vm)['power_state'] as string
-        if (state !== 'Running') throw apiError('VM_BAD_POWER_STATE', vm, 'running', state.toLowerCase())
+        if (state !== 'Running') throw xapiFault('VM_BAD_POWER_STATE', vm, 'running', state.toLowerCase())
         if (pool.db.get('VBD', vbd as string)['currently_attached'] === attach) {
-          throw apiError(attach ? 'DEVICE_ALREADY_ATTACHED' : 'DEVICE_ALREADY_DETACHED', vbd as string)
+          throw xapiFault(attach ? 'DEVICE_ALREADY_ATTACHED' : 'DEVICE_ALREADY_DETACHED', vbd as string)
         }
         setVbdAttached(pool, vbd as string, attach)
         return ''
@@ -102,7 +102,7 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     async: true,
     handler: ({ pool }, [vif]) => {
       if (pool.db.get('VIF', vif as string)['currently_attached'] === true)
-        throw apiError('OPERATION_NOT_ALLOWED', 'VIF currently attached to a running VM')
+        throw xapiFault('OPERATION_NOT_ALLOWED', 'VIF currently attached to a running VM')
       pool.db.destroy('VIF', vif as string)
       return ''
     },
@@ -137,9 +137,9 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     handler: ({ pool }, [network]) => {
       pool.db.get('network', network as string)
       if (pool.db.related('VIF', 'network', network as string).length > 0)
-        throw apiError('NETWORK_CONTAINS_VIF', ...pool.db.related('VIF', 'network', network as string))
+        throw xapiFault('NETWORK_CONTAINS_VIF', ...pool.db.related('VIF', 'network', network as string))
       if (pool.db.related('PIF', 'network', network as string).length > 0)
-        throw apiError('NETWORK_CONTAINS_PIF', ...pool.db.related('PIF', 'network', network as string))
+        throw xapiFault('NETWORK_CONTAINS_PIF', ...pool.db.related('PIF', 'network', network as string))
       pool.db.destroy('network', network as string)
       return ''
     },

@@ -4,7 +4,7 @@
  * synchronously or as `Async.*` with a task.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isXapiError } from '../../errors.js'
+import { isXapiFault } from '../fault.js'
 import type { LabPool } from '../pool.js'
 import { encodeXmlValue } from '../wire/xmlrpc.js'
 import type { DecodedValue, WireValue } from '../wire/values.js'
@@ -32,8 +32,16 @@ function failure(code: string, ...params: string[]): DispatchOutcome {
 }
 
 function fromError(error: unknown): DispatchOutcome {
-  if (isXapiError(error)) return { kind: 'failure', code: error.xapiCode, params: error.params }
+  if (isXapiFault(error)) return { kind: 'failure', code: error.code, params: error.params }
   return failure('INTERNAL_ERROR', error instanceof Error ? error.message : String(error))
+}
+
+/** A parameter as the one string a failure carries: scalars as they read, anything else as JSON. */
+function asText(value: DecodedValue | undefined): string {
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined)
+    return String(value)
+  return JSON.stringify(value instanceof Date ? value.toISOString() : value)
 }
 
 /** The first string (depth-first) holding a replacement character: where undecodable bytes were. */
@@ -70,7 +78,7 @@ export async function dispatch(
     if (params.length === 0) return failure('MESSAGE_METHOD_UNKNOWN', wireMethod)
     // With parameters XAPI first validates the first one as a session (host extensions take one).
     if (typeof params[0] !== 'string' || !pool.isSession(params[0]))
-      return failure('SESSION_INVALID', String(params[0]))
+      return failure('SESSION_INVALID', asText(params[0]))
     return failure('MESSAGE_METHOD_UNKNOWN', wireMethod)
   }
 
@@ -84,8 +92,7 @@ export async function dispatch(
   let sessionRef = ''
   if (takesSession) {
     const session = params[0]
-    if (typeof session !== 'string' || !pool.isSession(session))
-      return failure('SESSION_INVALID', typeof session === 'string' ? session : String(session))
+    if (typeof session !== 'string' || !pool.isSession(session)) return failure('SESSION_INVALID', asText(session))
     sessionRef = session
   }
   if (!isMaster && (takesSession || def.name === 'session.login_with_password')) {

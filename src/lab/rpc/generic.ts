@@ -3,7 +3,7 @@
  * get_record, get_by_uuid, get_by_name_label, get_<field>, set_<field> for RW fields,
  * add_to_/remove_from_ for RW maps and add_/remove_ for RW sets.
  */
-import { apiError } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import { SCHEMA, type ClassSpec, type FieldSpec, type StoredValue } from '../db/schema.js'
 import { formatXapiDate, type WireValue } from '../wire/values.js'
 import type { Arg, MethodRegistry, ParamType } from './registry.js'
@@ -45,7 +45,7 @@ function paramTypeOf(field: FieldSpec): ParamType {
 /** Unmarshals map keys the way XAPI does for enum-keyed maps: an unknown enum fails. */
 function checkMapKey(cls: string, field: string, key: string): void {
   if (cls === 'VM' && field === 'blocked_operations' && !VM_OPERATIONS.has(key)) {
-    throw apiError('INTERNAL_ERROR', `Unknown tag '${key}'`)
+    throw xapiFault('INTERNAL_ERROR', `Unknown tag '${key}'`)
   }
 }
 
@@ -117,7 +117,7 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
           const map = pool.db.get(cls, ref as string)[name] as Readonly<Record<string, string>>
           checkMapKey(cls, name, key as string)
           if (Object.hasOwn(map, key as string))
-            throw apiError('MAP_DUPLICATE_KEY', cls, name, ref as string, key as string)
+            throw xapiFault('MAP_DUPLICATE_KEY', cls, name, ref as string, key as string)
           pool.db.update(cls, ref as string, { [name]: { ...map, [key as string]: value as string } })
           return ''
         },

@@ -6,21 +6,14 @@
 import type { WireValue, DecodedValue } from '../wire/values.js'
 import type { LabPool } from '../pool.js'
 import type { TaskHandle } from '../tasks.js'
-import { apiError } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 
 /** How a parameter is unmarshalled (reference §1.2: ints may be strings, bools must be booleans). */
 export type ParamType = 'string' | 'int' | 'float' | 'bool' | 'datetime' | 'map' | 'set' | 'struct' | 'any'
 
-/** A parameter value after unmarshalling. */
+/** A parameter value after unmarshalling: a decoded value, narrowed to its declared type. */
 export type Arg =
-  | string
-  | number
-  | boolean
-  | Date
-  | readonly string[]
-  | Readonly<Record<string, string>>
-  | Readonly<Record<string, DecodedValue>>
-  | DecodedValue
+  DecodedValue | readonly string[] | Readonly<Record<string, string>> | Readonly<Record<string, DecodedValue>>
 
 /** What a message handler gets besides its arguments. */
 export interface CallContext {
@@ -80,7 +73,7 @@ export class MethodRegistry {
 }
 
 function typeError(expected: string, value: DecodedValue): never {
-  throw apiError(
+  throw xapiFault(
     'INTERNAL_ERROR',
     `Rpc.Runtime_error("${expected}", ${JSON.stringify(value instanceof Date ? value.toISOString() : value)})`,
   )
@@ -123,7 +116,7 @@ export function coerce(type: ParamType, value: DecodedValue): Arg {
       }
       return typeError('datetime', value)
     case 'set':
-      if (Array.isArray(value) && value.every(item => typeof item === 'string')) return value as string[]
+      if (Array.isArray(value) && value.every(item => typeof item === 'string')) return value
       return typeError('set', value)
     case 'map': {
       if (

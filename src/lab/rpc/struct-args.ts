@@ -3,7 +3,7 @@
  * type; a required member that is missing or mistyped is `FIELD_TYPE_ERROR [member]`, as XAPI's
  * record unmarshaller reports it.
  */
-import { apiError } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import type { StoredValue } from '../db/schema.js'
 import { formatXapiDate, type DecodedValue } from '../wire/values.js'
 import { coerce, type Arg, type ParamType } from './registry.js'
@@ -24,18 +24,28 @@ export function readStruct(
   const read = ([name, type]: MemberSpec, mustExist: boolean): void => {
     const value = source[name]
     if (value === undefined) {
-      if (mustExist) throw apiError('FIELD_TYPE_ERROR', name)
+      if (mustExist) throw xapiFault('FIELD_TYPE_ERROR', name)
       return
     }
     let coerced: Arg
     try {
       coerced = coerce(type, value)
     } catch {
-      throw apiError('FIELD_TYPE_ERROR', name)
+      throw xapiFault('FIELD_TYPE_ERROR', name)
     }
     out[name] = coerced instanceof Date ? formatXapiDate(coerced) : (coerced as StoredValue)
   }
   for (const member of required) read(member, true)
   for (const member of optional) read(member, false)
   return out
+}
+
+/**
+ * A string member of a create record (read by {@link readStruct}, or built by the lab itself);
+ * `FIELD_TYPE_ERROR [member]` when it is missing or not a string, as XAPI's unmarshaller says.
+ */
+export function stringMember(fields: Readonly<Record<string, StoredValue>>, name: string): string {
+  const value = fields[name]
+  if (typeof value !== 'string') throw xapiFault('FIELD_TYPE_ERROR', name)
+  return value
 }

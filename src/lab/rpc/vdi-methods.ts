@@ -4,12 +4,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { BLOCK_SIZE } from '../storage/types.js'
-import { apiError, NULL_REF } from '../db/database.js'
+import { NULL_REF } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import type { LabRecord, StoredValue } from '../db/schema.js'
 import type { LabPool } from '../pool.js'
 import { formatXapiDate, EPOCH } from '../wire/values.js'
 import type { MethodRegistry } from './registry.js'
-import { readStruct } from './struct-args.js'
+import { readStruct, stringMember } from './struct-args.js'
 
 const VDI_TYPES = new Set([
   'system',
@@ -32,7 +33,7 @@ function roundSize(size: number): number {
 
 export function checkSrUsable(pool: LabPool, srRef: string): void {
   pool.db.get('SR', srRef)
-  if (!pool.srHasPbd(srRef)) throw apiError('SR_HAS_NO_PBDS', srRef)
+  if (!pool.srHasPbd(srRef)) throw xapiFault('SR_HAS_NO_PBDS', srRef)
 }
 
 /** The metadata a snapshot or clone takes from its source VDI. */
@@ -137,7 +138,7 @@ export async function destroyVdi(pool: LabPool, vdiRef: string): Promise<void> {
   checkSrUsable(pool, record['SR'] as string)
   const vbds = pool.db.related('VBD', 'VDI', vdiRef)
   if (vbds.some(vbd => pool.db.get('VBD', vbd)['currently_attached'] === true))
-    throw apiError('VDI_IN_USE', vdiRef, 'destroy')
+    throw xapiFault('VDI_IN_USE', vdiRef, 'destroy')
   for (const vbd of vbds) pool.db.destroy('VBD', vbd)
   for (const [vmRef, vm] of [...pool.db.all('VM')]) {
     if (vm['suspend_VDI'] === vdiRef) pool.db.update('VM', vmRef, { suspend_VDI: NULL_REF })
@@ -171,10 +172,10 @@ export function addVdiMethods(registry: MethodRegistry): void {
           ['tags', 'set'],
         ],
       )
-      const type = String(fields['type']).toLowerCase()
-      if (!VDI_TYPES.has(type))
-        throw apiError('INTERNAL_ERROR', `Unknown enum value '${String(fields['type'])}' for vdi_type`)
-      if (type === 'cbt_metadata') throw apiError('VDI_INCOMPATIBLE_TYPE', '', 'cbt_metadata')
+      const given = stringMember(fields, 'type')
+      const type = given.toLowerCase()
+      if (!VDI_TYPES.has(type)) throw xapiFault('INTERNAL_ERROR', `Unknown enum value '${given}' for vdi_type`)
+      if (type === 'cbt_metadata') throw xapiFault('VDI_INCOMPATIBLE_TYPE', '', 'cbt_metadata')
       checkSrUsable(pool, fields['SR'] as string)
       const size = roundSize(fields['virtual_size'] as number)
       const uuid = randomUUID()
@@ -228,7 +229,7 @@ export function addVdiMethods(registry: MethodRegistry): void {
       checkSrUsable(pool, record['SR'] as string)
       const wanted = roundSize(size as number)
       if (wanted < (record['virtual_size'] as number))
-        throw apiError('SR_BACKEND_FAILURE_79', '', 'VDI Invalid size', 'shrinking is not supported')
+        throw xapiFault('SR_BACKEND_FAILURE_79', '', 'VDI Invalid size', 'shrinking is not supported')
       await pool.storage.resize(record['location'] as string, wanted)
       pool.refreshVdi(vdi as string)
       return ''

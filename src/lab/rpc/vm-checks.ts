@@ -4,7 +4,8 @@
  * The order matters: a protected replica is refused with OPERATION_BLOCKED, not
  * VM_BAD_POWER_STATE.
  */
-import { apiError, newRef } from '../db/database.js'
+import { newRef } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import type { LabPool } from '../pool.js'
 
 export type PowerState = 'Halted' | 'Paused' | 'Running' | 'Suspended'
@@ -26,22 +27,22 @@ const SNAPSHOT_OPS = new Set(['revert', 'clone', 'copy', 'export', 'destroy', 'h
 export function assertVmOperation(pool: LabPool, vmRef: string, op: string, allowed: readonly PowerState[]): void {
   const vm = pool.db.get('VM', vmRef)
   const blocked = vm['blocked_operations'] as Readonly<Record<string, string>>
-  if (Object.hasOwn(blocked, op)) throw apiError('OPERATION_BLOCKED', vmRef, blocked[op]!)
+  if (Object.hasOwn(blocked, op)) throw xapiFault('OPERATION_BLOCKED', vmRef, blocked[op]!)
   const state = vm['power_state'] as PowerState
   if (!allowed.includes(state)) {
-    throw apiError('VM_BAD_POWER_STATE', vmRef, allowed.map(s => s.toLowerCase()).join(', '), state.toLowerCase())
+    throw xapiFault('VM_BAD_POWER_STATE', vmRef, allowed.map(s => s.toLowerCase()).join(', '), state.toLowerCase())
   }
   const current = Object.entries(vm['current_operations'] as Readonly<Record<string, string>>)[0]
-  if (current !== undefined) throw apiError('OTHER_OPERATION_IN_PROGRESS', 'VM', vmRef, current[1], current[0])
+  if (current !== undefined) throw xapiFault('OTHER_OPERATION_IN_PROGRESS', 'VM', vmRef, current[1], current[0])
   const isSnapshot = vm['is_a_snapshot'] === true
-  if (vm['is_a_template'] === true && !isSnapshot && !TEMPLATE_OPS.has(op)) throw apiError('VM_IS_TEMPLATE', vmRef, op)
-  if (op === 'destroy' && vm['is_default_template'] === true) throw apiError('VM_CANNOT_DELETE_DEFAULT_TEMPLATE')
-  if (isSnapshot && !SNAPSHOT_OPS.has(op)) throw apiError('VM_IS_SNAPSHOT', vmRef, op)
+  if (vm['is_a_template'] === true && !isSnapshot && !TEMPLATE_OPS.has(op)) throw xapiFault('VM_IS_TEMPLATE', vmRef, op)
+  if (op === 'destroy' && vm['is_default_template'] === true) throw xapiFault('VM_CANNOT_DELETE_DEFAULT_TEMPLATE')
+  if (isSnapshot && !SNAPSHOT_OPS.has(op)) throw xapiFault('VM_IS_SNAPSHOT', vmRef, op)
   if (op === 'snapshot' || op === 'checkpoint') {
     for (const vbd of pool.db.related('VBD', 'VM', vmRef)) {
       const vdiRef = pool.db.get('VBD', vbd)['VDI'] as string
       const vdi = pool.db.find('VDI', vdiRef)
-      if (vdi?.['on_boot'] === 'reset') throw apiError('VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION')
+      if (vdi?.['on_boot'] === 'reset') throw xapiFault('VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION')
     }
   }
 }

@@ -4,7 +4,8 @@
  * leaves the VDIs behind; create forces blocked_operations to `{}`.
  */
 import { randomUUID } from 'node:crypto'
-import { apiError, NULL_REF } from '../db/database.js'
+import { NULL_REF } from '../db/database.js'
+import { xapiFault } from '../fault.js'
 import type { LabRecord, StoredValue } from '../db/schema.js'
 import type { LabPool } from '../pool.js'
 import { formatXapiDate, EPOCH } from '../wire/values.js'
@@ -257,7 +258,7 @@ export function addVmMethods(registry: MethodRegistry): void {
           fields['last_booted_record'] === undefined ||
           fields['last_boot_CPU_flags'] === undefined)
       ) {
-        throw apiError('VM_BAD_POWER_STATE', NULL_REF, 'suspended', 'halted')
+        throw xapiFault('VM_BAD_POWER_STATE', NULL_REF, 'suspended', 'halted')
       }
       const otherConfig = { ...(fields['other_config'] as Record<string, string>) }
       otherConfig['mac_seed'] ??= randomUUID()
@@ -336,7 +337,7 @@ export function addVmMethods(registry: MethodRegistry): void {
       assertVmOperation(pool, vm as string, 'changing_memory_limits', ['Halted'])
       const [smin, smax, dmin, dmax] = [staticMin, staticMax, dynamicMin, dynamicMax] as number[]
       if (!(smin! <= dmin! && dmin! <= dmax! && dmax! <= smax!)) {
-        throw apiError(
+        throw xapiFault(
           'MEMORY_CONSTRAINT_VIOLATION',
           'Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max',
         )

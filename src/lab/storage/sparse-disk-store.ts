@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { OperationError } from '../../errors.js'
+import { LabDiskError } from '../lab-error.js'
 import { guestBlock } from './guest-data.js'
 import { BLOCK_SIZE } from './types.js'
 import type { DiskId, DiskInfo, DiskStore, FillSpec } from './types.js'
@@ -61,7 +61,7 @@ export class SparseDiskStore implements DiskStore {
       try {
         state = JSON.parse(text) as PersistedState
       } catch (error) {
-        throw new OperationError(
+        throw new LabDiskError(
           'LAB_STORE_CORRUPT',
           `lab disk store ${dir}: ${METADATA_FILE} is not valid JSON; delete the folder to start afresh`,
           { cause: error },
@@ -75,7 +75,7 @@ export class SparseDiskStore implements DiskStore {
 
   async create(id: DiskId, virtualSize: number): Promise<DiskInfo> {
     this.#checkOpen()
-    if (this.#disks.has(id)) throw new OperationError('LAB_DISK_EXISTS', `lab disk ${id} already exists`)
+    if (this.#disks.has(id)) throw new LabDiskError('LAB_DISK_EXISTS', `lab disk ${id} already exists`)
     checkSize(id, virtualSize)
     const layer = await this.#newLayer()
     this.#disks.set(id, { virtualSize, readOnly: false, layers: [layer] })
@@ -116,7 +116,7 @@ export class SparseDiskStore implements DiskStore {
     const disk = this.#get(id)
     checkSize(id, virtualSize)
     if (virtualSize < disk.virtualSize) {
-      throw new OperationError(
+      throw new LabDiskError(
         'LAB_DISK_SHRINK',
         `lab disk ${id}: cannot shrink from ${disk.virtualSize} to ${virtualSize} bytes`,
       )
@@ -145,7 +145,7 @@ export class SparseDiskStore implements DiskStore {
     const disk = this.#get(id)
     const blockCount = Math.ceil(disk.virtualSize / BLOCK_SIZE)
     if (!Number.isInteger(index) || index < 0 || index >= blockCount) {
-      throw new OperationError(
+      throw new LabDiskError(
         'LAB_DISK_RANGE',
         `lab disk ${id}: block ${index} is outside the disk (${blockCount} blocks)`,
       )
@@ -182,7 +182,7 @@ export class SparseDiskStore implements DiskStore {
     await this.#locked(id, async () => {
       const disk = this.#get(id)
       if (disk.readOnly)
-        throw new OperationError('LAB_DISK_READ_ONLY', `lab disk ${id} is a snapshot and cannot be written`)
+        throw new LabDiskError('LAB_DISK_READ_ONLY', `lab disk ${id} is a snapshot and cannot be written`)
       checkRange(id, disk, offset, data.length)
       const leaf = disk.layers[disk.layers.length - 1] as string
       const blocks = this.#layers.get(leaf) as Set<number>
@@ -239,7 +239,7 @@ export class SparseDiskStore implements DiskStore {
 
   async #derive(srcId: DiskId, newId: DiskId, readOnly: boolean): Promise<DiskInfo> {
     this.#checkOpen()
-    if (this.#disks.has(newId)) throw new OperationError('LAB_DISK_EXISTS', `lab disk ${newId} already exists`)
+    if (this.#disks.has(newId)) throw new LabDiskError('LAB_DISK_EXISTS', `lab disk ${newId} already exists`)
     await this.#locked(srcId, async () => {
       const src = this.#get(srcId)
       const layers = [...src.layers]
@@ -256,7 +256,7 @@ export class SparseDiskStore implements DiskStore {
 
   #get(id: DiskId): DiskState {
     const disk = this.#disks.get(id)
-    if (disk === undefined) throw new OperationError('LAB_DISK_NOT_FOUND', `lab disk ${id} does not exist in the store`)
+    if (disk === undefined) throw new LabDiskError('LAB_DISK_NOT_FOUND', `lab disk ${id} does not exist in the store`)
     return disk
   }
 
@@ -346,13 +346,13 @@ export class SparseDiskStore implements DiskStore {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new OperationError('LAB_STORE_CLOSED', `lab disk store ${this.#dir} is closed`)
+    if (this.#closed) throw new LabDiskError('LAB_STORE_CLOSED', `lab disk store ${this.#dir} is closed`)
   }
 }
 
 function checkSize(id: DiskId, virtualSize: number): void {
   if (!Number.isSafeInteger(virtualSize) || virtualSize < 0) {
-    throw new OperationError('LAB_DISK_RANGE', `lab disk ${id}: invalid virtual size ${virtualSize}`)
+    throw new LabDiskError('LAB_DISK_RANGE', `lab disk ${id}: invalid virtual size ${virtualSize}`)
   }
 }
 
@@ -364,7 +364,7 @@ function checkRange(id: DiskId, disk: DiskState, offset: number, length: number)
     length < 0 ||
     offset + length > disk.virtualSize
   ) {
-    throw new OperationError(
+    throw new LabDiskError(
       'LAB_DISK_RANGE',
       `lab disk ${id}: range ${offset}+${length} is outside the disk (${disk.virtualSize} bytes)`,
     )

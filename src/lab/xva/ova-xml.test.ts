@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { isXenCrError } from '../../errors.js'
+import { isLabError } from '../lab-error.js'
 import { WireDateTime, WireFloat } from '../wire/values.js'
 import { encodeOvaXml, parseOvaXml, type OvaVersion } from './ova-xml.js'
 
@@ -19,7 +19,7 @@ function code(run: () => unknown): string | undefined {
     run()
     return undefined
   } catch (error) {
-    return isXenCrError(error) ? error.code : String(error)
+    return isLabError(error) ? error.code : String(error)
   }
 }
 

@@ -5,7 +5,7 @@
  * lab's XML-RPC value codec, so records go out exactly as the API sends them (ints as bare
  * strings, floats as `<double>`, datetimes as `<dateTime.iso8601>`).
  */
-import { XvaError } from '../../errors.js'
+import { XvaFormatError } from '../lab-error.js'
 import { WireInt32, type DecodedValue, type WireValue } from '../wire/values.js'
 import { decodeXmlValueDocument, encodeXmlValue } from '../wire/xmlrpc.js'
 import { WireParseError } from '../wire/xml.js'
@@ -93,7 +93,7 @@ export function parseOvaXml(source: string, offset: number): ParsedOva {
     root = decodeXmlValueDocument(source)
   } catch (error) {
     const reason = error instanceof WireParseError ? error.message : String(error)
-    throw new XvaError('XVA_BAD_METADATA', `ova.xml is not an XML-RPC value: ${reason}`, offset, { cause: error })
+    throw new XvaFormatError('XVA_BAD_METADATA', `ova.xml is not an XML-RPC value: ${reason}`, offset, { cause: error })
   }
   try {
     if (!isStruct(root)) throw new Error('ova.xml is not a struct')
@@ -124,8 +124,8 @@ export function parseOvaXml(source: string, offset: number): ParsedOva {
       }),
     }
   } catch (error) {
-    if (error instanceof XvaError) throw error
-    throw new XvaError('XVA_BAD_METADATA', error instanceof Error ? error.message : String(error), offset, {
+    if (error instanceof XvaFormatError) throw error
+    throw new XvaFormatError('XVA_BAD_METADATA', error instanceof Error ? error.message : String(error), offset, {
       cause: error,
     })
   }

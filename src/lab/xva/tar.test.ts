@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { isXenCrError } from '../../errors.js'
+import { isLabError } from '../lab-error.js'
 import { makeTempDir } from '../../../test/helpers/tmp.js'
 import { TAR_END, TarReader, tarHeader, tarPadding } from './tar.js'
 
@@ -90,7 +90,7 @@ describe('TarReader', () => {
           await reader.body(1 << 20)
         }
       })().catch((e: unknown) => e)
-      expect(isXenCrError(error) && error.code, `cut at ${cut}`).toBe('XVA_TRUNCATED')
+      expect(isLabError(error) && error.code, `cut at ${cut}`).toBe('XVA_TRUNCATED')
     }
   })
 
@@ -98,13 +98,13 @@ describe('TarReader', () => {
     const data = archive(MEMBERS)
     data[10] = 0x41
     const error = await new TarReader(pieces(data, 512)).next().catch((e: unknown) => e)
-    expect(isXenCrError(error) && error.code).toBe('XVA_BAD_HEADER')
+    expect(isLabError(error) && error.code).toBe('XVA_BAD_HEADER')
   })
 
   it('refuses a body larger than the caller allows', async () => {
     const reader = new TarReader(pieces(archive(MEMBERS), 512))
     await reader.next()
     const error = await reader.body(4).catch((e: unknown) => e)
-    expect(isXenCrError(error) && error.code).toBe('XVA_MEMBER_TOO_LARGE')
+    expect(isLabError(error) && error.code).toBe('XVA_MEMBER_TOO_LARGE')
   })
 })

@@ -5,7 +5,7 @@
  * holds at most one member body at a time.
  */
 import { ByteReader } from '../../vhd/byte-reader.js'
-import { XvaError, isXenCrError } from '../../errors.js'
+import { XvaFormatError, errorCode } from '../lab-error.js'
 
 /** Size of a tar header and the unit bodies are padded to. */
 export const TAR_BLOCK = 512
@@ -71,7 +71,7 @@ function parseNumber(field: Buffer, what: string, offset: number): number {
   const text = cString(field).trim()
   if (text === '') return 0
   if (!/^[0-7]+$/.test(text))
-    throw new XvaError('XVA_BAD_HEADER', `tar header ${what} is not octal: ${JSON.stringify(text)}`, offset)
+    throw new XvaFormatError('XVA_BAD_HEADER', `tar header ${what} is not octal: ${JSON.stringify(text)}`, offset)
   return parseInt(text, 8)
 }
 
@@ -113,7 +113,7 @@ export class TarReader {
     }
     // old tars summed signed bytes; both are valid
     if (stored !== unsigned && stored !== signed)
-      throw new XvaError(
+      throw new XvaFormatError(
         'XVA_BAD_HEADER',
         `tar header checksum ${stored} does not match its content (${unsigned})`,
         offset,
@@ -134,7 +134,7 @@ export class TarReader {
   async body(limit: number): Promise<Buffer> {
     const entry = this.#entry()
     if (entry.size > limit)
-      throw new XvaError(
+      throw new XvaFormatError(
         'XVA_MEMBER_TOO_LARGE',
         `tar member ${entry.name} is ${entry.size} bytes, more than the ${limit} expected`,
         entry.offset,
@@ -182,8 +182,8 @@ export class TarReader {
 
   #translate(error: unknown, what: string): unknown {
     // ByteReader speaks VHD; a stream that ends inside the tar is our truncation
-    if (isXenCrError(error) && error.code === 'VHD_TRUNCATED')
-      return new XvaError('XVA_TRUNCATED', `XVA ended inside the ${what}`, this.#input.position, { cause: error })
+    if (errorCode(error) === 'VHD_TRUNCATED')
+      return new XvaFormatError('XVA_TRUNCATED', `XVA ended inside the ${what}`, this.#input.position, { cause: error })
     return error
   }
 }

@@ -7,7 +7,7 @@
  * = SHA-1 of older XAPI), verified unless `force`; a disk ends when its bytes reach its size.
  */
 import { createHash } from 'node:crypto'
-import { XvaError } from '../../errors.js'
+import { XvaFormatError } from '../lab-error.js'
 import type { TarReader } from './tar.js'
 import { XVA_CHUNK_SIZE } from './xva-writer.js'
 import { xxh64Hex } from './xxh64.js'
@@ -57,7 +57,7 @@ export async function receiveDisks(
       options.beforeChunk?.()
       const entry = await tar.next()
       if (entry === undefined)
-        throw new XvaError('XVA_TRUNCATED', `XVA ended before the last chunk of ${disk.id}`, tar.position)
+        throw new XvaFormatError('XVA_TRUNCATED', `XVA ended before the last chunk of ${disk.id}`, tar.position)
       if (firstChunkLength < 0) firstChunkLength = entry.size
       if (!entry.name.startsWith(`${disk.id}/`))
         throw invalid(`expected a chunk of ${disk.id}, got ${entry.name}`, entry.offset)
@@ -68,7 +68,7 @@ export async function receiveDisks(
       const data = await tar.body(MAX_CHUNK)
       const at = offset + skipped
       if (at + data.length > disk.size)
-        throw new XvaError(
+        throw new XvaFormatError(
           'XVA_BEYOND_DISK',
           `chunk ${entry.name} ends at byte ${at + data.length} of a ${disk.size}-byte disk`,
           entry.offset,
@@ -78,7 +78,7 @@ export async function receiveDisks(
 
       const sumEntry = await tar.next()
       if (sumEntry === undefined)
-        throw new XvaError('XVA_TRUNCATED', `XVA ended before the checksum of ${entry.name}`, tar.position)
+        throw new XvaFormatError('XVA_TRUNCATED', `XVA ended before the checksum of ${entry.name}`, tar.position)
       const dot = sumEntry.name.lastIndexOf('.')
       const extension = dot === -1 ? '' : sumEntry.name.slice(dot)
       const recomputed = checksumOf(extension, data)
@@ -87,7 +87,7 @@ export async function receiveDisks(
         throw invalid(`checksum member ${sumEntry.name} does not belong to ${entry.name}`, sumEntry.offset)
       const original = (await tar.body(1024)).toString('latin1')
       if (options.exportVsn > 0 && original !== recomputed && !options.force) {
-        throw new XvaError(
+        throw new XvaFormatError(
           'XVA_CHECKSUM_MISMATCH',
           `Block ${entry.name} checksum failed: original = ${original}; recomputed = ${recomputed}`,
           sumEntry.offset,
@@ -101,6 +101,6 @@ export async function receiveDisks(
   }
 }
 
-function invalid(message: string, offset: number): XvaError {
-  return new XvaError('XVA_INVALID', message, offset)
+function invalid(message: string, offset: number): XvaFormatError {
+  return new XvaFormatError('XVA_INVALID', message, offset)
 }

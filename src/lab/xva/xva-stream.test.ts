@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { isXenCrError } from '../../errors.js'
+import { isLabError } from '../lab-error.js'
 import { TAR_END, TarReader, tarHeader, tarPadding } from './tar.js'
 import { receiveDisks, type ReceiveOptions } from './xva-reader.js'
 import { XVA_CHUNK_SIZE, chunkMemberName, xvaStream, type XvaDiskSource } from './xva-writer.js'
@@ -72,7 +72,7 @@ async function failure(promise: Promise<unknown>): Promise<string | undefined> {
     () => undefined,
     (e: unknown) => e,
   )
-  return isXenCrError(error) ? error.code : String(error)
+  return isLabError(error) ? error.code : String(error)
 }
 
 describe('xvaStream', () => {
@@ -161,7 +161,7 @@ describe('receiveDisks', () => {
       ['Ref:1/00000000.xxhash', Buffer.from('0000000000000000')],
     ])
     const error = await receive(data, [{ id: 'Ref:1', size: MiB }]).catch((e: unknown) => e)
-    expect(isXenCrError(error) && error.code).toBe('XVA_CHECKSUM_MISMATCH')
+    expect(isLabError(error) && error.code).toBe('XVA_CHECKSUM_MISMATCH')
     expect((error as Error).message).toContain(
       `Block Ref:1/00000000 checksum failed: original = 0000000000000000; recomputed = ${xxh64Hex(one)}`,
     )
