@@ -242,7 +242,7 @@ describe('events and tasks', () => {
       1,
     )
     expect(after.events).toEqual([
-      { id: expect.any(String), timestamp: '0.0', class: 'vdi', operation: 'del', ref: live },
+      { id: expect.any(String) as unknown, timestamp: '0.0', class: 'vdi', operation: 'del', ref: live },
     ])
     expect(await failure(url, 'event.from', session, ['*'], 'garbage', 1)).toEqual([
       'EVENT_FROM_TOKEN_PARSE_FAILURE',

@@ -7,9 +7,9 @@ import { exportRawVdi } from './export-raw-vdi.js'
 import { importRawVdi } from './import-raw-vdi.js'
 import { exportXva } from './export-xva.js'
 import { importXva } from './import-xva.js'
-import type { DiskHandler, XvaHandler, XvaHandlerContext } from './types.js'
+import type { DiskHandler, XvaHandler } from './types.js'
 
-/** Every handler is called with the host's {@link XvaHandlerContext}, a superset of the disk context. */
+/** Every handler is called with the host's `XvaHandlerContext`, a superset of the disk context. */
 export const DATA_PATHS: readonly {
   readonly method: string
   readonly prefix: string

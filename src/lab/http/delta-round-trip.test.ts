@@ -20,7 +20,9 @@ afterEach(async () => {
 })
 
 async function exportOf(query: Record<string, string>): Promise<Buffer> {
-  const res = await httpGet(`${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query })}`)
+  const res = await httpGet(
+    `${lab.url}/export_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query }).toString()}`,
+  )
   expect(res.status).toBe(200)
   expect(await lab.waitForTask(res.headers['task-id'] as string)).toMatchObject({ status: 'success' })
   return res.body
@@ -28,7 +30,7 @@ async function exportOf(query: Record<string, string>): Promise<Buffer> {
 
 async function importInto(vdiRef: string, vhd: Buffer): Promise<void> {
   const task = lab.createTask()
-  const url = `${lab.url}/import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd', task_id: task.ref })}`
+  const url = `${lab.url}/import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdiRef, format: 'vhd', task_id: task.ref }).toString()}`
   await new Promise<void>((resolve, reject) => {
     const req = request(url, { method: 'PUT', headers: { 'content-length': String(vhd.length) } }, res => {
       res.resume()

@@ -31,8 +31,11 @@ export function parseDiskRequest(req: IncomingMessage): DiskRequest {
 /** What a data path's handler works with once its session is checked. */
 export interface SessionRequest {
   readonly query: URLSearchParams
-  /** the caller's task (`task_id`), else a new one labelled for the handler; undefined when `task_id` names no task */
-  openTask(): LabTaskHandle | undefined
+  /**
+   * the caller's task (`task_id`), else a new one labelled for the handler; undefined when
+   * `task_id` names no task. A closure, not a method: handlers destructure it.
+   */
+  readonly openTask: () => LabTaskHandle | undefined
 }
 
 /**

@@ -20,7 +20,7 @@ afterEach(async () => {
 })
 
 function exportUrl(query: Record<string, string>, path = '/export_raw_vdi'): string {
-  return `${lab.url}${path}?${new URLSearchParams({ session_id: SESSION, ...query })}`
+  return `${lab.url}${path}?${new URLSearchParams({ session_id: SESSION, ...query }).toString()}`
 }
 
 async function vhdItems(body: Buffer): Promise<VhdItem[]> {
@@ -126,7 +126,7 @@ describe('GET /export_raw_vdi', () => {
     const res = await httpGet(exportUrl(query, '/export_raw_vdi/'))
     expect(res.status).toBe(302)
     expect(res.headers.location).toBe(
-      `http://127.0.0.9:4321/export_raw_vdi/?${new URLSearchParams({ session_id: SESSION, ...query })}`,
+      `http://127.0.0.9:4321/export_raw_vdi/?${new URLSearchParams({ session_id: SESSION, ...query }).toString()}`,
     )
     expect(task.status).toBe('pending')
   })

@@ -22,7 +22,7 @@ afterEach(async () => {
 })
 
 function importUrl(query: Record<string, string>): string {
-  return `${lab.url}/import_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query })}`
+  return `${lab.url}/import_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query }).toString()}`
 }
 
 /**
@@ -143,7 +143,7 @@ describe('PUT /import_raw_vdi', () => {
     })
     const vhd = await collect(stream)
     const task = lab.createTask()
-    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${PIB}\r\n\r\n`
+    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref }).toString()} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${PIB}\r\n\r\n`
     const reply = await rawRequest(lab.url, head, vhd)
     expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     expect(await lab.waitForTask(task.ref)).toMatchObject({
@@ -169,7 +169,7 @@ describe('PUT /import_raw_vdi', () => {
     for (let n = 0; n < 6; n++) {
       const vdi = await lab.addVdi(randomUUID(), 10 * MiB)
       const task = lab.createTask()
-      const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${vhd.length}\r\n\r\n`
+      const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, format: 'vhd', task_id: task.ref }).toString()} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${vhd.length}\r\n\r\n`
       await rawRequest(lab.url, head, vhd)
       expect({ n, status: (await lab.waitForTask(task.ref)).status }).toEqual({ n, status: 'success' })
       expect((await lab.store.readBlock(vdi.diskId, 3)).equals(guestBlock(5, 3))).toBe(true)
@@ -179,7 +179,7 @@ describe('PUT /import_raw_vdi', () => {
   it('ends a body shorter than its content-length with the data that came applied and VDI_IO_ERROR', async () => {
     const vdi = await lab.addVdi(randomUUID(), 4 * MiB)
     const task = lab.createTask()
-    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${4 * MiB}\r\n\r\n`
+    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, task_id: task.ref }).toString()} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${4 * MiB}\r\n\r\n`
     await rawRequest(lab.url, head, Buffer.alloc(BLOCK_SIZE, 6))
     expect(await lab.waitForTask(task.ref)).toMatchObject({
       status: 'failure',
@@ -190,7 +190,7 @@ describe('PUT /import_raw_vdi', () => {
 
   describe('without Content-Length (XAPI reads the body until the connection closes)', () => {
     const lengthless = (query: Record<string, string>): string =>
-      `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query })} HTTP/1.1\r\nHost: lab\r\n\r\n`
+      `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, ...query }).toString()} HTTP/1.1\r\nHost: lab\r\n\r\n`
 
     it('vhd: applies every block, then fails the task with VDI_IO_ERROR (no footer at the VDI size)', async () => {
       const vdi = await lab.addVdi(randomUUID(), 6 * MiB)
@@ -265,7 +265,7 @@ describe('PUT /import_raw_vdi', () => {
     lab.faults.push({ kind: 'import', fault: { cutAfterBytes: BLOCK_SIZE + 100 } })
     const body = Buffer.concat([Buffer.alloc(BLOCK_SIZE, 1), Buffer.alloc(BLOCK_SIZE, 2), Buffer.alloc(4 * MiB, 3)])
     const task = lab.createTask()
-    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, task_id: task.ref })} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n\r\n`
+    const head = `PUT /import_raw_vdi?${new URLSearchParams({ session_id: SESSION, vdi: vdi.ref, task_id: task.ref }).toString()} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n\r\n`
     await rawRequest(lab.url, head, body, { endAfterBody: false })
     expect(await lab.waitForTask(task.ref)).toMatchObject({
       status: 'failure',

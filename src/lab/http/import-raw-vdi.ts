@@ -115,7 +115,7 @@ async function importRaw(
     offset += held
     held = 0
   }
-  for await (const chunk of body as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     let rest = chunk
     while (rest.length > 0) {
       const room = Math.min(BLOCK_SIZE - held, rest.length, virtualSize - offset - held, expected - offset - held)
