@@ -4,10 +4,17 @@
  * VMs with VBDs, VDIs and VIFs.
  */
 import { randomUUID } from 'node:crypto'
-import { NULL_REF } from './db/database.js'
+import { NULL_REF, type Database } from './db/database.js'
 import type { LabPool } from './pool.js'
 import { createVbd, createVif, setVbdAttached } from './rpc/devices.js'
-import { parseSize, type LabPoolSpec } from './spec.js'
+import {
+  parseSize,
+  type LabDiskSpec,
+  type LabNetworkSpec,
+  type LabPoolSpec,
+  type LabSrSpec,
+  type LabVmSpec,
+} from './spec.js'
 import { BLOCK_SIZE } from './storage/types.js'
 import { formatXapiDate } from './wire/values.js'
 
@@ -55,8 +62,28 @@ const SR_OPERATIONS = [
 
 /** Host addresses are assigned by the caller; hosts are created in spec order, the first is the master. */
 export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: readonly string[]): Promise<void> {
-  const { db } = pool
   const hostNames = spec.hosts ?? [`${spec.name}-host1`]
+  const hostRefs = createHosts(pool.db, hostNames, addresses)
+  const master = hostRefs[0]!
+  const srRefs = createSrs(pool.db, spec.srs ?? [], hostNames, hostRefs)
+  const defaultSr = srRefs.get(spec.defaultSr ?? spec.srs?.[0]?.name ?? '') ?? NULL_REF
+  pool.db.create('pool', {
+    name_label: spec.name,
+    master,
+    default_SR: defaultSr,
+    suspend_image_SR: defaultSr,
+    crash_dump_SR: defaultSr,
+    cpu_info: { cpu_count: String(4 * hostRefs.length), socket_count: String(hostRefs.length), vendor: 'GenuineIntel' },
+    restrictions: { restrict_vswitch_controller: 'false', restrict_pool_size: 'false' },
+  })
+  const networkRefs = createNetworks(pool.db, spec.networks ?? [], hostRefs, addresses)
+  // guest data seeds for disks that name none, and the domids of running VMs, count up across the pool
+  const seeds = { next: 1 }
+  for (const vmSpec of spec.vms ?? []) await createVm(pool, vmSpec, { master, srRefs, defaultSr, networkRefs, seeds })
+}
+
+/** The hosts, each with its control domain; returns their refs in spec order. */
+function createHosts(db: Database, hostNames: readonly string[], addresses: readonly string[]): string[] {
   const hostRefs = hostNames.map((name, i) => {
     const address = addresses[i]!
     return db.create('host', {
@@ -85,10 +112,18 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
     })
     db.update('host', hostRef, { control_domain: dom0 })
   }
-  const master = hostRefs[0]!
+  return hostRefs
+}
 
+/** The SRs, each plugged (a PBD) on every host if shared, else on its own host; returns their refs by name. */
+function createSrs(
+  db: Database,
+  srs: readonly LabSrSpec[],
+  hostNames: readonly string[],
+  hostRefs: readonly string[],
+): Map<string, string> {
   const srRefs = new Map<string, string>()
-  for (const sr of spec.srs ?? []) {
+  for (const sr of srs) {
     const ref = db.create('SR', {
       name_label: sr.name,
       type: sr.type ?? 'ext',
@@ -108,27 +143,29 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
         device_config: { location: `/var/run/sr-mount/${db.get('SR', ref)['uuid'] as string}` },
       })
   }
-  const defaultSr = srRefs.get(spec.defaultSr ?? spec.srs?.[0]?.name ?? '') ?? NULL_REF
+  return srRefs
+}
 
-  db.create('pool', {
-    name_label: spec.name,
-    master,
-    default_SR: defaultSr,
-    suspend_image_SR: defaultSr,
-    crash_dump_SR: defaultSr,
-    cpu_info: { cpu_count: String(4 * hostRefs.length), socket_count: String(hostRefs.length), vendor: 'GenuineIntel' },
-    restrictions: { restrict_vswitch_controller: 'false', restrict_pool_size: 'false' },
-  })
-
+/**
+ * The networks, each with a PIF on every host (a VLAN PIF for a tagged one); the first untagged
+ * network is the management network, its PIFs holding the host addresses. Returns refs by name.
+ */
+function createNetworks(
+  db: Database,
+  networks: readonly LabNetworkSpec[],
+  hostRefs: readonly string[],
+  addresses: readonly string[],
+): Map<string, string> {
   const networkRefs = new Map<string, string>()
   let bridge = 0
-  for (const network of spec.networks ?? []) {
+  for (const network of networks) {
     const ref = db.create('network', {
       name_label: network.name,
       MTU: network.mtu ?? 1500,
       bridge: network.bridge ?? (network.vlan === undefined ? `xenbr${bridge++}` : `xapi${bridge++}`),
     })
     networkRefs.set(network.name, ref)
+    const management = network.vlan === undefined && networkRefs.size === 1
     for (const [i, host] of hostRefs.entries()) {
       const mac = `02:00:00:${(i + 1).toString(16).padStart(2, '0')}:00:${bridge.toString(16).padStart(2, '0')}`
       db.create('PIF', {
@@ -140,82 +177,105 @@ export async function populatePool(pool: LabPool, spec: LabPoolSpec, addresses: 
         VLAN: network.vlan ?? -1,
         physical: network.vlan === undefined,
         currently_attached: true,
-        management: network.vlan === undefined && networkRefs.size === 1,
-        ip_configuration_mode: network.vlan === undefined && networkRefs.size === 1 ? 'Static' : 'None',
-        IP: network.vlan === undefined && networkRefs.size === 1 ? addresses[i]! : '',
-        netmask: network.vlan === undefined && networkRefs.size === 1 ? '255.0.0.0' : '',
+        management,
+        ip_configuration_mode: management ? 'Static' : 'None',
+        IP: management ? addresses[i]! : '',
+        netmask: management ? '255.0.0.0' : '',
       })
     }
   }
+  return networkRefs
+}
 
-  let seed = 1
-  for (const vmSpec of spec.vms ?? []) {
-    const memory = parseSize(vmSpec.memory ?? '1 GiB', `VM ${vmSpec.name} memory`)
-    const running = vmSpec.powerState === 'Running'
-    const vm = db.create('VM', {
-      name_label: vmSpec.name,
-      name_description: vmSpec.description ?? '',
-      power_state: running ? 'Running' : 'Halted',
-      resident_on: running ? master : NULL_REF,
-      domid: running ? 1 + seed : -1,
-      memory_static_max: memory,
-      memory_dynamic_max: memory,
-      memory_dynamic_min: memory,
-      memory_target: memory,
-      memory_static_min: Math.min(memory, 512 * 1024 * 1024),
-      VCPUs_max: vmSpec.vcpus ?? 1,
-      VCPUs_at_startup: vmSpec.vcpus ?? 1,
-      tags: vmSpec.tags ?? [],
-      other_config: { mac_seed: randomUUID(), ...vmSpec.otherConfig },
-      blocked_operations: vmSpec.blockedOperations ?? {},
-      platform: { timeoffset: '0', 'device-model': 'qemu-upstream-compat', viridian: 'true' },
-      HVM_boot_params: { order: 'cd' },
-      generation_id: '0:0',
+/** What a VM of the spec is placed on and connected to. */
+interface VmPlacement {
+  readonly master: string
+  readonly srRefs: ReadonlyMap<string, string>
+  readonly defaultSr: string
+  readonly networkRefs: ReadonlyMap<string, string>
+  readonly seeds: { next: number }
+}
+
+/** A VM with its disks (filled with guest data) and VIFs; a running one resident on the master, its devices attached. */
+async function createVm(pool: LabPool, vmSpec: LabVmSpec, placement: VmPlacement): Promise<void> {
+  const { db } = pool
+  const memory = parseSize(vmSpec.memory ?? '1 GiB', `VM ${vmSpec.name} memory`)
+  const running = vmSpec.powerState === 'Running'
+  const vm = db.create('VM', {
+    name_label: vmSpec.name,
+    name_description: vmSpec.description ?? '',
+    power_state: running ? 'Running' : 'Halted',
+    resident_on: running ? placement.master : NULL_REF,
+    domid: running ? 1 + placement.seeds.next : -1,
+    memory_static_max: memory,
+    memory_dynamic_max: memory,
+    memory_dynamic_min: memory,
+    memory_target: memory,
+    memory_static_min: Math.min(memory, 512 * 1024 * 1024),
+    VCPUs_max: vmSpec.vcpus ?? 1,
+    VCPUs_at_startup: vmSpec.vcpus ?? 1,
+    tags: vmSpec.tags ?? [],
+    other_config: { mac_seed: randomUUID(), ...vmSpec.otherConfig },
+    blocked_operations: vmSpec.blockedOperations ?? {},
+    platform: { timeoffset: '0', 'device-model': 'qemu-upstream-compat', viridian: 'true' },
+    HVM_boot_params: { order: 'cd' },
+    generation_id: '0:0',
+  })
+  for (const [i, disk] of (vmSpec.disks ?? []).entries()) {
+    const vdi = await createDisk(pool, vmSpec, i, disk, placement)
+    const vbd = createVbd(pool, {
+      VM: vm,
+      VDI: vdi,
+      userdevice: String(i),
+      bootable: i === 0,
+      mode: 'RW',
+      type: 'Disk',
+      empty: false,
+      other_config: { owner: '' },
+      qos_algorithm_type: '',
+      qos_algorithm_params: {},
     })
-    for (const [i, disk] of (vmSpec.disks ?? []).entries()) {
-      const srRef = srRefs.get(disk.sr ?? '') ?? defaultSr
-      const size = Math.ceil(parseSize(disk.size, `VM ${vmSpec.name} disk size`) / BLOCK_SIZE) * BLOCK_SIZE
-      const uuid = randomUUID()
-      await pool.storage.create(uuid, size)
-      const filled = parseSize(disk.filled ?? 0, `VM ${vmSpec.name} disk filled`)
-      if (filled > 0) await pool.storage.fill(uuid, { bytes: filled, seed: disk.seed ?? seed++ })
-      const vdi = db.create('VDI', {
-        uuid,
-        location: uuid,
-        name_label: disk.name ?? `${vmSpec.name} ${i}`,
-        name_description: 'Created by the xen-cr lab',
-        SR: srRef,
-        virtual_size: size,
-        type: 'user',
-        sm_config: { vdi_type: 'vhd' },
-      })
-      pool.refreshVdi(vdi)
-      const vbd = createVbd(pool, {
-        VM: vm,
-        VDI: vdi,
-        userdevice: String(i),
-        bootable: i === 0,
-        mode: 'RW',
-        type: 'Disk',
-        empty: false,
-        other_config: { owner: '' },
-        qos_algorithm_type: '',
-        qos_algorithm_params: {},
-      })
-      if (running) setVbdAttached(pool, vbd, true, `xvd${'abcdefghijklmnop'[i] ?? 'a'}`)
-    }
-    for (const [i, networkName] of (vmSpec.networks ?? []).entries()) {
-      const vif = createVif(pool, {
-        device: String(i),
-        network: networkRefs.get(networkName)!,
-        VM: vm,
-        MAC: '',
-        MTU: 1500,
-        other_config: {},
-        qos_algorithm_type: '',
-        qos_algorithm_params: {},
-      })
-      if (running) db.update('VIF', vif, { currently_attached: true })
-    }
+    if (running) setVbdAttached(pool, vbd, true, `xvd${'abcdefghijklmnop'[i] ?? 'a'}`)
   }
+  for (const [i, networkName] of (vmSpec.networks ?? []).entries()) {
+    const vif = createVif(pool, {
+      device: String(i),
+      network: placement.networkRefs.get(networkName)!,
+      VM: vm,
+      MAC: '',
+      MTU: 1500,
+      other_config: {},
+      qos_algorithm_type: '',
+      qos_algorithm_params: {},
+    })
+    if (running) db.update('VIF', vif, { currently_attached: true })
+  }
+}
+
+/** Disk `i` of a VM: a VDI on its SR (else the default SR), `filled` bytes of deterministic guest data written. */
+async function createDisk(
+  pool: LabPool,
+  vmSpec: LabVmSpec,
+  i: number,
+  disk: LabDiskSpec,
+  placement: VmPlacement,
+): Promise<string> {
+  const srRef = placement.srRefs.get(disk.sr ?? '') ?? placement.defaultSr
+  const size = Math.ceil(parseSize(disk.size, `VM ${vmSpec.name} disk size`) / BLOCK_SIZE) * BLOCK_SIZE
+  const uuid = randomUUID()
+  await pool.storage.create(uuid, size)
+  const filled = parseSize(disk.filled ?? 0, `VM ${vmSpec.name} disk filled`)
+  if (filled > 0) await pool.storage.fill(uuid, { bytes: filled, seed: disk.seed ?? placement.seeds.next++ })
+  const vdi = pool.db.create('VDI', {
+    uuid,
+    location: uuid,
+    name_label: disk.name ?? `${vmSpec.name} ${i}`,
+    name_description: 'Created by the xen-cr lab',
+    SR: srRef,
+    virtual_size: size,
+    type: 'user',
+    sm_config: { vdi_type: 'vhd' },
+  })
+  pool.refreshVdi(vdi)
+  return vdi
 }
