@@ -4,7 +4,8 @@ import type { XapiClient } from '../../xapi/client.js'
 import { asRef } from '../../xapi/types.js'
 import { setVdiOtherConfig } from '../../xapi/vdi.js'
 import { addTag, blockOperation, setVmIsATemplate, setVmNameLabel, setVmOtherConfig } from '../../xapi/vm.js'
-import type { SeedChange, SeedPlan } from './plan-seed.js'
+import type { SeedPlan } from './plan-seed.js'
+import type { SeedChange } from './seed-changes.js'
 
 export interface ApplySeedOptions {
   readonly source: XapiClient

@@ -19,7 +19,7 @@ import { exportVmXva } from '../../xapi/xva-transfer.js'
 import type { PassIdentity } from '../metadata.js'
 import { takeJobSnapshot } from '../take-job-snapshot.js'
 import { MANIFEST_FILE, MANIFEST_KIND, writeManifest, type SeedManifest, type SeedManifestDisk } from './manifest.js'
-import { SeedRefusal } from './plan-seed.js'
+import { SeedRefusal } from './seed-refusal.js'
 
 export type SeedExportEvent =
   | {

@@ -28,7 +28,7 @@ import {
 } from '../metadata.js'
 import { undo, type SeedExportEvent, type SeedWarningEvent } from './export-seed.js'
 import { checkManifestFiles, readManifest, type SeedManifest } from './manifest.js'
-import { SeedRefusal } from './plan-seed.js'
+import { SeedRefusal } from './seed-refusal.js'
 import { seed, type SeedEvent, type SeedResult } from './seed.js'
 
 export interface ImportSeedOptions {

@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
 import type { DeltaVmMetadata } from '../../delta/vm-metadata.js'
 import { isUuid } from '../../jobs/job-document.js'
-import { SeedRefusal } from './plan-seed.js'
+import { SeedRefusal } from './seed-refusal.js'
 
 export const MANIFEST_FILE = 'manifest.json'
 export const MANIFEST_KIND = 'xen-cr-seed'

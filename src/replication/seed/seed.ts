@@ -6,7 +6,9 @@
 import type { XapiClient } from '../../xapi/client.js'
 import { fetchPoolRecords } from '../records.js'
 import { applySeed } from './apply-seed.js'
-import { planSeed, SeedRefusal, type SeedPlan, type SeedRequest } from './plan-seed.js'
+import { planSeed, type SeedPlan } from './plan-seed.js'
+import type { SeedRequest } from './seed-records.js'
+import { SeedRefusal } from './seed-refusal.js'
 import { verifySeed, type DiskVerification, type VerifyMode } from './verify-seed.js'
 
 export type SeedEvent =

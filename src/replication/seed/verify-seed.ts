@@ -11,7 +11,7 @@ import { VHD_BLOCK_SIZE } from '../../vhd/layout.js'
 import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
 import { asRef } from '../../xapi/types.js'
-import type { SeedDiskPair } from './plan-seed.js'
+import type { SeedDiskPair } from './seed-records.js'
 import { sampleBlocks } from './sample-blocks.js'
 
 export { sampleBlocks } from './sample-blocks.js'
