@@ -1,5 +1,6 @@
 import type { Defaults } from '../../config/types.js'
 import type { Job } from '../../jobs/types.js'
+import type { FailoverEvent, RecoveryReportEvent } from '../../recovery/events.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
 import type { SeedExportEvent } from '../../replication/seed/export-seed.js'
 import type { SeedEvent } from '../../replication/seed/seed.js'
@@ -86,6 +87,8 @@ export type OutputEvent =
   | ConfigCommandEvent
   | ReplicationReportEvent
   | SeedCommandEvent
+  | Exclude<FailoverEvent, { kind: 'warning' }>
+  | RecoveryReportEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

@@ -3,6 +3,7 @@ import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
 import { jobFormatters } from './job-formatters.js'
 import { passFormatters } from './pass-formatters.js'
+import { recoveryFormatters } from './recovery-formatters.js'
 import { replicaListFormatters } from './replica-list-formatters.js'
 import { seedFormatters } from './seed-formatters.js'
 
@@ -32,6 +33,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...configFormatters,
   ...jobFormatters,
   ...seedFormatters,
+  ...recoveryFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */
