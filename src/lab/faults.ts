@@ -3,7 +3,7 @@
  * given error, slow it down, or drop the connection, on its Nth call or every call; and faults
  * for the disk data paths, handed to the disk handlers through `takeFault`.
  */
-import type { DataPathFault, DataPathKind } from './http/types.js'
+import type { DataPathFault, DataPathKind } from './views.js'
 
 /** A fault as the spec and the control API describe it. */
 export type LabFault =

@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DiskStore } from './storage/types.js'
-import type { LabVdiView } from './http/types.js'
+import type { LabVdiView } from './views.js'
 import { NULL_REF, type Database } from './db/database.js'
 import { xapiFault } from './fault.js'
 import { FaultTable } from './faults.js'

@@ -2,7 +2,7 @@
  * Tasks (reference §4.1): pending → success | failure | cancelled, exactly once; the result is
  * the XML-RPC encoding of the return value as a string, even for JSON-RPC callers.
  */
-import type { LabTaskHandle } from './http/types.js'
+import type { LabTaskHandle } from './views.js'
 import { newRef, NULL_REF, type Database } from './db/database.js'
 import { xapiFault } from './fault.js'
 import { formatXapiDate, EPOCH } from './wire/values.js'

@@ -10,39 +10,10 @@ import type { DecodedValue } from '../wire/values.js'
 import type { XvaExportView } from '../xva/export-view.js'
 import type { XvaImportOptions, XvaImportPlan } from '../xva/import-records.js'
 import type { OvaObject, OvaVersion } from '../xva/ova-xml.js'
+import type { DataPathFault, DataPathKind, LabTaskHandle, LabVdiView } from '../views.js'
 
-export interface LabVdiView {
-  readonly ref: string
-  readonly uuid: string
-  /** id of the disk in the {@link DiskStore} */
-  readonly diskId: string
-  readonly srRef: string
-  readonly virtualSize: number
-}
-
-/** A task the handler runs inside: the caller's `task_id`, or one the server created. */
-export interface LabTaskHandle {
-  readonly ref: string
-  /** 0.0 – 1.0; emits a `mod` event on the task */
-  setProgress(progress: number): void
-  /** `result` is the XML-RPC encoding of the value, e.g. `<value>OpaqueRef:…</value>`, or `""` */
-  succeed(result: string): void
-  fail(code: string, params: readonly string[]): void
-  /** true once someone called `task.cancel` on it */
-  readonly cancelRequested: boolean
-}
-
-/** A fault the lab applies to one transfer (from the spec or the control API). */
-export interface DataPathFault {
-  /** close the connection after this many body bytes */
-  readonly cutAfterBytes?: number
-  /** let the bytes go through but fail the task with this error (e.g. `['VDI_IO_ERROR', 'Device I/O errors']`) */
-  readonly failTask?: readonly string[]
-  /** throttle the body to this many bytes per second */
-  readonly bytesPerSecond?: number
-}
-
-export type DataPathKind = 'export' | 'import'
+// the shapes the pool shares with the handlers live in a leaf module, so the pool need not import this one
+export type { DataPathFault, DataPathKind, LabTaskHandle, LabVdiView }
 
 export interface DiskHandlerContext {
   readonly storage: DiskStore

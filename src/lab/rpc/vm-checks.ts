@@ -4,9 +4,16 @@
  * The order matters: a protected replica is refused with OPERATION_BLOCKED, not
  * VM_BAD_POWER_STATE.
  */
-import { newRef } from '../db/database.js'
+import { newRef, type Database } from '../db/database.js'
 import { xapiFault } from '../fault.js'
-import type { LabPool } from '../pool.js'
+
+/**
+ * What the checks read: only the pool's database. Taking that rather than the pool lets the
+ * pool derive `VM.allowed_operations` from these checks without an import cycle.
+ */
+interface PoolRecords {
+  readonly db: Database
+}
 
 export type PowerState = 'Halted' | 'Paused' | 'Running' | 'Suspended'
 
@@ -24,7 +31,7 @@ const TEMPLATE_OPS = new Set([
 ])
 const SNAPSHOT_OPS = new Set(['revert', 'clone', 'copy', 'export', 'destroy', 'hard_shutdown', 'metadata_export'])
 
-export function assertVmOperation(pool: LabPool, vmRef: string, op: string, allowed: readonly PowerState[]): void {
+export function assertVmOperation(pool: PoolRecords, vmRef: string, op: string, allowed: readonly PowerState[]): void {
   const vm = pool.db.get('VM', vmRef)
   const blocked = vm['blocked_operations'] as Readonly<Record<string, string>>
   if (Object.hasOwn(blocked, op)) throw xapiFault('OPERATION_BLOCKED', vmRef, blocked[op]!)
@@ -52,7 +59,7 @@ export function assertVmOperation(pool: LabPool, vmRef: string, op: string, allo
  * takes it out again however `fn` ends.
  */
 export async function withVmOperation<T>(
-  pool: LabPool,
+  pool: PoolRecords,
   vmRef: string,
   op: string,
   taskRef: string | undefined,
@@ -102,7 +109,7 @@ const STATE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
  * `VM.allowed_operations` as XAPI's update_allowed_operations keeps it: the operations whose
  * pre-checks would pass now (blocked operations excluded, nothing while another runs).
  */
-export function vmAllowedOperations(pool: LabPool, vmRef: string): string[] {
+export function vmAllowedOperations(pool: PoolRecords, vmRef: string): string[] {
   const vm = pool.db.get('VM', vmRef)
   if (vm['is_control_domain'] === true) return []
   const allowed: string[] = []

@@ -6,8 +6,8 @@
  * export is not a metadata export: the VM record loses its snapshot fields and power state.
  */
 import { NULL_REF } from '../db/database.js'
-import type { LabVdiView } from '../http/types.js'
 import type { LabPool } from '../pool.js'
+import type { LabVdiView } from '../views.js'
 import { EPOCH, WireDateTime, type WireValue } from '../wire/values.js'
 import type { OvaObject } from './ova-xml.js'
 
