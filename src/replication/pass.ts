@@ -3,7 +3,7 @@
  * `concurrency` VMs in parallel. Progress goes out as typed events; the result says, per VM,
  * full or delta, bytes and duration, or why it failed. Nothing is printed.
  */
-import { UsageError, isXenCrError } from '../errors.js'
+import { UsageError, isXenCrError, vmNotFound } from '../errors.js'
 import { RateLimiter } from '../delta/rate-limit.js'
 import type { Job, Schedule } from '../jobs/types.js'
 import type { XapiClient } from '../xapi/client.js'
@@ -70,7 +70,9 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
 
   const sourceRecords = await fetchPoolRecords(source, opts)
   const targetRecords = source === target ? sourceRecords : await fetchPoolRecords(target, opts)
-  const { vmRefs, missing } = passVms(job, sourceRecords.vms, o.vmUuids)
+  const selected = passVms(job, sourceRecords.vms, o.vmUuids)
+  const { vmRefs } = selected
+  const missing = selected.missing.map(uuid => missingVm(job, uuid))
   emit({
     kind: 'pass-start',
     job: { id: job.id, name: job.name },
@@ -87,6 +89,16 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
   const results = [...missing, ...refused, ...executed]
   emit({ kind: 'pass-done', results })
   return { job: passJob, scheduleId: schedule.id, dryRun: false, plans, results }
+}
+
+/** The failed result of a VM the job names that is not on the source pool. */
+function missingVm(job: Job, uuid: string): VmResult {
+  const { code, message } = vmNotFound(
+    `${uuid} of job ${job.name}`,
+    `pool ${job.source}`,
+    'remove it from the job or check the pool',
+  )
+  return { status: 'failed', vm: { uuid, name: uuid }, durationMs: 0, error: { code, message } }
 }
 
 /** The plan of each VM; a VM that cannot be planned gets a failed result (and its `vm-done`) instead. */

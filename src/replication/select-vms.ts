@@ -1,7 +1,6 @@
 /** Which source VMs a pass (or a listing) covers, from the job's selection and `--vm`. */
-import { UsageError, vmNotFound } from '../errors.js'
+import { UsageError } from '../errors.js'
 import type { Job } from '../jobs/types.js'
-import type { VmResult } from './events.js'
 import { REPLICA_TAG } from './metadata.js'
 import type { PlanVm } from './plan-records.js'
 
@@ -24,8 +23,8 @@ export function selectVms(job: Job, vms: ReadonlyMap<string, SelectableVm>): str
 export interface PassVms {
   /** the VMs to plan */
   readonly vmRefs: readonly string[]
-  /** a failed result for each VM the job names by uuid that is not on the source pool */
-  readonly missing: readonly VmResult[]
+  /** uuids the job names that are not on the source pool (within `vmUuids` when given) */
+  readonly missing: readonly string[]
 }
 
 /**
@@ -35,16 +34,7 @@ export interface PassVms {
 export function passVms(job: Job, vms: ReadonlyMap<string, SelectableVm>, vmUuids?: readonly string[]): PassVms {
   const selected = selectVms(job, vms)
   const present = new Set([...vms.values()].map(v => v.uuid))
-  const missing = job.vms.uuids
-    .filter(uuid => !present.has(uuid) && (vmUuids === undefined || vmUuids.includes(uuid)))
-    .map((uuid): VmResult => {
-      const { code, message } = vmNotFound(
-        `${uuid} of job ${job.name}`,
-        `pool ${job.source}`,
-        'remove it from the job or check the pool',
-      )
-      return { status: 'failed', vm: { uuid, name: uuid }, durationMs: 0, error: { code, message } }
-    })
+  const missing = job.vms.uuids.filter(uuid => !present.has(uuid) && (vmUuids === undefined || vmUuids.includes(uuid)))
   if (vmUuids === undefined) return { vmRefs: selected, missing }
   const wanted = new Set(vmUuids)
   for (const uuid of wanted) {
