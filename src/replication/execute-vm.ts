@@ -9,11 +9,12 @@ import { setMaxListeners } from 'node:events'
 import { AbortedError, isXenCrError } from '../errors.js'
 import { CleanupStack } from '../delta/cleanup.js'
 import { finaliseReplica } from '../delta/finalise-replica.js'
-import { createReplicaVm } from '../delta/import-vm.js'
+import { createReplicaVm, type ReplicaDiskSpec } from '../delta/import-vm.js'
 import type { RateLimiter } from '../delta/rate-limit.js'
 import { transferDisk } from '../delta/transfer-disk.js'
+import type { DeltaDisk, DeltaVmMetadata } from '../delta/vm-metadata.js'
 import type { XapiClient } from '../xapi/client.js'
-import { asRef } from '../xapi/types.js'
+import { asRef, type Ref } from '../xapi/types.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
 import { setVmOtherConfig } from '../xapi/vm.js'
 import { destroyVmAndDisks } from './destroy.js'
@@ -28,8 +29,9 @@ import {
   replicaName,
   replicaVdiKeys,
   replicaVmKeys,
+  type PassIdentity,
 } from './metadata.js'
-import type { VmPlan } from './plan.js'
+import type { SrPlan, VmPlan } from './plan.js'
 import { REPLICA_POLICY } from './replica-policy.js'
 import { takeJobSnapshot } from './take-job-snapshot.js'
 
@@ -102,20 +104,30 @@ async function allOrAbort<T>(tasks: readonly Promise<T>[], controller: AbortCont
   return settled.map(s => (s as PromiseFulfilledResult<T>).value)
 }
 
+/** What every SR's replica of one VM's pass shares. */
+interface Transfer {
+  readonly ctx: VmContext
+  readonly plan: VmPlan
+  readonly cleanup: CleanupStack
+  readonly controller: AbortController
+  readonly metadata: DeltaVmMetadata
+  /** the replicas' name */
+  readonly name: string
+  /** the replicas' datetime */
+  readonly start: Date
+}
+
 async function transfer(
   ctx: VmContext,
   plan: VmPlan,
   cleanup: CleanupStack,
   controller: AbortController,
 ): Promise<{ bytes: number; replicas: ReplicaInfo[] }> {
-  const { source, target } = ctx
+  const { source } = ctx
   const signal = controller.signal
   const opts = { signal }
-  const id = plan.identity
-  const vmRef = asRef<'VM'>(plan.vm.ref)
-
-  const { ref: snapRef, metadata } = await takeJobSnapshot(source, vmRef, {
-    id,
+  const { ref: snapRef, metadata } = await takeJobSnapshot(source, asRef<'VM'>(plan.vm.ref), {
+    id: plan.identity,
     jobName: ctx.job.name,
     vmName: plan.vm.name,
     at: ctx.now(),
@@ -123,92 +135,119 @@ async function transfer(
     signal,
   })
 
-  const transferStart = ctx.now()
-  const name = replicaName(plan.vm.name, ctx.job.name, transferStart)
-  let bytes = 0
-  const perSr = plan.targets.map(async (srPlan): Promise<ReplicaInfo> => {
-    const sr = asRef<'SR'>(srPlan.sr.ref)
-    const disks = metadata.disks.map(disk => {
-      // Disks are matched to the plan through the live disk they are snapshots of, never by position.
-      const planned = srPlan.disks.find(d => d.vdi.ref === disk.vdi.snapshot_of)
-      const delta =
-        planned?.mode === 'delta' && planned.baseSnapshotVdi !== undefined && planned.targetBaseVdi !== undefined
-          ? planned
-          : undefined
-      return {
-        disk,
-        ...(delta === undefined
-          ? {}
-          : { cloneOf: asRef<'VDI'>(delta.targetBaseVdi!.ref), base: asRef<'VDI'>(delta.baseSnapshotVdi!.ref) }),
-        otherConfig: replicaVdiKeys(
-          id,
-          srPlan.sr.uuid,
-          { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) },
-          PLACEHOLDER_DATETIME,
-        ),
-      }
-    })
-    const created = await createReplicaVm({
-      target,
-      metadata,
-      sr,
-      name,
-      otherConfig: replicaVmKeys(id, srPlan.sr.uuid, metadata.vm.uuid, PLACEHOLDER_DATETIME),
-      disks,
-      policy: REPLICA_POLICY,
-      networkMap: ctx.job.networkMap,
-      cleanup,
-      signal,
-      warn: (code, message) =>
-        ctx.emit({ kind: 'warning', vm: { uuid: plan.vm.uuid, name: plan.vm.name }, code, message }),
-    })
-    await allOrAbort(
-      disks.map(async (d, i) => {
-        const targetVdi = created.vdis[i]!
-        const result = await transferDisk({
-          source,
-          vdi: d.disk.vdiRef,
-          ...(d.base === undefined ? {} : { base: d.base }),
-          target,
-          targetVdi,
-          ...(ctx.limiter === undefined ? {} : { limiter: ctx.limiter }),
-          signal,
-          onProgress: n =>
-            ctx.emit({
-              kind: 'disk-progress',
-              vm: { uuid: plan.vm.uuid, name: plan.vm.name },
-              srUuid: srPlan.sr.uuid,
-              disk: { uuid: d.disk.vdi.uuid, name: d.disk.vdi.name_label, userdevice: d.disk.vbd.userdevice },
-              mode: d.base === undefined ? 'full' : 'delta',
-              bytes: n,
-              virtualSize: d.disk.vdi.virtual_size,
-            }),
-        })
-        bytes += result.bytes
-      }),
-      controller,
-    )
-    await setVmOtherConfig(target, created.vm, { [KEYS.deltaChainLength]: String(plan.nextDeltaChainLength) }, opts)
-    await finaliseReplica({
-      target,
-      vm: created.vm,
-      name,
-      vdis: created.vdis.map((ref, i) => ({ ref, name: disks[i]!.disk.vdi.name_label })),
-      policy: REPLICA_POLICY,
-      completeKeys: replicaCompleteKeys(formatXapiDateTime(transferStart)),
-      signal,
-    })
-    const record = await target.getRecord('VM', created.vm, opts)
-    return { srUuid: srPlan.sr.uuid, srName: srPlan.sr.name, uuid: record.uuid, name }
-  })
-  const replicas = await allOrAbort(perSr, controller)
+  const start = ctx.now()
+  const t: Transfer = {
+    ctx,
+    plan,
+    cleanup,
+    controller,
+    metadata,
+    name: replicaName(plan.vm.name, ctx.job.name, start),
+    start,
+  }
+  const done = await allOrAbort(
+    plan.targets.map(srPlan => replicateToSr(t, srPlan)),
+    controller,
+  )
 
   // The success marker goes on the snapshot only once every replica is complete.
   await setVmOtherConfig(source, snapRef, exportedKeys(plan.nextDeltaChainLength), opts)
   for (const disk of metadata.disks)
     await setVdiOtherConfig(source, disk.vdiRef, exportedKeys(plan.nextDeltaChainLength), opts)
   if (signal.aborted) throw new AbortedError(`pass of VM ${plan.vm.name} aborted`)
-  return { bytes, replicas }
+  return { bytes: done.reduce((n, d) => n + d.bytes, 0), replicas: done.map(d => d.replica) }
+}
+
+interface TransferDiskSpec extends ReplicaDiskSpec {
+  /** the source base snapshot disk (delta only) */
+  readonly base?: Ref<'VDI'>
+}
+
+/** The replica on one SR: assembled, every disk streamed concurrently, then finalised. */
+async function replicateToSr(t: Transfer, srPlan: SrPlan): Promise<{ replica: ReplicaInfo; bytes: number }> {
+  const { ctx, plan, metadata, name } = t
+  const { target } = ctx
+  const signal = t.controller.signal
+  const id = plan.identity
+  const disks = metadata.disks.map(disk => diskSpec(id, srPlan, disk))
+  const created = await createReplicaVm({
+    target,
+    metadata,
+    sr: asRef<'SR'>(srPlan.sr.ref),
+    name,
+    otherConfig: replicaVmKeys(id, srPlan.sr.uuid, metadata.vm.uuid, PLACEHOLDER_DATETIME),
+    disks,
+    policy: REPLICA_POLICY,
+    networkMap: ctx.job.networkMap,
+    cleanup: t.cleanup,
+    signal,
+    warn: (code, message) =>
+      ctx.emit({ kind: 'warning', vm: { uuid: plan.vm.uuid, name: plan.vm.name }, code, message }),
+  })
+  const sent = await allOrAbort(
+    disks.map((d, i) => streamDisk(t, srPlan, d, created.vdis[i]!)),
+    t.controller,
+  )
+  await setVmOtherConfig(target, created.vm, { [KEYS.deltaChainLength]: String(plan.nextDeltaChainLength) }, { signal })
+  await finaliseReplica({
+    target,
+    vm: created.vm,
+    name,
+    vdis: created.vdis.map((ref, i) => ({ ref, name: disks[i]!.disk.vdi.name_label })),
+    policy: REPLICA_POLICY,
+    completeKeys: replicaCompleteKeys(formatXapiDateTime(t.start)),
+    signal,
+  })
+  const record = await target.getRecord('VM', created.vm, { signal })
+  return {
+    replica: { srUuid: srPlan.sr.uuid, srName: srPlan.sr.name, uuid: record.uuid, name },
+    bytes: sent.reduce((n, b) => n + b, 0),
+  }
+}
+
+/** A snapshot disk's replica: a clone of its base replica's disk when the plan has a delta for it. */
+function diskSpec(id: PassIdentity, srPlan: SrPlan, disk: DeltaDisk): TransferDiskSpec {
+  // Disks are matched to the plan through the live disk they are snapshots of, never by position.
+  const planned = srPlan.disks.find(d => d.vdi.ref === disk.vdi.snapshot_of)
+  const base = planned?.mode === 'delta' ? planned.baseSnapshotVdi : undefined
+  const targetBase = planned?.mode === 'delta' ? planned.targetBaseVdi : undefined
+  return {
+    disk,
+    ...(base === undefined || targetBase === undefined
+      ? {}
+      : { cloneOf: asRef<'VDI'>(targetBase.ref), base: asRef<'VDI'>(base.ref) }),
+    otherConfig: replicaVdiKeys(
+      id,
+      srPlan.sr.uuid,
+      { vdiUuid: disk.vdi.uuid, contentKey: contentKeyOf(disk.vdi) },
+      PLACEHOLDER_DATETIME,
+    ),
+  }
+}
+
+/** Streams one disk (delta on its base, or full) into its replica disk; resolves to the bytes sent. */
+async function streamDisk(t: Transfer, srPlan: SrPlan, d: TransferDiskSpec, targetVdi: Ref<'VDI'>): Promise<number> {
+  const { ctx, plan } = t
+  const result = await transferDisk({
+    source: ctx.source,
+    vdi: d.disk.vdiRef,
+    ...(d.base === undefined ? {} : { base: d.base }),
+    target: ctx.target,
+    targetVdi,
+    ...(ctx.limiter === undefined ? {} : { limiter: ctx.limiter }),
+    signal: t.controller.signal,
+    onProgress: n =>
+      ctx.emit({
+        kind: 'disk-progress',
+        vm: { uuid: plan.vm.uuid, name: plan.vm.name },
+        srUuid: srPlan.sr.uuid,
+        disk: { uuid: d.disk.vdi.uuid, name: d.disk.vdi.name_label, userdevice: d.disk.vbd.userdevice },
+        mode: d.base === undefined ? 'full' : 'delta',
+        bytes: n,
+        virtualSize: d.disk.vdi.virtual_size,
+      }),
+  })
+  return result.bytes
 }
 
 /**

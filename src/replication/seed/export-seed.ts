@@ -9,12 +9,14 @@ import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { access, mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Transform } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { isXapiError } from '../../errors.js'
 import { CleanupStack } from '../../delta/cleanup.js'
+import type { DeltaDisk, DeltaVmMetadata } from '../../delta/vm-metadata.js'
 import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
+import type { Ref, VmRecord } from '../../xapi/types.js'
 import { exportVmXva } from '../../xapi/xva-transfer.js'
 import type { PassIdentity } from '../metadata.js'
 import { takeJobSnapshot } from '../take-job-snapshot.js'
@@ -102,47 +104,13 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
   const emit = o.onEvent ?? (() => undefined)
   const now = o.now ?? (() => new Date())
 
-  await mkdir(o.dir, { recursive: true })
-  if (
-    await access(join(o.dir, MANIFEST_FILE)).then(
-      () => true,
-      () => false,
-    )
-  ) {
-    throw new SeedRefusal(
-      'SEED_OUT_NOT_EMPTY',
-      `${o.dir} already holds a seed (${MANIFEST_FILE}); choose an empty folder`,
-    )
-  }
-  let vmRef
-  try {
-    vmRef = await source.getByUuid('VM', o.vmUuid, opts)
-  } catch (error) {
-    if (isXapiError(error, 'UUID_INVALID'))
-      throw new SeedRefusal(
-        'SEED_VM_NOT_FOUND',
-        `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`,
-      )
-    throw error
-  }
-  const vm = await source.getRecord('VM', vmRef, opts)
-  if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) {
-    throw new SeedRefusal(
-      'SEED_VM_NOT_FOUND',
-      `${o.vmUuid} ("${vm.name_label}") is not a VM; give the uuid of the VM to replicate`,
-    )
-  }
-
+  await checkOutDir(o.dir)
+  const { vmRef, vm } = await seedSourceVm(o, opts)
   const id: PassIdentity = { jobId: o.job.id, scheduleId: o.scheduleId, vmUuid: vm.uuid }
   const cleanup = new CleanupStack()
   try {
     // The same steps and keys as a pass's snapshot, so the next `run` treats it as its own.
-    const {
-      ref: snapRef,
-      name,
-      datetime,
-      metadata,
-    } = await takeJobSnapshot(source, vmRef, {
+    const snapshot = await takeJobSnapshot(source, vmRef, {
       id,
       jobName: o.job.name,
       vmName: vm.name_label,
@@ -150,80 +118,14 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
       cleanup,
       ...opts,
     })
+    const { name, datetime, metadata } = snapshot
     emit({
       kind: 'seed-snapshot',
       vm: { uuid: vm.uuid, name: vm.name_label },
       snapshot: { uuid: metadata.vm.uuid, name },
     })
-
-    const disks: SeedManifestDisk[] = []
-    if (o.format === 'xva') {
-      const file = 'seed.xva'
-      const path = join(o.dir, file)
-      cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
-      const h = hasher(bytes =>
-        emit({
-          kind: 'seed-file-progress',
-          file,
-          userdevice: 'all',
-          bytes,
-          virtualSize: metadata.disks.reduce((n, d) => n + d.vdi.virtual_size, 0),
-          direction: 'export',
-        }),
-      )
-      const { stream, done } = await exportVmXva(source, snapRef, opts)
-      await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
-      const sha256 = h.digest()
-      emit({ kind: 'seed-file-done', file, userdevice: 'all', bytes: h.count(), sha256, direction: 'export' })
-      for (const disk of metadata.disks) {
-        disks.push({
-          userdevice: disk.vbd.userdevice,
-          vdiUuid: disk.vdi.uuid,
-          name: disk.vdi.name_label,
-          virtualSize: disk.vdi.virtual_size,
-          file,
-          format: 'xva',
-          bytes: h.count(),
-          sha256,
-        })
-      }
-    }
-    for (const disk of o.format === 'xva' ? [] : metadata.disks) {
-      const file = `disk-${disk.vbd.userdevice}-${disk.vdi.uuid}.vhd`
-      const path = join(o.dir, file)
-      cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
-      const progress = (bytes: number): void =>
-        emit({
-          kind: 'seed-file-progress',
-          file,
-          userdevice: disk.vbd.userdevice,
-          bytes,
-          virtualSize: disk.vdi.virtual_size,
-          direction: 'export',
-        })
-      const h = hasher(progress)
-      const { stream, done } = await exportVdi(source, disk.vdiRef, { format: 'vhd', ...opts })
-      await Promise.all([pipeline(stream, h, createWriteStream(path, { mode: 0o600 }), opts), done])
-      const sha256 = h.digest()
-      emit({
-        kind: 'seed-file-done',
-        file,
-        userdevice: disk.vbd.userdevice,
-        bytes: h.count(),
-        sha256,
-        direction: 'export',
-      })
-      disks.push({
-        userdevice: disk.vbd.userdevice,
-        vdiUuid: disk.vdi.uuid,
-        name: disk.vdi.name_label,
-        virtualSize: disk.vdi.virtual_size,
-        file,
-        format: 'vhd',
-        bytes: h.count(),
-        sha256,
-      })
-    }
+    const run: ExportRun = { o, snapRef: snapshot.ref, metadata, cleanup, emit, opts }
+    const disks = o.format === 'xva' ? await exportXvaFile(run) : await exportVhdFiles(run)
     const manifest: SeedManifest = {
       kind: MANIFEST_KIND,
       version: 1,
@@ -243,3 +145,115 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
     throw error
   }
 }
+
+/** Creates the seed folder; refuses one that already holds a seed. */
+async function checkOutDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  const taken = await access(join(dir, MANIFEST_FILE)).then(
+    () => true,
+    () => false,
+  )
+  if (taken)
+    throw new SeedRefusal(
+      'SEED_OUT_NOT_EMPTY',
+      `${dir} already holds a seed (${MANIFEST_FILE}); choose an empty folder`,
+    )
+}
+
+/** The VM to seed: on the source pool, and a plain VM. */
+async function seedSourceVm(
+  o: ExportSeedOptions,
+  opts: { signal?: AbortSignal },
+): Promise<{ vmRef: Ref<'VM'>; vm: VmRecord }> {
+  let vmRef: Ref<'VM'>
+  try {
+    vmRef = await o.source.getByUuid('VM', o.vmUuid, opts)
+  } catch (error) {
+    if (isXapiError(error, 'UUID_INVALID'))
+      throw new SeedRefusal(
+        'SEED_VM_NOT_FOUND',
+        `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`,
+      )
+    throw error
+  }
+  const vm = await o.source.getRecord('VM', vmRef, opts)
+  if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) {
+    throw new SeedRefusal(
+      'SEED_VM_NOT_FOUND',
+      `${o.vmUuid} ("${vm.name_label}") is not a VM; give the uuid of the VM to replicate`,
+    )
+  }
+  return { vmRef, vm }
+}
+
+/** What writing the files of one seed shares. */
+interface ExportRun {
+  readonly o: ExportSeedOptions
+  readonly snapRef: Ref<'VM'>
+  readonly metadata: DeltaVmMetadata
+  readonly cleanup: CleanupStack
+  readonly emit: NonNullable<ExportSeedOptions['onEvent']>
+  readonly opts: { signal?: AbortSignal }
+}
+
+/** Streams `stream` into `file` of the seed folder, hashed; the file is removed if the seed fails. */
+async function writeSeedFile(
+  run: ExportRun,
+  file: string,
+  exported: { readonly stream: Readable; readonly done: Promise<void> },
+  onBytes: (bytes: number) => void,
+): Promise<{ bytes: number; sha256: string }> {
+  const path = join(run.o.dir, file)
+  run.cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
+  const h = hasher(onBytes)
+  await Promise.all([pipeline(exported.stream, h, createWriteStream(path, { mode: 0o600 }), run.opts), exported.done])
+  return { bytes: h.count(), sha256: h.digest() }
+}
+
+/** The whole snapshot as one XVA (`GET /export`), named by every disk of the manifest. */
+async function exportXvaFile(run: ExportRun): Promise<SeedManifestDisk[]> {
+  const { metadata, emit } = run
+  const file = 'seed.xva'
+  const virtualSize = metadata.disks.reduce((n, d) => n + d.vdi.virtual_size, 0)
+  const progress = (bytes: number): void =>
+    emit({ kind: 'seed-file-progress', file, userdevice: 'all', bytes, virtualSize, direction: 'export' })
+  const { bytes, sha256 } = await writeSeedFile(
+    run,
+    file,
+    await exportVmXva(run.o.source, run.snapRef, run.opts),
+    progress,
+  )
+  emit({ kind: 'seed-file-done', file, userdevice: 'all', bytes, sha256, direction: 'export' })
+  return metadata.disks.map(disk => ({ ...manifestDisk(disk), file, format: 'xva', bytes, sha256 }))
+}
+
+/** One VHD file per snapshot disk, one after the other. */
+async function exportVhdFiles(run: ExportRun): Promise<SeedManifestDisk[]> {
+  const { emit } = run
+  const disks: SeedManifestDisk[] = []
+  for (const disk of run.metadata.disks) {
+    const file = `disk-${disk.vbd.userdevice}-${disk.vdi.uuid}.vhd`
+    const { userdevice } = disk.vbd
+    const progress = (bytes: number): void =>
+      emit({
+        kind: 'seed-file-progress',
+        file,
+        userdevice,
+        bytes,
+        virtualSize: disk.vdi.virtual_size,
+        direction: 'export',
+      })
+    const exported = await exportVdi(run.o.source, disk.vdiRef, { format: 'vhd', ...run.opts })
+    const { bytes, sha256 } = await writeSeedFile(run, file, exported, progress)
+    emit({ kind: 'seed-file-done', file, userdevice, bytes, sha256, direction: 'export' })
+    disks.push({ ...manifestDisk(disk), file, format: 'vhd', bytes, sha256 })
+  }
+  return disks
+}
+
+const manifestDisk = (disk: DeltaDisk): Pick<SeedManifestDisk, 'userdevice' | 'vdiUuid' | 'name' | 'virtualSize'> => ({
+  userdevice: disk.vbd.userdevice,
+  vdiUuid: disk.vdi.uuid,
+  name: disk.vdi.name_label,
+  virtualSize: disk.vdi.virtual_size,
+})

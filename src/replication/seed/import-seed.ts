@@ -64,49 +64,7 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
   const emit = o.onEvent ?? (() => undefined)
 
   const manifest = await readManifest(o.dir)
-  if (manifest.job.id !== o.job.id) {
-    throw new SeedRefusal(
-      'SEED_MANIFEST_INVALID',
-      `${o.dir} is a seed for job ${manifest.job.name} (${manifest.job.id}), not ${o.job.name}; use --job ${manifest.job.id}`,
-    )
-  }
-  if (!o.job.srs.some(u => u.toLowerCase() === o.srUuid.toLowerCase())) {
-    throw new SeedRefusal(
-      'SEED_SR_NOT_IN_JOB',
-      `SR ${o.srUuid} is not a target of job ${o.job.name} (${o.job.srs.join(', ')}); choose one of its SRs`,
-    )
-  }
-  let srRef: Ref<'SR'>
-  try {
-    srRef = await target.getByUuid('SR', o.srUuid, opts)
-  } catch (error) {
-    if (isXapiError(error, 'UUID_INVALID'))
-      throw new SeedRefusal(
-        'SEED_SR_NOT_IN_JOB',
-        `SR ${o.srUuid} is not on the target pool; check the uuid (xe sr-list)`,
-      )
-    throw error
-  }
-  try {
-    await source.getByUuid('VM', manifest.snapshot.uuid, opts)
-  } catch (error) {
-    if (isXapiError(error, 'UUID_INVALID')) {
-      throw new SeedRefusal(
-        'SEED_SNAPSHOT_NOT_FOUND',
-        `snapshot ${manifest.snapshot.uuid} of this seed is gone from the source pool (a run of the job rotates it away); export a new seed`,
-      )
-    }
-    throw error
-  }
-  for (const vm of (await target.getAllRecords('VM', opts)).values()) {
-    const oc = vm.other_config
-    if (oc[KEYS.copyOf] === manifest.snapshot.uuid && oc[KEYS.job] === o.job.id && oc[KEYS.sr] === o.srUuid) {
-      throw new SeedRefusal(
-        'SEED_ALREADY_REPLICATED',
-        `VM ${vm.name_label} (${vm.uuid}) is already the copy of this seed's snapshot on SR ${o.srUuid}; nothing to import`,
-      )
-    }
-  }
+  const srRef = await checkImport(o, manifest)
   await checkManifestFiles(o.dir, manifest, o.signal)
 
   const id: PassIdentity = { jobId: o.job.id, scheduleId: manifest.scheduleId, vmUuid: manifest.vm.uuid }
@@ -140,6 +98,58 @@ export async function importSeed(o: ImportSeedOptions): Promise<ImportSeedResult
 }
 
 type Emit = NonNullable<ImportSeedOptions['onEvent']>
+
+/**
+ * Refuses an import that does not fit: a manifest for another job, an SR outside the job or
+ * not on the target pool, a snapshot gone from the source, a copy already there. Resolves to the SR.
+ */
+async function checkImport(o: ImportSeedOptions, manifest: SeedManifest): Promise<Ref<'SR'>> {
+  const opts = o.signal === undefined ? {} : { signal: o.signal }
+  if (manifest.job.id !== o.job.id) {
+    throw new SeedRefusal(
+      'SEED_MANIFEST_INVALID',
+      `${o.dir} is a seed for job ${manifest.job.name} (${manifest.job.id}), not ${o.job.name}; use --job ${manifest.job.id}`,
+    )
+  }
+  if (!o.job.srs.some(u => u.toLowerCase() === o.srUuid.toLowerCase())) {
+    throw new SeedRefusal(
+      'SEED_SR_NOT_IN_JOB',
+      `SR ${o.srUuid} is not a target of job ${o.job.name} (${o.job.srs.join(', ')}); choose one of its SRs`,
+    )
+  }
+  let srRef: Ref<'SR'>
+  try {
+    srRef = await o.target.getByUuid('SR', o.srUuid, opts)
+  } catch (error) {
+    if (isXapiError(error, 'UUID_INVALID'))
+      throw new SeedRefusal(
+        'SEED_SR_NOT_IN_JOB',
+        `SR ${o.srUuid} is not on the target pool; check the uuid (xe sr-list)`,
+      )
+    throw error
+  }
+  try {
+    await o.source.getByUuid('VM', manifest.snapshot.uuid, opts)
+  } catch (error) {
+    if (isXapiError(error, 'UUID_INVALID')) {
+      throw new SeedRefusal(
+        'SEED_SNAPSHOT_NOT_FOUND',
+        `snapshot ${manifest.snapshot.uuid} of this seed is gone from the source pool (a run of the job rotates it away); export a new seed`,
+      )
+    }
+    throw error
+  }
+  for (const vm of (await o.target.getAllRecords('VM', opts)).values()) {
+    const oc = vm.other_config
+    if (oc[KEYS.copyOf] === manifest.snapshot.uuid && oc[KEYS.job] === o.job.id && oc[KEYS.sr] === o.srUuid) {
+      throw new SeedRefusal(
+        'SEED_ALREADY_REPLICATED',
+        `VM ${vm.name_label} (${vm.uuid}) is already the copy of this seed's snapshot on SR ${o.srUuid}; nothing to import`,
+      )
+    }
+  }
+  return srRef
+}
 
 /** The replica assembled as a pass does (VM, disks, VBDs, VIFs with the job's network map), each disk's VHD imported. */
 async function importVhds(
