@@ -17,7 +17,7 @@ import type { FailoverEventSink, FailoverVmResult, ReplicaInfo } from './events.
 import { DEFAULT_NAME_SUFFIX, planFailover, type FailoverPlan, type ReadyEntry } from './failover-plan.js'
 import { groupJobReplicas, type JobReplica } from './job-replicas.js'
 import { applyNetworks, unmarkReplica } from './make-runnable.js'
-import { mapLimit } from './map-limit.js'
+import { mapLimit } from '../replication/map-limit.js'
 import { resolveNetworkRemap, type NetworkChoice } from './network-remap.js'
 
 export interface FailoverOptions {
