@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream'
 import type { Transform } from 'node:stream'
 import { OperationError } from '../errors.js'
 import type { XapiClient } from '../xapi/client.js'
-import { exportVdi, importVdi } from '../xapi/transfer.js'
+import { exportVdi, importVdi, type TransferProgress } from '../xapi/transfer.js'
 import type { Ref } from '../xapi/types.js'
 import { createByteCounter } from './byte-counter.js'
 import { createRateLimitStream, type RateLimiter } from './rate-limit.js'
@@ -24,8 +24,11 @@ export interface DiskTransfer {
   readonly targetVdi: Ref<'VDI'>
   readonly limiter?: RateLimiter
   readonly signal?: AbortSignal
-  /** bytes of the VHD stream read from the source so far */
-  readonly onProgress?: (bytes: number) => void
+  /**
+   * bytes of the VHD stream read from the source so far and, once its header and block table
+   * went by, its exact length (the export meter's reports: at most one per MiB, and the last)
+   */
+  readonly onProgress?: (progress: TransferProgress) => void
 }
 
 export interface DiskTransferResult {
@@ -40,8 +43,9 @@ export async function transferDisk(t: DiskTransfer): Promise<DiskTransferResult>
     format: 'vhd',
     ...(t.base === undefined ? {} : { base: t.base }),
     ...(signal === undefined ? {} : { signal }),
+    ...(t.onProgress === undefined ? {} : { onProgress: t.onProgress }),
   })
-  const counter = createByteCounter(t.onProgress)
+  const counter = createByteCounter()
   const stages: Transform[] = t.limiter === undefined ? [counter] : [createRateLimitStream(t.limiter, signal), counter]
   // The pipeline ends in a Transform that importVdi consumes; an error anywhere destroys every
   // stage (so the export connection is closed too) and is reported here.

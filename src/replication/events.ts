@@ -25,6 +25,8 @@ export type VmResult =
       readonly mode: 'full' | 'delta'
       /** VHD bytes sent, all disks and SRs */
       readonly bytes: number
+      /** disks sent, all SRs (a VM with two disks replicated to two SRs sent four) */
+      readonly disks: number
       readonly durationMs: number
       readonly replicas: readonly ReplicaInfo[]
     }
@@ -49,7 +51,13 @@ export type PassEvent =
       readonly srUuid: string
       readonly disk: { readonly uuid: string; readonly name: string; readonly userdevice: string }
       readonly mode: 'full' | 'delta'
+      /** bytes of the disk's VHD stream sent so far */
       readonly bytes: number
+      /**
+       * the exact length of the VHD stream, known from its header and block table before any
+       * block is sent (absent until then); the last event of a disk has `bytes === total`
+       */
+      readonly total?: number
       readonly virtualSize: number
     }
   | { readonly kind: 'vm-done'; readonly result: VmResult }

@@ -32,6 +32,7 @@ import {
   type PassIdentity,
 } from './metadata.js'
 import type { SrPlan, VmPlan } from './plan.js'
+import { throttleProgress } from './progress-throttle.js'
 import { REPLICA_POLICY } from './replica-policy.js'
 import { takeJobSnapshot } from './take-job-snapshot.js'
 
@@ -62,10 +63,10 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   const onAbort = (): void => local.abort(ctx.signal?.reason)
   ctx.signal?.addEventListener('abort', onAbort, { once: true })
   try {
-    const { bytes, replicas } = await transfer(ctx, plan, cleanup, local)
+    const { bytes, disks, replicas } = await transfer(ctx, plan, cleanup, local)
     cleanup.commit()
     await rotate(ctx, plan, vm)
-    return { status: 'success', vm, mode: plan.mode, bytes, durationMs: Date.now() - started, replicas }
+    return { status: 'success', vm, mode: plan.mode, bytes, disks, durationMs: Date.now() - started, replicas }
   } catch (error) {
     local.abort(error)
     const failures = await cleanup.unwind()
@@ -122,7 +123,7 @@ async function transfer(
   plan: VmPlan,
   cleanup: CleanupStack,
   controller: AbortController,
-): Promise<{ bytes: number; replicas: ReplicaInfo[] }> {
+): Promise<{ bytes: number; disks: number; replicas: ReplicaInfo[] }> {
   const { source } = ctx
   const signal = controller.signal
   const opts = { signal }
@@ -155,7 +156,11 @@ async function transfer(
   for (const disk of metadata.disks)
     await setVdiOtherConfig(source, disk.vdiRef, exportedKeys(plan.nextDeltaChainLength), opts)
   if (signal.aborted) throw new AbortedError(`pass of VM ${plan.vm.name} aborted`)
-  return { bytes: done.reduce((n, d) => n + d.bytes, 0), replicas: done.map(d => d.replica) }
+  return {
+    bytes: done.reduce((n, d) => n + d.bytes, 0),
+    disks: metadata.disks.length * plan.targets.length,
+    replicas: done.map(d => d.replica),
+  }
 }
 
 interface TransferDiskSpec extends ReplicaDiskSpec {
@@ -228,6 +233,18 @@ function diskSpec(id: PassIdentity, srPlan: SrPlan, disk: DeltaDisk): TransferDi
 /** Streams one disk (delta on its base, or full) into its replica disk; resolves to the bytes sent. */
 async function streamDisk(t: Transfer, srPlan: SrPlan, d: TransferDiskSpec, targetVdi: Ref<'VDI'>): Promise<number> {
   const { ctx, plan } = t
+  const progress = throttleProgress(p =>
+    ctx.emit({
+      kind: 'disk-progress',
+      vm: { uuid: plan.vm.uuid, name: plan.vm.name },
+      srUuid: srPlan.sr.uuid,
+      disk: { uuid: d.disk.vdi.uuid, name: d.disk.vdi.name_label, userdevice: d.disk.vbd.userdevice },
+      mode: d.base === undefined ? 'full' : 'delta',
+      bytes: p.bytes,
+      ...(p.total === undefined ? {} : { total: p.total }),
+      virtualSize: d.disk.vdi.virtual_size,
+    }),
+  )
   const result = await transferDisk({
     source: ctx.source,
     vdi: d.disk.vdiRef,
@@ -236,17 +253,10 @@ async function streamDisk(t: Transfer, srPlan: SrPlan, d: TransferDiskSpec, targ
     targetVdi,
     ...(ctx.limiter === undefined ? {} : { limiter: ctx.limiter }),
     signal: t.controller.signal,
-    onProgress: n =>
-      ctx.emit({
-        kind: 'disk-progress',
-        vm: { uuid: plan.vm.uuid, name: plan.vm.name },
-        srUuid: srPlan.sr.uuid,
-        disk: { uuid: d.disk.vdi.uuid, name: d.disk.vdi.name_label, userdevice: d.disk.vbd.userdevice },
-        mode: d.base === undefined ? 'full' : 'delta',
-        bytes: n,
-        virtualSize: d.disk.vdi.virtual_size,
-      }),
+    onProgress: progress,
   })
+  // Every byte went through and both tasks succeeded: the stream's length is now a fact.
+  progress({ bytes: result.bytes, total: result.bytes }, true)
   return result.bytes
 }
 

@@ -91,7 +91,7 @@ describe('createOutput', () => {
     for (const bytes of [0, 1, 2, 1024 ** 3, 1024 ** 3 + 5, 2 * 1024 ** 3]) output.emit(progress(bytes))
     output.emit({
       kind: 'vm-done',
-      result: { status: 'success', vm, mode: 'full', bytes: 3 * 1024 ** 3, durationMs: 61_000, replicas: [] },
+      result: { status: 'success', vm, mode: 'full', bytes: 3 * 1024 ** 3, disks: 1, durationMs: 61_000, replicas: [] },
     })
     expect(stdout.lines).toHaveLength(4)
     expect(stdout.lines[3]).toContain('web: full, 3 GiB sent in 1m01s')
