@@ -12,15 +12,15 @@ export interface ByteProgress {
   readonly total?: number
 }
 
-export type ThrottledProgress = (progress: ByteProgress, final?: boolean) => void
+export type ThrottledProgress<P extends ByteProgress = ByteProgress> = (progress: P, final?: boolean) => void
 
 /** How often a transfer reports at most: five times a second is smooth for a bar and cheap for a log. */
 export const PROGRESS_EVERY_MS = 200
 
-export function throttleProgress(
-  report: (progress: ByteProgress) => void,
+export function throttleProgress<P extends ByteProgress>(
+  report: (progress: P) => void,
   options: { everyMs?: number; now?: () => number } = {},
-): ThrottledProgress {
+): ThrottledProgress<P> {
   const everyMs = options.everyMs ?? PROGRESS_EVERY_MS
   const now = options.now ?? Date.now
   let last: number | undefined

@@ -362,11 +362,15 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
             (e): e is Extract<SeedEvent, { kind: 'seed-verify-progress' }> =>
               e.kind === 'seed-verify-progress' && e.userdevice === '0' && e.side === side,
           )
-          .map(e => e.bytes),
+          .map(e => e.read),
       )
     for (const side of ['source', 'target'] as const) {
       expect(read(side)).toBeGreaterThanOrEqual(4 * MiB)
       expect(read(side)).toBeLessThan(16 * MiB)
     }
+    // progress counts what is compared (the two sampled blocks), not the reading up to the last one
+    const progress = events.filter(e => e.kind === 'seed-verify-progress' && e.userdevice === '0')
+    expect(progress.at(-1)).toMatchObject({ bytes: 4 * MiB, total: 4 * MiB })
+    expect(progress.every(e => e.kind === 'seed-verify-progress' && e.total === 4 * MiB)).toBe(true)
   })
 })

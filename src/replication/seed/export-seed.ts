@@ -19,6 +19,7 @@ import { exportVdi } from '../../xapi/transfer.js'
 import type { Ref, VmRecord } from '../../xapi/types.js'
 import { exportVmXva } from '../../xapi/xva-transfer.js'
 import type { PassIdentity } from '../metadata.js'
+import { throttleProgress, type ByteProgress } from '../progress-throttle.js'
 import { takeJobSnapshot } from '../take-job-snapshot.js'
 import { MANIFEST_FILE, MANIFEST_KIND, writeManifest, type SeedManifest, type SeedManifestDisk } from './manifest.js'
 import { SeedRefusal } from './seed-refusal.js'
@@ -34,6 +35,11 @@ export type SeedExportEvent =
       readonly file: string
       readonly userdevice: string
       readonly bytes: number
+      /**
+       * how many bytes the file has in all, when known up front: a VHD export's length from its
+       * header and block table, an import's exact Content-Length (an XVA export has none)
+       */
+      readonly total?: number
       readonly virtualSize: number
       readonly direction: 'export' | 'import'
     }
@@ -80,14 +86,13 @@ export async function undo(cleanup: CleanupStack, emit: (event: SeedWarningEvent
 }
 
 /** A pass-through that hashes and counts what flows through it. */
-function hasher(onBytes: (bytes: number) => void): Transform & { digest(): string; count(): number } {
+function hasher(): Transform & { digest(): string; count(): number } {
   const hash = createHash('sha256')
   let bytes = 0
   const t = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk)
       bytes += chunk.length
-      onBytes(bytes)
       callback(null, chunk)
     },
   })
@@ -201,11 +206,10 @@ async function writeSeedFile(
   run: ExportRun,
   file: string,
   exported: { readonly stream: Readable; readonly done: Promise<void> },
-  onBytes: (bytes: number) => void,
 ): Promise<{ bytes: number; sha256: string }> {
   const path = join(run.o.dir, file)
   run.cleanup.defer(`file ${path}`, () => rm(path, { force: true }))
-  const h = hasher(onBytes)
+  const h = hasher()
   await Promise.all([pipeline(exported.stream, h, createWriteStream(path, { mode: 0o600 }), run.opts), exported.done])
   return { bytes: h.count(), sha256: h.digest() }
 }
@@ -215,13 +219,11 @@ async function exportXvaFile(run: ExportRun): Promise<SeedManifestDisk[]> {
   const { metadata, emit } = run
   const file = 'seed.xva'
   const virtualSize = metadata.disks.reduce((n, d) => n + d.vdi.virtual_size, 0)
-  const progress = (bytes: number): void =>
-    emit({ kind: 'seed-file-progress', file, userdevice: 'all', bytes, virtualSize, direction: 'export' })
+  const onProgress = fileProgress(emit, { file, userdevice: 'all', virtualSize })
   const { bytes, sha256 } = await writeSeedFile(
     run,
     file,
-    await exportVmXva(run.o.source, run.snapRef, run.opts),
-    progress,
+    await exportVmXva(run.o.source, run.snapRef, { ...run.opts, onProgress }),
   )
   emit({ kind: 'seed-file-done', file, userdevice: 'all', bytes, sha256, direction: 'export' })
   return metadata.disks.map(disk => ({ ...manifestDisk(disk), file, format: 'xva', bytes, sha256 }))
@@ -234,21 +236,29 @@ async function exportVhdFiles(run: ExportRun): Promise<SeedManifestDisk[]> {
   for (const disk of run.metadata.disks) {
     const file = `disk-${disk.vbd.userdevice}-${disk.vdi.uuid}.vhd`
     const { userdevice } = disk.vbd
-    const progress = (bytes: number): void =>
-      emit({
-        kind: 'seed-file-progress',
-        file,
-        userdevice,
-        bytes,
-        virtualSize: disk.vdi.virtual_size,
-        direction: 'export',
-      })
-    const exported = await exportVdi(run.o.source, disk.vdiRef, { format: 'vhd', ...run.opts })
-    const { bytes, sha256 } = await writeSeedFile(run, file, exported, progress)
+    const onProgress = fileProgress(emit, { file, userdevice, virtualSize: disk.vdi.virtual_size })
+    const exported = await exportVdi(run.o.source, disk.vdiRef, { format: 'vhd', ...run.opts, onProgress })
+    const { bytes, sha256 } = await writeSeedFile(run, file, exported)
     emit({ kind: 'seed-file-done', file, userdevice, bytes, sha256, direction: 'export' })
     disks.push({ ...manifestDisk(disk), file, format: 'vhd', bytes, sha256 })
   }
   return disks
+}
+
+/** The export meter's reports (one per MiB, and the last) as throttled `seed-file-progress` events. */
+function fileProgress(
+  emit: NonNullable<ExportSeedOptions['onEvent']>,
+  what: { readonly file: string; readonly userdevice: string; readonly virtualSize: number },
+): (progress: ByteProgress) => void {
+  return throttleProgress(p =>
+    emit({
+      kind: 'seed-file-progress',
+      ...what,
+      bytes: p.bytes,
+      ...(p.total === undefined ? {} : { total: p.total }),
+      direction: 'export',
+    }),
+  )
 }
 
 const manifestDisk = (disk: DeltaDisk): Pick<SeedManifestDisk, 'userdevice' | 'vdiUuid' | 'name' | 'virtualSize'> => ({

@@ -14,6 +14,7 @@ import { importVdi } from '../../xapi/transfer.js'
 import { importVmXva } from '../../xapi/xva-transfer.js'
 import { setVmIsATemplate } from '../../xapi/vm.js'
 import { destroyVmAndDisks } from '../destroy.js'
+import { throttleProgress, type ByteProgress } from '../progress-throttle.js'
 import { REPLICA_POLICY } from '../replica-policy.js'
 import type { Ref } from '../../xapi/types.js'
 import {
@@ -187,19 +188,10 @@ async function importVhds(
   })
   for (const [i, d] of disks.entries()) {
     const entry = manifest.disks.find(m => m.vdiUuid === d.disk.vdi.uuid)!
-    const progress = (p: { bytes: number }): void =>
-      emit({
-        kind: 'seed-file-progress',
-        file: entry.file,
-        userdevice: entry.userdevice,
-        bytes: p.bytes,
-        virtualSize: entry.virtualSize,
-        direction: 'import',
-      })
     const { bytes } = await importVdi(target, created.vdis[i]!, createReadStream(join(o.dir, entry.file)), {
       format: 'vhd',
       ...opts,
-      onProgress: progress,
+      onProgress: importProgress(emit, entry.file, entry.userdevice, entry.virtualSize),
     })
     emit({ kind: 'seed-file-done', file: entry.file, userdevice: entry.userdevice, bytes, direction: 'import' })
   }
@@ -225,15 +217,12 @@ async function importXva(
     sr: srRef,
     length: entry.bytes,
     ...opts,
-    onProgress: p =>
-      emit({
-        kind: 'seed-file-progress',
-        file: entry.file,
-        userdevice: 'all',
-        bytes: p.bytes,
-        virtualSize: entry.bytes,
-        direction: 'import',
-      }),
+    onProgress: importProgress(
+      emit,
+      entry.file,
+      'all',
+      manifest.disks.reduce((n, d) => n + d.virtualSize, 0),
+    ),
   })
   for (const vm of vms) cleanup.defer(`imported VM ${vm}`, () => destroyVmAndDisks(target, vm))
   emit({ kind: 'seed-file-done', file: entry.file, userdevice: 'all', bytes: entry.bytes, direction: 'import' })
@@ -246,4 +235,24 @@ async function importXva(
     if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
   }
   return vm
+}
+
+/** The upload meter's reports (one per MiB of its exact Content-Length) as throttled `seed-file-progress` events. */
+function importProgress(
+  emit: Emit,
+  file: string,
+  userdevice: string,
+  virtualSize: number,
+): (progress: ByteProgress) => void {
+  return throttleProgress(p =>
+    emit({
+      kind: 'seed-file-progress',
+      file,
+      userdevice,
+      bytes: p.bytes,
+      ...(p.total === undefined ? {} : { total: p.total }),
+      virtualSize,
+      direction: 'import',
+    }),
+  )
 }

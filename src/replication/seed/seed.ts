@@ -17,8 +17,12 @@ export type SeedEvent =
       readonly kind: 'seed-verify-progress'
       readonly userdevice: string
       readonly side: 'source' | 'target'
+      /** bytes hashed so far: every byte, or (`--verify=sample`) those of the sampled blocks */
       readonly bytes: number
+      /** bytes to hash: the disk's size, or the sampled blocks' */
       readonly total: number
+      /** bytes of the export read so far, the blocks skipped between samples included */
+      readonly read: number
     }
   | { readonly kind: 'seed-verified'; readonly disks: readonly DiskVerification[] }
   | { readonly kind: 'seed-warning'; readonly code: string; readonly message: string }

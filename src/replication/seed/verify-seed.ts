@@ -11,6 +11,7 @@ import { VHD_BLOCK_SIZE } from '../../vhd/layout.js'
 import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
 import { asRef } from '../../xapi/types.js'
+import { throttleProgress } from '../progress-throttle.js'
 import type { SeedDiskPair } from './seed-records.js'
 import { sampleBlocks } from './sample-blocks.js'
 
@@ -42,25 +43,35 @@ export interface VerifyOptions {
   /** a number in [0, 1); injectable so tests can pin the sample */
   readonly random?: () => number
   readonly signal?: AbortSignal
-  readonly onProgress?: (p: {
-    readonly userdevice: string
-    readonly side: 'source' | 'target'
-    readonly bytes: number
-    readonly total: number
-  }) => void
+  /** at most a few times a second per export, and once at its end */
+  readonly onProgress?: (p: VerifyProgress) => void
+}
+
+/** How far one side of one disk pair is. */
+export interface VerifyProgress {
+  readonly userdevice: string
+  readonly side: 'source' | 'target'
+  /** bytes hashed so far: every byte (full), or the bytes of the sampled blocks (sample) */
+  readonly bytes: number
+  /** bytes to hash: the disk's size (full), or the sampled blocks' (sample) */
+  readonly total: number
+  /** bytes of the export read so far, blocks skipped between samples included */
+  readonly read: number
 }
 
 /**
  * Streams one raw export, feeding the bytes of the selected blocks (or all bytes) to hashes.
- * Resolves with a digest per block (sample) or one for the disk (full).
+ * Resolves with a digest per block (sample, in the ascending order of `blocks`) or one for the
+ * disk (full). Also `verify`'s fallback when a host offers no NBD.
  */
-async function hashExport(
+export async function hashExport(
   client: XapiClient,
   vdiRef: string,
   total: number,
   blocks: readonly number[] | undefined,
   signal: AbortSignal | undefined,
-  onBytes: (bytes: number) => void,
+  /** `read`: bytes of the export so far; `hashed`: those of them fed to a hash */
+  onBytes: (read: number, hashed: number) => void,
 ): Promise<string[]> {
   const local = new AbortController()
   const onAbort = (): void => local.abort(signal?.reason)
@@ -70,22 +81,29 @@ async function hashExport(
   const perBlock = new Map<number, Hash>((blocks ?? []).map(b => [b, createHash('sha256')]))
   const end = blocks === undefined ? total : Math.min(total, ((blocks[blocks.length - 1] ?? -1) + 1) * VHD_BLOCK_SIZE)
   let offset = 0
+  let hashed = 0
   let stoppedEarly = false
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (whole !== undefined) whole.update(chunk)
-      else {
+      if (whole !== undefined) {
+        whole.update(chunk)
+        hashed += chunk.length
+      } else {
         // A chunk may straddle block boundaries: feed each sampled block its own slice.
         let pos = 0
         while (pos < chunk.length) {
           const block = Math.floor((offset + pos) / VHD_BLOCK_SIZE)
           const upto = Math.min(chunk.length, (block + 1) * VHD_BLOCK_SIZE - offset)
-          perBlock.get(block)?.update(chunk.subarray(pos, upto))
+          const hash = perBlock.get(block)
+          if (hash !== undefined) {
+            hash.update(chunk.subarray(pos, upto))
+            hashed += upto - pos
+          }
           pos = upto
         }
       }
       offset += chunk.length
-      onBytes(offset)
+      onBytes(offset, hashed)
       if (offset >= end && offset < total) {
         stoppedEarly = true
         break
@@ -111,8 +129,18 @@ export async function verifySeed(pairs: readonly SeedDiskPair[], options: Verify
   for (const pair of pairs) {
     const nBlocks = Math.ceil(pair.virtualSize / VHD_BLOCK_SIZE)
     const blocks = options.mode === 'sample' ? sampleBlocks(nBlocks, options.sampleBlocks ?? 8, random) : undefined
-    const progress = (side: 'source' | 'target') => (bytes: number) =>
-      options.onProgress?.({ userdevice: pair.userdevice, side, bytes, total: pair.virtualSize })
+    // The sampled blocks are what is compared, so they are what progress counts: the reading
+    // between them is a cost of an export that cannot seek, not work towards the answer.
+    const total =
+      blocks === undefined
+        ? pair.virtualSize
+        : blocks.reduce((n, b) => n + Math.max(0, Math.min(VHD_BLOCK_SIZE, pair.virtualSize - b * VHD_BLOCK_SIZE)), 0)
+    const progress = (side: 'source' | 'target') => {
+      const report = throttleProgress((p: { bytes: number; total: number; read: number }) =>
+        options.onProgress?.({ userdevice: pair.userdevice, side, bytes: p.bytes, total, read: p.read }),
+      )
+      return (read: number, hashed: number): void => report({ bytes: hashed, total, read })
+    }
     const [s, t] = await Promise.all([
       hashExport(options.source, pair.source.ref, pair.virtualSize, blocks, options.signal, progress('source')),
       hashExport(options.target, pair.target.ref, pair.virtualSize, blocks, options.signal, progress('target')),
