@@ -66,6 +66,8 @@ export const ERROR_CODES = {
   JOBS_FILE_INVALID: config('the job store is not valid JSON or holds an invalid job'),
   JOBS_FILE_UNREADABLE: config('the job store cannot be read'),
   JOBS_FILE_UNWRITABLE: config('the job store cannot be written'),
+  METRICS_FILE_UNREADABLE: config('the existing `--metrics-file` cannot be read (to carry over the jobs not run)'),
+  METRICS_FILE_UNWRITABLE: config('the `--metrics-file` cannot be written: its folder is missing or not writable'),
   LAB_OBJECT_UNKNOWN: config("the lab's control API was given an object the lab does not have"),
   LAB_SPEC_INVALID: config('the lab spec is not valid JSON or has an invalid value'),
   LAB_SPEC_UNREADABLE: config('the lab spec cannot be read'),

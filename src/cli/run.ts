@@ -3,15 +3,18 @@ import { LeaseError, UsageError, isXenCrError } from '../errors.js'
 import { withFileLock } from '../jobs/file-lock.js'
 import type { Job } from '../jobs/types.js'
 import { dueSchedules } from '../replication/due.js'
+import type { PassEventSink } from '../replication/events.js'
 import { runPass } from '../replication/pass.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { RunRecorder } from './metrics/run-recorder.js'
 
 interface RunOptions {
   vm?: string[]
   dryRun?: boolean
   due?: boolean
   full?: boolean
+  metricsFile?: string
 }
 
 /** A pass runs for hours at most; a lease older than this is debris of a lost machine. */
@@ -22,7 +25,13 @@ const LEASE_STALE_MS = 24 * 3_600_000
  * store) so that an overlapping cron run does nothing and exits 3; a dry run needs no lease.
  * The exit code becomes 1 if any VM failed.
  */
-async function passOf(context: CliContext, job: Job, options: RunOptions, scheduleId?: string): Promise<void> {
+async function passOf(
+  context: CliContext,
+  job: Job,
+  options: RunOptions,
+  scheduleId?: string,
+  recorder?: RunRecorder,
+): Promise<void> {
   if (options.dryRun === true) return passUnleased(context, job, options, scheduleId)
   const store = await context.jobStore()
   let holding = false
@@ -31,7 +40,7 @@ async function passOf(context: CliContext, job: Job, options: RunOptions, schedu
       `${store.file}.${job.id}.lease`,
       async () => {
         holding = true
-        await passUnleased(context, job, options, scheduleId)
+        await passUnleased(context, job, options, scheduleId, recorder)
       },
       { timeoutMs: 0, staleMs: LEASE_STALE_MS, signal: context.signal },
     )
@@ -47,7 +56,33 @@ async function passOf(context: CliContext, job: Job, options: RunOptions, schedu
   }
 }
 
-async function passUnleased(context: CliContext, job: Job, options: RunOptions, scheduleId?: string): Promise<void> {
+async function passUnleased(
+  context: CliContext,
+  job: Job,
+  options: RunOptions,
+  scheduleId?: string,
+  recorder?: RunRecorder,
+): Promise<void> {
+  const recording = recorder?.start(job, options.vm === undefined)
+  let ok = false
+  try {
+    ok = await passWith(context, job, options, scheduleId, event => {
+      recording?.event(event)
+      context.output.emit(event)
+    })
+  } finally {
+    recording?.end(ok)
+  }
+}
+
+/** Runs (or plans) the pass; true when no VM failed. */
+async function passWith(
+  context: CliContext,
+  job: Job,
+  options: RunOptions,
+  scheduleId: string | undefined,
+  onEvent: PassEventSink,
+): Promise<boolean> {
   const { source, target } = await connectJobPools(context, job)
   const result = await runPass({
     job,
@@ -59,15 +94,17 @@ async function passUnleased(context: CliContext, job: Job, options: RunOptions, 
     ...(options.full === true ? { forceFull: true } : {}),
     signal: context.signal,
     ...(context.io.now === undefined ? {} : { now: context.io.now }),
-    onEvent: event => context.output.emit(event),
+    onEvent,
   })
   if (result.dryRun)
     context.output.emit({ kind: 'pass-plan', job: result.job, scheduleId: result.scheduleId, plans: result.plans })
-  if (result.results.some(r => r.status === 'failed')) context.setExitCode(ExitCode.failed)
+  const failed = result.results.some(r => r.status === 'failed')
+  if (failed) context.setExitCode(ExitCode.failed)
+  return !failed
 }
 
 /** `run --due`: every enabled job with a due schedule, judged from its replicas on the target. */
-async function runDue(context: CliContext, options: RunOptions): Promise<void> {
+async function runDue(context: CliContext, options: RunOptions, recorder?: RunRecorder): Promise<void> {
   const store = await context.jobStore()
   const now = context.io.now?.() ?? new Date()
   for (const job of await store.list()) {
@@ -83,9 +120,11 @@ async function runDue(context: CliContext, options: RunOptions): Promise<void> {
         context.output.emit({ kind: 'info', message: `job "${job.name}": not due` })
         continue
       }
-      await passOf(context, job, options, decision.schedule.id)
+      await passOf(context, job, options, decision.schedule.id, recorder)
     } catch (error) {
       if (!isXenCrError(error) || context.signal.aborted) throw error
+      // its target could not be read: the job did not run when it may have been due
+      if (!(error instanceof LeaseError)) recorder?.failed(job)
       const exitCode = exitCodeFor(error)
       context.output.emit({ kind: 'error', code: error.code, message: `job "${job.name}": ${error.message}`, exitCode })
       context.setExitCode(exitCode)
@@ -103,20 +142,40 @@ export function registerRunCommand(program: Command): void {
     .option('--dry-run', 'print the plan (full or delta per disk, base, deletions) and change nothing')
     .option('--full', 'send every disk in full')
     .option('--due', 'every enabled job whose schedule is due (one crontab line runs them all)')
+    .option(
+      '--metrics-file <file>',
+      "write each VM's last pass as Prometheus metrics for node_exporter's textfile collector (not on --dry-run)",
+    )
     .action(async (handle: string | undefined, options: RunOptions, command: Command) => {
       const context = contextOf(command)
-      if (options.due === true) {
-        if (handle !== undefined)
-          throw new UsageError(
-            'RUN_DUE_WITH_JOB',
-            'run --due runs every due job; drop the job argument, or drop --due to run that job now',
-          )
-        await runDue(context, options)
-        return
-      }
-      if (handle === undefined)
+      if (options.due === true && handle !== undefined)
+        throw new UsageError(
+          'RUN_DUE_WITH_JOB',
+          'run --due runs every due job; drop the job argument, or drop --due to run that job now',
+        )
+      if (options.due !== true && handle === undefined)
         throw new UsageError('RUN_WITHOUT_JOB', 'name the job to run (xen-cr job list shows them), or pass --due')
-      const job = await (await context.jobStore()).get(handle)
-      await passOf(context, job, options)
+      const recorder =
+        options.metricsFile === undefined || options.dryRun === true
+          ? undefined
+          : new RunRecorder(() => context.io.now?.() ?? new Date())
+      let failure: { error: unknown } | undefined
+      try {
+        if (handle === undefined) await runDue(context, options, recorder)
+        else await passOf(context, await (await context.jobStore()).get(handle), options, undefined, recorder)
+      } catch (error) {
+        failure = { error }
+      }
+      if (recorder !== undefined && options.metricsFile !== undefined) {
+        try {
+          await recorder.write(context, options.metricsFile)
+        } catch (error) {
+          if (failure === undefined) throw error
+          // the run's own failure is what the exit code and the error line must say
+          const message = error instanceof Error ? error.message : String(error)
+          context.output.warn(isXenCrError(error) ? error.code : 'UNEXPECTED', message)
+        }
+      }
+      if (failure !== undefined) throw failure.error
     })
 }

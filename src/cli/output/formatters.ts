@@ -5,6 +5,7 @@ import { jobFormatters } from './job-formatters.js'
 import { passFormatters } from './pass-formatters.js'
 import { recoveryFormatters } from './recovery-formatters.js'
 import { replicaListFormatters } from './replica-list-formatters.js'
+import { rpoCheckFormatters } from './rpo-check-formatters.js'
 import { seedFormatters } from './seed-formatters.js'
 
 const diagnosticFormatters: FormattersOf<DiagnosticEvent> = {
@@ -34,6 +35,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...jobFormatters,
   ...seedFormatters,
   ...recoveryFormatters,
+  ...rpoCheckFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */

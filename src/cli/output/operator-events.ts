@@ -1,0 +1,20 @@
+import type { JobRpoCheck } from '../../replication/rpo-check.js'
+
+/** A job whose state could not be read (its target pool is unreachable, say). */
+export interface UnreadableJob {
+  readonly job: { readonly id: string; readonly name: string; readonly enabled: boolean }
+  readonly code: string
+  readonly message: string
+}
+
+/** Results of `xen-cr list --check`, the monitoring probe. */
+export type MonitoringEvent = {
+  readonly kind: 'rpo-check'
+  /** every checked VM is within its limit and every checked job could be read */
+  readonly ok: boolean
+  readonly jobs: readonly JobRpoCheck[]
+  /** checked jobs that could not be read: no verdict for their VMs */
+  readonly unknown: readonly UnreadableJob[]
+  /** disabled jobs, not checked (`--include-disabled` checks them) */
+  readonly skipped: readonly { readonly id: string; readonly name: string }[]
+}
