@@ -1,10 +1,11 @@
 /**
  * Populates a fresh pool database (and its disks) from a {@link LabPoolSpec}: the pool, hosts
- * with their control domains, SRs and PBDs, networks with PIFs (VLAN PIFs for tagged ones),
- * VMs with VBDs, VDIs and VIFs.
+ * with their control domains, SRs and PBDs, networks with PIFs (VLAN PIFs for tagged ones) and
+ * their NBD purpose, VMs with VBDs, VDIs, VIFs and their guest setting.
  */
 import { randomUUID } from 'node:crypto'
 import { NULL_REF, type Database } from './db/database.js'
+import { GUEST_KEY } from './guest/guest-agent.js'
 import type { LabPool } from './pool.js'
 import { createVbd, createVif, setVbdAttached } from './rpc/devices.js'
 import {
@@ -147,8 +148,8 @@ function createSrs(
 }
 
 /**
- * The networks, each with a PIF on every host (a VLAN PIF for a tagged one); the first untagged
- * network is the management network, its PIFs holding the host addresses. Returns refs by name.
+ * The networks, each with a PIF on every host (a VLAN PIF for a tagged one); the first network,
+ * when untagged, is the management network, its PIFs holding the host addresses. Returns refs by name.
  */
 function createNetworks(
   db: Database,
@@ -158,14 +159,17 @@ function createNetworks(
 ): Map<string, string> {
   const networkRefs = new Map<string, string>()
   let bridge = 0
-  for (const network of networks) {
+  // NBD is on by default, on the management network, where the host addresses are
+  const anyPurpose = networks.some(network => network.purpose !== undefined)
+  for (const [index, network] of networks.entries()) {
+    const management = network.vlan === undefined && index === 0
     const ref = db.create('network', {
       name_label: network.name,
       MTU: network.mtu ?? 1500,
       bridge: network.bridge ?? (network.vlan === undefined ? `xenbr${bridge++}` : `xapi${bridge++}`),
+      purpose: network.purpose ?? (management && !anyPurpose ? ['nbd'] : []),
     })
     networkRefs.set(network.name, ref)
-    const management = network.vlan === undefined && networkRefs.size === 1
     for (const [i, host] of hostRefs.entries()) {
       const mac = `02:00:00:${(i + 1).toString(16).padStart(2, '0')}:00:${bridge.toString(16).padStart(2, '0')}`
       db.create('PIF', {
@@ -215,7 +219,11 @@ async function createVm(pool: LabPool, vmSpec: LabVmSpec, placement: VmPlacement
     VCPUs_max: vmSpec.vcpus ?? 1,
     VCPUs_at_startup: vmSpec.vcpus ?? 1,
     tags: vmSpec.tags ?? [],
-    other_config: { mac_seed: randomUUID(), ...vmSpec.otherConfig },
+    other_config: {
+      mac_seed: randomUUID(),
+      ...vmSpec.otherConfig,
+      ...(vmSpec.guest === undefined ? {} : { [GUEST_KEY]: JSON.stringify(vmSpec.guest) }),
+    },
     blocked_operations: vmSpec.blockedOperations ?? {},
     platform: { timeoffset: '0', 'device-model': 'qemu-upstream-compat', viridian: 'true' },
     HVM_boot_params: { order: 'cd' },
@@ -250,6 +258,10 @@ async function createVm(pool: LabPool, vmSpec: LabVmSpec, placement: VmPlacement
     })
     if (running) db.update('VIF', vif, { currently_attached: true })
   }
+  // A VM the spec starts has booted before the lab came up: its tools have reported, when the
+  // spec says what its guest does (without a word, it has no metrics, as the lab always had).
+  const tools = vmSpec.guest?.tools ?? pool.guests.defaults.tools
+  if (running && typeof tools === 'number') pool.guests.report(vm)
 }
 
 /** Disk `i` of a VM: a VDI on its SR (else the default SR), `filled` bytes of deterministic guest data written. */

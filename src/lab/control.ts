@@ -1,15 +1,18 @@
 /**
  * The lab control API, outside the XAPI namespace: write guest data into a VM's disks (so a
- * test can make a VM change between passes), read it back, inject and clear faults, find VMs.
- * Available as a library ({@link LabControl}) and over HTTP under `/lab/` on every host.
+ * test can make a VM change between passes), read it back, inject and clear faults, find VMs,
+ * take a pool's site down and bring it back, say what a VM's guest does and write its xenstore
+ * keys, and read what the hosts have served. Available as a library ({@link LabControl}) and
+ * over HTTP under `/lab/` on every host (`control-route.ts`).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { LabSetupError } from './lab-error.js'
 import { validateFault, type LabFault } from './faults.js'
-import type { Route } from './http/host-server.js'
+import { GUEST_KEY } from './guest/guest-agent.js'
 import type { LabPool } from './pool.js'
+import { validateGuest, type LabGuestSpec } from './spec.js'
 import { guestBlock } from './storage/guest-data.js'
 import { BLOCK_SIZE } from './storage/types.js'
+import type { LabTransferStats } from './transfer-stats.js'
 
 /** Byte ranges to write, or whole 2 MiB blocks of deterministic data (`seed`) or zeros. */
 export type GuestWrites =
@@ -26,7 +29,14 @@ export interface LabVmInfo {
   readonly vdis: readonly { readonly ref: string; readonly uuid: string; readonly virtualSize: number }[]
 }
 
-/** The lab control API: guest data, faults and lookups for tests and demos. */
+/** A pool's hosts as one site that can be lost and come back (a {@link PoolSite}). */
+export interface PoolPower {
+  readonly isUp: boolean
+  down(options?: { readonly haltVms?: boolean }): Promise<void>
+  up(): Promise<void>
+}
+
+/** The lab control API: guest data, faults, lookups, sites, guests and counters for tests and demos. */
 export interface LabControl {
   /** Writes into a VDI (by uuid or ref) or a VM's first disk (by VM uuid or ref). */
   writeGuestData(pool: string, vdiOrVm: string, writes: GuestWrites): Promise<void>
@@ -37,6 +47,29 @@ export interface LabControl {
   listFaults(pool: string): LabFault[]
   /** The first non-control-domain, non-snapshot VM with that name_label. */
   findVm(pool: string, nameLabel: string): LabVmInfo | undefined
+  /**
+   * Every host of the pool stops answering, like a lost site: listening sockets and open
+   * connections close (clients get connection refused); the state stays, in memory and on disk.
+   * `haltVms`: a power cut rather than a network cut, its running VMs are Halted when it returns.
+   */
+  poolDown(pool: string, options?: { readonly haltVms?: boolean }): Promise<void>
+  /** The hosts listen again on the same addresses and ports; like a restarted host, every session is gone. */
+  poolUp(pool: string): Promise<void>
+  isPoolUp(pool: string): boolean
+  /** Every pool, and whether its hosts answer. */
+  listPools(): { readonly name: string; readonly up: boolean }[]
+  /**
+   * What the VM's guest does from now on (`null`: the lab-wide default); stored on the VM, so
+   * its snapshots, clones, copies and replicas inherit it.
+   */
+  setGuest(pool: string, vm: string, guest: LabGuestSpec | null): void
+  /** Writes keys into a running VM's `xenstore_data`, as its guest would (`vm-data/…`). */
+  writeXenstore(pool: string, vm: string, entries: Readonly<Record<string, string>>): void
+  /** What the pool's hosts have served over NBD and HTTP exports since the start or the last reset. */
+  transferStats(pool: string): LabTransferStats
+  resetTransferStats(pool?: string): void
+  /** The pool holding a VM (by uuid or ref), to let callers name a VM alone. */
+  poolOfVm(vm: string): string | undefined
 }
 
 function unknown(what: string): never {
@@ -63,10 +96,21 @@ function vmInfo(pool: LabPool, ref: string): LabVmInfo {
   }
 }
 
-/** The control API over the running pools, by pool name. */
-export function createControl(pools: ReadonlyMap<string, LabPool>): LabControl {
+/** The control API over the running pools and their sites, by pool name. */
+export function createControl(
+  pools: ReadonlyMap<string, LabPool>,
+  sites: ReadonlyMap<string, PoolPower> = new Map(),
+): LabControl {
   const poolNamed = (name: string): LabPool =>
     pools.get(name) ?? unknown(`lab pool ${name} does not exist; pools: ${[...pools.keys()].join(', ')}`)
+  const siteNamed = (name: string): PoolPower =>
+    sites.get(name) ?? unknown(`lab pool ${name} does not exist; pools: ${[...pools.keys()].join(', ')}`)
+  const vmNamed = (pool: LabPool, id: string): string => {
+    const ref = pool.db.find('VM', id) !== undefined ? id : pool.db.findByUuid('VM', id)
+    if (ref === undefined || pool.db.get('VM', ref)['is_control_domain'] === true)
+      unknown(`no VM ${id} in lab pool ${pool.name}`)
+    return ref
+  }
   const diskOf = (pool: LabPool, id: string): { ref: string; diskId: string } => {
     const vdi = pool.vdiView(id)
     if (vdi !== undefined) return { ref: vdi.ref, diskId: vdi.diskId }
@@ -114,81 +158,37 @@ export function createControl(pools: ReadonlyMap<string, LabPool>): LabControl {
       }
       return undefined
     },
-  }
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = []
-  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk)
-  const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
-  if (typeof value !== 'object' || value === null) throw new TypeError('body must be a JSON object')
-  return value as Record<string, unknown>
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) })
-  res.end(text)
-}
-
-/**
- * `/lab/` over HTTP (JSON in and out):
- * `POST /lab/guest-data {pool, target, writes: [{offset, data: base64}]}` or `{pool, target, blocks, seed, zero?}`;
- * `GET /lab/guest-data?pool&target&offset&length` → bytes; `GET|POST|DELETE /lab/faults[?pool]`;
- * `GET /lab/vms?pool&name`.
- */
-export function controlRoute(control: LabControl): Route {
-  return {
-    method: '*',
-    prefix: '/lab/',
-    async handle(req, res) {
-      const url = new URL(req.url ?? '/', 'http://lab')
-      const q = (name: string): string => url.searchParams.get(name) ?? ''
-      try {
-        switch (`${req.method} ${url.pathname}`) {
-          case 'POST /lab/guest-data': {
-            const body = await readJson(req)
-            const writes: GuestWrites = Array.isArray(body['writes'])
-              ? (body['writes'] as { offset: number; data: string }[]).map(w => ({
-                  offset: Number(w.offset),
-                  data: Buffer.from(String(w.data), 'base64'),
-                }))
-              : {
-                  blocks: (body['blocks'] as number[] | undefined) ?? [],
-                  seed: Number(body['seed'] ?? 0),
-                  zero: body['zero'] === true,
-                }
-            await control.writeGuestData(String(body['pool']), String(body['target']), writes)
-            return reply(res, 200, { ok: true })
-          }
-          case 'GET /lab/guest-data': {
-            const data = await control.readGuestData(q('pool'), q('target'), Number(q('offset')), Number(q('length')))
-            res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length) })
-            return void res.end(data)
-          }
-          case 'GET /lab/faults':
-            return reply(res, 200, control.listFaults(q('pool')))
-          case 'POST /lab/faults': {
-            const body = await readJson(req)
-            control.injectFault(String(body['pool']), body['fault'] as LabFault)
-            return reply(res, 200, { ok: true })
-          }
-          case 'DELETE /lab/faults':
-            control.clearFaults(url.searchParams.get('pool') ?? undefined)
-            return reply(res, 200, { ok: true })
-          case 'GET /lab/vms': {
-            const vm = control.findVm(q('pool'), q('name'))
-            return vm === undefined
-              ? reply(res, 404, { error: `no VM named ${q('name')} in lab pool ${q('pool')}` })
-              : reply(res, 200, vm)
-          }
-          default:
-            req.resume()
-            return reply(res, 404, { error: `unknown lab control endpoint ${req.method} ${url.pathname}` })
-        }
-      } catch (error) {
-        return reply(res, 400, { error: error instanceof Error ? error.message : String(error) })
+    poolDown: (poolName, options) => siteNamed(poolName).down(options),
+    poolUp: poolName => siteNamed(poolName).up(),
+    isPoolUp: poolName => siteNamed(poolName).isUp,
+    listPools: () => [...pools.keys()].map(name => ({ name, up: sites.get(name)?.isUp ?? true })),
+    setGuest(poolName, vm, guest) {
+      const pool = poolNamed(poolName)
+      const ref = vmNamed(pool, vm)
+      const otherConfig = { ...(pool.db.get('VM', ref)['other_config'] as Readonly<Record<string, string>>) }
+      if (guest === null) delete otherConfig[GUEST_KEY]
+      else otherConfig[GUEST_KEY] = JSON.stringify(validateGuest(guest, `guest of VM ${vm}`))
+      pool.db.update('VM', ref, { other_config: otherConfig })
+    },
+    writeXenstore(poolName, vm, entries) {
+      const pool = poolNamed(poolName)
+      const ref = vmNamed(pool, vm)
+      const state = pool.db.get('VM', ref)['power_state'] as string
+      // only a running guest writes; the lab has no running VM of that name to write with
+      if (state !== 'Running') unknown(`VM ${vm} of lab pool ${pool.name} is ${state}, not Running: no guest writes`)
+      pool.guests.writeXenstore(ref, entries)
+    },
+    transferStats: poolName => poolNamed(poolName).stats.snapshot(),
+    resetTransferStats(poolName) {
+      if (poolName === undefined) for (const pool of pools.values()) pool.stats.reset()
+      else poolNamed(poolName).stats.reset()
+    },
+    poolOfVm(vm) {
+      for (const [name, pool] of pools) {
+        const ref = pool.db.find('VM', vm) !== undefined ? vm : pool.db.findByUuid('VM', vm)
+        if (ref !== undefined) return name
       }
+      return undefined
     },
   }
 }

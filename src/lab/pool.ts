@@ -1,6 +1,7 @@
 /**
- * One simulated pool: its object database, disk storage, tasks, sessions, users and faults.
- * Every host of the pool serves this same state; only the master answers the API.
+ * One simulated pool: its object database, disk storage, tasks, sessions, users, faults, the
+ * guests of its VMs, its hosts' TLS identities and what they have served. Every host of the
+ * pool serves this same state; only the master answers the API.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DiskStore } from './storage/types.js'
@@ -8,6 +9,10 @@ import type { LabVdiView } from './views.js'
 import { NULL_REF, type Database } from './db/database.js'
 import { xapiFault } from './fault.js'
 import { FaultTable } from './faults.js'
+import { GuestAgent } from './guest/guest-agent.js'
+import type { HostCertificate } from './nbd/certificate.js'
+import type { LabGuestSpec } from './spec.js'
+import { TransferCounters } from './transfer-stats.js'
 import { TaskManager } from './tasks.js'
 import { vmAllowedOperations } from './rpc/vm-checks.js'
 import { formatXapiDate } from './wire/values.js'
@@ -25,6 +30,12 @@ export class LabPool {
   readonly storage: DiskStore
   readonly tasks: TaskManager
   readonly faults = new FaultTable()
+  readonly guests: GuestAgent
+  readonly stats = new TransferCounters()
+  /** each host's key and certificate (`host.get_server_certificate`, NBD over TLS), by host ref */
+  readonly certificates = new Map<string, HostCertificate>()
+  /** the port every host's NBD server listens on (XAPI's 10809), once they listen */
+  nbdPort: number | undefined
   readonly #closing = new AbortController()
   /** Legacy event.register / event.next state per session (not persisted, as XAPI's is not). */
   readonly eventRegistrations = new Map<string, { classes: Set<string>; since: number }>()
@@ -37,6 +48,8 @@ export class LabPool {
     storage: DiskStore
     users: readonly LabUser[]
     loginDelayMs: number
+    /** what a VM's guest does when the VM has no setting of its own */
+    guest?: LabGuestSpec
   }) {
     this.name = options.name
     this.db = options.db
@@ -44,6 +57,7 @@ export class LabPool {
     this.#users = new Map(options.users.map(u => [u.user, u.password]))
     this.#loginDelayMs = options.loginDelayMs
     this.tasks = new TaskManager(this.db, () => this.masterRef)
+    this.guests = new GuestAgent(this.db, options.guest)
     this.db.derive('VM', ref => ({ allowed_operations: vmAllowedOperations(this, ref) }))
     this.db.derive('VDI', ref => ({ allowed_operations: this.#vdiAllowedOperations(ref) }))
   }
@@ -74,6 +88,17 @@ export class LabPool {
 
   close(): void {
     this.#closing.abort()
+    this.guests.close()
+  }
+
+  /**
+   * What a host restart does to the pool's volatile state (XAPI keeps sessions in memory only):
+   * every session is gone, pending tasks fail, legacy event registrations are forgotten.
+   */
+  forgetSessions(): void {
+    for (const [ref] of [...this.db.all('session')]) this.db.destroy('session', ref)
+    this.eventRegistrations.clear()
+    this.tasks.failOrphans()
   }
 
   get users(): LabUser[] {

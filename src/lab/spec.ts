@@ -1,7 +1,8 @@
 /**
  * The lab spec: which pools, hosts, SRs, networks, VMs (with disks: size, how much is filled,
- * seed of the deterministic content) and users to simulate, plus faults to arm at start.
- * Sizes are bytes or strings with a binary unit (`"2 TiB"`, `"64MiB"`).
+ * seed of the deterministic content; what their guest does once started) and users to
+ * simulate, plus faults to arm at start. Sizes are bytes or strings with a binary unit
+ * (`"2 TiB"`, `"64MiB"`).
  */
 import { readFile } from 'node:fs/promises'
 import { LabSetupError } from './lab-error.js'
@@ -18,6 +19,29 @@ export interface LabDiskSpec {
   readonly sr?: string
 }
 
+/**
+ * The guest's health-check script (XO's `example.sh`): at boot, if it finds `planned` in
+ * `vm-data/xo-backup-health-check`, it writes its verdict there.
+ */
+export interface LabHealthCheckSpec {
+  readonly result: 'success' | 'failure'
+  /** written into `vm-data/xo-backup-health-check-error` with a failure */
+  readonly error?: string
+  /** ms from the guest tools reporting to the verdict (default 0); meanwhile the key reads `running` */
+  readonly delayMs?: number
+}
+
+/** What a VM's guest does once the VM starts. */
+export interface LabGuestSpec {
+  /**
+   * ms from the start until the guest tools report (a `VM_guest_metrics` object appears), or
+   * `"never"` for a guest without tools; default 500
+   */
+  readonly tools?: number | 'never'
+  /** the guest's health-check script; without one, `planned` stays `planned` */
+  readonly healthCheck?: LabHealthCheckSpec
+}
+
 /** A VM of a lab pool. */
 export interface LabVmSpec {
   readonly name: string
@@ -31,6 +55,8 @@ export interface LabVmSpec {
   readonly disks?: readonly LabDiskSpec[]
   /** network names, one VIF each */
   readonly networks?: readonly string[]
+  /** what its guest does; travels with its snapshots, copies and replicas (README, "The lab") */
+  readonly guest?: LabGuestSpec
 }
 
 /** An SR of a lab pool. */
@@ -51,7 +77,16 @@ export interface LabNetworkSpec {
   readonly vlan?: number
   readonly mtu?: number
   readonly bridge?: string
+  /**
+   * `network.purpose`: `nbd` (NBD over TLS) or `insecure_nbd` (NBD without TLS), never both in
+   * one pool. When no network of the pool has a purpose, the management network (the first one,
+   * when untagged: its PIFs hold the host addresses) gets `nbd`; `[]` on it turns NBD off.
+   */
+  readonly purpose?: readonly NetworkPurpose[]
 }
+
+/** The `network_purpose` enum. */
+export type NetworkPurpose = 'nbd' | 'insecure_nbd'
 
 /** One simulated pool. */
 export interface LabPoolSpec {
@@ -67,9 +102,10 @@ export interface LabPoolSpec {
   readonly faults?: readonly LabFault[]
 }
 
-/** A whole lab: its pools. */
+/** A whole lab: its pools, and what the guest of a VM does when its own spec says nothing. */
 export interface LabSpec {
   readonly pools: readonly LabPoolSpec[]
+  readonly guest?: LabGuestSpec
 }
 
 const UNITS: Record<string, number> = {
@@ -142,6 +178,29 @@ function fail(message: string): never {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
+const isDelay = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+
+/** Checks a guest setting (spec or control API); throws a LabSetupError naming `where`. */
+export function validateGuest(value: unknown, where: string): LabGuestSpec {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${where}: guest must be an object`)
+  const guest = value as Record<string, unknown>
+  for (const key of Object.keys(guest))
+    if (key !== 'tools' && key !== 'healthCheck') fail(`${where}: guest has an unknown key ${JSON.stringify(key)}`)
+  if (guest['tools'] !== undefined && guest['tools'] !== 'never' && !isDelay(guest['tools']))
+    fail(`${where}: guest tools must be a delay in ms or "never", not ${JSON.stringify(guest['tools'])}`)
+  const check = guest['healthCheck']
+  if (check !== undefined) {
+    if (typeof check !== 'object' || check === null) fail(`${where}: guest healthCheck must be an object`)
+    const { result, error, delayMs } = check as Record<string, unknown>
+    if (result !== 'success' && result !== 'failure')
+      fail(`${where}: guest healthCheck result must be "success" or "failure", not ${JSON.stringify(result)}`)
+    if (error !== undefined && typeof error !== 'string') fail(`${where}: guest healthCheck error must be a string`)
+    if (delayMs !== undefined && !isDelay(delayMs)) fail(`${where}: guest healthCheck delayMs must be a delay in ms`)
+  }
+  return guest
+}
+
 /** Checks a parsed spec; throws a LabSetupError naming the first problem. */
 export function validateSpec(value: unknown, file?: string): LabSpec {
   const where = file === undefined ? 'lab spec' : `lab spec ${file}`
@@ -149,6 +208,7 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
     fail(`${where}: needs a "pools" array`)
   const spec = value as LabSpec
   if (spec.pools.length === 0) fail(`${where}: "pools" is empty`)
+  if (spec.guest !== undefined) validateGuest(spec.guest, where)
   const names = new Set<string>()
   for (const pool of spec.pools) {
     if (typeof pool.name !== 'string' || !NAME.test(pool.name))
@@ -166,6 +226,19 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
       if (sr.host !== undefined && !hostNames.has(sr.host))
         fail(`${where}: pool ${pool.name} SR ${sr.name}: unknown host ${sr.host}`)
     }
+    const purposes = new Set<unknown>()
+    for (const network of pool.networks ?? []) {
+      if (network.purpose === undefined) continue
+      if (!Array.isArray(network.purpose))
+        fail(`${where}: pool ${pool.name} network ${network.name}: purpose must be a list`)
+      for (const purpose of network.purpose as unknown[]) {
+        if (purpose !== 'nbd' && purpose !== 'insecure_nbd')
+          fail(`${where}: pool ${pool.name} network ${network.name}: unknown purpose ${JSON.stringify(purpose)}`)
+        purposes.add(purpose)
+      }
+    }
+    // XAPI's NETWORK_INCOMPATIBLE_PURPOSES: a pool's NBD is all TLS or all plain
+    if (purposes.size > 1) fail(`${where}: pool ${pool.name}: networks cannot mix the nbd and insecure_nbd purposes`)
     if (pool.defaultSr !== undefined && !srNames.has(pool.defaultSr))
       fail(`${where}: pool ${pool.name}: defaultSr ${pool.defaultSr} is not one of its SRs`)
     for (const vm of pool.vms ?? []) {
@@ -181,6 +254,7 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
       }
       for (const network of vm.networks ?? [])
         if (!networkNames.has(network)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown network ${network}`)
+      if (vm.guest !== undefined) validateGuest(vm.guest, `${where}: pool ${pool.name} VM ${vm.name}`)
     }
     for (const fault of pool.faults ?? []) {
       try {

@@ -1,24 +1,23 @@
 /**
- * Starting and stopping a lab: pools from a spec (or restored from `dir`), one HTTP server per
- * host on its own loopback address (all hosts of a pool share one port, because the JS client
- * follows HOST_IS_SLAVE by replacing only the hostname), a ready xen-cr config file, and the
- * control API.
+ * Starting and stopping a lab: pools from a spec (or restored from `dir`), each listening as a
+ * {@link PoolSite} (an HTTP and an NBD server per host, each host on its own loopback address),
+ * a ready xen-cr config file, and the control API.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Database, type DatabaseDump } from './db/database.js'
 import { populatePool } from './build.js'
-import { controlRoute, createControl, type LabControl } from './control.js'
-import { DATA_PATHS } from './http/data-paths.js'
-import { HostServer, type Route } from './http/host-server.js'
+import { createControl, type LabControl } from './control.js'
+import { controlRoute } from './control-route.js'
+import type { Route } from './http/host-server.js'
 import { DatabaseSaver, readJsonIfExists, writeJsonAtomic } from './persistence.js'
 import { LabPool, type LabUser } from './pool.js'
 import { buildApi } from './rpc/api.js'
 import type { MethodRegistry } from './rpc/registry.js'
-import { DEFAULT_SPEC, loadSpec, validateSpec, type LabPoolSpec, type LabSpec } from './spec.js'
+import { freshAddresses, PoolSite } from './site.js'
+import { DEFAULT_SPEC, loadSpec, validateSpec, type LabGuestSpec, type LabPoolSpec, type LabSpec } from './spec.js'
 import { SparseDiskStore } from './storage/sparse-disk-store.js'
-import { xvaHandlerContext } from './xva/xva-context.js'
 
 /** A host of a running lab pool. */
 /** A running lab. */
@@ -66,10 +65,14 @@ interface LabManifest {
   readonly pools: readonly {
     readonly name: string
     readonly port: number
+    /** absent in labs made before the hosts served NBD */
+    readonly nbdPort?: number
     readonly addresses: readonly string[]
     readonly users: readonly LabUser[]
     readonly faults?: LabPoolSpec['faults']
   }[]
+  /** the spec's lab-wide guest setting: a restart does not read the spec again */
+  readonly guest?: LabGuestSpec
 }
 
 const MANIFEST = 'lab.json'
@@ -78,92 +81,11 @@ const CONFIG = 'xen-cr.config.json'
 interface RunningPool {
   readonly pool: LabPool
   readonly saver: DatabaseSaver
-  readonly servers: HostServer[]
-  readonly port: number
-  readonly addresses: string[]
+  readonly site: PoolSite
 }
 
 function generatePassword(): string {
   return randomBytes(12).toString('base64url')
-}
-
-/** Loopback addresses not used by this process yet; the start is random so parallel labs rarely collide. */
-let nextOctet = 2 + Math.floor(Math.random() * 200)
-function freshAddresses(count: number): string[] {
-  const out: string[] = []
-  for (let i = 0; i < count; i++) {
-    if (nextOctet > 254) nextOctet = 2
-    out.push(`127.0.0.${nextOctet++}`)
-  }
-  return out
-}
-
-async function listenAll(
-  pool: LabPool,
-  registry: MethodRegistry,
-  addresses: readonly string[],
-  port: number,
-  controlRouteFor: Route,
-): Promise<HostServer[]> {
-  const hostRefs = [...pool.db.all('host')].map(([ref]) => ref)
-  const servers: HostServer[] = []
-  let sharedPort = port
-  try {
-    for (const [i, hostRef] of hostRefs.entries()) {
-      const address = addresses[i]!
-      const baseUrlOf = (ref: string): string => `http://${pool.hostAddress(ref)}:${sharedPort}`
-      const context = xvaHandlerContext(pool, hostRef, baseUrlOf)
-      const server = await HostServer.listen({
-        target: { pool, registry, hostRef },
-        address,
-        port: sharedPort,
-        routes: [
-          ...DATA_PATHS.map(({ method, prefix, handler }): Route => ({
-            method,
-            prefix,
-            handle: (req, res) => handler(req, res, context),
-          })),
-          controlRouteFor,
-        ],
-      })
-      servers.push(server)
-      sharedPort = server.port
-    }
-  } catch (error) {
-    await Promise.all(servers.map(server => server.close()))
-    throw error
-  }
-  return servers
-}
-
-/** Binds every host of the pool: the remembered addresses first, then fresh ones. */
-async function bindPool(
-  pool: LabPool,
-  registry: MethodRegistry,
-  remembered: { port: number; addresses: readonly string[] } | undefined,
-  route: Route,
-): Promise<{ servers: HostServer[]; addresses: string[]; port: number }> {
-  const hostCount = pool.db.count('host')
-  let lastError: unknown
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const addresses =
-      attempt === 0 && remembered !== undefined && remembered.addresses.length === hostCount
-        ? [...remembered.addresses]
-        : freshAddresses(hostCount)
-    const port = attempt === 0 && remembered !== undefined ? remembered.port : 0
-    try {
-      const servers = await listenAll(pool, registry, addresses, port, route)
-      return { servers, addresses, port: servers[0]!.port }
-    } catch (error) {
-      if (
-        (error as NodeJS.ErrnoException).code !== 'EADDRINUSE' &&
-        (error as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL'
-      )
-        throw error
-      lastError = error
-    }
-  }
-  throw lastError
 }
 
 /** Starts every pool of the spec (or restores the lab found in `dir`) and resolves once every host listens. */
@@ -179,8 +101,10 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
         : validateSpec(options.spec ?? DEFAULT_SPEC)
   const registry = buildApi()
   const pools = new Map<string, LabPool>()
-  const control = createControl(pools)
+  const sites = new Map<string, PoolSite>()
+  const control = createControl(pools, sites)
   const route = controlRoute(control)
+  const guest = manifest !== undefined ? manifest.guest : spec?.guest
   const running: RunningPool[] = []
 
   const poolNames = manifest?.pools.map(p => p.name) ?? spec!.pools.map(p => p.name)
@@ -192,10 +116,12 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
         remembered: manifest?.pools.find(p => p.name === name),
         spec: spec?.pools.find(p => p.name === name),
         loginDelayMs: options.loginDelayMs ?? 0,
+        guest,
         registry,
         route,
       })
       pools.set(name, opened.pool)
+      sites.set(name, opened.site)
       running.push(opened)
     }
   } catch (error) {
@@ -203,7 +129,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     throw error
   }
 
-  const infos: LabPoolInfo[] = running.map(({ pool, port }) => {
+  const infos: LabPoolInfo[] = running.map(({ pool, site: { port } }) => {
     const [first] = pool.users
     const hosts = [...pool.db.all('host')].map(([ref, host]) => ({
       name: host['name_label'] as string,
@@ -226,15 +152,17 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     join(dir, MANIFEST),
     {
       version: 1,
-      pools: running.map(({ pool, port, addresses }) => ({
+      pools: running.map(({ pool, site }) => ({
         name: pool.name,
-        port,
-        addresses,
+        port: site.port,
+        nbdPort: site.nbdPort,
+        addresses: site.addresses,
         users: pool.users,
         ...(spec?.pools.find(p => p.name === pool.name)?.faults === undefined
           ? {}
           : { faults: spec.pools.find(p => p.name === pool.name)!.faults }),
       })),
+      ...(guest === undefined ? {} : { guest }),
     } satisfies LabManifest,
     0o600,
   )
@@ -272,6 +200,7 @@ async function openPool(options: {
   remembered: LabManifest['pools'][number] | undefined
   spec: LabPoolSpec | undefined
   loginDelayMs: number
+  guest: LabGuestSpec | undefined
   registry: MethodRegistry
   route: Route
 }): Promise<RunningPool> {
@@ -283,10 +212,18 @@ async function openPool(options: {
     (spec?.users ?? [{ user: 'root' }]).map(u => ({ user: u.user, password: u.password ?? generatePassword() }))
   const storage = await SparseDiskStore.open(join(poolDir, 'disks'))
   let saver: DatabaseSaver | undefined
-  let servers: HostServer[] = []
+  let pool: LabPool | undefined
+  let site: PoolSite | undefined
   try {
     const db = new Database()
-    const pool = new LabPool({ name, db, storage, users, loginDelayMs: options.loginDelayMs })
+    pool = new LabPool({
+      name,
+      db,
+      storage,
+      users,
+      loginDelayMs: options.loginDelayMs,
+      ...(options.guest === undefined ? {} : { guest: options.guest }),
+    })
     const dbPath = join(poolDir, 'db.json')
     const dump = remembered === undefined ? undefined : await readJsonIfExists<DatabaseDump>(dbPath)
     let fresh: string[] = []
@@ -299,19 +236,15 @@ async function openPool(options: {
     }
     for (const fault of remembered?.faults ?? spec?.faults ?? []) pool.faults.add(fault)
     saver = new DatabaseSaver(db, dbPath)
-    const bound = await bindPool(pool, options.registry, remembered ?? { port: 0, addresses: fresh }, options.route)
-    servers = bound.servers
-    // Addresses may have moved on a restart: the host records follow.
-    for (const [i, [hostRef]] of [...db.all('host')].entries()) {
-      if (db.get('host', hostRef)['address'] !== bound.addresses[i])
-        db.update('host', hostRef, { address: bound.addresses[i]! })
-    }
+    // Addresses may move on a restart: the site moves the host records with them.
+    site = await PoolSite.bind(pool, options.registry, options.route, remembered ?? { port: 0, addresses: fresh })
     await saver.flush()
     await storage.flush()
-    return { pool, saver, servers: bound.servers, port: bound.port, addresses: bound.addresses }
+    return { pool, saver, site }
   } catch (error) {
     // This pool never started: release what it opened.
-    await Promise.all(servers.map(server => server.close()))
+    pool?.close()
+    await site?.close()
     saver?.stop()
     await storage.close()
     throw error
@@ -320,7 +253,7 @@ async function openPool(options: {
 
 async function stopPools(running: readonly RunningPool[]): Promise<void> {
   for (const { pool } of running) pool.close()
-  await Promise.all(running.flatMap(r => r.servers.map(server => server.close())))
+  await Promise.all(running.map(r => r.site.close()))
   for (const { pool, saver } of running) {
     await saver.flush()
     saver.stop()

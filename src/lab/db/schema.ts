@@ -149,6 +149,11 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       ha_restart_priority: '',
     },
   },
+  VM_guest_metrics: {
+    fields: `uuid:s os_version:m netbios_name:m PV_drivers_version:m PV_drivers_up_to_date:b memory:m disks:m networks:m
+      other:m last_updated:d +other_config:m live:b can_use_hotplug_vbd:s can_use_hotplug_vif:s PV_drivers_detected:b`,
+    defaults: { can_use_hotplug_vbd: 'unspecified', can_use_hotplug_vif: 'unspecified' },
+  },
   VDI: {
     fields: `uuid:s name_label:s name_description:s allowed_operations:ss current_operations:m SR:r:SR VBDs:rel:VBD.VDI
       crash_dumps:ss virtual_size:i physical_utilisation:i type:s sharable:b read_only:b +other_config:m storage_lock:b

@@ -55,5 +55,6 @@ export function diskHandlerContext(
     },
     takeFault: (kind, vdi) => pool.faults.takeDataPathFault(kind, vdi.uuid),
     vdiChanged: vdi => pool.refreshVdi(vdi.ref),
+    exported: (kind, uuid, bytes) => pool.stats.httpExport(kind, uuid, bytes),
   }
 }

@@ -49,10 +49,12 @@ export const exportRawVdi: DiskHandler = async (req, res, ctx) => {
       )
     } catch (error) {
       res.destroy()
+      ctx.exported?.('raw', vdi.uuid, meter.bytes)
       if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
       else failIo(task)
       return
     }
+    ctx.exported?.('raw', vdi.uuid, meter.bytes)
     if (meter.cut) failIo(task)
     else if (fault?.failTask !== undefined && fault.failTask.length > 0)
       task.fail(fault.failTask[0] as string, fault.failTask.slice(1))

@@ -108,11 +108,13 @@ async function stream(
     else await pipeline(source, res)
   } catch (error) {
     res.destroy()
+    ctx.exported?.('xva', view.vmUuid, meter.bytes)
     if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
     else if (isClientGone(error)) task.fail('CLIENT_ERROR', ['the client closed the connection during the export'])
     else failIo(task)
     return
   }
+  ctx.exported?.('xva', view.vmUuid, meter.bytes)
   if (meter.cut) failIo(task)
   else if (fault?.failTask !== undefined && fault.failTask.length > 0)
     task.fail(fault.failTask[0] as string, fault.failTask.slice(1))

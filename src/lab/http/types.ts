@@ -42,6 +42,11 @@ export interface DiskHandlerContext {
   takeFault(kind: DataPathKind, vdi: LabVdiView): DataPathFault | undefined
   /** The disk content changed: refresh `physical_utilisation` and emit a `mod` event on the VDI. */
   vdiChanged(vdi: LabVdiView): void
+  /**
+   * An export sent `bytes` of body (whole or cut short), for the pool's transfer counters:
+   * `raw` names the VDI, `xva` the VM. Optional: a bare disk server counts nothing.
+   */
+  exported?(kind: 'raw' | 'xva', uuid: string, bytes: number): void
 }
 
 export type DiskHandler = (req: IncomingMessage, res: ServerResponse, ctx: DiskHandlerContext) => Promise<void>

@@ -2,6 +2,7 @@
 import { addCoreMethods } from './core-methods.js'
 import { addDeviceMethods } from './device-methods.js'
 import { addGenericMethods } from './generic.js'
+import { addNbdMethods } from './nbd-methods.js'
 import { MethodRegistry } from './registry.js'
 import { addVdiMethods } from './vdi-methods.js'
 import { addVmMethods } from './vm-methods.js'
@@ -19,5 +20,6 @@ export function buildApi(): MethodRegistry {
   addVdiMethods(registry)
   addVmMethods(registry)
   addDeviceMethods(registry)
+  addNbdMethods(registry)
   return registry
 }

@@ -1,7 +1,8 @@
 /**
  * VM messages with XAPI's semantics (reference §4.2, §4.3): snapshot / clone / copy make a new
  * VM record (blocked_operations not copied) with snapshotted, cloned or copied disks; destroy
- * leaves the VDIs behind; create forces blocked_operations to `{}`.
+ * leaves the VDIs behind; create forces blocked_operations to `{}`. A start hands the VM to its
+ * guest (tools report later); a halt or destroy takes the guest metrics away.
  */
 import { randomUUID } from 'node:crypto'
 import { NULL_REF } from '../db/database.js'
@@ -121,6 +122,7 @@ async function copyVm(
 
 function destroyVmRecord(pool: LabPool, vmRef: string): void {
   const vm = pool.db.get('VM', vmRef)
+  pool.guests.halted(vmRef)
   for (const vbd of pool.db.related('VBD', 'VM', vmRef)) pool.db.destroy('VBD', vbd)
   for (const vif of pool.db.related('VIF', 'VM', vmRef)) pool.db.destroy('VIF', vif)
   for (const child of pool.db.related('VM', 'parent', vmRef)) pool.db.update('VM', child, { parent: vm['parent']! })
@@ -197,9 +199,13 @@ function setRunning(pool: LabPool, vmRef: string, hostRef: string, state: 'Runni
     )
   }
   for (const vif of pool.db.related('VIF', 'VM', vmRef)) pool.db.update('VIF', vif, { currently_attached: true })
+  // a paused domain runs no guest code: its tools report only once it runs
+  if (state === 'Running') pool.guests.started(vmRef)
 }
 
-function setHalted(pool: LabPool, vmRef: string): void {
+/** Halted as after any shutdown; exported for a pool that loses power. */
+export function setHalted(pool: LabPool, vmRef: string): void {
+  pool.guests.halted(vmRef)
   pool.db.update('VM', vmRef, { power_state: 'Halted', resident_on: NULL_REF, domid: -1 })
   for (const vbd of pool.db.related('VBD', 'VM', vmRef)) setVbdAttached(pool, vbd, false)
   for (const vif of pool.db.related('VIF', 'VM', vmRef)) pool.db.update('VIF', vif, { currently_attached: false })
