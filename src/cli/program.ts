@@ -6,6 +6,7 @@ import { attachRuntime, CliRuntime, type CliIo } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { registerConfigCommand } from './config.js'
 import { registerFailoverCommand } from './failover.js'
+import { registerInventoryCommands } from './inventory.js'
 import { registerJobCommand } from './job.js'
 import { registerLabCommand } from './lab.js'
 import { registerListCommand } from './list.js'
@@ -59,6 +60,7 @@ export function buildProgram(
   registerLabCommand(program)
   registerRunCommand(program)
   registerListCommand(program)
+  registerInventoryCommands(program)
   registerSeedCommand(program)
   registerFailoverCommand(program)
   registerReplicasCommand(program)

@@ -1,6 +1,7 @@
 import { configFormatters } from './config-formatters.js'
 import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
+import { inventoryFormatters } from './inventory-formatters.js'
 import { jobFormatters } from './job-formatters.js'
 import { passFormatters } from './pass-formatters.js'
 import { recoveryFormatters } from './recovery-formatters.js'
@@ -36,6 +37,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...seedFormatters,
   ...recoveryFormatters,
   ...rpoCheckFormatters,
+  ...inventoryFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */

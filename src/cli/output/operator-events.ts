@@ -1,3 +1,4 @@
+import type { NetworkInventoryItem, SrInventoryItem, VmInventoryItem } from '../../xapi/inventory.js'
 import type { JobRpoCheck } from '../../replication/rpo-check.js'
 
 /** A job whose state could not be read (its target pool is unreachable, say). */
@@ -18,3 +19,9 @@ export type MonitoringEvent = {
   /** disabled jobs, not checked (`--include-disabled` checks them) */
   readonly skipped: readonly { readonly id: string; readonly name: string }[]
 }
+
+/** Results of `xen-cr vms|srs|networks <pool>`: what a job can name, with uuids. */
+export type InventoryEvent =
+  | { readonly kind: 'vm-inventory'; readonly pool: string; readonly vms: readonly VmInventoryItem[] }
+  | { readonly kind: 'sr-inventory'; readonly pool: string; readonly srs: readonly SrInventoryItem[] }
+  | { readonly kind: 'network-inventory'; readonly pool: string; readonly networks: readonly NetworkInventoryItem[] }
