@@ -1,7 +1,8 @@
 import type { ChalkInstance } from 'chalk'
 import { formatBytes } from '../../jobs/rate.js'
 import type { PassEvent, ReplicationReportEvent } from '../../replication/events.js'
-import type { VmPlan } from '../../replication/plan.js'
+import { PLACEHOLDER_DATETIME } from '../../replication/metadata.js'
+import type { ReplicaRef, VmPlan } from '../../replication/plan.js'
 import type { FormattersOf } from './formatter.js'
 
 type PassPlanEvent = Extract<ReplicationReportEvent, { kind: 'pass-plan' }>
@@ -14,8 +15,14 @@ function formatDuration(milliseconds: number): string {
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`
 }
 
+/** A replica the pass would delete, named so that it can be checked first; an interrupted pass left no datetime. */
+function replicaLine(replica: ReplicaRef): string {
+  const interrupted = replica.datetime === undefined || replica.datetime === PLACEHOLDER_DATETIME
+  return `    replica ${replica.name} (${replica.uuid}), ${interrupted ? 'left by an interrupted pass' : `of ${replica.datetime}`}`
+}
+
 function describeDisks(plan: VmPlan): string[] {
-  return plan.targets.map(t => {
+  return plan.targets.flatMap(t => {
     const disks = t.disks
       .map(d => `disk ${d.userdevice} ${d.mode}${d.reason === undefined ? '' : ` (${d.reason})`}`)
       .join(', ')
@@ -23,7 +30,7 @@ function describeDisks(plan: VmPlan): string[] {
       t.deleteReplicas.length === 0
         ? ''
         : `; then delete ${t.deleteReplicas.length} old replica${t.deleteReplicas.length === 1 ? '' : 's'}`
-    return `  SR ${t.sr.name}: ${disks || 'no disks'}${deletions}`
+    return [`  SR ${t.sr.name}: ${disks || 'no disks'}${deletions}`, ...t.deleteReplicas.map(replicaLine)]
   })
 }
 
@@ -41,6 +48,7 @@ export function formatPassPlan(event: PassPlanEvent, style: ChalkInstance): stri
       ? []
       : [
           `  then delete ${plan.deleteSnapshots.length} older source snapshot${plan.deleteSnapshots.length === 1 ? '' : 's'}`,
+          ...plan.deleteSnapshots.map(snapshot => `    snapshot ${snapshot.name} (${snapshot.uuid})`),
         ]),
     ...plan.warnings.map(w => `  ${style.yellow('warning')} ${w.message} [${w.code}]`),
   ])
