@@ -48,4 +48,32 @@ describe('lab spec', () => {
       /pool a: an error fault needs method and code/,
     )
   })
+
+  it('checks guest settings and network purposes', () => {
+    const bad = (spec: unknown): string => {
+      try {
+        validateSpec(spec)
+      } catch (error) {
+        expect((error as LabSetupError).code).toBe('LAB_SPEC_INVALID')
+        return (error as Error).message
+      }
+      throw new Error('expected a failure')
+    }
+    const vm = (guest: unknown): unknown => ({ pools: [{ name: 'a', vms: [{ name: 'v', guest }] }] })
+    expect(
+      validateSpec(vm({ tools: 'never', healthCheck: { result: 'failure', error: 'e', delayMs: 5 } })),
+    ).toBeDefined()
+    expect(bad(vm({ tools: -1 }))).toMatch(/VM v: guest tools must be a delay in ms or "never", not -1/)
+    expect(bad(vm({ tools: 10, later: true }))).toMatch(/unknown key "later"/)
+    expect(bad(vm({ healthCheck: { result: 'maybe' } }))).toMatch(/result must be "success" or "failure"/)
+    expect(bad(vm({ healthCheck: { result: 'failure', error: 3 } }))).toMatch(/error must be a string/)
+    expect(bad({ pools: [{ name: 'a' }], guest: { tools: '1s' } })).toMatch(/guest tools must be a delay/)
+    const networks = (...purposes: unknown[]): unknown => ({
+      pools: [{ name: 'a', networks: purposes.map((purpose, i) => ({ name: `n${i}`, purpose })) }],
+    })
+    expect(validateSpec(networks(['nbd'], []))).toBeDefined()
+    expect(bad(networks(['nbd'], ['insecure_nbd']))).toMatch(/cannot mix the nbd and insecure_nbd purposes/)
+    expect(bad(networks(['fast']))).toMatch(/network n0: unknown purpose "fast"/)
+    expect(bad(networks('nbd'))).toMatch(/purpose must be a list/)
+  })
 })

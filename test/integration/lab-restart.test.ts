@@ -116,3 +116,42 @@ it('holds a failed login for the configured delay without blocking other callers
   // stopping the lab ends the wait: the caller gets a closed connection, not a 10-minute hang
   expect(['SESSION_AUTHENTICATION_FAILED', 'connection closed']).toContain(await bad)
 })
+
+it('keeps the lab-wide guest setting, the NBD port and network purposes across a restart', async () => {
+  tmp = await makeTempDir()
+  const spec = {
+    guest: { tools: 'never' as const },
+    pools: [
+      { name: 'n', srs: [{ name: 'sr' }], networks: [{ name: 'm' }], vms: [{ name: 'v', disks: [{ size: '2 MiB' }] }] },
+    ],
+  }
+  const first = await startLab({ dir: tmp.path, spec })
+  labs.push(first)
+  const pool = first.pools[0]!
+  const session = await ok<string>(pool.url, 'session.login_with_password', pool.user, pool.password)
+  const vdi = first.control.findVm('n', 'v')!.vdis[0]!
+  const [before] = await ok<{ port: number }[]>(pool.url, 'VDI.get_nbd_info', session, vdi.ref)
+  await first.stop()
+  labs = []
+
+  const second = await startLab({ dir: tmp.path })
+  labs.push(second)
+  const url = second.pools[0]!.url
+  const [after] = await ok<{ port: number; cert: string }[]>(url, 'VDI.get_nbd_info', session, vdi.ref)
+  if (url === pool.url) expect(after!.port).toBe(before!.port)
+  expect(after!.cert).toMatch(/^-----BEGIN CERTIFICATE-----/)
+  // the spec is not read again: the lab-wide "never" comes from the lab directory. A clone told
+  // to report after 10 ms does; the VM itself, started first, still has no tools once it has.
+  const [vm] = await ok<string[]>(url, 'VM.get_by_name_label', session, 'v')
+  const clone = await ok<string>(url, 'VM.clone', session, vm, 'w')
+  second.control.setGuest('n', clone, { tools: 10 })
+  await ok(url, 'VM.start', session, vm, false, false)
+  await ok(url, 'VM.start', session, clone, false, false)
+  let token = ''
+  while ((await ok<string>(url, 'VM.get_guest_metrics', session, clone)) === 'OpaqueRef:NULL')
+    token = (await ok<{ token: string }>(url, 'event.from', session, [`VM/${clone}`], token, 10)).token
+  expect(await ok(url, 'VM.get_guest_metrics', session, vm)).toBe('OpaqueRef:NULL')
+  const [network] = await ok<string[]>(url, 'network.get_all', session)
+  expect(await ok(url, 'network.get_purpose', session, network)).toEqual(['nbd'])
+  expect(JSON.parse(await readFile(join(tmp.path, 'lab.json'), 'utf8'))).toMatchObject({ guest: { tools: 'never' } })
+})

@@ -1,7 +1,8 @@
 /**
  * examples/lab.json brings up what it describes: two hosts sharing one SR and a host-local SR
  * (a PBD only on its host), a VLAN network with VLAN PIFs on every host, a 2 TiB sparse disk,
- * a second user, and the spec's faults armed.
+ * a second user, the spec's faults armed, guests with and without tools, and NBD on the
+ * management network.
  */
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -68,4 +69,34 @@ it('builds the example pools as described', async () => {
   expect(
     await ok(target.url, 'SR.get_name_label', ts, await ok<string>(target.url, 'pool.get_default_SR', ts, pool)),
   ).toBe('Replica storage')
+})
+
+it('gives the example VMs their guests and serves NBD where the example says', async () => {
+  const source = lab.pools.find(p => p.name === 'source')!
+  const url = source.url
+  const s = await ok<string>(url, 'session.login_with_password', source.user, source.password)
+  const web = lab.control.findVm('source', 'web-01')!
+  // running in the spec, with a guest that has tools: booted before the lab came up
+  const metrics = await ok<string>(url, 'VM.get_guest_metrics', s, web.ref)
+  expect(await ok(url, 'VM_guest_metrics.get_PV_drivers_detected', s, metrics)).toBe(true)
+  expect(await ok<Rec>(url, 'VM.get_other_config', s, web.ref)).toMatchObject({
+    'xen-cr-lab:guest': JSON.stringify({ tools: 1500, healthCheck: { result: 'success', delayMs: 2000 } }),
+  })
+  const idle = lab.control.findVm('source', 'idle-01')!
+  expect(await ok(url, 'VM.get_guest_metrics', s, idle.ref)).toBe('OpaqueRef:NULL')
+
+  const purposes = Object.values(await ok<Record<string, Rec>>(url, 'network.get_all_records', s)).map(n => [
+    n['name_label'],
+    n['purpose'],
+  ])
+  expect(purposes).toEqual([
+    ['Pool-wide network associated with eth0', ['nbd']],
+    ['Storage VLAN', []],
+  ])
+  const addresses = async (vdi: string): Promise<unknown[]> =>
+    (await ok<{ address: string }[]>(url, 'VDI.get_nbd_info', s, vdi)).map(info => info.address)
+  const db = lab.control.findVm('source', 'db-01')!
+  expect(await addresses(db.vdis[0]!.ref)).toEqual(source.hosts.map(h => h.address))
+  // the local SR is plugged on source-host2 only
+  expect(await addresses(idle.vdis[0]!.ref)).toEqual([source.hosts[1]!.address])
 })
