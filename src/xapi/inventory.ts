@@ -4,17 +4,7 @@
  * `read*` ones fetch the records.
  */
 import type { CallOptions, XapiClient } from './client.js'
-import {
-  isNullRef,
-  type NetworkRecord,
-  type PifRecord,
-  type PoolRecord,
-  type Ref,
-  type SrRecord,
-  type VbdRecord,
-  type VdiRecord,
-  type VmRecord,
-} from './types.js'
+import { isNullRef, type PifRecord, type PoolRecord, type Ref, type VbdRecord, type VdiRecord } from './types.js'
 
 export interface VmInventoryItem {
   readonly uuid: string
@@ -50,10 +40,35 @@ export interface NetworkInventoryItem {
   readonly mtu: number
 }
 
-type VmFields = Pick<
-  VmRecord,
-  'uuid' | 'name_label' | 'power_state' | 'tags' | 'VBDs' | 'is_a_template' | 'is_a_snapshot' | 'is_control_domain'
->
+/** The fields the inventory reads (record subsets, so a test can build them). */
+interface VmFields {
+  readonly uuid: string
+  readonly name_label: string
+  readonly power_state: string
+  readonly tags: readonly string[]
+  readonly VBDs: readonly Ref<'VBD'>[]
+  readonly is_a_template: boolean
+  readonly is_a_snapshot: boolean
+  readonly is_control_domain: boolean
+}
+
+interface SrFields {
+  readonly uuid: string
+  readonly name_label: string
+  readonly type: string
+  readonly content_type: string
+  readonly shared: boolean
+  readonly physical_size: number
+  readonly physical_utilisation: number
+}
+
+interface NetworkFields {
+  readonly uuid: string
+  readonly name_label: string
+  readonly bridge: string
+  readonly MTU: number
+  readonly PIFs: readonly Ref<'PIF'>[]
+}
 
 /** The pool's VMs (no templates, snapshots or control domains), by name. */
 export function vmInventoryOf(
@@ -79,13 +94,7 @@ export function vmInventoryOf(
 
 /** The pool's SRs, by name. */
 export function srInventoryOf(
-  srs: ReadonlyMap<
-    Ref<'SR'>,
-    Pick<
-      SrRecord,
-      'uuid' | 'name_label' | 'type' | 'content_type' | 'shared' | 'physical_size' | 'physical_utilisation'
-    >
-  >,
+  srs: ReadonlyMap<Ref<'SR'>, SrFields>,
   pool: Pick<PoolRecord, 'default_SR'> | undefined,
 ): SrInventoryItem[] {
   return [...srs]
@@ -104,7 +113,7 @@ export function srInventoryOf(
 
 /** The pool's networks, by name; the VLAN comes from the network's PIFs. */
 export function networkInventoryOf(
-  networks: ReadonlyMap<Ref<'network'>, Pick<NetworkRecord, 'uuid' | 'name_label' | 'bridge' | 'MTU' | 'PIFs'>>,
+  networks: ReadonlyMap<Ref<'network'>, NetworkFields>,
   pifs: ReadonlyMap<Ref<'PIF'>, Pick<PifRecord, 'VLAN'>>,
 ): NetworkInventoryItem[] {
   return [...networks.values()]
