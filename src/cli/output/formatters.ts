@@ -1,3 +1,4 @@
+import { completionFormatters } from './completion-formatters.js'
 import { configFormatters } from './config-formatters.js'
 import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
@@ -38,6 +39,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...recoveryFormatters,
   ...rpoCheckFormatters,
   ...inventoryFormatters,
+  ...completionFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */
