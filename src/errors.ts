@@ -88,6 +88,15 @@ export const ERROR_CODES = {
   JOB_RUNNING: lease('another run of the job holds its lease; nothing was done'),
 
   JOB_EXISTS: validation('another job already has that id or name'),
+  FAILBACK_NO_BASE: validation(
+    'failback: the replica a failed-over VM came from, or its base snapshot on the source pool, is gone or was started; nothing sent',
+  ),
+  IN_PLACE_REFUSED: validation(
+    'failback `--in-place`: the original VM is gone, not halted, or changed since the base snapshot; nothing written',
+  ),
+  NOT_FAILED_OVER: validation(
+    'failback: no VM made by `xen-cr failover` of the job on the target pool (or none matches `--vm`); nothing done',
+  ),
   FAILOVER_VM_EXISTS: validation('a VM with the failover name is already on the target pool (an earlier failover?)'),
   NO_COMPLETE_REPLICA: validation('failover: the VM has only replicas left by interrupted passes; nothing created'),
   NO_REPLICA: validation('failover: the VM (or the whole job) has no replica on the target pool; nothing created'),

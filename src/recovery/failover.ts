@@ -16,7 +16,7 @@ import { cloneVm, copyVm, hardShutdownVm, startVm } from '../xapi/vm.js'
 import type { FailoverEventSink, FailoverVmResult, ReplicaInfo } from './events.js'
 import { DEFAULT_NAME_SUFFIX, planFailover, type FailoverPlan, type ReadyEntry } from './failover-plan.js'
 import { groupJobReplicas, type JobReplica } from './job-replicas.js'
-import { applyNetworks, unmarkReplica } from './make-runnable.js'
+import { applyNetworks, markFailoverOrigin, unmarkReplica } from './make-runnable.js'
 import { mapLimit } from '../replication/map-limit.js'
 import { resolveNetworkRemap, type NetworkChoice } from './network-remap.js'
 
@@ -68,6 +68,7 @@ function errorInfo(error: unknown): { code: string; message: string } {
 
 interface VmContext {
   readonly target: XapiClient
+  readonly jobId: string
   readonly srs: ReadonlyMap<Ref<'SR'>, SrRecord>
   readonly start: boolean
   readonly network: NetworkChoice
@@ -113,6 +114,7 @@ export async function failover(o: FailoverOptions): Promise<FailoverResult> {
   for (const result of results) emit({ kind: 'failover-vm-done', result })
   const ctx: VmContext = {
     target,
+    jobId: job.id,
     srs,
     start: o.start !== false,
     network,
@@ -186,6 +188,7 @@ async function failoverVm(ctx: VmContext, entry: ReadyEntry): Promise<FailoverVm
     }
     cleanup.defer(`failover VM ${entry.name} (${vm})`, () => discard(target, vm))
     await unmarkReplica(target, vm, opts)
+    await markFailoverOrigin(target, vm, source, ctx.jobId, opts)
     const vifs = await applyNetworks(target, vm, ctx.network, ctx.remap, opts)
     if (ctx.start) await startVm(target, vm, opts)
     const record = await target.getRecord('VM', vm, opts)

@@ -3,7 +3,7 @@
  * every replication key gone from the VM and its disks — so no pass, retention, listing or XO
  * ever takes it for a replica — and its VIFs on the chosen networks (or none).
  */
-import { BLOCKED_START_OPERATIONS, KEYS, REPLICA_TAG } from '../replication/metadata.js'
+import { BLOCKED_START_OPERATIONS, KEYS, RECOVERY_KEYS, REPLICA_TAG } from '../replication/metadata.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import { listVmDisks } from '../xapi/vbd.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
@@ -37,6 +37,36 @@ export async function unmarkReplica(client: XapiClient, vm: Ref<'VM'>, options: 
   await setVmOtherConfig(client, vm, replicationKeyRemovals(record.other_config), options)
   for (const disk of await listVmDisks(client, record.VBDs, options))
     await setVdiOtherConfig(client, disk.vdiRef, replicationKeyRemovals(disk.vdi.other_config), options)
+}
+
+/**
+ * Records on a failover VM and its disks which replica (and replica disk, paired by userdevice)
+ * it was made from: failback sends back only the blocks changed since, on top of that replica's
+ * base. The keys are outside the replication namespace, so the VM stays an ordinary VM.
+ */
+export async function markFailoverOrigin(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  replica: Ref<'VM'>,
+  jobId: string,
+  options: CallOptions = {},
+): Promise<void> {
+  const [record, origin] = await Promise.all([
+    client.getRecord('VM', vm, options),
+    client.getRecord('VM', replica, options),
+  ])
+  const originDisks = await listVmDisks(client, origin.VBDs, options)
+  for (const disk of await listVmDisks(client, record.VBDs, options)) {
+    const from = originDisks.find(d => d.vbd.userdevice === disk.vbd.userdevice)
+    if (from !== undefined)
+      await setVdiOtherConfig(client, disk.vdiRef, { [RECOVERY_KEYS.failoverReplicaVdi]: from.vdi.uuid }, options)
+  }
+  await setVmOtherConfig(
+    client,
+    vm,
+    { [RECOVERY_KEYS.failoverReplica]: origin.uuid, [RECOVERY_KEYS.failoverJob]: jobId },
+    options,
+  )
 }
 
 /**

@@ -41,6 +41,23 @@ export const LIVE_VM_RESET_KEYS: readonly MetadataKey[] = [
   KEYS.copyOf,
 ]
 
+/**
+ * Keys xen-cr writes outside XO's `xo:` namespace, so that no pass, retention, listing or XO ever
+ * takes the object for a replica. On a VM made by `failover` (and each of its disks): where it
+ * came from, which failback needs to send back only what changed since. On an original VM while
+ * `failback --in-place` writes into its disks: the replica whose base the writes go on top of.
+ */
+export const RECOVERY_KEYS = {
+  /** failover VM: uuid of the replica VM it was cloned from */
+  failoverReplica: 'xen-cr:failover:replica',
+  /** failover VM: id of the job that made that replica */
+  failoverJob: 'xen-cr:failover:job',
+  /** failover VM's disk: uuid of the replica disk it was cloned from */
+  failoverReplicaVdi: 'xen-cr:failover:replica-vdi',
+  /** original VM: an in-place failback is writing (or was interrupted writing) the delta on top of this replica's base */
+  failbackInPlace: 'xen-cr:failback:in-place',
+} as const
+
 /** Placeholder datetime of a replica being imported: sorts oldest, marks it incomplete. No colons (XO's `formatFilenameDate(0)`). */
 export const PLACEHOLDER_DATETIME = '19700101T000000Z'
 

@@ -1,10 +1,11 @@
 import type { Defaults } from '../../config/types.js'
 import type { Job } from '../../jobs/types.js'
 import type { FailoverEvent, RecoveryReportEvent } from '../../recovery/events.js'
+import type { FailbackEvent, FailbackReportEvent } from '../../recovery/failback-events.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
 import type { SeedExportEvent } from '../../replication/seed/export-seed.js'
 import type { SeedEvent } from '../../replication/seed/seed.js'
-import type { CompletionEvent, InventoryEvent, MonitoringEvent } from './operator-events.js'
+import type { InventoryEvent, MonitoringEvent } from './operator-events.js'
 
 /**
  * Everything the CLI shows is one of these events. Each kind has exactly one formatter in
@@ -90,9 +91,10 @@ export type OutputEvent =
   | SeedCommandEvent
   | Exclude<FailoverEvent, { kind: 'warning' }>
   | RecoveryReportEvent
+  | Exclude<FailbackEvent, { kind: 'warning' }>
+  | FailbackReportEvent
   | MonitoringEvent
   | InventoryEvent
-  | CompletionEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

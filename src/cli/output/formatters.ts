@@ -1,8 +1,8 @@
-import { completionFormatters } from './completion-formatters.js'
 import { configFormatters } from './config-formatters.js'
 import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
 import { inventoryFormatters } from './inventory-formatters.js'
+import { failbackFormatters } from './failback-formatters.js'
 import { jobFormatters } from './job-formatters.js'
 import { passFormatters } from './pass-formatters.js'
 import { recoveryFormatters } from './recovery-formatters.js'
@@ -37,9 +37,9 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...jobFormatters,
   ...seedFormatters,
   ...recoveryFormatters,
+  ...failbackFormatters,
   ...rpoCheckFormatters,
   ...inventoryFormatters,
-  ...completionFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */
