@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander'
 import { isXenCrError } from '../errors.js'
 import { attachRuntime, CliRuntime, type CliIo } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { registerCompletionCommand } from './completion.js'
 import { registerConfigCommand } from './config.js'
 import { registerFailbackCommand } from './failback.js'
 import { registerFailoverCommand } from './failover.js'
@@ -62,6 +63,7 @@ export function buildProgram(
   registerRunCommand(program)
   registerListCommand(program)
   registerInventoryCommands(program)
+  registerCompletionCommand(program)
   registerSeedCommand(program)
   registerFailoverCommand(program)
   registerFailbackCommand(program)

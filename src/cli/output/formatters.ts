@@ -1,3 +1,4 @@
+import { completionFormatters } from './completion-formatters.js'
 import { configFormatters } from './config-formatters.js'
 import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
@@ -40,6 +41,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...failbackFormatters,
   ...rpoCheckFormatters,
   ...inventoryFormatters,
+  ...completionFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */

@@ -25,3 +25,10 @@ export type InventoryEvent =
   | { readonly kind: 'vm-inventory'; readonly pool: string; readonly vms: readonly VmInventoryItem[] }
   | { readonly kind: 'sr-inventory'; readonly pool: string; readonly srs: readonly SrInventoryItem[] }
   | { readonly kind: 'network-inventory'; readonly pool: string; readonly networks: readonly NetworkInventoryItem[] }
+
+/** `xen-cr completion bash|zsh`: the script, printed as it is. */
+export type CompletionEvent = {
+  readonly kind: 'completion-script'
+  readonly shell: 'bash' | 'zsh'
+  readonly script: string
+}
