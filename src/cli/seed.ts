@@ -359,7 +359,8 @@ export function registerSeedCommand(program: Command): void {
         dir: out,
         manifest: manifestPath,
         snapshot: { uuid: manifest.snapshot.uuid, name: manifest.snapshot.name },
-        bytes: manifest.disks.reduce((n, d) => n + d.bytes, 0),
+        // an XVA is one file named by every disk of the manifest: counted once
+        bytes: [...new Map(manifest.disks.map(d => [d.file, d.bytes])).values()].reduce((n, b) => n + b, 0),
       })
     })
 

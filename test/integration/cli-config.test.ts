@@ -71,8 +71,8 @@ describe('xen-cr config', () => {
     const { code, stdout } = await cli(['--config', lab.configPath, 'config', 'check'])
     expect(code).toBe(0)
     expect(stdout.lines).toEqual([
-      `✓ pool a: logged in to ${lab.pools[0]!.url}`,
-      `✓ pool b: logged in to ${lab.pools[1]!.url}`,
+      `ok pool a: logged in to ${lab.pools[0]!.url}`,
+      `ok pool b: logged in to ${lab.pools[1]!.url}`,
     ])
   })
 
@@ -86,8 +86,9 @@ describe('xen-cr config', () => {
     await writeFile(join(tmp.path, 'xen-cr.config.json'), JSON.stringify(config))
     const { code, stdout } = await cli(['config', 'check'])
     expect(code).toBe(4)
-    expect(stdout.lines[0]).toMatch(/^✓ pool a/)
-    expect(stdout.lines[1]).toMatch(/^✗ pool b: .*\[POOL_AUTH_FAILED\]$/)
+    // not a terminal: ASCII words instead of ✓ and ✗
+    expect(stdout.lines[0]).toMatch(/^ok pool a/)
+    expect(stdout.lines[1]).toMatch(/^FAILED pool b: .*\[POOL_AUTH_FAILED\]$/)
     const unknown = await cli(['config', 'check', 'a', 'zzz'])
     expect(unknown.code).toBe(2)
     expect(unknown.stdout.text).toBe('')

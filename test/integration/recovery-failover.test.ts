@@ -162,7 +162,7 @@ describe('xen-cr failover', () => {
     expect(early.code).toBe(5)
     expect(early.err.trim().split('\n')).toHaveLength(1)
     expect(early.err).toMatch(
-      /✗ db: refused: VM db \(.+\) has no complete replica at or before 2026-08-21T11:59:59.000Z; its oldest is 20260821T12:00:00Z \[NO_REPLICA_AT\]/,
+      /FAILED db: refused: VM db \(.+\) has no complete replica at or before 2026-08-21T11:59:59.000Z; its oldest is 20260821T12:00:00Z \[NO_REPLICA_AT\]/,
     )
     expect(await counts(f.target)).toEqual(before)
 
@@ -201,7 +201,7 @@ describe('xen-cr failover', () => {
     expect(none.code).toBe(5)
     expect(none.err.trim().split('\n')).toHaveLength(1)
     expect(none.err).toContain(
-      `✗ ${f.dbUuid}: refused: VM ${f.dbUuid} has no replica of job nightly on the target pool [NO_REPLICA]`,
+      `FAILED ${f.dbUuid}: refused: VM ${f.dbUuid} has no replica of job nightly on the target pool [NO_REPLICA]`,
     )
     expect(await counts(f.target)).toEqual(before)
 
@@ -214,7 +214,7 @@ describe('xen-cr failover', () => {
     const interrupted = await f.cli(['failover', 'nightly', '--vm', f.dbUuid])
     expect(interrupted.code).toBe(5)
     expect(interrupted.err).toMatch(
-      /✗ db: refused: VM db \(.+\) has no complete replica of job nightly: 1 interrupted one\(s\) only \[NO_COMPLETE_REPLICA\]/,
+      /FAILED db: refused: VM db \(.+\) has no complete replica of job nightly: 1 interrupted one\(s\) only \[NO_COMPLETE_REPLICA\]/,
     )
     expect(await counts(f.target)).toEqual(withDebris)
 
@@ -256,7 +256,7 @@ describe('xen-cr failover', () => {
     const failed = await f.cli(['failover', 'nightly', '--vm', 'web'])
     expect(failed.code).toBe(1)
     expect(failed.err).toMatch(
-      /✗ web: failover from the replica .* failed: .*HOST_NOT_ENOUGH_FREE_MEMORY.*the half-made VM was removed/,
+      /FAILED web: failover from the replica .* failed: .*HOST_NOT_ENOUGH_FREE_MEMORY.*the half-made VM was removed/,
     )
     expect(await counts(f.target)).toEqual(before)
 

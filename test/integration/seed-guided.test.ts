@@ -170,6 +170,8 @@ describe('guided seed: seed export, seed import, then run', () => {
     ])
     const xva = await readFile(join(out, 'seed.xva'))
     expect(xva.length).toBe(manifest.disks[0]!.bytes)
+    // one file, named by both disks of the manifest: its size is said once, not once per disk
+    expect(exported.events.find(e => e['kind'] === 'seed-exported')).toMatchObject({ bytes: xva.length })
     expect(createHash('sha256').update(xva).digest('hex')).toBe(manifest.disks[0]!.sha256)
     // a tar whose first member is ova.xml (reference §5.5)
     expect(xva.subarray(0, 7).toString()).toBe('ova.xml')

@@ -1,5 +1,6 @@
 import type { ConfigCommandEvent } from './events.js'
 import type { FormattersOf } from './formatter.js'
+import { nameOnce } from './name-once.js'
 
 /** `config show` and `config check`. */
 export const configFormatters: FormattersOf<ConfigCommandEvent> = {
@@ -22,6 +23,8 @@ export const configFormatters: FormattersOf<ConfigCommandEvent> = {
     format: (event, style) =>
       event.ok
         ? [`${style.green('✓')} pool ${event.pool}: logged in to ${event.url}`]
-        : [`${style.red('✗')} pool ${event.pool}: ${event.message ?? 'failed'} [${event.code ?? 'ERROR'}]`],
+        : [
+            `${style.red('✗')} ${nameOnce('pool', event.pool, event.message ?? 'failed', `pool ${event.pool}`)} [${event.code ?? 'ERROR'}]`,
+          ],
   },
 }

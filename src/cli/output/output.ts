@@ -27,27 +27,25 @@ export interface Output {
 export function createOutput(options: OutputOptions): Output {
   const now = options.now ?? (() => new Date())
   const isTTY = options.stdout.isTTY === true
-  // A pty that reports 0 columns (`script` without a size, some container consoles) would make
-  // ora compute an infinite number of lines to clear on every frame: treat it as a log instead.
+  // A pty that reports 0 columns (`script` without a size, some container consoles) cannot hold
+  // live lines that are redrawn in place: treat it as a log instead.
   const columns = options.stdout.columns
   const usableTerminal = isTTY && !(typeof columns === 'number' && columns <= 0)
   const mode = options.json ? 'json' : usableTerminal ? 'tty' : 'plain'
+  const level = colorLevel({ color: options.color, env: options.env, isTTY })
+  const { quiet } = options
   const renderer: Renderer =
     mode === 'json'
       ? new JsonRenderer(options.stdout, now)
       : mode === 'tty'
-        ? new TtyRenderer(options.stdout, options.stderr, colorLevel({ color: options.color, env: options.env, isTTY }))
-        : new PlainRenderer(
-            options.stdout,
-            options.stderr,
-            now,
-            colorLevel({ color: options.color, env: options.env, isTTY }),
-          )
+        ? new TtyRenderer(options.stdout, options.stderr, level, { quiet, now })
+        : new PlainRenderer(options.stdout, options.stderr, now, level, { quiet })
 
   const emit = (event: OutputEvent): void => {
     const cls = classOf(event)
     if (cls === 'debug' && !options.verbose) return
-    if (options.quiet && (cls === 'progress' || cls === 'info' || cls === 'warning' || cls === 'debug')) return
+    // --quiet: what a cron mail should hold — each VM's result, the closing line, and failures
+    if (quiet && (cls === 'progress' || cls === 'info' || cls === 'warning' || cls === 'debug')) return
     renderer.render(event)
   }
   return {

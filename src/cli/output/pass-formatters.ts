@@ -3,16 +3,33 @@ import { formatBytes } from '../../jobs/rate.js'
 import type { PassEvent, ReplicationReportEvent } from '../../replication/events.js'
 import { PLACEHOLDER_DATETIME } from '../../replication/metadata.js'
 import type { ReplicaRef, VmPlan } from '../../replication/plan.js'
+import { VHD_BLOCK_SIZE } from '../../vhd/layout.js'
 import type { FormattersOf } from './formatter.js'
+import { formatDuration, passSummary } from './pass-summary.js'
 
 type PassPlanEvent = Extract<ReplicationReportEvent, { kind: 'pass-plan' }>
+type DiskProgressEvent = Extract<PassEvent, { kind: 'disk-progress' }>
 
-function formatDuration(milliseconds: number): string {
-  const seconds = Math.round(milliseconds / 1000)
-  if (seconds < 60) return `${seconds}s`
-  const minutes = Math.floor(seconds / 60)
-  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`
+/**
+ * A delta VHD carries every changed block whole (2 MiB and its bitmap), so one shorter than a
+ * block has none: it is the footer, header and block table that tell the target "nothing
+ * changed". Said in words, since a few KiB sent for a disk nobody wrote looks like a leak.
+ */
+function unchangedNote(event: DiskProgressEvent): string | undefined {
+  const { total } = event
+  return event.mode === 'delta' && total !== undefined && event.bytes >= total && total < VHD_BLOCK_SIZE
+    ? 'no block changed (only the VHD header and block table)'
+    : undefined
+}
+
+function diskProgressLine(event: DiskProgressEvent): string {
+  const { bytes, total } = event
+  const amount =
+    total === undefined
+      ? formatBytes(bytes)
+      : `${formatBytes(bytes)} of ${formatBytes(total)} (${Math.floor((Math.min(bytes, total) / Math.max(1, total)) * 100)} %)`
+  const note = unchangedNote(event)
+  return `${event.vm.name}: disk ${event.disk.userdevice} ${event.mode}, ${amount}${note === undefined ? '' : `: ${note}`}`
 }
 
 /** A replica the pass would delete, named so that it can be checked first; an interrupted pass left no datetime. */
@@ -71,21 +88,28 @@ export const passFormatters: FormattersOf<Exclude<PassEvent, { kind: 'warning' }
   },
   'disk-progress': {
     class: 'progress',
-    format: event => [
-      `${event.vm.name}: disk ${event.disk.userdevice} ${event.mode} ${formatBytes(event.bytes)}${
-        event.virtualSize > 0 && event.mode === 'full'
-          ? ` of ${formatBytes(event.virtualSize)} (${Math.floor((event.bytes / event.virtualSize) * 100)} %)`
-          : ''
-      }`,
-    ],
+    format: event => [diskProgressLine(event)],
     live: {
-      key: event => event.vm.uuid,
-      // a plain log gets a line per GiB sent per disk, not one per chunk
-      milestone: event => Math.floor(event.bytes / 1024 ** 3) * 1000 + Number.parseInt(event.disk.userdevice, 10),
+      // under its VM's key, so that the VM's end ends its disks' lines too
+      key: event => `${event.vm.uuid}/${event.srUuid}/${event.disk.userdevice}`,
+      // a log gets a line per 10 % of the stream (per GiB while its length is unknown)
+      milestone: event =>
+        event.total === undefined
+          ? -1 - Math.floor(event.bytes / 1024 ** 3)
+          : Math.floor((Math.min(event.bytes, event.total) / Math.max(1, event.total)) * 10),
+      transfer: event => {
+        const note = unchangedNote(event)
+        return {
+          label: `${event.vm.name} disk ${event.disk.userdevice} ${event.mode}`,
+          bytes: event.bytes,
+          ...(event.total === undefined ? {} : { total: event.total }),
+          ...(note === undefined ? {} : { note }),
+        }
+      },
     },
   },
   'vm-done': {
-    class: event => (event.result.status === 'success' ? 'info' : 'error'),
+    class: event => (event.result.status === 'success' ? 'outcome' : 'error'),
     format: (event, style) =>
       event.result.status === 'success'
         ? [
@@ -95,11 +119,16 @@ export const passFormatters: FormattersOf<Exclude<PassEvent, { kind: 'warning' }
     live: { key: event => event.result.vm.uuid, ends: true },
   },
   'pass-done': {
-    class: 'result',
-    format: (event, style) => {
+    class: 'outcome',
+    closesProgress: true,
+    format: (event, style, context) => {
       const failed = event.results.filter(result => result.status === 'failed').length
       const summary = `${event.results.length - failed} of ${event.results.length} VMs replicated`
-      return [failed === 0 ? summary : `${summary}, ${style.red(`${failed} failed`)}`]
+      // --quiet keeps the per-VM lines, which already say what the table would
+      return [
+        ...(context.quiet ? [] : passSummary(event.results, style, context)),
+        failed === 0 ? summary : `${summary}, ${style.red(`${failed} failed`)}`,
+      ]
     },
   },
   'pass-plan': { class: 'result', format: formatPassPlan },

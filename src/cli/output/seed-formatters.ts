@@ -1,11 +1,35 @@
 import type { ChalkInstance } from 'chalk'
 import { formatBytes } from '../../jobs/rate.js'
-import type { SeedChange } from '../../replication/seed/plan-seed.js'
+import { importingName } from '../../replication/metadata.js'
+import type { SeedChange, SeedPlan } from '../../replication/seed/plan-seed.js'
 import type { SeedCommandEvent } from './events.js'
 import type { FormattersOf } from './formatter.js'
 
 /** A file holds one disk (VHD) or the whole VM (XVA, userdevice `all`). */
 const what = (userdevice: string): string => (userdevice === 'all' ? 'the VM' : `disk ${userdevice}`)
+
+/** `12.0 MiB of 16.0 MiB (75 %)`, or the bytes alone while the total is unknown. */
+function amount(bytes: number, total: number | undefined): string {
+  if (total === undefined) return formatBytes(bytes)
+  return `${formatBytes(bytes)} of ${formatBytes(total)} (${Math.floor((Math.min(bytes, total) / Math.max(1, total)) * 100)} %)`
+}
+
+/** A line per 10 % of a known total, else per GiB. */
+function decile(bytes: number, total: number | undefined): number {
+  return total === undefined
+    ? -1 - Math.floor(bytes / 1024 ** 3)
+    : Math.floor((Math.min(bytes, total) / Math.max(1, total)) * 10)
+}
+
+/**
+ * The copy is named by the name it gets (the replica's); the name it has now is worth saying
+ * only when it is the user's own — a guided import's is its temporary `[Importing…]` one.
+ */
+function seedSubject(plan: SeedPlan): string {
+  const now = plan.targetVm.name
+  const renamed = now === plan.replicaName || now === importingName(plan.replicaName) ? '' : `, now named "${now}"`
+  return `${plan.replicaName} (${plan.targetVm.uuid}${renamed})`
+}
 
 function describeChange(change: SeedChange, style: ChalkInstance): string[] {
   const what = `${change.side} ${change.cls === 'VM' ? (change.side === 'source' ? 'snapshot' : 'VM') : 'disk'} ${change.object.uuid}`
@@ -25,7 +49,7 @@ export const seedFormatters: FormattersOf<SeedCommandEvent> = {
   'seed-plan': {
     class: 'result',
     format: ({ plan, dryRun }, style) => [
-      `seed of ${plan.targetVm.name} (${plan.targetVm.uuid}) on SR ${plan.sr.name} as the copy of snapshot ${plan.snapshot.name} (${plan.snapshot.uuid}) of VM ${plan.sourceVm.name}`,
+      `seed of ${seedSubject(plan)} on SR ${plan.sr.name} as the copy of snapshot ${plan.snapshot.name} (${plan.snapshot.uuid}) of VM ${plan.sourceVm.name}`,
       `job ${plan.identity.jobId} schedule ${plan.identity.scheduleId}, datetime ${plan.datetime}`,
       ...plan.pairs.map(
         p => `  disk ${p.userdevice}: ${p.source.uuid} → ${p.target.uuid} (${formatBytes(p.virtualSize)})`,
@@ -40,14 +64,16 @@ export const seedFormatters: FormattersOf<SeedCommandEvent> = {
   },
   'seed-verify-progress': {
     class: 'progress',
-    format: e => [`verifying disk ${e.userdevice} (${e.side}): ${formatBytes(e.bytes)} of ${formatBytes(e.total)}`],
+    format: e => [`verifying disk ${e.userdevice} (${e.side}): ${amount(e.bytes, e.total)} compared`],
     live: {
-      key: e => `verify-${e.userdevice}-${e.side}`,
-      milestone: e => Math.floor((e.bytes / Math.max(1, e.total)) * 10),
+      key: e => `verify/${e.userdevice}/${e.side}`,
+      milestone: e => decile(e.bytes, e.total),
+      transfer: e => ({ label: `verify disk ${e.userdevice} ${e.side}`, bytes: e.bytes, total: e.total }),
     },
   },
   'seed-verified': {
     class: 'info',
+    live: { key: () => 'verify', ends: true },
     format: (e, style) =>
       e.disks.map(d => {
         const how = d.mode === 'full' ? `sha256 ${d.sourceSha256 ?? ''}` : `${d.blocks?.length ?? 0} sampled blocks`
@@ -63,19 +89,28 @@ export const seedFormatters: FormattersOf<SeedCommandEvent> = {
   'seed-file-progress': {
     class: 'progress',
     format: e => [
-      `${e.direction === 'export' ? 'exporting' : 'importing'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}`,
+      `${e.direction === 'export' ? 'exporting' : 'importing'} ${what(e.userdevice)} ${e.file}: ${amount(e.bytes, e.total)}`,
     ],
-    live: { key: e => `${e.direction}-${e.file}`, milestone: e => Math.floor(e.bytes / 1024 ** 3) },
+    live: {
+      key: e => `${e.direction}/${e.file}`,
+      milestone: e => decile(e.bytes, e.total),
+      transfer: e => ({
+        label: `${e.direction === 'export' ? 'export' : 'import'} ${what(e.userdevice)}`,
+        bytes: e.bytes,
+        ...(e.total === undefined ? {} : { total: e.total }),
+      }),
+    },
   },
   'seed-file-done': {
     class: 'info',
     format: (e, style) => [
       `${style.green('✓')} ${e.direction === 'export' ? 'exported' : 'imported'} ${what(e.userdevice)} ${e.file}: ${formatBytes(e.bytes)}${e.sha256 === undefined ? '' : ` sha256 ${e.sha256}`}`,
     ],
-    live: { key: e => `${e.direction}-${e.file}`, ends: true },
+    live: { key: e => `${e.direction}/${e.file}`, ends: true },
   },
   'seed-exported': {
-    class: 'result',
+    class: 'outcome',
+    closesProgress: true,
     format: e => [
       `seed written to ${e.dir} (${formatBytes(e.bytes)}); manifest ${e.manifest}`,
       `snapshot ${e.snapshot.name} (${e.snapshot.uuid}): do not delete it, and do not run the job until the seed is imported`,
@@ -83,7 +118,8 @@ export const seedFormatters: FormattersOf<SeedCommandEvent> = {
     ],
   },
   'seed-done': {
-    class: 'result',
+    class: 'outcome',
+    closesProgress: true,
     format: e => [
       e.written
         ? `seeded: ${e.replica.name} (${e.replica.uuid}) is the base of job ${e.job}; its next run sends only the blocks changed since the snapshot`
