@@ -7,6 +7,7 @@ import type { PassEventSink } from '../replication/events.js'
 import { runPass } from '../replication/pass.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { nameOnce } from './output/name-once.js'
 import { RunRecorder } from './metrics/run-recorder.js'
 
 interface RunOptions {
@@ -126,7 +127,12 @@ async function runDue(context: CliContext, options: RunOptions, recorder?: RunRe
       // its target could not be read: the job did not run when it may have been due
       if (!(error instanceof LeaseError)) recorder?.failed(job)
       const exitCode = exitCodeFor(error)
-      context.output.emit({ kind: 'error', code: error.code, message: `job "${job.name}": ${error.message}`, exitCode })
+      context.output.emit({
+        kind: 'error',
+        code: error.code,
+        message: nameOnce('job', job.name, error.message),
+        exitCode,
+      })
       context.setExitCode(exitCode)
     }
   }
