@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   JOB_RUNNING: lease('another run of the job holds its lease; nothing was done'),
 
   JOB_EXISTS: validation('another job already has that id or name'),
+  JOB_CHANGED: validation('`job edit`: the job was changed by another process during the check; nothing saved'),
   FAILBACK_NO_BASE: validation(
     'failback: the replica a failed-over VM came from, or its base snapshot on the source pool, is gone or was started; nothing sent',
   ),

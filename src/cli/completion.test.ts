@@ -54,11 +54,7 @@ describe('completion scripts', () => {
 
   it('completes commands, subcommands, aliases, options and option values in bash', () => {
     expect(complete(['xen-cr', 'jo'])).toEqual(['job'])
-    expect(complete(['xen-cr', 'job', 'e'])).toEqual(
-      ['edit', 'enable'].filter(name =>
-        program.commands.find(c => c.name() === 'job')?.commands.some(c => c.name() === name),
-      ),
-    )
+    expect(complete(['xen-cr', 'job', 'e'])).toEqual(['edit', 'enable'])
     // the value of --config is skipped, not taken for a command
     expect(complete(['xen-cr', '--config', 'job', 'job', 'cr'])).toEqual(['create'])
     expect(complete(['xen-cr', 'job', 'create', '--so'])).toEqual(['--source'])

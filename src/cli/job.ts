@@ -33,7 +33,8 @@ interface CreateOptions {
   disabled?: boolean
 }
 
-async function crontabFor(context: CliContext, store: JobStore, job: Job): Promise<string> {
+/** The crontab line of `job`, with the absolute paths cron needs (also used by `job edit`). */
+export async function crontabFor(context: CliContext, store: JobStore, job: Job): Promise<string> {
   const config = await context.loadConfig()
   return crontabLine(job, {
     node: process.execPath,

@@ -10,6 +10,7 @@ import { registerFailbackCommand } from './failback.js'
 import { registerFailoverCommand } from './failover.js'
 import { registerInventoryCommands } from './inventory.js'
 import { registerJobCommand } from './job.js'
+import { registerJobEditCommand } from './job-edit.js'
 import { registerLabCommand } from './lab.js'
 import { registerListCommand } from './list.js'
 import { registerReplicasCommand } from './replicas.js'
@@ -58,6 +59,7 @@ export function buildProgram(
     })
     .showHelpAfterError('(add --help for usage)')
   registerJobCommand(program)
+  registerJobEditCommand(program)
   registerConfigCommand(program)
   registerLabCommand(program)
   registerRunCommand(program)

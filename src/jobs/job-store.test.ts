@@ -125,6 +125,32 @@ describe('JobStore', () => {
   })
 })
 
+describe('JobStore.replace', () => {
+  it('replaces the job it was given as read, keeping its id', async () => {
+    const store = new JobStore(join(tmp.path, 'jobs.json'))
+    const a = job('a')
+    await store.add(a)
+    await store.add(job('b'))
+    await store.replace(a, { ...a, name: 'renamed', concurrency: 5, id: 'ignored' })
+    expect(await store.get('renamed')).toEqual({ ...a, name: 'renamed', concurrency: 5 })
+    expect((await store.list()).map(j => j.name)).toEqual(['renamed', 'b'])
+  })
+
+  it('writes nothing when the job changed since it was read, or when another job has the new name', async () => {
+    const store = new JobStore(join(tmp.path, 'jobs.json'))
+    const a = job('a')
+    await store.add(a)
+    await store.add(job('b'))
+    await store.update('a', current => ({ ...current, concurrency: 9 }))
+    const before = await readFile(store.file, 'utf8')
+    await expect(store.replace(a, { ...a, concurrency: 3 })).rejects.toMatchObject({ code: 'JOB_CHANGED' })
+    const fresh = await store.get('a')
+    await expect(store.replace(fresh, { ...fresh, name: 'b' })).rejects.toMatchObject({ code: 'JOB_EXISTS' })
+    await expect(store.replace(job('gone'), job('gone'))).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' })
+    expect(await readFile(store.file, 'utf8')).toBe(before)
+  })
+})
+
 describe('withFileLock', () => {
   it('serialises holders', async () => {
     const lock = join(tmp.path, 'x.lock')

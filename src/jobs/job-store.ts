@@ -63,6 +63,33 @@ export class JobStore {
     return updated
   }
 
+  /**
+   * Replaces the job `expected` (as read earlier) with `next`, under the lock, if nobody changed it
+   * meanwhile and no other job has `next`'s name: an edit checked against the pools outside the
+   * lock never overwrites another edit made during the check. Nothing is written on refusal.
+   * @throws ValidationError `JOB_CHANGED`, `JOB_EXISTS`; UsageError `JOB_NOT_FOUND`
+   */
+  async replace(expected: Job, next: Job): Promise<void> {
+    await this.change(jobs => {
+      const current = jobs.find(job => job.id === expected.id)
+      if (current === undefined) throw this.notFound(expected.id)
+      if (JSON.stringify(current) !== JSON.stringify(expected)) {
+        throw new ValidationError(
+          'JOB_CHANGED',
+          `job "${expected.name}" was changed by another process while it was being checked; nothing saved; run the edit again`,
+        )
+      }
+      const clash = jobs.find(job => job.id !== expected.id && (job.name === next.name || job.id === next.name))
+      if (clash !== undefined) {
+        throw new ValidationError(
+          'JOB_EXISTS',
+          `job ${clash.id} ("${clash.name}") already uses the name "${next.name}"; choose another --name`,
+        )
+      }
+      return jobs.map(job => (job.id === expected.id ? { ...next, id: expected.id } : job))
+    })
+  }
+
   /** @throws UsageError `JOB_NOT_FOUND` */
   async remove(handle: string): Promise<Job> {
     let removed: Job | undefined

@@ -5,7 +5,7 @@ import type { FailbackEvent, FailbackReportEvent } from '../../recovery/failback
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
 import type { SeedExportEvent } from '../../replication/seed/export-seed.js'
 import type { SeedEvent } from '../../replication/seed/seed.js'
-import type { CompletionEvent, InventoryEvent, MonitoringEvent } from './operator-events.js'
+import type { CompletionEvent, InventoryEvent, JobEditEvent, MonitoringEvent } from './operator-events.js'
 
 /**
  * Everything the CLI shows is one of these events. Each kind has exactly one formatter in
@@ -96,6 +96,7 @@ export type OutputEvent =
   | MonitoringEvent
   | InventoryEvent
   | CompletionEvent
+  | JobEditEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

@@ -4,6 +4,7 @@ import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
 import { inventoryFormatters } from './inventory-formatters.js'
 import { failbackFormatters } from './failback-formatters.js'
+import { jobEditFormatters } from './job-edit-formatters.js'
 import { jobFormatters } from './job-formatters.js'
 import { passFormatters } from './pass-formatters.js'
 import { recoveryFormatters } from './recovery-formatters.js'
@@ -42,6 +43,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...rpoCheckFormatters,
   ...inventoryFormatters,
   ...completionFormatters,
+  ...jobEditFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */

@@ -1,3 +1,5 @@
+import type { JobChange } from '../../jobs/edit-job.js'
+import type { Job } from '../../jobs/types.js'
 import type { NetworkInventoryItem, SrInventoryItem, VmInventoryItem } from '../../xapi/inventory.js'
 import type { JobRpoCheck } from '../../replication/rpo-check.js'
 
@@ -31,4 +33,12 @@ export type CompletionEvent = {
   readonly kind: 'completion-script'
   readonly shell: 'bash' | 'zsh'
   readonly script: string
+}
+
+/** Result of `xen-cr job edit`: the job as saved, and what changed (empty: nothing, nothing written). */
+export type JobEditEvent = {
+  readonly kind: 'job-edited'
+  readonly job: Job
+  readonly changes: readonly JobChange[]
+  readonly crontab: string
 }
