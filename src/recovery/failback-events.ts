@@ -4,20 +4,14 @@
  * failback shows and counts bytes exactly as a pass does.
  */
 import type { PassEvent } from '../replication/events.js'
-import type { FailbackPlan } from './failback-plan.js'
+import type { FailbackMode, FailbackPlan, FailedOverVm } from './failback-plan.js'
+
+export type { FailbackMode, FailedOverVm } from './failback-plan.js'
 
 export interface NamedObject {
   readonly uuid: string
   readonly name: string
 }
-
-/** A failed-over VM on the target pool, the one failback sends back. */
-export interface FailedOverVm extends NamedObject {
-  readonly powerState: string
-}
-
-/** `new`: a new VM on clones of the base snapshot's disks; `in-place`: the original VM's own disks. */
-export type FailbackMode = 'new' | 'in-place'
 
 /** One disk sent back: the blocks changed since failover, as a VHD stream of `bytes`. */
 export interface FailbackDiskResult {

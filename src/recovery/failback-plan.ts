@@ -10,7 +10,6 @@ import type { ErrorCodeOf } from '../errors.js'
 import type { Job } from '../jobs/types.js'
 import { KEYS, RECOVERY_KEYS, isStartBlocked, readReplica, readSourceSnapshot } from '../replication/metadata.js'
 import { disksOf, type PlanDisk, type PlanVm, type PoolRecords } from '../replication/plan-records.js'
-import type { FailbackMode, FailedOverVm } from './failback-events.js'
 import { sourceVmName } from './job-replicas.js'
 
 /** Why a failed-over VM is not sent back; nothing is created or written for it. */
@@ -18,6 +17,16 @@ export type FailbackRefusalCode = Extract<
   ErrorCodeOf<'validation'>,
   'NOT_FAILED_OVER' | 'FAILBACK_NO_BASE' | 'IN_PLACE_REFUSED'
 >
+
+/** A failed-over VM on the target pool, the one failback sends back. */
+export interface FailedOverVm {
+  readonly uuid: string
+  readonly name: string
+  readonly powerState: string
+}
+
+/** `new`: a new VM on clones of the base snapshot's disks; `in-place`: the original VM's own disks. */
+export type FailbackMode = 'new' | 'in-place'
 
 interface Located {
   readonly ref: string

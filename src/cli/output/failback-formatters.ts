@@ -57,7 +57,7 @@ export const failbackFormatters: FormattersOf<FailbackCommandEvent> = {
     live: { key: e => e.failedOver.uuid },
   },
   'failback-vm-done': {
-    class: e => (e.result.status === 'success' ? 'info' : 'error'),
+    class: e => (e.result.status === 'success' ? 'outcome' : 'error'),
     format: (e, style) => [describeResult(e.result, style)],
     live: { key: e => e.result.failedOver.uuid, ends: true },
   },
