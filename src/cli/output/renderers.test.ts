@@ -4,6 +4,7 @@ import { CaptureStream } from '../../../test/helpers/capture-stream.js'
 import type { VmResult } from '../../replication/events.js'
 import type { OutputEvent } from './events.js'
 import { createOutput, type OutputOptions } from './output.js'
+import { wrap } from './transfer-board.js'
 
 const MiB = 1024 ** 2
 const START = Date.parse('2026-11-26T14:00:00.000Z')
@@ -110,7 +111,7 @@ describe('the terminal renderer', () => {
     output.close()
     expect(screen).toMatch(/web disk 0 full +█+░+ +17 MiB of 64 MiB +16 MiB\/s +ETA 3s/)
     expect(screen).toMatch(/web disk 1 full +█+ +16 MiB of 16 MiB +done/)
-    expect(screen).toMatch(/total +█+░+ +33 MiB of 80 MiB +1 of 2 disks done/)
+    expect(screen).toMatch(/total +█+░+ +33 MiB of 80 MiB +disks 1\/2 done/)
     expect(screen).not.toContain('10 GiB')
   })
 
@@ -143,6 +144,25 @@ describe('the terminal renderer', () => {
     pass(e => withColour.output.emit(e), tick)
     withColour.output.close()
     expect(coloured(withColour.stdout.text)).toBe(true)
+  })
+
+  it('wraps what it prints above the live lines itself (the terminal does not wrap while they are drawn)', () => {
+    const red = (text: string) => `\u001b[31m${text}\u001b[39m`
+    const rows = wrap(`${red('warning')} ${'x'.repeat(22)}`, 10)
+    expect(rows.map(row => stripVTControlCharacters(row))).toEqual(['warning xx', 'xxxxxxxxxx', 'xxxxxxxxxx'])
+    expect(rows[0]).toBe(`${red('warning')} xx`)
+    expect(wrap('short', 10)).toEqual(['short'])
+
+    const { now, tick } = clock()
+    const { output, stdout, stderr } = make({ tty: true, columns: 40, now })
+    output.emit(progress(vm, '0', 1 * MiB, 64 * MiB))
+    tick(200)
+    output.emit({ kind: 'info', message: `a long line ${'y'.repeat(60)}` })
+    output.emit({ kind: 'warning', code: 'W', message: 'careful' })
+    output.close()
+    expect(stripVTControlCharacters(stdout.text)).toContain(`a long line ${'y'.repeat(28)}\n${'y'.repeat(32)}\n`)
+    // stderr stays stderr: the live lines step aside for it
+    expect(stripVTControlCharacters(stderr.text)).toBe('warning careful [W]\n')
   })
 
   it('says why a delta of an unwritten disk is a few KiB', () => {

@@ -56,23 +56,28 @@ export class TransferBoard {
 
   /** A step in words (`web-01: full, snapshot…`). */
   text(key: string, text: string): void {
-    const line = this.line(key)
-    line.text = text
-    this.draw(false)
+    const line = this.lines.get(key)
+    if (line === undefined) this.add(key, { text })
+    else line.text = text
+    this.draw(line === undefined)
   }
 
   /** A transfer's progress; the first one of a key adds its bar. */
   transfer(key: string, state: TransferState): void {
-    const line = this.line(key)
-    if (line.transfer === undefined) {
+    const line = this.lines.get(key)
+    const isNew = line === undefined || line.transfer === undefined
+    if (isNew) {
       // a VM's words give way to its disks' bars
-      this.removeWhere(other => other !== line && other.transfer === undefined && key.startsWith(`${other.key}/`))
+      this.removeWhere(other => other.transfer === undefined && key.startsWith(`${other.key}/`))
+      if (line === undefined) this.add(key, { transfer: state })
       this.ensureTotal()
     }
-    line.text = undefined
-    line.transfer = state
-    line.firstBytes ??= state.bytes
-    this.draw(false)
+    if (line !== undefined) {
+      line.text = undefined
+      line.transfer = state
+      line.firstBytes ??= state.bytes
+    }
+    this.draw(isNew)
   }
 
   /** Ends `key` and every line under it (`key/…`); their bytes stay in the total. */
@@ -84,7 +89,8 @@ export class TransferBoard {
 
   /** Prints `lines` above the live ones. */
   log(lines: readonly string[]): void {
-    for (const line of lines) this.multibar?.log(`${line}\n`)
+    // the terminal does not wrap while the live lines are drawn: long lines are wrapped here
+    for (const line of lines) for (const row of wrap(line, this.width)) this.multibar?.log(`${row}\n`)
     this.draw(true)
   }
 
@@ -116,22 +122,25 @@ export class TransferBoard {
     this.runStart = undefined
   }
 
-  private line(key: string): Line {
-    const found = this.lines.get(key)
-    if (found !== undefined) return found
+  /** A new line, with its state in place before anything can draw it. */
+  private add(key: string, state: { text?: string; transfer?: TransferState }): void {
     const multibar = this.start()
     const t = this.now()
     this.runStart ??= t
-    // the payload renders the line's state as it is at each redraw
-    const bar = multibar.create(1, 0, { render: () => this.render(key) })
-    const line: Line = { key, bar, text: undefined, transfer: undefined, firstAt: t, firstBytes: undefined }
-    this.lines.set(key, line)
+    this.lines.set(key, {
+      key,
+      // the payload renders the line's state as it is at each redraw
+      bar: multibar.create(1, 0, { render: () => this.render(key) }),
+      text: state.text,
+      transfer: state.transfer,
+      firstAt: t,
+      firstBytes: state.transfer?.bytes,
+    })
     // the total line stays last
     if (this.totalBar !== undefined) {
       multibar.remove(this.totalBar)
       this.totalBar = multibar.create(1, 0, { render: () => this.renderTotal() })
     }
-    return line
   }
 
   private ensureTotal(): void {
@@ -145,8 +154,9 @@ export class TransferBoard {
       format: (_options: Options, _params: Params, payload: { render: () => string }) => payload.render(),
       fps: FPS,
       hideCursor: true,
-      // lines printed above must wrap as usual; the live lines are cut to the width by `fit`
-      linewrap: true,
+      // the terminal's own wrapping is off while lines are live (a wrapped live line would
+      // break the redraw); `fit` keeps them to a row and `log` wraps what goes above
+      linewrap: false,
       clearOnComplete: true,
       // lines printed above move the bars down: each frame redraws them all
       forceRedraw: true,
@@ -238,7 +248,7 @@ export class TransferBoard {
     // a disk's length is known once its transfer starts: `+` says more may come
     const after = [
       `${formatBytes(bytes)} of ${formatBytes(total)}${unknown ? '+' : ''}`,
-      `${finished} of ${count} disk${count === 1 ? '' : 's'} done`,
+      `disks ${finished}/${count} done`,
     ]
     if (rate !== undefined) after.push(formatRate(rate))
     if (rate !== undefined && !unknown && total > bytes) after.push(`ETA ${formatEta((total - bytes) / rate)}`)
@@ -248,7 +258,7 @@ export class TransferBoard {
 
   /** `label  bar  after…`, the bar as wide as the row allows (6 to 24 cells). */
   private layout(label: string, fraction: number, done: boolean, after: readonly string[]): string {
-    const rest = [label, '', ...after].join('  ')
+    const rest = stripVTControlCharacters([label, '', ...after].join('  '))
     const room = this.width - 1 - rest.length
     const size = Math.max(6, Math.min(24, room))
     const filled = Math.max(0, Math.min(size, Math.round(fraction * size)))
@@ -257,17 +267,48 @@ export class TransferBoard {
     return this.fit([label, bar, ...after].join('  '))
   }
 
-  /**
-   * One terminal row at most, counted as cli-progress counts it (escape sequences included: it
-   * cuts longer lines there, maybe inside a colour); a wrapped line would break the redraw.
-   */
+  /** One terminal row at most (the last column left free): a longer line loses its colours and its end. */
   private fit(text: string): string {
     const width = this.width - 1
-    if (text.length <= width) return text
     const plain = stripVTControlCharacters(text)
-    if (plain.length <= width) return plain
+    if (plain.length <= width) return text
     return `${plain.slice(0, Math.max(0, width - 1))}…`
   }
+}
+
+/**
+ * `line` cut into rows of `width` columns, escape sequences (colours) carried along and not
+ * counted. One column per code point: what xen-cr prints is not East Asian wide text.
+ */
+export function wrap(line: string, width: number): string[] {
+  if (width <= 0 || stripVTControlCharacters(line).length <= width) return [line]
+  const rows: string[] = []
+  let row = ''
+  let columns = 0
+  for (let i = 0; i < line.length;) {
+    if (line.charCodeAt(i) === 0x1b) {
+      // CSI: ESC [ parameters, up to a final letter
+      let end = i + 1
+      if (line[end] === '[') {
+        end++
+        while (end < line.length && !/[A-Za-z]/.test(line[end] ?? '')) end++
+      }
+      row += line.slice(i, end + 1)
+      i = end + 1
+      continue
+    }
+    const char = String.fromCodePoint(line.codePointAt(i) ?? 0)
+    if (columns === width) {
+      rows.push(row)
+      row = ''
+      columns = 0
+    }
+    row += char
+    columns++
+    i += char.length
+  }
+  rows.push(row)
+  return rows
 }
 
 /** `45s`, `3m05s`, `2h10m`. */
