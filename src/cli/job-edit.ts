@@ -4,9 +4,10 @@ import { UsageError } from '../errors.js'
 import { checkJob, readInventory } from '../jobs/check-job.js'
 import { applyJobEdit, isEmptyEdit, jobChanges, type JobEditInput } from '../jobs/edit-job.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
+import { addHealthCheckFlags, healthCheckEditInput, type HealthCheckFlags } from './health-check.js'
 import { crontabFor } from './job.js'
 
-interface EditOptions {
+interface EditOptions extends HealthCheckFlags {
   name?: string
   source?: string
   target?: string
@@ -48,6 +49,7 @@ function editInputOf(options: EditOptions): JobEditInput {
     networkMap: options.networkMap,
     maxRate: options.maxRate,
     enabled: options.enabled === true ? true : options.disabled === true ? false : undefined,
+    healthCheck: healthCheckEditInput(options),
   }
 }
 
@@ -86,7 +88,7 @@ async function editJob(context: CliContext, handle: string, options: EditOptions
 export function registerJobEditCommand(program: Command): void {
   const job = program.commands.find(command => command.name() === 'job')
   if (job === undefined) throw new Error('registerJobEditCommand: register the job command first')
-  job
+  const edit = job
     .command('edit')
     .argument('<job>', 'job id or name')
     .description(
@@ -112,6 +114,8 @@ export function registerJobEditCommand(program: Command): void {
     .option('--max-rate <rate>', 'bytes per second for the whole job, binary units: 50M = 50 MiB/s; "none" lifts it')
     .option('--enabled', 'enable the job (as job enable)')
     .option('--disabled', 'disable the job (as job disable)')
+  addHealthCheckFlags(edit)
+    .option('--no-health-check', 'stop boot-testing the replicas after each pass')
     .action(async (handle: string, options: EditOptions, command: Command) =>
       editJob(contextOf(command), handle, options),
     )

@@ -8,12 +8,13 @@ import type { JobStore } from '../jobs/job-store.js'
 import type { Job } from '../jobs/types.js'
 import { ValidationError } from '../errors.js'
 import { contextOf, type CliContext } from './context.js'
+import { addHealthCheckFlags, healthCheckInput, type HealthCheckFlags } from './health-check.js'
 import { purgeJob } from './replicas.js'
 
 /** bin/xen-cr.js, absolute: src/cli/ and dist/cli/ both sit two levels below the package root. */
 const BIN_SCRIPT = fileURLToPath(new URL('../../bin/xen-cr.js', import.meta.url))
 
-interface CreateOptions {
+interface CreateOptions extends HealthCheckFlags {
   name?: string
   source?: string
   target?: string
@@ -65,6 +66,7 @@ async function createJob(context: CliContext, options: CreateOptions): Promise<v
     allVms: options.allVms,
     networkMap: options.networkMap,
     disabled: options.disabled,
+    healthCheck: healthCheckInput(options),
   }
   const draft = buildJob(input, config.defaults, context.io.now?.() ?? new Date())
   // cheap refusals first: a clash or an unknown pool needs no login
@@ -106,7 +108,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 export function registerJobCommand(program: Command): void {
   const job = program.command('job').description('define replication jobs (kept in the job store)')
 
-  job
+  const create = job
     .command('create')
     .description('define a job; pools, VMs, SRs and networks are checked against XAPI before it is saved')
     .option('--name <name>', 'job name (unique)')
@@ -126,7 +128,9 @@ export function registerJobCommand(program: Command): void {
     .option('--network-map <src=dst>', 'source network uuid = target network uuid; repeatable', collect)
     .option('--max-rate <rate>', 'bytes per second for the whole job, binary units: 50M = 50 MiB/s')
     .option('--disabled', 'create it disabled (run --due skips it; run <job> still works)')
-    .action(async (options: CreateOptions, command: Command) => createJob(contextOf(command), options))
+  addHealthCheckFlags(create).action(async (options: CreateOptions, command: Command) =>
+    createJob(contextOf(command), options),
+  )
 
   job
     .command('list')

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
 import { inspect } from 'node:util'
 import { Command, CommanderError } from 'commander'
 import { isXenCrError } from '../errors.js'
@@ -8,6 +9,7 @@ import { registerCompletionCommand } from './completion.js'
 import { registerConfigCommand } from './config.js'
 import { registerFailbackCommand } from './failback.js'
 import { registerFailoverCommand } from './failover.js'
+import { registerHealthCheckCommand } from './health-check.js'
 import { registerInventoryCommands } from './inventory.js'
 import { registerJobCommand } from './job.js'
 import { registerJobEditCommand } from './job-edit.js'
@@ -16,6 +18,7 @@ import { registerListCommand } from './list.js'
 import { registerReplicasCommand } from './replicas.js'
 import { registerRunCommand } from './run.js'
 import { registerSeedCommand } from './seed.js'
+import { registerVerifyCommand } from './verify.js'
 
 function packageVersion(): string {
   try {
@@ -70,6 +73,8 @@ export function buildProgram(
   registerFailoverCommand(program)
   registerFailbackCommand(program)
   registerReplicasCommand(program)
+  registerHealthCheckCommand(program)
+  registerVerifyCommand(program)
   return program
 }
 
@@ -98,7 +103,11 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
     ...(io.signal === undefined ? {} : { signal: io.signal }),
     ...(io.now === undefined ? {} : { now: io.now }),
   }
-  const program = buildProgram(fullIo)
+  // With --json, stderr holds only JSON lines: commander's own text for a refused command line is
+  // dropped, and the error event below says it instead.
+  const json = argv.includes('--json')
+  const discard = new Writable({ write: (_chunk, _encoding, done) => done() })
+  const program = buildProgram(json ? { stdout: fullIo.stdout, stderr: discard } : fullIo)
   const runtime = new CliRuntime(program, fullIo)
   attachRuntime(program, runtime)
   try {
@@ -107,8 +116,8 @@ export async function run(argv: readonly string[], io: Partial<CliIo> = {}): Pro
     const exitCode = exitCodeFor(error)
     runtime.exitCode = exitCode
     if (error instanceof CommanderError) {
-      // commander has already printed its message (or the help); --json gets it as an event too
-      if (exitCode !== ExitCode.ok && program.opts()['json'] === true) {
+      // commander has already printed its message (or the help), except with --json: an event then
+      if (exitCode !== ExitCode.ok && json) {
         runtime.get().output.emit({
           kind: 'error',
           code: 'USAGE',

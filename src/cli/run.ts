@@ -8,6 +8,7 @@ import { runPass } from '../replication/pass.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { nameOnce } from './output/name-once.js'
+import { healthCheckAfterPass } from './health-check.js'
 import { RunRecorder } from './metrics/run-recorder.js'
 
 interface RunOptions {
@@ -101,6 +102,11 @@ async function passWith(
     context.output.emit({ kind: 'pass-plan', job: result.job, scheduleId: result.scheduleId, plans: result.plans })
   const failed = result.results.some(r => r.status === 'failed')
   if (failed) context.setExitCode(ExitCode.failed)
+  // Inside the lease: no other pass rotates away the replicas while they are cloned.
+  if (!result.dryRun && !context.signal.aborted) {
+    const replicated = result.results.filter(r => r.status === 'success').map(r => r.vm.uuid)
+    await healthCheckAfterPass(context, job, target, replicated)
+  }
   return !failed
 }
 

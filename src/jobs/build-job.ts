@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { UsageError } from '../errors.js'
+import { buildHealthCheckSetting, type HealthCheckInput } from './health-check-setting.js'
 import { isUuid } from './job-document.js'
 import { parseRate } from './rate.js'
 import { parseCron, parseInterval } from './schedule.js'
@@ -25,6 +26,7 @@ export interface NewJobInput {
   readonly networkMap?: readonly string[] | undefined
   readonly maxRate?: string | undefined
   readonly disabled?: boolean | undefined
+  readonly healthCheck?: HealthCheckInput | undefined
 }
 
 export interface JobDefaults {
@@ -107,6 +109,7 @@ export function buildJob(input: NewJobInput, defaults: JobDefaults, now: Date): 
   }
 
   const maxRate = input.maxRate === undefined ? undefined : parseRate(input.maxRate)
+  const healthCheck = input.healthCheck === undefined ? undefined : buildHealthCheckSetting(input.healthCheck)
   return {
     id: input.id === undefined ? randomUUID() : uuid(input.id, '--id'),
     name,
@@ -126,6 +129,7 @@ export function buildJob(input: NewJobInput, defaults: JobDefaults, now: Date): 
     fullInterval: integer(input.fullInterval, '--full-interval', 0, defaults.fullInterval),
     networkMap,
     ...(maxRate === undefined ? {} : { maxRate }),
+    ...(healthCheck === undefined ? {} : { healthCheck }),
     createdAt: now.toISOString(),
   }
 }

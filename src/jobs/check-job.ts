@@ -108,6 +108,13 @@ export function checkJob(job: Job, source: PoolInventory, target: PoolInventory,
     }
   }
 
+  const checkSr = job.healthCheck?.sr
+  if (checkSr !== undefined && !target.srs.some(candidate => candidate.uuid.toLowerCase() === checkSr))
+    throw new ValidationError(
+      'SR_NOT_FOUND',
+      `SR ${checkSr} (--health-check-sr) is not on target pool "${job.target}"; check the uuid (xe sr-list)`,
+    )
+
   for (const [from, to] of Object.entries(job.networkMap)) {
     if (!source.networks.some(network => network.uuid.toLowerCase() === from)) {
       throw new ValidationError(

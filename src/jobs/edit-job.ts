@@ -5,6 +5,7 @@
  */
 import { UsageError } from '../errors.js'
 import { buildJob, type JobDefaults, type NewJobInput } from './build-job.js'
+import { healthCheckInputOf, mergeHealthCheckInput } from './health-check-setting.js'
 import { formatRate } from './rate.js'
 import { describeTiming } from './schedule.js'
 import type { Job } from './types.js'
@@ -79,10 +80,21 @@ export function applyJobEdit(job: Job, edit: JobEditInput, defaults: JobDefaults
       : { networkMap: edit.networkMap.length === 1 && edit.networkMap[0] === NONE ? [] : edit.networkMap }),
     maxRate: edit.maxRate === undefined ? current.maxRate : edit.maxRate.trim() === NONE ? undefined : edit.maxRate,
     ...(edit.enabled === undefined ? {} : { disabled: !edit.enabled }),
+    ...(edit.healthCheck === undefined
+      ? {}
+      : {
+          healthCheck: mergeHealthCheckInput(
+            job.healthCheck === undefined ? undefined : healthCheckInputOf(job.healthCheck),
+            edit.healthCheck,
+          ),
+        }),
   }
   const built = buildJob(merged, defaults, now)
   const first = built.schedules[0]
-  const { maxRate: _previousRate, ...kept } = job
+  const { maxRate: _previousRate, ...rest } = job
+  // the health check is rebuilt only when the edit touches it (off: `--no-health-check`)
+  const { healthCheck: _previousCheck, ...withoutCheck } = rest
+  const kept = edit.healthCheck === undefined ? rest : withoutCheck
   return {
     ...kept,
     ...built,

@@ -1,6 +1,10 @@
 import { ConfigError, UsageError } from '../errors.js'
 import { parseCron, parseInterval } from './schedule.js'
+import { parseHealthCheckSetting } from './health-check-setting.js'
 import type { Job, Schedule, ScheduleTiming, VmSelection } from './types.js'
+import { isUuid } from './uuid.js'
+
+export { UUID_PATTERN, isUuid } from './uuid.js'
 
 /** The version written into the job store; a newer one is refused rather than half-understood. */
 export const JOBS_DOCUMENT_VERSION = 1
@@ -9,12 +13,6 @@ export const JOBS_DOCUMENT_VERSION = 1
 export interface JobsDocument {
   readonly version: typeof JOBS_DOCUMENT_VERSION
   readonly jobs: readonly Job[]
-}
-
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-export function isUuid(value: string): boolean {
-  return UUID_PATTERN.test(value)
 }
 
 type Json = Record<string, unknown>
@@ -116,6 +114,7 @@ function parseJob(raw: unknown, key: string, fail: (key: string, problem: string
     fail(`${key}.maxRate`, 'must be a positive integer (bytes per second)')
   }
   const createdAt = string('createdAt', value => !Number.isNaN(Date.parse(value)), 'an ISO 8601 date')
+  const healthCheck = parseHealthCheckSetting(raw['healthCheck'], `${key}.healthCheck`, fail)
 
   return {
     id: string('id', isUuid, 'a uuid'),
@@ -130,6 +129,7 @@ function parseJob(raw: unknown, key: string, fail: (key: string, problem: string
     fullInterval: integer('fullInterval', 0),
     networkMap,
     ...(typeof maxRate === 'number' ? { maxRate } : {}),
+    ...(healthCheck === undefined ? {} : { healthCheck }),
     createdAt,
   }
 }

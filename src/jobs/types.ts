@@ -23,6 +23,17 @@ export interface VmSelection {
   readonly all: boolean
 }
 
+/** `xen-cr health-check` run after each pass (see `health-check-setting.ts`). */
+export interface HealthCheckSetting {
+  /** SR uuid for the test VM (a replica with a disk elsewhere is copied there); default: clone in place */
+  readonly sr?: string
+  /** the budget from the start to the verdict, as given (`10m`), and in ms */
+  readonly timeout: string
+  readonly timeoutMs: number
+  /** wait for the guest script's verdict for every VM, not only those tagged xo-backup-health-check-xenstore */
+  readonly xenstore: boolean
+}
+
 export interface Job {
   /** uuid; may be adopted from an existing XO job (`xo:backup:job`) */
   readonly id: string
@@ -44,6 +55,8 @@ export interface Job {
   readonly networkMap: Readonly<Record<string, string>>
   /** bytes per second for the whole job; undefined = unlimited */
   readonly maxRate?: number
+  /** boot-test each VM's new replica after every pass; undefined = no health check */
+  readonly healthCheck?: HealthCheckSetting
   /** ISO 8601 */
   readonly createdAt: string
 }

@@ -94,6 +94,8 @@ export interface VmRecord {
   readonly PCI_bus: string
   readonly domid: number
   readonly xenstore_data: StringMap
+  /** `OpaqueRef:NULL` until the guest tools report */
+  readonly guest_metrics: Ref<'VM_guest_metrics'>
   readonly recommendations: string
   readonly ha_always_run: boolean
   readonly ha_restart_priority: string

@@ -1,5 +1,6 @@
 import type { Defaults } from '../../config/types.js'
 import type { Job } from '../../jobs/types.js'
+import type { HealthCheckEvent, VerifyEvent } from '../../recovery/check-events.js'
 import type { FailoverEvent, RecoveryReportEvent } from '../../recovery/events.js'
 import type { FailbackEvent, FailbackReportEvent } from '../../recovery/failback-events.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
@@ -91,6 +92,8 @@ export type OutputEvent =
   | SeedCommandEvent
   | Exclude<FailoverEvent, { kind: 'warning' }>
   | RecoveryReportEvent
+  | Exclude<VerifyEvent, { kind: 'warning' }>
+  | Exclude<HealthCheckEvent, { kind: 'warning' }>
   | Exclude<FailbackEvent, { kind: 'warning' }>
   | FailbackReportEvent
   | MonitoringEvent

@@ -1,9 +1,10 @@
+import { checkFormatters } from './check-formatters.js'
 import { completionFormatters } from './completion-formatters.js'
 import { configFormatters } from './config-formatters.js'
 import type { DiagnosticEvent, OutputEvent } from './events.js'
 import type { EventClass, Formatter, FormattersOf } from './formatter.js'
-import { inventoryFormatters } from './inventory-formatters.js'
 import { failbackFormatters } from './failback-formatters.js'
+import { inventoryFormatters } from './inventory-formatters.js'
 import { jobEditFormatters } from './job-edit-formatters.js'
 import { jobFormatters } from './job-formatters.js'
 import { passFormatters } from './pass-formatters.js'
@@ -39,6 +40,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...jobFormatters,
   ...seedFormatters,
   ...recoveryFormatters,
+  ...checkFormatters,
   ...failbackFormatters,
   ...rpoCheckFormatters,
   ...inventoryFormatters,

@@ -35,6 +35,11 @@ function jobDetails(job: Job, crontab: string, style: ChalkInstance): string[] {
   const mappings = Object.entries(job.networkMap)
   if (mappings.length > 0) lines.push(`network map: ${mappings.map(([from, to]) => `${from}=${to}`).join(', ')}`)
   lines.push(`max rate: ${job.maxRate === undefined ? 'unlimited' : formatRate(job.maxRate)}`)
+  const check = job.healthCheck
+  if (check !== undefined)
+    lines.push(
+      `health check: after each pass, ${check.timeout} budget, ${check.sr === undefined ? 'clone beside the replica' : `on SR ${check.sr}`}${check.xenstore ? ', guest script verdict awaited' : ''}`,
+    )
   lines.push(`crontab: ${crontab}`)
   return lines
 }
