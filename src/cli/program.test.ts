@@ -44,7 +44,7 @@ describe('run', () => {
     expect(version.stdout.text.trim()).toMatch(/^\d+\.\d+\.\d+/)
   })
 
-  it('turns a config error into one line and exit 2, and --json into an NDJSON error event', async () => {
+  it('turns a config error into one line and exit 2, and --json into one NDJSON error event on stderr', async () => {
     await writeFile(join(tmp.path, 'xen-cr.config.json'), JSON.stringify({ pools: { p: { url: 42 } } }))
     const plain = await cli(['job', 'list'])
     expect(plain.code).toBe(2)
@@ -54,8 +54,8 @@ describe('run', () => {
     expect(plain.stderr.text).not.toContain('    at ')
     const json = await cli(['--json', 'job', 'list'])
     expect(json.code).toBe(2)
-    expect(json.stderr.text).toBe('')
-    const events = json.stdout.lines.map(line => JSON.parse(line) as { kind: string; code: string; exitCode: number })
+    expect(json.stdout.text).toBe('')
+    const events = json.stderr.lines.map(line => JSON.parse(line) as { kind: string; code: string; exitCode: number })
     expect(events).toMatchObject([{ kind: 'error', code: 'CONFIG_INVALID', exitCode: 2 }])
   })
 

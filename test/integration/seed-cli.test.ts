@@ -45,7 +45,9 @@ async function cli(f: Fixture, jobsFile: string, args: readonly string[]): Promi
     env: {},
     cwd: f.lab.dir,
   })
-  return { code, events: stdout.lines.map(l => JSON.parse(l) as Record<string, unknown>), stderr: stderr.text }
+  // --json puts the error event on stderr, everything else on stdout
+  const events = [...stdout.lines, ...stderr.lines].map(l => JSON.parse(l) as Record<string, unknown>)
+  return { code, events, stderr: stderr.text }
 }
 
 const oc = async (

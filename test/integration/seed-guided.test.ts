@@ -50,13 +50,15 @@ describe('guided seed: seed export, seed import, then run', () => {
 
   async function cli(args: readonly string[]): Promise<{ code: number; events: Record<string, unknown>[] }> {
     const stdout = new CaptureStream()
+    const stderr = new CaptureStream()
     const code = await run(['--config', f.lab.configPath, '--jobs-file', jobsFile, '--json', ...args], {
       stdout,
-      stderr: new CaptureStream(),
+      stderr,
       env: {},
       cwd: tmp.path,
     })
-    return { code, events: stdout.lines.map(l => JSON.parse(l) as Record<string, unknown>) }
+    // --json puts the error event on stderr, everything else on stdout
+    return { code, events: [...stdout.lines, ...stderr.lines].map(l => JSON.parse(l) as Record<string, unknown>) }
   }
 
   it('exports VHD files with a manifest, imports them as a complete replica, and the next run sends only the changed blocks', async () => {

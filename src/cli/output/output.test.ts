@@ -61,16 +61,18 @@ const progress = (bytes: number): OutputEvent => ({
 })
 
 describe('createOutput', () => {
-  it('writes NDJSON with --json: one parseable object per event, errors included, nothing on stderr', () => {
+  it('writes NDJSON with --json: one parseable object per event with time and schemaVersion, errors alone on stderr', () => {
     const { output, stdout, stderr } = make({ json: true })
     output.emit({ kind: 'job-created', job, crontab: '*/15 * * * * x' })
     output.warn('W', 'careful')
     output.emit({ kind: 'error', code: 'E', message: 'broken', exitCode: 2 })
     output.close()
-    expect(stderr.text).toBe('')
     const events = stdout.lines.map(line => JSON.parse(line) as Record<string, unknown>)
-    expect(events.map(event => event['kind'])).toEqual(['job-created', 'warning', 'error'])
-    expect(events[0]).toMatchObject({ job: { id: job.id }, time: NOW.toISOString() })
+    expect(events.map(event => event['kind'])).toEqual(['job-created', 'warning'])
+    expect(events[0]).toMatchObject({ job: { id: job.id }, time: NOW.toISOString(), schemaVersion: 1 })
+    expect(stderr.lines.map(line => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      { kind: 'error', code: 'E', message: 'broken', exitCode: 2, time: NOW.toISOString(), schemaVersion: 1 },
+    ])
     expect(stdout.text).not.toContain(ESC)
   })
 

@@ -36,7 +36,7 @@ export function createOutput(options: OutputOptions): Output {
   const { quiet } = options
   const renderer: Renderer =
     mode === 'json'
-      ? new JsonRenderer(options.stdout, now)
+      ? new JsonRenderer(options.stdout, options.stderr, now)
       : mode === 'tty'
         ? new TtyRenderer(options.stdout, options.stderr, level, { quiet, now })
         : new PlainRenderer(options.stdout, options.stderr, now, level, { quiet })

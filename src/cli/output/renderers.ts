@@ -1,4 +1,5 @@
 import type { OutputEvent } from './events.js'
+import { EVENTS_SCHEMA_VERSION } from './schema-version.js'
 
 export { PlainRenderer } from './plain-renderer.js'
 export { TtyRenderer } from './tty-renderer.js'
@@ -11,15 +12,23 @@ export interface Renderer {
   close(): void
 }
 
-/** `--json`: one JSON object per line on stdout, errors included, each stamped with `time`. */
+/**
+ * `--json`: one JSON object per line (`docs/events.schema.json`), each stamped with `time` and
+ * `schemaVersion`; errors on stderr, so a consumer reading stdout sees only the data it asked for
+ * and a failure can be told apart by the stream as well as by the exit code.
+ */
 export class JsonRenderer implements Renderer {
   constructor(
     private readonly stdout: OutputStream,
+    private readonly stderr: OutputStream,
     private readonly now: () => Date,
   ) {}
 
   render(event: OutputEvent): void {
-    this.stdout.write(`${JSON.stringify({ ...event, time: this.now().toISOString() })}\n`)
+    const stream = event.kind === 'error' ? this.stderr : this.stdout
+    stream.write(
+      `${JSON.stringify({ ...event, time: this.now().toISOString(), schemaVersion: EVENTS_SCHEMA_VERSION })}\n`,
+    )
   }
 
   close(): void {}
