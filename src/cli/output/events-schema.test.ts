@@ -109,6 +109,20 @@ const deletion = {
   datetime: undefined,
 } as const
 const failedOver = { uuid: 'f-uuid', name: 'web (failover)', powerState: 'Halted' }
+const comparison = {
+  userdevice: '0',
+  replicaDisk: { uuid: 'rd', name: 'root' },
+  snapshotDisk: { uuid: 'sd', name: 'root' },
+  virtualSize: 2 ** 30,
+  mode: 'sample',
+  equal: false,
+  blocksCompared: 8,
+  sampled: [0, 3, 9],
+  firstDifference: { block: 3, offset: 3 * 2 ** 21 },
+  differingBlocks: 1,
+  source: { via: 'nbd', bytes: 3 * 2 ** 21 },
+  target: { via: 'stream', bytes: 2 ** 30 },
+} as const
 
 const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
   info: { kind: 'info', message: 'job "nightly": not due' },
@@ -432,6 +446,65 @@ const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
     ],
   },
   'completion-script': { kind: 'completion-script', shell: 'bash', script: '_xen_cr() { :; }\n' },
+  'verify-start': { kind: 'verify-start', job: jobRef, vms: 1, mode: 'sample' },
+  'verify-vm-start': { kind: 'verify-vm-start', vm, replica: recoveryReplica, snapshot: { uuid: 's', name: 'snap' } },
+  'verify-progress': { kind: 'verify-progress', vm, userdevice: '0', bytes: 2 ** 21, total: 2 ** 24 },
+  'verify-disk-done': { kind: 'verify-disk-done', vm, disk: comparison },
+  'verify-vm-done': {
+    kind: 'verify-vm-done',
+    result: {
+      status: 'different',
+      vm,
+      replica: recoveryReplica,
+      snapshot: { uuid: 's', name: 'snap' },
+      disks: [comparison],
+      error: { code: 'REPLICA_DIFFERS', message: 'disk 0 differs' },
+      durationMs: 800,
+    },
+  },
+  'verify-done': {
+    kind: 'verify-done',
+    job: jobRef,
+    results: [
+      { status: 'failed', vm, replica: recoveryReplica, error: failed, durationMs: 2 },
+      { status: 'refused', vm: { uuid: undefined, name: 'db' }, error: { code: 'NO_REPLICA', message: 'no replica' } },
+    ],
+  },
+  'health-check-start': { kind: 'health-check-start', job: jobRef, vms: 1, timeoutMs: 600_000 },
+  'health-check-step': { kind: 'health-check-step', vm, step: 'tools', name: 'web (health check)' },
+  'health-check-vm-done': {
+    kind: 'health-check-vm-done',
+    result: {
+      status: 'success',
+      vm,
+      replica: recoveryReplica,
+      clone: { uuid: 'c-uuid', name: 'web (health check)' },
+      via: 'clone',
+      mode: 'xenstore',
+      reached: { running: 100, tools: 600, verdict: 900 },
+      cleanedUp: true,
+      durationMs: 1500,
+    },
+  },
+  'health-check-done': {
+    kind: 'health-check-done',
+    job: jobRef,
+    results: [
+      {
+        status: 'failed',
+        vm,
+        replica: recoveryReplica,
+        clone: undefined,
+        via: 'copy',
+        mode: 'tools',
+        reached: { running: 100 },
+        error: { code: 'HEALTH_CHECK_NO_TOOLS', message: 'no guest tools within 10m' },
+        cleanedUp: false,
+        durationMs: 600_000,
+      },
+      { status: 'refused', vm, error: { code: 'NO_REPLICA', message: 'no replica' } },
+    ],
+  },
 }
 
 /** The line the JSON renderer writes for `event` (stdout or, for an error, stderr). */
