@@ -118,8 +118,13 @@ describe('the terminal renderer', () => {
   it('ends a pass with a summary table: VM, mode, disks, bytes, duration, average rate, result', () => {
     const { now, tick } = clock()
     const { output, stdout, stderr } = make({ tty: true, now })
+    const exitListeners = process.listenerCount('exit')
+    output.emit(progress(vm, '0', MiB, 64 * MiB))
+    // while bars are drawn, an exit without cleanup (a second Ctrl-C) still gives the cursor back
+    expect(process.listenerCount('exit')).toBe(exitListeners + 1)
     pass(e => output.emit(e), tick)
     output.close()
+    expect(process.listenerCount('exit')).toBe(exitListeners)
     const screen = stripVTControlCharacters(stdout.text)
     const table = screen.split('\n').filter(line => line.startsWith('│'))
     expect(table[0]).toMatch(/│ VM +│ MODE +│ DISKS +│ SENT +│ DURATION +│ AVG RATE +│ RESULT +│/)

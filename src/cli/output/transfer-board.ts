@@ -103,8 +103,7 @@ export class TransferBoard {
       write()
       return
     }
-    this.multibar.stop()
-    this.multibar = undefined
+    this.halt()
     write()
     const multibar = this.start()
     for (const line of this.lines.values()) line.bar = multibar.create(1, 0, { render: () => this.render(line.key) })
@@ -114,8 +113,7 @@ export class TransferBoard {
 
   /** Clears every live line and forgets the run (its summary is printed after). */
   stop(): void {
-    this.multibar?.stop()
-    this.multibar = undefined
+    this.halt()
     this.lines.clear()
     this.totalBar = undefined
     this.settled.bytes = this.settled.total = this.settled.count = 0
@@ -164,7 +162,22 @@ export class TransferBoard {
       gracefulExit: false,
     }
     this.multibar = new cliProgress.MultiBar(options)
+    process.once('exit', this.restoreTerminal)
     return this.multibar
+  }
+
+  private halt(): void {
+    this.multibar?.stop()
+    this.multibar = undefined
+    process.off('exit', this.restoreTerminal)
+  }
+
+  /**
+   * A second Ctrl-C exits at once, without the cleanup that stops the board: the cursor and the
+   * terminal's wrapping, turned off while lines are live, are turned back on as the process ends.
+   */
+  private readonly restoreTerminal = (): void => {
+    this.stream.write('\u001b[?25h\u001b[?7h')
   }
 
   private removeWhere(test: (line: Line) => boolean): void {
