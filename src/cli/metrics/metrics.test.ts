@@ -201,6 +201,44 @@ describe('run metrics', () => {
   })
 })
 
+describe('examples/prometheus/xen-cr.rules.yml', () => {
+  it('uses only metrics and labels that xen-cr writes', async () => {
+    const rules = await readFile(new URL('../../../examples/prometheus/xen-cr.rules.yml', import.meta.url), 'utf8')
+    const written = new Map<string, Set<string>>()
+    const texts = [
+      await listMetricsText([{ job: listing.job, listing }], {}, NOW),
+      await runMetricsText(
+        [],
+        [
+          {
+            job: { id: 'j', name: 'n' },
+            ok: true,
+            at: NOW,
+            results: [{ result: success('v', 'web', 'full', 1), endedAt: NOW }],
+            complete: true,
+          },
+        ],
+        new Map([['j', 'n']]),
+        NOW,
+      ),
+    ]
+    for (const text of texts) {
+      for (const family of parsePrometheusText(text).values()) {
+        written.set(family.name, new Set(family.samples.flatMap(sample => Object.keys(sample.labels))))
+      }
+    }
+    const used = [...new Set(rules.match(/xen_cr_[a-z_]+/g))]
+    expect(used.length).toBeGreaterThan(5)
+    for (const name of used) expect([...written.keys()], name).toContain(name)
+    const labels = new Set([...written.values()].flatMap(set => [...set]))
+    for (const [, list] of rules.matchAll(/on \(([^)]*)\)/g)) {
+      for (const label of list!.split(',').map(l => l.trim()))
+        if (label !== 'instance') expect([...labels]).toContain(label)
+    }
+    for (const [, label] of rules.matchAll(/\$labels\.([a-z_]+)/g)) expect([...labels]).toContain(label)
+  })
+})
+
 describe('metrics file', () => {
   it('replaces the file atomically and leaves no temporary file behind', async () => {
     const file = join(tmp.path, 'x.prom')
