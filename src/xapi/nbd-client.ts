@@ -258,6 +258,8 @@ export class NbdClient {
       }
       if (reader.detach() !== 0)
         throw new OperationError('NBD_PROTOCOL', `${where} sent data between its STARTTLS answer and the TLS handshake`)
+      // the TLS socket carries the timer from here on
+      socket.setTimeout(0)
       socket = await upgrade(socket, info, pinned, where)
       watch(socket)
       reader = new SocketReader(socket, () => where)
