@@ -19,7 +19,7 @@ interface ListOptions {
   metricsFile?: string
 }
 
-async function listingOf(context: CliContext, job: Job): Promise<JobListing> {
+async function listingOf(context: CliContext, job: Job, now: Date): Promise<JobListing> {
   const target = await context.connect(job.target)
   // The source only adds VMs that have no replica yet; without it the listing is still true.
   let source
@@ -34,7 +34,7 @@ async function listingOf(context: CliContext, job: Job): Promise<JobListing> {
   }
   return listReplicas(job, target, {
     ...(source === undefined ? {} : { source }),
-    now: context.io.now?.() ?? new Date(),
+    now,
     signal: context.signal,
   })
 }
@@ -66,12 +66,12 @@ function limitsOf(options: ListOptions): RpoLimits {
  * Each job's listing; a job whose pools cannot be read (an unreachable target) does not stop the
  * others: it is returned with its error, so a monitoring probe can say "cannot tell" for it alone.
  */
-async function listJobs(context: CliContext, jobs: readonly Job[]): Promise<ListedJob[]> {
+async function listJobs(context: CliContext, jobs: readonly Job[], now: Date): Promise<ListedJob[]> {
   const listed: ListedJob[] = []
   for (const job of jobs) {
     const identity = { id: job.id, name: job.name, enabled: job.enabled }
     try {
-      listed.push({ job: identity, listing: await listingOf(context, job) })
+      listed.push({ job: identity, listing: await listingOf(context, job, now) })
     } catch (error) {
       if (!isXenCrError(error) || context.signal.aborted) throw error
       listed.push({ job: identity, error })
@@ -146,7 +146,9 @@ export function registerListCommand(program: Command): void {
         options.check === true && options.includeDisabled !== true && options.metricsFile === undefined
           ? jobs.filter(job => job.enabled)
           : jobs
-      const listed = await listJobs(context, wanted)
+      // one instant for every age, so that the metrics' replica timestamps are the replicas' datetimes
+      const now = context.io.now?.() ?? new Date()
+      const listed = await listJobs(context, wanted, now)
       if (options.check === true) {
         reportCheck(context, listed, options, limits)
       } else {
@@ -166,7 +168,6 @@ export function registerListCommand(program: Command): void {
         if (listings.length > 0 || listed.length === 0) context.output.emit({ kind: 'replica-list', listings })
       }
       if (options.metricsFile !== undefined) {
-        const now = context.io.now?.() ?? new Date()
         const file = resolve(context.io.cwd, options.metricsFile)
         await writeMetricsFile(file, await listMetricsText(listed, limits, now))
         context.output.emit({ kind: 'debug', message: `metrics written to ${file}` })

@@ -74,7 +74,7 @@ export async function listMetricsText(jobs: readonly ListedJob[], limits: RpoLim
       rpoOk.set(labels, check.vms[index]?.status === 'ok' ? 1 : 0)
       if (vm.ageMs === undefined) return
       age.set(labels, vm.ageMs / 1000)
-      stamp.set(labels, nowSeconds - vm.ageMs / 1000)
+      stamp.set(labels, (now.getTime() - vm.ageMs) / 1000)
     })
   }
   written.set(nowSeconds)

@@ -3,7 +3,8 @@ import { table, type FormattersOf } from './formatter.js'
 import type { InventoryEvent } from './operator-events.js'
 
 function tableOr(rows: string[][], none: string): string[] {
-  return rows.length === 1 ? [none] : table(rows)
+  // an empty last cell (a VM without tags) would leave the padding of the others behind
+  return rows.length === 1 ? [none] : table(rows).map(line => line.trimEnd())
 }
 
 /** `xen-cr vms|srs|networks <pool>`: one table each, uuids in full (they are what a job takes). */
