@@ -160,6 +160,13 @@ async function verifyVm(
       throw error
     }
     emit({ kind: 'verify-vm-start', vm: choice.vm, replica, snapshot: snapshotId })
+    if (choice.replica.started)
+      emit({
+        kind: 'warning',
+        vm: identity,
+        code: 'REPLICA_WAS_STARTED',
+        message: `replica ${replica.name} was started or its start unblocked: its disks may have changed since ${replica.datetime ?? 'it was made'}`,
+      })
     const disks: DiskComparison[] = []
     for (const pair of pairs) {
       let lastPercent = -1

@@ -167,6 +167,45 @@ describe('xen-cr health-check', () => {
     expect(await snapshotOfTarget(fx)).toEqual(afterPass)
   })
 
+  it('copies the replica when its SR cannot clone, and removes the test VM when its start fails', async () => {
+    const fx = await startRecoveryFixture()
+    f = fx
+    guest(fx, fx.vmUuid, { tools: 100 })
+    await pass(fx, t0, 'full', [fx.vmUuid])
+    const before = await snapshotOfTarget(fx)
+
+    fx.lab.control.injectFault('tgt', {
+      kind: 'error',
+      method: 'VM.clone',
+      code: 'SR_OPERATION_NOT_SUPPORTED',
+      params: [],
+      nth: 1,
+    })
+    const copied = await fx.cli(['--json', 'health-check', 'nightly', '--vm', 'web', '--sr', fx.srs['Replica A']!])
+    expect(copied.code).toBe(0)
+    expect(byVm(copied.out)['web']).toMatchObject({ status: 'success', via: 'copy', cleanedUp: true })
+    const warnings = events(copied.out).filter(e => e.kind === 'warning') as (Event & { code: string })[]
+    expect(warnings.map(w => w.code)).toEqual(['CLONE_NOT_SUPPORTED'])
+    expect(await snapshotOfTarget(fx)).toEqual(before)
+
+    fx.lab.control.injectFault('tgt', {
+      kind: 'error',
+      method: 'VM.start',
+      code: 'HOST_NOT_ENOUGH_FREE_MEMORY',
+      params: ['1', '0'],
+      nth: 1,
+    })
+    const unstarted = await fx.cli(['--json', 'health-check', 'nightly', '--vm', 'web'])
+    expect(unstarted.code).toBe(1)
+    expect(byVm(unstarted.out)['web']).toMatchObject({
+      status: 'failed',
+      via: 'clone',
+      cleanedUp: true,
+      error: { code: 'XAPI_HOST_NOT_ENOUGH_FREE_MEMORY' },
+    })
+    expect(await snapshotOfTarget(fx)).toEqual(before)
+  })
+
   it('removes the clone when interrupted while waiting (the SIGINT path: the run signal aborts)', async () => {
     const fx = await startRecoveryFixture()
     f = fx

@@ -12,6 +12,7 @@ import { run } from '../../src/cli/program.js'
 import type { DiskComparison, VerifyVmResult } from '../../src/recovery/check-events.js'
 import { KEYS } from '../../src/replication/metadata.js'
 import { listVmDisks } from '../../src/xapi/vbd.js'
+import { unblockOperation } from '../../src/xapi/vm.js'
 import { destroyVmAndDisks } from '../../src/replication/destroy.js'
 import { asRef } from '../../src/xapi/types.js'
 import { labPool } from '../helpers/lab.js'
@@ -201,6 +202,14 @@ describe('xen-cr verify', () => {
     expect(human.code).toBe(1)
     expect(human.err).toMatch(/disk 1 \(web data\): differs first at block 3 \(byte 6291456\)/)
     expect(human.err).toContain('[REPLICA_DIFFERS]')
+
+    // a replica whose start was unblocked (the usual way its disks change) is said to be so
+    const [replicaRef] = (await replicasOf(fx, fx.vmUuid)).at(-1)!
+    await unblockOperation(fx.target, replicaRef, 'start')
+    const started = await fx.cli(['--json', 'verify', 'nightly', '--vm', 'web'])
+    expect(started.code).toBe(1)
+    const warnings = events(started.out).filter(e => e.kind === 'warning') as (Event & { code: string })[]
+    expect(warnings.map(w => w.code)).toEqual(['REPLICA_WAS_STARTED'])
   })
 
   it('reads only the sampled blocks of a 2040 GiB disk on each side: NBD bytes = N × 2 MiB, nothing streamed', async () => {
