@@ -46,7 +46,9 @@ export async function discardVm(client: XapiClient, vm: Ref<'VM'>): Promise<void
  * waiting for it to settle, so that the caller learns about an object it made anyway.
  */
 async function settle(client: XapiClient, method: string, args: readonly unknown[], signal?: AbortSignal) {
-  const task = await client.call<Ref<'task'>>(`Async.${method}`, args, signal === undefined ? {} : { signal })
+  // Not given the signal: an abort while this call is on the wire would lose the task's ref and
+  // so the VM it goes on to make; the call returns at once, and an abort then cancels the task.
+  const task = await client.call<Ref<'task'>>(`Async.${method}`, args)
   const onAbort = (): void => void cancelTask(client, task).catch(() => undefined)
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
@@ -71,6 +73,7 @@ export async function makeTestVm(
   options: { readonly signal?: AbortSignal; readonly onCopyInstead?: () => void } = {},
 ): Promise<{ vm: Ref<'VM'>; via: 'clone' | 'copy' }> {
   const attempt = async (via: 'clone' | 'copy'): Promise<Ref<'VM'>> => {
+    if (options.signal?.aborted === true) throw new AbortedError('health check aborted')
     const made = settle(
       client,
       via === 'clone' ? 'VM.clone' : 'VM.copy',
