@@ -72,8 +72,10 @@ export async function makeTestVm(
   cleanup: CleanupStack,
   options: { readonly signal?: AbortSignal; readonly onCopyInstead?: () => void } = {},
 ): Promise<{ vm: Ref<'VM'>; via: 'clone' | 'copy' }> {
+  // a call, not a property read: the compiler would keep the first check's narrowing for the second
+  const aborted = (): boolean => options.signal?.aborted === true
   const attempt = async (via: 'clone' | 'copy'): Promise<Ref<'VM'>> => {
-    if (options.signal?.aborted === true) throw new AbortedError('health check aborted')
+    if (aborted()) throw new AbortedError('health check aborted')
     const made = settle(
       client,
       via === 'clone' ? 'VM.clone' : 'VM.copy',
@@ -86,7 +88,7 @@ export async function makeTestVm(
       if (vm !== undefined) await discardVm(client, vm)
     })
     const vm = await made
-    if (options.signal?.aborted === true) throw new AbortedError('health check aborted')
+    if (aborted()) throw new AbortedError('health check aborted')
     return vm
   }
   if (how.via === 'copy') return { vm: await attempt('copy'), via: 'copy' }
