@@ -123,7 +123,7 @@ describe('list --check and --metrics-file', () => {
     expect(late.lines).toHaveLength(1)
     expect(late.lines[0]).toMatch(
       new RegExp(
-        `^late job "nightly" VM web \\(${f.vmUuid}\\): 1h05m old, limit 1h05m = RPO 1h00m \\+ tolerance 5m; newest replica web - nightly - \\(\\d{8}T\\d{6}Z\\) \\([0-9a-f-]{36}\\) of \\d{8}T\\d\\d:\\d\\d:\\d\\dZ on SR Replica A$`,
+        `^late job "nightly" VM web \\(${f.vmUuid}\\): 1h05m01s old, limit 1h05m = RPO 1h \\+ tolerance 5m; newest replica web - nightly - \\(\\d{8}T\\d{6}Z\\) \\([0-9a-f-]{36}\\) of \\d{8}T\\d\\d:\\d\\d:\\d\\dZ on SR Replica A$`,
       ),
     )
     expect((await cli(['list', '--check', '--max-age', '2h'], past)).code).toBe(0)

@@ -2,11 +2,32 @@ import type { ChalkInstance } from 'chalk'
 import type { JobRpoCheck, VmRpoVerdict } from '../../replication/rpo-check.js'
 import type { FormattersOf } from './formatter.js'
 import type { MonitoringEvent } from './operator-events.js'
-import { formatAge } from './replica-list-formatters.js'
+
+/**
+ * A limit to the second, unlike an age (`2m12s`, `1h05m`, `1h`): the sum must read as the sum of
+ * its parts. Zeros are left out only at the end.
+ */
+export function formatSpan(ms: number): string {
+  const total = Math.round(ms / 1000)
+  const units: [number, string][] = [
+    [Math.floor(total / 86_400), 'd'],
+    [Math.floor((total % 86_400) / 3600), 'h'],
+    [Math.floor((total % 3600) / 60), 'm'],
+    [total % 60, 's'],
+  ]
+  const first = units.findIndex(([value]) => value > 0)
+  if (first < 0) return '0s'
+  let last = units.length - 1
+  while (units[last]![0] === 0) last--
+  return units
+    .slice(first, last + 1)
+    .map(([value, unit], index) => `${index === 0 ? value : String(value).padStart(2, '0')}${unit}`)
+    .join('')
+}
 
 function limitOf(job: JobRpoCheck): string {
-  const base = job.maxAgeMs === job.rpoMs ? `RPO ${formatAge(job.rpoMs)}` : `max age ${formatAge(job.maxAgeMs)}`
-  return `limit ${formatAge(job.maxAgeMs + job.toleranceMs)} = ${base} + tolerance ${formatAge(job.toleranceMs)}`
+  const base = job.maxAgeMs === job.rpoMs ? `RPO ${formatSpan(job.rpoMs)}` : `max age ${formatSpan(job.maxAgeMs)}`
+  return `limit ${formatSpan(job.maxAgeMs + job.toleranceMs)} = ${base} + tolerance ${formatSpan(job.toleranceMs)}`
 }
 
 function newestOf(verdict: VmRpoVerdict): string {
@@ -30,7 +51,7 @@ export function formatRpoCheck(event: MonitoringEvent, style: ChalkInstance): st
       const what = `job "${job.job.name}" VM ${verdict.vm.name} (${verdict.vm.uuid})`
       lines.push(
         verdict.status === 'late'
-          ? `${style.red('late')} ${what}: ${formatAge(verdict.ageMs)} old, ${limitOf(job)}; ${newestOf(verdict)}`
+          ? `${style.red('late')} ${what}: ${verdict.ageMs === undefined ? '-' : formatSpan(verdict.ageMs)} old, ${limitOf(job)}; ${newestOf(verdict)}`
           : `${style.red('never')} ${what}: ${verdict.newest === undefined ? 'no complete replica yet' : `no complete replica on every SR of the job; ${newestOf(verdict)}`}`,
       )
     }
