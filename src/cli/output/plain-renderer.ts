@@ -4,7 +4,7 @@ import type { OutputEvent } from './events.js'
 import type { FormatContext } from './formatter.js'
 import { classOf, formatterFor } from './formatters.js'
 import { isDiagnostic, isUnder, writeLines } from './render-lines.js'
-import type { OutputStream, Renderer } from './renderers.js'
+import type { OutputStream, Renderer } from './renderer.js'
 
 /** A live line is printed again after this long without a milestone, so a slow transfer still shows it moves. */
 export const PLAIN_PROGRESS_EVERY_MS = 30_000

@@ -1,5 +1,5 @@
 import type { EventClass } from './formatter.js'
-import type { OutputStream } from './renderers.js'
+import type { OutputStream } from './renderer.js'
 
 export function writeLines(stream: OutputStream, lines: readonly string[], prefix = ''): void {
   for (const line of lines) stream.write(`${prefix}${line}\n`)

@@ -1,16 +1,10 @@
 import type { OutputEvent } from './events.js'
+import type { OutputStream, Renderer } from './renderer.js'
 import { EVENTS_SCHEMA_VERSION } from './schema-version.js'
 
 export { PlainRenderer } from './plain-renderer.js'
 export { TtyRenderer } from './tty-renderer.js'
-
-/** A writable terminal or pipe; `isTTY` is what a `tty.WriteStream` adds. */
-export type OutputStream = NodeJS.WritableStream & { readonly isTTY?: boolean; readonly columns?: number }
-
-export interface Renderer {
-  render(event: OutputEvent): void
-  close(): void
-}
+export type { OutputStream, Renderer } from './renderer.js'
 
 /**
  * `--json`: one JSON object per line (`docs/events.schema.json`), each stamped with `time` and

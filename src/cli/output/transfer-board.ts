@@ -3,7 +3,7 @@ import type { ChalkInstance } from 'chalk'
 import cliProgress, { type Options, type Params, type SingleBar } from 'cli-progress'
 import { formatBytes, formatRate } from '../../jobs/rate.js'
 import type { TransferState } from './formatter.js'
-import type { OutputStream } from './renderers.js'
+import type { OutputStream } from './renderer.js'
 
 /** One live line: a transfer drawn as a bar, or a step in words with a spinner. */
 interface Line {

@@ -3,7 +3,7 @@ import type { OutputEvent } from './events.js'
 import type { FormatContext } from './formatter.js'
 import { classOf, formatterFor } from './formatters.js'
 import { isDiagnostic, writeLines } from './render-lines.js'
-import type { OutputStream, Renderer } from './renderers.js'
+import type { OutputStream, Renderer } from './renderer.js'
 import { TransferBoard } from './transfer-board.js'
 
 /**
