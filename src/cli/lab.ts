@@ -1,8 +1,7 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { ConfigError, OperationError, UsageError } from '../errors.js'
-import { LabDiskError, LabSetupError } from '../lab/lab-error.js'
-import { startLab, type Lab } from '../lab/start.js'
+import type { Lab } from '../lab/start.js'
 import { contextOf } from './context.js'
 
 interface LabOptions {
@@ -31,7 +30,8 @@ function describeLab(lab: Lab): string {
  * The lab's own errors in xen-cr's hierarchy (the lab does not import it): a bad spec or state
  * directory is a configuration error (exit 2), a refusal of its disk store a failure (exit 1).
  */
-function fromLabError(error: unknown): unknown {
+async function fromLabError(error: unknown): Promise<unknown> {
+  const { LabDiskError, LabSetupError } = await import('../lab/lab-error.js')
   if (error instanceof LabSetupError)
     return new ConfigError(error.code, error.message, error.file === undefined ? {} : { file: error.file }, {
       cause: error.cause,
@@ -66,12 +66,14 @@ export function registerLabCommand(program: Command): void {
           `--login-delay ${options.loginDelay} is not a whole number of milliseconds`,
         )
       const dir = resolve(context.io.cwd, options.dir)
+      // the lab loads with its command only: every other command starts without it (issue 11)
+      const { startLab } = await import('../lab/start.js')
       const lab = await startLab({
         dir,
         loginDelayMs,
         ...(options.spec === undefined ? {} : { spec: resolve(context.io.cwd, options.spec) }),
-      }).catch((error: unknown) => {
-        throw fromLabError(error)
+      }).catch(async (error: unknown) => {
+        throw await fromLabError(error)
       })
       context.defer(() => lab.stop())
       if (context.options.json) {

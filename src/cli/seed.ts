@@ -14,7 +14,7 @@ import { importSeed } from '../replication/seed/import-seed.js'
 import { SeedRefusal, checkSeedIds, type SeedRequest } from '../replication/seed/plan-seed.js'
 import { seed } from '../replication/seed/seed.js'
 import type { VerifyMode } from '../replication/seed/verify-seed.js'
-import { XapiClient } from '../xapi/client.js'
+import type { XapiClient } from '../xapi/client.js'
 import { parsePoolUrl } from '../xapi/pool-url.js'
 import type { CliContext } from './context.js'
 import { connectJobPools, contextOf } from './context.js'
@@ -92,8 +92,10 @@ export async function connectSeedPool(
     `credentials in a command-line URL are visible to other users of this host (ps, /proc); put the pool in the config with a passwordFile and pass its name instead`,
   )
   let client: XapiClient
+  // loaded on use, not with the command tree: `--help` and the other commands skip the client (issue 11)
+  const { XapiClient: Client } = await import('../xapi/client.js')
   try {
-    client = await XapiClient.connect({
+    client = await Client.connect({
       url: value,
       user: '',
       password: '',
@@ -345,7 +347,7 @@ export function registerSeedCommand(program: Command): void {
       const source = await context.connect(job.source)
       const { manifest, manifestPath } = await exportSeed({
         source,
-        job: { id: job.id, name: job.name },
+        job: { id: job.id, name: job.name, vms: job.vms },
         scheduleId: jobRef.scheduleId,
         vmUuid: vm.toLowerCase(),
         dir: out,

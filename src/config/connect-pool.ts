@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js'
-import { XapiClient } from '../xapi/client.js'
+import type { XapiClient } from '../xapi/client.js'
 import type { Env } from './config-paths.js'
 import { describeSearch } from './load-config.js'
 import { resolvePassword, type PasswordPrompt } from './resolve-password.js'
@@ -52,7 +52,10 @@ export async function connectPool(
     ...(options.warn === undefined ? {} : { warn: options.warn }),
     ...(options.prompt === undefined ? {} : { prompt: options.prompt }),
   })
-  return XapiClient.connect({
+  // loaded on first connect, not with this module: `getPool` serves commands that never reach a
+  // pool (`job list`, `config show`), which must not pay for the client and its dependencies
+  const { XapiClient: Client } = await import('../xapi/client.js')
+  return Client.connect({
     url: pool.url,
     user: pool.user,
     password,

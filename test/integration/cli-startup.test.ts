@@ -1,0 +1,127 @@
+/**
+ * Fast start (issue 11): a command loads only what it uses. The built binary runs with a module
+ * resolve hook (`node --import`) that records every URL it resolves; commands that never reach a
+ * pool must not load the XAPI client or its dependencies (xen-api, undici, lodash, proxy-agent),
+ * nor the lab. Which modules load is deterministic, so this belongs in `npm test`; the time it
+ * saves is measured by `test/bench/startup.bench.mjs`.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { builtBinary } from '../helpers/built.js'
+import { makeTempDir } from '../helpers/tmp.js'
+
+const BIN = builtBinary()
+const ROOT = pathToFileURL(fileURLToPath(new URL('../../', import.meta.url))).href
+const EXAMPLE_CONFIG = fileURLToPath(new URL('../../examples/xen-cr.config.json', import.meta.url))
+
+/** Runs in the loader thread: appends each resolved URL to the file the register script names. */
+const HOOKS = `import { appendFileSync } from 'node:fs'
+let file
+export function initialize(data) { file = data.file }
+export async function resolve(specifier, context, nextResolve) {
+  const result = await nextResolve(specifier, context)
+  appendFileSync(file, result.url + '\\n')
+  return result
+}
+`
+
+const FORBIDDEN = [
+  'node_modules/xen-api/',
+  'node_modules/undici/',
+  'node_modules/lodash/',
+  'node_modules/proxy-agent/',
+  'dist/lab/',
+  'dist/xapi/client.js',
+]
+
+let tmp: { path: string; remove: () => Promise<void> }
+beforeEach(async () => {
+  tmp = await makeTempDir()
+  await writeFile(join(tmp.path, 'hooks.mjs'), HOOKS)
+  await writeFile(
+    join(tmp.path, 'register.mjs'),
+    `import { register } from 'node:module'
+register(${JSON.stringify(pathToFileURL(join(tmp.path, 'hooks.mjs')).href)}, { data: { file: ${JSON.stringify(join(tmp.path, 'loaded.txt'))} } })
+`,
+  )
+})
+afterEach(async () => {
+  await tmp.remove()
+})
+
+/** The package's own modules and dependencies the binary resolved for `args`, relative to the package root. */
+async function loadedBy(args: string[]): Promise<{ stdout: string; loaded: string[] }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', pathToFileURL(join(tmp.path, 'register.mjs')).href, BIN, ...args],
+    {
+      cwd: tmp.path,
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        HOME: tmp.path,
+        XDG_CONFIG_HOME: join(tmp.path, 'config'),
+        NO_COLOR: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  if (code !== 0) throw new Error(`xen-cr ${args.join(' ')} exited with ${code}: ${stderr}`)
+  return { stdout, loaded: await recorded() }
+}
+
+/** What the hook recorded under the package root, relative to it, each once. */
+async function recorded(): Promise<string[]> {
+  const urls = (await readFile(join(tmp.path, 'loaded.txt'), 'utf8')).split('\n')
+  return [...new Set(urls.filter(url => url.startsWith(ROOT)).map(url => url.slice(ROOT.length)))]
+}
+
+function forbidden(loaded: string[]): string[] {
+  return loaded.filter(path => FORBIDDEN.some(prefix => path.includes(prefix)))
+}
+
+describe('commands that never reach a pool start without the XAPI client or the lab', () => {
+  it.each([
+    ['--help', ['--help']],
+    ['job list', ['job', 'list']],
+    ['completion bash', ['completion', 'bash']],
+    ['config show', ['--config', EXAMPLE_CONFIG, '--jobs-file', 'jobs.json', 'config', 'show']],
+  ])('%s', async (_name, args) => {
+    const { stdout, loaded } = await loadedBy(args)
+    expect(stdout).not.toBe('')
+    // the hook sees the binary's own modules, so an empty list would mean it recorded nothing
+    expect(loaded).toContain('dist/cli/main.js')
+    expect(forbidden(loaded)).toEqual([])
+  })
+
+  it('the hook does see the client and the lab when they load (the check above can fail)', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        pathToFileURL(join(tmp.path, 'register.mjs')).href,
+        '--input-type=module',
+        '-e',
+        `await import(${JSON.stringify(new URL('dist/xapi/client.js', ROOT).href)}); await import(${JSON.stringify(new URL('dist/lab/start.js', ROOT).href)})`,
+      ],
+      { cwd: tmp.path, stdio: 'ignore' },
+    )
+    const [code] = (await once(child, 'exit')) as [number | null]
+    expect(code).toBe(0)
+    expect(forbidden(await recorded())).toEqual(
+      expect.arrayContaining([
+        'dist/xapi/client.js',
+        expect.stringMatching(/^node_modules\/xen-api\//),
+        expect.stringMatching(/^dist\/lab\//),
+      ]),
+    )
+  })
+})
