@@ -17,6 +17,7 @@ import type { XapiClient } from '../xapi/client.js'
 import { asRef, type Ref } from '../xapi/types.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
 import { setVmOtherConfig } from '../xapi/vm.js'
+import { adoptSeedTemplates } from './adopt-seed.js'
 import { destroyVmAndDisks } from './destroy.js'
 import type { PassEventSink, ReplicaInfo, VmIdentity, VmResult } from './events.js'
 import {
@@ -127,6 +128,7 @@ async function transfer(
   const { source } = ctx
   const signal = controller.signal
   const opts = { signal }
+  await adoptSeedTemplates(ctx.target, plan.targets, { uuid: plan.vm.uuid, name: plan.vm.name }, ctx.emit, signal)
   const { ref: snapRef, metadata } = await takeJobSnapshot(source, asRef<'VM'>(plan.vm.ref), {
     id: plan.identity,
     jobName: ctx.job.name,

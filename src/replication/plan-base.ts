@@ -3,13 +3,13 @@
  * a safe replica, and per disk full or delta on top of it — or full for the whole VM when there
  * is none, the job's full interval is due, or a full copy is forced.
  */
-import { IMPORTING_BLOCKED_MESSAGE, KEYS } from './metadata.js'
+import { IMPORTING_BLOCKED_MESSAGE, KEYS, replicaBelongsTo, type PassIdentity } from './metadata.js'
 import type { JobSnapshot, TargetVm } from './plan-history.js'
 import { disksOf, objectRef, type ObjectRef, type PlanDisk, type PlanVm, type PoolRecords } from './plan-records.js'
 
 /** A recoverable oddity found while planning; the pass goes on. */
 export interface PlanWarning {
-  readonly code: 'REPLICA_NOT_SAFE_BASE' | 'BASE_MISSING_ON_TARGET' | 'DISK_WITHOUT_BASE'
+  readonly code: 'REPLICA_NOT_SAFE_BASE' | 'BASE_MISSING_ON_TARGET' | 'BASE_SNAPSHOT_GONE' | 'DISK_WITHOUT_BASE'
   readonly message: string
 }
 
@@ -37,7 +37,13 @@ export interface SrBaseInput {
   readonly candidates: readonly JobSnapshot[]
   /** the job's VMs on the target that belong to this SR */
   readonly mine: readonly TargetVm[]
+  /** templates on the target carrying a job's keys: seeds imported from an XVA (`keyedTemplates`) */
+  readonly templates: readonly TargetVm[]
+  /** every target VM carrying a job's keys, any job: only read to explain why there is no base */
+  readonly keyed: readonly TargetVm[]
+  readonly identity: PassIdentity
   readonly srRef: string
+  readonly srUuid: string
   readonly srName: string
   readonly target: PoolRecords
   readonly fullInterval: number
@@ -45,8 +51,11 @@ export interface SrBaseInput {
 }
 
 export interface SrBase {
-  /** the snapshot and its replica the deltas go on top of; absent when every disk is full */
-  readonly base?: { readonly snapshot: JobSnapshot; readonly replica: TargetVm }
+  /**
+   * the snapshot and its replica the deltas go on top of; absent when every disk is full.
+   * `adopt`: the replica is a seeded template, to be made a protected VM before the transfer.
+   */
+  readonly base?: { readonly snapshot: JobSnapshot; readonly replica: TargetVm; readonly adopt: boolean }
   readonly disks: readonly DiskPlan[]
   readonly warnings: readonly PlanWarning[]
 }
@@ -54,15 +63,14 @@ export interface SrBase {
 /** Chooses the base on one SR and plans its disks. */
 export function planSrBase(input: SrBaseInput): SrBase {
   const warnings: PlanWarning[] = []
-  const found = input.forceFull ? undefined : findBase(input, warnings)
+  const rejections: PlanWarning[] = []
+  const found = input.forceFull ? undefined : findBase(input, warnings, rejections)
   if (found === undefined) {
     const reason: FullReason = input.forceFull ? 'forced' : 'no-base'
-    if (input.candidates.length > 0 && reason === 'no-base') {
-      warnings.push({
-        code: 'BASE_MISSING_ON_TARGET',
-        message: `no usable copy of an exported snapshot of VM ${input.vm.name_label} on SR ${input.srName}; sending a full copy`,
-      })
-    }
+    // One line naming the real reason: an unsafe replica already said why; otherwise the
+    // newest candidate's rejection, or the copy whose source snapshot is gone.
+    const why = reason === 'no-base' && warnings.length === 0 ? (rejections[0] ?? baseSnapshotGone(input)) : undefined
+    if (why !== undefined) warnings.push(why)
     return { disks: fullDisks(input.liveDisks, reason), warnings }
   }
   const fi = input.fullInterval
@@ -78,30 +86,137 @@ export function planSrBase(input: SrBaseInput): SrBase {
       })
     }
   }
-  return { base: { snapshot: found.snapshot, replica: found.replica }, disks: found.disks, warnings }
+  return {
+    base: { snapshot: found.snapshot, replica: found.replica, adopt: found.adopt },
+    disks: found.disks,
+    warnings,
+  }
 }
 
 interface FoundBase {
   readonly snapshot: JobSnapshot
   readonly replica: TargetVm
+  readonly adopt: boolean
   readonly disks: readonly DiskPlan[]
 }
 
-/** The newest candidate with a complete, safe replica on the SR that gives at least one disk a delta. */
-function findBase(input: SrBaseInput, warnings: PlanWarning[]): FoundBase | undefined {
+/**
+ * The newest candidate with a complete, safe copy on the SR that gives at least one disk a delta:
+ * a replica, else a seeded template of this job (adopted). Why each candidate was passed over
+ * goes to `rejections`, newest first.
+ */
+function findBase(input: SrBaseInput, warnings: PlanWarning[], rejections: PlanWarning[]): FoundBase | undefined {
   for (const snapshot of input.candidates) {
     const replica = input.mine.find(t => t.meta.copyOf === snapshot.vm.uuid && t.meta.complete)
-    if (replica === undefined) continue
-    const unsafe = unsafeBase(replica, input.srName)
-    if (unsafe !== undefined) {
-      warnings.push(unsafe)
+    const template = replica === undefined ? input.templates.find(t => t.meta.copyOf === snapshot.vm.uuid) : undefined
+    const copy = replica ?? template
+    if (copy === undefined) {
+      rejections.push(noCopy(input, snapshot))
       continue
     }
-    const replicaDisks = disksOf(replica.vm, input.target)
+    if (template !== undefined) {
+      const refused = unadoptable(input, template)
+      if (refused !== undefined) {
+        rejections.push(missing(input, snapshot, refused))
+        continue
+      }
+    } else {
+      const unsafe = unsafeBase(copy, input.srName)
+      if (unsafe !== undefined) {
+        warnings.push(unsafe)
+        continue
+      }
+    }
+    const replicaDisks = disksOf(copy.vm, input.target)
     const disks = input.liveDisks.map(live => diskOnBase(live, snapshot, replicaDisks, input.srRef))
-    if (disks.some(d => d.mode === 'delta')) return { snapshot, replica, disks }
+    if (disks.some(d => d.mode === 'delta')) return { snapshot, replica: copy, adopt: template !== undefined, disks }
+    rejections.push(
+      missing(
+        input,
+        snapshot,
+        `${describe(copy)} has no disk on SR ${input.srName} whose xo:copy_of names a disk of the snapshot (disk keys missing)`,
+      ),
+    )
   }
   return undefined
+}
+
+const describe = (t: TargetVm): string =>
+  `${t.vm.is_a_template ? 'template' : 'copy'} ${t.vm.name_label} (${t.vm.uuid})`
+
+function missing(input: SrBaseInput, snapshot: JobSnapshot, why: string): PlanWarning {
+  return {
+    code: 'BASE_MISSING_ON_TARGET',
+    message: `no usable copy of snapshot ${snapshot.vm.name_label} (${snapshot.vm.uuid}) of VM ${input.vm.name_label} on SR ${input.srName}: ${why}; sending a full copy`,
+  }
+}
+
+/** Why no VM of this job's on the SR is a copy of `snapshot`, from what the target holds. */
+function noCopy(input: SrBaseInput, snapshot: JobSnapshot): PlanWarning {
+  const uuid = snapshot.vm.uuid
+  const interrupted = input.mine.find(t => t.meta.copyOf === uuid)
+  if (interrupted !== undefined)
+    return missing(input, snapshot, `${describe(interrupted)} is incomplete (its import was interrupted)`)
+  const copies = [...input.keyed, ...input.templates].filter(t => t.meta.copyOf === uuid)
+  const ownedBy = (t: TargetVm): boolean =>
+    t.meta.jobId === input.identity.jobId || t.meta.scheduleId === input.identity.scheduleId
+  const elsewhere = copies.find(t => ownedBy(t) && t.meta.srUuid !== input.srUuid)
+  if (elsewhere !== undefined)
+    return missing(
+      input,
+      snapshot,
+      `${describe(elsewhere)} is on SR ${elsewhere.meta.srUuid ?? 'unknown'}, not this one`,
+    )
+  const foreign = copies.find(t => !ownedBy(t))
+  if (foreign !== undefined)
+    return missing(
+      input,
+      snapshot,
+      `${describe(foreign)} carries job ${foreign.meta.jobId ?? 'none'} / schedule ${foreign.meta.scheduleId ?? 'none'}, not ${input.identity.jobId} / ${input.identity.scheduleId}`,
+    )
+  const otherVm = copies.find(t => t.meta.vmUuid !== undefined && t.meta.vmUuid !== input.identity.vmUuid)
+  if (otherVm !== undefined)
+    return missing(input, snapshot, `${describe(otherVm)} carries xo:backup:vm ${otherVm.meta.vmUuid ?? ''}`)
+  return missing(
+    input,
+    snapshot,
+    `no VM or template carries xo:copy_of=${uuid} (seed the imported copy with xen-cr seed or xo-cr-seed)`,
+  )
+}
+
+/**
+ * A seeded template is adopted only when it carries this job's keys for this SR and VM and its
+ * start is blocked, as a seed tool leaves it: anything else may be someone's template.
+ */
+function unadoptable(input: SrBaseInput, t: TargetVm): string | undefined {
+  if (!replicaBelongsTo(t.meta, input.identity, input.srUuid, 'job')) {
+    if (t.meta.jobId !== input.identity.jobId && t.meta.scheduleId !== input.identity.scheduleId)
+      return `${describe(t)} carries job ${t.meta.jobId ?? 'none'} / schedule ${t.meta.scheduleId ?? 'none'}, not ${input.identity.jobId} / ${input.identity.scheduleId}`
+    if (t.meta.srUuid !== input.srUuid)
+      return `${describe(t)} carries xo:backup:sr ${t.meta.srUuid ?? 'none'}, not this SR`
+    return `${describe(t)} carries xo:backup:vm ${t.meta.vmUuid ?? ''}, not VM ${input.identity.vmUuid}`
+  }
+  if (!t.meta.complete) return `${describe(t)} has no xo:backup:datetime (the seed did not complete)`
+  const start = t.vm.blocked_operations['start']
+  if (start === undefined || start === IMPORTING_BLOCKED_MESSAGE)
+    return `${describe(t)} does not have its start blocked, as a seed leaves it`
+  if (t.vm.power_state !== 'Halted') return `${describe(t)} is ${t.vm.power_state}`
+  return undefined
+}
+
+/**
+ * A complete copy of this job's on the SR whose source snapshot is no longer a candidate: the
+ * snapshot was deleted on the source (or never marked exported), so nothing can be sent as a delta.
+ */
+function baseSnapshotGone(input: SrBaseInput): PlanWarning | undefined {
+  const orphan = [...input.mine, ...input.templates.filter(t => unadoptable(input, t) === undefined)].find(
+    t => t.meta.complete && t.meta.copyOf !== undefined,
+  )
+  if (orphan === undefined) return undefined
+  return {
+    code: 'BASE_SNAPSHOT_GONE',
+    message: `${describe(orphan)} on SR ${input.srName} is a copy of snapshot ${orphan.meta.copyOf ?? ''}, which is gone on the source (or was never marked exported); sending a full copy`,
+  }
 }
 
 /**

@@ -76,3 +76,19 @@ export function keyedTargetVms(target: PoolRecords): TargetVm[] {
   }
   return out
 }
+
+/**
+ * Templates on the target carrying the keys of a job: an XVA export of a snapshot imports as a
+ * template (XAPI does it), and a seed made by hand or by `xo-cr-seed` 1.0.2 leaves it one. A
+ * pass may adopt such a copy as its base (`plan-base.ts`); retention never counts it.
+ */
+export function keyedTemplates(target: PoolRecords): TargetVm[] {
+  const out: TargetVm[] = []
+  for (const [ref, tvm] of target.vms) {
+    if (!tvm.is_a_template || tvm.is_a_snapshot) continue
+    const meta = readReplica(tvm)
+    if (meta.jobId === undefined && meta.scheduleId === undefined && meta.copyOf === undefined) continue
+    out.push({ ref, vm: tvm, meta })
+  }
+  return out
+}

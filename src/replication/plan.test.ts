@@ -321,3 +321,98 @@ describe('planVm: refusals', () => {
     expect(() => planVm(input(w, {}, { srs: ['nope'] }))).toThrow(/SR nope/)
   })
 })
+
+/**
+ * An XVA export of a snapshot imports as a template, and xo-cr-seed 1.0.2 keys it without making
+ * it a VM (issue 10): without adoption the seed was skipped and the pass sent a full copy, with a
+ * warning that named no reason.
+ */
+describe('planVm: a seeded template', () => {
+  /** The copy of `snap` as xo-cr-seed leaves an XVA import of it: a template with its keys. */
+  function seededTemplate(w: World, snap: string, fields: Partial<PlanVm> = {}): string {
+    return replica(w, snap, '20260101T00:00:00Z', { is_a_template: true, ...fields })
+  }
+
+  it('adopts the template carrying this job keys as the base: the pass is a delta', () => {
+    const w = world()
+    const snap = snapshot(w, '20260101T00:00:00Z', { era: 'A' })
+    const seed = seededTemplate(w, snap)
+    const plan = planVm(input(w, {}, {}, 1))
+    expect(plan.mode).toBe('delta')
+    expect(plan.base?.ref).toBe(snap)
+    expect(plan.targets[0]).toMatchObject({ baseReplica: { ref: seed }, adoptBase: true })
+    expect(plan.warnings).toEqual([])
+    // adopted, it is one of the job's replicas: retention 1 rotates it after the new one
+    expect(plan.targets[0]?.deleteReplicas.map(r => r.ref)).toEqual([seed])
+  })
+
+  it('prefers a complete replica of the same snapshot to a template', () => {
+    const w = world()
+    const snap = snapshot(w, '20260101T00:00:00Z')
+    seededTemplate(w, snap)
+    const rep = replica(w, snap, '20260101T00:00:05Z')
+    const plan = planVm(input(w))
+    expect(plan.targets[0]?.baseReplica?.ref).toBe(rep)
+    expect(plan.targets[0]?.adoptBase).toBeUndefined()
+  })
+
+  const fullWith = (w: World): string => {
+    const plan = planVm(input(w))
+    expect(plan.mode).toBe('full')
+    expect(plan.targets[0]?.adoptBase).toBeUndefined()
+    expect(plan.warnings).toHaveLength(1)
+    return plan.warnings[0]!.message
+  }
+
+  it('never adopts a template whose start is not blocked, and says so', () => {
+    const w = world()
+    seededTemplate(w, snapshot(w, '20260101T00:00:00Z'), { blocked_operations: {} })
+    expect(fullWith(w)).toMatch(/template .* does not have its start blocked/)
+  })
+
+  it("never adopts a template of another job's, and names that job", () => {
+    const w = world()
+    const snap = snapshot(w, '20260101T00:00:00Z')
+    const t = seededTemplate(w, snap)
+    const rec = w.tgt.vms.get(t)!
+    w.tgt.vms.set(t, { ...rec, other_config: { ...rec.other_config, [KEYS.job]: 'job-2', [KEYS.schedule]: 'sch-2' } })
+    expect(fullWith(w)).toMatch(/carries job job-2 \/ schedule sch-2, not job-1 \/ sch-1/)
+  })
+
+  it('names the SR when the copy is on another SR', () => {
+    const w = world()
+    const snap = snapshot(w, '20260101T00:00:00Z')
+    const t = seededTemplate(w, snap)
+    const rec = w.tgt.vms.get(t)!
+    w.tgt.vms.set(t, { ...rec, other_config: { ...rec.other_config, [KEYS.sr]: 'other-sr' } })
+    expect(fullWith(w)).toMatch(/xo:backup:sr other-sr, not this SR/)
+  })
+
+  it('names missing disk keys', () => {
+    const w = world()
+    const snap = snapshot(w, '20260101T00:00:00Z')
+    const t = seededTemplate(w, snap)
+    for (const vbd of w.tgt.vms.get(t)!.VBDs) {
+      const vdiRef = w.tgt.vbds.get(vbd)!.VDI
+      w.tgt.vdis.set(vdiRef, { ...w.tgt.vdis.get(vdiRef)!, other_config: {} })
+    }
+    expect(fullWith(w)).toMatch(/disk keys missing/)
+  })
+
+  it('names a copy that no VM or template carries', () => {
+    const w = world()
+    snapshot(w, '20260101T00:00:00Z')
+    expect(fullWith(w)).toMatch(/no VM or template carries xo:copy_of=/)
+  })
+
+  it('names a base snapshot gone on the source', () => {
+    const w = world()
+    const snap = snapshot(w, '20260101T00:00:00Z')
+    replica(w, snap, '20260101T00:00:05Z')
+    w.src.vms.delete(snap)
+    const plan = planVm(input(w))
+    expect(plan.mode).toBe('full')
+    expect(plan.warnings).toMatchObject([{ code: 'BASE_SNAPSHOT_GONE' }])
+    expect(plan.warnings[0]?.message).toMatch(/gone on the source/)
+  })
+})

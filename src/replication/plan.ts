@@ -13,7 +13,14 @@ import {
   type SourceSnapshotMeta,
 } from './metadata.js'
 import { planSrBase, type DiskPlan, type PlanWarning } from './plan-base.js'
-import { exportedNewestFirst, jobSnapshotsOf, keyedTargetVms, type JobSnapshot, type TargetVm } from './plan-history.js'
+import {
+  exportedNewestFirst,
+  jobSnapshotsOf,
+  keyedTargetVms,
+  keyedTemplates,
+  type JobSnapshot,
+  type TargetVm,
+} from './plan-history.js'
 import { disksOf, objectRef, type ObjectRef, type PlanVm, type PoolRecords } from './plan-records.js'
 import { replicasToDelete, type ReplicaRef } from './plan-retention.js'
 
@@ -41,6 +48,11 @@ export interface SrPlan {
   readonly sr: ObjectRef
   /** the replica (or era-C target snapshot) the deltas go on top of */
   readonly baseReplica?: ReplicaRef
+  /**
+   * the base is a seeded template (an XVA import of a snapshot): before the transfer it is made
+   * a VM (`is_a_template` false) protected as a replica is
+   */
+  readonly adoptBase?: true
   readonly disks: readonly DiskPlan[]
   /** replicas to destroy once the new one is complete: beyond retention, or left by interrupted passes */
   readonly deleteReplicas: readonly ReplicaRef[]
@@ -84,6 +96,7 @@ export function planVm(input: PlanInput): VmPlan {
   const { snapshots, debris } = jobSnapshotsOf(source, input.vmRef, vm, job.id)
   const candidates = exportedNewestFirst(snapshots)
   const targetVms = keyedTargetVms(target)
+  const templates = keyedTemplates(target)
   const warnings: PlanWarning[] = []
   let usedBase: JobSnapshot | undefined
   const targets = job.srs.map((srUuid): SrPlan => {
@@ -94,7 +107,11 @@ export function planVm(input: PlanInput): VmPlan {
       liveDisks,
       candidates,
       mine,
+      templates,
+      keyed: targetVms,
+      identity,
       srRef: sr.ref,
+      srUuid,
       srName: sr.name,
       target,
       fullInterval: job.fullInterval,
@@ -103,11 +120,14 @@ export function planVm(input: PlanInput): VmPlan {
     warnings.push(...planned.warnings)
     const base = planned.base
     if (base !== undefined && (usedBase === undefined || newer(base.snapshot, usedBase))) usedBase = base.snapshot
+    // An adopted seed is one of the job's replicas from now on: retention counts it.
+    const counted = base?.adopt === true ? [...mine, base.replica] : mine
     return {
       sr,
       ...(base === undefined ? {} : { baseReplica: replicaRef(base.replica) }),
+      ...(base?.adopt === true ? { adoptBase: true as const } : {}),
       disks: planned.disks,
-      deleteReplicas: replicasToDelete(mine, identity, srUuid, schedule.retention),
+      deleteReplicas: replicasToDelete(counted, identity, srUuid, schedule.retention),
     }
   })
   const anyDelta = targets.some(t => t.disks.some(d => d.mode === 'delta'))

@@ -108,18 +108,20 @@ export { asRef }
 /**
  * The classic procedure's transfer, as `xe vm-export` / `xe vm-import` do it: the snapshot as
  * an XVA through GET /export into `file`, then PUT /import of the file onto the target SR.
- * An exported snapshot imports as a template, so — as the procedure says — it is turned into a
- * plain VM (`xe vm-param-set is-a-template=false`). Returns the imported VM.
+ * An exported snapshot imports as a template; `asTemplate` leaves it so (the documented
+ * procedure: seed and run accept the template), else it is turned into a plain VM as an older
+ * procedure did (`xe vm-param-set is-a-template=false`). Returns the imported VM.
  */
 export async function xvaCopy(
   f: Fixture,
   snapshotUuid: string,
   srUuid: string,
   file: string,
+  options: { asTemplate?: boolean } = {},
 ): Promise<{ ref: Ref<'VM'>; uuid: string }> {
   const exportTask = await f.source.call<Ref<'task'>>('task.create', ['vm-export', ''])
   const url = new URL(
-    `/export?session_id=${f.source.sessionId}&task_id=${exportTask}&uuid=${snapshotUuid}`,
+    `/export?session_id=${f.source.sessionId}&task_id=${exportTask}&uuid=${snapshotUuid}&use_compression=false`,
     f.source.url,
   )
   const response = await new Promise<IncomingMessage>((resolve, reject) =>
@@ -140,6 +142,6 @@ export async function xvaCopy(
   const imported = await f.target.watchTask(importTask)
   if (imported.status !== 'success') throw new Error(`XVA import failed: ${imported.error_info.join(' ')}`)
   const vm = asRef<'VM'>(/OpaqueRef:[0-9a-f-]+/.exec(imported.result)![0])
-  await setVmIsATemplate(f.target, vm, false)
+  if (options.asTemplate !== true) await setVmIsATemplate(f.target, vm, false)
   return { ref: vm, uuid: (await f.target.getRecord('VM', vm)).uuid }
 }
