@@ -203,9 +203,11 @@ describe('xo-cr-seed compatibility', () => {
     await expectExactDelta(f, adopted, [0, 7])
   })
 
-  it('the classic procedure: snapshot, XVA export (GET /export), import on the target SR (PUT /import), xen-cr-seed; the next run is an exact delta', async () => {
+  it('the classic procedure: snapshot, XVA export (GET /export), import on the target SR (PUT /import), xen-cr-seed on the template it gives; the next run is an exact delta', async () => {
     const snap = await manualSnapshot(f, 'xva snapshot')
-    const copy = await xvaCopy(f, snap.uuid, f.srs['Replica A']!, join(tmp.path, 'seed.xva'))
+    // left a template, as the import gives it: xen-cr-seed makes it a VM (it used to refuse it)
+    const copy = await xvaCopy(f, snap.uuid, f.srs['Replica A']!, join(tmp.path, 'seed.xva'), { asTemplate: true })
+    expect((await f.target.getRecord('VM', copy.ref)).is_a_template).toBe(true)
     const src = f.lab.pools.find(p => p.name === 'src')!
     const tgt = f.lab.pools.find(p => p.name === 'tgt')!
     const ids = { id: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0601', schedule: '0b7e2f7a-1c55-4f0e-9a57-3c1d9e0f0602' }
@@ -219,6 +221,10 @@ describe('xo-cr-seed compatibility', () => {
       ids.schedule,
     ])
     expect(seeded.code).toBe(0)
+    expect(await f.target.getRecord('VM', copy.ref)).toMatchObject({
+      is_a_template: false,
+      blocked_operations: { start: START_BLOCKED_MESSAGE, start_on: START_BLOCKED_MESSAGE },
+    })
     const xvaJob = makeJob(f, { id: ids.id, name: 'xva', schedules: [{ ...job.schedules[0]!, id: ids.schedule }] })
     await expectExactDelta(f, xvaJob, [4, 6])
   })

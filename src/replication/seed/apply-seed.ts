@@ -31,14 +31,6 @@ async function applyChange(change: SeedChange, client: XapiClient, signal: Abort
     return
   }
   const vm = asRef<'VM'>(change.object.ref)
-  if (change.clearIsATemplate === true) {
-    try {
-      await setVmIsATemplate(client, vm, false, opts)
-    } catch (error) {
-      // Some licences refuse it; the snapshot is a valid base either way (XO ignores it too).
-      if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
-    }
-  }
   if (change.nameLabel !== undefined) await setVmNameLabel(client, vm, change.nameLabel, opts)
   for (const [op, reason] of Object.entries(change.blockedOperations ?? {}))
     await blockOperation(client, vm, op, reason, opts)
@@ -46,6 +38,15 @@ async function applyChange(change: SeedChange, client: XapiClient, signal: Abort
   if (change.clearHa === true) {
     await client.call('VM.set_ha_restart_priority', [vm, ''], opts)
     await client.call('VM.set_ha_always_run', [vm, false], opts)
+  }
+  // After the start block: an imported template never becomes a startable VM, even for a moment.
+  if (change.clearIsATemplate === true) {
+    try {
+      await setVmIsATemplate(client, vm, false, opts)
+    } catch (error) {
+      // Some licences refuse it; the copy is a valid base either way (a pass adopts a template).
+      if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
+    }
   }
   await setVmOtherConfig(client, vm, change.otherConfig, opts)
 }

@@ -179,6 +179,29 @@ describe('planSeed', () => {
     expect(plan.changes.find(c => c.object.uuid === U(2))?.otherConfig).toEqual({ [KEYS.deltaChainLength]: '0' })
   })
 
+  // An XVA export of a snapshot imports as a template (XAPI does it): the seed used to refuse the
+  // very copy the procedure told the user to give, with SEED_TARGET_NOT_A_VM (issue 10).
+  it('accepts a template copy (the XVA import of the snapshot) and makes it a VM, idempotently', () => {
+    const p = pools()
+    const copy = p.target.vms.get('copy')!
+    const target = { ...p.target, vms: new Map([['copy', { ...copy, is_a_template: true }]]) }
+    const plan = planSeed(request(), p.source, target, { samePool: false })
+    const replica = plan.changes.find(c => c.object.uuid === U(3))!
+    expect(replica).toMatchObject({
+      clearIsATemplate: true,
+      blockedOperations: { start: START_BLOCKED_MESSAGE, start_on: START_BLOCKED_MESSAGE },
+    })
+    const again = planSeed(
+      request(),
+      applied({ source: p.source, target }, plan).source,
+      applied({ source: p.source, target }, plan).target,
+      {
+        samePool: false,
+      },
+    )
+    expect(again.changes).toEqual([])
+  })
+
   it('refuses with a stable code for each problem', () => {
     const code = (fn: () => unknown): string => {
       try {

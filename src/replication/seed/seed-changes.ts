@@ -35,7 +35,10 @@ export interface SeedChange {
   readonly nameLabel?: string
   readonly blockedOperations?: Strings
   readonly addTags?: readonly string[]
-  /** snapshots are templates for XAPI; a pass clears the flag as XO does */
+  /**
+   * snapshots are templates for XAPI, and so is the XVA import of one: the flag is cleared on
+   * both (on the source as XO does; the replica must be a VM for XO's listing and ours)
+   */
   readonly clearIsATemplate?: true
   /** HA must never start a replica */
   readonly clearHa?: true
@@ -127,6 +130,7 @@ function targetVmChange(s: SeedSubject, w: SeedWrites): SeedChange {
     ...(Object.keys(blocked).length === 0 ? {} : { blockedOperations: blocked }),
     ...(tgt.tags.includes(REPLICA_TAG) ? {} : { addTags: [REPLICA_TAG] }),
     ...(tgt.ha_restart_priority === '' && !tgt.ha_always_run ? {} : { clearHa: true as const }),
+    ...(tgt.is_a_template ? { clearIsATemplate: true as const } : {}),
   }
 }
 

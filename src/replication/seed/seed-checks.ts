@@ -133,7 +133,7 @@ function sourceSide(
   return { snapshot, vm: { ref: snap.snapshot_of, record: vm } }
 }
 
-/** The target VM: a plain halted VM, not the source VM itself. */
+/** The target VM: a halted VM or template (the XVA import), not the source VM itself. */
 function targetSide(
   request: SeedRequest,
   target: SeedRecords,
@@ -147,11 +147,13 @@ function targetSide(
       `VM ${request.targetVmUuid} is not on the target pool; check the uuid (xe vm-list) and the target pool`,
     )
   const tgt = found.record
-  if (tgt.is_a_snapshot || tgt.is_a_template || tgt.is_control_domain) {
-    const kind = tgt.is_a_snapshot ? 'a snapshot' : tgt.is_control_domain ? 'a control domain' : 'a template'
+  // A template is accepted: an XVA export of a snapshot imports as one (XAPI does it), and the
+  // seed makes it a VM (`seed-changes.ts`). A snapshot or dom0 is never a copy.
+  if (tgt.is_a_snapshot || tgt.is_control_domain) {
+    const kind = tgt.is_a_snapshot ? 'a snapshot' : 'a control domain'
     throw new SeedRefusal(
       'SEED_TARGET_NOT_A_VM',
-      `target ${tgt.uuid} ("${tgt.name_label}") is ${kind}; give the uuid of the VM you imported`,
+      `target ${tgt.uuid} ("${tgt.name_label}") is ${kind}; give the uuid of the VM or template you imported`,
     )
   }
   if (samePool && found.ref === snapshot.record.snapshot_of) {
