@@ -13,7 +13,9 @@
 #                          + manifest.json with the sha256 of each file, checked before anything
 #                          is written on the target.
 #   MODE=xe                the classic way with xe on the hosts (XVA through vm-export and
-#                          vm-import), then xen-cr seed on the imported VM.
+#                          vm-import), then xen-cr seed on the imported copy (a template,
+#                          which seed makes a VM; xo-cr-seed in its place works too: run then
+#                          adopts the template, see README "Seeding a first copy by hand").
 #
 # Required: JOB (name or id of an existing job), VM (source VM uuid), SR (target SR uuid, one of
 # the job's SRs). Optional: SEED_DIR (default ./seed-$VM), XEN_CR (default xen-cr), FORMAT
@@ -51,11 +53,10 @@ xe)
   # 2. snapshot (never delete it: it is the base of the first delta) and export it
   SNAPSHOT=$(xe_src vm-snapshot uuid="$VM" new-name-label="seed for $JOB")
   xe_src vm-export vm="$SNAPSHOT" filename="$SEED_DIR/seed.xva"
-  # 3. (carry seed.xva) import it on the target SR; do NOT start the imported VM
+  # 3. (carry seed.xva) import it on the target SR; do NOT start the imported copy
   COPY=$(xe_tgt vm-import filename="$SEED_DIR/seed.xva" sr-uuid="$SR")
-  # an exported snapshot imports as a template; the seed must be a plain (halted) VM
-  xe_tgt vm-param-set uuid="$COPY" is-a-template=false
-  # 4. attach the metadata; --verify streams both sides and compares sha256 per disk
+  # 4. attach the metadata; --verify streams both sides and compares sha256 per disk. The copy
+  #    is a template (an exported snapshot imports as one): seed makes it a VM, start blocked.
   $XEN_CR seed --job "$JOB" --snapshot "$SNAPSHOT" --target-vm "$COPY" --verify
   ;;
 *)
