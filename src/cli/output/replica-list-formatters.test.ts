@@ -55,14 +55,14 @@ describe('formatReplicaList', () => {
     ],
   }
 
-  it('shows one line per VM with its status and one per replica', () => {
+  it('shows one line per VM with its uuid and status, and one per replica with its uuid', () => {
     const lines = formatReplicaList({ kind: 'replica-list', listings: [listing] }, style)
     expect(lines[0]).toBe('job "nightly" (job-1) [disabled], RPO 1h00m')
-    expect(lines[1]).toMatch(/^VM +REPLICA +SR +DATETIME +AGE +CHAIN +STATUS$/)
-    expect(lines[2]).toMatch(/^web +1 replica\(s\) +10m +ok$/)
-    expect(lines[3]).toMatch(/web - nightly - \(20260102T113000Z\) +Replica A +20260102T11:30:00Z +10m +delta/)
-    expect(lines[4]).toMatch(/importing +- +unknown +interrupted$/)
-    expect(lines[5]).toMatch(/^db +0 replica\(s\) +- +never$/)
+    expect(lines[1]).toMatch(/^VM +REPLICA +UUID +SR +DATETIME +AGE +CHAIN +STATUS$/)
+    expect(lines[2]).toMatch(/^web +1 replica\(s\) +vm-a +10m +ok$/)
+    expect(lines[3]).toMatch(/web - nightly - \(20260102T113000Z\) +r1 +Replica A +20260102T11:30:00Z +10m +delta/)
+    expect(lines[4]).toMatch(/r0 +.*importing +- +unknown +interrupted$/)
+    expect(lines[5]).toMatch(/^db +0 replica\(s\) +vm-b +- +never$/)
   })
 
   it('says so when there are no jobs', () => {

@@ -23,15 +23,19 @@ const STATUS_STYLE: Readonly<Record<VmStatus, (style: ChalkInstance, text: strin
   never: (style, text) => style.yellow(text),
 }
 
-/** Lines of `list`: per job a header, per VM a status line and its replicas. */
+/**
+ * Lines of `list`: per job a header, per VM a status line (with the source VM's uuid) and its
+ * replicas with their uuids, which is what a failover or a `replicas delete --replica` names.
+ */
 export function formatReplicaList(event: ReplicaListEvent, style: ChalkInstance): string[] {
   if (event.listings.length === 0) return ['no jobs; create one with: xen-cr job create --help']
   return event.listings.flatMap((listing, index) => {
-    const rows: string[][] = [['VM', 'REPLICA', 'SR', 'DATETIME', 'AGE', 'CHAIN', 'STATUS']]
+    const rows: string[][] = [['VM', 'REPLICA', 'UUID', 'SR', 'DATETIME', 'AGE', 'CHAIN', 'STATUS']]
     for (const vm of listing.vms) {
       rows.push([
         vm.vm.name,
         `${vm.replicas.filter(r => r.complete).length} replica(s)`,
+        vm.vm.uuid,
         '',
         '',
         formatAge(vm.ageMs),
@@ -42,6 +46,7 @@ export function formatReplicaList(event: ReplicaListEvent, style: ChalkInstance)
         rows.push([
           '',
           r.name,
+          r.uuid,
           r.srName,
           r.datetime ?? 'importing',
           formatAge(r.ageMs),
