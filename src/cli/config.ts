@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
 import type { Config, PasswordSource } from '../config/types.js'
 import { getPool } from '../config/connect-pool.js'
-import { isXenCrError } from '../errors.js'
+import { describeSearch } from '../config/load-config.js'
+import { ConfigError, isXenCrError } from '../errors.js'
 import { contextOf } from './context.js'
 import { exitCodeFor } from './exit-codes.js'
 import type { OutputEventOf } from './output/events.js'
@@ -58,6 +59,20 @@ export function registerConfigCommand(program: Command): void {
       const context = contextOf(command)
       const loaded = await context.loadConfig()
       const names = pools.length > 0 ? pools : Object.keys(loaded.pools)
+      // Checking nothing and exiting 0 would tell cron and a new user that all is well.
+      if (names.length === 0) {
+        const where =
+          loaded.file === undefined
+            ? `no config file was found (looked at ${describeSearch(context.io.env)})`
+            : undefined
+        throw new ConfigError(
+          'NO_POOLS_CONFIGURED',
+          where === undefined
+            ? `no pools configured in ${loaded.file}; add a pool (url, user, passwordFile) under "pools"`
+            : `no pools configured: ${where}; write one with a pool (url, user, passwordFile) under "pools"`,
+          loaded.file === undefined ? {} : { file: loaded.file },
+        )
+      }
       // an unknown name is a usage problem of the whole command, found before any login
       for (const name of names) getPool(loaded, name, context.io.env)
       for (const name of names) {

@@ -43,7 +43,13 @@ export function exitCodeFor(error: unknown): ExitCode {
   return ExitCode.failed
 }
 
-/** When several outcomes combine (VMs of one run), the most serious wins: any failure beats success. */
+/**
+ * When several outcomes combine (VMs and jobs of one run), the most serious wins: any failure
+ * beats success, and any other outcome beats "leased elsewhere" — 3 means nothing was done, so
+ * `run --due` where one job was leased and another's VM failed must say 1, or cron stays silent.
+ */
 export function worstExitCode(a: ExitCode, b: ExitCode): ExitCode {
-  return a === ExitCode.ok ? b : a
+  if (a === ExitCode.ok) return b
+  if (a === ExitCode.lease && b !== ExitCode.ok) return b
+  return a
 }

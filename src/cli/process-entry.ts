@@ -26,9 +26,15 @@ export async function runAsProcess(entry: CliEntry): Promise<void> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {})
 
   const exitCode = await entry(process.argv.slice(2), { signal: controller.signal, stdin: process.stdin })
+  process.exitCode = exitCode
+  // The work is done and its outcome known: a signal now (systemd stopping the unit, a Ctrl-C
+  // while sockets close) ends the process with that outcome. Without a handler Node would die
+  // of the signal, and cron or systemd would see 130/143 for a pass that succeeded.
+  const onLateSignal = (): void => process.exit(exitCode)
   process.off('SIGINT', onSignal)
   process.off('SIGTERM', onSignal)
-  process.exitCode = exitCode
+  process.on('SIGINT', onLateSignal)
+  process.on('SIGTERM', onLateSignal)
   // A watchdog, not a shortcut: if a forgotten socket or timer keeps the loop alive, a cron run
   // must still end. unref() lets a clean process exit at once without waiting for it, so the
   // delay only costs a run that left something open. 5 s, not 2: an aborted transfer sends its

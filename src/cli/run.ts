@@ -3,10 +3,11 @@ import { LeaseError, UsageError, isXenCrError } from '../errors.js'
 import { withFileLock } from '../jobs/file-lock.js'
 import type { Job } from '../jobs/types.js'
 import { dueSchedules } from '../replication/due.js'
-import type { PassEventSink } from '../replication/events.js'
+import type { PassEventSink, VmResult } from '../replication/events.js'
 import { runPass } from '../replication/pass.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
-import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { ExitCode, exitCodeFor, worstExitCode } from './exit-codes.js'
+import type { DueJobOutcome } from './output/events.js'
 import { nameOnce } from './output/name-once.js'
 import { healthCheckAfterPass } from './health-check.js'
 import { RunRecorder } from './metrics/run-recorder.js'
@@ -33,16 +34,16 @@ async function passOf(
   options: RunOptions,
   scheduleId?: string,
   recorder?: RunRecorder,
-): Promise<void> {
+): Promise<readonly VmResult[]> {
   if (options.dryRun === true) return passUnleased(context, job, options, scheduleId)
   const store = await context.jobStore()
   let holding = false
   try {
-    await withFileLock(
+    return await withFileLock(
       `${store.file}.${job.id}.lease`,
       async () => {
         holding = true
-        await passUnleased(context, job, options, scheduleId, recorder)
+        return passUnleased(context, job, options, scheduleId, recorder)
       },
       { timeoutMs: 0, staleMs: LEASE_STALE_MS, signal: context.signal },
     )
@@ -64,28 +65,30 @@ async function passUnleased(
   options: RunOptions,
   scheduleId?: string,
   recorder?: RunRecorder,
-): Promise<void> {
+): Promise<readonly VmResult[]> {
   const recording = recorder?.start(job, options.vm === undefined)
-  let ok = false
+  let results: readonly VmResult[] | undefined
   try {
-    ok = await passWith(context, job, options, scheduleId, event => {
+    results = await passWith(context, job, options, scheduleId, event => {
       recording?.event(event)
       context.output.emit(event)
     })
+    return results
   } finally {
-    recording?.end(ok)
+    recording?.end(results !== undefined && !results.some(r => r.status === 'failed'))
   }
 }
 
-/** Runs (or plans) the pass; true when no VM failed. */
+/** Runs (or plans) the pass; the result of each VM (none for a dry run). */
 async function passWith(
   context: CliContext,
   job: Job,
   options: RunOptions,
   scheduleId: string | undefined,
   onEvent: PassEventSink,
-): Promise<boolean> {
+): Promise<readonly VmResult[]> {
   const { source, target } = await connectJobPools(context, job)
+  // the replication engine loads with `run` only, not with the command tree (issue 11, fast start)
   const result = await runPass({
     job,
     source,
@@ -107,16 +110,22 @@ async function passWith(
     const replicated = result.results.filter(r => r.status === 'success').map(r => r.vm.uuid)
     await healthCheckAfterPass(context, job, target, replicated)
   }
-  return !failed
+  return result.dryRun ? [] : result.results
 }
 
 /** `run --due`: every enabled job with a due schedule, judged from its replicas on the target. */
 async function runDue(context: CliContext, options: RunOptions, recorder?: RunRecorder): Promise<void> {
   const store = await context.jobStore()
   const now = context.io.now?.() ?? new Date()
+  const outcomes: DueJobOutcome[] = []
+  let exitCode: ExitCode = ExitCode.ok
   for (const job of await store.list()) {
+    const outcome = (status: DueJobOutcome['status'], more: Partial<DueJobOutcome> = {}): void => {
+      outcomes.push({ id: job.id, name: job.name, status, vms: [], ...more })
+    }
     if (!job.enabled) {
       context.output.emit({ kind: 'debug', message: `job "${job.name}" is disabled` })
+      outcome('disabled')
       continue
     }
     // One job's unreachable pool must not stop the others: record it and go on.
@@ -125,23 +134,35 @@ async function runDue(context: CliContext, options: RunOptions, recorder?: RunRe
       const decision = (await dueSchedules(job, target, now, { signal: context.signal })).find(d => d.due)
       if (decision === undefined) {
         context.output.emit({ kind: 'info', message: `job "${job.name}": not due` })
+        outcome('not-due')
         continue
       }
-      await passOf(context, job, options, decision.schedule.id, recorder)
+      const results = await passOf(context, job, options, decision.schedule.id, recorder)
+      const failed = results.some(r => r.status === 'failed')
+      outcome(failed ? 'failed' : 'ok', { vms: results.map(r => ({ ...r.vm, status: r.status })) })
+      if (failed) exitCode = worstExitCode(exitCode, ExitCode.failed)
     } catch (error) {
       if (!isXenCrError(error) || context.signal.aborted) throw error
+      const leased = error instanceof LeaseError
       // its target could not be read: the job did not run when it may have been due
-      if (!(error instanceof LeaseError)) recorder?.failed(job)
-      const exitCode = exitCodeFor(error)
+      if (!leased) recorder?.failed(job)
+      const jobExitCode = exitCodeFor(error)
       context.output.emit({
         kind: 'error',
         code: error.code,
         message: nameOnce('job', job.name, error.message),
-        exitCode,
+        exitCode: jobExitCode,
       })
-      context.setExitCode(exitCode)
+      outcome(leased ? 'leased' : 'error', { code: error.code })
+      exitCode = worstExitCode(exitCode, jobExitCode)
     }
   }
+  // 3 says "nothing done": only when no job ran and a lease kept one from running; a job that
+  // ran, even after another was found leased, makes the run's outcome its own.
+  const ran = outcomes.some(o => o.status === 'ok' || o.status === 'failed')
+  if (exitCode === ExitCode.lease && ran) exitCode = ExitCode.ok
+  context.setExitCode(exitCode)
+  context.output.emit({ kind: 'run-due-done', jobs: outcomes, exitCode })
 }
 
 /** `xen-cr run <job> [--vm UUID]... [--dry-run] [--full]` and `xen-cr run --due`. */

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { cosmiconfig, type CosmiconfigResult } from 'cosmiconfig'
 import { ConfigError } from '../errors.js'
 import { xdgConfigDir, type Env } from './config-paths.js'
@@ -54,7 +54,7 @@ export interface LoadConfigOptions {
 /**
  * Finds, reads and validates the configuration. With no file anywhere, returns an empty config
  * (no pools, default settings): commands that need a pool then fail naming where we looked.
- * @throws ConfigError `CONFIG_NOT_FOUND` (explicit file missing), `CONFIG_PARSE`, `CONFIG_INVALID`
+ * @throws ConfigError `CONFIG_NOT_FOUND` (explicit file missing), `CONFIG_UNREADABLE`, `CONFIG_PARSE`, `CONFIG_INVALID`
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
   const env = options.env ?? process.env
@@ -65,11 +65,18 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   let result: CosmiconfigResult
   if (explicit !== undefined) {
     const file = resolve(cwd, explicit)
-    const isFile = await stat(file).then(
-      stats => stats.isFile(),
-      () => false,
+    const kind = await stat(file).then(
+      stats => (stats.isDirectory() ? 'directory' : 'file'),
+      () => 'missing',
     )
-    if (!isFile) {
+    if (kind === 'directory') {
+      throw new ConfigError(
+        'CONFIG_UNREADABLE',
+        `config file ${file} (from ${origin}) is a directory; give the path of the file in it, e.g. ${join(file, `${MODULE}.config.json`)}`,
+        { file },
+      )
+    }
+    if (kind === 'missing') {
       throw new ConfigError('CONFIG_NOT_FOUND', `config file ${file} (from ${origin}) does not exist; check the path`, {
         file,
       })
@@ -128,6 +135,17 @@ async function readConfigFile(where: string, read: () => Promise<CosmiconfigResu
   try {
     return await read()
   } catch (error) {
+    // A file we may not read is not a syntax problem: "fix its syntax" would send the user to the wrong place.
+    const errno = errnoOf(error)
+    if (errno !== undefined) {
+      const file = errno.path ?? where
+      throw new ConfigError(
+        'CONFIG_UNREADABLE',
+        `config file ${file} cannot be read (${errno.code}); check its permissions`,
+        { file },
+        { cause: error },
+      )
+    }
     const reason = parseErrorReason(error)
     const file =
       error instanceof Error && 'filepath' in error && typeof error.filepath === 'string' ? error.filepath : where
@@ -138,6 +156,13 @@ async function readConfigFile(where: string, read: () => Promise<CosmiconfigResu
       { cause: error },
     )
   }
+}
+
+/** A file-system error (EACCES, EISDIR, EIO…) as Node reports it: a `code` and the `syscall` that failed. */
+function errnoOf(error: unknown): { code: string; path: string | undefined } | undefined {
+  if (!(error instanceof Error) || !('code' in error) || !('syscall' in error) || typeof error.code !== 'string')
+    return undefined
+  return { code: error.code, path: 'path' in error && typeof error.path === 'string' ? error.path : undefined }
 }
 
 /**

@@ -14,6 +14,8 @@ export interface PoolInventory {
   readonly networks: readonly { readonly uuid: string; readonly name: string }[]
   /** the pool's default SR uuid, if set */
   readonly defaultSr: string | undefined
+  /** the pool's disks, so that a disk's uuid given as a VM is named for what it is */
+  readonly vdis?: readonly { readonly uuid: string; readonly name: string; readonly isSnapshot: boolean }[]
 }
 
 export type JobWarnFn = (code: string, message: string) => void
@@ -24,11 +26,12 @@ export async function readInventory(
   options: { signal?: AbortSignal } = {},
 ): Promise<PoolInventory> {
   const call = options.signal === undefined ? {} : { signal: options.signal }
-  const [vms, srs, networks, pools] = await Promise.all([
+  const [vms, srs, networks, pools, vdis] = await Promise.all([
     client.getAllRecords('VM', call),
     client.getAllRecords('SR', call),
     client.getAllRecords('network', call),
     client.getAllRecords('pool', call),
+    client.getAllRecords('VDI', call),
   ])
   const pool = [...pools.values()][0]
   return {
@@ -47,6 +50,7 @@ export async function readInventory(
     srs: [...srs.values()].map(sr => ({ uuid: sr.uuid, name: sr.name_label, contentType: sr.content_type })),
     networks: [...networks.values()].map(network => ({ uuid: network.uuid, name: network.name_label })),
     defaultSr: pool === undefined ? undefined : srs.get(pool.default_SR)?.uuid,
+    vdis: [...vdis.values()].map(vdi => ({ uuid: vdi.uuid, name: vdi.name_label, isSnapshot: vdi.is_a_snapshot })),
   }
 }
 
@@ -66,8 +70,15 @@ function holdsDisks(contentType: string): boolean {
 export function checkJob(job: Job, source: PoolInventory, target: PoolInventory, warn?: JobWarnFn): Job {
   for (const uuid of job.vms.uuids) {
     const vm = source.vms.find(candidate => candidate.uuid.toLowerCase() === uuid)
-    if (vm === undefined)
+    if (vm === undefined) {
+      const vdi = source.vdis?.find(candidate => candidate.uuid.toLowerCase() === uuid)
+      if (vdi !== undefined)
+        throw new ValidationError(
+          'VM_NOT_REPLICABLE',
+          `${uuid} ("${vdi.name}") on pool "${job.source}" is a ${vdi.isSnapshot ? 'snapshot disk (VDI)' : 'disk (VDI)'}, not a VM; give the uuid of the VM it belongs to (xen-cr vms ${job.source})`,
+        )
       throw vmNotFound(uuid, `source pool "${job.source}"`, 'check the uuid (xe vm-list) and --source')
+    }
     if (vm.kind !== 'vm') {
       throw new ValidationError(
         'VM_NOT_REPLICABLE',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { ConfigError, UsageError, ValidationError } from '../errors.js'
+import { ConfigError, UsageError, ValidationError, isXenCrError } from '../errors.js'
 import { withFileLock, type FileLockOptions } from './file-lock.js'
 import { JOBS_DOCUMENT_VERSION, parseJobsDocument, type JobsDocument } from './job-document.js'
 import type { Job } from './types.js'
@@ -123,9 +123,12 @@ export class JobStore {
     } catch (error) {
       if (error instanceof Error && 'code' in error && error.code === 'ENOENT')
         return { version: JOBS_DOCUMENT_VERSION, jobs: [] }
+      const isDirectory = error instanceof Error && 'code' in error && error.code === 'EISDIR'
       throw new ConfigError(
         'JOBS_FILE_UNREADABLE',
-        `job store ${this.file} cannot be read; check its permissions`,
+        isDirectory
+          ? `job store ${this.file} is a directory; give the path of the file in it, e.g. ${join(this.file, 'jobs.json')}`
+          : `job store ${this.file} cannot be read; check its permissions`,
         { file: this.file },
         { cause: error },
       )
@@ -156,7 +159,11 @@ export class JobStore {
         await this.write({ version: JOBS_DOCUMENT_VERSION, jobs: edit(document.jobs) })
       },
       this.lockOptions,
-    )
+    ).catch((error: unknown) => {
+      // The lock file, the temporary file and the rename all need a writable folder: a read-only
+      // one (or a full disk) fails there with a bare errno, which is the store's problem, not a bug.
+      throw isXenCrError(error) || !(error instanceof Error && 'syscall' in error) ? error : this.unwritable(error)
+    })
   }
 
   private async write(document: JobsDocument): Promise<void> {

@@ -6,7 +6,8 @@
  */
 
 /** A spec, state directory or control-API argument that whoever runs the lab got wrong. */
-export type LabSetupCode = 'LAB_SPEC_INVALID' | 'LAB_SPEC_UNREADABLE' | 'LAB_STATE_CORRUPT' | 'LAB_OBJECT_UNKNOWN'
+export type LabSetupCode =
+  'LAB_SPEC_INVALID' | 'LAB_SPEC_UNREADABLE' | 'LAB_STATE_CORRUPT' | 'LAB_OBJECT_UNKNOWN' | 'LAB_DIR_IN_USE'
 
 /** What the sparse disk store refuses. */
 export type LabDiskCode =

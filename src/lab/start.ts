@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { Database, type DatabaseDump } from './db/database.js'
 import { populatePool } from './build.js'
 import { createControl, type LabControl } from './control.js'
+import { lockLabDir } from './dir-lock.js'
 import { controlRoute } from './control-route.js'
 import type { Route } from './http/host-server.js'
 import { DatabaseSaver, readJsonIfExists, writeJsonAtomic } from './persistence.js'
@@ -92,6 +93,17 @@ function generatePassword(): string {
 export async function startLab(options: StartLabOptions): Promise<Lab> {
   const dir = options.dir
   await mkdir(dir, { recursive: true })
+  const unlock = await lockLabDir(dir)
+  try {
+    return await startLocked(options, unlock)
+  } catch (error) {
+    await unlock()
+    throw error
+  }
+}
+
+async function startLocked(options: StartLabOptions, unlock: () => Promise<void>): Promise<Lab> {
+  const dir = options.dir
   const manifest = await readJsonIfExists<LabManifest>(join(dir, MANIFEST))
   const spec: LabSpec | undefined =
     manifest !== undefined
@@ -189,7 +201,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     dir,
     control,
     restored: manifest !== undefined,
-    stop: () => (stopping ??= stopPools(running)),
+    stop: () => (stopping ??= stopPools(running).finally(unlock)),
   }
 }
 

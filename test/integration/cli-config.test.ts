@@ -84,11 +84,11 @@ describe('xen-cr config', () => {
     config.pools['b']!.passwordFile = join(tmp.path, 'wrong.password')
     await writeFile(join(tmp.path, 'wrong.password'), 'wrong', { mode: 0o600 })
     await writeFile(join(tmp.path, 'xen-cr.config.json'), JSON.stringify(config))
-    const { code, stdout } = await cli(['config', 'check'])
+    const { code, stdout, stderr } = await cli(['config', 'check'])
     expect(code).toBe(4)
-    // not a terminal: ASCII words instead of ✓ and ✗
+    // not a terminal: ASCII words instead of ✓ and ✗; a failure is a diagnostic, on stderr
     expect(stdout.lines[0]).toMatch(/^ok pool a/)
-    expect(stdout.lines[1]).toMatch(/^FAILED pool b: .*\[POOL_AUTH_FAILED\]$/)
+    expect(stderr.lines[0]).toMatch(/FAILED pool b: .*\[POOL_AUTH_FAILED\]$/)
     const unknown = await cli(['config', 'check', 'a', 'zzz'])
     expect(unknown.code).toBe(2)
     expect(unknown.stdout.text).toBe('')

@@ -19,7 +19,8 @@ export const configFormatters: FormattersOf<ConfigCommandEvent> = {
     ],
   },
   'pool-check': {
-    class: 'result',
+    // a failed login is a diagnostic: stderr, so a script reading stdout sees only the pools that work
+    class: event => (event.ok ? 'result' : 'error'),
     format: (event, style) =>
       event.ok
         ? [`${style.green('✓')} pool ${event.pool}: logged in to ${event.url}`]

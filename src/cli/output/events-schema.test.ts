@@ -202,6 +202,14 @@ const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
     defaults: { jobsFile: '/etc/xen-cr/jobs.json', retention: 1, concurrency: 2, fullInterval: 0 },
   },
   'pool-check': { kind: 'pool-check', pool: 'dr', url: 'https://10.1.0.10', ok: false, code: 'POOL_TLS', message: 'x' },
+  'run-due-done': {
+    kind: 'run-due-done',
+    jobs: [
+      { id: 'j1', name: 'nightly', status: 'failed', vms: [{ ...vm, status: 'failed' }] },
+      { id: 'j2', name: 'hourly', status: 'leased', code: 'JOB_RUNNING', vms: [] },
+    ],
+    exitCode: 1,
+  },
   'seed-plan': {
     kind: 'seed-plan',
     dryRun: true,

@@ -61,6 +61,26 @@ export type ConfigCommandEvent =
       readonly message?: string
     }
 
+/** How one job of `run --due` fared: whether it ran, and each VM's status when it did. */
+export interface DueJobOutcome {
+  readonly id: string
+  readonly name: string
+  /**
+   * `ok` ran and no VM failed, `failed` ran and a VM failed, `leased` another run holds its lease
+   * (nothing done), `not-due`, `disabled`, `error` it could not run (`code` says why)
+   */
+  readonly status: 'ok' | 'failed' | 'leased' | 'not-due' | 'disabled' | 'error'
+  readonly code?: string
+  readonly vms: readonly (VmIdentity & { readonly status: 'success' | 'failed' })[]
+}
+
+/** The end of `xen-cr run --due`: every job of the store and the exit code that sums them up. */
+export type RunCommandEvent = {
+  readonly kind: 'run-due-done'
+  readonly jobs: readonly DueJobOutcome[]
+  readonly exitCode: number
+}
+
 /** Results and progress of `xen-cr seed` (and `xen-cr-seed`); the seed's warning is the diagnostic one. */
 export type SeedCommandEvent =
   | Exclude<SeedEvent, { kind: 'seed-warning' }>
@@ -88,6 +108,7 @@ export type OutputEvent =
   | Exclude<PassEvent, { kind: 'warning' }>
   | JobCommandEvent
   | ConfigCommandEvent
+  | RunCommandEvent
   | ReplicationReportEvent
   | SeedCommandEvent
   | Exclude<FailoverEvent, { kind: 'warning' }>

@@ -11,6 +11,7 @@ import { passFormatters } from './pass-formatters.js'
 import { recoveryFormatters } from './recovery-formatters.js'
 import { replicaListFormatters } from './replica-list-formatters.js'
 import { rpoCheckFormatters } from './rpo-check-formatters.js'
+import { runFormatters } from './run-formatters.js'
 import { seedFormatters } from './seed-formatters.js'
 
 const diagnosticFormatters: FormattersOf<DiagnosticEvent> = {
@@ -37,6 +38,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...passFormatters,
   ...replicaListFormatters,
   ...configFormatters,
+  ...runFormatters,
   ...jobFormatters,
   ...seedFormatters,
   ...recoveryFormatters,

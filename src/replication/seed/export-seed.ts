@@ -18,7 +18,8 @@ import type { XapiClient } from '../../xapi/client.js'
 import { exportVdi } from '../../xapi/transfer.js'
 import type { Ref, VmRecord } from '../../xapi/types.js'
 import { exportVmXva } from '../../xapi/xva-transfer.js'
-import type { PassIdentity } from '../metadata.js'
+import type { VmSelection } from '../../jobs/types.js'
+import { REPLICA_TAG, type PassIdentity } from '../metadata.js'
 import { throttleProgress, type ByteProgress } from '../progress-throttle.js'
 import { takeJobSnapshot } from '../take-job-snapshot.js'
 import { MANIFEST_FILE, MANIFEST_KIND, writeManifest, type SeedManifest, type SeedManifestDisk } from './manifest.js'
@@ -54,7 +55,8 @@ export type SeedExportEvent =
 
 export interface ExportSeedOptions {
   readonly source: XapiClient
-  readonly job: { readonly id: string; readonly name: string }
+  /** `vms`, when given, is the job's selection: a VM it does not replicate is refused */
+  readonly job: { readonly id: string; readonly name: string; readonly vms?: VmSelection }
   readonly scheduleId: string
   readonly vmUuid: string
   /** the seed folder; created if missing, must not hold a manifest yet */
@@ -101,7 +103,7 @@ function hasher(): Transform & { digest(): string; count(): number } {
 
 /**
  * Snapshots the VM for the job and writes its disks and manifest into `dir`.
- * @throws SeedRefusal `SEED_VM_NOT_FOUND`, `SEED_OUT_NOT_EMPTY` before anything is created
+ * @throws SeedRefusal `SEED_VM_NOT_FOUND`, `SEED_VM_NOT_IN_JOB`, `SEED_OUT_NOT_EMPTY` before anything is created
  */
 export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: SeedManifest; manifestPath: string }> {
   const { source } = o
@@ -109,8 +111,9 @@ export async function exportSeed(o: ExportSeedOptions): Promise<{ manifest: Seed
   const emit = o.onEvent ?? (() => undefined)
   const now = o.now ?? (() => new Date())
 
-  await checkOutDir(o.dir)
+  // the VM first: a refused VM must not leave an empty seed folder behind
   const { vmRef, vm } = await seedSourceVm(o, opts)
+  await checkOutDir(o.dir)
   const id: PassIdentity = { jobId: o.job.id, scheduleId: o.scheduleId, vmUuid: vm.uuid }
   const cleanup = new CleanupStack()
   try {
@@ -174,21 +177,50 @@ async function seedSourceVm(
   try {
     vmRef = await o.source.getByUuid('VM', o.vmUuid, opts)
   } catch (error) {
-    if (isXapiError(error, 'UUID_INVALID'))
-      throw new SeedRefusal(
-        'SEED_VM_NOT_FOUND',
-        `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`,
-      )
-    throw error
+    if (!isXapiError(error, 'UUID_INVALID')) throw error
+    // a disk's uuid is an easy mistake (xe vdi-list sits next to xe vm-list): say what it is
+    const disk = await o.source.getByUuid('VDI', o.vmUuid, opts).then(
+      async ref => o.source.getRecord('VDI', ref, opts),
+      (vdiError: unknown) => {
+        if (isXapiError(vdiError, 'UUID_INVALID')) return undefined
+        throw vdiError
+      },
+    )
+    throw new SeedRefusal(
+      'SEED_VM_NOT_FOUND',
+      disk === undefined
+        ? `VM ${o.vmUuid} is not on the source pool; check the uuid (xe vm-list)`
+        : `${o.vmUuid} ("${disk.name_label}") is a disk (VDI), not a VM; give the uuid of the VM it belongs to (xen-cr vms <pool>)`,
+    )
   }
   const vm = await o.source.getRecord('VM', vmRef, opts)
   if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) {
+    const kind = vm.is_control_domain ? 'control domain' : vm.is_a_snapshot ? 'snapshot' : 'template'
     throw new SeedRefusal(
       'SEED_VM_NOT_FOUND',
-      `${o.vmUuid} ("${vm.name_label}") is not a VM; give the uuid of the VM to replicate`,
+      `${o.vmUuid} ("${vm.name_label}") is a ${kind}, not a VM; give the uuid of the VM to replicate`,
+    )
+  }
+  if (o.job.vms !== undefined && !jobSelectsVm(o.job.vms, vm)) {
+    throw new SeedRefusal(
+      'SEED_VM_NOT_IN_JOB',
+      `VM ${vm.name_label} (${vm.uuid}) is not one that job ${o.job.name} replicates; seed one of its VMs, or add it to the job (xen-cr job edit)`,
     )
   }
   return { vmRef, vm }
+}
+
+/**
+ * `vm` is one the job replicates: by uuid, or by tag or "all" unless it is a replica (replicas
+ * carry their source's tags). A seed of any other VM would make a replica no pass ever continues.
+ */
+export function jobSelectsVm(
+  vms: VmSelection,
+  vm: { readonly uuid: string; readonly tags: readonly string[] },
+): boolean {
+  if (vms.uuids.some(u => u.toLowerCase() === vm.uuid.toLowerCase())) return true
+  if (vm.tags.includes(REPLICA_TAG)) return false
+  return vms.all || vm.tags.some(t => vms.tags.includes(t))
 }
 
 /** What writing the files of one seed shares. */

@@ -17,6 +17,7 @@ import { destroyVmAndDisks } from '../destroy.js'
 import { throttleProgress, type ByteProgress } from '../progress-throttle.js'
 import { REPLICA_POLICY } from '../replica-policy.js'
 import type { Ref } from '../../xapi/types.js'
+import type { VmSelection } from '../../jobs/types.js'
 import {
   KEYS,
   PLACEHOLDER_DATETIME,
@@ -27,7 +28,7 @@ import {
   parseXapiDateTime,
   type PassIdentity,
 } from '../metadata.js'
-import { undo, type SeedExportEvent, type SeedWarningEvent } from './export-seed.js'
+import { jobSelectsVm, undo, type SeedExportEvent, type SeedWarningEvent } from './export-seed.js'
 import { checkManifestFiles, readManifest, type SeedManifest } from './manifest.js'
 import { SeedRefusal } from './seed-refusal.js'
 import { seed, type SeedEvent, type SeedResult } from './seed.js'
@@ -38,6 +39,8 @@ export interface ImportSeedOptions {
   /** the job as stored: its id must be the manifest's, the SR one of its SRs */
   readonly job: {
     readonly id: string
+    /** the job's selection, when known: a seed of a VM it does not replicate is refused */
+    readonly vms?: VmSelection
     readonly name: string
     readonly srs: readonly string[]
     readonly networkMap: Readonly<Record<string, string>>
@@ -139,6 +142,21 @@ async function checkImport(o: ImportSeedOptions, manifest: SeedManifest): Promis
       )
     }
     throw error
+  }
+  if (o.job.vms !== undefined) {
+    // a VM gone from the source is left to the seed's own check of the snapshot's VM
+    const vm = await o.source.getByUuid('VM', manifest.vm.uuid, opts).then(
+      async ref => o.source.getRecord('VM', ref, opts),
+      (error: unknown) => {
+        if (isXapiError(error, 'UUID_INVALID')) return undefined
+        throw error
+      },
+    )
+    if (vm !== undefined && !jobSelectsVm(o.job.vms, vm))
+      throw new SeedRefusal(
+        'SEED_VM_NOT_IN_JOB',
+        `${o.dir} is a seed of VM ${vm.name_label} (${vm.uuid}), which job ${o.job.name} does not replicate; add the VM to the job (xen-cr job edit) or export a seed of one of its VMs`,
+      )
   }
   for (const vm of (await o.target.getAllRecords('VM', opts)).values()) {
     const oc = vm.other_config
