@@ -4,7 +4,7 @@ import { withFileLock } from '../jobs/file-lock.js'
 import type { JobStore } from '../jobs/job-store.js'
 import type { Job } from '../jobs/types.js'
 import type { FailbackVmResult } from '../recovery/failback-events.js'
-import { failback, type FailbackResult } from '../recovery/failback.js'
+import type { FailbackResult } from '../recovery/failback.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode } from './exit-codes.js'
 
@@ -112,6 +112,7 @@ export function registerFailbackCommand(program: Command): void {
       const job = await store.get(handle)
       const concurrency = concurrencyOf(options.concurrency)
       const { source, target } = await connectJobPools(context, job)
+      const { failback } = await import('../recovery/failback.js')
       const go = (): Promise<FailbackResult> =>
         failback({
           job,

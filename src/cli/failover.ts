@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
 import { UsageError, ValidationError } from '../errors.js'
-import { failover } from '../recovery/failover.js'
 import { DEFAULT_NAME_SUFFIX, parseAt } from '../recovery/failover-plan.js'
 import { parseNetworkPair, type NetworkChoice } from '../recovery/network-remap.js'
 import { contextOf } from './context.js'
@@ -71,6 +70,7 @@ export function registerFailoverCommand(program: Command): void {
       const concurrency = concurrencyOf(options.concurrency)
       const at = options.at === undefined ? undefined : parseAt(options.at)
       const target = await context.connect(job.target)
+      const { failover } = await import('../recovery/failover.js')
       const result = await failover({
         job,
         target,

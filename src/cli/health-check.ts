@@ -2,12 +2,12 @@ import type { Command } from 'commander'
 import { ValidationError } from '../errors.js'
 import {
   DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
+  XENSTORE_MODE_TAG,
   parseHealthCheckTimeout,
   type HealthCheckInput,
 } from '../jobs/health-check-setting.js'
 import type { Job } from '../jobs/types.js'
 import type { HealthCheckVmResult } from '../recovery/check-events.js'
-import { healthCheck, XENSTORE_MODE_TAG } from '../recovery/health-check.js'
 import type { XapiClient } from '../xapi/client.js'
 import { contextOf, type CliContext } from './context.js'
 import { ExitCode } from './exit-codes.js'
@@ -80,6 +80,7 @@ export async function healthCheckAfterPass(
 ): Promise<void> {
   const setting = job.healthCheck
   if (setting === undefined || vmUuids.length === 0) return
+  const { healthCheck } = await import('../recovery/health-check.js')
   const result = await healthCheck({
     job,
     target,
@@ -127,6 +128,7 @@ export function registerHealthCheckCommand(program: Command): void {
       const setting = job.healthCheck
       const sr = options.sr ?? setting?.sr
       const target = await context.connect(job.target)
+      const { healthCheck } = await import('../recovery/health-check.js')
       const result = await healthCheck({
         job,
         target,

@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { readNetworkInventory, readSrInventory, readVmInventory } from '../xapi/inventory.js'
 import { contextOf } from './context.js'
 
 /**
@@ -14,6 +13,7 @@ export function registerInventoryCommands(program: Command): void {
     .action(async (pool: string, _options: unknown, command: Command) => {
       const context = contextOf(command)
       const client = await context.connect(pool)
+      const { readVmInventory } = await import('../xapi/inventory.js')
       context.output.emit({
         kind: 'vm-inventory',
         pool,
@@ -28,6 +28,7 @@ export function registerInventoryCommands(program: Command): void {
     .action(async (pool: string, _options: unknown, command: Command) => {
       const context = contextOf(command)
       const client = await context.connect(pool)
+      const { readSrInventory } = await import('../xapi/inventory.js')
       context.output.emit({
         kind: 'sr-inventory',
         pool,
@@ -42,6 +43,7 @@ export function registerInventoryCommands(program: Command): void {
     .action(async (pool: string, _options: unknown, command: Command) => {
       const context = contextOf(command)
       const client = await context.connect(pool)
+      const { readNetworkInventory } = await import('../xapi/inventory.js')
       context.output.emit({
         kind: 'network-inventory',
         pool,

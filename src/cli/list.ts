@@ -3,12 +3,11 @@ import type { Command } from 'commander'
 import ms from 'ms'
 import { UsageError, isXenCrError } from '../errors.js'
 import type { Job } from '../jobs/types.js'
-import { listReplicas, type JobListing } from '../replication/list.js'
-import { checkRpo, type RpoLimits } from '../replication/rpo-check.js'
+import type { JobListing } from '../replication/list.js'
+import type { RpoLimits } from '../replication/rpo-check.js'
 import { contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
-import { listMetricsText, type ListedJob } from './metrics/list-metrics.js'
-import { writeMetricsFile } from './metrics/metrics-file.js'
+import type { ListedJob } from './metrics/list-metrics.js'
 import type { UnreadableJob } from './output/operator-events.js'
 
 interface ListOptions {
@@ -32,6 +31,7 @@ async function listingOf(context: CliContext, job: Job, now: Date): Promise<JobL
       `pool ${job.source} cannot be read (${error.message}); VMs of job "${job.name}" that have no replica yet are not listed`,
     )
   }
+  const { listReplicas } = await import('../replication/list.js')
   return listReplicas(job, target, {
     ...(source === undefined ? {} : { source }),
     now,
@@ -89,7 +89,13 @@ function unreadable(entry: ListedJob): UnreadableJob | undefined {
 }
 
 /** `list --check`: one verdict per VM of the checked jobs; exit 1 on a breach, else 4 if a job could not be read. */
-function reportCheck(context: CliContext, listed: readonly ListedJob[], options: ListOptions, limits: RpoLimits): void {
+async function reportCheck(
+  context: CliContext,
+  listed: readonly ListedJob[],
+  options: ListOptions,
+  limits: RpoLimits,
+): Promise<void> {
+  const { checkRpo } = await import('../replication/rpo-check.js')
   const checked = listed.filter(entry => entry.job.enabled || options.includeDisabled === true)
   const skipped = listed.filter(entry => !checked.includes(entry)).map(entry => ({ ...entry.job }))
   const listings = listingsOf(checked)
@@ -150,7 +156,7 @@ export function registerListCommand(program: Command): void {
       const now = context.io.now?.() ?? new Date()
       const listed = await listJobs(context, wanted, now)
       if (options.check === true) {
-        reportCheck(context, listed, options, limits)
+        await reportCheck(context, listed, options, limits)
       } else {
         for (const entry of listed) {
           if (!('error' in entry)) continue
@@ -169,6 +175,11 @@ export function registerListCommand(program: Command): void {
       }
       if (options.metricsFile !== undefined) {
         const file = resolve(context.io.cwd, options.metricsFile)
+        // prom-client is loaded only by the runs that write metrics
+        const [{ listMetricsText }, { writeMetricsFile }] = await Promise.all([
+          import('./metrics/list-metrics.js'),
+          import('./metrics/metrics-file.js'),
+        ])
         await writeMetricsFile(file, await listMetricsText(listed, limits, now))
         context.output.emit({ kind: 'debug', message: `metrics written to ${file}` })
       }

@@ -1,8 +1,7 @@
 import type { Command } from 'commander'
 import { UsageError, isXenCrError } from '../errors.js'
 import type { Job } from '../jobs/types.js'
-import { applyDeletion, planDeletion, type DeletionPlan } from '../recovery/delete-replicas.js'
-import { groupJobReplicas } from '../recovery/job-replicas.js'
+import type { DeletionPlan } from '../recovery/delete-replicas.js'
 import type { XapiClient } from '../xapi/client.js'
 import { contextOf, type CliContext } from './context.js'
 import { ExitCode } from './exit-codes.js'
@@ -60,6 +59,7 @@ async function deleteWithConfirmation(
   request: { vms?: string[]; replica?: string; all: boolean; yes: boolean },
 ): Promise<boolean> {
   const target = await context.connect(job.target)
+  const { applyDeletion, planDeletion } = await import('../recovery/delete-replicas.js')
   const opts = { signal: context.signal }
   const source = request.replica === undefined ? await reachableSource(context, job, target) : undefined
   const [targetVms, targetSrs, sourceVms] = await Promise.all([
@@ -123,6 +123,7 @@ export function registerReplicasCommand(program: Command): void {
       const target = await context.connect(job.target)
       const opts = { signal: context.signal }
       const [vms, srs] = await Promise.all([target.getAllRecords('VM', opts), target.getAllRecords('SR', opts)])
+      const { groupJobReplicas } = await import('../recovery/job-replicas.js')
       let groups = groupJobReplicas({ job, vms, srs, now: context.io.now?.() ?? new Date() })
       if (options.vm !== undefined) {
         const wanted = options.vm

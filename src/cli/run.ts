@@ -2,15 +2,13 @@ import type { Command } from 'commander'
 import { LeaseError, UsageError, isXenCrError } from '../errors.js'
 import { withFileLock } from '../jobs/file-lock.js'
 import type { Job } from '../jobs/types.js'
-import { dueSchedules } from '../replication/due.js'
 import type { PassEventSink, VmResult } from '../replication/events.js'
-import { runPass } from '../replication/pass.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor, worstExitCode } from './exit-codes.js'
 import type { DueJobOutcome } from './output/events.js'
 import { nameOnce } from './output/name-once.js'
 import { healthCheckAfterPass } from './health-check.js'
-import { RunRecorder } from './metrics/run-recorder.js'
+import type { RunRecorder } from './metrics/run-recorder.js'
 
 interface RunOptions {
   vm?: string[]
@@ -89,6 +87,7 @@ async function passWith(
 ): Promise<readonly VmResult[]> {
   const { source, target } = await connectJobPools(context, job)
   // the replication engine loads with `run` only, not with the command tree (issue 11, fast start)
+  const { runPass } = await import('../replication/pass.js')
   const result = await runPass({
     job,
     source,
@@ -131,6 +130,7 @@ async function runDue(context: CliContext, options: RunOptions, recorder?: RunRe
     // One job's unreachable pool must not stop the others: record it and go on.
     try {
       const target = await context.connect(job.target)
+      const { dueSchedules } = await import('../replication/due.js')
       const decision = (await dueSchedules(job, target, now, { signal: context.signal })).find(d => d.due)
       if (decision === undefined) {
         context.output.emit({ kind: 'info', message: `job "${job.name}": not due` })
@@ -191,7 +191,7 @@ export function registerRunCommand(program: Command): void {
       const recorder =
         options.metricsFile === undefined || options.dryRun === true
           ? undefined
-          : new RunRecorder(() => context.io.now?.() ?? new Date())
+          : new (await import('./metrics/run-recorder.js')).RunRecorder(() => context.io.now?.() ?? new Date())
       let failure: { error: unknown } | undefined
       try {
         if (handle === undefined) await runDue(context, options, recorder)

@@ -9,10 +9,8 @@ import { getPool } from '../config/connect-pool.js'
 import { ConfigError, ConnectionError, UsageError, isXapiError } from '../errors.js'
 import { isUuid } from '../jobs/job-document.js'
 import type { Job } from '../jobs/types.js'
-import { exportSeed, type SeedWarningEvent } from '../replication/seed/export-seed.js'
-import { importSeed } from '../replication/seed/import-seed.js'
+import type { SeedWarningEvent } from '../replication/seed/export-seed.js'
 import { SeedRefusal, checkSeedIds, type SeedRequest } from '../replication/seed/plan-seed.js'
-import { seed } from '../replication/seed/seed.js'
 import type { VerifyMode } from '../replication/seed/verify-seed.js'
 import type { XapiClient } from '../xapi/client.js'
 import { parsePoolUrl } from '../xapi/pool-url.js'
@@ -237,6 +235,8 @@ export async function runSeed(context: CliContext, flags: SeedFlags): Promise<vo
     snapshotUuid: snapshot.toLowerCase(),
     targetVmUuid: targetVm.toLowerCase(),
   }
+  // the seed engine loads with a seed command only, not with the command tree (issue 11, fast start)
+  const { seed } = await import('../replication/seed/seed.js')
   const result = await seed({
     request,
     source,
@@ -345,6 +345,7 @@ export function registerSeedCommand(program: Command): void {
           `job ${jobRef.id} is not in the job store; the guided seed needs a xen-cr job (xen-cr job create --id ${jobRef.id} …)`,
         )
       const source = await context.connect(job.source)
+      const { exportSeed } = await import('../replication/seed/export-seed.js')
       const { manifest, manifestPath } = await exportSeed({
         source,
         job: { id: job.id, name: job.name, vms: job.vms },
@@ -382,6 +383,7 @@ export function registerSeedCommand(program: Command): void {
       if (!isUuid(sr)) throw new UsageError('INVALID_OPTION', `--sr must be a uuid, got "${sr}"`)
       const job = await storedJob(context, required(flags.job, '--job'))
       const { source, target } = await connectJobPools(context, job)
+      const { importSeed } = await import('../replication/seed/import-seed.js')
       const result = await importSeed({
         source,
         target,

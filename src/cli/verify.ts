@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
 import { UsageError, ValidationError } from '../errors.js'
-import { verifyReplicas } from '../recovery/verify.js'
 import { connectJobPools, contextOf } from './context.js'
 import { ExitCode } from './exit-codes.js'
 
@@ -41,6 +40,7 @@ export function registerVerifyCommand(program: Command): void {
       const sample = sampleOf(options.sample)
       const job = await (await context.jobStore()).get(handle)
       const { source, target } = await connectJobPools(context, job)
+      const { verifyReplicas } = await import('../recovery/verify.js')
       const result = await verifyReplicas({
         job,
         source,

@@ -12,6 +12,9 @@ import type { HealthCheckSetting } from './types.js'
 export const DEFAULT_HEALTH_CHECK_TIMEOUT = '10m'
 export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 10 * 60_000
 
+/** A VM (and so its replicas and their clones) with this tag is checked in script mode, as in XO. */
+export const XENSTORE_MODE_TAG = 'xo-backup-health-check-xenstore'
+
 /**
  * A budget such as `10m`, `90s`, `1h` (the `ms` package's syntax, as intervals), at least one
  * second; a bare number is milliseconds.

@@ -7,7 +7,7 @@
  */
 import { AbortedError, OperationError, ValidationError, isXenCrError } from '../errors.js'
 import { CleanupStack } from '../delta/cleanup.js'
-import { DEFAULT_HEALTH_CHECK_TIMEOUT_MS } from '../jobs/health-check-setting.js'
+import { DEFAULT_HEALTH_CHECK_TIMEOUT_MS, XENSTORE_MODE_TAG } from '../jobs/health-check-setting.js'
 import type { Job } from '../jobs/types.js'
 import type { XapiClient } from '../xapi/client.js'
 import { listVmDisks } from '../xapi/vbd.js'
@@ -21,8 +21,8 @@ import { groupJobReplicas } from './job-replicas.js'
 import { mapLimit } from '../replication/map-limit.js'
 import { makeTestVm, prepareTestVm, testVmName } from './test-vm.js'
 
-/** A VM (and so its replicas and their clones) with this tag is checked in script mode, as in XO. */
-export const XENSTORE_MODE_TAG = 'xo-backup-health-check-xenstore'
+// defined with the job's health-check setting, which the CLI's flags describe without loading this module
+export { XENSTORE_MODE_TAG }
 
 const DEFAULT_POLL_MS = 1_000
 

@@ -11,6 +11,8 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { buildJob } from '../../src/jobs/build-job.js'
+import { JobStore } from '../../src/jobs/job-store.js'
 import { builtBinary } from '../helpers/built.js'
 import { makeTempDir } from '../helpers/tmp.js'
 
@@ -53,6 +55,16 @@ afterEach(async () => {
   await tmp.remove()
 })
 
+/** A job store holding one job, so that `job list` and `job show` have something to print. */
+async function storeWithJob(): Promise<string> {
+  const store = new JobStore(join(tmp.path, 'jobs.json'))
+  const defaults = { retention: 1, concurrency: 2, fullInterval: 0 }
+  await store.add(
+    buildJob({ name: 'nightly', source: 'prod', target: 'dr', allVms: true, interval: '1h' }, defaults, new Date()),
+  )
+  return store.file
+}
+
 /** The package's own modules and dependencies the binary resolved for `args`, relative to the package root. */
 async function loadedBy(args: string[]): Promise<{ stdout: string; loaded: string[] }> {
   const child = spawn(
@@ -90,13 +102,15 @@ function forbidden(loaded: string[]): string[] {
 
 describe('commands that never reach a pool start without the XAPI client or the lab', () => {
   it.each([
-    ['--help', ['--help']],
-    ['job list', ['job', 'list']],
-    ['completion bash', ['completion', 'bash']],
-    ['config show', ['--config', EXAMPLE_CONFIG, '--jobs-file', 'jobs.json', 'config', 'show']],
-  ])('%s', async (_name, args) => {
-    const { stdout, loaded } = await loadedBy(args)
-    expect(stdout).not.toBe('')
+    ['--help', ['--help'], 'Usage: xen-cr'],
+    ['job list', ['job', 'list'], 'nightly'],
+    ['job show', ['job', 'show', 'nightly'], 'nightly'],
+    ['completion bash', ['completion', 'bash'], 'complete'],
+    ['config show', ['config', 'show'], 'prod'],
+  ])('%s', async (_name, args, expected) => {
+    const jobsFile = await storeWithJob()
+    const { stdout, loaded } = await loadedBy(['--config', EXAMPLE_CONFIG, '--jobs-file', jobsFile, ...args])
+    expect(stdout).toContain(expected)
     // the hook sees the binary's own modules, so an empty list would mean it recorded nothing
     expect(loaded).toContain('dist/cli/main.js')
     expect(forbidden(loaded)).toEqual([])
