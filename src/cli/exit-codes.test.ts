@@ -41,4 +41,14 @@ describe('exitCodeFor', () => {
     expect(worstExitCode(ExitCode.ok, ExitCode.failed)).toBe(1)
     expect(worstExitCode(ExitCode.failed, ExitCode.ok)).toBe(1)
   })
+
+  // run --due with one job leased elsewhere and another's VM failed exited 3, which cron and the
+  // systemd unit (SuccessExitStatus=3) took for "nothing done": the failure went unseen.
+  it('lets any other outcome beat "leased elsewhere", in either order', () => {
+    expect(worstExitCode(ExitCode.lease, ExitCode.failed)).toBe(1)
+    expect(worstExitCode(ExitCode.failed, ExitCode.lease)).toBe(1)
+    expect(worstExitCode(ExitCode.lease, ExitCode.connection)).toBe(4)
+    expect(worstExitCode(ExitCode.lease, ExitCode.ok)).toBe(3)
+    expect(worstExitCode(ExitCode.ok, ExitCode.lease)).toBe(3)
+  })
 })

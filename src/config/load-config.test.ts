@@ -129,4 +129,13 @@ describe('loadConfig', () => {
     expect(broken.message).toContain(join(tmp.path, 'xen-cr.config.json'))
     expect(broken.message).not.toContain('\n')
   })
+
+  // A directory was reported as missing ("does not exist; check the path"), which it is not.
+  it('says that an explicit path is a directory and names the file to give instead', async () => {
+    const error = await configError(loadConfig({ cwd: tmp.path, env: {}, file: '.' }))
+    expect(error.code).toBe('CONFIG_UNREADABLE')
+    expect(error.message).toBe(
+      `config file ${tmp.path} (from --config) is a directory; give the path of the file in it, e.g. ${join(tmp.path, 'xen-cr.config.json')}`,
+    )
+  })
 })
