@@ -34,6 +34,6 @@ describe('npm run demo', () => {
     expect(text).toMatch(/db-01: disk 1 delta, 3 KiB of 3 KiB \(100 %\): no block changed/)
     expect(text).toMatch(/Z ok web-01: delta, 4\.00 MiB sent in/)
     expect(text).toMatch(/Z 2 of 2 VMs replicated\n[\s\S]*Z 2 of 2 VMs replicated\n/)
-    expect(stdout.text).toMatch(/web-01 - demo - \(\d{8}T\d{6}Z\) +Replica storage .* delta/)
+    expect(stdout.text).toMatch(/web-01 - demo - \(\d{8}T\d{6}Z\) +[0-9a-f-]{36} +Replica storage .* delta/)
   })
 })
