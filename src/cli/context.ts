@@ -126,16 +126,26 @@ export class CliRuntime {
       },
       connect: async poolName => {
         const stdin = this.io.stdin
+        const endSpinner = output.activity(`logging in to pool ${poolName}`)
         const prompt =
-          stdin?.isTTY === true ? (question: string) => promptHidden(question, stdin, this.io.stderr) : undefined
-        const client = await connectPool(await loadOnce(), poolName, {
-          env: this.io.env,
-          signal,
-          warn,
-          ...(prompt === undefined ? {} : { prompt }),
-        })
-        this.cleanups.push(() => client.close())
-        return client
+          stdin?.isTTY === true
+            ? (question: string) => {
+                endSpinner()
+                return promptHidden(question, stdin, this.io.stderr)
+              }
+            : undefined
+        try {
+          const client = await connectPool(await loadOnce(), poolName, {
+            env: this.io.env,
+            signal,
+            warn,
+            ...(prompt === undefined ? {} : { prompt }),
+          })
+          this.cleanups.push(() => client.close())
+          return client
+        } finally {
+          endSpinner()
+        }
       },
       setExitCode: code => {
         this.exitCode = worstExitCode(this.exitCode, code)

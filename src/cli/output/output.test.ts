@@ -151,4 +151,26 @@ describe('createOutput', () => {
     verbose.output.emit({ kind: 'debug', message: 'detail' })
     expect(verbose.stdout.lines).toEqual([`${NOW.toISOString()} detail`])
   })
+
+  it('shows a spinner for a wait without bytes on a terminal (ora, on stderr), and nothing in a log or --json', async () => {
+    const tty = make({ tty: true })
+    const end = tty.output.activity('logging in to pool source')
+    // ora is imported on demand: poll until its first frame is written
+    for (let i = 0; i < 200 && !tty.stderr.text.includes('logging in to pool source'); i++) {
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+    end()
+    expect(tty.stderr.text).toContain('logging in to pool source')
+    expect(tty.stdout.text).toBe('')
+    const framesWhenEnded = tty.stderr.chunks.length
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(tty.stderr.chunks.length).toBe(framesWhenEnded)
+
+    for (const quiet of [make({ tty: false }), make({ tty: true, json: true }), make({ tty: true, quiet: true })]) {
+      const endQuiet = quiet.output.activity('logging in to pool source')
+      await new Promise(resolve => setTimeout(resolve, 200))
+      endQuiet()
+      expect(quiet.stderr.text + quiet.stdout.text).toBe('')
+    }
+  })
 })

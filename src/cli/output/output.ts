@@ -1,6 +1,7 @@
 import { colorLevel, type Env } from './color.js'
 import type { OutputEvent } from './events.js'
 import { classOf } from './formatters.js'
+import { startSpinner } from './spinner.js'
 import { JsonRenderer, PlainRenderer, TtyRenderer, type OutputStream, type Renderer } from './renderers.js'
 
 export interface OutputOptions {
@@ -21,6 +22,11 @@ export interface Output {
   /** the one path for recoverable oddities (STYLE 7) */
   warn(code: string, message: string): void
   close(): void
+  /**
+   * Something under way that has no bytes to count (logging in to a pool): a spinner on a
+   * terminal, nothing in a log or in `--json`. Returns the function that ends it.
+   */
+  activity(text: string): () => void
   readonly mode: 'tty' | 'plain' | 'json'
 }
 
@@ -51,6 +57,7 @@ export function createOutput(options: OutputOptions): Output {
   return {
     mode,
     emit,
+    activity: text => (mode === 'tty' && !quiet ? startSpinner(text, options.stderr, level > 0) : () => {}),
     warn: (code, message) => emit({ kind: 'warning', code, message }),
     close: () => renderer.close(),
   }
