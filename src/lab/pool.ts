@@ -4,7 +4,7 @@
  * pool serves this same state; only the master answers the API.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { DiskStore } from './storage/types.js'
+import { BLOCK_SIZE, type DiskStore } from './storage/types.js'
 import type { LabVdiView } from './views.js'
 import { NULL_REF, type Database } from './db/database.js'
 import { xapiFault } from './fault.js'
@@ -198,14 +198,49 @@ export class LabPool {
 
   refreshSr(srRef: string): void {
     if (this.db.find('SR', srRef) === undefined) return
-    let physical = 0
     let virtual = 0
+    for (const vdiRef of this.db.related('VDI', 'SR', srRef))
+      virtual += this.db.get('VDI', vdiRef)['virtual_size'] as number
+    this.db.update('SR', srRef, { physical_utilisation: this.srUsedBytes(srRef), virtual_allocation: virtual })
+  }
+
+  /**
+   * Bytes the SR's disks hold now, every layer once: a VDI's `physical_utilisation` is only its
+   * leaf, but the layers a snapshot or clone froze under it stay on the SR (a VHD SR keeps the
+   * parent files), shared by all the disks above them. Read from the store, not the records,
+   * so that a check in the middle of a transfer counts what it has written so far.
+   */
+  srUsedBytes(srRef: string): number {
+    const layers = new Set<string>()
     for (const vdiRef of this.db.related('VDI', 'SR', srRef)) {
-      const vdi = this.db.get('VDI', vdiRef)
-      physical += vdi['physical_utilisation'] as number
-      virtual += vdi['virtual_size'] as number
+      const info = this.storage.info(this.db.get('VDI', vdiRef)['location'] as string)
+      for (const layer of info?.layers ?? []) layers.add(layer)
     }
-    this.db.update('SR', srRef, { physical_utilisation: physical, virtual_allocation: virtual })
+    let used = 0
+    for (const layer of layers) used += this.storage.layerBytes(layer)
+    return used
+  }
+
+  /**
+   * `SR_FULL [requested, maximum]` when `bytes` more would take the SR's physical utilisation
+   * past its physical size, as XAPI refuses a copy or an import that does not fit. Thin
+   * provisioning: only allocated bytes count, never virtual sizes.
+   */
+  checkSrSpace(srRef: string, bytes: number): void {
+    if (bytes <= 0) return
+    const size = this.db.get('SR', srRef)['physical_size'] as number
+    const requested = this.srUsedBytes(srRef) + bytes
+    if (requested > size) throw xapiFault('SR_FULL', String(requested), String(size))
+  }
+
+  /** {@link checkSrSpace} for a write of `length` bytes at `offset` into the disk `diskId`. */
+  checkDiskWrite(diskId: string, offset: number, length: number): void {
+    const vdiRef = this.db.findByUuid('VDI', diskId)
+    if (vdiRef === undefined) return
+    this.checkSrSpace(
+      this.db.get('VDI', vdiRef)['SR'] as string,
+      this.storage.newBlocks(diskId, offset, length) * BLOCK_SIZE,
+    )
   }
 
   /** Whether some host of the pool has a plugged PBD for the SR. */

@@ -57,6 +57,11 @@ export interface LabVmSpec {
   readonly networks?: readonly string[]
   /** what its guest does; travels with its snapshots, copies and replicas (README, "The lab") */
   readonly guest?: LabGuestSpec
+  /** start order: `VM.order` (default 0) and `VM.start_delay` in seconds (default 0) */
+  readonly order?: number
+  readonly startDelay?: number
+  /** `VM.ha_restart_priority` (default "", HA off), e.g. "restart" or "best-effort" */
+  readonly haRestartPriority?: string
 }
 
 /** An SR of a lab pool. */

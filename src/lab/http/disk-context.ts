@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { LabPool } from '../pool.js'
+import { spaceCheckedStore } from '../storage/space-checked-store.js'
 import type { DiskHandlerContext, LabTaskHandle } from './types.js'
 
 function cookie(req: IncomingMessage, name: string): string | undefined {
@@ -22,7 +23,7 @@ export function diskHandlerContext(
   baseUrlOf: (hostRef: string) => string,
 ): DiskHandlerContext {
   return {
-    storage: pool.storage,
+    storage: spaceCheckedStore(pool.storage, (id, offset, length) => pool.checkDiskWrite(id, offset, length)),
     async authenticate(req, query) {
       const sessionId = query.get('session_id') ?? cookie(req, 'session_id')
       if (sessionId !== undefined) {

@@ -1,5 +1,6 @@
 import { BLOCK_SIZE } from '../storage/types.js'
 import type { DiskStore } from '../storage/types.js'
+import { isXapiFault } from '../fault.js'
 import { SECTOR_SIZE } from '../../vhd/layout.js'
 import { ByteReader } from '../../vhd/byte-reader.js'
 import { readVhd } from '../../vhd/reader.js'
@@ -78,6 +79,7 @@ export const importRawVdi: DiskHandler = async (req, res, ctx) => {
     } catch (error) {
       if (wrote) ctx.vdiChanged(vdi)
       if (error instanceof TaskCancelled) task.fail('TASK_CANCELLED', [task.ref])
+      else if (isXapiFault(error, 'SR_FULL')) task.fail(error.code, [...error.params])
       else failIo(task)
       // stop the sender: the 200 is out already, so all it sees is the connection going away
       req.socket.destroy()

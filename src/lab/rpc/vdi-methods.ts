@@ -109,20 +109,25 @@ export async function copyVdi(
 ): Promise<string> {
   const source = pool.db.get('VDI', vdiRef)
   const sourceDisk = source['location'] as string
+  const blocks = pool.isNull(baseRef)
+    ? pool.storage.allocatedBlocks(sourceDisk)
+    : pool.storage.changedBlocks(sourceDisk, pool.db.get('VDI', baseRef)['location'] as string)
   let targetRef = intoRef
   if (pool.isNull(intoRef)) {
     const sr = pool.isNull(srRef) ? (source['SR'] as string) : srRef
     checkSrUsable(pool, sr)
+    // refused before the new VDI exists, as XAPI checks the space a copy needs up front
+    pool.checkSrSpace(sr, blocks.length * BLOCK_SIZE)
     const uuid = randomUUID()
     await pool.storage.create(uuid, source['virtual_size'] as number)
     targetRef = createVdiRecord(pool, { ...copiedFields(source), SR: sr, read_only: false, snapshot_time: EPOCH }, uuid)
   } else {
-    pool.db.get('VDI', intoRef)
+    const into = pool.db.get('VDI', intoRef)
+    const location = into['location'] as string
+    const added = blocks.reduce((n, index) => n + pool.storage.newBlocks(location, index * BLOCK_SIZE, BLOCK_SIZE), 0)
+    pool.checkSrSpace(into['SR'] as string, added * BLOCK_SIZE)
   }
   const targetDisk = pool.db.get('VDI', targetRef)['location'] as string
-  const blocks = pool.isNull(baseRef)
-    ? pool.storage.allocatedBlocks(sourceDisk)
-    : pool.storage.changedBlocks(sourceDisk, pool.db.get('VDI', baseRef)['location'] as string)
   const size = source['virtual_size'] as number
   for (const index of blocks) {
     const data = await pool.storage.readBlock(sourceDisk, index)
@@ -177,6 +182,9 @@ export function addVdiMethods(registry: MethodRegistry): void {
       if (!VDI_TYPES.has(type)) throw xapiFault('INTERNAL_ERROR', `Unknown enum value '${given}' for vdi_type`)
       if (type === 'cbt_metadata') throw xapiFault('VDI_INCOMPATIBLE_TYPE', '', 'cbt_metadata')
       checkSrUsable(pool, fields['SR'] as string)
+      // Thin provisioning: the virtual size takes no space, but the new VHD's header and BAT
+      // do; the lab, which counts whole blocks, asks for one, so a full SR refuses new disks.
+      pool.checkSrSpace(fields['SR'] as string, BLOCK_SIZE)
       const size = roundSize(fields['virtual_size'] as number)
       const uuid = randomUUID()
       await pool.storage.create(uuid, size)
@@ -255,6 +263,17 @@ export function addVdiMethods(registry: MethodRegistry): void {
       },
     })
   }
+  // XAPI's setter for storage backends (SM reports the size it found); the lab's way to shrink
+  // or grow an SR, e.g. to make one full.
+  registry.add({
+    name: 'SR.set_physical_size',
+    params: ['string', 'int'],
+    handler: ({ pool }, [sr, value]) => {
+      pool.db.get('SR', sr as string)
+      pool.db.update('SR', sr as string, { physical_size: value as number })
+      return ''
+    },
+  })
   registry.add({
     name: 'SR.scan',
     params: ['string'],

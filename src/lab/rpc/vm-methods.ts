@@ -17,14 +17,16 @@ import { readStruct, type MemberSpec } from './struct-args.js'
 import { cloneVdi, copyVdi, destroyVdi, snapshotVdi } from './vdi-methods.js'
 import { assertVmOperation, withVmOperation, type PowerState } from './vm-checks.js'
 
+// What snapshot, clone and copy take from the source (xapi_vm_clone's copy_vm_record): HA
+// restart priority yes, but ha_always_run, order, start_delay and shutdown_delay start over
+// (false, 0) on the new VM, so these keep their schema defaults.
 const COPIED_FIELDS =
   `name_description user_version memory_static_max memory_dynamic_max memory_dynamic_min memory_static_min
   memory_target VCPUs_params VCPUs_max VCPUs_at_startup actions_after_softreboot actions_after_shutdown actions_after_reboot
   actions_after_crash PV_bootloader PV_kernel PV_ramdisk PV_args PV_bootloader_args PV_legacy_args HVM_boot_policy
   HVM_boot_params HVM_shadow_multiplier platform PCI_bus xenstore_data tags bios_strings recommendations last_boot_CPU_flags
-  last_booted_record domain_type NVRAM affinity has_vendor_device hardware_platform_version reference_label is_a_template`.split(
-    /\s+/,
-  )
+  last_booted_record domain_type NVRAM affinity has_vendor_device hardware_platform_version reference_label is_a_template
+  ha_restart_priority`.split(/\s+/)
 
 type CopyKind = 'snapshot' | 'clone' | 'copy'
 
@@ -366,6 +368,20 @@ export function addVmMethods(registry: MethodRegistry): void {
       return ''
     },
   })
+  // The start-order fields are static RO with their own setters, which refuse a negative value.
+  for (const field of ['order', 'start_delay', 'shutdown_delay']) {
+    registry.add({
+      name: `VM.set_${field}`,
+      params: ['string', 'int'],
+      handler: ({ pool }, [vm, value]) => {
+        pool.db.get('VM', vm as string)
+        const wanted = value as number
+        if (wanted < 0) throw xapiFault('INVALID_VALUE', field, String(wanted))
+        pool.db.update('VM', vm as string, { [field]: wanted })
+        return ''
+      },
+    })
+  }
   registry.add({
     name: 'VM.set_ha_always_run',
     params: ['string', 'bool'],

@@ -141,6 +141,20 @@ export class SparseDiskStore implements DiskStore {
     return this.#blocksOf(difference)
   }
 
+  layerBytes(layer: string): number {
+    return (this.#layers.get(layer)?.size ?? 0) * BLOCK_SIZE
+  }
+
+  newBlocks(id: DiskId, offset: number, length: number): number {
+    if (length <= 0) return 0
+    const disk = this.#get(id)
+    const held = this.#layers.get(disk.layers[disk.layers.length - 1] as string) ?? new Set<number>()
+    let count = 0
+    for (let index = Math.floor(offset / BLOCK_SIZE); index * BLOCK_SIZE < offset + length; index++)
+      if (!held.has(index)) count++
+    return count
+  }
+
   async readBlock(id: DiskId, index: number): Promise<Buffer> {
     const disk = this.#get(id)
     const blockCount = Math.ceil(disk.virtualSize / BLOCK_SIZE)

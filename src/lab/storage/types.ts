@@ -57,6 +57,13 @@ export interface DiskStore {
    * (symmetric difference), ascending: what a VHD export with `base` contains.
    */
   changedBlocks(id: DiskId, baseId: DiskId): number[]
+  /** Bytes held by the layer `layer` (one of some disk's {@link DiskInfo.layers}); 0 for an unknown one. */
+  layerBytes(layer: string): number
+  /**
+   * How many blocks writing `length` bytes at `offset` would add to the disk's leaf (those it
+   * does not hold yet): the space the write takes on its SR.
+   */
+  newBlocks(id: DiskId, offset: number, length: number): number
   /** One whole block as the guest sees it (BLOCK_SIZE bytes, zeros past the virtual size). */
   readBlock(id: DiskId, index: number): Promise<Buffer>
   /** Bytes as the guest sees them; `offset + length` must not exceed the virtual size. */
