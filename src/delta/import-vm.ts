@@ -60,6 +60,7 @@ export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedR
 /** The `VM.create` record: the source snapshot's settings under the replica's name, keys and protection. */
 function replicaVmRecord(o: CreateReplicaOptions): Record<string, unknown> {
   const src = o.metadata.vm
+  const settings = o.metadata.source ?? src
   return {
     name_label: o.policy.importingName(o.name),
     name_description: src.name_description,
@@ -87,7 +88,10 @@ function replicaVmRecord(o: CreateReplicaOptions): Record<string, unknown> {
     HVM_shadow_multiplier: src.HVM_shadow_multiplier,
     platform: src.platform,
     PCI_bus: src.PCI_bus,
-    other_config: replicaOtherConfig(o.policy, src.other_config, o.otherConfig),
+    other_config: replicaOtherConfig(o.policy, src.other_config, {
+      ...o.policy.settingKeys?.(settings),
+      ...o.otherConfig,
+    }),
     recommendations: src.recommendations,
     xenstore_data: src.xenstore_data,
     // HA must never boot a replica (XO #2359, #3780, #4527).
@@ -98,8 +102,8 @@ function replicaVmRecord(o: CreateReplicaOptions): Record<string, unknown> {
     hardware_platform_version: src.hardware_platform_version,
     domain_type: src.domain_type,
     NVRAM: src.NVRAM,
-    start_delay: src.start_delay,
-    shutdown_delay: src.shutdown_delay,
-    order: src.order,
+    start_delay: settings.start_delay,
+    shutdown_delay: settings.shutdown_delay,
+    order: settings.order,
   }
 }

@@ -4,6 +4,7 @@
  * (`replication/replica-policy.ts` builds XO's) and applied here without knowing its keys.
  */
 import type { StringMap } from '../xapi/types.js'
+import type { SourceVmSettings } from './vm-metadata.js'
 
 export interface ReplicaPolicy {
   /** the VM's name while it is assembled, from its final name */
@@ -18,6 +19,11 @@ export interface ReplicaPolicy {
   readonly tag: string
   /** `other_config` keys of the source records never copied to the replica */
   readonly droppedKeys: readonly string[]
+  /**
+   * Keys recording the source VM's settings the replica is made without (HA: it must never boot
+   * a replica), so that whoever turns a replica into a VM again can restore them.
+   */
+  readonly settingKeys?: (vm: SourceVmSettings) => StringMap
 }
 
 /** `source`'s `other_config` without the policy's dropped keys, overlaid with `keys`. */

@@ -16,7 +16,8 @@ import { cloneVm, copyVm, hardShutdownVm, startVm } from '../xapi/vm.js'
 import type { FailoverEventSink, FailoverVmResult, ReplicaInfo } from './events.js'
 import { DEFAULT_NAME_SUFFIX, planFailover, type FailoverPlan, type ReadyEntry } from './failover-plan.js'
 import { groupJobReplicas, type JobReplica } from './job-replicas.js'
-import { applyNetworks, markFailoverOrigin, unmarkReplica } from './make-runnable.js'
+import { applyNetworks, markFailoverOrigin, restoreHaSettings, unmarkReplica } from './make-runnable.js'
+import { describeSrFull } from './sr-full.js'
 import { mapLimit } from '../replication/map-limit.js'
 import { resolveNetworkRemap, type NetworkChoice } from './network-remap.js'
 
@@ -188,6 +189,7 @@ async function failoverVm(ctx: VmContext, entry: ReadyEntry): Promise<FailoverVm
     }
     cleanup.defer(`failover VM ${entry.name} (${vm})`, () => discard(target, vm))
     await unmarkReplica(target, vm, opts)
+    await restoreHaSettings(target, vm, opts)
     await markFailoverOrigin(target, vm, source, ctx.jobId, opts)
     const vifs = await applyNetworks(target, vm, ctx.network, ctx.remap, opts)
     if (ctx.start) await startVm(target, vm, opts)
@@ -214,7 +216,14 @@ async function failoverVm(ctx: VmContext, entry: ReadyEntry): Promise<FailoverVm
         message: `could not remove ${failure.label} after the failed failover: ${errorInfo(failure.error).message}; remove it by hand`,
       })
     }
-    const info = ctx.signal?.aborted === true && !isXenCrError(error) ? errorInfo(new AbortedError()) : errorInfo(error)
+    const info =
+      ctx.signal?.aborted === true && !isXenCrError(error)
+        ? errorInfo(new AbortedError())
+        : (describeSrFull(
+            error,
+            replica.srName,
+            free => `free ${free} on it (other VMs' disks, or this job's older replicas) and run failover again`,
+          ) ?? errorInfo(error))
     const outcome = made && failures.length === 0 ? '; the half-made VM was removed' : ''
     return {
       status: 'failed',

@@ -19,6 +19,7 @@ import { chooseReplicas, type ReplicaChoice } from './choose-replica.js'
 import { replicaInfo } from './failover.js'
 import { groupJobReplicas } from './job-replicas.js'
 import { mapLimit } from '../replication/map-limit.js'
+import { describeSrFull } from './sr-full.js'
 import { makeTestVm, prepareTestVm, testVmName } from './test-vm.js'
 
 // defined with the job's health-check setting, which the CLI's flags describe without loading this module
@@ -61,6 +62,8 @@ interface Context {
   readonly o: HealthCheckOptions
   readonly target: XapiClient
   readonly sr: Ref<'SR'> | undefined
+  /** the name of `sr`, for messages */
+  readonly srName: string | undefined
   readonly timeoutMs: number
   readonly emit: HealthCheckEventSink
 }
@@ -159,7 +162,11 @@ async function checkVm(
     error =
       o.signal?.aborted === true && !(caught instanceof AbortedError)
         ? errorInfo(new AbortedError('health check aborted', { cause: caught }))
-        : errorInfo(caught)
+        : (describeSrFull(caught, ctx.srName ?? replica.srName, free =>
+            ctx.sr === undefined
+              ? `free ${free} on it, or check on another SR with --sr`
+              : `free ${free} on it, or choose another SR with --sr`,
+          ) ?? errorInfo(caught))
   }
   if (cleanup.size > 0) step('destroying')
   const failures = await cleanup.unwind()
@@ -204,7 +211,8 @@ export async function healthCheck(o: HealthCheckOptions): Promise<HealthCheckRes
   const ready = choices.filter(c => c.status === 'ready')
   emit({ kind: 'health-check-start', job: jobId, vms: ready.length, timeoutMs })
   for (const result of results) emit({ kind: 'health-check-vm-done', result })
-  const ctx: Context = { o, target, sr, timeoutMs, emit }
+  const srName = sr === undefined ? undefined : (srs.get(sr)?.name_label ?? sr)
+  const ctx: Context = { o, target, sr, srName, timeoutMs, emit }
   const done = await mapLimit(ready, o.concurrency ?? job.concurrency, async choice => {
     const result = await checkVm(ctx, choice)
     emit({ kind: 'health-check-vm-done', result })

@@ -3,7 +3,14 @@
  * every replication key gone from the VM and its disks — so no pass, retention, listing or XO
  * ever takes it for a replica — and its VIFs on the chosen networks (or none).
  */
-import { BLOCKED_START_OPERATIONS, KEYS, RECOVERY_KEYS, REPLICA_TAG } from '../replication/metadata.js'
+import {
+  BLOCKED_START_OPERATIONS,
+  KEYS,
+  RECOVERY_KEYS,
+  REPLICA_TAG,
+  SOURCE_SETTING_KEYS,
+  recordedHaSettings,
+} from '../replication/metadata.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import { listVmDisks } from '../xapi/vbd.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
@@ -37,6 +44,23 @@ export async function unmarkReplica(client: XapiClient, vm: Ref<'VM'>, options: 
   await setVmOtherConfig(client, vm, replicationKeyRemovals(record.other_config), options)
   for (const disk of await listVmDisks(client, record.VBDs, options))
     await setVdiOtherConfig(client, disk.vdiRef, replicationKeyRemovals(disk.vdi.other_config), options)
+}
+
+/**
+ * Gives a failover VM the HA settings its source had, which the pass recorded on the replica
+ * (a replica itself has HA off: HA would boot it), and removes the record. Resolves to the
+ * restart priority set ("" when HA stays off).
+ */
+export async function restoreHaSettings(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<string> {
+  const record = await client.getRecord('VM', vm, options)
+  const ha = recordedHaSettings(record.other_config)
+  if (ha.ha_restart_priority !== '')
+    await client.call('VM.set_ha_restart_priority', [vm, ha.ha_restart_priority], options)
+  if (ha.ha_always_run) await client.call('VM.set_ha_always_run', [vm, true], options)
+  const removals: Record<string, null> = {}
+  for (const key of Object.values(SOURCE_SETTING_KEYS)) if (key in record.other_config) removals[key] = null
+  await setVmOtherConfig(client, vm, removals, options)
+  return ha.ha_restart_priority
 }
 
 /**

@@ -58,6 +58,40 @@ export const RECOVERY_KEYS = {
   failbackInPlace: 'xen-cr:failback:in-place',
 } as const
 
+/**
+ * Source VM settings a replica must not have itself — HA would boot it — recorded on the replica
+ * VM under these keys so that a failover VM gets them back. Outside XO's `xo:` namespace and not
+ * replication keys: failover reads them, applies them and removes them.
+ */
+export const SOURCE_SETTING_KEYS = {
+  /** the source VM's `ha_restart_priority` ("restart", "best-effort"); absent when HA was off */
+  haRestartPriority: 'xen-cr:ha_restart_priority',
+  /** `true` when the source VM had the (deprecated) `ha_always_run` set; absent otherwise */
+  haAlwaysRun: 'xen-cr:ha_always_run',
+} as const
+
+/** The HA settings of a source VM, as {@link SOURCE_SETTING_KEYS} record them. */
+export interface HaSettings {
+  readonly ha_restart_priority: string
+  readonly ha_always_run: boolean
+}
+
+/** The replica VM's keys recording `vm`'s HA settings; none when HA was off. */
+export function haSettingKeys(vm: HaSettings): Record<string, string> {
+  return {
+    ...(vm.ha_restart_priority === '' ? {} : { [SOURCE_SETTING_KEYS.haRestartPriority]: vm.ha_restart_priority }),
+    ...(vm.ha_always_run ? { [SOURCE_SETTING_KEYS.haAlwaysRun]: 'true' } : {}),
+  }
+}
+
+/** The HA settings recorded in `otherConfig` (HA off when nothing is recorded). */
+export function recordedHaSettings(otherConfig: Readonly<Record<string, string>>): HaSettings {
+  return {
+    ha_restart_priority: otherConfig[SOURCE_SETTING_KEYS.haRestartPriority] ?? '',
+    ha_always_run: otherConfig[SOURCE_SETTING_KEYS.haAlwaysRun] === 'true',
+  }
+}
+
 /** Placeholder datetime of a replica being imported: sorts oldest, marks it incomplete. No colons (XO's `formatFilenameDate(0)`). */
 export const PLACEHOLDER_DATETIME = '19700101T000000Z'
 

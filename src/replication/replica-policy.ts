@@ -9,7 +9,9 @@ import {
   KEYS,
   LIVE_VM_RESET_KEYS,
   REPLICA_TAG,
+  SOURCE_SETTING_KEYS,
   START_BLOCKED_MESSAGE,
+  haSettingKeys,
   importingName,
 } from './metadata.js'
 
@@ -19,6 +21,14 @@ export const REPLICA_POLICY: ReplicaPolicy = {
   importingReason: IMPORTING_BLOCKED_MESSAGE,
   protectedReason: START_BLOCKED_MESSAGE,
   tag: REPLICA_TAG,
-  // Backup keys of the source records would leak onto the replica under other meanings.
-  droppedKeys: [...LIVE_VM_RESET_KEYS, KEYS.sr, KEYS.baseDelta, KEYS.baseDeltaVdi],
+  // Backup keys of the source records would leak onto the replica under other meanings; a
+  // recorded HA setting is the source VM's own, written afresh (or not at all when HA is off).
+  droppedKeys: [
+    ...LIVE_VM_RESET_KEYS,
+    KEYS.sr,
+    KEYS.baseDelta,
+    KEYS.baseDeltaVdi,
+    ...Object.values(SOURCE_SETTING_KEYS),
+  ],
+  settingKeys: haSettingKeys,
 }
