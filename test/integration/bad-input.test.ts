@@ -23,8 +23,11 @@ import { makeTempDir } from '../helpers/tmp.js'
 
 const BIN = builtBinary()
 const PROCESS_ENTRY = builtModule('cli/process-entry.js')
-// Permissions do not stop root: as root, the rows about them run the binary as nobody.
-const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+// Permissions do not stop root, which CI runs as: the rows about them run the binary without the
+// two capabilities that let root past them (util-linux's setpriv), so root meets the files' owner
+// bits as anyone would. Switching to another user instead would fail wherever the checkout sits
+// in a folder only root can enter.
+const AS_ROOT = process.getuid?.() === 0
 
 interface Outcome {
   code: number | null
@@ -42,15 +45,15 @@ afterEach(async () => {
   await tmp.remove()
 })
 
-async function xenCr(
-  args: readonly string[],
-  options: { user?: { uid?: number; gid?: number } } = {},
-): Promise<Outcome> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+async function xenCr(args: readonly string[], options: { permissionsApply?: boolean } = {}): Promise<Outcome> {
+  const command =
+    options.permissionsApply === true && AS_ROOT
+      ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', process.execPath]
+      : [process.execPath]
+  const child = spawn(command[0]!, [...command.slice(1), BIN, ...args], {
     cwd: tmp.path,
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmp.path, XDG_CONFIG_HOME: join(tmp.path, 'xdg') },
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...options.user,
   })
   let stdout = ''
   let stderr = ''
@@ -145,7 +148,8 @@ describe('bad input: one line, a documented exit code, nothing written', () => {
     name: string
     /** prepares the row's files and gives the arguments */
     args: () => Promise<string[]>
-    user?: { uid?: number; gid?: number }
+    /** run where file permissions stop the process, root included */
+    permissionsApply?: boolean
     exit: number
     code: string
     message: RegExp
@@ -180,7 +184,7 @@ describe('bad input: one line, a documented exit code, nothing written', () => {
         await chmod(join(tmp.path, 'c.json'), 0)
         return ['--config', join(tmp.path, 'c.json'), 'config', 'show']
       },
-      user: asNobody,
+      permissionsApply: true,
       exit: 2,
       code: 'CONFIG_UNREADABLE',
       message: /config file .*c\.json cannot be read \(EACCES\); check its permissions/,
@@ -212,7 +216,7 @@ describe('bad input: one line, a documented exit code, nothing written', () => {
         await chmod(join(tmp.path, 'ro'), 0o555)
         return ['--jobs-file', join(tmp.path, 'ro', 'jobs.json'), 'job', 'disable', 'nightly']
       },
-      user: asNobody,
+      permissionsApply: true,
       exit: 2,
       code: 'JOBS_FILE_UNWRITABLE',
       message: /job store .*ro\/jobs\.json cannot be written \(EACCES\); check the path and its permissions/,
@@ -291,7 +295,7 @@ describe('bad input: one line, a documented exit code, nothing written', () => {
   ]
 
   it.each(rows)('$name: exit $exit [$code]', async row => {
-    const outcome = await xenCr(await row.args(), row.user === undefined ? {} : { user: row.user })
+    const outcome = await xenCr(await row.args(), { permissionsApply: row.permissionsApply === true })
     expectOneLineRefusal(outcome, row.exit, row.code, row.message)
     await row.after?.()
   })
