@@ -4,7 +4,7 @@
  */
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import type { Ref } from '../xapi/types.js'
-import { createVif, destroyVif } from '../xapi/vif.js'
+import { createVif, destroyVif, vifCopyParams } from '../xapi/vif.js'
 import type { CleanupStack } from './cleanup.js'
 import { mapNetwork, type TargetNetwork } from './network-map.js'
 import type { DeltaVif } from './vm-metadata.js'
@@ -40,24 +40,7 @@ export async function createReplicaVifs(o: ReplicaVifsOptions, opts: CallOptions
         `network ${network.name} (${network.uuid}) has no match on the target; VIF ${vif.device} goes on ${mapped.network.name}; add a network map to choose`,
       )
     }
-    const vifRef = await createVif(
-      o.target,
-      {
-        VM: o.vm,
-        network: mapped.network.ref as Ref<'network'>,
-        device: vif.device,
-        // MACs are kept, as XO does: a failed-over replica keeps its DHCP leases and licences.
-        MAC: vif.MAC,
-        MTU: vif.MTU,
-        other_config: vif.other_config,
-        qos_algorithm_type: vif.qos_algorithm_type,
-        qos_algorithm_params: vif.qos_algorithm_params,
-        locking_mode: vif.locking_mode,
-        ipv4_allowed: vif.ipv4_allowed,
-        ipv6_allowed: vif.ipv6_allowed,
-      },
-      opts,
-    )
+    const vifRef = await createVif(o.target, vifCopyParams(vif, o.vm, mapped.network.ref as Ref<'network'>), opts)
     o.cleanup.defer(`replica VIF ${vifRef}`, () => destroyVif(o.target, vifRef))
   }
 }

@@ -14,7 +14,7 @@ import {
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import { listVmDisks } from '../xapi/vbd.js'
 import { setVdiOtherConfig } from '../xapi/vdi.js'
-import { createVif, destroyVif } from '../xapi/vif.js'
+import { createVif, destroyVif, vifCopyParams } from '../xapi/vif.js'
 import { removeTag, setVmOtherConfig, unblockOperation } from '../xapi/vm.js'
 import type { Ref } from '../xapi/types.js'
 import type { NetworkChoice } from './network-remap.js'
@@ -117,23 +117,7 @@ export async function applyNetworks(
     const to = remap.get(vif.network)
     if (to === undefined || to === vif.network) continue
     await destroyVif(client, ref, options)
-    await createVif(
-      client,
-      {
-        VM: vm,
-        network: to as Ref<'network'>,
-        device: vif.device,
-        MAC: vif.MAC,
-        MTU: vif.MTU,
-        other_config: vif.other_config,
-        qos_algorithm_type: vif.qos_algorithm_type,
-        qos_algorithm_params: vif.qos_algorithm_params,
-        locking_mode: vif.locking_mode,
-        ipv4_allowed: vif.ipv4_allowed,
-        ipv6_allowed: vif.ipv6_allowed,
-      },
-      options,
-    )
+    await createVif(client, vifCopyParams(vif, vm, to as Ref<'network'>), options)
   }
   return left
 }

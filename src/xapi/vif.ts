@@ -1,6 +1,6 @@
 /** VIFs: a VM's network interfaces. */
 import type { CallOptions, XapiClient } from './client.js'
-import type { Ref, StringMap } from './types.js'
+import type { Ref, StringMap, VifRecord } from './types.js'
 
 export interface VifCreateParams {
   readonly VM: Ref<'VM'>
@@ -34,6 +34,42 @@ export function createVif(client: XapiClient, params: VifCreateParams, options: 
     ipv6_allowed: params.ipv6_allowed ?? [],
   }
   return client.call<Ref<'VIF'>>('VIF.create', [record], options)
+}
+
+/**
+ * What `VIF.create` needs to make `vif` again on `vm` and `network`: same device, MAC, MTU, QoS,
+ * locking and `other_config` (a replica or a failed-over VM keeps its MACs, as XO does: DHCP
+ * leases and licences follow them).
+ */
+export function vifCopyParams(
+  vif: Pick<
+    VifRecord,
+    | 'device'
+    | 'MAC'
+    | 'MTU'
+    | 'other_config'
+    | 'qos_algorithm_type'
+    | 'qos_algorithm_params'
+    | 'locking_mode'
+    | 'ipv4_allowed'
+    | 'ipv6_allowed'
+  >,
+  vm: Ref<'VM'>,
+  network: Ref<'network'>,
+): VifCreateParams {
+  return {
+    VM: vm,
+    network,
+    device: vif.device,
+    MAC: vif.MAC,
+    MTU: vif.MTU,
+    other_config: vif.other_config,
+    qos_algorithm_type: vif.qos_algorithm_type,
+    qos_algorithm_params: vif.qos_algorithm_params,
+    locking_mode: vif.locking_mode,
+    ipv4_allowed: vif.ipv4_allowed,
+    ipv6_allowed: vif.ipv6_allowed,
+  }
 }
 
 /** `VIF.destroy`. */
