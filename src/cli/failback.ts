@@ -1,12 +1,13 @@
 import type { Command } from 'commander'
-import { LeaseError, UsageError, ValidationError } from '../errors.js'
-import { withFileLock } from '../jobs/file-lock.js'
+import { ValidationError } from '../errors.js'
 import type { JobStore } from '../jobs/job-store.js'
 import type { Job } from '../jobs/types.js'
 import type { FailbackVmResult } from '../recovery/failback-events.js'
 import type { FailbackResult } from '../recovery/failback.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode } from './exit-codes.js'
+import { withJobLease } from './job-lease.js'
+import { concurrencyOption } from './options.js'
 
 interface FailbackCliOptions {
   vm?: string[]
@@ -15,39 +16,6 @@ interface FailbackCliOptions {
   nameSuffix: string
   concurrency?: string
   dryRun?: boolean
-}
-
-/** As `run`'s lease: a failback writes the job's snapshots and replicas, so no pass may run meanwhile. */
-const LEASE_STALE_MS = 24 * 3_600_000
-
-function concurrencyOf(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 0)
-    throw new UsageError('INVALID_OPTION', `--concurrency ${value}: expected a whole number (0 = all at once)`)
-  return n
-}
-
-async function leased<T>(store: JobStore, job: Job, context: CliContext, fn: () => Promise<T>): Promise<T> {
-  let holding = false
-  try {
-    return await withFileLock(
-      `${store.file}.${job.id}.lease`,
-      () => {
-        holding = true
-        return fn()
-      },
-      { timeoutMs: 0, staleMs: LEASE_STALE_MS, signal: context.signal },
-    )
-  } catch (error) {
-    if (!holding && error instanceof LeaseError)
-      throw new LeaseError(
-        'JOB_RUNNING',
-        `job "${job.name}" is running elsewhere; nothing done, fail back once it ends (${error.message})`,
-        { cause: error },
-      )
-    throw error
-  }
 }
 
 /**
@@ -110,7 +78,7 @@ export function registerFailbackCommand(program: Command): void {
       const context = contextOf(command)
       const store = await context.jobStore()
       const job = await store.get(handle)
-      const concurrency = concurrencyOf(options.concurrency)
+      const concurrency = concurrencyOption(options.concurrency)
       const { source, target } = await connectJobPools(context, job)
       const { failback } = await import('../recovery/failback.js')
       const go = (): Promise<FailbackResult> =>
@@ -128,7 +96,16 @@ export function registerFailbackCommand(program: Command): void {
           ...(context.io.now === undefined ? {} : { now: context.io.now }),
           onEvent: event => context.output.emit(event),
         })
-      const result = options.dryRun === true ? await go() : await leased(store, job, context, go)
+      const result =
+        options.dryRun === true
+          ? await go()
+          : await withJobLease(
+              store,
+              job,
+              context.signal,
+              'is running elsewhere; nothing done, fail back once it ends',
+              go,
+            )
       if (result.plan.entries.length === 0)
         throw new ValidationError(
           'NOT_FAILED_OVER',

@@ -4,6 +4,7 @@ import { DEFAULT_NAME_SUFFIX, parseAt } from '../recovery/failover-plan.js'
 import { parseNetworkPair, type NetworkChoice } from '../recovery/network-remap.js'
 import { contextOf } from './context.js'
 import { ExitCode } from './exit-codes.js'
+import { concurrencyOption } from './options.js'
 
 interface FailoverCliOptions {
   vm?: string[]
@@ -26,14 +27,6 @@ function networkChoice(options: FailoverCliOptions): NetworkChoice {
   if (!options.network) return { kind: 'none' }
   if (options.networkMap === undefined) return { kind: 'keep' }
   return { kind: 'map', pairs: options.networkMap.map(parseNetworkPair) }
-}
-
-function concurrencyOf(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 0)
-    throw new UsageError('INVALID_OPTION', `--concurrency ${value}: expected a whole number (0 = all at once)`)
-  return n
 }
 
 /**
@@ -67,7 +60,7 @@ export function registerFailoverCommand(program: Command): void {
       const context = contextOf(command)
       const job = await (await context.jobStore()).get(handle)
       const network = networkChoice(options)
-      const concurrency = concurrencyOf(options.concurrency)
+      const concurrency = concurrencyOption(options.concurrency)
       const at = options.at === undefined ? undefined : parseAt(options.at)
       const target = await context.connect(job.target)
       const { failover } = await import('../recovery/failover.js')

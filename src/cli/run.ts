@@ -1,10 +1,10 @@
 import type { Command } from 'commander'
 import { LeaseError, UsageError, isXenCrError } from '../errors.js'
-import { withFileLock } from '../jobs/file-lock.js'
 import type { Job } from '../jobs/types.js'
 import type { PassEventSink, VmResult } from '../replication/events.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor, worstExitCode } from './exit-codes.js'
+import { withJobLease } from './job-lease.js'
 import type { DueJobOutcome } from './output/events.js'
 import { nameOnce } from './output/name-once.js'
 import { healthCheckAfterPass } from './health-check.js'
@@ -17,9 +17,6 @@ interface RunOptions {
   full?: boolean
   metricsFile?: string
 }
-
-/** A pass runs for hours at most; a lease older than this is debris of a lost machine. */
-const LEASE_STALE_MS = 24 * 3_600_000
 
 /**
  * One pass of `job` under `scheduleId`, holding the job's lease (a lock file beside the job
@@ -35,26 +32,9 @@ async function passOf(
 ): Promise<readonly VmResult[]> {
   if (options.dryRun === true) return passUnleased(context, job, options, scheduleId)
   const store = await context.jobStore()
-  let holding = false
-  try {
-    return await withFileLock(
-      `${store.file}.${job.id}.lease`,
-      async () => {
-        holding = true
-        return passUnleased(context, job, options, scheduleId, recorder)
-      },
-      { timeoutMs: 0, staleMs: LEASE_STALE_MS, signal: context.signal },
-    )
-  } catch (error) {
-    if (!holding && error instanceof LeaseError) {
-      throw new LeaseError(
-        'JOB_RUNNING',
-        `job "${job.name}" is already running elsewhere; nothing done (${error.message})`,
-        { cause: error },
-      )
-    }
-    throw error
-  }
+  return withJobLease(store, job, context.signal, 'is already running elsewhere; nothing done', () =>
+    passUnleased(context, job, options, scheduleId, recorder),
+  )
 }
 
 async function passUnleased(
