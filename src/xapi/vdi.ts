@@ -72,6 +72,16 @@ export async function setVdiOtherConfig(
   }
 }
 
+/** `VDI.set_other_config`: replaces the whole map in one call (see `replaceVmOtherConfig`). */
+export async function replaceVdiOtherConfig(
+  client: XapiClient,
+  vdi: Ref<'VDI'>,
+  map: Readonly<Record<string, string>>,
+  options: CallOptions = {},
+): Promise<void> {
+  await client.call('VDI.set_other_config', [vdi, map], options)
+}
+
 /** `VDI.set_name_label` (name_label has no generic setter on VDIs). */
 export async function setVdiNameLabel(
   client: XapiClient,

@@ -103,6 +103,33 @@ export async function setVmOtherConfig(
   }
 }
 
+/**
+ * `VM.set_other_config`: replaces the whole map in one call. For maps only xen-cr writes on the
+ * object (a snapshot or replica it made), built from the record just read plus our keys — one
+ * write instead of a remove/add pair per key.
+ */
+export async function replaceVmOtherConfig(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  map: Readonly<Record<string, string>>,
+  options: CallOptions = {},
+): Promise<void> {
+  await client.call('VM.set_other_config', [vm, map], options)
+}
+
+/**
+ * `VM.set_blocked_operations`: the whole map in one call (`VM.create` forces it to `{}`, so a
+ * new VM's map is exactly what we write).
+ */
+export async function setVmBlockedOperations(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  map: Readonly<Record<string, string>>,
+  options: CallOptions = {},
+): Promise<void> {
+  await client.call('VM.set_blocked_operations', [vm, map], options)
+}
+
 /** `VM.set_name_label`. */
 export async function setVmNameLabel(
   client: XapiClient,
