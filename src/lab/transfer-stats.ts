@@ -1,7 +1,8 @@
 /**
- * What a pool's hosts have served, for tests that must prove how much a client read: bytes of
- * NBD reads and of HTTP exports, per VDI (uuid) where the path names one. Counters live in
- * memory only and start at zero with the lab; `reset()` starts a measurement afresh.
+ * What a pool's hosts have served, for tests that must prove how much a client read or asked:
+ * bytes of NBD reads and of HTTP exports, per VDI (uuid) where the path names one, and the API
+ * calls answered per method with the bytes of their answers. Counters live in memory only and
+ * start at zero with the lab; `reset()` starts a measurement afresh.
  */
 
 /** Counters of one pool, as the control API reports them. */
@@ -21,6 +22,15 @@ export interface LabTransferStats {
   }
   /** `GET /export` (XVA): requests that sent a body, body bytes sent (before any gzip) */
   readonly exportXva: { readonly requests: number; readonly bytes: number }
+  /**
+   * API calls (XML-RPC and JSON-RPC) answered, failures included: in all and per method as the
+   * client named it (`Async.VM.clone` apart from `VM.clone`), with the bytes of the answers' bodies
+   */
+  readonly xapi: {
+    readonly calls: number
+    readonly bytes: number
+    readonly byMethod: Readonly<Record<string, { readonly calls: number; readonly bytes: number }>>
+  }
 }
 
 function add(map: Record<string, number>, key: string, bytes: number): void {
@@ -31,6 +41,19 @@ export class TransferCounters {
   #nbd = { connections: 0, reads: 0, bytes: 0, byVdi: {} as Record<string, number> }
   #raw = { requests: 0, bytes: 0, byVdi: {} as Record<string, number> }
   #xva = { requests: 0, bytes: 0 }
+  #xapi = { calls: 0, bytes: 0, byMethod: new Map<string, { calls: number; bytes: number }>() }
+
+  /** One API call answered with a body of `bytes`. */
+  rpcCall(method: string, bytes: number): void {
+    this.#xapi.calls++
+    this.#xapi.bytes += bytes
+    const row = this.#xapi.byMethod.get(method)
+    if (row === undefined) this.#xapi.byMethod.set(method, { calls: 1, bytes })
+    else {
+      row.calls++
+      row.bytes += bytes
+    }
+  }
 
   nbdConnection(): void {
     this.#nbd.connections++
@@ -59,6 +82,11 @@ export class TransferCounters {
       nbd: { ...this.#nbd, byVdi: { ...this.#nbd.byVdi } },
       exportRawVdi: { ...this.#raw, byVdi: { ...this.#raw.byVdi } },
       exportXva: { ...this.#xva },
+      xapi: {
+        calls: this.#xapi.calls,
+        bytes: this.#xapi.bytes,
+        byMethod: Object.fromEntries([...this.#xapi.byMethod].map(([method, row]) => [method, { ...row }])),
+      },
     }
   }
 
@@ -66,5 +94,6 @@ export class TransferCounters {
     this.#nbd = { connections: 0, reads: 0, bytes: 0, byVdi: {} }
     this.#raw = { requests: 0, bytes: 0, byVdi: {} }
     this.#xva = { requests: 0, bytes: 0 }
+    this.#xapi = { calls: 0, bytes: 0, byMethod: new Map() }
   }
 }

@@ -93,14 +93,12 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
         }
         const outcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
         if (outcome.kind === 'drop') return void req.socket.destroy()
-        send(
-          res,
-          200,
-          'application/json',
+        const answer =
           outcome.kind === 'success'
             ? encodeJsonSuccess(call.version, call.id, outcome.value)
-            : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params),
-        )
+            : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params)
+        target.pool.stats.rpcCall(call.method, Buffer.byteLength(answer))
+        send(res, 200, 'application/json', answer)
         return
       }
       let call
@@ -112,16 +110,15 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
       }
       const outcome: DispatchOutcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
       if (outcome.kind === 'drop') return void req.socket.destroy()
-      send(
-        res,
-        200,
-        'text/xml',
+      const answer =
         outcome.kind === 'failure'
           ? encodeXmlFailure(outcome.code, outcome.params)
           : outcome.bare === true
             ? encodeXmlBare(outcome.value)
-            : encodeXmlSuccess(outcome.value),
-      )
+            : encodeXmlSuccess(outcome.value)
+      // Counted per pool for the control API's stats: a client's call count is deterministic.
+      target.pool.stats.rpcCall(call.method, Buffer.byteLength(answer))
+      send(res, 200, 'text/xml', answer)
     },
   }
 }
