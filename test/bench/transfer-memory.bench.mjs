@@ -1,121 +1,125 @@
 /**
  * Benchmark (run by `npm run bench`, not `npm test`): peak RSS of a client transfer must not grow
- * with the disk (DESIGN: never buffer a disk). One export → import of a VHD through the client
- * runs in a child process (so the lab's own memory does not count), for a disk with 256 MiB
- * allocated and one with 4 GiB allocated; the peaks (the kernel's maxRSS of the child) may
- * differ by at most 32 MiB. Buffering the disk anywhere in the client would cost gigabytes.
+ * with the disk (DESIGN: never buffer a disk), nor much with the number of disks in flight.
+ * A full pass of one disk (`transferDisk`: export → normalise → import, with tasks, as a
+ * replication pass runs it) runs in a child process of its own (test/bench/lib/transfer.child.mjs,
+ * so neither the lab's memory nor the benchmark's counts) for disks with 256 MiB, 2 GiB and 8 GiB
+ * allocated (XEN_CR_BENCH_MEM_SIZES, e.g. `"256 MiB,2 GiB"`), then 8 disks at once
+ * (XEN_CR_BENCH_MEM_CONCURRENCY, default 8; XEN_CR_BENCH_MEM_EACH allocated each, default 512 MiB).
+ * The peak is the kernel's maxRSS of the child. Targets (issue 11): ≤ 128 MiB and flat for one
+ * disk, ≤ 160 MiB at concurrency 8.
  *
- * RSS is load-sensitive, hence a benchmark: V8 lets up to ~64 MiB of dead Buffers pile up before
- * collecting them and grows its heap on long runs (measured: 3 to 27 MiB apart over single runs,
- * live heap ~12 MiB). So each size runs twice and the lower peaks are compared: the steady state
- * of each, with one unlucky collection filtered out. `npm test` keeps a deterministic check of
- * the same transfer (`test/integration/xapi-transfer-memory.test.ts`).
+ * RSS is load-sensitive, hence a benchmark: V8 lets dead Buffers pile up before collecting them.
+ * Each size runs ≥ 3 times (`--runs N`); min / median / max are printed, and the lowest peaks of
+ * the smallest and largest disk may differ by at most 32 MiB (`PASS`/`FAIL`). `npm test` keeps a
+ * deterministic check of the same transfer (`test/integration/xapi-transfer-memory.test.ts`).
  *
- * Usage, after `npm run build`: `node test/bench/transfer-memory.bench.mjs`. Prints one line per
- * run, the peaks and their difference, then `PASS` or `FAIL`; exits 1 on FAIL or if a transfer
- * did not move every byte.
+ * Usage, after `npm run build`: `node test/bench/transfer-memory.bench.mjs [--runs N] [--json]`.
+ * Exits 1 on FAIL or if a transfer did not move every byte.
  */
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import {
+  GiB,
+  MiB,
+  coreCount,
+  envInt,
+  envSize,
+  jsonOutput,
+  repetitions,
+  requireBuild,
+  runChild,
+  size,
+  startLabProcess,
+  stats,
+} from './lib/lab-process.mjs'
 
-const MiB = 1024 * 1024
-const GiB = 1024 * MiB
+requireBuild()
 const BLOCK = 2 * MiB
 const MARGIN = 32 * MiB
-/** footer copy + header + locator gap, then a BAT of 2048 entries (a 4 GiB disk) */
-const PROLOGUE = 2048 + 4 * 2048
-
-const built = fileURLToPath(new URL('../../dist/lab/start.js', import.meta.url))
-if (!existsSync(built)) {
-  console.error(`${built} is missing: run \`npm run build\` first`)
-  process.exit(2)
-}
-const { startLab } = await import(built)
-const CHILD = fileURLToPath(new URL('../integration/xapi-transfer-memory.child.mjs', import.meta.url))
-
-/**
- * @typedef {{ bytes: number, ms: number, maxRss: number, rssBefore: number, cpuMs: number,
- *   heldPeak: number, targetUtilisation: number }} ChildResult
- */
-
-/** @returns {Promise<ChildResult>} */
-function runChild(job) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD], {
-      env: { ...process.env, XEN_CR_MEMORY_JOB: JSON.stringify(job) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', chunk => (out += chunk.toString()))
-    child.stderr.on('data', chunk => (err += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', code => {
-      if (code !== 0) reject(new Error(`memory child exited with ${code}: ${err.trim()}`))
-      else resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}'))
-    })
-  })
-}
-
+const runs = repetitions(3)
+const sizes = (process.env['XEN_CR_BENCH_MEM_SIZES'] ?? '256 MiB,2 GiB,8 GiB').split(',').map((text, i) => {
+  process.env[`XEN_CR_BENCH_MEM_SIZE_${i}`] = text
+  return envSize(`XEN_CR_BENCH_MEM_SIZE_${i}`, 0)
+})
+const concurrency = envInt('XEN_CR_BENCH_MEM_CONCURRENCY', 8)
+const each = envSize('XEN_CR_BENCH_MEM_EACH', 512 * MiB)
+const log = jsonOutput ? () => undefined : line => console.log(line)
 const mib = bytes => `${(bytes / MiB).toFixed(1)} MiB`
+/** the disk: allocated rounded up to whole blocks, at least 2 GiB virtual */
+const virtual = allocated => Math.max(2 * GiB, Math.ceil(allocated / BLOCK) * BLOCK)
 
-const dir = await mkdtemp(join(tmpdir(), 'xen-cr-bench-'))
-let lab
-let failed = false
-try {
-  lab = await startLab({
-    dir: join(dir, 'lab'),
-    spec: {
-      pools: [
+const dir = await mkdtemp(join(tmpdir(), 'xen-cr-bench-mem-'))
+const spec = {
+  pools: [
+    {
+      name: 'src',
+      srs: [{ name: 'bench-src', size: '4 TiB' }],
+      vms: [
+        ...sizes.map((allocated, i) => ({
+          name: `size-${i}`,
+          powerState: 'Halted',
+          disks: [{ size: virtual(allocated), filled: allocated, seed: i + 1 }],
+        })),
         {
-          name: 'mem',
-          srs: [{ name: 'sr', size: '64 GiB' }],
-          vms: [
-            { name: 'small', powerState: 'Halted', disks: [{ size: '4 GiB', filled: '256 MiB', seed: 1 }] },
-            { name: 'big', powerState: 'Halted', disks: [{ size: '4 GiB', filled: '4 GiB', seed: 2 }] },
-          ],
+          name: 'many',
+          powerState: 'Halted',
+          disks: Array.from({ length: concurrency }, (_, i) => ({ size: virtual(each), filled: each, seed: 100 + i })),
         },
       ],
     },
-  })
-  const pool = lab.pools[0]
-  const job = { url: pool.url, user: pool.user, password: pool.password }
-  const sizes = [
-    { label: '256 MiB', vm: 'small', blocks: 128, allocated: 256 * MiB },
-    { label: '4 GiB', vm: 'big', blocks: 2048, allocated: 4 * GiB },
-  ]
-  const lowest = []
-  for (const size of sizes) {
-    const sourceVdiUuid = lab.control.findVm('mem', size.vm).vdis[0].uuid
-    const runs = []
-    for (let i = 0; i < 2; i++) {
-      const run = await runChild({ ...job, sourceVdiUuid })
-      runs.push(run)
-      const expected = PROLOGUE + size.blocks * (BLOCK + 512) + 512
-      const complete = run.bytes === expected && run.targetUtilisation === size.allocated
-      console.log(
-        `${size.label}: peak RSS ${mib(run.maxRss)} (${mib(run.rssBefore)} before the transfer), ` +
-          `peak heap + external ${mib(run.heldPeak)}, ${run.ms} ms, client CPU ${run.cpuMs} ms` +
-          (complete ? '' : ` — INCOMPLETE: ${run.bytes} of ${expected} bytes, ${run.targetUtilisation} allocated`),
-      )
-      if (!complete) failed = true
-    }
-    lowest.push(runs.reduce((a, b) => (b.maxRss < a.maxRss ? b : a)))
+    { name: 'dst', srs: [{ name: 'bench-dst', size: '4 TiB' }] },
+  ],
+}
+
+let failed = false
+const result = { bench: 'transfer-memory', cores: coreCount, runs, rows: [] }
+const lab = await startLabProcess(join(dir, 'lab'), spec)
+try {
+  const pool = name => {
+    const p = lab.pools.find(x => x.name === name)
+    return { url: p.url, user: p.user, password: p.password }
   }
-  const [small, big] = lowest
-  const difference = big.maxRss - small.maxRss
+  const base = { source: pool('src'), target: pool('dst'), targetSr: 'bench-dst', mode: 'xencr' }
+  const cases = [
+    ...sizes.map((allocated, i) => ({ label: `${size(allocated)} allocated`, vm: `size-${i}`, allocated })),
+    { label: `${concurrency} disks of ${size(each)} at once`, vm: 'many', allocated: each, concurrent: true },
+  ]
+  log(`peak RSS of a full pass (transferDisk in a child), ${coreCount} cores, ${runs} runs each`)
+  for (const c of cases) {
+    const disks = lab.vms[`src/${c.vm}`].map(vdiUuid => ({ vdiUuid }))
+    const peaks = []
+    for (let run = 0; run < runs; run++) {
+      const r = await runChild({ ...base, disks }, lab)
+      // a full VHD: prologue (footer copy, header, BAT) + every block with its bitmap + footer
+      const complete = r.bytes.every(bytes => bytes >= (c.allocated / BLOCK) * (BLOCK + 512))
+      if (!complete) failed = true
+      peaks.push(r)
+      log(
+        `  ${c.label}: peak RSS ${mib(r.maxRss)} (${mib(r.rssBefore)} before the transfer), ${(r.wallMs / 1000).toFixed(1)} s, ` +
+          `client CPU ${(r.cpuMs / 1000).toFixed(2)} s${complete ? '' : ` — INCOMPLETE: ${r.bytes.join(', ')} bytes`}`,
+      )
+    }
+    const s = stats(peaks.map(r => r.maxRss / MiB))
+    result.rows.push({ case: c.label, peakRssMiB: s, lowest: s.min })
+    log(`${c.label}: peak RSS MiB ${s.median.toFixed(1)} (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)})`)
+  }
+  const single = result.rows.slice(0, sizes.length)
+  const difference = (single.at(-1).lowest - single[0].lowest) * MiB
   const pass = difference <= MARGIN
   if (!pass) failed = true
-  console.log(
-    `lower peak RSS: 256 MiB ${mib(small.maxRss)}, 4 GiB ${mib(big.maxRss)}; ` +
+  result.flatDifferenceMiB = difference / MiB
+  log(
+    `lowest peaks ${single.map(r => `${r.case} ${r.lowest.toFixed(1)} MiB`).join(', ')}; ` +
       `difference ${mib(difference)} (margin ${mib(MARGIN)}): ${pass ? 'PASS' : 'FAIL'}`,
   )
+} catch (error) {
+  failed = true
+  console.error(error)
 } finally {
-  await lab?.stop()
+  await lab.stop()
   await rm(dir, { recursive: true, force: true })
 }
+if (jsonOutput) console.log(JSON.stringify({ ...result, failed }))
 process.exitCode = failed ? 1 : 0
