@@ -42,6 +42,18 @@ export const LIVE_VM_RESET_KEYS: readonly MetadataKey[] = [
 ]
 
 /**
+ * Prefix of every lease entry (`replication/vm-lease.ts`): `xen-cr:lease:<job id>:<n>` on a live
+ * source VM while a pass of that job works on it. `VM.snapshot` copies `other_config`, so the
+ * job's snapshots carry the entries of the moment; they are never copied to a replica.
+ */
+export const LEASE_KEY_PREFIX = 'xen-cr:lease:'
+
+/** The prefix of one job's lease entries. */
+export function leaseKeyPrefix(jobId: string): string {
+  return `${LEASE_KEY_PREFIX}${jobId}:`
+}
+
+/**
  * Keys xen-cr writes outside XO's `xo:` namespace, so that no pass, retention, listing or XO ever
  * takes the object for a replica. On a VM made by `failover` (and each of its disks): where it
  * came from, which failback needs to send back only what changed since. On an original VM while

@@ -1,0 +1,330 @@
+/**
+ * Per-VM leases kept in XAPI, so that any number of controllers (separate machines, separate job
+ * stores) can run the same job: a pass replicates a VM only while it holds the job's lease on the
+ * source VM's `other_config`.
+ *
+ * XAPI's only atomic primitive on a map is `add_to_other_config`, which refuses an existing key
+ * with `MAP_DUPLICATE_KEY` (create-if-absent); there is no compare-and-swap and
+ * `remove_from_other_config` removes whatever is there. A single key rewritten on takeover
+ * ("remove if it still holds what I read, then add") lets two controllers that both read the
+ * same expired value both win: A removes and adds its own, B — whose check ran before A's
+ * removal — removes A's fresh lease and adds its own. So the lease is a *sequence* of keys,
+ * `xen-cr:lease:<job id>:<n>`, and the entry with the highest `n` is the lease:
+ * - taking it (free, expired or released) adds `n + 1`; of several contenders only one can add
+ *   a given key, and the others get `MAP_DUPLICATE_KEY` and read the winner's live lease;
+ * - after adding, the winner reads back: if a higher entry exists (a contender that read an
+ *   older state won further up), it removes its own entry and has lost;
+ * - renewing is taking over one's own lease: add `n + 1` with a new expiry, then remove `n`, so
+ *   a controller that took an expired lease over in between makes the renewal fail (lost);
+ * - nobody ever removes an entry above their own, and only entries below the winner's are
+ *   cleared;
+ * - releasing adds a released entry above (a tombstone) rather than removing the key, so the
+ *   sequence never restarts at 0 under a contender that read an older state; the tombstone
+ *   also carries when the VM was last replicated, so a controller that takes the lease just
+ *   after another finished skips the VM rather than replicating it twice in one round.
+ *
+ * Expiry is wall-clock time (ISO 8601, UTC) of the controller that wrote it: controllers sharing
+ * jobs need synchronised clocks (NTP), with a skew far below the lease time.
+ */
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { isXapiError } from '../errors.js'
+import type { XapiClient } from '../xapi/client.js'
+import type { Ref } from '../xapi/types.js'
+import { leaseKeyPrefix } from './metadata.js'
+
+/** Who holds a lease: the controller's host name, its process and this run of it. */
+export interface LeaseOwner {
+  readonly host: string
+  readonly pid: number
+  readonly run: string
+}
+
+/** The last completed replication of a VM by the job, carried from lease to lease. */
+export interface LastReplication {
+  readonly schedule: string
+  /** when that VM's pass started (its snapshot is later), ISO 8601 */
+  readonly at: string
+  readonly host: string
+  readonly run: string
+}
+
+/** The value of one lease entry (JSON in `other_config`). */
+export interface LeaseRecord extends LeaseOwner {
+  /** ISO 8601; the lease is free after it */
+  readonly expires: string
+  /** a tombstone: the holder released the lease */
+  readonly released?: true
+  readonly last?: LastReplication
+}
+
+/** Lease time and renewal period. */
+export interface LeaseTiming {
+  /** how long a lease holds without renewal (default 120 s) */
+  readonly ttlMs: number
+  /** how often the holder renews (default a quarter of `ttlMs`) */
+  readonly renewMs: number
+}
+
+export const DEFAULT_LEASE_TTL_MS = 120_000
+
+export function leaseTiming(ttlMs: number = DEFAULT_LEASE_TTL_MS): LeaseTiming {
+  return { ttlMs, renewMs: Math.max(50, Math.floor(ttlMs / 4)) }
+}
+
+/** This process as a lease owner, with a new run id. */
+export function currentOwner(): LeaseOwner {
+  return { host: hostname(), pid: process.pid, run: randomUUID() }
+}
+
+interface Entry {
+  readonly n: number
+  readonly key: string
+  /** undefined: not a lease value we can read (hand-edited): treated as free */
+  readonly record: LeaseRecord | undefined
+}
+
+function parseRecord(raw: string): LeaseRecord | undefined {
+  try {
+    const value: unknown = JSON.parse(raw)
+    if (typeof value !== 'object' || value === null) return undefined
+    const v = value as Record<string, unknown>
+    if (typeof v['host'] !== 'string' || typeof v['pid'] !== 'number' || typeof v['run'] !== 'string') return undefined
+    if (typeof v['expires'] !== 'string' || Number.isNaN(Date.parse(v['expires']))) return undefined
+    return value as LeaseRecord
+  } catch {
+    return undefined
+  }
+}
+
+/** The job's lease entries on a VM's `other_config`, lowest first. */
+export function leaseEntries(otherConfig: Readonly<Record<string, string>>, jobId: string): Entry[] {
+  const prefix = leaseKeyPrefix(jobId)
+  const entries: Entry[] = []
+  for (const [key, raw] of Object.entries(otherConfig)) {
+    if (!key.startsWith(prefix)) continue
+    const suffix = key.slice(prefix.length)
+    if (!/^\d{1,15}$/.test(suffix)) continue
+    entries.push({ n: Number(suffix), key, record: parseRecord(raw) })
+  }
+  return entries.sort((a, b) => a.n - b.n)
+}
+
+/** Whether `record` holds the lease at `nowMs`. */
+export function isLive(record: LeaseRecord | undefined, nowMs: number): record is LeaseRecord {
+  return record !== undefined && record.released !== true && Date.parse(record.expires) > nowMs
+}
+
+/** The lease entry in force: the highest one. */
+function topOf(entries: readonly Entry[]): Entry | undefined {
+  return entries[entries.length - 1]
+}
+
+export interface LeaseContext {
+  readonly client: XapiClient
+  readonly vmRef: Ref<'VM'>
+  readonly jobId: string
+  readonly owner: LeaseOwner
+  readonly timing: LeaseTiming
+  /** wall clock in ms (default `Date.now`) */
+  readonly clock?: () => number
+  readonly signal?: AbortSignal
+}
+
+export type AcquireOutcome =
+  | {
+      readonly acquired: true
+      readonly lease: VmLease
+      /** the entry taken over (a tombstone, an expired lease), undefined when the VM had none */
+      readonly previous: LeaseRecord | undefined
+    }
+  | { readonly acquired: false; readonly holder: LeaseRecord }
+
+/** How many times a contended take is retried before reporting the VM as held. */
+const MAX_ATTEMPTS = 8
+
+/** Reads the job's lease entries on the VM. */
+async function readEntries(c: LeaseContext): Promise<Entry[]> {
+  const opts = c.signal === undefined ? {} : { signal: c.signal }
+  const oc = await c.client.call<Record<string, string>>('VM.get_other_config', [c.vmRef], opts)
+  return leaseEntries(oc, c.jobId)
+}
+
+/** `add_to_other_config`: true when added, false when the key exists (someone else won it). */
+async function addEntry(c: LeaseContext, n: number, record: LeaseRecord): Promise<boolean> {
+  const opts = c.signal === undefined ? {} : { signal: c.signal }
+  try {
+    await c.client.call(
+      'VM.add_to_other_config',
+      [c.vmRef, `${leaseKeyPrefix(c.jobId)}${n}`, JSON.stringify(record)],
+      opts,
+    )
+    return true
+  } catch (error) {
+    if (isXapiError(error, 'MAP_DUPLICATE_KEY')) return false
+    throw error
+  }
+}
+
+async function removeKey(c: LeaseContext, key: string): Promise<void> {
+  const opts = c.signal === undefined ? {} : { signal: c.signal }
+  await c.client.call('VM.remove_from_other_config', [c.vmRef, key], opts)
+}
+
+/**
+ * Adds entry `n` and checks that it is the highest; removes it again when it is not.
+ * Returns whether this caller now holds the lease at `n`.
+ */
+async function claim(c: LeaseContext, n: number, record: LeaseRecord): Promise<boolean> {
+  const added = await addEntry(c, n, record)
+  const after = await readEntries(c)
+  // A call retried after a lost reply finds its own first attempt's key: that is a win.
+  const mine = after.find(e => e.n === n)?.record
+  if (!added && (mine?.run !== record.run || mine.expires !== record.expires)) return false
+  const top = topOf(after)
+  if (top?.n !== n) {
+    await removeKey(c, `${leaseKeyPrefix(c.jobId)}${n}`)
+    return false
+  }
+  return true
+}
+
+/** Removes entries below `n`: superseded leases and tombstones nobody can hold any more. */
+async function clearBelow(c: LeaseContext, n: number, entries: readonly Entry[]): Promise<void> {
+  for (const e of entries) if (e.n < n) await removeKey(c, e.key)
+}
+
+/**
+ * Takes the job's lease on the VM, or says who holds it. Never waits for a holder: a VM leased
+ * elsewhere is that controller's work.
+ */
+export async function acquireVmLease(c: LeaseContext): Promise<AcquireOutcome> {
+  const clock = c.clock ?? Date.now
+  let holder: LeaseRecord | undefined
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const entries = await readEntries(c)
+    const top = topOf(entries)
+    if (isLive(top?.record, clock())) {
+      holder = top.record
+      // our own run cannot hold it unless the caller asks twice; never report ourselves as busy
+      if (holder.run !== c.owner.run) return { acquired: false, holder }
+    }
+    const n = top === undefined ? 0 : top.n + 1
+    const last = top?.record?.last
+    const record: LeaseRecord = {
+      ...c.owner,
+      expires: new Date(clock() + c.timing.ttlMs).toISOString(),
+      ...(last === undefined ? {} : { last }),
+    }
+    if (await claim(c, n, record)) {
+      await clearBelow(c, n, entries)
+      return { acquired: true, lease: new VmLease(c, n, record), previous: top?.record }
+    }
+  }
+  // contended past every attempt: whoever is on top now holds it
+  const top = topOf(await readEntries(c))
+  return { acquired: false, holder: top?.record ?? holder ?? { ...c.owner, expires: new Date(clock()).toISOString() } }
+}
+
+/** A lease this run holds. Renew and release are serialised; after a loss both do nothing. */
+export class VmLease {
+  #n: number
+  #record: LeaseRecord
+  #lost = false
+  #released = false
+  #queue: Promise<unknown> = Promise.resolve()
+
+  constructor(
+    readonly context: LeaseContext,
+    n: number,
+    record: LeaseRecord,
+  ) {
+    this.#n = n
+    this.#record = record
+  }
+
+  /** when the lease runs out unless renewed, ms since the epoch */
+  get expiresAt(): number {
+    return Date.parse(this.#record.expires)
+  }
+
+  get lost(): boolean {
+    return this.#lost
+  }
+
+  get record(): LeaseRecord {
+    return this.#record
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn)
+    this.#queue = next.catch(() => undefined)
+    return next
+  }
+
+  /**
+   * Extends the lease by its time. Resolves false when it was lost (another controller took it
+   * over after it expired); rejects on a call failure, the lease still being held as far as we
+   * know (the caller retries until it expires).
+   */
+  renew(): Promise<boolean> {
+    return this.#serial(async () => {
+      if (this.#lost || this.#released) return !this.#lost
+      const c = this.context
+      const clock = c.clock ?? Date.now
+      const top = topOf(await readEntries(c))
+      if (top?.n !== this.#n || top.record?.run !== c.owner.run) return this.#lose()
+      const record: LeaseRecord = { ...this.#record, expires: new Date(clock() + c.timing.ttlMs).toISOString() }
+      if (!(await claim(c, this.#n + 1, record))) return this.#lose()
+      await removeKey(c, `${leaseKeyPrefix(c.jobId)}${this.#n}`)
+      this.#n += 1
+      this.#record = record
+      return true
+    })
+  }
+
+  #lose(): boolean {
+    this.#lost = true
+    return false
+  }
+
+  /** Marks the lease lost without asking XAPI (it expired while renewals failed). */
+  markLost(): void {
+    this.#lost = true
+  }
+
+  /**
+   * Gives the lease up, leaving a tombstone that records `last` (or the last replication carried
+   * so far). A lease already lost is left alone: the entries above ours are someone else's.
+   */
+  release(last?: LastReplication): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#released) return
+      this.#released = true
+      const c = this.context
+      const clock = c.clock ?? Date.now
+      const ownKey = `${leaseKeyPrefix(c.jobId)}${this.#n}`
+      if (this.#lost) return
+      const top = topOf(await readEntries(c))
+      if (top?.n !== this.#n || top.record?.run !== c.owner.run) {
+        // taken over: only our own (superseded) entry may go
+        if (top !== undefined && top.n > this.#n) await removeKey(c, ownKey)
+        return
+      }
+      const carried = last ?? this.#record.last
+      const tombstone: LeaseRecord = {
+        ...c.owner,
+        expires: new Date(clock()).toISOString(),
+        released: true,
+        ...(carried === undefined ? {} : { last: carried }),
+      }
+      await addEntry(c, this.#n + 1, tombstone)
+      await removeKey(c, ownKey)
+    })
+  }
+}
+
+/** "host/pid until HH:MM:SSZ": who holds a lease, for a skipped VM's status line. */
+export function describeHolder(record: LeaseRecord): string {
+  return `${record.host}/${record.pid} until ${record.expires}`
+}
