@@ -148,6 +148,9 @@ export const ERROR_CODES = {
   UNEXPECTED: failure('an error xen-cr did not anticipate: please report it, with the `--verbose` output'),
   ABORTED: failure('interrupted (SIGINT, SIGTERM) or timed out'),
   CALL_TIMEOUT: failure('a XAPI call got no answer in time'),
+  LEASE_LOST: failure(
+    "another controller took over the VM's lease after it expired unrenewed; that VM's pass was stopped and undone",
+  ),
   CLIENT_CLOSED: failure('the XAPI client was closed while a call or a task wait was pending'),
   DISK_TRANSFER_FAILED: failure("a disk's transfer from source to target failed (the cause says why)"),
   HEALTH_CHECK_NOT_RUNNING: failure('health check: the clone did not reach Running within the timeout'),
