@@ -10,10 +10,12 @@ import { AbortedError, ConnectionError, OperationError, XapiError, XenCrError, i
 import { mapCallError } from './map-error.js'
 import { normaliseRecord, normaliseValue } from './normalise-record.js'
 import { displayUrl, parsePoolUrl, resolveMasterUrl } from './pool-url.js'
+import { CALL_RETRY, RetryBudget, classifyCallFailure, mayRetryCall, type RetryPolicy } from './retry.js'
 import { taskOutcome } from './task-outcome.js'
 import { TaskWatcher } from './task-watcher.js'
+import { applyTlsPolicy, type TlsPolicy } from './tls.js'
 import type { Ref, RecordOf, TaskRecord, XapiClassName } from './types.js'
-import { closeConnections, disableInternalMasterFollow } from './xen-api-internals.js'
+import { closeConnections, disableInternalMasterFollow, disableInternalSessionRenewal } from './xen-api-internals.js'
 
 /** How to reach and log in to a pool; see {@link XapiClient.connect}. */
 export interface XapiConnectOptions {
@@ -23,10 +25,16 @@ export interface XapiConnectOptions {
   readonly password: string
   /** accept a self-signed or otherwise untrusted certificate (only when asked) */
   readonly allowUnauthorized?: boolean
+  /** pinned host certificates, `sha256:AB:…` ({@link parseFingerprint} form): only these are accepted */
+  readonly fingerprints?: readonly string[]
   /** `auto` (default) tries JSON-RPC and falls back to XML-RPC on hosts without it */
   readonly transport?: 'auto' | 'json-rpc' | 'xml-rpc'
-  /** default timeout of `call()` and of the login, ms (default 5 minutes) */
+  /** default timeout of one attempt of `call()`, ms (default 5 minutes) */
   readonly callTimeoutMs?: number
+  /** how long a login (the first and every re-login) may take, ms (default 30 s) */
+  readonly connectTimeoutMs?: number
+  /** retries of transient call failures (see retry.ts for which); default {@link CALL_RETRY} */
+  readonly retry?: RetryPolicy
   readonly signal?: AbortSignal
   /**
    * Start `xen-api`'s own event loop and object cache (default false). Task watching does not
@@ -47,11 +55,13 @@ interface PoolTarget {
   readonly user: string
   readonly password: string
   readonly allowUnauthorized: boolean
+  readonly tls: TlsPolicy
   readonly transport: 'auto' | 'json-rpc' | 'xml-rpc'
   readonly watchEvents: boolean
 }
 
 const DEFAULT_CALL_TIMEOUT_MS = 5 * 60_000
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000
 /** Coordinator changes followed per login or call before giving up. */
 const MAX_MASTER_HOPS = 2
 
@@ -62,18 +72,20 @@ const MAX_MASTER_HOPS = 2
 export class XapiClient {
   #xapi: Xapi
   #target: PoolTarget
-  readonly #callTimeoutMs: number
+  readonly #timeouts: Timeouts
+  readonly #retry: RetryPolicy
   readonly #tasks: TaskWatcher
   #closed = false
 
   /** The pool object of the pool this client is connected to. */
   readonly poolRef: Ref<'pool'>
 
-  private constructor(xapi: Xapi, target: PoolTarget, poolRef: Ref<'pool'>, callTimeoutMs: number) {
+  private constructor(xapi: Xapi, target: PoolTarget, poolRef: Ref<'pool'>, timeouts: Timeouts, retry: RetryPolicy) {
     this.#xapi = xapi
     this.#target = target
     this.poolRef = poolRef
-    this.#callTimeoutMs = callTimeoutMs
+    this.#timeouts = timeouts
+    this.#retry = retry
     this.#tasks = new TaskWatcher(this)
   }
 
@@ -88,11 +100,15 @@ export class XapiClient {
       user: options.user !== '' ? options.user : (parsed.user ?? ''),
       password: options.password !== '' ? options.password : (parsed.password ?? ''),
       allowUnauthorized: options.allowUnauthorized === true,
+      tls: { allowUnauthorized: options.allowUnauthorized === true, fingerprints: options.fingerprints ?? [] },
       transport: options.transport ?? 'auto',
       watchEvents: options.watchEvents === true,
     }
-    const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
-    const { xapi, target: master } = await openSession(target, callTimeoutMs, options.signal)
+    const timeouts: Timeouts = {
+      callMs: options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      connectMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    }
+    const { xapi, target: master } = await openSession(target, timeouts.connectMs, options.signal)
     const poolRef = xapi.pool?.$ref
     if (typeof poolRef !== 'string') {
       await xapi.disconnect().catch(() => undefined)
@@ -104,7 +120,7 @@ export class XapiClient {
         },
       )
     }
-    return new XapiClient(xapi, master, poolRef as Ref<'pool'>, callTimeoutMs)
+    return new XapiClient(xapi, master, poolRef as Ref<'pool'>, timeouts, options.retry ?? CALL_RETRY)
   }
 
   /** The coordinator's URL (`protocol//host[:port]`), never with credentials. */
@@ -129,39 +145,82 @@ export class XapiClient {
     return this.#target.allowUnauthorized
   }
 
+  /** How this pool's certificates are trusted, for the data paths' own requests. */
+  get tls(): TlsPolicy {
+    return this.#target.tls
+  }
+
   /**
-   * Calls `method` with the session prepended. Failures: `XapiError` (server code and params
-   * exactly), `ConnectionError`, `AbortedError`, `OperationError` `CALL_TIMEOUT`.
+   * Calls `method` with the session prepended, retrying transient failures as retry.ts allows
+   * for this method (bounded by the client's retry policy). Failures: `XapiError` (server code
+   * and params exactly), `ConnectionError`, `AbortedError`, `OperationError` `CALL_TIMEOUT`.
    */
   async call<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
+    const budget = new RetryBudget(this.#retry)
+    for (;;) {
+      const outcome = await this.#callOnce<T>(method, args, options)
+      if (outcome.ok) return outcome.value
+      const { raw, mapped } = outcome
+      // The signal's own abort is never retried, whatever the transport made of it.
+      if (options.signal?.aborted === true) throw mapped
+      if (!mayRetryCall(method, classifyCallFailure(raw)) || !(await budget.next(options.signal))) throw mapped
+    }
+  }
+
+  async #callOnce<T>(
+    method: string,
+    args: readonly unknown[],
+    options: CallOptions,
+  ): Promise<{ ok: true; value: T } | { ok: false; raw: unknown; mapped: XenCrError }> {
     for (let hops = 0; ; hops++) {
       this.#assertOpen(method)
-      await this.#ensureConnected(options.signal)
+      try {
+        await this.#ensureConnected(options.signal)
+      } catch (error) {
+        return { ok: false, raw: error instanceof LoginFailure ? error.raw : error, mapped: unwrapLogin(error) }
+      }
       try {
         const raw = await this.#guard(
           this.#xapi.call(method, ...args),
           method,
           options.signal,
-          options.timeoutMs ?? this.#callTimeoutMs,
+          options.timeoutMs ?? this.#timeouts.callMs,
         )
-        return normaliseValue(raw) as T
+        return { ok: true, value: normaliseValue(raw) as T }
       } catch (error) {
         const mapped = mapCallError(error, this.#errorContext(method))
         // The coordinator moved (pool.designate_new_master, HA): reconnect there and retry.
         if (isXapiError(mapped, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS && mapped.params[0] !== undefined) {
-          await this.#moveTo(resolveMasterUrl(this.#target.origin, mapped.params[0]), options.signal)
+          try {
+            await this.#moveTo(resolveMasterUrl(this.#target.origin, mapped.params[0]), options.signal)
+          } catch (moveError) {
+            return { ok: false, raw: moveError, mapped: mapCallError(moveError, this.#errorContext(method)) }
+          }
           continue
         }
-        throw mapped
+        return { ok: false, raw: error, mapped }
       }
     }
   }
 
   /**
    * Runs `Async.<method>` and waits for its task through events; resolves with the parsed task
-   * result (e.g. the new object's ref) and destroys the task. Aborting cancels the task.
+   * result (e.g. the new object's ref) and destroys the task. Aborting cancels the task. A task
+   * that failed with a code saying it never ran (`TOO_MANY_PENDING_TASKS`, …) is started again.
    */
   async callAsync<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
+    const budget = new RetryBudget(this.#retry)
+    for (;;) {
+      const record = await this.#runTask(method, args, options)
+      try {
+        return taskOutcome(record, method) as T
+      } catch (error) {
+        if (classifyCallFailure(error) !== 'not-applied' || !(await budget.next(options.signal))) throw error
+      }
+    }
+  }
+
+  async #runTask(method: string, args: readonly unknown[], options: CallOptions): Promise<TaskRecord> {
     const taskRef = await this.call<Ref<'task'>>(
       `Async.${method}`,
       args,
@@ -178,7 +237,7 @@ export class XapiClient {
     }
     // Settled tasks stay until destroyed (XAPI collects them only much later).
     await this.call('task.destroy', [taskRef]).catch(() => undefined)
-    return taskOutcome(record, method) as T
+    return record
   }
 
   /** Resolves with the task's record once it has left `pending`. */
@@ -253,20 +312,22 @@ export class XapiClient {
   }
 
   /**
-   * xen-api drops its session when a re-login after SESSION_INVALID fails too (e.g. the host
-   * was restarting); the next call logs in again rather than failing on a dead client.
+   * Logs in again when `xen-api` has no session: after a SESSION_INVALID (xen-api drops the
+   * session then, its own renewal being off: see xen-api-internals.ts) or a failed re-login. Calls
+   * that arrive while a login is running wait for that same login (`connect()` is coalesced).
    */
   async #ensureConnected(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#xapi.status !== 'disconnected') return
+    if (this.#xapi.status === 'connected') return
     const url = this.url
     try {
-      await guard(this.#xapi.connect(), `login to ${url}`, signal, this.#callTimeoutMs)
+      await guard(this.#xapi.connect(), `login to ${url}`, signal, this.#timeouts.connectMs)
     } catch (error) {
-      throw loginError(
+      const mapped = loginError(
         mapCallError(error, { method: 'session.login_with_password', url, password: this.#target.password }),
         url,
         this.#target.user,
       )
+      throw new LoginFailure(error, mapped)
     }
   }
 
@@ -275,7 +336,7 @@ export class XapiClient {
   }
 
   async #moveTo(origin: URL, signal: AbortSignal | undefined): Promise<void> {
-    const { xapi, target } = await openSession({ ...this.#target, origin }, this.#callTimeoutMs, signal)
+    const { xapi, target } = await openSession({ ...this.#target, origin }, this.#timeouts.connectMs, signal)
     const previous = this.#xapi
     this.#xapi = xapi
     this.#target = target
@@ -331,7 +392,7 @@ function guard<T>(
  */
 async function openSession(
   target: PoolTarget,
-  callTimeoutMs: number,
+  connectTimeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<{ xapi: Xapi; target: PoolTarget }> {
   let current = target
@@ -347,11 +408,15 @@ async function openSession(
     // Private xen-api field, valid for the pinned 4.7.6 (see xen-api-internals.ts): we follow
     // HOST_IS_SLAVE below, port included, where xen-api's own retry would keep the old port.
     disableInternalMasterFollow(xapi)
+    applyTlsPolicy(xapi, current.tls)
+    // Same pin: SESSION_INVALID reaches XapiClient.call, which logs in again once for every
+    // call waiting, where xen-api's renewal would leave concurrent calls without a session.
+    disableInternalSessionRenewal(xapi)
     try {
-      await guard(xapi.connect(), `login to ${url}`, signal, callTimeoutMs)
+      await guard(xapi.connect(), `login to ${url}`, signal, connectTimeoutMs)
       // With its event loop on, xen-api fetches every class first; a close() racing that fetch
       // makes it warn on the console, so the client is handed out only once the cache is full.
-      if (current.watchEvents) await guard(xapi.objectsFetched, `initial fetch from ${url}`, signal, callTimeoutMs)
+      if (current.watchEvents) await guard(xapi.objectsFetched, `initial fetch from ${url}`, signal, connectTimeoutMs)
       return { xapi, target: current }
     } catch (error) {
       void xapi.disconnect().catch(() => undefined)
@@ -368,6 +433,26 @@ async function openSession(
       throw loginError(mapped, url, current.user)
     }
   }
+}
+
+interface Timeouts {
+  readonly callMs: number
+  readonly connectMs: number
+}
+
+/** A failed re-login: the mapped error for the caller, the raw one to tell whether to retry. */
+class LoginFailure extends Error {
+  constructor(
+    readonly raw: unknown,
+    readonly mapped: XenCrError,
+  ) {
+    super(mapped.message)
+  }
+}
+
+function unwrapLogin(error: unknown): XenCrError {
+  if (error instanceof LoginFailure) return error.mapped
+  return error instanceof XenCrError ? error : mapCallError(error, { method: 'login', url: '' })
 }
 
 /** Every login failure is a ConnectionError (exit 4); the server's code stays in the message. */
@@ -390,9 +475,11 @@ function loginError(error: XenCrError, url: string, user: string): XenCrError {
     )
   }
   if (error.code === 'CALL_TIMEOUT') {
+    const within = /no answer within (\d+) ms/.exec(error.message)
+    const seconds = within === null ? '' : ` within ${Number(within[1]) / 1000} s (the connect timeout)`
     return new ConnectionError(
       'POOL_UNREACHABLE',
-      `login to ${url} got no answer in time; check the URL and that the host is up`,
+      `login to ${url} got no answer${seconds}; check the URL and that the host is up`,
       { url },
       { cause: error },
     )

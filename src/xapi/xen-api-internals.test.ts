@@ -13,13 +13,13 @@ import { Xapi } from 'xen-api'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AbortedError } from '../errors.js'
 import { XapiClient } from './client.js'
-import { closeConnections, disableInternalMasterFollow } from './xen-api-internals.js'
+import { closeConnections, disableInternalMasterFollow, disableInternalSessionRenewal } from './xen-api-internals.js'
 
 /** The xen-api release whose index.mjs the overrides were checked against. */
 const VERIFIED_XEN_API = '4.7.6'
 
-/** What the host answers to a call: a XAPI error (code, params…), or no answer at all. */
-type Answer = readonly [string, ...string[]] | 'hold'
+/** What the host answers to a call: a XAPI error (code, params…), a result, or no answer at all. */
+type Answer = readonly [string, ...string[]] | 'hold' | { readonly result: unknown }
 
 interface FakeHost {
   readonly url: string
@@ -39,7 +39,7 @@ afterEach(async () => {
   }
 })
 
-async function fakeHost(answer: (method: string) => Answer): Promise<FakeHost> {
+async function fakeHost(answer: (method: string) => Answer | Promise<Answer>): Promise<FakeHost> {
   let logins = 0
   let onHeld: (socket: Socket) => void = () => undefined
   const held = new Promise<Socket>(resolve => (onHeld = resolve))
@@ -50,16 +50,18 @@ async function fakeHost(answer: (method: string) => Answer): Promise<FakeHost> {
     req.on('end', () => {
       const call = JSON.parse(body) as { method: string; id: unknown }
       if (call.method === 'session.login_with_password') logins++
-      const reply = answer(call.method)
-      if (reply === 'hold') {
-        onHeld(req.socket)
-        return
-      }
-      const [code, ...params] = reply
-      // XAPI's JSON-RPC v2 failure, as the lab's wire/jsonrpc.ts encodes it
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ jsonrpc: '2.0', error: { code: 1, message: code, data: params }, id: call.id }))
+      void Promise.resolve(answer(call.method)).then(reply => {
+        if (reply === 'hold') {
+          onHeld(req.socket)
+          return
+        }
+        const json =
+          'result' in reply
+            ? { jsonrpc: '2.0', result: reply.result, id: call.id }
+            : // XAPI's JSON-RPC v2 failure, as the lab's wire/jsonrpc.ts encodes it
+              { jsonrpc: '2.0', error: { code: 1, message: reply[0], data: reply.slice(1) }, id: call.id }
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(json))
+      })
     })
   })
   servers.push(server)
@@ -103,6 +105,7 @@ describe('xen-api private fields overridden by xen-cr', () => {
     const xapi = newXapi('http://127.0.0.1:9')
     const internals = xapi as unknown as Record<string, unknown>
     expect(internals['_sessionOpenRetryOptions']).toMatchObject({ tries: 2, when: { code: 'HOST_IS_SLAVE' } })
+    expect(internals['_sessionCallRetryOptions']).toMatchObject({ tries: 2, when: expect.any(Function) as unknown })
     expect(internals['_undiciDispatcher']).toHaveProperty('destroy', expect.any(Function))
     closeConnections(xapi)
   })
@@ -135,6 +138,94 @@ describe('xen-api private fields overridden by xen-cr', () => {
     expect(socket.destroyed).toBe(false)
     closeConnections(xapi)
     await closed(socket)
+  })
+})
+
+/**
+ * A host whose first session goes stale: `VBD.create` answers SESSION_INVALID once, and the
+ * login that follows is held until `release()` — long enough for another call to come in while
+ * the client has no session, as a busy host's slow login does during a pass.
+ */
+async function staleSessionHost(): Promise<FakeHost & { release(): void; relogin: Promise<void> }> {
+  let release: () => void = () => undefined
+  const released = new Promise<void>(resolve => (release = resolve))
+  let onRelogin: () => void = () => undefined
+  const relogin = new Promise<void>(resolve => (onRelogin = resolve))
+  let logins = 0
+  let staled = false
+  const host = await fakeHost(async method => {
+    switch (method) {
+      case 'session.login_with_password':
+        if (++logins > 1) {
+          onRelogin()
+          await released
+        }
+        return { result: `OpaqueRef:session-${logins}` }
+      case 'session.logout':
+        return { result: '' }
+      case 'pool.get_all_records':
+        return { result: { 'OpaqueRef:pool': { uuid: 'p', name_label: 'pool' } } }
+      case 'system.listMethods':
+        return { result: ['pool.get_all_records', 'task.get_all_records'] }
+      case 'VBD.create':
+        if (!staled) {
+          staled = true
+          return ['SESSION_INVALID', 'OpaqueRef:session-1']
+        }
+        return { result: 'OpaqueRef:vbd' }
+      case 'task.get_record':
+        return { result: { uuid: 't', status: 'success' } }
+      default:
+        return ['MESSAGE_METHOD_UNKNOWN', method]
+    }
+  })
+  return { ...host, release, relogin }
+}
+
+describe('disableInternalSessionRenewal', () => {
+  it("a call made while the session is renewed no longer fails on xen-api's session assertion", async () => {
+    // Without the override (the bug of issue 8): xen-api renews the session inside the failed
+    // call, and a call made meanwhile has no session id and dies on an assertion.
+    const control = await staleSessionHost()
+    const raw = newXapi(control.url)
+    await raw.connect()
+    const creating = raw.call('VBD.create', {})
+    await control.relogin
+    await expect(raw.call('task.get_record', 'OpaqueRef:t')).rejects.toMatchObject({
+      code: 'ERR_ASSERTION',
+      message: expect.stringMatching(/strictly unequal to:\s*undefined/) as unknown,
+    })
+    control.release()
+    await expect(creating).resolves.toBe('OpaqueRef:vbd')
+    closeConnections(raw)
+
+    // With it, through XapiClient: SESSION_INVALID comes back, the client logs in again once,
+    // and both calls — the one that hit the stale session and the one that came in during the
+    // login — succeed.
+    const host = await staleSessionHost()
+    const client = await XapiClient.connect({ url: host.url, user: 'root', password: 'pw' })
+    try {
+      const created = client.call('VBD.create', [{}])
+      await host.relogin
+      const reading = client.call('task.get_record', ['OpaqueRef:t'])
+      host.release()
+      await expect(created).resolves.toBe('OpaqueRef:vbd')
+      await expect(reading).resolves.toMatchObject({ status: 'success' })
+      expect(host.logins()).toBe(2)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('leaves SESSION_INVALID to the caller of a bare Xapi', async () => {
+    const host = await staleSessionHost()
+    const xapi = newXapi(host.url)
+    disableInternalSessionRenewal(xapi)
+    await xapi.connect()
+    await expect(xapi.call('VBD.create', {})).rejects.toMatchObject({ code: 'SESSION_INVALID' })
+    expect(host.logins()).toBe(1)
+    expect(xapi.status).toBe('disconnected')
+    closeConnections(xapi)
   })
 })
 

@@ -1,9 +1,9 @@
 /**
- * The only two places xen-cr reaches into private fields of a `xen-api` `Xapi`. Both are valid
+ * The only three places xen-cr reaches into private fields of a `xen-api` `Xapi`. Both are valid
  * for the exact version pinned in package.json (4.7.6) and no other: a rename upstream would
  * turn them into silent no-ops, so `xen-api-internals.test.ts` checks on every run that the
  * fields are there and still do what these overrides rely on. Upgrading xen-api means
- * re-reading its `index.mjs` for both fields and re-running that test.
+ * re-reading its `index.mjs` for these fields and re-running that test.
  */
 import type { Xapi } from 'xen-api'
 
@@ -32,4 +32,20 @@ export function disableInternalMasterFollow(xapi: Xapi): void {
 export function closeConnections(xapi: Xapi): void {
   const internals = xapi as unknown as { _undiciDispatcher?: { destroy(): Promise<void> } }
   void internals._undiciDispatcher?.destroy().catch(() => undefined)
+}
+
+/**
+ * Makes `xen-api` hand SESSION_INVALID to its caller (after dropping the session) instead of
+ * logging in again inside the failed call. Its renewal (`_sessionCallRetryOptions`, default
+ * `{ tries: 2, when: SESSION_INVALID, onRetry: _sessionOpen }`) clears the session id while it
+ * logs in, and every other call made meanwhile dies on xen-api's
+ * `assert.notStrictEqual(sessionId, undefined)` — the `Expected "actual" to be strictly unequal
+ * to: undefined` a pass used to report. `XapiClient.call` logs in once (a coalesced `connect()`)
+ * for every waiting call and retries them. Set once, before `connect()`.
+ */
+export function disableInternalSessionRenewal(xapi: Xapi): void {
+  const internals = xapi as unknown as { _sessionCallRetryOptions?: { tries: number } }
+  if (internals._sessionCallRetryOptions !== undefined) {
+    internals._sessionCallRetryOptions = { ...internals._sessionCallRetryOptions, tries: 1 }
+  }
 }
