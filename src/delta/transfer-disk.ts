@@ -3,11 +3,18 @@
  * through the job's rate limit and a byte counter straight into `PUT /import_raw_vdi`. Nothing is
  * buffered beyond what the VHD layer holds (one block). Succeeds only when every byte arrived,
  * the import task succeeded and the export task succeeded.
+ *
+ * A transfer cut mid-stream (a reset, a stall, a host that went away and came back, a 5xx, an
+ * import task refused with a not-applied code) starts this disk again, the others going on; the
+ * target disk is reused, not replaced: a VHD import writes whole blocks and only the blocks its
+ * stream carries, so sending the same stream again into a disk holding part of it leaves exactly
+ * what one uninterrupted transfer would have (nothing to destroy, nothing left half-written).
  */
 import { pipeline } from 'node:stream'
 import type { Transform } from 'node:stream'
-import { OperationError } from '../errors.js'
+import { OperationError, type XenCrError } from '../errors.js'
 import type { XapiClient } from '../xapi/client.js'
+import { DISK_RETRY, RetryBudget, classifyTransferFailure, type RetryPolicy } from '../xapi/retry.js'
 import { exportVdi, importVdi, type TransferProgress } from '../xapi/transfer.js'
 import type { Ref } from '../xapi/types.js'
 import { createByteCounter } from './byte-counter.js'
@@ -29,6 +36,10 @@ export interface DiskTransfer {
    * went by, its exact length (the export meter's reports: at most one per MiB, and the last)
    */
   readonly onProgress?: (progress: TransferProgress) => void
+  /** called before the disk starts again after a transient failure (`attempt` is the next one, from 2) */
+  readonly onRetry?: (error: XenCrError, attempt: number) => void
+  /** restarts of a cut transfer; default {@link DISK_RETRY} */
+  readonly retry?: RetryPolicy
 }
 
 export interface DiskTransferResult {
@@ -38,6 +49,19 @@ export interface DiskTransferResult {
 
 /** Streams one disk from the source snapshot into the target disk; resolves with the VHD bytes sent. */
 export async function transferDisk(t: DiskTransfer): Promise<DiskTransferResult> {
+  const budget = new RetryBudget(t.retry ?? DISK_RETRY)
+  for (;;) {
+    try {
+      return await transferOnce(t)
+    } catch (error) {
+      if (t.signal?.aborted === true || classifyTransferFailure(error) === 'logical') throw error
+      if (!(await budget.next(t.signal))) throw error
+      t.onRetry?.(error as XenCrError, budget.attempts)
+    }
+  }
+}
+
+async function transferOnce(t: DiskTransfer): Promise<DiskTransferResult> {
   const signal = t.signal
   const exported = await exportVdi(t.source, t.vdi, {
     format: 'vhd',

@@ -111,7 +111,10 @@ export function classifyCallFailure(error: unknown): FailureKind {
  */
 export function classifyTransferFailure(error: unknown): FailureKind {
   if (!(error instanceof XenCrError) || error instanceof AbortedError) return 'logical'
-  if (error instanceof XapiError) return NOT_APPLIED_XAPI_CODES.has(error.xapiCode) ? 'not-applied' : 'logical'
+  if (error instanceof XapiError)
+    // VDI_IN_USE: the host has not yet let go of the disk after the cut import (dom0 detaches it
+    // a moment later); the import was refused, nothing written.
+    return NOT_APPLIED_XAPI_CODES.has(error.xapiCode) || error.xapiCode === 'VDI_IN_USE' ? 'not-applied' : 'logical'
   if (error instanceof ConnectionError) return error.code === 'POOL_UNREACHABLE' ? 'unknown' : 'logical'
   switch (error.code) {
     case 'CALL_TIMEOUT':
