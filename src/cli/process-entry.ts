@@ -9,13 +9,26 @@ export type CliEntry = (argv: readonly string[], io: Partial<CliIo>) => Promise<
  * it with their own argv, streams and environment; here only the process concerns live.
  */
 export async function runAsProcess(entry: CliEntry): Promise<void> {
-  // SIGINT/SIGTERM abort the run's one AbortController; a second signal exits at once.
+  // SIGINT/SIGTERM abort the run's one AbortController, and the run then removes what it had
+  // created. An impatient second Ctrl-C must not cut that cleanup short (it would strand a
+  // half-imported disk on the target): it only says what is going on. A third one is a
+  // deliberate "exit now", which leaves the cleanup unfinished and says so.
   const controller = new AbortController()
   let signals = 0
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++
-    if (signals > 1) process.exit(130)
-    controller.abort(new AbortedError(`interrupted by ${signal}`))
+    if (signals === 1) {
+      controller.abort(new AbortedError(`interrupted by ${signal}`))
+    } else if (signals === 2) {
+      process.stderr.write(
+        `xen-cr: ${signal} again: still removing what this run created; it exits when that is done (a third ${signal} exits now and leaves it unfinished)\n`,
+      )
+    } else {
+      process.stderr.write(
+        `xen-cr: ${signal} a third time: exiting without finishing the cleanup; the job's next pass or \`xen-cr cleanup <job>\` removes what is left\n`,
+      )
+      process.exit(130)
+    }
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
