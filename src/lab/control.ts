@@ -45,6 +45,9 @@ export interface LabControl {
   injectFault(pool: string, fault: LabFault): void
   clearFaults(pool?: string): void
   listFaults(pool: string): LabFault[]
+  /** API calls the pool answered, per method (without `Async.`), since the start or the last reset. */
+  callCounts(pool: string): Record<string, number>
+  resetCallCounts(pool?: string): void
   /** The first non-control-domain, non-snapshot VM with that name_label. */
   findVm(pool: string, nameLabel: string): LabVmInfo | undefined
   /**
@@ -150,6 +153,11 @@ export function createControl(
       else poolNamed(poolName).faults.clear()
     },
     listFaults: poolName => poolNamed(poolName).faults.list(),
+    callCounts: poolName => poolNamed(poolName).faults.callCounts(),
+    resetCallCounts(poolName) {
+      if (poolName === undefined) for (const pool of pools.values()) pool.faults.resetCallCounts()
+      else poolNamed(poolName).faults.resetCallCounts()
+    },
     findVm(poolName, nameLabel) {
       const pool = poolNamed(poolName)
       for (const [ref, vm] of pool.db.all('VM')) {

@@ -30,6 +30,17 @@ describe('FaultTable', () => {
     expect(table.planCall('VM.get_all')).toEqual({ delayMs: 0, then: undefined })
   })
 
+  it('counts the calls of each method, faulted or not, until reset', () => {
+    const table = new FaultTable()
+    table.add({ kind: 'drop', method: 'VM.get_all', nth: 1 })
+    table.planCall('VM.get_all')
+    table.planCall('VM.get_all')
+    table.planCall('VDI.clone')
+    expect(table.callCounts()).toEqual({ 'VM.get_all': 2, 'VDI.clone': 1 })
+    table.resetCallCounts()
+    expect(table.callCounts()).toEqual({})
+  })
+
   it('rejects malformed faults with a message naming the problem', () => {
     expect(() => validateFault({ kind: 'error', method: 'VM.start' })).toThrow(/method and code/)
     expect(() => validateFault({ kind: 'latency', ms: 1, nth: 0 })).toThrow(/nth/)

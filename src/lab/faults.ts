@@ -84,9 +84,10 @@ export function validateFault(value: unknown): LabFault {
   return value as LabFault
 }
 
-/** The faults armed on one pool. */
+/** The faults armed on one pool, and how many calls of each method it has seen. */
 export class FaultTable {
   #armed: Armed[] = []
+  #calls = new Map<string, number>()
 
   add(fault: LabFault): void {
     this.#armed.push({ fault: validateFault(fault), seen: 0, spent: false })
@@ -100,8 +101,21 @@ export class FaultTable {
     return this.#armed.filter(armed => !armed.spent).map(armed => armed.fault)
   }
 
+  /**
+   * Calls per method (wire name without `Async.`) since the start or the last reset: what a
+   * fault matrix arms a fault on, each method a client made.
+   */
+  callCounts(): Record<string, number> {
+    return Object.fromEntries(this.#calls)
+  }
+
+  resetCallCounts(): void {
+    this.#calls.clear()
+  }
+
   /** What to do with a call of `method` (counts the call against every matching fault). */
   planCall(method: string): CallFaultPlan {
+    this.#calls.set(method, (this.#calls.get(method) ?? 0) + 1)
     let delayMs = 0
     let then: CallFaultAction | undefined
     for (const armed of this.#armed) {
