@@ -3,6 +3,7 @@
  * get_record, get_by_uuid, get_by_name_label, get_<field>, set_<field> for RW fields,
  * add_to_/remove_from_ for RW maps and add_/remove_ for RW sets.
  */
+import { compileFilter } from '../db/filter-expr.js'
 import { xapiFault } from '../fault.js'
 import { SCHEMA, type ClassSpec, type FieldSpec, type StoredValue } from '../db/schema.js'
 import { formatXapiDate, type WireValue } from '../wire/values.js'
@@ -63,6 +64,22 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
       handler: ({ pool }) => {
         const out: Record<string, WireValue> = {}
         for (const [ref] of pool.db.all(cls)) out[ref] = pool.db.toWire(cls, ref)
+        return out
+      },
+    })
+    registry.add({
+      name: `${cls}.get_all_records_where`,
+      params: ['string'],
+      handler: ({ pool }, [expr]) => {
+        const matches = compileFilter(spec, expr as string)
+        const out: Record<string, WireValue> = {}
+        for (const [ref, record] of pool.db.all(cls)) {
+          const read = (name: string): StoredValue | undefined => {
+            const type = spec.byName.get(name)?.type
+            return type?.kind === 'rel' ? pool.db.related(type.from, type.via, ref) : record[name]
+          }
+          if (matches(ref, read)) out[ref] = pool.db.toWire(cls, ref)
+        }
         return out
       },
     })
