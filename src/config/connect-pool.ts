@@ -60,6 +60,7 @@ export async function connectPool(
     user: pool.user,
     password,
     allowUnauthorized: pool.allowUnauthorized,
+    fingerprints: pool.fingerprints,
     ...(options.transport === undefined ? {} : { transport: options.transport }),
     ...(options.callTimeoutMs === undefined ? {} : { callTimeoutMs: options.callTimeoutMs }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),

@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       user: 'root',
       password: { kind: 'file', path: join(dir, 'src.password') },
       allowUnauthorized: false,
+      fingerprints: [],
     })
     expect(config.defaults).toEqual({ jobsFile: join(dir, 'jobs.json'), retention: 1, concurrency: 2, fullInterval: 0 })
   })

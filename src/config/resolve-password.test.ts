@@ -15,7 +15,7 @@ afterEach(async () => {
 })
 
 function pool(password: PoolConfig['password']): PoolConfig {
-  return { name: 'lab', url: 'http://127.0.0.1:1', user: 'root', password, allowUnauthorized: false }
+  return { name: 'lab', url: 'http://127.0.0.1:1', user: 'root', password, allowUnauthorized: false, fingerprints: [] }
 }
 
 async function refusal(promise: Promise<unknown>): Promise<ConfigError> {

@@ -21,6 +21,11 @@ export interface PoolConfig {
   readonly password: PasswordSource
   /** accept self-signed TLS certificates */
   readonly allowUnauthorized: boolean
+  /**
+   * pinned host certificates, canonical `sha256:AB:CD:…`; when any, an https pool is trusted
+   * through these and nothing else (config key `fingerprint`: one string or a list, one per host)
+   */
+  readonly fingerprints: readonly string[]
 }
 
 export interface Defaults {

@@ -4,6 +4,8 @@ import { validateConfig } from './validate-config.js'
 
 const FILE = '/etc/xen-cr/xen-cr.config.json'
 const pool = { url: 'https://10.0.0.1', user: 'root', passwordFile: 'p.password' }
+const HEX = 'A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90'
+const FP = `sha256:${HEX.match(/../g)!.join(':')}`
 
 function validate(raw: unknown, warnings: string[] = []) {
   return validateConfig(raw, {
@@ -47,6 +49,22 @@ describe('validateConfig', () => {
       'allowUnauthorized is not a boolean',
       { pools: { p: { ...pool, allowUnauthorized: 'yes' } } },
       'pools.p.allowUnauthorized',
+    ],
+    ['fingerprint is not a fingerprint', { pools: { p: { ...pool, fingerprint: 'AB:CD' } } }, 'pools.p.fingerprint'],
+    [
+      'a listed fingerprint is SHA-1',
+      { pools: { p: { ...pool, fingerprint: [FP, 'SHA1 Fingerprint=' + 'AB:'.repeat(19) + 'AB'] } } },
+      'pools.p.fingerprint[1]',
+    ],
+    [
+      'fingerprint pins an http URL',
+      { pools: { p: { ...pool, url: 'http://h', fingerprint: FP } } },
+      'pools.p.fingerprint',
+    ],
+    [
+      'fingerprint comes with allowUnauthorized',
+      { pools: { p: { ...pool, fingerprint: FP, allowUnauthorized: true } } },
+      'pools.p.fingerprint',
     ],
     ['defaults is not an object', { defaults: 3 }, 'defaults'],
     ['defaults.jobsFile is not a path', { defaults: { jobsFile: 5 } }, 'defaults.jobsFile'],
@@ -97,5 +115,20 @@ describe('validateConfig', () => {
     expect(config.pools['p']?.password).toEqual({ kind: 'file', path: '/run/secrets/p' })
     expect(config.pools['q']?.password).toEqual({ kind: 'file', path: '/etc/xen-cr/p.password' })
     expect(config.defaults.jobsFile).toBe('/etc/xen-cr/j/jobs.json')
+  })
+
+  it('takes a pinned fingerprint in every form openssl prints it, as one string or a list', () => {
+    const colons = HEX.match(/../g)!.join(':')
+    for (const form of [
+      `sha256 Fingerprint=${colons}`,
+      `SHA256 Fingerprint=${colons}`,
+      `sha256:${colons.toLowerCase()}`,
+      colons,
+      HEX.toLowerCase(),
+    ]) {
+      expect(validate({ pools: { p: { ...pool, fingerprint: form } } }).pools['p']?.fingerprints).toEqual([FP])
+    }
+    expect(validate({ pools: { p: { ...pool, fingerprint: [FP, FP] } } }).pools['p']?.fingerprints).toEqual([FP, FP])
+    expect(validate({ pools: { p: pool } }).pools['p']?.fingerprints).toEqual([])
   })
 })

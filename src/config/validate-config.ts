@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
+import { parseFingerprint } from '../xapi/tls.js'
 import { defaultJobsFile, type Env } from './config-paths.js'
 import type { Config, Defaults, PasswordSource, PoolConfig } from './types.js'
 
@@ -74,7 +75,11 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions): Co
       fail(key, 'pool names use letters, digits, ".", "_" and "-" and start with a letter or digit')
     if (!isObject(rawPool))
       return fail(key, `must be an object with url, user and a password source, got ${describe(rawPool)}`)
-    warnUnknown(rawPool, ['url', 'user', 'passwordFile', 'passwordEnv', 'password', 'allowUnauthorized'], `${key}.`)
+    warnUnknown(
+      rawPool,
+      ['url', 'user', 'passwordFile', 'passwordEnv', 'password', 'allowUnauthorized', 'fingerprint'],
+      `${key}.`,
+    )
     pools[name] = validatePool(name, rawPool, key, fail, resolvePath, options.warn, where)
   }
 
@@ -162,11 +167,33 @@ function validatePool(
   if (typeof allowUnauthorized !== 'boolean')
     fail(`${key}.allowUnauthorized`, `must be true or false, got ${describe(allowUnauthorized)}`)
 
+  const rawFingerprint = raw['fingerprint'] ?? []
+  const fingerprintTexts = typeof rawFingerprint === 'string' ? [rawFingerprint] : rawFingerprint
+  if (!Array.isArray(fingerprintTexts))
+    fail(`${key}.fingerprint`, `must be "sha256:AB:CD:…" or a list of them, got ${describe(rawFingerprint)}`)
+  const fingerprints = (fingerprintTexts as unknown[]).map((text, i) => {
+    const parsed = typeof text === 'string' ? parseFingerprint(text) : undefined
+    if (parsed === undefined)
+      fail(
+        `${key}.fingerprint${typeof rawFingerprint === 'string' ? '' : `[${i}]`}`,
+        `must be a SHA-256 fingerprint as \`openssl x509 -noout -fingerprint -sha256\` prints it (e.g. "sha256:AB:CD:…", 32 bytes), got ${describe(text)}`,
+      )
+    return parsed
+  })
+  if (fingerprints.length > 0 && url.protocol !== 'https:')
+    fail(`${key}.fingerprint`, `pins a certificate but the url is ${url.protocol}; use https://`)
+  if (fingerprints.length > 0 && allowUnauthorized === true)
+    fail(
+      `${key}.fingerprint`,
+      'conflicts with allowUnauthorized: true; a pinned certificate is verified, remove allowUnauthorized',
+    )
+
   return {
     name,
     url: url.href.replace(/\/$/, ''),
     user: String(user),
     password,
     allowUnauthorized: allowUnauthorized === true,
+    fingerprints,
   }
 }

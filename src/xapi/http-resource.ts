@@ -6,6 +6,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { OperationError } from '../errors.js'
+import { createConnectionFor, type TlsPolicy } from './tls.js'
 
 /** At most this many 302s per request, as XAPI redirects once to the host that has the SR. */
 export const MAX_REDIRECTS = 3
@@ -14,7 +15,8 @@ export interface RequestOptions {
   readonly method: 'GET' | 'PUT'
   readonly headers?: OutgoingHttpHeaders
   readonly signal?: AbortSignal
-  readonly rejectUnauthorized: boolean
+  /** the pool's certificate policy (`client.tls`); every https socket is checked against it before use */
+  readonly tls: TlsPolicy
   /** inactivity timeout of the socket, ms */
   readonly idleTimeoutMs?: number
 }
@@ -26,15 +28,15 @@ export function describeUrl(url: URL): string {
 
 /**
  * Starts a request. XAPI closes the connection after each transfer, so no keep-alive agent: a
- * fresh socket per request (`agent: false`).
+ * fresh socket per request, opened by tls.ts under the pool's policy (`createConnection`
+ * without an agent), which hands it over only once the certificate passed.
  */
 export function openRequest(url: URL, options: RequestOptions): ClientRequest {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest
   const req = send(url, {
     method: options.method,
     headers: options.headers ?? {},
-    agent: false,
-    rejectUnauthorized: options.rejectUnauthorized,
+    createConnection: createConnectionFor(url, options.tls),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   })
   if (options.idleTimeoutMs !== undefined) {

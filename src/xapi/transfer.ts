@@ -422,7 +422,7 @@ function requestOptions(
 ): Parameters<typeof openRequest>[1] {
   return {
     method,
-    rejectUnauthorized: !client.allowUnauthorized,
+    tls: client.tls,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   }

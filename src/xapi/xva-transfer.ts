@@ -112,7 +112,7 @@ export async function exportVmXva(
   let res: IncomingMessage
   try {
     for (let redirects = 0; ; redirects++) {
-      const req = openRequest(url, { method: 'GET', rejectUnauthorized: !client.allowUnauthorized, ...opts })
+      const req = openRequest(url, { method: 'GET', tls: client.tls, ...opts })
       const response = awaitResponse(req, url)
       req.end()
       res = await response
@@ -173,7 +173,7 @@ export async function importVmXva(
       const req = openRequest(url, {
         method: 'PUT',
         headers: { 'content-length': String(options.length), 'content-type': 'application/octet-stream' },
-        rejectUnauthorized: !client.allowUnauthorized,
+        tls: client.tls,
         ...opts,
       })
       const answered = awaitResponse(req, url)
