@@ -359,6 +359,8 @@ function guard<T>(
   what: string,
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
+  /** the timeout to name in the message when `timeoutMs` is what is left of it */
+  configuredMs: number | undefined = timeoutMs,
 ): Promise<T> {
   promise.catch(() => undefined)
   if (signal === undefined && timeoutMs === undefined) return promise
@@ -374,7 +376,7 @@ function guard<T>(
         reject(
           new OperationError(
             'CALL_TIMEOUT',
-            `${what}: no answer within ${timeoutMs} ms; the host may be overloaded or the call stuck, retry later`,
+            `${what}: no answer within ${configuredMs} ms; the host may be overloaded or the call stuck, retry later`,
           ),
         )
       }, timeoutMs)
@@ -396,6 +398,12 @@ async function openSession(
   signal: AbortSignal | undefined,
 ): Promise<{ xapi: Xapi; target: PoolTarget }> {
   let current = target
+  // One connect timeout for the whole login, retries included: a blackholed host fails within
+  // it. A reset or a not-applied refusal (SESSION_INVALID, TOO_MANY_PENDING_TASKS…) is tried
+  // again while time is left; a refused connection or an unknown name is reported at once (the
+  // pool is down or misnamed, and the user should hear so now, exit 4).
+  const deadline = Date.now() + connectTimeoutMs
+  const budget = new RetryBudget({ ...CALL_RETRY, totalMs: connectTimeoutMs })
   for (let hops = 0; ; hops++) {
     const url = displayUrl(current.origin)
     const xapi = new Xapi({
@@ -413,10 +421,11 @@ async function openSession(
     // call waiting, where xen-api's renewal would leave concurrent calls without a session.
     disableInternalSessionRenewal(xapi)
     try {
-      await guard(xapi.connect(), `login to ${url}`, signal, connectTimeoutMs)
+      const left = (): number => Math.max(1, deadline - Date.now())
+      await guard(xapi.connect(), `login to ${url}`, signal, left(), connectTimeoutMs)
       // With its event loop on, xen-api fetches every class first; a close() racing that fetch
       // makes it warn on the console, so the client is handed out only once the cache is full.
-      if (current.watchEvents) await guard(xapi.objectsFetched, `initial fetch from ${url}`, signal, connectTimeoutMs)
+      if (current.watchEvents) await guard(xapi.objectsFetched, `initial fetch from ${url}`, signal, left())
       return { xapi, target: current }
     } catch (error) {
       void xapi.disconnect().catch(() => undefined)
@@ -428,6 +437,12 @@ async function openSession(
       const mapped = mapCallError(error, { method: 'session.login_with_password', url, password: current.password })
       if (isXapiError(mapped, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS && mapped.params[0] !== undefined) {
         current = { ...current, origin: resolveMasterUrl(current.origin, mapped.params[0]) }
+        continue
+      }
+      const kind = classifyCallFailure(error)
+      const retryable = kind === 'unknown' || (kind === 'not-applied' && mapped instanceof XapiError)
+      if (retryable && signal?.aborted !== true && Date.now() < deadline && (await budget.next(signal))) {
+        hops--
         continue
       }
       throw loginError(mapped, url, current.user)
