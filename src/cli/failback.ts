@@ -100,7 +100,7 @@ export function registerFailbackCommand(program: Command): void {
         options.dryRun === true
           ? await go()
           : await withJobLease(
-              store,
+              source,
               job,
               context.signal,
               'is running elsewhere; nothing done, fail back once it ends',

@@ -1,37 +1,59 @@
 import { LeaseError } from '../errors.js'
-import { withFileLock } from '../jobs/file-lock.js'
-import type { JobStore } from '../jobs/job-store.js'
 import type { Job } from '../jobs/types.js'
-
-/** A pass runs for hours at most; a lease older than this is debris of a lost machine. */
-const LEASE_STALE_MS = 24 * 3_600_000
+import { selectVms } from '../replication/select-vms.js'
+import {
+  LeaseKeeper,
+  acquireVmLease,
+  currentOwner,
+  describeHolder,
+  leaseTiming,
+  type VmLease,
+} from '../replication/vm-lease.js'
+import type { XapiClient } from '../xapi/client.js'
+import { asRef } from '../xapi/types.js'
 
 /**
- * Runs `fn` holding the job's lease, a lock file beside the job store, so that no two commands
- * that write the job's snapshots and replicas (a pass, a failback) overlap. When another holds
- * it: `JOB_RUNNING`, `job "<name>" <busy> (<who holds it>)`, exit 3.
+ * Runs `fn` holding the job's lease in XAPI on every VM of the job on the source pool — the same
+ * leases a pass takes, one per VM (`replication/vm-lease.ts`) — so that a command that writes
+ * the job's snapshots and replicas as a whole (failback) never overlaps a pass on any controller.
+ * When another run holds one of them: `JOB_RUNNING`, `job "<name>" <busy> (<who holds it>)`,
+ * exit 3, and the leases taken so far are released.
  */
 export async function withJobLease<T>(
-  store: JobStore,
+  source: XapiClient,
   job: Job,
   signal: AbortSignal,
   busy: string,
   fn: () => Promise<T>,
 ): Promise<T> {
-  let holding = false
+  const vms = await source.getAllRecords('VM', { signal })
+  const owner = currentOwner()
+  const timing = leaseTiming()
+  const keeper = new LeaseKeeper(timing)
+  const held: VmLease[] = []
   try {
-    return await withFileLock(
-      `${store.file}.${job.id}.lease`,
-      () => {
-        holding = true
-        return fn()
-      },
-      { timeoutMs: 0, staleMs: LEASE_STALE_MS, signal },
-    )
-  } catch (error) {
-    // a LeaseError from inside fn is fn's own, not a busy lease
-    if (!holding && error instanceof LeaseError)
-      throw new LeaseError('JOB_RUNNING', `job "${job.name}" ${busy} (${error.message})`, { cause: error })
-    throw error
+    for (const vmRef of selectVms(job, vms)) {
+      const taken = await acquireVmLease({
+        client: source,
+        vmRef: asRef<'VM'>(vmRef),
+        jobId: job.id,
+        owner,
+        timing,
+        signal,
+      })
+      if (!taken.acquired) {
+        const name = vms.get(asRef<'VM'>(vmRef))?.name_label ?? vmRef
+        throw new LeaseError(
+          'JOB_RUNNING',
+          `job "${job.name}" ${busy} (VM ${name} is leased by ${describeHolder(taken.holder)})`,
+        )
+      }
+      held.push(taken.lease)
+      // a lease lost during a failback cannot stop it halfway; the next renewal simply stops
+      keeper.add(taken.lease, () => undefined)
+    }
+    return await fn()
+  } finally {
+    await keeper.releaseAll(() => undefined)
   }
 }

@@ -1,11 +1,11 @@
 import type { Command } from 'commander'
+import ms from 'ms'
 import { LeaseError, UsageError, isXenCrError } from '../errors.js'
 import type { Job } from '../jobs/types.js'
 import type { PassEventSink, VmResult } from '../replication/events.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode, exitCodeFor, worstExitCode } from './exit-codes.js'
-import { withJobLease } from './job-lease.js'
-import type { DueJobOutcome } from './output/events.js'
+import type { DueJobOutcome, DueVmOutcome } from './output/events.js'
 import { nameOnce } from './output/name-once.js'
 import { healthCheckAfterPass } from './health-check.js'
 import type { RunRecorder } from './metrics/run-recorder.js'
@@ -16,12 +16,36 @@ interface RunOptions {
   due?: boolean
   full?: boolean
   metricsFile?: string
+  leaseTime?: string
+}
+
+const MIN_LEASE_MS = 1_000
+
+/** `--lease-time`: how long a VM's lease holds unrenewed (renewed every quarter of it). */
+function leaseTtlMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const value = ms(text.trim() as ms.StringValue) as number | undefined
+  if (value === undefined || !Number.isFinite(value) || value < MIN_LEASE_MS)
+    throw new UsageError('INVALID_OPTION', `--lease-time ${text}: expected a duration of at least 1s, e.g. 2m`)
+  return value
 }
 
 /**
- * One pass of `job` under `scheduleId`, holding the job's lease (a lock file beside the job
- * store) so that an overlapping cron run does nothing and exits 3; a dry run needs no lease.
- * The exit code becomes 1 if any VM failed.
+ * What several VM results say for the exit code: 1 when a VM failed; 3 when nothing ran because
+ * every VM was another run's (leased elsewhere, or replicated elsewhere since this run started);
+ * 0 otherwise (an empty job included).
+ */
+function exitCodeOfResults(results: readonly VmResult[]): ExitCode {
+  if (results.some(r => r.status === 'failed')) return ExitCode.failed
+  if (results.length > 0 && results.every(r => r.status === 'skipped')) return ExitCode.lease
+  return ExitCode.ok
+}
+
+/**
+ * One pass of `job` under `scheduleId`. Each VM is replicated only under this run's lease on it
+ * in XAPI (`replication/vm-lease.ts`), so that controllers sharing the job never replicate a VM
+ * twice; a VM leased elsewhere is skipped. The exit code becomes 1 if any VM failed, 3 if every
+ * VM was skipped.
  */
 async function passOf(
   context: CliContext,
@@ -30,14 +54,12 @@ async function passOf(
   scheduleId?: string,
   recorder?: RunRecorder,
 ): Promise<readonly VmResult[]> {
-  if (options.dryRun === true) return passUnleased(context, job, options, scheduleId)
-  const store = await context.jobStore()
-  return withJobLease(store, job, context.signal, 'is already running elsewhere; nothing done', () =>
-    passUnleased(context, job, options, scheduleId, recorder),
-  )
+  const results = await passRecorded(context, job, options, scheduleId, recorder)
+  if (options.dryRun !== true) context.setExitCode(exitCodeOfResults(results))
+  return results
 }
 
-async function passUnleased(
+async function passRecorded(
   context: CliContext,
   job: Job,
   options: RunOptions,
@@ -68,6 +90,7 @@ async function passWith(
   const { source, target } = await connectJobPools(context, job)
   // the replication engine loads with `run` only, not with the command tree (issue 11, fast start)
   const { runPass } = await import('../replication/pass.js')
+  const ttlMs = leaseTtlMs(options.leaseTime)
   const result = await runPass({
     job,
     source,
@@ -78,18 +101,29 @@ async function passWith(
     ...(options.full === true ? { forceFull: true } : {}),
     signal: context.signal,
     ...(context.io.now === undefined ? {} : { now: context.io.now }),
+    // a VM another controller replicated after this process started is that run's work, done
+    since: context.io.now?.() ?? new Date(performance.timeOrigin),
+    ...(ttlMs === undefined ? {} : { leaseTtlMs: ttlMs }),
     onEvent,
+    // Inside the leases: no other pass rotates away the replicas while they are cloned.
+    whileLeased: async results => {
+      if (context.signal.aborted) return
+      const replicated = results.filter(r => r.status === 'success').map(r => r.vm.uuid)
+      await healthCheckAfterPass(context, job, target, replicated)
+    },
   })
   if (result.dryRun)
     context.output.emit({ kind: 'pass-plan', job: result.job, scheduleId: result.scheduleId, plans: result.plans })
-  const failed = result.results.some(r => r.status === 'failed')
-  if (failed) context.setExitCode(ExitCode.failed)
-  // Inside the lease: no other pass rotates away the replicas while they are cloned.
-  if (!result.dryRun && !context.signal.aborted) {
-    const replicated = result.results.filter(r => r.status === 'success').map(r => r.vm.uuid)
-    await healthCheckAfterPass(context, job, target, replicated)
-  }
   return result.dryRun ? [] : result.results
+}
+
+/** A VM's line in `run-due-done`. */
+function dueVm(result: VmResult): DueVmOutcome {
+  const vm = { uuid: result.vm.uuid, name: result.vm.name }
+  if (result.status === 'success') return { ...vm, status: 'success' }
+  if (result.status === 'failed')
+    return { ...vm, status: 'failed', code: result.error.code, message: result.error.message }
+  return { ...vm, status: 'skipped', reason: result.reason, message: result.message }
 }
 
 /** `run --due`: every enabled job with a due schedule, judged from its replicas on the target. */
@@ -117,10 +151,11 @@ async function runDue(context: CliContext, options: RunOptions, recorder?: RunRe
         outcome('not-due')
         continue
       }
-      const results = await passOf(context, job, options, decision.schedule.id, recorder)
-      const failed = results.some(r => r.status === 'failed')
-      outcome(failed ? 'failed' : 'ok', { vms: results.map(r => ({ ...r.vm, status: r.status })) })
-      if (failed) exitCode = worstExitCode(exitCode, ExitCode.failed)
+      const results = await passRecorded(context, job, options, decision.schedule.id, recorder)
+      const jobExitCode = exitCodeOfResults(results)
+      const status = jobExitCode === ExitCode.failed ? 'failed' : jobExitCode === ExitCode.lease ? 'leased' : 'ok'
+      outcome(status, { vms: results.map(dueVm) })
+      exitCode = worstExitCode(exitCode, jobExitCode)
     } catch (error) {
       if (!isXenCrError(error) || context.signal.aborted) throw error
       const leased = error instanceof LeaseError
@@ -154,6 +189,11 @@ export function registerRunCommand(program: Command): void {
     .option('--vm <uuid...>', 'only these VMs of the job')
     .option('--dry-run', 'print the plan (full or delta per disk, base, deletions) and change nothing')
     .option('--full', 'send every disk in full')
+    .option(
+      '--lease-time <duration>',
+      "how long a VM's lease in XAPI holds if this run stops renewing it (renewed every quarter of it)",
+      '2m',
+    )
     .option('--due', 'every enabled job whose schedule is due (one crontab line runs them all)')
     .option(
       '--metrics-file <file>',

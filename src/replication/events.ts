@@ -36,6 +36,23 @@ export type VmResult =
       readonly durationMs: number
       readonly error: { readonly code: string; readonly message: string }
     }
+  | {
+      /** not this run's work: not a failure */
+      readonly status: 'skipped'
+      readonly vm: VmIdentity
+      readonly durationMs: number
+      /**
+       * `leased`: another run holds the job's lease on the VM; `replicated`: another run
+       * replicated it, under this schedule, after this one started
+       */
+      readonly reason: 'leased' | 'replicated'
+      /** that other run: its host, process and run id */
+      readonly holder: { readonly host: string; readonly pid: number; readonly run: string }
+      /** leased: when its lease runs out unless renewed; replicated: when its pass of the VM started (ISO 8601) */
+      readonly at: string
+      /** one line, e.g. `leased by ctl-2/4711 until 2026-12-01T02:10:00.000Z` */
+      readonly message: string
+    }
 
 export type PassEvent =
   | {

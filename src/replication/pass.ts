@@ -3,17 +3,30 @@
  * `concurrency` VMs in parallel. Progress goes out as typed events; the result says, per VM,
  * full or delta, bytes and duration, or why it failed. Nothing is printed.
  */
-import { UsageError, isXenCrError, vmNotFound } from '../errors.js'
+import { setMaxListeners } from 'node:events'
+import { OperationError, UsageError, isXenCrError, vmNotFound } from '../errors.js'
 import { RateLimiter } from '../delta/rate-limit.js'
 import type { Job, Schedule } from '../jobs/types.js'
 import type { XapiClient } from '../xapi/client.js'
-import { asRef } from '../xapi/types.js'
-import type { PassEventSink, VmResult } from './events.js'
-import { executeVm } from './execute-vm.js'
+import { asRef, type Ref } from '../xapi/types.js'
+import type { PassEventSink, VmIdentity, VmResult } from './events.js'
+import { executeVm, type VmContext } from './execute-vm.js'
 import { mapLimit } from './map-limit.js'
 import { planVm, type VmPlan } from './plan.js'
 import { fetchPoolRecords, type PoolRecordMaps } from './records.js'
 import { passVms } from './select-vms.js'
+import {
+  LeaseKeeper,
+  acquireVmLease,
+  currentOwner,
+  describeHolder,
+  leaseTiming,
+  type LastReplication,
+  type LeaseOwner,
+  type LeaseRecord,
+  type LeaseTiming,
+  type VmLease,
+} from './vm-lease.js'
 
 export interface PassOptions {
   readonly job: Job
@@ -31,6 +44,17 @@ export interface PassOptions {
   readonly signal?: AbortSignal
   readonly onEvent?: PassEventSink
   readonly now?: () => Date
+  /** who takes the VMs' leases (default: this process, with a new run id) */
+  readonly leaseOwner?: LeaseOwner
+  /** how long a lease holds unrenewed, in ms (default 120 s; renewed every quarter of it) */
+  readonly leaseTtlMs?: number
+  /**
+   * a VM that another run replicated under this schedule, in a pass of the VM that started after
+   * this moment, is skipped: that run did this one's work (default: the start of this pass)
+   */
+  readonly since?: Date
+  /** runs after the last VM, while the pass still holds the VMs' leases (e.g. a health check of the new replicas) */
+  readonly whileLeased?: (results: readonly VmResult[]) => Promise<void>
 }
 
 export interface PassResult {
@@ -67,7 +91,9 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
   const schedule = scheduleOf(job, o.scheduleId)
   const emit: PassEventSink = o.onEvent ?? (() => undefined)
   const opts = o.signal === undefined ? {} : { signal: o.signal }
+  const since = o.since ?? (o.now ?? (() => new Date()))()
 
+  const fetchedAt = Date.now()
   const sourceRecords = await fetchPoolRecords(source, opts)
   const targetRecords = source === target ? sourceRecords : await fetchPoolRecords(target, opts)
   const selected = passVms(job, sourceRecords.vms, o.vmUuids)
@@ -80,15 +106,22 @@ export async function runPass(o: PassOptions): Promise<PassResult> {
     vms: vmRefs.length + missing.length,
   })
   for (const result of missing) emit({ kind: 'vm-done', result })
-  const { plans, refused } = planPass(o, schedule, vmRefs, sourceRecords, targetRecords, emit)
   const passJob = { id: job.id, name: job.name }
   // No vm-start on a dry run: nothing starts, and the caller shows the plans as the result.
-  if (o.dryRun === true)
+  if (o.dryRun === true) {
+    const { plans, refused } = planPass(o, schedule, vmRefs, sourceRecords, targetRecords, emit)
     return { job: passJob, scheduleId: schedule.id, dryRun: true, plans, results: [...missing, ...refused] }
-  const executed = await executePlans(o, plans, emit)
-  const results = [...missing, ...refused, ...executed]
-  emit({ kind: 'pass-done', results })
-  return { job: passJob, scheduleId: schedule.id, dryRun: false, plans, results }
+  }
+  const leased = new LeasedPass(o, schedule, since, emit, { source: sourceRecords, target: targetRecords, fetchedAt })
+  try {
+    const executed = await leased.run(vmRefs)
+    const results = [...missing, ...executed]
+    emit({ kind: 'pass-done', results })
+    await o.whileLeased?.(results)
+    return { job: passJob, scheduleId: schedule.id, dryRun: false, plans: leased.plans, results }
+  } finally {
+    await leased.release()
+  }
 }
 
 /** The failed result of a VM the job names that is not on the source pool. */
@@ -132,26 +165,190 @@ function planPass(
   return { plans, refused }
 }
 
-/** Applies the plans, `job.concurrency` VMs at a time, under one rate limit shared by every disk. */
-async function executePlans(o: PassOptions, plans: readonly VmPlan[], emit: PassEventSink): Promise<VmResult[]> {
-  const { job, source, target } = o
-  const now = o.now ?? (() => new Date())
-  const limiter = job.maxRate === undefined || job.maxRate <= 0 ? undefined : new RateLimiter(job.maxRate)
-  const ctx = {
-    job,
-    source,
-    target,
-    ...(limiter === undefined ? {} : { limiter }),
-    ...(o.signal === undefined ? {} : { signal: o.signal }),
-    emit,
-    now,
+/** Records read from both pools, and when (wall clock) the read started. */
+interface RecordsAt {
+  readonly source: PoolRecordMaps
+  readonly target: PoolRecordMaps
+  readonly fetchedAt: number
+}
+
+/**
+ * A lease taken over from a run that released it this long before our records were read leaves
+ * them current: that run wrote nothing after its release. Covers clock skew between controllers.
+ */
+const RELEASE_SKEW_MS = 5_000
+
+/**
+ * The VMs of a pass, `job.concurrency` at a time under one rate limit shared by every disk, each
+ * only while this run holds the job's lease on it (`vm-lease.ts`): a VM leased elsewhere, or
+ * replicated elsewhere since this run started, is skipped. Each VM is planned once its lease is
+ * held, on records read after the previous holder let go, so that no plan builds on a base
+ * another controller rotated away.
+ */
+class LeasedPass {
+  readonly plans: VmPlan[] = []
+  readonly #o: PassOptions
+  readonly #schedule: Schedule
+  readonly #since: number
+  readonly #emit: PassEventSink
+  readonly #owner: LeaseOwner
+  readonly #timing: LeaseTiming
+  readonly #keeper: LeaseKeeper
+  readonly #leases: VmLease[] = []
+  readonly #lasts = new Map<VmLease, LastReplication>()
+  readonly #ctx: VmContext
+  #records: RecordsAt
+  #refreshing: Promise<RecordsAt> | undefined
+
+  constructor(o: PassOptions, schedule: Schedule, since: Date, emit: PassEventSink, records: RecordsAt) {
+    this.#o = o
+    this.#schedule = schedule
+    this.#since = since.getTime()
+    this.#emit = emit
+    this.#records = records
+    this.#owner = o.leaseOwner ?? currentOwner()
+    this.#timing = leaseTiming(o.leaseTtlMs)
+    this.#keeper = new LeaseKeeper(this.#timing)
+    const { job, source, target } = o
+    const limiter = job.maxRate === undefined || job.maxRate <= 0 ? undefined : new RateLimiter(job.maxRate)
+    this.#ctx = {
+      job,
+      source,
+      target,
+      ...(limiter === undefined ? {} : { limiter }),
+      emit,
+      now: o.now ?? (() => new Date()),
+    }
   }
-  return mapLimit(plans, job.concurrency, async plan => {
-    const vm = { uuid: plan.vm.uuid, name: plan.vm.name }
-    emit({ kind: 'vm-start', vm, plan })
-    for (const w of plan.warnings) emit({ kind: 'warning', vm, code: w.code, message: w.message })
-    const result = await executeVm(ctx, plan)
-    emit({ kind: 'vm-done', result })
-    return result
-  })
+
+  run(vmRefs: readonly string[]): Promise<VmResult[]> {
+    return mapLimit(vmRefs, this.#o.job.concurrency, async vmRef => {
+      const result = await this.#vm(asRef<'VM'>(vmRef))
+      this.#emit({ kind: 'vm-done', result })
+      return result
+    })
+  }
+
+  /** Releases every lease still held, each with the replication it recorded. */
+  async release(): Promise<void> {
+    const failures = await this.#keeper.releaseAll(lease => this.#lasts.get(lease))
+    for (const failure of failures) {
+      const message = failure instanceof Error ? failure.message : String(failure)
+      this.#emit({
+        kind: 'warning',
+        code: 'LEASE_RELEASE_FAILED',
+        message: `could not release a VM lease (${message}); it runs out by itself within ${Math.round(this.#timing.ttlMs / 1000)} s`,
+      })
+    }
+  }
+
+  async #vm(vmRef: Ref<'VM'>): Promise<VmResult> {
+    const { o } = { o: this.#o }
+    const record = this.#records.source.vms.get(vmRef)
+    const vm: VmIdentity = { uuid: record?.uuid ?? vmRef, name: record?.name_label ?? vmRef }
+    const leaseContext = {
+      client: o.source,
+      vmRef,
+      jobId: o.job.id,
+      owner: this.#owner,
+      timing: this.#timing,
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    }
+    let taken
+    try {
+      taken = await acquireVmLease(leaseContext)
+    } catch (error) {
+      if (!isXenCrError(error)) throw error
+      return failed(vm, error)
+    }
+    if (!taken.acquired) return skipped(vm, 'leased', taken.holder, taken.holder.expires)
+    const lease = taken.lease
+    this.#leases.push(lease)
+    const last = taken.previous?.last
+    if (last !== undefined && last.schedule === this.#schedule.id && Date.parse(last.at) > this.#since) {
+      await lease.release().catch(() => undefined)
+      return skipped(vm, 'replicated', { host: last.host, pid: taken.previous?.pid ?? 0, run: last.run }, last.at)
+    }
+    // One controller per VM: losing the lease stops this VM only.
+    const local = new AbortController()
+    setMaxListeners(0, local.signal)
+    const onAbort = (): void => local.abort(o.signal?.reason)
+    o.signal?.addEventListener('abort', onAbort, { once: true })
+    this.#keeper.add(lease, () =>
+      local.abort(new OperationError('LEASE_LOST', `the lease on VM ${vm.name} was taken over by another run`)),
+    )
+    try {
+      const records = await this.#recordsAfter(taken.previous)
+      let plan: VmPlan
+      try {
+        const forceFull = o.forceFull === undefined ? {} : { forceFull: o.forceFull }
+        plan = planVm({ job: o.job, schedule: this.#schedule, vmRef, ...records, ...forceFull })
+      } catch (error) {
+        if (!isXenCrError(error)) throw error
+        return failed(vm, error)
+      }
+      this.plans.push(plan)
+      const planned = { uuid: plan.vm.uuid, name: plan.vm.name }
+      this.#emit({ kind: 'vm-start', vm: planned, plan })
+      for (const w of plan.warnings) this.#emit({ kind: 'warning', vm: planned, code: w.code, message: w.message })
+      const started = this.#ctx.now()
+      const result = await executeVm({ ...this.#ctx, signal: local.signal }, plan)
+      if (result.status === 'success') {
+        this.#lasts.set(lease, {
+          schedule: this.#schedule.id,
+          at: started.toISOString(),
+          host: this.#owner.host,
+          run: this.#owner.run,
+        })
+      }
+      if (result.status === 'failed' && lease.lost && o.signal?.aborted !== true) {
+        const message = `VM ${vm.name}: another run took its lease over (this run's renewals stalled past the lease time); this pass of it was undone`
+        return { ...result, error: { code: 'LEASE_LOST', message } }
+      }
+      return result
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** The records to plan on once the lease is held: those read at the start, or newer ones when the previous holder may have written since. */
+  #recordsAfter(previous: LeaseRecord | undefined): Promise<{ source: PoolRecordMaps; target: PoolRecordMaps }> {
+    const current = this.#records
+    const quiet =
+      previous === undefined ||
+      (previous.released === true && Date.parse(previous.expires) < current.fetchedAt - RELEASE_SKEW_MS)
+    if (quiet) return Promise.resolve(current)
+    const takenAt = Date.now()
+    if (current.fetchedAt >= takenAt) return Promise.resolve(current)
+    this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined))
+    return this.#refreshing.then(fresh => (fresh.fetchedAt >= takenAt ? fresh : this.#recordsAfter(previous)))
+  }
+
+  async #refresh(): Promise<RecordsAt> {
+    const { source, target, signal } = this.#o
+    const opts = signal === undefined ? {} : { signal }
+    const fetchedAt = Date.now()
+    const sourceRecords = await fetchPoolRecords(source, opts)
+    const targetRecords = source === target ? sourceRecords : await fetchPoolRecords(target, opts)
+    this.#records = { source: sourceRecords, target: targetRecords, fetchedAt }
+    return this.#records
+  }
+}
+
+function failed(vm: VmIdentity, error: { code: string; message: string }): VmResult {
+  return { status: 'failed', vm, durationMs: 0, error: { code: error.code, message: error.message } }
+}
+
+function skipped(
+  vm: VmIdentity,
+  reason: 'leased' | 'replicated',
+  holder: { host: string; pid: number; run: string },
+  at: string,
+): VmResult {
+  const who = { host: holder.host, pid: holder.pid, run: holder.run }
+  const message =
+    reason === 'leased'
+      ? `leased by ${describeHolder({ ...who, expires: at })}`
+      : `replicated by ${who.host}/${who.pid} in a pass started at ${at}, after this run started`
+  return { status: 'skipped', vm, durationMs: 0, reason, holder: who, at, message }
 }

@@ -328,3 +328,57 @@ export class VmLease {
 export function describeHolder(record: LeaseRecord): string {
   return `${record.host}/${record.pid} until ${record.expires}`
 }
+
+/**
+ * Renews a pass's leases every `renewMs` while it works. A lease found taken over — or expired
+ * while its renewals kept failing — calls its `onLost` (the pass stops that VM).
+ */
+export class LeaseKeeper {
+  readonly #leases = new Map<VmLease, () => void>()
+  readonly #timing: LeaseTiming
+  readonly #clock: () => number
+  #timer: NodeJS.Timeout | undefined
+  #ticking: Promise<void> | undefined
+
+  constructor(timing: LeaseTiming, clock: () => number = Date.now) {
+    this.#timing = timing
+    this.#clock = clock
+  }
+
+  add(lease: VmLease, onLost: () => void): void {
+    this.#leases.set(lease, onLost)
+    // the pass's own calls keep the process alive; a lone renewal timer must not
+    this.#timer ??= setInterval(() => {
+      this.#ticking ??= this.#tick().finally(() => (this.#ticking = undefined))
+    }, this.#timing.renewMs).unref()
+  }
+
+  async #tick(): Promise<void> {
+    await Promise.all(
+      [...this.#leases].map(async ([lease, onLost]) => {
+        let held: boolean
+        try {
+          held = await lease.renew()
+        } catch {
+          // a failed call is not a loss until the lease runs out: the next tick tries again
+          held = this.#clock() < lease.expiresAt
+          if (!held) lease.markLost()
+        }
+        if (!held) {
+          this.#leases.delete(lease)
+          onLost()
+        }
+      }),
+    )
+  }
+
+  /** Stops renewing and releases every lease still held; what could not be released expires on its own. */
+  async releaseAll(lastOf: (lease: VmLease) => LastReplication | undefined): Promise<unknown[]> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    await this.#ticking
+    const leases = [...this.#leases.keys()]
+    this.#leases.clear()
+    const settled = await Promise.allSettled(leases.map(lease => lease.release(lastOf(lease))))
+    return settled.flatMap((s): unknown[] => (s.status === 'rejected' ? [s.reason as unknown] : []))
+  }
+}

@@ -93,6 +93,12 @@ export async function runMetricsText(
     if (run.complete) for (const key of before.keys()) vmStates.delete(key)
     for (const { result, endedAt } of run.results) {
       const key = `${run.job.id}/${result.vm.uuid}`
+      if (result.status === 'skipped') {
+        // another controller's work: its metrics file says how that went; this one keeps what it knew
+        const kept = before.get(key)
+        if (kept !== undefined) vmStates.set(key, kept)
+        continue
+      }
       const ended = endedAt.getTime() / 1000
       const lastSuccess =
         result.status === 'success' ? ended : before.get(key)?.values.xen_cr_last_success_timestamp_seconds

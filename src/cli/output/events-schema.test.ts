@@ -144,7 +144,19 @@ const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
   'vm-done': { kind: 'vm-done', result: success },
   'pass-done': {
     kind: 'pass-done',
-    results: [success, { status: 'failed', vm: { uuid: 'db-uuid', name: 'db' }, durationMs: 10, error: failed }],
+    results: [
+      success,
+      { status: 'failed', vm: { uuid: 'db-uuid', name: 'db' }, durationMs: 10, error: failed },
+      {
+        status: 'skipped',
+        vm: { uuid: 'mail-uuid', name: 'mail' },
+        durationMs: 0,
+        reason: 'leased',
+        holder: { host: 'ctl-2', pid: 4711, run: '6f1c2a1e-0a51-4d2b-9d7e-1f0f3c0e5b7a' },
+        at: '2026-08-21T12:02:00.000Z',
+        message: 'leased by ctl-2/4711 until 2026-08-21T12:02:00.000Z',
+      },
+    ],
   },
   'pass-plan': { kind: 'pass-plan', job: jobRef, scheduleId: job.schedules[0]!.id, plans: [plan] },
   'replica-list': {
@@ -205,8 +217,28 @@ const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
   'run-due-done': {
     kind: 'run-due-done',
     jobs: [
-      { id: 'j1', name: 'nightly', status: 'failed', vms: [{ ...vm, status: 'failed' }] },
-      { id: 'j2', name: 'hourly', status: 'leased', code: 'JOB_RUNNING', vms: [] },
+      {
+        id: 'j1',
+        name: 'nightly',
+        status: 'failed',
+        vms: [
+          { ...vm, status: 'failed', code: 'DISK_TRANSFER_FAILED', message: 'disk 0: connection reset' },
+          { uuid: 'db-uuid', name: 'db', status: 'success' },
+        ],
+      },
+      {
+        id: 'j2',
+        name: 'hourly',
+        status: 'leased',
+        vms: [
+          {
+            ...vm,
+            status: 'skipped',
+            reason: 'replicated',
+            message: 'replicated by ctl-2/4711 in a pass started at 2026-08-21T12:00:00.000Z, after this run started',
+          },
+        ],
+      },
     ],
     exitCode: 1,
   },

@@ -61,17 +61,30 @@ export type ConfigCommandEvent =
       readonly message?: string
     }
 
+/** How one VM of a `run --due` job fared. */
+export interface DueVmOutcome extends VmIdentity {
+  /** `skipped`: another run's work (leased elsewhere, or replicated elsewhere since this run started) */
+  readonly status: 'success' | 'failed' | 'skipped'
+  /** failed: the error code */
+  readonly code?: string
+  /** skipped: why */
+  readonly reason?: 'leased' | 'replicated'
+  /** failed or skipped: one line */
+  readonly message?: string
+}
+
 /** How one job of `run --due` fared: whether it ran, and each VM's status when it did. */
 export interface DueJobOutcome {
   readonly id: string
   readonly name: string
   /**
-   * `ok` ran and no VM failed, `failed` ran and a VM failed, `leased` another run holds its lease
-   * (nothing done), `not-due`, `disabled`, `error` it could not run (`code` says why)
+   * `ok` ran and no VM failed, `failed` ran and a VM failed, `leased` every VM was another run's
+   * (leased elsewhere, or replicated elsewhere since this run started: nothing done), `not-due`,
+   * `disabled`, `error` it could not run (`code` says why)
    */
   readonly status: 'ok' | 'failed' | 'leased' | 'not-due' | 'disabled' | 'error'
   readonly code?: string
-  readonly vms: readonly (VmIdentity & { readonly status: 'success' | 'failed' })[]
+  readonly vms: readonly DueVmOutcome[]
 }
 
 /** The end of `xen-cr run --due`: every job of the store and the exit code that sums them up. */

@@ -109,13 +109,15 @@ export const passFormatters: FormattersOf<Exclude<PassEvent, { kind: 'warning' }
     },
   },
   'vm-done': {
-    class: event => (event.result.status === 'success' ? 'outcome' : 'error'),
+    class: event => (event.result.status === 'failed' ? 'error' : 'outcome'),
     format: (event, style) =>
       event.result.status === 'success'
         ? [
             `${style.green('✓')} ${event.result.vm.name}: ${event.result.mode}, ${formatBytes(event.result.bytes)} sent in ${formatDuration(event.result.durationMs)}`,
           ]
-        : [`${style.red('✗')} ${event.result.vm.name}: ${event.result.error.message} [${event.result.error.code}]`],
+        : event.result.status === 'skipped'
+          ? [`${style.yellow('-')} ${event.result.vm.name}: skipped, ${event.result.message}`]
+          : [`${style.red('✗')} ${event.result.vm.name}: ${event.result.error.message} [${event.result.error.code}]`],
     live: { key: event => event.result.vm.uuid, ends: true },
   },
   'pass-done': {
@@ -123,7 +125,9 @@ export const passFormatters: FormattersOf<Exclude<PassEvent, { kind: 'warning' }
     closesProgress: true,
     format: (event, style, context) => {
       const failed = event.results.filter(result => result.status === 'failed').length
-      const summary = `${event.results.length - failed} of ${event.results.length} VMs replicated`
+      const skipped = event.results.filter(result => result.status === 'skipped').length
+      const replicated = event.results.length - failed - skipped
+      const summary = `${replicated} of ${event.results.length} VMs replicated${skipped === 0 ? '' : `, ${skipped} skipped (another run's)`}`
       // --quiet keeps the per-VM lines, which already say what the table would
       return [
         ...(context.quiet ? [] : passSummary(event.results, style, context)),

@@ -23,6 +23,8 @@ function averageRate(bytes: number, durationMs: number): string {
 function row(result: VmResult): string[] {
   if (result.status === 'failed')
     return [result.vm.name, '-', '-', '-', formatDuration(result.durationMs), '-', `failed [${result.error.code}]`]
+  if (result.status === 'skipped')
+    return [result.vm.name, '-', '-', '-', '-', '-', result.reason === 'leased' ? 'leased elsewhere' : 'done elsewhere']
   return [
     result.vm.name,
     result.mode,
@@ -49,10 +51,9 @@ export function passSummary(
   // cli-table3 colours the head and borders itself; colour is chalk's job here (NO_COLOR, --no-color)
   const boxed = new Table({ head: HEAD.map(h => style.bold(h)), style: { head: [], border: [], compact: true } })
   for (const [index, cells] of rows.entries()) {
-    const ok = results[index]?.status === 'success'
-    boxed.push(
-      cells.map((cell, column) => (column === cells.length - 1 ? (ok ? style.green(cell) : style.red(cell)) : cell)),
-    )
+    const status = results[index]?.status
+    const paint = status === 'success' ? style.green : status === 'skipped' ? style.yellow : style.red
+    boxed.push(cells.map((cell, column) => (column === cells.length - 1 ? paint(cell) : cell)))
   }
   return boxed.toString().split('\n')
 }

@@ -3,12 +3,16 @@ import type { FormattersOf } from './formatter.js'
 
 function describeOutcome(job: DueJobOutcome): string {
   switch (job.status) {
-    case 'ok':
-      return `${job.name} ok (${job.vms.length} VMs)`
+    case 'ok': {
+      const skipped = job.vms.filter(vm => vm.status === 'skipped').length
+      return `${job.name} ok (${job.vms.length - skipped} VMs${skipped === 0 ? '' : `, ${skipped} another run's`})`
+    }
     case 'failed':
       return `${job.name} failed (${job.vms.filter(vm => vm.status === 'failed').length} of ${job.vms.length} VMs)`
     case 'leased':
-      return `${job.name} running elsewhere, nothing done`
+      return job.vms.length === 0
+        ? `${job.name} running elsewhere, nothing done`
+        : `${job.name} running elsewhere, nothing done (${job.vms.length} VMs another run's)`
     case 'not-due':
       return `${job.name} not due`
     case 'disabled':
