@@ -1,21 +1,28 @@
 /**
  * The import side: assemble a replica VM on the target SR from exported metadata — the VM
- * (importing name, start blocked while importing, HA off), one disk per exported disk
+ * (importing name, replication keys and tags in its `VM.create` record, start blocked while
+ * importing, HA off), one disk per exported disk
  * (`VDI.clone` of the base replica's disk, or `VDI.create`), VBDs and VIFs with network mapping.
  * Disk contents are streamed separately (`transfer-disk.ts`); `finaliseReplica` marks it done.
  * Names, reasons, tag and dropped keys come from the caller's {@link ReplicaPolicy}.
  * Every object is registered on the cleanup stack as it is created.
  */
 import type { CallOptions, XapiClient } from '../xapi/client.js'
-import { blockOperation, createVm, destroyVm } from '../xapi/vm.js'
+import { createVm, destroyVm, setVmBlockedOperations } from '../xapi/vm.js'
 import { NULL_REF, type Ref, type StringMap } from '../xapi/types.js'
 import type { CleanupStack } from './cleanup.js'
 import { createReplicaDisks, type ReplicaDiskSpec } from './replica-disks.js'
-import { replicaOtherConfig, type ReplicaPolicy } from './replica-policy.js'
+import { blockedMap, replicaOtherConfig, type ReplicaPolicy } from './replica-policy.js'
 import { createReplicaVifs, type ReplicaVifWarning } from './replica-vifs.js'
 import type { DeltaVmMetadata } from './vm-metadata.js'
 
 export type { ReplicaDiskSpec } from './replica-disks.js'
+
+/** The source's tags without the policy's tag, which the policy adds at creation when it says so. */
+function replicaTags(policy: ReplicaPolicy, tags: readonly string[]): string[] {
+  const own = tags.filter(t => t !== policy.tag)
+  return policy.tagOnCreate === true ? [...own, policy.tag] : own
+}
 
 export interface CreateReplicaOptions {
   readonly target: XapiClient
@@ -38,6 +45,8 @@ export interface CreatedReplica {
   readonly vm: Ref<'VM'>
   /** target disks, in the order of `disks` */
   readonly vdis: readonly Ref<'VDI'>[]
+  /** the `other_config` written on each of them, in the same order (what `finaliseReplica` completes) */
+  readonly vdiOtherConfigs: readonly StringMap[]
 }
 
 /**
@@ -48,13 +57,15 @@ export interface CreatedReplica {
 export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedReplica> {
   const { target, cleanup, policy } = o
   const opts: CallOptions = o.signal === undefined ? {} : { signal: o.signal }
+  // The record carries the replication keys and tags: the VM is this job's from the moment it exists.
   const vm = await createVm(target, replicaVmRecord(o), opts)
   cleanup.defer(`replica VM ${vm}`, () => destroyVm(target, vm))
-  // VM.create ignores blocked_operations: block start right away, before any disk exists.
-  for (const op of policy.blockedOperations) await blockOperation(target, vm, op, policy.importingReason, opts)
-  const vdis = await createReplicaDisks({ target, sr: o.sr, vm, disks: o.disks, policy, cleanup }, opts)
+  // VM.create forces blocked_operations to {}: block start right away, before any disk exists,
+  // in one call (the whole map: nothing else has written it).
+  await setVmBlockedOperations(target, vm, blockedMap(policy, policy.importingReason), opts)
+  const disks = await createReplicaDisks({ target, sr: o.sr, vm, disks: o.disks, policy, cleanup }, opts)
   await createReplicaVifs({ target, vm, vifs: o.metadata.vifs, networkMap: o.networkMap, cleanup, warn: o.warn }, opts)
-  return { vm, vdis }
+  return { vm, vdis: disks.map(d => d.ref), vdiOtherConfigs: disks.map(d => d.otherConfig) }
 }
 
 /** The `VM.create` record: the source snapshot's settings under the replica's name, keys and protection. */
@@ -97,7 +108,7 @@ function replicaVmRecord(o: CreateReplicaOptions): Record<string, unknown> {
     // HA must never boot a replica (XO #2359, #3780, #4527).
     ha_always_run: false,
     ha_restart_priority: '',
-    tags: src.tags.filter(t => t !== o.policy.tag),
+    tags: replicaTags(o.policy, src.tags),
     has_vendor_device: src.has_vendor_device,
     hardware_platform_version: src.hardware_platform_version,
     domain_type: src.domain_type,

@@ -5,7 +5,7 @@
  */
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import type { Ref, StringMap } from '../xapi/types.js'
-import { cloneVdi, createVdi, destroyVdi, resizeVdi, setVdiNameLabel, setVdiOtherConfig } from '../xapi/vdi.js'
+import { cloneVdi, createVdi, destroyVdi, replaceVdiOtherConfig, resizeVdi, setVdiNameLabel } from '../xapi/vdi.js'
 import { createVbd, destroyVbd } from '../xapi/vbd.js'
 import type { CleanupStack } from './cleanup.js'
 import { replicaOtherConfig, type ReplicaPolicy } from './replica-policy.js'
@@ -28,12 +28,21 @@ export interface ReplicaDisksOptions {
   readonly cleanup: CleanupStack
 }
 
+/** A replica disk and the `other_config` it was given. */
+export interface ReplicaDisk {
+  readonly ref: Ref<'VDI'>
+  readonly otherConfig: StringMap
+}
+
 /** Creates the disks of `o.disks` in order and attaches each to `o.vm`; resolves to them in that order. */
-export async function createReplicaDisks(o: ReplicaDisksOptions, opts: CallOptions): Promise<Ref<'VDI'>[]> {
-  const vdis: Ref<'VDI'>[] = []
+export async function createReplicaDisks(o: ReplicaDisksOptions, opts: CallOptions): Promise<ReplicaDisk[]> {
+  const vdis: ReplicaDisk[] = []
   for (const spec of o.disks) {
+    const otherConfig = replicaOtherConfig(o.policy, spec.disk.vdi.other_config, spec.otherConfig)
     const vdi =
-      spec.cloneOf === undefined ? await newDisk(o, spec, opts) : await clonedDisk(o, spec, spec.cloneOf, opts)
+      spec.cloneOf === undefined
+        ? await newDisk(o, spec, otherConfig, opts)
+        : await clonedDisk(o, spec, spec.cloneOf, otherConfig, opts)
     const vbd = spec.disk.vbd
     const vbdRef = await createVbd(
       o.target,
@@ -52,7 +61,7 @@ export async function createReplicaDisks(o: ReplicaDisksOptions, opts: CallOptio
       opts,
     )
     o.cleanup.defer(`replica VBD ${vbdRef}`, () => destroyVbd(o.target, vbdRef))
-    vdis.push(vdi)
+    vdis.push({ ref: vdi, otherConfig })
   }
   return vdis
 }
@@ -61,14 +70,18 @@ async function clonedDisk(
   o: ReplicaDisksOptions,
   spec: ReplicaDiskSpec,
   base: Ref<'VDI'>,
+  otherConfig: StringMap,
   opts: CallOptions,
 ): Promise<Ref<'VDI'>> {
   const { target } = o
   const source = spec.disk.vdi
+  // The clone carries the previous replica's keys (this job's from the moment it exists); until it
+  // has a VBD, a leftover sweep recognises it by them as a disk attached to nothing.
   const vdi = await cloneVdi(target, base, opts)
   o.cleanup.defer(`replica disk ${vdi}`, () => destroyVdi(target, vdi))
-  // The clone carries the previous replica's keys; each is replaced, none is left stale.
-  await setVdiOtherConfig(target, vdi, spec.otherConfig, opts)
+  // One call replaces the whole map, built as a new disk's is: no stale key of the previous replica
+  // (its datetime, its copy_of) survives, none is left half-written.
+  await replaceVdiOtherConfig(target, vdi, otherConfig, opts)
   const current = await target.getRecord('VDI', vdi, opts)
   if (current.virtual_size < source.virtual_size) await resizeVdi(target, vdi, source.virtual_size, opts)
   // the clone keeps the previous replica's disk name; the source disk may have been renamed since
@@ -76,7 +89,12 @@ async function clonedDisk(
   return vdi
 }
 
-async function newDisk(o: ReplicaDisksOptions, spec: ReplicaDiskSpec, opts: CallOptions): Promise<Ref<'VDI'>> {
+async function newDisk(
+  o: ReplicaDisksOptions,
+  spec: ReplicaDiskSpec,
+  otherConfig: StringMap,
+  opts: CallOptions,
+): Promise<Ref<'VDI'>> {
   const { target } = o
   const source = spec.disk.vdi
   const vdi = await createVdi(
@@ -89,7 +107,8 @@ async function newDisk(o: ReplicaDisksOptions, spec: ReplicaDiskSpec, opts: Call
       type: source.type,
       sharable: source.sharable,
       read_only: false,
-      other_config: replicaOtherConfig(o.policy, source.other_config, spec.otherConfig),
+      // the job's keys from the start: a disk never exists unmarked
+      other_config: otherConfig,
       xenstore_data: source.xenstore_data,
       // sm_config is storage-private: never copied (XO does the same).
       sm_config: {},

@@ -15,10 +15,14 @@ export interface ReplicaPolicy {
   readonly importingReason: string
   /** the reason stored on them once the replica is complete */
   readonly protectedReason: string
-  /** the tag of a complete replica: never copied from the source records, added on completion */
+  /** the tag of a replica: never copied from the source records; added at creation or on completion */
   readonly tag: string
+  /** true: the tag goes in the `VM.create` record (one call fewer); else `finaliseReplica` adds it */
+  readonly tagOnCreate?: boolean
   /** `other_config` keys of the source records never copied to the replica */
   readonly droppedKeys: readonly string[]
+  /** and every key starting with one of these (keys named after a job, such as leases) */
+  readonly droppedKeyPrefixes?: readonly string[]
   /**
    * Keys recording the source VM's settings the replica is made without (HA: it must never boot
    * a replica), so that whoever turns a replica into a VM again can restore them.
@@ -29,6 +33,13 @@ export interface ReplicaPolicy {
 /** `source`'s `other_config` without the policy's dropped keys, overlaid with `keys`. */
 export function replicaOtherConfig(policy: ReplicaPolicy, source: StringMap, keys: StringMap): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(source)) if (!policy.droppedKeys.includes(k)) out[k] = v
+  const prefixes = policy.droppedKeyPrefixes ?? []
+  for (const [k, v] of Object.entries(source))
+    if (!policy.droppedKeys.includes(k) && !prefixes.some(p => k.startsWith(p))) out[k] = v
   return { ...out, ...keys }
+}
+
+/** `blocked_operations` with each of the policy's operations blocked for `reason` (the whole map). */
+export function blockedMap(policy: ReplicaPolicy, reason: string): Record<string, string> {
+  return Object.fromEntries(policy.blockedOperations.map(op => [op, reason]))
 }

@@ -2,34 +2,39 @@
  * Removing a VM together with its disks: a rotated replica, a source snapshot, or the debris of
  * a failed pass. XAPI's `VM.destroy` leaves VDIs behind (XO #5721: orphans pile up), so the disks
  * go too, unless another VM still uses them.
+ *
+ * The disks go first and the VM last (`VDI.destroy` also removes the VBD of a halted VM): a
+ * process killed half-way leaves the VM, still carrying the keys or name that made it ours, with
+ * fewer disks — never a disk that nothing points to and whose own keys may not say whose it is
+ * (era A disks, a snapshot's disks before its keys are written).
  */
 import { isXapiError } from '../errors.js'
-import type { XapiClient } from '../xapi/client.js'
+import type { CallOptions, XapiClient } from '../xapi/client.js'
 import { isNullRef, type Ref } from '../xapi/types.js'
 import { destroyVdi } from '../xapi/vdi.js'
 import { destroyVm } from '../xapi/vm.js'
 
-/** Destroys `vm`, then each of its disks no other VM uses; a VM already gone is not an error. */
-export async function destroyVmAndDisks(client: XapiClient, vm: Ref<'VM'>): Promise<void> {
-  let record
+/** Runs `call`; an object already gone (`HANDLE_INVALID`) resolves to undefined. */
+async function unlessGone<T>(call: () => Promise<T>): Promise<T | undefined> {
   try {
-    record = await client.getRecord('VM', vm)
+    return await call()
   } catch (error) {
-    if (isXapiError(error, 'HANDLE_INVALID')) return
+    if (isXapiError(error, 'HANDLE_INVALID')) return undefined
     throw error
   }
-  const vdis: Ref<'VDI'>[] = []
+}
+
+/** Destroys each disk of `vm` no other VM uses, then `vm`; a VM or disk already gone is not an error. */
+export async function destroyVmAndDisks(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<void> {
+  const record = await unlessGone(() => client.getRecord('VM', vm, options))
+  if (record === undefined) return
   for (const vbdRef of record.VBDs) {
-    const vbd = await client.getRecord('VBD', vbdRef)
-    if (vbd.type === 'Disk' && !isNullRef(vbd.VDI)) vdis.push(vbd.VDI)
+    const vbd = await unlessGone(() => client.getRecord('VBD', vbdRef, options))
+    if (vbd === undefined || vbd.type !== 'Disk' || isNullRef(vbd.VDI)) continue
+    const vdi = await unlessGone(() => client.getRecord('VDI', vbd.VDI, options))
+    // another VBD: another VM (a clone being made, someone's VM) still uses the disk
+    if (vdi === undefined || vdi.VBDs.some(other => other !== vbdRef)) continue
+    await unlessGone(() => destroyVdi(client, vbd.VDI, options))
   }
-  await destroyVm(client, vm)
-  for (const vdi of vdis) {
-    try {
-      const rec = await client.getRecord('VDI', vdi)
-      if (rec.VBDs.length === 0) await destroyVdi(client, vdi)
-    } catch (error) {
-      if (!isXapiError(error, 'HANDLE_INVALID')) throw error
-    }
-  }
+  await unlessGone(() => destroyVm(client, vm, options))
 }

@@ -15,8 +15,8 @@ import { transferDisk } from '../delta/transfer-disk.js'
 import type { DeltaDisk, DeltaVmMetadata } from '../delta/vm-metadata.js'
 import type { XapiClient } from '../xapi/client.js'
 import { asRef, type Ref } from '../xapi/types.js'
-import { setVdiOtherConfig } from '../xapi/vdi.js'
-import { setVmOtherConfig } from '../xapi/vm.js'
+import { replaceVdiOtherConfig } from '../xapi/vdi.js'
+import { replaceVmOtherConfig } from '../xapi/vm.js'
 import { adoptSeedTemplates } from './adopt-seed.js'
 import { destroyVmAndDisks } from './destroy.js'
 import type { PassEventSink, ReplicaInfo, VmIdentity, VmResult } from './events.js'
@@ -153,10 +153,13 @@ async function transfer(
     controller,
   )
 
-  // The success marker goes on the snapshot only once every replica is complete.
-  await setVmOtherConfig(source, snapRef, exportedKeys(plan.nextDeltaChainLength), opts)
+  // The success marker goes on the snapshot only once every replica is complete: disks first,
+  // the VM last (readers take the VM's marker as the snapshot's). Whole maps, from what
+  // takeJobSnapshot wrote: nothing else writes a job snapshot's keys.
+  const exported = exportedKeys(plan.nextDeltaChainLength)
   for (const disk of metadata.disks)
-    await setVdiOtherConfig(source, disk.vdiRef, exportedKeys(plan.nextDeltaChainLength), opts)
+    await replaceVdiOtherConfig(source, disk.vdiRef, { ...disk.vdi.other_config, ...exported }, opts)
+  await replaceVmOtherConfig(source, snapRef, { ...metadata.vm.other_config, ...exported }, opts)
   if (signal.aborted) throw new AbortedError(`pass of VM ${plan.vm.name} aborted`)
   return {
     bytes: done.reduce((n, d) => n + d.bytes, 0),
@@ -195,19 +198,22 @@ async function replicateToSr(t: Transfer, srPlan: SrPlan): Promise<{ replica: Re
     disks.map((d, i) => streamDisk(t, srPlan, d, created.vdis[i]!)),
     t.controller,
   )
-  await setVmOtherConfig(target, created.vm, { [KEYS.deltaChainLength]: String(plan.nextDeltaChainLength) }, { signal })
-  await finaliseReplica({
+  const { uuid } = await finaliseReplica({
     target,
     vm: created.vm,
     name,
-    vdis: created.vdis.map((ref, i) => ({ ref, name: disks[i]!.disk.vdi.name_label })),
+    vdis: created.vdis.map((ref, i) => ({
+      ref,
+      name: disks[i]!.disk.vdi.name_label,
+      otherConfig: created.vdiOtherConfigs[i]!,
+    })),
     policy: REPLICA_POLICY,
     completeKeys: replicaCompleteKeys(formatXapiDateTime(t.start)),
+    vmKeys: { [KEYS.deltaChainLength]: String(plan.nextDeltaChainLength) },
     signal,
   })
-  const record = await target.getRecord('VM', created.vm, { signal })
   return {
-    replica: { srUuid: srPlan.sr.uuid, srName: srPlan.sr.name, uuid: record.uuid, name },
+    replica: { srUuid: srPlan.sr.uuid, srName: srPlan.sr.name, uuid, name },
     bytes: sent.reduce((n, b) => n + b, 0),
   }
 }

@@ -8,8 +8,8 @@ import type { CleanupStack } from '../delta/cleanup.js'
 import { readDeltaMetadata, type DeltaVmMetadata } from '../delta/vm-metadata.js'
 import type { XapiClient } from '../xapi/client.js'
 import type { Ref } from '../xapi/types.js'
-import { setVdiOtherConfig } from '../xapi/vdi.js'
-import { setVmIsATemplate, setVmNameLabel, setVmOtherConfig, snapshotVm } from '../xapi/vm.js'
+import { replaceVdiOtherConfig } from '../xapi/vdi.js'
+import { replaceVmOtherConfig, setVmIsATemplate, setVmNameLabel, snapshotVm } from '../xapi/vm.js'
 import { destroyVmAndDisks } from './destroy.js'
 import {
   TEMP_SNAPSHOT_NAME,
@@ -41,7 +41,11 @@ export interface JobSnapshot {
   readonly metadata: DeltaVmMetadata
 }
 
-/** Snapshots `vmRef` on `source` and tags the snapshot and its disks for the job. */
+/**
+ * Snapshots `vmRef` on `source` and tags the snapshot and its disks for the job: one
+ * `set_other_config` per object, the whole map built from the record read once (`VM.snapshot`
+ * copies the VM's and disks' maps exactly; nothing else writes the new snapshot's).
+ */
 export async function takeJobSnapshot(
   source: XapiClient,
   vmRef: Ref<'VM'>,
@@ -58,11 +62,23 @@ export async function takeJobSnapshot(
     if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
   }
   const before = await readDeltaMetadata(source, ref, opts)
-  await setVmOtherConfig(source, ref, sourceSnapshotKeys(o.id, datetime), opts)
-  for (const disk of before.disks)
-    await setVdiOtherConfig(source, disk.vdiRef, sourceSnapshotVdiKeys(o.id, datetime, disk.vdi.uuid), opts)
+  // The disks first: until the VM carries the keys, its temporary name marks it as debris, and
+  // a sweep that destroys it takes its disks too.
+  const disks = []
+  for (const disk of before.disks) {
+    const otherConfig = { ...disk.vdi.other_config, ...sourceSnapshotVdiKeys(o.id, datetime, disk.vdi.uuid) }
+    await replaceVdiOtherConfig(source, disk.vdiRef, otherConfig, opts)
+    disks.push({ ...disk, vdi: { ...disk.vdi, other_config: otherConfig } })
+  }
+  const otherConfig = { ...before.vm.other_config, ...sourceSnapshotKeys(o.id, datetime) }
+  await replaceVmOtherConfig(source, ref, otherConfig, opts)
   const name = snapshotName(o.jobName, o.vmName)
   await setVmNameLabel(source, ref, name, opts)
-  const metadata = await readDeltaMetadata(source, ref, opts)
+  // What was just written, without reading it back.
+  const metadata: DeltaVmMetadata = {
+    ...before,
+    vm: { ...before.vm, name_label: name, other_config: otherConfig },
+    disks,
+  }
   return { ref, name, datetime, metadata }
 }
