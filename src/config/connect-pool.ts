@@ -13,7 +13,10 @@ export interface ConnectPoolOptions {
   /** asks for the password of a pool configured without a source */
   prompt?: PasswordPrompt
   transport?: 'auto' | 'json-rpc' | 'xml-rpc'
+  /** default: the config's `timeouts.call` */
   callTimeoutMs?: number
+  /** default: the config's `timeouts.connect` */
+  connectTimeoutMs?: number
   watchEvents?: boolean
 }
 
@@ -62,7 +65,8 @@ export async function connectPool(
     allowUnauthorized: pool.allowUnauthorized,
     fingerprints: pool.fingerprints,
     ...(options.transport === undefined ? {} : { transport: options.transport }),
-    ...(options.callTimeoutMs === undefined ? {} : { callTimeoutMs: options.callTimeoutMs }),
+    callTimeoutMs: options.callTimeoutMs ?? config.timeouts.callMs,
+    connectTimeoutMs: options.connectTimeoutMs ?? config.timeouts.connectMs,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.watchEvents === undefined ? {} : { watchEvents: options.watchEvents }),
   })

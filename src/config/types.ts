@@ -36,9 +36,25 @@ export interface Defaults {
   readonly fullInterval: number
 }
 
+/**
+ * How long things may take, ms (config section `timeouts`, in seconds; each also a global flag).
+ * 0 for `vmMs` and `runMs`: no limit.
+ */
+export interface Timeouts {
+  /** a login to a pool, retries included: a host that accepts TCP and never answers fails in this time */
+  readonly connectMs: number
+  /** one attempt of one XAPI call (a transient failure is retried, see xapi/retry.ts) */
+  readonly callMs: number
+  /** one VM's pass, from its snapshot to its rotation; the VM fails and its work is undone */
+  readonly vmMs: number
+  /** the whole command: everything still running is cancelled and cleaned up */
+  readonly runMs: number
+}
+
 export interface Config {
   /** the file it was read from, for error messages; undefined when none was found */
   readonly file: string | undefined
   readonly pools: Readonly<Record<string, PoolConfig>>
   readonly defaults: Defaults
+  readonly timeouts: Timeouts
 }

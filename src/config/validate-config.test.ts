@@ -71,6 +71,10 @@ describe('validateConfig', () => {
     ['defaults.retention is 0', { defaults: { retention: 0 } }, 'defaults.retention'],
     ['defaults.concurrency is fractional', { defaults: { concurrency: 1.5 } }, 'defaults.concurrency'],
     ['defaults.fullInterval is negative', { defaults: { fullInterval: -1 } }, 'defaults.fullInterval'],
+    ['timeouts is not an object', { timeouts: 30 }, 'timeouts'],
+    ['timeouts.connect is 0', { timeouts: { connect: 0 } }, 'timeouts.connect'],
+    ['timeouts.call is a string', { timeouts: { call: '5m' } }, 'timeouts.call'],
+    ['timeouts.vm is negative', { timeouts: { vm: -1 } }, 'timeouts.vm'],
   ]
   it.each(cases)('refuses when %s, naming the file and the key', (_label, raw, key) => {
     const error = refusal(raw)
@@ -80,6 +84,16 @@ describe('validateConfig', () => {
     expect(error.message).toContain(FILE)
     expect(error.message).toContain(key === '' ? '(top level)' : `${key}:`)
     expect(error.message).not.toContain('\n')
+  })
+
+  it('reads timeouts in seconds, 30 s to log in and 5 min per call by default, no VM or run limit', () => {
+    expect(validate({}).timeouts).toEqual({ connectMs: 30_000, callMs: 300_000, vmMs: 0, runMs: 0 })
+    expect(validate({ timeouts: { connect: 2.5, call: 60, vm: 3600, run: 7200 } }).timeouts).toEqual({
+      connectMs: 2_500,
+      callMs: 60_000,
+      vmMs: 3_600_000,
+      runMs: 7_200_000,
+    })
   })
 
   it('never echoes a literal password or URL credentials', () => {

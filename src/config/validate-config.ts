@@ -2,7 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
 import { parseFingerprint } from '../xapi/tls.js'
 import { defaultJobsFile, type Env } from './config-paths.js'
-import type { Config, Defaults, PasswordSource, PoolConfig } from './types.js'
+import type { Config, Defaults, PasswordSource, PoolConfig, Timeouts } from './types.js'
 
 /** Receives recoverable oddities (unknown keys, a literal password) as `warning` events. */
 export type WarnFn = (code: string, message: string) => void
@@ -10,6 +10,8 @@ export type WarnFn = (code: string, message: string) => void
 export const DEFAULT_RETENTION = 1
 export const DEFAULT_CONCURRENCY = 2
 export const DEFAULT_FULL_INTERVAL = 0
+/** seconds; see {@link Timeouts} */
+export const DEFAULT_TIMEOUTS = { connect: 30, call: 300, vm: 0, run: 0 } as const
 
 /** Pool names appear in flags, job definitions and crontab lines, so they stay shell-safe. */
 const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
@@ -64,7 +66,7 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions): Co
   const resolvePath = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path))
 
   if (!isObject(raw)) return fail('', `must be an object with "pools" and "defaults", got ${describe(raw)}`)
-  warnUnknown(raw, ['pools', 'defaults'], '')
+  warnUnknown(raw, ['pools', 'defaults', 'timeouts'], '')
 
   const rawPools = raw['pools'] ?? {}
   if (!isObject(rawPools)) return fail('pools', `must be an object of pool name → settings, got ${describe(rawPools)}`)
@@ -104,7 +106,26 @@ export function validateConfig(raw: unknown, options: ValidateConfigOptions): Co
     concurrency: integer('concurrency', 1, DEFAULT_CONCURRENCY),
     fullInterval: integer('fullInterval', 0, DEFAULT_FULL_INTERVAL),
   }
-  return { file: options.file, pools, defaults }
+  const rawTimeouts = raw['timeouts'] ?? {}
+  if (!isObject(rawTimeouts))
+    return fail('timeouts', `must be an object of seconds (connect, call, vm, run), got ${describe(rawTimeouts)}`)
+  warnUnknown(rawTimeouts, Object.keys(DEFAULT_TIMEOUTS), 'timeouts.')
+  const seconds = (key: keyof typeof DEFAULT_TIMEOUTS, zeroMeansNone: boolean): number => {
+    const value = rawTimeouts[key] ?? DEFAULT_TIMEOUTS[key]
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroMeansNone && value === 0))
+      return fail(
+        `timeouts.${key}`,
+        `must be a number of seconds${zeroMeansNone ? ' (0: no limit)' : ' > 0'}, got ${describe(value)}`,
+      )
+    return Math.round(value * 1000)
+  }
+  const timeouts: Timeouts = {
+    connectMs: seconds('connect', false),
+    callMs: seconds('call', false),
+    vmMs: seconds('vm', true),
+    runMs: seconds('run', true),
+  }
+  return { file: options.file, pools, defaults, timeouts }
 }
 
 function validatePool(
