@@ -11,7 +11,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
-import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startLab, type Lab } from '../../src/lab/start.js'
@@ -20,6 +19,7 @@ import type { Ref } from '../../src/xapi/types.js'
 import { builtBinary, builtModule } from '../helpers/built.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 import { makeTempDir } from '../helpers/tmp.js'
+import { OTHER_CONTROLLER, holdVmLease } from '../helpers/vm-lease.js'
 
 const BIN = builtBinary()
 const PROCESS_ENTRY = builtModule('cli/process-entry.js')
@@ -356,13 +356,19 @@ describe('a second xen-cr lab on the same --dir', () => {
 })
 
 describe('run --due exit codes with leases held elsewhere', () => {
-  /** The job's lease held by a live process (this one), as an overlapping run would hold it. */
-  async function holdLease(jobId: string): Promise<void> {
-    await writeFile(
-      join(tmp.path, `jobs.json.${jobId}.lease`),
-      JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() }),
-    )
+  /** The job's lease on `vm` held in XAPI by a live run of another controller. */
+  async function holdLease(jobId: string, vm: string): Promise<void> {
+    await holdVmLease(source, vm, jobId)
   }
+  afterEach(async () => {
+    // the held leases are the test's: another row's job ids differ, but keep the VMs clean
+    for (const uuid of [uuids.web, uuids.db]) {
+      const ref = await source.getByUuid('VM', uuid)
+      const oc = await source.call<Record<string, string>>('VM.get_other_config', [ref])
+      for (const key of Object.keys(oc))
+        if (key.startsWith('xen-cr:lease:')) await source.call('VM.remove_from_other_config', [ref, key])
+    }
+  })
 
   interface DueDone {
     kind: 'run-due-done'
@@ -376,9 +382,18 @@ describe('run --due exit codes with leases held elsewhere', () => {
       .map(line => JSON.parse(line) as { kind: string })
     return events.find(event => event.kind === 'run-due-done') as DueDone
   }
+  const leasedVm = (uuid: string, name: string) => ({
+    uuid,
+    name,
+    status: 'skipped',
+    reason: 'leased',
+    message: expect.stringMatching(
+      new RegExp(`^leased by ${OTHER_CONTROLLER.host}/${OTHER_CONTROLLER.pid} until \\d{4}-.*Z$`),
+    ) as string,
+  })
 
-  it('exits 1 when one job is leased and another job ran with a failed VM, and says so per job', async () => {
-    await holdLease(await createJob('leased', uuids.web))
+  it('exits 1 when one job is leased and another job ran with a failed VM, and says so per job and per VM', async () => {
+    await holdLease(await createJob('leased', uuids.web), uuids.web)
     await createJob('failing', uuids.db)
     lab.control.injectFault('src', { kind: 'error', method: 'VM.snapshot', code: 'SR_BACKEND_FAILURE_44', nth: 1 })
     const outcome = await xenCr([...labFlags(), '--json', 'run', '--due'])
@@ -386,25 +401,33 @@ describe('run --due exit codes with leases held elsewhere', () => {
     const done = dueDone(outcome.stdout)
     expect(done.exitCode).toBe(1)
     expect(done.jobs).toEqual([
-      { id: expect.any(String) as string, name: 'leased', status: 'leased', code: 'JOB_RUNNING', vms: [] },
+      { id: expect.any(String) as string, name: 'leased', status: 'leased', vms: [leasedVm(uuids.web, 'web')] },
       {
         id: expect.any(String) as string,
         name: 'failing',
         status: 'failed',
-        vms: [{ uuid: uuids.db, name: 'db', status: 'failed' }],
+        vms: [
+          {
+            uuid: uuids.db,
+            name: 'db',
+            status: 'failed',
+            code: 'XAPI_SR_BACKEND_FAILURE_44',
+            message: expect.any(String) as string,
+          },
+        ],
       },
     ])
   })
 
   it('exits 3 only when nothing ran because every due job is leased', async () => {
-    await holdLease(await createJob('leased', uuids.web))
+    await holdLease(await createJob('leased', uuids.web), uuids.web)
     const outcome = await xenCr([...labFlags(), '--json', 'run', '--due'])
     expect(outcome.code, outcome.stderr).toBe(3)
     expect(dueDone(outcome.stdout).jobs.map(job => job.status)).toEqual(['leased'])
   })
 
   it('exits 0 when the job that ran succeeded although another was leased', async () => {
-    await holdLease(await createJob('leased', uuids.web))
+    await holdLease(await createJob('leased', uuids.web), uuids.web)
     await createJob('fine', uuids.db)
     const outcome = await xenCr([...labFlags(), '--json', 'run', '--due'])
     expect(outcome.code, outcome.stderr).toBe(0)

@@ -1,9 +1,7 @@
-import { writeFile } from 'node:fs/promises'
-import { hostname } from 'node:os'
-import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
+import { holdVmLease } from '../helpers/vm-lease.js'
 import { replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 let f: Fixture | undefined
@@ -137,7 +135,7 @@ describe('xen-cr run and list', () => {
     expect(stranger.err).toMatch(/not selected by job j.*\[VM_NOT_IN_JOB\]/)
   })
 
-  it("does nothing and exits 3 while another run holds the job's lease", async () => {
+  it("does nothing and exits 3 while another controller holds the VM's lease in XAPI", async () => {
     f = await startFixture()
     await cli(f, [
       'job',
@@ -158,19 +156,17 @@ describe('xen-cr run and list', () => {
     const shown = events((await cli(f, ['--json', 'job', 'show', 'j'])).out).find(
       e => e.kind === 'job-show',
     ) as unknown as { job: { id: string } }
-    // a live process (this one) holds it
-    await writeFile(
-      join(f.lab.dir, `jobs.json.${shown.job.id}.lease`),
-      JSON.stringify({ pid: process.pid, host: hostname(), token: 't', createdAt: Date.now() }),
-    )
+    // a run on another controller holds the VM's lease in XAPI
+    await holdVmLease(f.source, f.vmUuid, shown.job.id)
     const held = await cli(f, ['run', 'j'])
     expect(held.code).toBe(3)
-    expect(held.err).toMatch(/already running/)
-    // run --due names the job once, not `job "j": job "j" is already running`
-    const due = await cli(f, ['run', '--due'])
+    expect(held.out).toMatch(/web: skipped, leased by controller-elsewhere\/4242 until \S+Z/)
+    const due = await cli(f, ['--json', 'run', '--due'])
     expect(due.code).toBe(3)
-    expect(due.err).toMatch(/^\S+Z error job "j" is already running elsewhere; nothing done .*\[JOB_RUNNING\]$/m)
-    expect(due.err).not.toMatch(/job "j": job "j"/)
+    const done = events(due.out).find(e => e.kind === 'run-due-done') as unknown as {
+      jobs: { name: string; status: string; vms: { status: string; reason?: string }[] }[]
+    }
+    expect(done.jobs).toMatchObject([{ name: 'j', status: 'leased', vms: [{ status: 'skipped', reason: 'leased' }] }])
     expect(await replicas(f.target, shown.job.id, f.vmUuid)).toEqual([])
   })
 })
