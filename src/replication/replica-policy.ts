@@ -7,6 +7,7 @@ import {
   BLOCKED_START_OPERATIONS,
   IMPORTING_BLOCKED_MESSAGE,
   KEYS,
+  LEASE_KEY_PREFIX,
   LIVE_VM_RESET_KEYS,
   REPLICA_TAG,
   SOURCE_SETTING_KEYS,
@@ -21,6 +22,7 @@ export const REPLICA_POLICY: ReplicaPolicy = {
   importingReason: IMPORTING_BLOCKED_MESSAGE,
   protectedReason: START_BLOCKED_MESSAGE,
   tag: REPLICA_TAG,
+  tagOnCreate: true,
   // Backup keys of the source records would leak onto the replica under other meanings; a
   // recorded HA setting is the source VM's own, written afresh (or not at all when HA is off).
   droppedKeys: [
@@ -30,5 +32,7 @@ export const REPLICA_POLICY: ReplicaPolicy = {
     KEYS.baseDeltaVdi,
     ...Object.values(SOURCE_SETTING_KEYS),
   ],
+  // the snapshot copied the source VM's lease entries (every job's); a replica holds no lease
+  droppedKeyPrefixes: [LEASE_KEY_PREFIX],
   settingKeys: haSettingKeys,
 }
