@@ -19,6 +19,7 @@ import { replaceVdiOtherConfig } from '../xapi/vdi.js'
 import { replaceVmOtherConfig } from '../xapi/vm.js'
 import { adoptSeedTemplates } from './adopt-seed.js'
 import { destroyVmAndDisks } from './destroy.js'
+import type { LeftoverRecords } from './leftovers.js'
 import type { PassEventSink, ReplicaInfo, VmIdentity, VmResult } from './events.js'
 import {
   KEYS,
@@ -35,6 +36,7 @@ import {
 import type { SrPlan, VmPlan } from './plan.js'
 import { throttleProgress } from './progress-throttle.js'
 import { REPLICA_POLICY } from './replica-policy.js'
+import { sweepLeftovers } from './sweep-leftovers.js'
 import { takeJobSnapshot } from './take-job-snapshot.js'
 
 export interface VmContext {
@@ -45,6 +47,11 @@ export interface VmContext {
   readonly signal?: AbortSignal
   readonly emit: PassEventSink
   readonly now: () => Date
+  /**
+   * the pools' records the plan was made from: what interrupted passes of the VM left is found in
+   * them and removed before the snapshot (`sweep-leftovers.ts`); nothing is swept without them
+   */
+  readonly records?: { readonly source: LeftoverRecords; readonly target: LeftoverRecords }
 }
 
 function errorInfo(error: unknown): { code: string; message: string } {
@@ -64,6 +71,10 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   const onAbort = (): void => local.abort(ctx.signal?.reason)
   ctx.signal?.addEventListener('abort', onAbort, { once: true })
   try {
+    if (ctx.records !== undefined) {
+      const { job, source, target, records, emit } = ctx
+      await sweepLeftovers({ jobId: job.id, source, target, records, emit, signal: local.signal }, vm)
+    }
     const { bytes, disks, replicas } = await transfer(ctx, plan, cleanup, local)
     cleanup.commit()
     await rotate(ctx, plan, vm)

@@ -1,0 +1,259 @@
+/**
+ * What interrupted passes of a job left on its pools, and removing it. Every object a pass
+ * creates carries the job's keys (or, for the instant between `VM.snapshot` and the keys, the
+ * temporary snapshot name on a snapshot of one of the job's VMs), so leftovers are found by those
+ * keys alone — never by a blocked start, which `VM.create` resets — and nothing else is touched:
+ * - a VM with the job's keys and the placeholder datetime (an `[Importing…]` replica, start
+ *   blocked or not), unless it is the live VM of an in-place replica (it has snapshots);
+ * - a snapshot with the job's keys never marked exported whose copy no complete replica is, and
+ *   a snapshot of one of the job's VMs still under the temporary name;
+ * - a disk with the job's keys attached to nothing (a clone made before its VBD, a snapshot or
+ *   replica disk whose VM went first).
+ * Finding is a pure function of records (`findLeftovers`); removing re-reads each object and
+ * removes it only if it is still a leftover (`removeLeftovers`).
+ */
+import { isXapiError } from '../errors.js'
+import type { CallOptions, XapiClient } from '../xapi/client.js'
+import { asRef } from '../xapi/types.js'
+import { destroyVdi } from '../xapi/vdi.js'
+import { destroyVmAndDisks } from './destroy.js'
+import { KEYS, TEMP_SNAPSHOT_NAME, isPlaceholderDatetime, readReplica } from './metadata.js'
+
+type Strings = Readonly<Record<string, string>>
+
+/** The fields of a VM record the search reads. */
+export interface LeftoverVmRecord {
+  readonly uuid: string
+  readonly name_label: string
+  readonly power_state: string
+  readonly is_a_snapshot: boolean
+  readonly is_a_template: boolean
+  readonly snapshot_of: string
+  readonly snapshots: readonly string[]
+  readonly other_config: Strings
+  readonly blocked_operations: Strings
+}
+
+/** The fields of a VDI record the search reads. */
+export interface LeftoverVdiRecord {
+  readonly uuid: string
+  readonly name_label: string
+  readonly is_a_snapshot: boolean
+  readonly VBDs: readonly string[]
+  readonly other_config: Strings
+}
+
+/** VMs and VDIs of one pool, keyed by ref. */
+export interface LeftoverRecords {
+  readonly vms: ReadonlyMap<string, LeftoverVmRecord>
+  readonly vdis: ReadonlyMap<string, LeftoverVdiRecord>
+}
+
+export type LeftoverKind = 'replica' | 'snapshot' | 'disk'
+
+/** One object an interrupted pass left. */
+export interface Leftover {
+  /** the job's source or target pool (the same pool when the job replicates within one) */
+  readonly pool: 'source' | 'target'
+  readonly kind: LeftoverKind
+  readonly ref: string
+  readonly uuid: string
+  readonly name: string
+  /** the source VM it was made for, as its keys (or its snapshot_of) say */
+  readonly vmUuid: string | undefined
+  /** why it is a leftover, one phrase */
+  readonly why: string
+}
+
+/** A leftover that is not removed, and why. */
+export interface KeptLeftover extends Leftover {
+  readonly reason: string
+}
+
+export interface LeftoverSearch {
+  readonly jobId: string
+  readonly source: LeftoverRecords
+  /** the same object as `source` when the job replicates within one pool */
+  readonly target: LeftoverRecords
+  /**
+   * uuids of the source VMs the job replicates: a snapshot of one of them still under the
+   * temporary name is a leftover (its keys were not written yet)
+   */
+  readonly jobVms: ReadonlySet<string>
+  /** only leftovers made for these source VMs (uuids); all of the job's when absent */
+  readonly only?: ReadonlySet<string>
+}
+
+export interface LeftoverReport {
+  readonly remove: readonly Leftover[]
+  /** leftovers found but not removable now (a VM someone started) */
+  readonly keep: readonly KeptLeftover[]
+}
+
+const isJobs = (oc: Strings, jobId: string): boolean => oc[KEYS.job] === jobId
+
+type Verdict = { readonly kind: LeftoverKind; readonly vmUuid: string | undefined; readonly why: string } | undefined
+
+/**
+ * Why `vm` is a leftover of the job, or undefined. `vms` is its pool's VMs; `copied` the uuids of
+ * the source snapshots some complete replica of the job is a copy of.
+ */
+function vmVerdict(
+  vm: LeftoverVmRecord,
+  search: LeftoverSearch,
+  vms: ReadonlyMap<string, LeftoverVmRecord>,
+  copied: ReadonlySet<string>,
+): Verdict {
+  const oc = vm.other_config
+  if (vm.is_a_snapshot) {
+    if (vm.name_label === TEMP_SNAPSHOT_NAME) {
+      const of = vms.get(vm.snapshot_of)
+      if (of === undefined || !search.jobVms.has(of.uuid)) return undefined
+      return { kind: 'snapshot', vmUuid: of.uuid, why: 'snapshot left under its temporary name by an interrupted pass' }
+    }
+    if (!isJobs(oc, search.jobId) || oc[KEYS.exported] !== undefined) return undefined
+    // the pass stopped after its replica was complete, before marking the snapshot: it stays
+    if (copied.has(vm.uuid)) return undefined
+    return { kind: 'snapshot', vmUuid: oc[KEYS.vm], why: 'snapshot of an interrupted pass, never exported' }
+  }
+  if (vm.is_a_template || !isJobs(oc, search.jobId)) return undefined
+  const datetime = oc[KEYS.datetime]
+  if (datetime === undefined || !isPlaceholderDatetime(datetime)) return undefined
+  // XO's in-place replica is a live VM it snapshots each run, with the placeholder while XO runs
+  if (vm.snapshots.length > 0) return undefined
+  return { kind: 'replica', vmUuid: oc[KEYS.vm], why: 'replica left incomplete by an interrupted pass' }
+}
+
+function vdiVerdict(vdi: LeftoverVdiRecord, search: LeftoverSearch): Verdict {
+  if (!isJobs(vdi.other_config, search.jobId) || vdi.VBDs.length > 0) return undefined
+  return {
+    kind: 'disk',
+    vmUuid: vdi.other_config[KEYS.vm],
+    why: vdi.is_a_snapshot ? 'snapshot disk attached to nothing' : 'disk attached to nothing',
+  }
+}
+
+/** Uuids of the source snapshots a complete replica of the job (on `target`) is a copy of. */
+function copiedSnapshots(jobId: string, target: LeftoverRecords): Set<string> {
+  const out = new Set<string>()
+  for (const vm of target.vms.values()) {
+    if (vm.is_a_template && !vm.is_a_snapshot) continue
+    const meta = readReplica(vm)
+    if (meta.jobId === jobId && meta.complete && meta.copyOf !== undefined) out.add(meta.copyOf)
+  }
+  return out
+}
+
+/** The job's leftovers on both pools: what to remove, and what must stay (a running VM). */
+export function findLeftovers(search: LeftoverSearch): LeftoverReport {
+  const copied = copiedSnapshots(search.jobId, search.target)
+  const pools: ['source' | 'target', LeftoverRecords][] =
+    search.source === search.target
+      ? [['target', search.target]]
+      : [
+          ['source', search.source],
+          ['target', search.target],
+        ]
+  const remove: Leftover[] = []
+  const keep: KeptLeftover[] = []
+  const wanted = (uuid: string | undefined): boolean =>
+    search.only === undefined || (uuid !== undefined && search.only.has(uuid))
+  for (const [pool, records] of pools) {
+    for (const [ref, vm] of records.vms) {
+      const verdict = vmVerdict(vm, search, records.vms, copied)
+      if (verdict === undefined || !wanted(verdict.vmUuid)) continue
+      const item: Leftover = { pool, ref, uuid: vm.uuid, name: vm.name_label, ...verdict }
+      if (vm.power_state === 'Halted') remove.push(item)
+      // someone started it: it is theirs to stop; removing it would destroy a running VM
+      else keep.push({ ...item, reason: `it is ${vm.power_state.toLowerCase()}; shut it down to let it be removed` })
+    }
+    for (const [ref, vdi] of records.vdis) {
+      const verdict = vdiVerdict(vdi, search)
+      if (verdict === undefined || !wanted(verdict.vmUuid)) continue
+      remove.push({ pool, ref, uuid: vdi.uuid, name: vdi.name_label, ...verdict })
+    }
+  }
+  return { remove, keep }
+}
+
+/** The clients of the job's pools (the same client twice within one pool). */
+export interface LeftoverClients {
+  readonly source: XapiClient
+  readonly target: XapiClient
+}
+
+export interface RemovalOutcome {
+  readonly removed: readonly Leftover[]
+  readonly failed: readonly { readonly item: Leftover; readonly message: string }[]
+}
+
+async function recordOrGone<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read()
+  } catch (error) {
+    if (isXapiError(error, 'HANDLE_INVALID')) return undefined
+    throw error
+  }
+}
+
+/**
+ * Removes `items`: VMs first (each with its disks, the disks before the VM), then disks attached
+ * to nothing. Each object is read again just before and removed only if it is still a leftover of
+ * `search.jobId` (an object gone meanwhile counts as removed). Never throws for one object: its
+ * failure is in `failed`.
+ */
+export async function removeLeftovers(
+  items: readonly Leftover[],
+  clients: LeftoverClients,
+  search: Pick<LeftoverSearch, 'jobId' | 'jobVms'>,
+  options: CallOptions & { onRemoved?: (item: Leftover) => void } = {},
+): Promise<RemovalOutcome> {
+  const opts: CallOptions = options.signal === undefined ? {} : { signal: options.signal }
+  const removed: Leftover[] = []
+  const failed: { item: Leftover; message: string }[] = []
+  const ordered = [...items.filter(i => i.kind !== 'disk'), ...items.filter(i => i.kind === 'disk')]
+  for (const item of ordered) {
+    const client = clients[item.pool]
+    try {
+      if (await stillLeftover(client, item, search, opts)) {
+        if (item.kind === 'disk') await recordOrGone(() => destroyVdi(client, asRef<'VDI'>(item.ref), opts))
+        else await destroyVmAndDisks(client, asRef<'VM'>(item.ref), opts)
+      }
+      removed.push(item)
+      options.onRemoved?.(item)
+    } catch (error) {
+      if (options.signal?.aborted === true) throw error
+      failed.push({ item, message: error instanceof Error ? error.message : String(error) })
+    }
+  }
+  return { removed, failed }
+}
+
+/** Reads `item` again: false when it is gone; throws when it is no longer a leftover of the job. */
+async function stillLeftover(
+  client: XapiClient,
+  item: Leftover,
+  search: Pick<LeftoverSearch, 'jobId' | 'jobVms'>,
+  opts: CallOptions,
+): Promise<boolean> {
+  if (item.kind === 'disk') {
+    const vdi = await recordOrGone(() => client.getRecord('VDI', asRef<'VDI'>(item.ref), opts))
+    if (vdi === undefined) return false
+    if (vdiVerdict(vdi, { ...search, source: EMPTY, target: EMPTY }) === undefined)
+      throw new Error(`disk ${item.uuid} changed since it was found (now attached, or its keys differ); left alone`)
+    return true
+  }
+  const vm = await recordOrGone(() => client.getRecord('VM', asRef<'VM'>(item.ref), opts))
+  if (vm === undefined) return false
+  const snapshotOf =
+    item.kind === 'snapshot' && vm.name_label === TEMP_SNAPSHOT_NAME
+      ? await recordOrGone(() => client.getRecord('VM', vm.snapshot_of, opts))
+      : undefined
+  const vms = new Map<string, LeftoverVmRecord>(snapshotOf === undefined ? [] : [[vm.snapshot_of, snapshotOf]])
+  const verdict = vmVerdict(vm, { ...search, source: EMPTY, target: EMPTY }, vms, new Set())
+  if (verdict === undefined || vm.power_state !== 'Halted')
+    throw new Error(`${item.kind} ${item.uuid} changed since it was found (completed, started or re-keyed); left alone`)
+  return true
+}
+
+const EMPTY: LeftoverRecords = { vms: new Map(), vdis: new Map() }
