@@ -1,11 +1,14 @@
+import { setMaxListeners } from 'node:events'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { connectPool } from '../config/connect-pool.js'
 import { loadConfig } from '../config/load-config.js'
-import type { Config } from '../config/types.js'
+import type { Config, Timeouts } from '../config/types.js'
+import { AbortedError } from '../errors.js'
 import { JobStore } from '../jobs/job-store.js'
 import type { XapiClient } from '../xapi/client.js'
 import { ExitCode, worstExitCode } from './exit-codes.js'
+import { timeoutOverrides, type TimeoutFlags } from './options.js'
 import type { Env } from './output/color.js'
 import { createOutput, type Output } from './output/output.js'
 import type { OutputStream } from './output/renderers.js'
@@ -32,6 +35,8 @@ export interface GlobalOptions {
   readonly quiet: boolean
   readonly verbose: boolean
   readonly color: boolean
+  /** the --*-timeout flags given, laid over the config's `timeouts` */
+  readonly timeouts: Partial<Timeouts>
 }
 
 /** Everything a command action needs: output, config, job store, pool connections, the abort signal. */
@@ -70,6 +75,8 @@ export class CliRuntime {
   exitCode: ExitCode = ExitCode.ok
   private context: CliContext | undefined
   private readonly cleanups: (() => Promise<void>)[] = []
+  private readonly started = Date.now()
+  private runTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly program: Command,
@@ -83,7 +90,7 @@ export class CliRuntime {
   /** Built on first use, after commander parsed the global flags. */
   get(): CliContext {
     if (this.context !== undefined) return this.context
-    const raw = this.program.opts<Partial<GlobalOptions>>()
+    const raw = this.program.opts<Partial<GlobalOptions> & TimeoutFlags>()
     const options: GlobalOptions = {
       ...(raw.config === undefined ? {} : { config: raw.config }),
       ...(raw.jobsFile === undefined ? {} : { jobsFile: raw.jobsFile }),
@@ -91,6 +98,7 @@ export class CliRuntime {
       quiet: raw.quiet === true,
       verbose: raw.verbose === true,
       color: raw.color !== false,
+      timeouts: timeoutOverrides(raw),
     }
     const output = createOutput({
       stdout: this.io.stdout,
@@ -102,7 +110,26 @@ export class CliRuntime {
       color: options.color,
       ...(this.io.now === undefined ? {} : { now: this.io.now }),
     })
-    const signal = this.io.signal ?? new AbortController().signal
+    // The run timeout aborts the run's signal as SIGINT does: everything running is cancelled and
+    // cleaned up the same way.
+    const runAbort = new AbortController()
+    const signal = this.io.signal === undefined ? runAbort.signal : AbortSignal.any([this.io.signal, runAbort.signal])
+    // every call, stream and VM of the run listens on it; dozens at once is expected
+    setMaxListeners(0, signal)
+    const startRunTimer = (config: Config): Config => {
+      const runMs = config.timeouts.runMs
+      if (runMs > 0 && this.runTimer === undefined) {
+        this.runTimer = setTimeout(
+          () =>
+            runAbort.abort(
+              new AbortedError(`the run timeout of ${runMs / 1000} s passed (timeouts.run, --run-timeout)`),
+            ),
+          Math.max(0, runMs - (Date.now() - this.started)),
+        )
+        this.runTimer.unref()
+      }
+      return config
+    }
     const warn = (code: string, message: string): void => output.warn(code, message)
     let config: Promise<Config> | undefined
     const loadOnce = (): Promise<Config> =>
@@ -111,7 +138,7 @@ export class CliRuntime {
         env: this.io.env,
         cwd: this.io.cwd,
         warn,
-      }))
+      }).then(loaded => startRunTimer({ ...loaded, timeouts: { ...loaded.timeouts, ...options.timeouts } })))
     this.context = {
       io: this.io,
       options,
@@ -158,6 +185,7 @@ export class CliRuntime {
   }
 
   async cleanup(): Promise<void> {
+    clearTimeout(this.runTimer)
     for (const fn of this.cleanups.splice(0).reverse()) {
       await fn().catch((error: unknown) => {
         this.context?.output.emit({

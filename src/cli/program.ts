@@ -54,6 +54,13 @@ export function buildProgram(
     .option('--quiet', 'only results and errors')
     .option('--verbose', 'more detail, and stacks of unexpected errors')
     .option('--no-color', 'no colours (NO_COLOR is honoured too)')
+    .option(
+      '--connect-timeout <seconds>',
+      'give up logging in to a pool after this long (default: timeouts.connect, 30)',
+    )
+    .option('--call-timeout <seconds>', 'one XAPI call attempt may take this long (default: timeouts.call, 300)')
+    .option('--vm-timeout <seconds>', "one VM's pass may take this long, 0: no limit (default: timeouts.vm, 0)")
+    .option('--run-timeout <seconds>', 'the whole command may take this long, 0: no limit (default: timeouts.run, 0)')
     // set before the subcommands exist: commander copies these settings into each at creation
     .exitOverride()
     .configureOutput({

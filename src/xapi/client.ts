@@ -364,12 +364,12 @@ function guard<T>(
 ): Promise<T> {
   promise.catch(() => undefined)
   if (signal === undefined && timeoutMs === undefined) return promise
-  if (signal?.aborted === true) return Promise.reject(new AbortedError(`${what} aborted`))
+  if (signal?.aborted === true) return Promise.reject(new AbortedError(`${what} aborted${becauseOf(signal)}`))
   let timer: NodeJS.Timeout | undefined
   let onAbort: (() => void) | undefined
   // Never settles unless interrupted; its listeners go as soon as either side wins.
   const interrupted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => reject(new AbortedError(`${what} aborted`))
+    onAbort = () => reject(new AbortedError(`${what} aborted${becauseOf(signal)}`))
     signal?.addEventListener('abort', onAbort, { once: true })
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
@@ -386,6 +386,12 @@ function guard<T>(
     clearTimeout(timer)
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
   })
+}
+
+/** Why the signal aborted (a run or VM timeout, a signal), when its reason says: `: …`. */
+function becauseOf(signal: AbortSignal | undefined): string {
+  const reason: unknown = signal?.reason
+  return reason instanceof XenCrError ? `: ${reason.message}` : ''
 }
 
 /**
