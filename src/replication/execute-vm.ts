@@ -45,6 +45,8 @@ export interface VmContext {
   readonly target: XapiClient
   readonly limiter?: RateLimiter
   readonly signal?: AbortSignal
+  /** one VM's pass may take this long, ms; 0 or absent: no limit */
+  readonly vmTimeoutMs?: number
   readonly emit: PassEventSink
   readonly now: () => Date
   /**
@@ -70,6 +72,16 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   setMaxListeners(0, local.signal)
   const onAbort = (): void => local.abort(ctx.signal?.reason)
   ctx.signal?.addEventListener('abort', onAbort, { once: true })
+  // The VM timeout cancels this VM alone, as a failed disk would: its work is undone, the
+  // other VMs of the pass go on.
+  const vmTimeoutMs = ctx.vmTimeoutMs ?? 0
+  const timedOut =
+    vmTimeoutMs > 0
+      ? new AbortedError(
+          `VM ${plan.vm.name} took longer than the VM timeout of ${vmTimeoutMs / 1000} s (timeouts.vm, --vm-timeout); its pass was cancelled and undone`,
+        )
+      : undefined
+  const timer = timedOut === undefined ? undefined : setTimeout(() => local.abort(timedOut), vmTimeoutMs)
   try {
     if (ctx.records !== undefined) {
       const { job, source, target, records, emit } = ctx
@@ -90,9 +102,15 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
         message: `could not remove ${f.label} after the failed pass: ${errorInfo(f.error).message}; remove it by hand`,
       })
     }
-    const info = ctx.signal?.aborted === true && !isXenCrError(error) ? errorInfo(new AbortedError()) : errorInfo(error)
+    const info =
+      timedOut !== undefined && local.signal.reason === timedOut
+        ? errorInfo(timedOut)
+        : ctx.signal?.aborted === true && !isXenCrError(error)
+          ? errorInfo(new AbortedError())
+          : errorInfo(error)
     return { status: 'failed', vm, durationMs: Date.now() - started, error: info }
   } finally {
+    clearTimeout(timer)
     ctx.signal?.removeEventListener('abort', onAbort)
   }
 }
