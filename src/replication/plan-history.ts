@@ -4,6 +4,7 @@
  * target (replicas and era-C target snapshots).
  */
 import {
+  KEYS,
   TEMP_SNAPSHOT_NAME,
   datetimeSortKey,
   readReplica,
@@ -91,4 +92,67 @@ export function keyedTemplates(target: PoolRecords): TargetVm[] {
     out.push({ ref, vm: tvm, meta })
   }
   return out
+}
+
+/**
+ * A live replica VM of XO's newest layout (6.3+): one VM updated in place on every run, one
+ * target snapshot of it per run carrying the job's keys. After each run XO strips every key but
+ * `xo:backup:sr` from the live VM and its disks, so nothing on the VM itself names the job. What
+ * proves it is the job's copy is the `snapshot_of` link XAPI set when XO snapshotted it: the
+ * job's keyed target snapshots on the SR point at it. XO's retention uses the same link to leave
+ * the live VM out of the count. Once its last keyed snapshot is gone, no key and no link says
+ * whose it is any more: that is the full copy both tools used to strand.
+ */
+export interface InPlaceReplica {
+  readonly ref: string
+  readonly vm: PlanVm
+  readonly meta: ReplicaMeta
+  /** the job's target snapshots of it (any schedule), newest first */
+  readonly snapshots: readonly TargetVm[]
+}
+
+/**
+ * The live VMs that `mine`'s target snapshots (the job's VMs on one SR) are snapshots of, with
+ * those snapshots. A snapshot of a VM that is itself a snapshot or a template is not one.
+ */
+export function inPlaceReplicas(target: PoolRecords, mine: readonly TargetVm[]): InPlaceReplica[] {
+  const byHolder = new Map<string, TargetVm[]>()
+  for (const t of mine) {
+    if (!t.vm.is_a_snapshot) continue
+    const holder = target.vms.get(t.vm.snapshot_of)
+    if (holder === undefined || holder.is_a_snapshot || holder.is_a_template) continue
+    byHolder.set(t.vm.snapshot_of, [...(byHolder.get(t.vm.snapshot_of) ?? []), t])
+  }
+  return [...byHolder].map(([ref, snapshots]) => ({
+    ref,
+    vm: target.vms.get(ref)!,
+    meta: readReplica(target.vms.get(ref)!),
+    snapshots: snapshots.sort((a, b) =>
+      datetimeSortKey(b.meta.datetime).localeCompare(datetimeSortKey(a.meta.datetime)),
+    ),
+  }))
+}
+
+/**
+ * The keys to write on an in-place replica that carries none of a job's (XO reset them), so that
+ * it stays recognisably the job's copy — to xen-cr and to XO's `listReplicatedVms` alike — once
+ * its snapshots are gone: job, schedule, VM and SR of its newest complete keyed snapshot, and that
+ * snapshot's datetime (the live VM holds what that snapshot holds: XO only writes it during a run,
+ * and a run that stops half-way leaves XO's keys with the placeholder datetime on it). No
+ * `xo:copy_of`: a VM XO updates in place is never a base, its snapshots are. Undefined when the VM
+ * carries keys already or no snapshot is complete.
+ */
+export function inPlaceReplicaKeys(holder: InPlaceReplica): Record<string, string> | undefined {
+  if (holder.meta.jobId !== undefined || holder.meta.scheduleId !== undefined) return undefined
+  const newest = holder.snapshots.find(s => s.meta.complete)
+  if (newest === undefined) return undefined
+  const { jobId, scheduleId, vmUuid, srUuid, datetime } = newest.meta
+  if (jobId === undefined || scheduleId === undefined || vmUuid === undefined || srUuid === undefined) return undefined
+  return {
+    [KEYS.job]: jobId,
+    [KEYS.schedule]: scheduleId,
+    [KEYS.vm]: vmUuid,
+    [KEYS.sr]: srUuid,
+    [KEYS.datetime]: datetime!,
+  }
 }

@@ -15,6 +15,8 @@ import {
 import { planSrBase, type DiskPlan, type PlanWarning } from './plan-base.js'
 import {
   exportedNewestFirst,
+  inPlaceReplicaKeys,
+  inPlaceReplicas,
   jobSnapshotsOf,
   keyedTargetVms,
   keyedTemplates,
@@ -53,9 +55,21 @@ export interface SrPlan {
    * a VM (`is_a_template` false) protected as a replica is
    */
   readonly adoptBase?: true
+  /**
+   * XO's live in-place replica VMs of this job on the SR that carry none of its keys (XO strips
+   * them after each run; only their keyed target snapshots link them to the job): before the
+   * transfer each gets the job's keys and its newest snapshot's datetime, so that no tool loses
+   * track of it once its snapshots are gone
+   */
+  readonly claimReplicas?: readonly ClaimedReplica[]
   readonly disks: readonly DiskPlan[]
   /** replicas to destroy once the new one is complete: beyond retention, or left by interrupted passes */
   readonly deleteReplicas: readonly ReplicaRef[]
+}
+
+/** An in-place replica VM and the job's keys it is given. */
+export interface ClaimedReplica extends ReplicaRef {
+  readonly keys: Readonly<Record<string, string>>
 }
 
 export interface BaseSnapshot extends ObjectRef {
@@ -102,6 +116,7 @@ export function planVm(input: PlanInput): VmPlan {
   const targets = job.srs.map((srUuid): SrPlan => {
     const sr = targetSr(input, srUuid)
     const mine = targetVms.filter(t => replicaBelongsTo(t.meta, identity, srUuid, 'job'))
+    const inPlace = inPlaceReplicas(target, mine)
     const planned = planSrBase({
       vm,
       liveDisks,
@@ -122,12 +137,19 @@ export function planVm(input: PlanInput): VmPlan {
     if (base !== undefined && (usedBase === undefined || newer(base.snapshot, usedBase))) usedBase = base.snapshot
     // An adopted seed is one of the job's replicas from now on: retention counts it.
     const counted = base?.adopt === true ? [...mine, base.replica] : mine
+    const deleteReplicas = replicasToDelete(counted, identity, srUuid, schedule.retention, inPlace)
+    const claim = inPlace.flatMap((h): ClaimedReplica[] => {
+      const keys = inPlaceReplicaKeys(h)
+      if (keys === undefined || deleteReplicas.some(r => r.ref === h.ref)) return []
+      return [{ ...objectRef(h.ref, h.vm), datetime: keys[KEYS.datetime], keys }]
+    })
     return {
       sr,
       ...(base === undefined ? {} : { baseReplica: replicaRef(base.replica) }),
       ...(base?.adopt === true ? { adoptBase: true as const } : {}),
+      ...(claim.length === 0 ? {} : { claimReplicas: claim }),
       disks: planned.disks,
-      deleteReplicas: replicasToDelete(counted, identity, srUuid, schedule.retention),
+      deleteReplicas,
     }
   })
   const anyDelta = targets.some(t => t.disks.some(d => d.mode === 'delta'))
