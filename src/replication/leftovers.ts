@@ -112,6 +112,9 @@ function vmVerdict(
       return { kind: 'snapshot', vmUuid: of.uuid, why: 'snapshot left under its temporary name by an interrupted pass' }
     }
     if (!isJobs(oc, search.jobId) || oc[KEYS.exported] !== undefined) return undefined
+    // a snapshot of a replica (it carries `xo:backup:sr`): a restore point of XO 6.3+'s in-place
+    // layout, never exported by design — not a source snapshot an interrupted pass left
+    if (oc[KEYS.sr] !== undefined) return undefined
     // the pass stopped after its replica was complete, before marking the snapshot: it stays
     if (copied.has(vm.uuid)) return undefined
     return { kind: 'snapshot', vmUuid: oc[KEYS.vm], why: 'snapshot of an interrupted pass, never exported' }
