@@ -51,22 +51,7 @@ export async function* readVhd(
   const input = new ByteReader(iterator, options.signal)
   try {
     const leading = await readLeadingFooter(input)
-    const footer = decodeFooter(leading, 0)
-    if (footer.diskType !== DISK_TYPE_DYNAMIC && footer.diskType !== DISK_TYPE_DIFFERENCING) {
-      const what = footer.diskType === DISK_TYPE_FIXED ? 'a fixed VHD' : `disk type ${footer.diskType}`
-      throw new VhdError(
-        'VHD_UNSUPPORTED_TYPE',
-        `${what} cannot be streamed; only dynamic and differencing VHDs can`,
-        60,
-      )
-    }
-    if (footer.dataOffset === NO_OFFSET || footer.dataOffset < FOOTER_SIZE) {
-      throw new VhdError(
-        'VHD_BAD_HEADER',
-        `VHD footer data offset ${footer.dataOffset} does not point past the footer`,
-        16,
-      )
-    }
+    const footer = checkLeadingFooter(leading)
     yield { kind: 'footer', footer }
 
     await input.skipTo(footer.dataOffset, 'gap before the dynamic header')
@@ -84,36 +69,11 @@ export async function* readVhd(
     }
     await input.skipTo(header.tableOffset, 'gap before the BAT')
     const batBytes = await input.read(header.maxTableEntries * 4, 'BAT')
-    const bat = new Uint32Array(header.maxTableEntries)
-    for (let i = 0; i < bat.length; i++) bat[i] = batBytes.readUInt32BE(i * 4)
+    const bat = decodeBat(batBytes, header.maxTableEntries)
     yield { kind: 'bat', bat }
 
-    const batEnd = header.tableOffset + header.maxTableEntries * 4
-    const blockCount = Math.ceil(footer.currentSize / header.blockSize)
+    const order = blockOrder(bat, header, footer)
     const bitmapBytes = bitmapSize(header.blockSize)
-    const order: number[] = []
-    for (let index = 0; index < bat.length; index++) {
-      const sector = bat[index] as number
-      if (sector === BAT_UNUSED) continue
-      const entryOffset = header.tableOffset + index * 4
-      if (index >= blockCount) {
-        throw new VhdError(
-          'VHD_BAT_OUT_OF_RANGE',
-          `VHD block ${index} is allocated but the disk has only ${blockCount} blocks`,
-          entryOffset,
-        )
-      }
-      if (sector * SECTOR_SIZE < batEnd) {
-        throw new VhdError(
-          'VHD_BAT_OUT_OF_RANGE',
-          `VHD block ${index} at sector ${sector} lies before the end of the BAT`,
-          entryOffset,
-        )
-      }
-      order.push(index)
-    }
-    order.sort((a, b) => (bat[a] as number) - (bat[b] as number))
-
     for (const index of order) {
       const offset = (bat[index] as number) * SECTOR_SIZE
       if (offset < input.position) {
@@ -155,6 +115,17 @@ export async function* readVhd(
  */
 async function readLeadingFooter(input: ByteReader): Promise<Buffer> {
   const bytes = await input.readUpTo(FOOTER_SIZE)
+  checkCookie(bytes)
+  if (bytes.length < FOOTER_SIZE)
+    throw new VhdError('VHD_TRUNCATED', 'VHD stream ended inside the footer', bytes.length)
+  return bytes
+}
+
+/**
+ * The start of a stream (any length) must start like a VHD footer: an HTML error page, say, is
+ * reported as what it is rather than as truncation.
+ */
+export function checkCookie(bytes: Buffer): void {
   const prefix = bytes.subarray(0, Math.min(bytes.length, FOOTER_COOKIE.length)).toString('latin1')
   if (!FOOTER_COOKIE.startsWith(prefix)) {
     throw new VhdError(
@@ -163,12 +134,65 @@ async function readLeadingFooter(input: ByteReader): Promise<Buffer> {
       0,
     )
   }
-  if (bytes.length < FOOTER_SIZE)
-    throw new VhdError('VHD_TRUNCATED', 'VHD stream ended inside the footer', bytes.length)
-  return bytes
 }
 
-function checkHeader(header: VhdHeader, footer: VhdFooter, headerOffset: number): void {
+/** The leading footer copy (512 bytes): decoded, and only a dynamic or differencing disk. */
+export function checkLeadingFooter(leading: Buffer): VhdFooter {
+  const footer = decodeFooter(leading, 0)
+  if (footer.diskType !== DISK_TYPE_DYNAMIC && footer.diskType !== DISK_TYPE_DIFFERENCING) {
+    const what = footer.diskType === DISK_TYPE_FIXED ? 'a fixed VHD' : `disk type ${footer.diskType}`
+    throw new VhdError('VHD_UNSUPPORTED_TYPE', `${what} cannot be streamed; only dynamic and differencing VHDs can`, 60)
+  }
+  if (footer.dataOffset === NO_OFFSET || footer.dataOffset < FOOTER_SIZE) {
+    throw new VhdError(
+      'VHD_BAD_HEADER',
+      `VHD footer data offset ${footer.dataOffset} does not point past the footer`,
+      16,
+    )
+  }
+  return footer
+}
+
+/**
+ * The allocated blocks of `bat` in increasing file offset, as a forward reader meets them; an
+ * entry beyond the disk or before the end of the BAT is `VHD_BAT_OUT_OF_RANGE`.
+ */
+export function blockOrder(bat: Uint32Array, header: VhdHeader, footer: VhdFooter): number[] {
+  const batEnd = header.tableOffset + header.maxTableEntries * 4
+  const blockCount = Math.ceil(footer.currentSize / header.blockSize)
+  const order: number[] = []
+  for (let index = 0; index < bat.length; index++) {
+    const sector = bat[index] as number
+    if (sector === BAT_UNUSED) continue
+    const entryOffset = header.tableOffset + index * 4
+    if (index >= blockCount) {
+      throw new VhdError(
+        'VHD_BAT_OUT_OF_RANGE',
+        `VHD block ${index} is allocated but the disk has only ${blockCount} blocks`,
+        entryOffset,
+      )
+    }
+    if (sector * SECTOR_SIZE < batEnd) {
+      throw new VhdError(
+        'VHD_BAT_OUT_OF_RANGE',
+        `VHD block ${index} at sector ${sector} lies before the end of the BAT`,
+        entryOffset,
+      )
+    }
+    order.push(index)
+  }
+  return order.sort((a, b) => (bat[a] as number) - (bat[b] as number))
+}
+
+/** The BAT's big-endian entries. */
+export function decodeBat(bytes: Buffer, entries: number): Uint32Array {
+  const bat = new Uint32Array(entries)
+  for (let i = 0; i < entries; i++) bat[i] = bytes.readUInt32BE(i * 4)
+  return bat
+}
+
+/** The dynamic header's fields a forward reader relies on. */
+export function checkHeader(header: VhdHeader, footer: VhdFooter, headerOffset: number): void {
   if (header.dataOffset !== NO_OFFSET) {
     throw new VhdError(
       'VHD_BAD_HEADER',

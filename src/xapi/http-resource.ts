@@ -3,13 +3,25 @@
  * Content-Length, redirects followed by hand and every response body consumed or destroyed,
  * which an RPC library hides. URLs here carry `session_id`, so messages use `describeUrl`.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import {
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type RequestOptions as HttpRequestOptions,
+} from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { OperationError } from '../errors.js'
 import { createConnectionFor, type TlsPolicy } from './tls.js'
 
 /** At most this many 302s per request, as XAPI redirects once to the host that has the SR. */
 export const MAX_REDIRECTS = 3
+
+/**
+ * Buffer of a data-path socket and of its request or response stream (node's default: 16 KiB):
+ * a few socket reads, so that a disk stream does not pause and resume for every 64 KiB.
+ */
+export const DATA_HIGH_WATER_MARK = 256 * 1024
 
 export interface RequestOptions {
   readonly method: 'GET' | 'PUT'
@@ -33,12 +45,15 @@ export function describeUrl(url: URL): string {
  */
 export function openRequest(url: URL, options: RequestOptions): ClientRequest {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-  const req = send(url, {
+  // node ≥ 20 takes highWaterMark for the request and its response; @types/node omits it
+  const requestOptions: HttpRequestOptions & { highWaterMark: number } = {
     method: options.method,
     headers: options.headers ?? {},
+    highWaterMark: DATA_HIGH_WATER_MARK,
     createConnection: createConnectionFor(url, options.tls),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
-  })
+  }
+  const req = send(url, requestOptions)
   if (options.idleTimeoutMs !== undefined) {
     req.setTimeout(options.idleTimeoutMs, () => {
       req.destroy(

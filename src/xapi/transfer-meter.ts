@@ -30,9 +30,12 @@ export interface TransferMeterOptions {
   readonly lengthErrorCode?: ErrorCode
 }
 
-// Progress is reported at most once per this many bytes (and at the end), so a CLI renderer
-// is not called 16 000 times per GiB.
+// Progress is reported at most once per this many bytes and this many ms (and at the end): a
+// renderer needs a few reports a second, not one per MiB of a 300 MiB/s stream.
 const REPORT_EVERY = 1024 * 1024
+const REPORT_EVERY_MS = 100
+/** Bytes each side holds before it pushes back: a few 64 KiB socket reads. */
+const HIGH_WATER_MARK = 256 * 1024
 
 /**
  * Pass-through that counts bytes, reports progress, and enforces the announced length: more
@@ -42,11 +45,12 @@ export class TransferMeter extends Transform {
   bytes = 0
   readonly #options: TransferMeterOptions
   #reported = -1
+  #reportedAt = 0
   #head = ''
   readonly #probe: VhdExtentProbe | undefined
 
   constructor(options: TransferMeterOptions) {
-    super()
+    super({ readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK })
     this.#options = options
     this.#probe = options.vhd === true ? new VhdExtentProbe() : undefined
   }
@@ -76,7 +80,13 @@ export class TransferMeter extends Transform {
       )
       return
     }
-    if (this.bytes - this.#reported >= REPORT_EVERY) this.#report()
+    if (options.onProgress !== undefined && this.bytes - this.#reported >= REPORT_EVERY) {
+      const now = Date.now()
+      if (this.#reported < 0 || now - this.#reportedAt >= REPORT_EVERY_MS) {
+        this.#reportedAt = now
+        this.#report()
+      }
+    }
     callback(null, chunk)
   }
 

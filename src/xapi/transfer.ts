@@ -212,15 +212,23 @@ export async function importVdi(
       await drain(res)
     })
     answered.catch(() => undefined)
-    const meter = new TransferMeter({
-      what: `${what} at ${describeUrl(url)}: the source`,
-      expected: length,
-      // The source, not the host, broke the length contract: reported as is.
-      lengthErrorCode: 'SOURCE_LENGTH_MISMATCH',
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    })
+    // The normaliser emits exactly `length` bytes or errors; a raw source is held to its length
+    // here, and a meter reports progress when asked. A VHD without progress goes straight in.
+    const stages: Readable[] =
+      options.format === 'vhd' && options.onProgress === undefined
+        ? [body]
+        : [
+            body,
+            new TransferMeter({
+              what: `${what} at ${describeUrl(url)}: the source`,
+              expected: length,
+              // The source, not the host, broke the length contract: reported as is.
+              lengthErrorCode: 'SOURCE_LENGTH_MISMATCH',
+              ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+            }),
+          ]
     const [sent, answer] = await Promise.allSettled([
-      pipeline(body, meter, req, signal === undefined ? {} : { signal }),
+      pipeline([...stages, req], signal === undefined ? {} : { signal }),
       answered,
     ])
     // A refusal (401, 404 for chunked…) closes the socket under us: the status is the real news.
