@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander'
 import { isXenCrError } from '../errors.js'
 import { attachRuntime, CliRuntime, type CliIo } from './context.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { registerCleanupCommand } from './cleanup.js'
 import { registerCompletionCommand } from './completion.js'
 import { registerConfigCommand } from './config.js'
 import { registerFailbackCommand } from './failback.js'
@@ -80,6 +81,7 @@ export function buildProgram(
   registerFailoverCommand(program)
   registerFailbackCommand(program)
   registerReplicasCommand(program)
+  registerCleanupCommand(program)
   registerHealthCheckCommand(program)
   registerVerifyCommand(program)
   return program

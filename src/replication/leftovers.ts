@@ -260,3 +260,22 @@ async function stillLeftover(
 }
 
 const EMPTY: LeftoverRecords = { vms: new Map(), vdis: new Map() }
+
+/** What `xen-cr cleanup` reports (the CLI renders them). */
+export type CleanupEvent =
+  | {
+      readonly kind: 'cleanup-plan'
+      readonly job: { readonly id: string; readonly name: string }
+      /** true: nothing is removed */
+      readonly dryRun: boolean
+      readonly remove: readonly Leftover[]
+      readonly keep: readonly KeptLeftover[]
+    }
+  | { readonly kind: 'cleanup-removed'; readonly item: Leftover }
+  | {
+      readonly kind: 'cleanup-done'
+      readonly job: { readonly id: string; readonly name: string }
+      readonly removed: number
+      readonly failed: number
+      readonly kept: number
+    }

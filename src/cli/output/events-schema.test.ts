@@ -100,6 +100,15 @@ const jobReplica = {
   order: 0,
   startDelay: 0,
 } as const
+const leftover = {
+  pool: 'target',
+  kind: 'disk',
+  ref: 'OpaqueRef:7b1c0c55-0000-4000-8000-00000000d151',
+  uuid: '7b1c0c55-0000-4000-8000-00000000d152',
+  name: 'web-01 disk 0',
+  vmUuid: '7d5e0c1a-0000-4000-8000-000000000001',
+  why: 'disk attached to nothing',
+} as const
 const deletion = {
   side: 'target',
   what: 'replica',
@@ -366,6 +375,15 @@ const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
   },
   deleted: { kind: 'deleted', item: deletion },
   'deletion-done': { kind: 'deletion-done', job: jobRef, deleted: 1, failed: 0 },
+  'cleanup-plan': {
+    kind: 'cleanup-plan',
+    job: jobRef,
+    dryRun: false,
+    remove: [leftover],
+    keep: [{ ...leftover, kind: 'replica', reason: 'it is running; shut it down to let it be removed' }],
+  },
+  'cleanup-removed': { kind: 'cleanup-removed', item: leftover },
+  'cleanup-done': { kind: 'cleanup-done', job: jobRef, removed: 1, failed: 0, kept: 1 },
   'failback-start': { kind: 'failback-start', job: jobRef, vms: 1 },
   'failback-vm-start': {
     kind: 'failback-vm-start',

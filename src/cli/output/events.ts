@@ -4,6 +4,7 @@ import type { HealthCheckEvent, VerifyEvent } from '../../recovery/check-events.
 import type { FailoverEvent, RecoveryReportEvent } from '../../recovery/events.js'
 import type { FailbackEvent, FailbackReportEvent } from '../../recovery/failback-events.js'
 import type { PassEvent, ReplicationReportEvent, VmIdentity } from '../../replication/events.js'
+import type { CleanupEvent } from '../../replication/leftovers.js'
 import type { SeedExportEvent } from '../../replication/seed/export-seed.js'
 import type { SeedEvent } from '../../replication/seed/seed.js'
 import type { CompletionEvent, InventoryEvent, JobEditEvent, MonitoringEvent } from './operator-events.js'
@@ -134,6 +135,7 @@ export type OutputEvent =
   | InventoryEvent
   | CompletionEvent
   | JobEditEvent
+  | CleanupEvent
 
 export type OutputEventKind = OutputEvent['kind']
 

@@ -1,4 +1,5 @@
 import { checkFormatters } from './check-formatters.js'
+import { cleanupFormatters } from './cleanup-formatters.js'
 import { completionFormatters } from './completion-formatters.js'
 import { configFormatters } from './config-formatters.js'
 import type { DiagnosticEvent, OutputEvent } from './events.js'
@@ -48,6 +49,7 @@ export const formatters: FormattersOf<OutputEvent> = {
   ...inventoryFormatters,
   ...completionFormatters,
   ...jobEditFormatters,
+  ...cleanupFormatters,
 }
 
 /** The class of this event (most kinds have a fixed one). */
