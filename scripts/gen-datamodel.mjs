@@ -177,7 +177,11 @@ export async function render(text) {
     .filter(line => line.startsWith('#'))
     .slice(0, 6)
     .map(line => line.replace(/^#\s?/, ''))
-  const json = JSON.stringify({ generatedBy: 'scripts/gen-datamodel.mjs', source: header, classes: expand(parse(text)) })
+  const json = JSON.stringify({
+    generatedBy: 'scripts/gen-datamodel.mjs',
+    source: header,
+    classes: expand(parse(text)),
+  })
   // formatted as the repository's prettier formats it, so that format:check and --check agree
   const options = (await prettier.resolveConfig(outPath)) ?? {}
   return prettier.format(json, { ...options, parser: 'json', filepath: outPath })

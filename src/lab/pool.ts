@@ -14,6 +14,7 @@ import type { HostCertificate } from './nbd/certificate.js'
 import type { LabGuestSpec } from './spec.js'
 import { TransferCounters } from './transfer-stats.js'
 import { TaskManager } from './tasks.js'
+import { syncBaseCopies } from './rpc/base-copies.js'
 import { vmAllowedOperations } from './rpc/vm-checks.js'
 import { formatXapiDate } from './wire/values.js'
 
@@ -181,13 +182,11 @@ export class LabPool {
     if (record === undefined) return
     const info = this.storage.info(record['location'] as string)
     if (info === undefined) return
+    // vhd-parent is set with the SR's base copies (refreshSr), which it names
     const smConfig: Record<string, string> = {
       ...(record['sm_config'] as Readonly<Record<string, string>>),
       vdi_type: 'vhd',
     }
-    const parentLayer = info.layers[info.layers.length - 2]
-    if (parentLayer === undefined) delete smConfig['vhd-parent']
-    else smConfig['vhd-parent'] = parentLayer
     this.db.update('VDI', vdiRef, {
       physical_utilisation: info.physicalUtilisation,
       virtual_size: info.virtualSize,
@@ -198,9 +197,13 @@ export class LabPool {
 
   refreshSr(srRef: string): void {
     if (this.db.find('SR', srRef) === undefined) return
+    syncBaseCopies(this, srRef)
     let virtual = 0
-    for (const vdiRef of this.db.related('VDI', 'SR', srRef))
-      virtual += this.db.get('VDI', vdiRef)['virtual_size'] as number
+    for (const vdiRef of this.db.related('VDI', 'SR', srRef)) {
+      const vdi = this.db.get('VDI', vdiRef)
+      // a base copy's size is its children's, counted with them
+      if (vdi['managed'] !== false) virtual += vdi['virtual_size'] as number
+    }
     this.db.update('SR', srRef, { physical_utilisation: this.srUsedBytes(srRef), virtual_allocation: virtual })
   }
 

@@ -117,7 +117,11 @@ describe('start order and HA on VM copies', () => {
     await ok(url, 'VM.set_start_delay', s, vm, '30')
     await ok(url, 'VM.set_shutdown_delay', s, vm, '5')
     await ok(url, 'VM.set_ha_restart_priority', s, vm, 'restart')
-    expect(await failure(url, 'VM.set_start_delay', s, vm, '-1')).toEqual(['INVALID_VALUE', ['start_delay', '-1']])
+    // xapi_vm.set_start_delay: invalid_value "start_delay must be non-negative" (the value)
+    expect(await failure(url, 'VM.set_start_delay', s, vm, '-1')).toEqual([
+      'INVALID_VALUE',
+      ['start_delay must be non-negative', '-1'],
+    ])
     const record = await rec('VM', vm)
     expect([record['order'], record['start_delay'], record['shutdown_delay']]).toEqual([2, 30, 5])
 

@@ -60,8 +60,8 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       resident_VMs:rel:VM.resident_on +logging:m PIFs:rel:PIF.host +suspend_image_sr:r:SR +crash_dump_sr:r:SR crashdumps:ss
       patches:ss updates:ss PBDs:rel:PBD.host host_CPUs:ss cpu_info:m +hostname:s +address:s metrics:r:host_metrics
       license_params:m ha_statefiles:ss ha_network_peers:ss blobs:m +tags:ss external_auth_type:s external_auth_service_name:s
-      external_auth_configuration:m edition:s license_server:m bios_strings:m power_on_mode:s power_on_config:m
-      local_cache_sr:r:SR chipset_info:m PCIs:ss PGPUs:ss PUSBs:ss ssl_legacy:b +guest_VCPUs_params:m display:s
+      external_auth_configuration:m edition:s +license_server:m bios_strings:m power_on_mode:s power_on_config:m
+      local_cache_sr:r:SR chipset_info:m PCIs:ss PGPUs:ss PUSBs:ss ssl_legacy:b +guest_VCPUs_params:m +display:s
       virtual_hardware_platform_versions:si control_domain:r:VM updates_requiring_reboot:ss features:ss iscsi_iqn:s
       multipathing:b uefi_certificates:s certificates:ss editions:ss pending_guidances:ss tls_verification_enabled:b
       last_software_update:d https_only:b latest_synced_updates_applied:s numa_affinity_policy:s
@@ -125,7 +125,7 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       parent:r:VM children:rel:VM.parent bios_strings:m protection_policy:r:VMPP is_snapshot_from_vmpp:b
       snapshot_schedule:r:VMSS is_vmss_snapshot:b appliance:r:VM_appliance start_delay:i shutdown_delay:i order:i VGPUs:ss
       attached_PCIs:ss +suspend_SR:r:SR version:i generation_id:s +hardware_platform_version:i has_vendor_device:b
-      requires_reboot:b reference_label:s domain_type:s NVRAM:m pending_guidances:ss pending_guidances_recommended:ss
+      requires_reboot:b reference_label:s domain_type:s +NVRAM:m pending_guidances:ss pending_guidances_recommended:ss
       pending_guidances_full:ss`,
     defaults: {
       power_state: 'Halted',
@@ -148,6 +148,17 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
       user_version: 1,
       ha_restart_priority: '',
     },
+  },
+  // No VM_metrics or console objects are made (VM.metrics stays null, VM.consoles empty): the
+  // classes exist so that their messages answer as on a host that has none.
+  VM_metrics: {
+    fields: `uuid:s memory_actual:i VCPUs_number:i VCPUs_utilisation:m VCPUs_CPU:m VCPUs_params:m VCPUs_flags:m state:ss
+      start_time:d install_time:d last_updated:d +other_config:m hvm:b nested_virt:b nomigrate:b current_domain_type:s`,
+    defaults: { current_domain_type: 'unspecified' },
+  },
+  console: {
+    fields: 'uuid:s protocol:s location:s VM:r:VM +other_config:m',
+    defaults: { protocol: 'rfb' },
   },
   VM_guest_metrics: {
     fields: `uuid:s os_version:m netbios_name:m PV_drivers_version:m PV_drivers_up_to_date:b memory:m disks:m networks:m

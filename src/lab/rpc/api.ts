@@ -3,9 +3,12 @@ import { addCoreMethods } from './core-methods.js'
 import { addDeviceMethods } from './device-methods.js'
 import { addGenericMethods } from './generic.js'
 import { addNbdMethods } from './nbd-methods.js'
+import { addObjectSettings } from './object-settings.js'
 import { MethodRegistry } from './registry.js'
+import { addUnimplementedMethods } from './unimplemented.js'
 import { addVdiMethods } from './vdi-methods.js'
 import { addVmMethods } from './vm-methods.js'
+import { addVmSettings } from './vm-settings.js'
 
 export function buildApi(): MethodRegistry {
   const registry = new MethodRegistry()
@@ -19,7 +22,11 @@ export function buildApi(): MethodRegistry {
   )
   addVdiMethods(registry)
   addVmMethods(registry)
+  addVmSettings(registry)
   addDeviceMethods(registry)
   addNbdMethods(registry)
+  addObjectSettings(registry)
+  // Last: whatever the datamodel has and the lab does not carry out answers NOT_IMPLEMENTED.
+  addUnimplementedMethods(registry)
   return registry
 }

@@ -40,6 +40,11 @@ export interface MethodDef {
   readonly async?: boolean
   /** removed from the API: answers MESSAGE_REMOVED after the session check */
   readonly removed?: boolean
+  /**
+   * a datamodel message the lab cannot carry out: it answers XAPI's NOT_IMPLEMENTED after the
+   * usual checks, and docs/lab-coverage.md lists it as not implemented
+   */
+  readonly notImplemented?: boolean
   handler(ctx: CallContext, args: readonly Arg[]): WireValue | Promise<WireValue>
 }
 
@@ -65,6 +70,11 @@ export class MethodRegistry {
       if (def !== undefined) return def
     }
     return undefined
+  }
+
+  /** Whether `Class.message` itself (not an alias) is registered. */
+  has(name: string): boolean {
+    return this.#methods.has(name)
   }
 
   names(): string[] {

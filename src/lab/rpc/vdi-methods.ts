@@ -31,6 +31,11 @@ function roundSize(size: number): number {
   return Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE
 }
 
+/** xapi_vdi.check_operation_error: an unmanaged VDI (a base copy) allows no operation but forget. */
+function checkManaged(pool: LabPool, vdiRef: string): void {
+  if (pool.db.get('VDI', vdiRef)['managed'] === false) throw xapiFault('VDI_NOT_MANAGED', vdiRef)
+}
+
 export function checkSrUsable(pool: LabPool, srRef: string): void {
   pool.db.get('SR', srRef)
   if (!pool.srHasPbd(srRef)) throw xapiFault('SR_HAS_NO_PBDS', srRef)
@@ -70,6 +75,7 @@ function createVdiRecord(pool: LabPool, fields: Record<string, StoredValue>, uui
 }
 
 export async function snapshotVdi(pool: LabPool, vdiRef: string): Promise<string> {
+  checkManaged(pool, vdiRef)
   const source = pool.db.get('VDI', vdiRef)
   checkSrUsable(pool, source['SR'] as string)
   const uuid = randomUUID()
@@ -85,6 +91,7 @@ export async function snapshotVdi(pool: LabPool, vdiRef: string): Promise<string
 }
 
 export async function cloneVdi(pool: LabPool, vdiRef: string): Promise<string> {
+  checkManaged(pool, vdiRef)
   const source = pool.db.get('VDI', vdiRef)
   checkSrUsable(pool, source['SR'] as string)
   const uuid = randomUUID()
@@ -107,6 +114,7 @@ export async function copyVdi(
   baseRef: string,
   intoRef: string,
 ): Promise<string> {
+  checkManaged(pool, vdiRef)
   const source = pool.db.get('VDI', vdiRef)
   const sourceDisk = source['location'] as string
   const blocks = pool.isNull(baseRef)
@@ -139,6 +147,7 @@ export async function copyVdi(
 }
 
 export async function destroyVdi(pool: LabPool, vdiRef: string): Promise<void> {
+  checkManaged(pool, vdiRef)
   const record = pool.db.get('VDI', vdiRef)
   checkSrUsable(pool, record['SR'] as string)
   const vbds = pool.db.related('VBD', 'VDI', vdiRef)
@@ -233,6 +242,7 @@ export function addVdiMethods(registry: MethodRegistry): void {
     params: ['string', 'int'],
     async: true,
     handler: async ({ pool }, [vdi, size]) => {
+      checkManaged(pool, vdi as string)
       const record = pool.db.get('VDI', vdi as string)
       checkSrUsable(pool, record['SR'] as string)
       const wanted = roundSize(size as number)

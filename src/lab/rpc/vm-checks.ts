@@ -27,6 +27,7 @@ const TEMPLATE_OPS = new Set([
   'changing_static_range',
   'changing_dynamic_range',
   'changing_VCPUs',
+  'changing_shadow_memory',
   'destroy',
 ])
 const SNAPSHOT_OPS = new Set(['revert', 'clone', 'copy', 'export', 'destroy', 'hard_shutdown', 'metadata_export'])
@@ -91,7 +92,11 @@ const STATE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
   start_on: ['Halted'],
   provision: ['Halted'],
   changing_memory_limits: ['Halted'],
+  changing_static_range: ['Halted'],
+  changing_dynamic_range: ['Halted', 'Running'],
+  changing_shadow_memory: ['Halted'],
   changing_VCPUs: ['Halted'],
+  changing_VCPUs_live: ['Running'],
   make_into_template: ['Halted'],
   clean_shutdown: ['Running'],
   clean_reboot: ['Running'],
@@ -103,6 +108,47 @@ const STATE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
   resume: ['Suspended'],
   hard_reboot: ['Running', 'Paused'],
   hard_shutdown: ['Running', 'Paused', 'Suspended'],
+}
+
+/** Operations XAPI accepts in every power state (xapi_vm_lifecycle.allowed_power_states). */
+const ANY_STATE = new Set([
+  'assert_operation_valid',
+  'metadata_export',
+  'power_state_reset',
+  'revert',
+  'reverting',
+  'snapshot',
+  'update_allowed_operations',
+  'query_services',
+])
+const MORE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
+  changing_memory_live: ['Running'],
+  awaiting_memory_live: ['Running'],
+  changing_shadow_memory_live: ['Running'],
+  call_plugin: ['Running'],
+  data_source_op: ['Running'],
+  send_sysrq: ['Running'],
+  send_trigger: ['Running'],
+  snapshot_with_quiesce: ['Running'],
+  csvm: ['Suspended'],
+  resume_on: ['Suspended'],
+  get_boot_record: ['Paused', 'Suspended', 'Running'],
+  shutdown: ['Paused', 'Suspended', 'Running'],
+  migrate_send: ['Halted', 'Suspended', 'Running'],
+}
+
+/**
+ * `VM.assert_operation_valid`: the checks of `op` in the power states XAPI allows it in
+ * (an operation XAPI allows in no state, like `import`, always fails on the power state).
+ */
+export function assertVmOperationValid(pool: PoolRecords, vmRef: string, op: string): void {
+  const vm = pool.db.get('VM', vmRef)
+  const states: readonly PowerState[] = ANY_STATE.has(op)
+    ? ['Halted', 'Paused', 'Running', 'Suspended']
+    : (STATE_RULES[op] ?? MORE_RULES[op] ?? [])
+  const extra: readonly PowerState[] =
+    vm['is_a_snapshot'] === true && (op === 'clone' || op === 'copy') ? ['Suspended'] : []
+  assertVmOperation(pool, vmRef, op, [...states, ...extra])
 }
 
 /**

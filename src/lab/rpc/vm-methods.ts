@@ -189,7 +189,14 @@ const CREATE_OPTIONAL: MemberSpec[] = [
 let nextDomid = 1
 
 function setRunning(pool: LabPool, vmRef: string, hostRef: string, state: 'Running' | 'Paused'): void {
-  pool.db.update('VM', vmRef, { power_state: state, resident_on: hostRef, domid: nextDomid++ })
+  // xapi_vm.start: a VM whose restart priority is `restart` is protected while it runs
+  const protectedVm = pool.db.get('VM', vmRef)['ha_restart_priority'] === 'restart'
+  pool.db.update('VM', vmRef, {
+    power_state: state,
+    resident_on: hostRef,
+    domid: nextDomid++,
+    ...(protectedVm ? { ha_always_run: true } : {}),
+  })
   for (const vbd of pool.db.related('VBD', 'VM', vmRef)) {
     const record = pool.db.get('VBD', vbd)
     const n = Number(record['userdevice'])
@@ -323,6 +330,8 @@ export function addVmMethods(registry: MethodRegistry): void {
     async: true,
     handler: ({ pool }, [vm]) => {
       assertVmOperation(pool, vm as string, 'clean_shutdown', ['Running'])
+      // xapi_vm.clean_shutdown / hard_shutdown: an explicit shutdown ends HA protection
+      pool.db.update('VM', vm as string, { ha_always_run: false })
       setHalted(pool, vm as string)
       return ''
     },
@@ -333,60 +342,8 @@ export function addVmMethods(registry: MethodRegistry): void {
     async: true,
     handler: ({ pool }, [vm]) => {
       assertVmOperation(pool, vm as string, 'hard_shutdown', ['Paused', 'Running', 'Suspended'])
+      pool.db.update('VM', vm as string, { ha_always_run: false })
       setHalted(pool, vm as string)
-      return ''
-    },
-  })
-  registry.add({
-    name: 'VM.set_memory_limits',
-    params: ['string', 'int', 'int', 'int', 'int'],
-    async: true,
-    handler: ({ pool }, [vm, staticMin, staticMax, dynamicMin, dynamicMax]) => {
-      assertVmOperation(pool, vm as string, 'changing_memory_limits', ['Halted'])
-      const [smin, smax, dmin, dmax] = [staticMin, staticMax, dynamicMin, dynamicMax] as number[]
-      if (!(smin! <= dmin! && dmin! <= dmax! && dmax! <= smax!)) {
-        throw xapiFault(
-          'MEMORY_CONSTRAINT_VIOLATION',
-          'Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max',
-        )
-      }
-      pool.db.update('VM', vm as string, {
-        memory_static_min: smin!,
-        memory_static_max: smax!,
-        memory_dynamic_min: dmin!,
-        memory_dynamic_max: dmax!,
-        memory_target: dmax!,
-      })
-      return ''
-    },
-  })
-  registry.add({
-    name: 'VM.set_ha_restart_priority',
-    params: ['string', 'string'],
-    handler: ({ pool }, [vm, value]) => {
-      pool.db.update('VM', vm as string, { ha_restart_priority: value as string })
-      return ''
-    },
-  })
-  // The start-order fields are static RO with their own setters, which refuse a negative value.
-  for (const field of ['order', 'start_delay', 'shutdown_delay']) {
-    registry.add({
-      name: `VM.set_${field}`,
-      params: ['string', 'int'],
-      handler: ({ pool }, [vm, value]) => {
-        pool.db.get('VM', vm as string)
-        const wanted = value as number
-        if (wanted < 0) throw xapiFault('INVALID_VALUE', field, String(wanted))
-        pool.db.update('VM', vm as string, { [field]: wanted })
-        return ''
-      },
-    })
-  }
-  registry.add({
-    name: 'VM.set_ha_always_run',
-    params: ['string', 'bool'],
-    handler: ({ pool }, [vm, value]) => {
-      pool.db.update('VM', vm as string, { ha_always_run: value as boolean })
       return ''
     },
   })

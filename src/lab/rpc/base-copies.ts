@@ -1,0 +1,104 @@
+/**
+ * The hidden "base copy" VDIs of a VHD SR. On a real SR a snapshot or clone freezes the disk's
+ * VHD into a hidden parent that XAPI lists as a VDI of its own (managed = false, read-only,
+ * named "base copy"), and every VHD names its parent's uuid in `sm_config['vhd-parent']`; SM's
+ * garbage collector later coalesces a parent left with a single child into it. Clients walk the
+ * chain with `VDI.get_by_uuid(sm_config['vhd-parent'])` (Xen Orchestra checks chain health so).
+ *
+ * The lab's disks are chains of storage layers (see storage/types.ts). A layer shared by two or
+ * more disks is a branch point and gets a base-copy record whose uuid is the layer id; a layer
+ * only one disk uses counts as coalesced into its child, as SM's GC leaves it. A disk's
+ * vhd-parent is the nearest shared layer of its chain (its own leaf, when that leaf is shared:
+ * the lab's snapshot disk is the frozen layer itself, which on a real SR is an empty leaf over
+ * that base copy).
+ */
+import type { Database } from '../db/database.js'
+import type { LabRecord, StoredValue } from '../db/schema.js'
+import type { DiskStore } from '../storage/types.js'
+
+/** What the sync reads: the pool's records and its storage (not the pool: pool.ts calls this). */
+interface PoolState {
+  readonly db: Database
+  readonly storage: DiskStore
+}
+
+/** A base copy: not managed, and its location is a storage layer, not a disk. */
+export function isBaseCopy(pool: PoolState, record: Readonly<LabRecord>): boolean {
+  return record['managed'] === false && pool.storage.info(record['location'] as string) === undefined
+}
+
+function withParent(smConfig: Readonly<Record<string, string>>, parent: string | undefined): Record<string, string> {
+  const next: Record<string, string> = { ...smConfig, vdi_type: 'vhd' }
+  if (parent === undefined) delete next['vhd-parent']
+  else next['vhd-parent'] = parent
+  return next
+}
+
+function sameMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every(k => a[k] === b[k])
+}
+
+/** Brings the SR's base-copy records and every disk's vhd-parent in line with the storage layers. */
+export function syncBaseCopies(pool: PoolState, srRef: string): void {
+  const disks: { ref: string; layers: readonly string[]; virtualSize: number }[] = []
+  const hidden = new Map<string, string>()
+  for (const ref of pool.db.related('VDI', 'SR', srRef)) {
+    const record = pool.db.get('VDI', ref)
+    const info = pool.storage.info(record['location'] as string)
+    if (info !== undefined) disks.push({ ref, layers: info.layers, virtualSize: info.virtualSize })
+    else if (record['managed'] === false) hidden.set(record['location'] as string, ref)
+  }
+  const users = new Map<string, number>()
+  for (const disk of disks) for (const layer of disk.layers) users.set(layer, (users.get(layer) ?? 0) + 1)
+  const shared = (layer: string): boolean => (users.get(layer) ?? 0) >= 2
+
+  // Every shared layer's record, and its own parent: the nearest shared layer below it.
+  const wanted = new Map<string, { parent: string | undefined; virtualSize: number }>()
+  for (const disk of disks) {
+    let below: string | undefined
+    for (const layer of disk.layers) {
+      if (!shared(layer)) continue
+      if (!wanted.has(layer)) wanted.set(layer, { parent: below, virtualSize: disk.virtualSize })
+      below = layer
+    }
+  }
+  for (const [layer, ref] of hidden) {
+    if (!wanted.has(layer)) pool.db.destroy('VDI', ref)
+  }
+  for (const [layer, { parent, virtualSize }] of wanted) {
+    const ref = hidden.get(layer)
+    const fields: Record<string, StoredValue> = {
+      physical_utilisation: pool.storage.layerBytes(layer),
+      virtual_size: virtualSize,
+    }
+    if (ref === undefined) {
+      pool.db.create('VDI', {
+        ...fields,
+        uuid: layer,
+        location: layer,
+        SR: srRef,
+        name_label: 'base copy',
+        type: 'user',
+        managed: false,
+        read_only: true,
+        sm_config: withParent({}, parent),
+      })
+      continue
+    }
+    const record = pool.db.get('VDI', ref)
+    const smConfig = withParent(record['sm_config'] as Record<string, string>, parent)
+    if (
+      record['physical_utilisation'] !== fields['physical_utilisation'] ||
+      record['virtual_size'] !== fields['virtual_size'] ||
+      !sameMap(smConfig, record['sm_config'] as Record<string, string>)
+    )
+      pool.db.update('VDI', ref, { ...fields, sm_config: smConfig })
+  }
+  for (const disk of disks) {
+    const parent = [...disk.layers].reverse().find(shared)
+    const current = pool.db.get('VDI', disk.ref)['sm_config'] as Record<string, string>
+    const next = withParent(current, parent)
+    if (!sameMap(current, next)) pool.db.update('VDI', disk.ref, { sm_config: next })
+  }
+}
