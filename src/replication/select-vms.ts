@@ -5,9 +5,11 @@ import { REPLICA_TAG } from './metadata.js'
 import type { PlanVm } from './plan-records.js'
 
 type SelectableVm = PlanVm & { readonly tags: readonly string[]; readonly is_control_domain: boolean }
+/** What selecting reads of a job. */
+type Selecting = Pick<Job, 'name' | 'vms'>
 
 /** Refs of the source VMs the job selects: by uuid, by tag, or all — never snapshots, templates, dom0 or replicas. */
-export function selectVms(job: Job, vms: ReadonlyMap<string, SelectableVm>): string[] {
+export function selectVms(job: Selecting, vms: ReadonlyMap<string, SelectableVm>): string[] {
   const out: string[] = []
   for (const [ref, vm] of vms) {
     if (vm.is_a_snapshot || vm.is_a_template || vm.is_control_domain) continue
@@ -31,7 +33,7 @@ export interface PassVms {
  * The VMs of one pass: the job's selection, narrowed to `vmUuids` when given.
  * @throws UsageError `VM_NOT_IN_JOB` for a uuid of `vmUuids` the job does not select
  */
-export function passVms(job: Job, vms: ReadonlyMap<string, SelectableVm>, vmUuids?: readonly string[]): PassVms {
+export function passVms(job: Selecting, vms: ReadonlyMap<string, SelectableVm>, vmUuids?: readonly string[]): PassVms {
   const selected = selectVms(job, vms)
   const present = new Set([...vms.values()].map(v => v.uuid))
   const missing = job.vms.uuids.filter(uuid => !present.has(uuid) && (vmUuids === undefined || vmUuids.includes(uuid)))
