@@ -13,7 +13,7 @@ import type { PassEventSink, VmIdentity, VmResult } from './events.js'
 import { executeVm, type VmContext } from './execute-vm.js'
 import { mapLimit } from './map-limit.js'
 import { planVm, type VmPlan } from './plan.js'
-import { fetchPoolRecords, type PoolRecordMaps } from './records.js'
+import { fetchPassRecords, type PoolRecordMaps } from './records.js'
 import { passVms } from './select-vms.js'
 import {
   LeaseKeeper,
@@ -87,15 +87,13 @@ export function scheduleOf(job: Job, scheduleId: string | undefined): Schedule {
  * outside the job, an unreachable pool).
  */
 export async function runPass(o: PassOptions): Promise<PassResult> {
-  const { job, source, target } = o
+  const { job } = o
   const schedule = scheduleOf(job, o.scheduleId)
   const emit: PassEventSink = o.onEvent ?? (() => undefined)
-  const opts = o.signal === undefined ? {} : { signal: o.signal }
   const since = o.since ?? (o.now ?? (() => new Date()))()
 
   const fetchedAt = Date.now()
-  const sourceRecords = await fetchPoolRecords(source, opts)
-  const targetRecords = source === target ? sourceRecords : await fetchPoolRecords(target, opts)
+  const { source: sourceRecords, target: targetRecords } = await fetchPassRecords(o)
   const selected = passVms(job, sourceRecords.vms, o.vmUuids)
   const { vmRefs } = selected
   const missing = selected.missing.map(uuid => missingVm(job, uuid))
@@ -292,7 +290,7 @@ class LeasedPass {
       this.#emit({ kind: 'vm-start', vm: planned, plan })
       for (const w of plan.warnings) this.#emit({ kind: 'warning', vm: planned, code: w.code, message: w.message })
       const started = this.#ctx.now()
-      const result = await executeVm({ ...this.#ctx, signal: local.signal }, plan)
+      const result = await executeVm({ ...this.#ctx, signal: local.signal, records }, plan)
       if (result.status === 'success') {
         this.#lasts.set(lease, {
           schedule: this.#schedule.id,
@@ -325,11 +323,8 @@ class LeasedPass {
   }
 
   async #refresh(): Promise<RecordsAt> {
-    const { source, target, signal } = this.#o
-    const opts = signal === undefined ? {} : { signal }
     const fetchedAt = Date.now()
-    const sourceRecords = await fetchPoolRecords(source, opts)
-    const targetRecords = source === target ? sourceRecords : await fetchPoolRecords(target, opts)
+    const { source: sourceRecords, target: targetRecords } = await fetchPassRecords(this.#o)
     this.#records = { source: sourceRecords, target: targetRecords, fetchedAt }
     return this.#records
   }
