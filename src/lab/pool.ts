@@ -65,6 +65,8 @@ export class LabPool {
 
   /** What a VHD SR allows on a VDI: destroy and offline resize only when no VBD is attached. */
   #vdiAllowedOperations(vdiRef: string): string[] {
+    // xapi_vdi.check_operation_error: an unmanaged VDI (a base copy) allows nothing but forget
+    if (this.db.get('VDI', vdiRef)['managed'] === false) return ['forget']
     const attached = this.db
       .related('VBD', 'VDI', vdiRef)
       .some(vbd => this.db.get('VBD', vbd)['currently_attached'] === true)
