@@ -111,7 +111,7 @@ export function leaseEntries(otherConfig: Readonly<Record<string, string>>, jobI
 }
 
 /** Whether `record` holds the lease at `nowMs`. */
-export function isLive(record: LeaseRecord | undefined, nowMs: number): record is LeaseRecord {
+export function isLive(record: LeaseRecord | undefined, nowMs: number): boolean {
   return record !== undefined && record.released !== true && Date.parse(record.expires) > nowMs
 }
 
@@ -200,17 +200,13 @@ async function clearBelow(c: LeaseContext, n: number, entries: readonly Entry[])
  */
 export async function acquireVmLease(c: LeaseContext): Promise<AcquireOutcome> {
   const clock = c.clock ?? Date.now
-  let holder: LeaseRecord | undefined
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const entries = await readEntries(c)
     const top = topOf(entries)
-    if (isLive(top?.record, clock())) {
-      holder = top.record
-      // our own run cannot hold it unless the caller asks twice; never report ourselves as busy
-      if (holder.run !== c.owner.run) return { acquired: false, holder }
-    }
+    // held, even by this very run (asked twice): a second take would race its own renewals
+    if (top?.record !== undefined && isLive(top.record, clock())) return { acquired: false, holder: top.record }
     const n = top === undefined ? 0 : top.n + 1
-    const last = top?.record?.last
+    const last: LastReplication | undefined = top?.record?.last
     const record: LeaseRecord = {
       ...c.owner,
       expires: new Date(clock() + c.timing.ttlMs).toISOString(),
@@ -223,7 +219,7 @@ export async function acquireVmLease(c: LeaseContext): Promise<AcquireOutcome> {
   }
   // contended past every attempt: whoever is on top now holds it
   const top = topOf(await readEntries(c))
-  return { acquired: false, holder: top?.record ?? holder ?? { ...c.owner, expires: new Date(clock()).toISOString() } }
+  return { acquired: false, holder: top?.record ?? { ...c.owner, expires: new Date(clock()).toISOString() } }
 }
 
 /** A lease this run holds. Renew and release are serialised; after a loss both do nothing. */

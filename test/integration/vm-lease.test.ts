@@ -1,0 +1,173 @@
+/**
+ * The per-VM lease in XAPI (`src/replication/vm-lease.ts`) against the lab: XAPI's
+ * create-if-absent (`add_to_other_config` refuses an existing key), taking, renewing and
+ * releasing, a lease held elsewhere, and takeovers of an expired lease — one at a time and many
+ * at once, where a single-key "remove what I read, then add" scheme lets two contenders win.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { isXapiError } from '../../src/errors.js'
+import type { Lab } from '../../src/lab/start.js'
+import { leaseKeyPrefix } from '../../src/replication/metadata.js'
+import {
+  acquireVmLease,
+  leaseTiming,
+  type AcquireOutcome,
+  type LeaseContext,
+  type LeaseOwner,
+} from '../../src/replication/vm-lease.js'
+import type { XapiClient } from '../../src/xapi/client.js'
+import type { Ref } from '../../src/xapi/types.js'
+import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
+import { OTHER_CONTROLLER, holdVmLease, vmLeaseEntries } from '../helpers/vm-lease.js'
+
+const SPEC = {
+  pools: [{ name: 'src', srs: [{ name: 'Local storage' }], vms: [{ name: 'web', disks: [] }] }],
+}
+
+let lab: Lab
+let client: XapiClient
+let vmRef: Ref<'VM'>
+let vmUuid: string
+let jobId: string
+let jobCounter = 0
+
+beforeAll(async () => {
+  lab = await startTempLab(SPEC)
+  client = await connectLabPool(labPool(lab, 'src'))
+  const vms = await client.getAllRecords('VM')
+  const entry = [...vms].find(([, vm]) => vm.name_label === 'web')!
+  vmRef = entry[0]
+  vmUuid = entry[1].uuid
+}, 60_000)
+afterAll(async () => {
+  await client?.close()
+  await lab?.stop()
+})
+beforeEach(() => {
+  // a job of its own per test: no entry of another test is in the way
+  jobId = `job-${++jobCounter}`
+})
+
+function owner(name: string): LeaseOwner {
+  return { host: `host-${name}`, pid: 1000 + name.length, run: `run-${name}` }
+}
+
+function context(who: LeaseOwner, ttlMs = 60_000): LeaseContext {
+  return { client, vmRef, jobId, owner: who, timing: leaseTiming(ttlMs) }
+}
+
+function acquired(outcome: AcquireOutcome) {
+  if (!outcome.acquired) throw new Error(`expected the lease, it is held by ${outcome.holder.run}`)
+  return outcome
+}
+
+describe('the lab, as XAPI', () => {
+  it('refuses add_to_other_config of an existing key with MAP_DUPLICATE_KEY and keeps the first value', async () => {
+    const key = `${leaseKeyPrefix(jobId)}0`
+    await client.call('VM.add_to_other_config', [vmRef, key, 'first'])
+    const error = await client.call('VM.add_to_other_config', [vmRef, key, 'second']).catch((e: unknown) => e)
+    expect(isXapiError(error, 'MAP_DUPLICATE_KEY')).toBe(true)
+    expect((await client.call<Record<string, string>>('VM.get_other_config', [vmRef]))[key]).toBe('first')
+    await client.call('VM.remove_from_other_config', [vmRef, key])
+  })
+})
+
+describe('a VM lease', () => {
+  it('is taken, renewed, and released as a tombstone that records the last replication', async () => {
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    expect(a.previous).toBeUndefined()
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([`${leaseKeyPrefix(jobId)}0`])
+    const before = a.lease.expiresAt
+    expect(await a.lease.renew()).toBe(true)
+    expect(a.lease.expiresAt).toBeGreaterThanOrEqual(before)
+    const renewed = await vmLeaseEntries(client, vmRef, jobId)
+    expect([...renewed.keys()]).toEqual([`${leaseKeyPrefix(jobId)}1`])
+    expect(renewed.get(`${leaseKeyPrefix(jobId)}1`)).toMatchObject({ host: 'host-a', run: 'run-a' })
+
+    const last = { schedule: 's', at: '2026-12-01T00:00:00.000Z', host: 'host-a', run: 'run-a' }
+    await a.lease.release(last)
+    const released = await vmLeaseEntries(client, vmRef, jobId)
+    expect([...released.keys()]).toEqual([`${leaseKeyPrefix(jobId)}2`])
+    expect(released.get(`${leaseKeyPrefix(jobId)}2`)).toMatchObject({ released: true, last })
+
+    // the next holder takes it at once, sees the last replication, and carries it on
+    const b = acquired(await acquireVmLease(context(owner('b'))))
+    expect(b.previous).toMatchObject({ released: true, last })
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([`${leaseKeyPrefix(jobId)}3`])
+    await b.lease.release()
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toMatchObject([{ released: true, last }])
+  })
+
+  it('is not taken while another controller holds it, and says who and until when', async () => {
+    const held = await holdVmLease(client, vmUuid, jobId)
+    const outcome = await acquireVmLease(context(owner('a')))
+    expect(outcome).toEqual({ acquired: false, holder: held })
+    expect(outcome.acquired === false && outcome.holder.host).toBe(OTHER_CONTROLLER.host)
+    // nothing of ours was left behind
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toEqual([held])
+  })
+
+  it('is taken over once expired, and the stalled former holder finds it lost on renewal and release', async () => {
+    const stalled = acquired(await acquireVmLease(context(owner('stalled'), 1_000)))
+    // the holder stalls (no renewal) past its lease time; a clock 2 s ahead sees it expired
+    const later = { ...context(owner('b')), clock: () => Date.now() + 2_000 }
+    const b = acquired(await acquireVmLease(later))
+    expect(b.previous).toMatchObject({ run: 'run-stalled' })
+    expect(await stalled.lease.renew()).toBe(false)
+    expect(stalled.lease.lost).toBe(true)
+    await stalled.lease.release()
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+    expect(entries).toHaveLength(1)
+    expect(entries[0]).toMatchObject({ run: 'run-b' })
+    expect(entries[0]?.released).toBeUndefined()
+    await b.lease.release()
+  })
+
+  it('of a controller killed while holding it (entry left, never renewed) is taken over after it expires', async () => {
+    await holdVmLease(client, vmUuid, jobId, { ttlMs: -1, n: 7 })
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    expect(a.previous).toMatchObject({ ...OTHER_CONTROLLER })
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([`${leaseKeyPrefix(jobId)}8`])
+    await a.lease.release()
+  })
+
+  it('taken over by many controllers at once goes to exactly one, 20 times over', async () => {
+    for (let round = 0; round < 20; round++) {
+      // an expired lease of a killed controller, then eight takeovers racing for it
+      jobId = `race-${round}`
+      await holdVmLease(client, vmUuid, jobId, { ttlMs: -1, n: round })
+      const contenders = Array.from({ length: 8 }, (_, i) => owner(`c${i}`))
+      const outcomes = await Promise.all(contenders.map(who => acquireVmLease(context(who))))
+      const winners = outcomes.filter(o => o.acquired)
+      expect(winners, `round ${round}`).toHaveLength(1)
+      const winner = acquired(winners[0]!)
+      // every loser names the winner as the holder
+      for (const o of outcomes) if (!o.acquired) expect(o.holder.run).toBe(winner.lease.record.run)
+      const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+      expect(entries.filter(e => e.released !== true && Date.parse(e.expires) > Date.now())).toEqual([
+        winner.lease.record,
+      ])
+      // the winner renews while the losers try again: still exactly one holder
+      const [renewed, ...again] = await Promise.all([
+        winner.lease.renew(),
+        ...contenders.map(who => acquireVmLease(context(who))),
+      ])
+      expect(renewed).toBe(true)
+      expect(again.filter(o => o.acquired && o.lease.record.run !== winner.lease.record.run)).toEqual([])
+      await winner.lease.release()
+    }
+  })
+
+  it('is not won twice when a renewal races a takeover of the same expired lease', async () => {
+    for (let round = 0; round < 10; round++) {
+      jobId = `renew-race-${round}`
+      const holder = acquired(await acquireVmLease(context(owner('holder'), 1_000)))
+      const ahead = { ...context(owner('taker')), clock: () => Date.now() + 2_000 }
+      const [renewed, taken] = await Promise.all([holder.lease.renew(), acquireVmLease(ahead)])
+      // one of them holds it, never both
+      expect(Number(renewed) + Number(taken.acquired), `round ${round}`).toBe(1)
+      if (taken.acquired) await taken.lease.release()
+      else await holder.lease.release()
+    }
+  })
+})
