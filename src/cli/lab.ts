@@ -14,13 +14,17 @@ function describeLab(lab: Lab): string {
   const lines = [`xen-cr lab: ${lab.pools.length} pool(s) listening; state and disks in ${lab.dir}`]
   if (lab.restored) lines.push('  restored the lab found in that directory (--spec applies only to a new directory)')
   for (const pool of lab.pools) {
-    lines.push(`  pool ${pool.name}: ${pool.url}  user ${pool.user}  password ${pool.password}`)
-    for (const host of pool.hosts)
-      lines.push(`    host ${host.name}: ${host.url}${host.url === pool.url ? ' (master)' : ''}`)
+    const release = pool.xapiVersion === 'current' ? '' : `  (emulates XenServer ${pool.xapiVersion})`
+    lines.push(`  pool ${pool.name}: ${pool.url}  user ${pool.user}  password ${pool.password}${release}`)
+    for (const host of pool.hosts) {
+      lines.push(`    host ${host.name}: ${host.url}  ${host.httpsUrl}${host.url === pool.url ? ' (master)' : ''}`)
+      lines.push(`      certificate ${host.fingerprint}`)
+    }
   }
   lines.push(
     `config: ${lab.configPath}`,
     `  e.g. xen-cr --config ${lab.configPath} job create …`,
+    `over HTTPS, every host's certificate pinned: ${lab.httpsConfigPath}`,
     'Stop with Ctrl-C (SIGINT) or SIGTERM.',
   )
   return `${lines.join('\n')}\n`
@@ -42,7 +46,7 @@ async function fromLabError(error: unknown): Promise<unknown> {
 
 /**
  * `xen-cr lab`: simulated pools on loopback until SIGINT/SIGTERM. With `--json`, exactly one
- * line `{"pools":[…],"config":"<path>"}` once every host listens, so scripts can start it in the
+ * line `{"pools":[…],"config":"<path>","httpsConfig":"<path>"}` once every host listens, so scripts can start it in the
  * background and read where to connect.
  */
 export function registerLabCommand(program: Command): void {
@@ -77,7 +81,9 @@ export function registerLabCommand(program: Command): void {
       })
       context.defer(() => lab.stop())
       if (context.options.json) {
-        context.io.stdout.write(`${JSON.stringify({ pools: lab.pools, config: lab.configPath })}\n`)
+        context.io.stdout.write(
+          `${JSON.stringify({ pools: lab.pools, config: lab.configPath, httpsConfig: lab.httpsConfigPath })}\n`,
+        )
       } else {
         context.io.stdout.write(describeLab(lab))
       }

@@ -1,13 +1,13 @@
 /**
- * A pool's hosts as the network sees them: per host an HTTP server (XAPI, the data paths, the
- * control API) and an NBD server, each host on its own loopback address. All hosts of a pool
- * share one HTTP port (the JS client follows HOST_IS_SLAVE by replacing only the hostname) and
- * one NBD port. A site can go down like a lost data centre — every socket of its hosts closes,
+ * A pool's hosts as the network sees them: per host an HTTP and an HTTPS server (XAPI, the data
+ * paths, the control API) and an NBD server, each host on its own loopback address. All hosts of a pool
+ * share one HTTP port (the JS client follows HOST_IS_SLAVE by replacing only the hostname), one
+ * HTTPS port and one NBD port. A site can go down like a lost data centre — every socket of its hosts closes,
  * connections are refused — and come back on the same addresses and ports with the state it
  * had, minus what a host restart loses (sessions, pending tasks).
  */
 import { DATA_PATHS } from './http/data-paths.js'
-import { HostServer, type Route } from './http/host-server.js'
+import { HostServer, isHttps, type Route } from './http/host-server.js'
 import { hostCertificate } from './nbd/certificate.js'
 import { nbdConnectionHost } from './nbd/nbd-exports.js'
 import { NbdServer } from './nbd/nbd-server.js'
@@ -31,6 +31,8 @@ export function freshAddresses(count: number): string[] {
 export interface SiteAddresses {
   readonly port: number
   readonly nbdPort?: number | undefined
+  /** the HTTPS port all hosts share (absent in labs made before the hosts served HTTPS) */
+  readonly tlsPort?: number | undefined
   readonly addresses: readonly string[]
 }
 
@@ -49,6 +51,7 @@ export class PoolSite {
   #addresses: readonly string[]
   #port: number
   #nbdPort: number
+  #tlsPort: number
   #http: HostServer[] = []
   #nbd: NbdServer[] = []
   #up = false
@@ -62,6 +65,7 @@ export class PoolSite {
     this.#addresses = where.addresses
     this.#port = where.port
     this.#nbdPort = where.nbdPort ?? 0
+    this.#tlsPort = where.tlsPort ?? 0
   }
 
   /**
@@ -105,6 +109,10 @@ export class PoolSite {
 
   get nbdPort(): number {
     return this.#nbdPort
+  }
+
+  get tlsPort(): number {
+    return this.#tlsPort
   }
 
   get isUp(): boolean {
@@ -174,6 +182,13 @@ export class PoolSite {
         const address = this.#addresses[i]!
         const baseUrlOf = (ref: string): string => `http://${pool.hostAddress(ref)}:${this.#port}`
         const context = xvaHandlerContext(pool, hostRef, baseUrlOf)
+        // a redirect to the host holding the disk keeps the scheme the request came with
+        const tlsContext = xvaHandlerContext(
+          pool,
+          hostRef,
+          (ref: string): string => `https://${pool.hostAddress(ref)}:${this.#tlsPort}`,
+        )
+        const certificate = pool.certificates.get(hostRef)!
         const http = await HostServer.listen({
           target: { pool, registry: this.#registry, hostRef },
           address,
@@ -182,13 +197,16 @@ export class PoolSite {
             ...DATA_PATHS.map(({ method, prefix, handler }): Route => ({
               method,
               prefix,
-              handle: (req, res) => handler(req, res, context),
+              handle: (req, res) => handler(req, res, isHttps(req) ? tlsContext : context),
             })),
             this.#route,
           ],
+          // XAPI's port 443, with the host certificate its NBD server uses too
+          tls: { port: this.#tlsPort, cert: certificate.certPem, key: certificate.keyPem },
         })
         this.#http.push(http)
         this.#port = http.port
+        this.#tlsPort = http.tlsPort ?? 0
         const nbd = await this.#listenNbd(hostRef, address, firstTime)
         this.#nbd.push(nbd)
         this.#nbdPort = nbd.port

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises'
 import { LabSetupError } from './lab-error.js'
 import { validateFault, type LabFault } from './faults.js'
+import { checkXapiVersion } from './rpc/versions.js'
 
 /** A VM disk: virtual size, bytes of deterministic data from offset 0, seed, SR. */
 export interface LabDiskSpec {
@@ -105,6 +106,11 @@ export interface LabPoolSpec {
   readonly networks?: readonly LabNetworkSpec[]
   readonly vms?: readonly LabVmSpec[]
   readonly faults?: readonly LabFault[]
+  /**
+   * the XAPI release the pool emulates: `"6.5"` (XenServer 6.5, API 2.3: XML-RPC only, none of
+   * the later fields and messages), `"6.5-sp1"` (API 2.4) or `"current"` (default)
+   */
+  readonly xapiVersion?: string
 }
 
 /** A whole lab: its pools, and what the guest of a VM does when its own spec says nothing. */
@@ -261,6 +267,7 @@ export function validateSpec(value: unknown, file?: string): LabSpec {
         if (!networkNames.has(network)) fail(`${where}: pool ${pool.name} VM ${vm.name}: unknown network ${network}`)
       if (vm.guest !== undefined) validateGuest(vm.guest, `${where}: pool ${pool.name} VM ${vm.name}`)
     }
+    if (pool.xapiVersion !== undefined) checkXapiVersion(pool.xapiVersion, `${where}: pool ${pool.name}`)
     for (const fault of pool.faults ?? []) {
       try {
         validateFault(fault)

@@ -3,7 +3,7 @@
  * {@link PoolSite} (an HTTP and an NBD server per host, each host on its own loopback address),
  * a ready xen-cr config file, and the control API.
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, X509Certificate } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Database, type DatabaseDump } from './db/database.js'
@@ -19,14 +19,19 @@ import type { MethodRegistry } from './rpc/registry.js'
 import { freshAddresses, PoolSite } from './site.js'
 import { DEFAULT_SPEC, loadSpec, validateSpec, type LabGuestSpec, type LabPoolSpec, type LabSpec } from './spec.js'
 import { SparseDiskStore } from './storage/sparse-disk-store.js'
+import type { HostCertificate } from './nbd/certificate.js'
+import { checkXapiVersion, emulateRelease, emulatedRelease } from './rpc/versions.js'
 
 /** A host of a running lab pool. */
-/** A running lab. */
 export interface LabHostInfo {
   readonly name: string
   readonly uuid: string
   /** `http://address:port` */
   readonly url: string
+  /** `https://address:port`, serving the same with the host's self-signed certificate */
+  readonly httpsUrl: string
+  /** that certificate's SHA-256 fingerprint, `sha256:AB:…` (what a config pins) */
+  readonly fingerprint: string
   readonly address: string
 }
 
@@ -35,15 +40,22 @@ export interface LabPoolInfo {
   readonly name: string
   /** the master's URL, `http://127.0.0.x:port` */
   readonly url: string
+  /** the master's HTTPS URL, `https://127.0.0.x:port` */
+  readonly httpsUrl: string
+  /** what the pool's XAPI emulates: `"6.5"` for a XenServer 6.5 pool, else the current release */
+  readonly xapiVersion: string
   readonly user: string
   readonly password: string
   readonly hosts: readonly LabHostInfo[]
 }
 
+/** A running lab. */
 export interface Lab {
   readonly pools: readonly LabPoolInfo[]
   /** `<dir>/xen-cr.config.json` */
   readonly configPath: string
+  /** `<dir>/xen-cr.https.config.json`: the same pools over HTTPS, every host's certificate pinned */
+  readonly httpsConfigPath: string
   readonly dir: string
   readonly control: LabControl
   /** true when `dir` already held a lab, which was restored (any spec given was ignored) */
@@ -58,6 +70,11 @@ export interface StartLabOptions {
   readonly dir: string
   /** delay before a failed login answers (XAPI: 5 s); default 0 */
   readonly loginDelayMs?: number
+  /**
+   * the XAPI release every pool emulates unless its spec says (`xapiVersion`), e.g. `"6.5"`;
+   * default the environment's `XEN_CR_LAB_XAPI_VERSION`, then the current release
+   */
+  readonly xapiVersion?: string
 }
 
 /** What `<dir>/lab.json` records so that a restart finds the same pools at the same addresses. */
@@ -68,6 +85,8 @@ interface LabManifest {
     readonly port: number
     /** absent in labs made before the hosts served NBD */
     readonly nbdPort?: number
+    /** absent in labs made before the hosts served HTTPS */
+    readonly tlsPort?: number
     readonly addresses: readonly string[]
     readonly users: readonly LabUser[]
     readonly faults?: LabPoolSpec['faults']
@@ -78,6 +97,9 @@ interface LabManifest {
 
 const MANIFEST = 'lab.json'
 const CONFIG = 'xen-cr.config.json'
+const HTTPS_CONFIG = 'xen-cr.https.config.json'
+/** per pool: the hosts' keys and certificates, so a restart keeps the fingerprints configs pin */
+const CERTIFICATES = 'certificates.json'
 
 interface RunningPool {
   readonly pool: LabPool
@@ -117,6 +139,8 @@ async function startLocked(options: StartLabOptions, unlock: () => Promise<void>
   const control = createControl(pools, sites)
   const route = controlRoute(control)
   const guest = manifest !== undefined ? manifest.guest : spec?.guest
+  const xapiVersion = options.xapiVersion ?? (process.env['XEN_CR_LAB_XAPI_VERSION'] || undefined)
+  if (xapiVersion !== undefined) checkXapiVersion(xapiVersion, 'XEN_CR_LAB_XAPI_VERSION')
   const running: RunningPool[] = []
 
   const poolNames = manifest?.pools.map(p => p.name) ?? spec!.pools.map(p => p.name)
@@ -128,6 +152,7 @@ async function startLocked(options: StartLabOptions, unlock: () => Promise<void>
         remembered: manifest?.pools.find(p => p.name === name),
         spec: spec?.pools.find(p => p.name === name),
         loginDelayMs: options.loginDelayMs ?? 0,
+        xapiVersion,
         guest,
         registry,
         route,
@@ -141,19 +166,23 @@ async function startLocked(options: StartLabOptions, unlock: () => Promise<void>
     throw error
   }
 
-  const infos: LabPoolInfo[] = running.map(({ pool, site: { port } }) => {
+  const infos: LabPoolInfo[] = running.map(({ pool, site: { port, tlsPort } }) => {
     const [first] = pool.users
     const hosts = [...pool.db.all('host')].map(([ref, host]) => ({
       name: host['name_label'] as string,
       uuid: host['uuid'] as string,
       address: host['address'] as string,
       url: `http://${host['address'] as string}:${port}`,
+      httpsUrl: `https://${host['address'] as string}:${tlsPort}`,
+      fingerprint: `sha256:${new X509Certificate(pool.certificates.get(ref)!.certPem).fingerprint256}`,
       ref,
     }))
     const master = hosts.find(h => h.ref === pool.masterRef)!
     return {
       name: pool.name,
       url: master.url,
+      httpsUrl: master.httpsUrl,
+      xapiVersion: emulatedRelease(pool.db),
       user: first!.user,
       password: first!.password,
       hosts: hosts.map(({ ref: _ref, ...host }) => host),
@@ -168,6 +197,7 @@ async function startLocked(options: StartLabOptions, unlock: () => Promise<void>
         name: pool.name,
         port: site.port,
         nbdPort: site.nbdPort,
+        tlsPort: site.tlsPort,
         addresses: site.addresses,
         users: pool.users,
         ...(spec?.pools.find(p => p.name === pool.name)?.faults === undefined
@@ -193,11 +223,29 @@ async function startLocked(options: StartLabOptions, unlock: () => Promise<void>
     }
   }
   await writeJsonAtomic(configPath, config)
+  // the same pools over HTTPS: the master's https URL, every host's certificate pinned (a
+  // redirect or a new coordinator reaches another host, which has a certificate of its own)
+  const httpsConfigPath = join(dir, HTTPS_CONFIG)
+  await writeJsonAtomic(httpsConfigPath, {
+    ...config,
+    pools: Object.fromEntries(
+      infos.map(info => [
+        info.name,
+        {
+          url: info.httpsUrl,
+          user: info.user,
+          passwordFile: `${info.name}.password`,
+          fingerprint: info.hosts.map(host => host.fingerprint),
+        },
+      ]),
+    ),
+  })
 
   let stopping: Promise<void> | undefined
   return {
     pools: infos,
     configPath,
+    httpsConfigPath,
     dir,
     control,
     restored: manifest !== undefined,
@@ -212,6 +260,7 @@ async function openPool(options: {
   remembered: LabManifest['pools'][number] | undefined
   spec: LabPoolSpec | undefined
   loginDelayMs: number
+  xapiVersion: string | undefined
   guest: LabGuestSpec | undefined
   registry: MethodRegistry
   route: Route
@@ -245,11 +294,19 @@ async function openPool(options: {
     } else {
       fresh = freshAddresses((spec?.hosts ?? [`${name}-host1`]).length)
       await populatePool(pool, spec ?? { name }, fresh)
+      // the release lives in the host records, so a restart emulates the same one
+      const release = spec?.xapiVersion ?? options.xapiVersion
+      if (release !== undefined) emulateRelease(db, release)
     }
+    const certificatesPath = join(poolDir, CERTIFICATES)
+    const certificates = await readJsonIfExists<Record<string, HostCertificate>>(certificatesPath)
+    if (dump !== undefined)
+      for (const [ref, certificate] of Object.entries(certificates ?? {})) pool.certificates.set(ref, certificate)
     for (const fault of remembered?.faults ?? spec?.faults ?? []) pool.faults.add(fault)
     saver = new DatabaseSaver(db, dbPath)
     // Addresses may move on a restart: the site moves the host records with them.
     site = await PoolSite.bind(pool, options.registry, options.route, remembered ?? { port: 0, addresses: fresh })
+    await writeJsonAtomic(certificatesPath, Object.fromEntries(pool.certificates), 0o600)
     await saver.flush()
     await storage.flush()
     return { pool, saver, site }

@@ -44,7 +44,13 @@ it('prints URLs, credentials and the config path, runs until aborted, then stops
     expect(source, text).not.toBeNull()
     expect(text).toMatch(/pool target: http:\/\/127\.0\.0\.\d+:\d+ {2}user root {2}password \S+/)
     expect(text).toContain(`config: ${join(tmp.path, 'state', 'xen-cr.config.json')}`)
-    expect(text).toMatch(/host source-host2: http:\/\/127\.0\.0\.\d+:\d+\n/)
+    // each host: its http and https URLs, then the fingerprint of its certificate
+    expect(text).toMatch(
+      /host source-host2: http:\/\/127\.0\.0\.\d+:\d+ {2}https:\/\/127\.0\.0\.\d+:\d+\n {6}certificate sha256:(?:[0-9A-F]{2}:){31}[0-9A-F]{2}\n/,
+    )
+    expect(text).toContain(
+      `over HTTPS, every host's certificate pinned: ${join(tmp.path, 'state', 'xen-cr.https.config.json')}`,
+    )
     const session = await ok<string>(source![1]!, 'session.login_with_password', 'root', source![2]!)
     const names = Object.values(
       await ok<Record<string, { name_label: string; is_control_domain: boolean }>>(

@@ -13,6 +13,7 @@ import { IncomingMessage, ServerResponse } from 'node:http'
 import type { IncomingHttpHeaders, Server as HttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 
 /** The request line and header fields of one request, as sent. */
 export interface RequestHead {
@@ -109,12 +110,28 @@ export class EofBodyFront {
    */
   static async listen(
     http: HttpServer,
-    options: { readonly address: string; readonly port: number },
+    options: {
+      readonly address: string
+      readonly port: number
+      /** serve HTTPS with this PEM key and certificate (XAPI's port 443) instead of plain HTTP */
+      readonly tls?: { readonly cert: string; readonly key: string }
+    },
   ): Promise<EofBodyFront> {
     // what http.Server asks of its own listening socket
-    const net = createServer({ allowHalfOpen: true, noDelay: true })
+    const net = options.tls
+      ? createTlsServer({ allowHalfOpen: true, noDelay: true, cert: options.tls.cert, key: options.tls.key })
+      : createServer({ allowHalfOpen: true, noDelay: true })
     const front = new EofBodyFront(net, http)
-    net.on('connection', socket => front.#accept(socket))
+    if (options.tls) {
+      // a handshake still under way is a connection to end on close() too
+      net.on('connection', (raw: Socket) => {
+        front.#sockets.add(raw)
+        raw.once('close', () => front.#sockets.delete(raw))
+      })
+      net.on('secureConnection', (socket: Socket) => front.#accept(socket))
+      // a client that refuses our certificate (or speaks plain HTTP) is its own business
+      net.on('tlsClientError', (_error: Error, raw: Socket) => raw.destroy())
+    } else net.on('connection', (socket: Socket) => front.#accept(socket))
     await new Promise<void>((resolve, reject) => {
       net.once('error', reject)
       net.listen(options.port, options.address, () => {

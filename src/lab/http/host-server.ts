@@ -1,11 +1,13 @@
 /**
- * The HTTP server of one lab host. Routes by the longest registered path prefix, as XAPI's
+ * The HTTP (and HTTPS) server of one lab host. Routes by the longest registered path prefix, as XAPI's
  * `http_svr.ml` does: `POST /jsonrpc` is JSON-RPC, every other POST is XML-RPC (the JS client
  * posts to `/xmlrpc`), `OPTIONS` is a CORS preflight, the disk data paths and the lab control
  * API (`/lab/`, outside the XAPI namespace) have their own handlers.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import { dispatch, type DispatchOutcome, type DispatchTarget } from '../rpc/dispatch.js'
+import { speaksJsonRpc } from '../rpc/versions.js'
 import { decodeJsonCall, encodeJsonFailure, encodeJsonSuccess } from '../wire/jsonrpc.js'
 import { WireParseError } from '../wire/xml.js'
 import { decodeXmlCall, encodeXmlBare, encodeXmlFailure, encodeXmlSuccess } from '../wire/xmlrpc.js'
@@ -93,12 +95,16 @@ function rpcRoute(prefix: string, target: DispatchTarget, format: 'xml' | 'json'
         }
         const outcome = await dispatch(target, call.method, call.params, { invalidUtf8 })
         if (outcome.kind === 'drop') return void req.socket.destroy()
+        // a XenServer 6.5 host runs the call but answers JSON-RPC 1.0 labelled text/xml, which
+        // makes clients fall back to XML-RPC (rpc/versions.ts)
+        const modern = speaksJsonRpc(target.pool)
+        const version = modern ? call.version : 1
         const answer =
           outcome.kind === 'success'
-            ? encodeJsonSuccess(call.version, call.id, outcome.value)
-            : encodeJsonFailure(call.version, call.id, outcome.code, outcome.params)
+            ? encodeJsonSuccess(version, call.id, outcome.value)
+            : encodeJsonFailure(version, call.id, outcome.code, outcome.params)
         target.pool.stats.rpcCall(call.method, Buffer.byteLength(answer))
-        send(res, 200, 'application/json', answer)
+        send(res, 200, modern ? 'application/json' : 'text/xml', answer)
         return
       }
       let call
@@ -130,6 +136,11 @@ export interface HostServerOptions {
   readonly port: number
   /** disk data paths and the control API */
   readonly routes: readonly Route[]
+  /**
+   * Also serve everything over HTTPS on `port` (0: any) with the host's PEM key and
+   * certificate, as XAPI serves port 443 beside 80.
+   */
+  readonly tls?: { readonly port: number; readonly cert: string; readonly key: string }
 }
 
 /** Serves one request with the route of the longest matching prefix (404 when none). */
@@ -155,13 +166,20 @@ async function route(routes: readonly Route[], req: IncomingMessage, res: Server
   }
 }
 
-/** One host's HTTP server. */
+/** Whether `req` came over the host's HTTPS port (handlers that redirect keep the scheme). */
+export function isHttps(req: IncomingMessage): boolean {
+  return (req.socket as TLSSocket).encrypted === true
+}
+
+/** One host's HTTP server, and its HTTPS server when asked. */
 export class HostServer {
   /** listens for the http.Server; serves XAPI's length-less import bodies itself (read to EOF) */
   readonly #front: EofBodyFront
+  readonly #tlsFront: EofBodyFront | undefined
 
-  private constructor(front: EofBodyFront) {
+  private constructor(front: EofBodyFront, tlsFront: EofBodyFront | undefined) {
     this.#front = front
+    this.#tlsFront = tlsFront
   }
 
   /** Starts listening; rejects with the listen error (e.g. EADDRINUSE) so the caller can pick another address. */
@@ -183,16 +201,36 @@ export class HostServer {
       },
       ...options.routes,
     ]
+    const serve = (req: IncomingMessage, res: ServerResponse): void => void route(routes, req, res)
     const server = createServer()
-    server.on('request', (req, res) => void route(routes, req, res))
-    return new HostServer(await EofBodyFront.listen(server, { address: options.address, port: options.port }))
+    server.on('request', serve)
+    const front = await EofBodyFront.listen(server, { address: options.address, port: options.port })
+    if (options.tls === undefined) return new HostServer(front, undefined)
+    // the same routes behind a second listening socket that speaks TLS
+    const tlsServer = createServer()
+    tlsServer.on('request', serve)
+    try {
+      const { port, cert, key } = options.tls
+      return new HostServer(
+        front,
+        await EofBodyFront.listen(tlsServer, { address: options.address, port, tls: { cert, key } }),
+      )
+    } catch (error) {
+      await front.close()
+      throw error
+    }
   }
 
   get port(): number {
     return this.#front.port
   }
 
+  /** the HTTPS port, when the host serves HTTPS */
+  get tlsPort(): number | undefined {
+    return this.#tlsFront?.port
+  }
+
   async close(): Promise<void> {
-    await this.#front.close()
+    await Promise.all([this.#front.close(), this.#tlsFront?.close()])
   }
 }

@@ -9,6 +9,7 @@ import type { LabPool } from '../pool.js'
 import { encodeXmlValue } from '../wire/xmlrpc.js'
 import type { DecodedValue, WireValue } from '../wire/values.js'
 import { coerce, type Arg, type MethodRegistry } from './registry.js'
+import { asReleaseSends, hasMessage } from './versions.js'
 
 /** What goes back for one call: a value, a XAPI failure, or a dropped connection (fault injection). */
 export type DispatchOutcome =
@@ -71,7 +72,9 @@ export async function dispatch(
   const { pool, registry, hostRef } = target
   const isAsync = wireMethod.startsWith('Async.')
   const name = isAsync ? wireMethod.slice('Async.'.length) : wireMethod
-  const def = registry.lookup(name)
+  // a message the emulated release (e.g. XenServer 6.5) did not have is unknown there
+  const found = registry.lookup(name)
+  const def = found !== undefined && hasMessage(pool, found.name) ? found : undefined
   const isMaster = hostRef === pool.masterRef
 
   if (def === undefined) {
@@ -124,7 +127,11 @@ export async function dispatch(
   if (!isAsync) {
     if (injected !== undefined) return failure(injected.code, ...injected.params)
     try {
-      const value = await def.handler({ pool, hostRef, sessionRef, method: def.name, task: undefined }, args)
+      const value = asReleaseSends(
+        pool,
+        def.name,
+        await def.handler({ pool, hostRef, sessionRef, method: def.name, task: undefined }, args),
+      )
       return def.name === 'system.listMethods' ? { kind: 'success', value, bare: true } : { kind: 'success', value }
     } catch (error) {
       return fromError(error)
