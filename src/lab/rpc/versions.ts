@@ -21,8 +21,12 @@
  */
 import type { Database } from '../db/database.js'
 import { LabSetupError } from '../lab-error.js'
-import type { LabPool } from '../pool.js'
 import type { WireValue } from '../wire/values.js'
+
+/** A lab pool as far as its release matters (not pool.ts itself: spec.ts, which pool.ts imports, imports this). */
+interface LabPool {
+  readonly db: Database
+}
 
 /** One emulated release. */
 interface Release {
