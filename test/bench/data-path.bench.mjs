@@ -15,6 +15,10 @@
  * the same bytes, and the lab's CPU seconds during each run — if the relay is no faster than the
  * lab alone, the lab is what bounds both.
  *
+ * The read path over NBD (`VDI.get_nbd_info`, xen-cr's NbdClient, XEN_CR_BENCH_NBD_CONNECTIONS
+ * connections, default 4, 2 MiB reads; XEN_CR_BENCH_NBD=0 skips it) is timed against the HTTP
+ * export alone for the one disk: the same data, read into a null sink.
+ *
  * `--cpu-prof`: one more xen-cr run and one relay run under `node --cpu-prof`; prints the share of
  * samples in garbage collection (profiles kept in the directory printed).
  *
@@ -30,6 +34,7 @@ import {
   GiB,
   MiB,
   coreCount,
+  envInt,
   envSize,
   fmt,
   jsonOutput,
@@ -44,11 +49,14 @@ import {
 requireBuild()
 const runs = repetitions(3)
 const profile = process.argv.includes('--cpu-prof')
+const nbd = process.env['XEN_CR_BENCH_NBD'] !== '0'
+const nbdConnections = envInt('XEN_CR_BENCH_NBD_CONNECTIONS', 4)
 const one = { size: envSize('XEN_CR_BENCH_DISK', 2 * GiB), filled: envSize('XEN_CR_BENCH_ALLOCATED', 1.5 * GiB) }
 const four = {
   size: envSize('XEN_CR_BENCH_FOUR_DISK', GiB),
   filled: envSize('XEN_CR_BENCH_FOUR_ALLOCATED', 768 * MiB),
 }
+const pct = share => `${(share * 100).toFixed(1)} %`
 const log = jsonOutput ? () => undefined : line => console.log(line)
 
 const dir = await mkdtemp(join(tmpdir(), 'xen-cr-bench-data-'))
@@ -57,6 +65,7 @@ const spec = {
     {
       name: 'src',
       srs: [{ name: 'bench-src', size: '2 TiB' }],
+      networks: [{ name: 'bench-management', purpose: ['nbd'] }],
       vms: [
         { name: 'one', powerState: 'Halted', disks: [{ size: one.size, filled: one.filled, seed: 1 }] },
         {
@@ -93,15 +102,25 @@ try {
     const saved = await runChild({ ...base, mode: 'export', disks: files }, lab)
     const disks = files.map((d, i) => ({ ...d, length: saved.bytes[i] }))
     const total = saved.bytes.reduce((a, b) => a + b, 0)
-    const samples = { relay: [], xencr: [], export: [], import: [] }
+    const samples = { relay: [], xencr: [], export: [], import: [], nbd: [] }
+    const filled = key === 'oneDisk' ? one.filled : four.filled
+    const modes = ['relay', 'xencr', 'export', 'import', ...(nbd && key === 'oneDisk' ? ['nbd'] : [])]
     for (let run = 0; run < runs; run++) {
-      for (const mode of ['relay', 'xencr', 'export', 'import']) {
-        const job = { ...base, mode, disks: mode === 'export' ? disks.map(d => ({ vdiUuid: d.vdiUuid })) : disks }
+      for (const mode of modes) {
+        const job = {
+          ...base,
+          mode,
+          nbdConnections,
+          disks:
+            mode === 'export' || mode === 'nbd' ? disks.map(d => ({ vdiUuid: d.vdiUuid, readBytes: filled })) : disks,
+        }
         const r = await runChild(job, lab)
         const moved = r.bytes.reduce((a, b) => a + b, 0)
-        if (moved !== total) {
+        if (moved !== (mode === 'nbd' ? filled * disks.length : total)) {
           failed = true
-          log(`  ${mode} run ${run + 1}: moved ${moved} bytes, expected ${total}`)
+          log(
+            `  ${mode} run ${run + 1}: moved ${moved} bytes, expected ${mode === 'nbd' ? filled * disks.length : total}`,
+          )
         }
         samples[mode].push(r)
       }
@@ -142,6 +161,23 @@ try {
         `lab import alone ${fmt(row.wallS.importAlone)} s (lab CPU ${fmt(row.labCpuS.importAlone)} s); ` +
         `lab CPU during relay ${fmt(row.labCpuS.relay)} s, during xen-cr ${fmt(row.labCpuS.xencr)} s`,
     )
+    if (samples.nbd.length > 0) {
+      const nbdRatio = pairs(r => r.wallMs, 'nbd', 'export')
+      row.nbd = {
+        connections: nbdConnections,
+        wallS: wall('nbd'),
+        clientCpuS: cpu('nbd'),
+        labCpuS: labCpu('nbd'),
+        wallRatioToHttpExport: nbdRatio,
+        throughputMiBs: { nbd: filled / MiB / wall('nbd').median, httpExport: total / MiB / wall('export').median },
+      }
+      log(
+        `  read path: NBD (${nbdConnections} connections, ${size(filled)} of data) ${fmt(row.nbd.wallS)} s, ` +
+          `client CPU ${fmt(row.nbd.clientCpuS)} s, lab CPU ${fmt(row.nbd.labCpuS)} s; ` +
+          `÷ HTTP export alone per pair ${fmt(nbdRatio, 3)} ` +
+          `(${row.nbd.throughputMiBs.nbd.toFixed(0)} vs ${row.nbd.throughputMiBs.httpExport.toFixed(0)} MiB/s)`,
+      )
+    }
 
     if (profile && key === 'oneDisk') {
       const profDir = join(tmpdir(), `xen-cr-bench-prof-${Date.now()}`)
@@ -154,8 +190,8 @@ try {
       }
       row.gcShare = shares
       log(
-        `  --cpu-prof: garbage collection ${(shares.xencr.gc * 100).toFixed(1)} % of xen-cr's samples, ` +
-          `${(shares.relay.gc * 100).toFixed(1)} % of the relay's (profiles in ${profDir})`,
+        `  --cpu-prof: garbage collection ${pct(shares.xencr.gc)} of xen-cr's samples (${pct(shares.xencr.gcOfBusy)} of its busy ones), ` +
+          `${pct(shares.relay.gc)} of the relay's (${pct(shares.relay.gcOfBusy)}); profiles in ${profDir}`,
       )
     }
   }

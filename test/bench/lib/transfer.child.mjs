@@ -9,7 +9,10 @@
  * - `relay`: the plain relay, node:http only: the export's body piped into the import's request
  *   with the known length (`disks[i].length`), no parsing, no task;
  * - `export`: the export alone into a null sink (or into `disks[i].file`): what the lab's export costs;
- * - `import`: the import alone from `disks[i].file`: what the lab's import costs.
+ * - `import`: the import alone from `disks[i].file`: what the lab's import costs;
+ * - `nbd`: the read path over NBD instead of the HTTP export (`VDI.get_nbd_info`, xen-cr's
+ *   `NbdClient`): `disks[i].readBytes` from offset 0 in 2 MiB reads over `nbdConnections`
+ *   connections per disk (one read in flight on each), into a null sink.
  * Logging in and making the target disks uses xen-cr's client and happens before the clock
  * starts; the target disks are destroyed after it stopped.
  */
@@ -84,6 +87,33 @@ async function transferFor(mode) {
   if (mode === 'relay') return relay
   if (mode === 'export') return exportOnly
   if (mode === 'import') return importOnly
+  if (mode === 'nbd') {
+    const { getNbdInfo } = await import(dist('xapi/nbd-info.js'))
+    const { NbdClient } = await import(dist('xapi/nbd-client.js'))
+    return async d => {
+      const [info] = await getNbdInfo(source, d.vdi)
+      if (info === undefined) throw new Error(`VDI ${d.vdiUuid} offers no NBD`)
+      const BLOCK = 2 * 1024 * 1024
+      let next = 0
+      let bytes = 0
+      const reader = async () => {
+        const nbd = await NbdClient.connect(info)
+        try {
+          for (;;) {
+            const offset = next
+            if (offset >= d.readBytes) return
+            next += BLOCK
+            const data = await nbd.read(offset, Math.min(BLOCK, d.readBytes - offset))
+            bytes += data.length
+          }
+        } finally {
+          await nbd.close()
+        }
+      }
+      await Promise.all(Array.from({ length: job.nbdConnections ?? 4 }, reader))
+      return bytes
+    }
+  }
   throw new Error(`unknown mode ${mode}`)
 }
 

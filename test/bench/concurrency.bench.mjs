@@ -1,0 +1,138 @@
+/**
+ * Benchmark (run by `npm run bench`, not `npm test`): a pass of many small VMs at concurrency
+ * 1, 4 and 8. Efficiency at c is T1 ÷ (c × Tc) (1.0: c VMs at once take 1/c of the time). Each
+ * repetition is a delta pass of every VM with one fresh 2 MiB block per VM, after one full pass
+ * that is not measured; concurrencies alternate (1 4 8 1 4 8 …) so load on a shared machine
+ * hits them alike. Printed per concurrency: wall time, the client's and the lab's CPU seconds
+ * (the lab runs in a child process) and XAPI calls per VM (from `/lab/stats`).
+ *
+ * XEN_CR_BENCH_VMS (default 50) sets the number of VMs.
+ * Usage, after `npm run build`: `node test/bench/concurrency.bench.mjs [--runs N] [--json]`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  ageLeases,
+  coreCount,
+  dist,
+  envList,
+  fmt,
+  jsonOutput,
+  makeJob,
+  ownCpuSeconds,
+  repetitions,
+  requireBuild,
+  startLabProcess,
+  stats,
+} from './control/common.mjs'
+
+requireBuild()
+const { XapiClient } = await import(dist('xapi/client.js'))
+const { runPass } = await import(dist('replication/pass.js'))
+
+const runs = repetitions(3)
+const [vmCount] = envList('XEN_CR_BENCH_VMS', [50])
+const levels = [1, 4, 8]
+const names = Array.from({ length: vmCount }, (_, i) => `small-${String(i).padStart(2, '0')}`)
+const spec = {
+  pools: [
+    {
+      name: 'src',
+      srs: [{ name: 'Local storage' }],
+      networks: [{ name: 'net0' }],
+      vms: names.map((name, i) => ({
+        name,
+        powerState: 'Running',
+        disks: [{ name: `${name} disk`, size: '4 MiB', filled: '2 MiB', seed: i + 1 }],
+        networks: ['net0'],
+      })),
+    },
+    { name: 'tgt', srs: [{ name: 'Replicas', size: '64 GiB' }], networks: [{ name: 'net0' }] },
+  ],
+}
+
+const connect = pool => XapiClient.connect({ url: pool.url, user: pool.user, password: pool.password })
+
+const dir = mkdtempSync(join(tmpdir(), 'xen-cr-bench-concurrency-'))
+const lab = await startLabProcess(
+  dir,
+  spec,
+  names.map(name => ['src', name]),
+)
+const samples = new Map(levels.map(c => [c, []]))
+try {
+  const [source, target] = await Promise.all([connect(lab.pool('src')), connect(lab.pool('tgt'))])
+  try {
+    let sr
+    for (const record of (await target.getAllRecords('SR')).values())
+      if (record.name_label === 'Replicas') sr = record.uuid
+    const uuids = names.map(name => lab.vms[`src/${name}`].uuid)
+    const check = (result, mode) => {
+      const failed = result.results.filter(r => r.status !== 'success')
+      if (failed.length > 0 || result.results.length !== vmCount)
+        throw new Error(`pass failed: ${JSON.stringify(failed.slice(0, 2))}`)
+      if (result.plans.some(p => p.mode !== mode)) throw new Error(`a VM's pass was not ${mode}`)
+    }
+    if (!jsonOutput) console.error(`concurrency: full pass of ${vmCount} VMs (not measured)…`)
+    check(await runPass({ job: makeJob(uuids, sr, 8), source, target }), 'full')
+    let seed = 1000
+    for (let i = 0; i < runs; i++) {
+      for (const c of levels) {
+        for (const uuid of uuids) await lab.touch('src', uuid, seed++)
+        await ageLeases(source, uuids, makeJob(uuids, sr).id)
+        await lab.resetStats()
+        const labCpu0 = lab.cpuSeconds()
+        const cpu0 = ownCpuSeconds()
+        const t0 = performance.now()
+        const result = await runPass({ job: makeJob(uuids, sr, c), source, target })
+        const wallS = (performance.now() - t0) / 1000
+        const clientCpuS = ownCpuSeconds() - cpu0
+        const labCpuS = lab.cpuSeconds() - labCpu0
+        check(result, 'delta')
+        const [s, t] = await Promise.all([lab.stats('src'), lab.stats('tgt')])
+        samples.get(c).push({ wallS, clientCpuS, labCpuS, callsPerVm: (s.xapi.calls + t.xapi.calls) / vmCount })
+        if (!jsonOutput) console.error(`  c${c}: ${wallS.toFixed(2)} s`)
+      }
+    }
+  } finally {
+    await source.close()
+    await target.close()
+  }
+} finally {
+  await lab.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
+
+const t1 = stats(samples.get(1).map(s => s.wallS)).median
+const rows = levels.map(c => {
+  const wall = stats(samples.get(c).map(s => s.wallS))
+  // Per repetition against the median T1, so min/max show the spread of Tc.
+  const efficiency = stats(samples.get(c).map(s => t1 / (c * s.wallS)))
+  return {
+    concurrency: c,
+    wallS: wall,
+    efficiency,
+    clientCpuS: stats(samples.get(c).map(s => s.clientCpuS)),
+    labCpuS: stats(samples.get(c).map(s => s.labCpuS)),
+    callsPerVm: stats(samples.get(c).map(s => s.callsPerVm)),
+  }
+})
+
+if (jsonOutput) {
+  console.log(
+    JSON.stringify({ bench: 'concurrency', cores: coreCount, node: process.version, runs, vms: vmCount, rows }),
+  )
+} else {
+  console.log(
+    `${vmCount} small VMs, delta pass (one 2 MiB block each); ${runs} runs, ${coreCount} cores, node ${process.version}`,
+  )
+  console.log(
+    `${'c'.padStart(2)}  ${'wall s'.padEnd(30)}${'T1 ÷ (c × Tc)'.padEnd(30)}client CPU s  lab CPU s  calls/VM`,
+  )
+  for (const r of rows)
+    console.log(
+      `${String(r.concurrency).padStart(2)}  ${fmt(r.wallS).padEnd(30)}${fmt(r.efficiency).padEnd(30)}` +
+        `${r.clientCpuS.median.toFixed(2).padStart(12)}${r.labCpuS.median.toFixed(2).padStart(11)}${r.callsPerVm.median.toFixed(1).padStart(10)}`,
+    )
+}
