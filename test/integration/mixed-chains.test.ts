@@ -156,6 +156,23 @@ describe('xen-cr continues any tool’s chain with a delta, and no copy is stran
     300_000,
   )
 
+  it.each(['A', 'B', 'C'] as const)(
+    'XO era %s continues xen-cr’s replica with a delta, and xen-cr XO’s',
+    async era => {
+      const job = makeJob(f, {}, RETENTION)
+      expect((await xenCr(job)).mode).toBe('full')
+      await guestWrites()
+      expect((await xenCr(job)).mode).toBe('delta')
+      await guestWrites()
+      expect(await xoRun(f, xoJob(job), era, tick())).toBe('delta')
+      await expectClean(job, [RETENTION, RETENTION + 1])
+      await guestWrites()
+      expect((await xenCr(job)).mode).toBe('delta')
+      await expectClean(job, RETENTION)
+    },
+    300_000,
+  )
+
   it('gives the in-place VM of XO 6.3+ the job’s keys, so that XO’s own retention still counts it after its last snapshot', async () => {
     const job = makeJob(f, {}, 3)
     const x = { ...xoJob(job), retention: 3 }
