@@ -88,8 +88,8 @@ export const ERROR_CODES = {
   POOL_TLS_FINGERPRINT: connection('a host presented a certificate whose fingerprint is not pinned for its pool; nothing was sent'),
   POOL_UNREACHABLE: connection('a pool cannot be reached, is not a XAPI pool coordinator, or lost the session'),
 
-  FILE_LOCKED: lease('another process holds the lock on the job store or a lease file'),
-  JOB_RUNNING: lease('another run of the job holds its lease; nothing was done'),
+  FILE_LOCKED: lease('another process holds the lock on the job store'),
+  JOB_RUNNING: lease("another run holds the job's lease on one of its VMs; nothing was done"),
 
   JOB_EXISTS: validation('another job already has that id or name'),
   JOB_CHANGED: validation('`job edit`: the job was changed by another process during the check; nothing saved'),
