@@ -24,6 +24,8 @@ export interface ClassSpec {
   readonly byName: ReadonlyMap<string, FieldSpec>
   /** whether `get_all_records`/`get_all` are exposed (not for session) */
   readonly listable: boolean
+  /** false for a class XAPI keeps outside its database (message): no generated messages at all */
+  readonly generated: boolean
   readonly defaults: Readonly<Record<string, StoredValue>>
 }
 
@@ -33,7 +35,14 @@ export type StoredValue =
 
 export type LabRecord = Record<string, StoredValue>
 
-const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: Record<string, StoredValue> }> = {
+interface ClassSource {
+  fields: string
+  listable?: boolean
+  generated?: boolean
+  defaults?: Record<string, StoredValue>
+}
+
+const SOURCES: Record<string, ClassSource> = {
   pool: {
     fields: `uuid:s +name_label:s +name_description:s master:r:host +default_SR:r:SR +suspend_image_SR:r:SR +crash_dump_SR:r:SR
       +other_config:m ha_enabled:b ha_configuration:m ha_statefiles:ss ha_host_failures_to_tolerate:i ha_plan_exists_for:i
@@ -160,6 +169,11 @@ const SOURCES: Record<string, { fields: string; listable?: boolean; defaults?: R
     fields: 'uuid:s protocol:s location:s VM:r:VM +other_config:m',
     defaults: { protocol: 'rfb' },
   },
+  // XAPI's messages (alerts) live outside its database: only message.* of message-methods.ts reach them.
+  message: {
+    fields: 'uuid:s name:s priority:i cls:s obj_uuid:s timestamp:d body:s',
+    generated: false,
+  },
   VM_guest_metrics: {
     fields: `uuid:s os_version:m netbios_name:m PV_drivers_version:m PV_drivers_up_to_date:b memory:m disks:m networks:m
       other:m last_updated:d +other_config:m live:b can_use_hotplug_vbd:s can_use_hotplug_vif:s PV_drivers_detected:b`,
@@ -233,10 +247,7 @@ function parseType(token: string): FieldType {
   }
 }
 
-function buildClass(
-  name: string,
-  source: { fields: string; listable?: boolean; defaults?: Record<string, StoredValue> },
-): ClassSpec {
+function buildClass(name: string, source: ClassSource): ClassSpec {
   const fields: FieldSpec[] = source.fields
     .split(/\s+/)
     .filter(token => token !== '')
@@ -251,6 +262,7 @@ function buildClass(
     fields,
     byName: new Map(fields.map(field => [field.name, field])),
     listable: source.listable ?? true,
+    generated: source.generated ?? true,
     defaults: source.defaults ?? {},
   }
 }

@@ -2,6 +2,7 @@
 import { addCoreMethods } from './core-methods.js'
 import { addDeviceMethods } from './device-methods.js'
 import { addGenericMethods } from './generic.js'
+import { addMessageMethods } from './message-methods.js'
 import { addNbdMethods } from './nbd-methods.js'
 import { addObjectSettings } from './object-settings.js'
 import { MethodRegistry } from './registry.js'
@@ -26,6 +27,7 @@ export function buildApi(): MethodRegistry {
   addDeviceMethods(registry)
   addNbdMethods(registry)
   addObjectSettings(registry)
+  addMessageMethods(registry)
   // Last: whatever the datamodel has and the lab does not carry out answers NOT_IMPLEMENTED.
   addUnimplementedMethods(registry)
   return registry

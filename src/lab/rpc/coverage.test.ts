@@ -87,7 +87,9 @@ async function rawCall(method: string, args: readonly unknown[]): Promise<unknow
     headers: { 'content-type': 'text/xml' },
     body: `<?xml version="1.0"?><methodCall><methodName>${method}</methodName><params>${params}</params></methodCall>`,
   })
-  const parsed = xmlRpcParser.parse(parseXml(await response.text())) as { params: [Rec] }
+  const root = parseXml(await response.text())
+  if (typeof root !== 'object') throw new Error(`${method}: not an XML-RPC answer`)
+  const parsed = xmlRpcParser.parse(root) as { params: [Rec] }
   const result = parsed.params[0]
   if (result['Status'] === 'Success') return result['Value']
   const [code, ...rest] = result['ErrorDescription'] as string[]
@@ -430,5 +432,20 @@ describe('every implemented setter over XML-RPC', () => {
     await call('VDI.destroy', snapshot)
     expect(await call<string[]>('SR.get_VDIs', sr)).not.toContain(parent)
     expect((await call<Record<string, string>>('VDI.get_sm_config', vdi))['vhd-parent']).toBeUndefined()
+  })
+
+  it('keeps messages as xapi_message.ml: none at first, then created for an object, read by object and time, destroyed', async () => {
+    const t = await targets()
+    expect(await call('message.get_all_records')).toEqual({})
+    const vmUuid = await call<string>('VM.get_uuid', t['VM'])
+    const before = '20000101T00:00:00Z'
+    const ref = await call<string>('message.create', 'COVERAGE', 3, 'VM', vmUuid, 'body')
+    expect(await call<Rec>('message.get_record', ref)).toMatchObject({ name: 'COVERAGE', cls: 'VM', obj_uuid: vmUuid })
+    expect(Object.keys(await call<Rec>('message.get', 'VM', vmUuid, before))).toEqual([ref])
+    expect(Object.keys(await call<Rec>('message.get_since', before))).toEqual([ref])
+    const unknown = await caught(call('message.create', 'X', 1, 'VM', 'no-such-uuid', ''))
+    expect(unknown.code).toBe('UUID_INVALID')
+    await call('message.destroy', ref)
+    expect(await call('message.get_all')).toEqual([])
   })
 })

@@ -56,6 +56,7 @@ function toStored(field: FieldSpec, value: Arg): StoredValue {
 }
 
 function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
+  if (!spec.generated) return
   const cls = spec.name
   if (spec.listable) {
     registry.add({

@@ -72,7 +72,8 @@ function setMemory(pool: LabPool, vm: string, patch: Readonly<Record<string, num
 
 function nonNegative(field: string): Setter {
   return (pool, vm, value) => {
-    if ((value as number) < 0) throw xapiFault('INVALID_VALUE', `${field} must be non-negative`, String(value))
+    const n = value as number
+    if (n < 0) throw xapiFault('INVALID_VALUE', `${field} must be non-negative`, String(n))
     pool.db.update('VM', vm, { [field]: value })
   }
 }
@@ -94,8 +95,9 @@ const SETTERS: ReadonlyArray<readonly [name: string, type: 'int' | 'float' | 'bo
     'int',
     asOperation('changing_VCPUs', ['Halted'], (pool, vm, value) => {
       const startup = pool.db.get('VM', vm)['VCPUs_at_startup'] as number
-      if ((value as number) < 1 || (value as number) < startup)
-        throw xapiFault('INVALID_VALUE', 'VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max', String(value))
+      const n = value as number
+      if (n < 1 || n < startup)
+        throw xapiFault('INVALID_VALUE', 'VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max', String(n))
       pool.db.update('VM', vm, { VCPUs_max: value })
     }),
   ],
@@ -104,8 +106,9 @@ const SETTERS: ReadonlyArray<readonly [name: string, type: 'int' | 'float' | 'bo
     'int',
     asOperation('changing_VCPUs', ['Halted'], (pool, vm, value) => {
       const max = pool.db.get('VM', vm)['VCPUs_max'] as number
-      if ((value as number) < 1 || (value as number) > max)
-        throw xapiFault('INVALID_VALUE', 'VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max', String(value))
+      const n = value as number
+      if (n < 1 || n > max)
+        throw xapiFault('INVALID_VALUE', 'VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max', String(n))
       pool.db.update('VM', vm, { VCPUs_at_startup: value })
     }),
   ],
@@ -113,7 +116,8 @@ const SETTERS: ReadonlyArray<readonly [name: string, type: 'int' | 'float' | 'bo
     'set_HVM_shadow_multiplier',
     'float',
     asOperation('changing_shadow_memory', ['Halted'], (pool, vm, value) => {
-      if ((value as number) < 1) throw xapiFault('INVALID_VALUE', 'multiplier', String(value))
+      const n = value as number
+      if (n < 1) throw xapiFault('INVALID_VALUE', 'multiplier', String(n))
       pool.db.update('VM', vm, { HVM_shadow_multiplier: value })
     }),
   ],
