@@ -25,9 +25,10 @@ case $status in
   0) ;;                                                     # every due VM replicated
   1) alert "at least one VM failed; its previous replica is intact" ;;
   2) alert "usage or configuration error; fix the config or job store" ;;
-  # 3 only when nothing ran because every due job was leased elsewhere (a harmless overlap); a job
-  # that ran with a failed VM makes the exit 1 even when another job was leased
-  3) echo "xen-cr: every due job is running elsewhere; nothing done" >&2 ;;
+  # 3 only when nothing ran because every due VM was another run's: leased by another controller
+  # (or an overlapping run), or replicated by one since this run started — a harmless overlap.
+  # Any failed VM makes the exit 1, even when other VMs or jobs were leased elsewhere.
+  3) echo "xen-cr: every due VM was another run's (leased or just replicated elsewhere); nothing to do here" >&2 ;;
   130|143) alert "interrupted by a signal before the pass completed; what it created was removed" ;;
   4) alert "cannot reach or log in to a pool" ;;
   5) alert "validation refused the request; nothing was written" ;;
