@@ -79,7 +79,20 @@ export function registerConfigCommand(program: Command): void {
         const pool = getPool(loaded, name, context.io.env)
         try {
           const client = await context.connect(name)
-          context.output.emit({ kind: 'pool-check', pool: name, url: client.url, ok: true })
+          // what to pin (or check against the pin): the certificate the coordinator presents
+          const { presentedFingerprint } = await import('../xapi/tls.js')
+          const fingerprint = client.url.startsWith('https:')
+            ? await presentedFingerprint(client.url, context.signal)
+            : undefined
+          context.output.emit({
+            kind: 'pool-check',
+            pool: name,
+            url: client.url,
+            ok: true,
+            ...(fingerprint === undefined
+              ? {}
+              : { certificate: { fingerprint, pinned: pool.fingerprints.includes(fingerprint) } }),
+          })
         } catch (error) {
           if (!isXenCrError(error) || context.signal.aborted) throw error
           context.output.emit({

@@ -132,6 +132,7 @@ export class CliRuntime {
     }
     const warn = (code: string, message: string): void => output.warn(code, message)
     let config: Promise<Config> | undefined
+    let warnedUnverified = false
     const loadOnce = (): Promise<Config> =>
       (config ??= loadConfig({
         ...(options.config === undefined ? {} : { file: options.config }),
@@ -162,13 +163,23 @@ export class CliRuntime {
               }
             : undefined
         try {
-          const client = await connectPool(await loadOnce(), poolName, {
+          const config = await loadOnce()
+          const client = await connectPool(config, poolName, {
             env: this.io.env,
             signal,
             warn,
             ...(prompt === undefined ? {} : { prompt }),
           })
           this.cleanups.push(() => client.close())
+          // once per run, however many pools and logins: the run is not verifying certificates
+          if (!warnedUnverified && client.allowUnauthorized && client.url.startsWith('https:')) {
+            warnedUnverified = true
+            const pools = Object.values(config.pools).filter(p => p.allowUnauthorized && p.url.startsWith('https:'))
+            output.warn(
+              'TLS_NOT_VERIFIED',
+              `TLS certificates are not verified for pool${pools.length > 1 ? 's' : ''} ${pools.map(p => p.name).join(', ')} (allowUnauthorized); pin each host's certificate with "fingerprint" instead (xen-cr config check shows it)`,
+            )
+          }
           return client
         } finally {
           endSpinner()

@@ -181,3 +181,31 @@ export function applyTlsPolicy(xapi: Xapi, policy: TlsPolicy): void {
   internals._setUrl.call(xapi, internals._url)
   void previous.close().catch(() => undefined)
 }
+
+/**
+ * The fingerprint of the certificate `url`'s host presents (no verification: it is only read,
+ * nothing is sent), or undefined when it presents none or cannot be reached.
+ */
+export function presentedFingerprint(url: string, signal?: AbortSignal): Promise<string | undefined> {
+  const target = new URL(url)
+  const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname
+  return new Promise(resolve => {
+    const socket = tlsConnect({
+      host,
+      port: target.port === '' ? 443 : Number(target.port),
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1',
+    })
+    const onAbort = (): void => done(undefined)
+    const done = (fingerprint: string | undefined): void => {
+      signal?.removeEventListener('abort', onAbort)
+      socket.destroy()
+      resolve(fingerprint)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    socket.setTimeout(30_000, () => done(undefined))
+    socket.once('secureConnect', () => done(peerFingerprint(socket)))
+    socket.once('error', () => done(undefined))
+  })
+}

@@ -23,7 +23,9 @@ export const configFormatters: FormattersOf<ConfigCommandEvent> = {
     class: event => (event.ok ? 'result' : 'error'),
     format: (event, style) =>
       event.ok
-        ? [`${style.green('✓')} pool ${event.pool}: logged in to ${event.url}`]
+        ? [
+            `${style.green('✓')} pool ${event.pool}: logged in to ${event.url}${event.certificate === undefined ? '' : `, certificate ${event.certificate.fingerprint}${event.certificate.pinned ? ' (pinned)' : ''}`}`,
+          ]
         : [
             `${style.red('✗')} ${nameOnce('pool', event.pool, event.message ?? 'failed', `pool ${event.pool}`)} [${event.code ?? 'ERROR'}]`,
           ],

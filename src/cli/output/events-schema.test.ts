@@ -222,7 +222,13 @@ const examples: { readonly [K in OutputEventKind]: OutputEventOf<K> } = {
     ],
     defaults: { jobsFile: '/etc/xen-cr/jobs.json', retention: 1, concurrency: 2, fullInterval: 0 },
   },
-  'pool-check': { kind: 'pool-check', pool: 'dr', url: 'https://10.1.0.10', ok: false, code: 'POOL_TLS', message: 'x' },
+  'pool-check': {
+    kind: 'pool-check',
+    pool: 'dr',
+    url: 'https://10.1.0.10',
+    ok: true,
+    certificate: { fingerprint: `sha256:${'AB:'.repeat(31)}AB`, pinned: true },
+  },
   'run-due-done': {
     kind: 'run-due-done',
     jobs: [

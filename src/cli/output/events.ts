@@ -60,6 +60,8 @@ export type ConfigCommandEvent =
       readonly ok: boolean
       readonly code?: string
       readonly message?: string
+      /** https pools that logged in: the coordinator's certificate, `sha256:AB:…`, and whether the config pins it */
+      readonly certificate?: { readonly fingerprint: string; readonly pinned: boolean }
     }
 
 /** How one VM of a `run --due` job fared. */
