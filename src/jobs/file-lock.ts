@@ -1,15 +1,16 @@
 /**
- * The lock of the job store and the run lease of `xen-cr run`. Hand-written rather than
- * proper-lockfile (4.1.2), which lacks what both callers rely on:
+ * The lock of the job store file, held for the milliseconds of a write (runs coordinate through
+ * leases in XAPI, `replication/vm-lease.ts`, never through this machine's disk). Hand-written
+ * rather than proper-lockfile (4.1.2), which lacks what the store relies on:
  * - a holder killed outright (SIGKILL, OOM) is recognised at once by its pid on this host, so
- *   the next cron `run` goes ahead; proper-lockfile judges staleness by the lock's mtime alone
- *   (a holder refreshes it on a timer), so that lock would block every run for its `stale` time
+ *   the next `job` command goes ahead; proper-lockfile judges staleness by the lock's mtime alone
+ *   (a holder refreshes it on a timer), so that lock would block every edit for its `stale` time
  *   (job-store.test.ts: "breaks a lock left by a dead process on this host");
  * - the holder's pid and host are recorded, so FILE_LOCKED names who holds the lock; its lock is
  *   an empty directory that says nothing ("gives up with a LeaseError naming the holder");
  * - waiting honours an AbortSignal and an overall timeout; its retries are a count with
  *   exponential back-off, and while held, its default `onCompromised` throws from a timer —
- *   a multi-hour pass whose event loop stalls past `stale` would crash rather than carry on.
+ *   a process whose event loop stalls past `stale` would crash rather than carry on.
  */
 import { randomUUID } from 'node:crypto'
 import { link, open, readFile, rename, unlink } from 'node:fs/promises'
