@@ -4,11 +4,13 @@
  * target (replicas and era-C target snapshots).
  */
 import {
+  IMPORTING_BLOCKED_MESSAGE,
   KEYS,
   TEMP_SNAPSHOT_NAME,
   datetimeSortKey,
   readReplica,
   readSourceSnapshot,
+  type PassIdentity,
   type ReplicaMeta,
   type SourceSnapshotMeta,
 } from './metadata.js'
@@ -155,4 +157,29 @@ export function inPlaceReplicaKeys(holder: InPlaceReplica): Record<string, strin
     [KEYS.sr]: srUuid,
     [KEYS.datetime]: datetime!,
   }
+}
+
+/**
+ * Copies an interrupted XO run of the job left on the SR without `xo:backup:sr`: XO before 5.96
+ * (era A) created the replica VM with the source snapshot's keys (job, schedule, VM, a real
+ * datetime) and its start blocked "Importing…", and wrote `xo:backup:sr` only once the copy was
+ * complete. XO means to delete these ("previous interrupted copies": this schedule's or job's VMs
+ * of this source VM without `xo:backup:sr`) but its call never runs, and without the SR key no
+ * pass counts them: a full copy, stranded. Its keys name the job and the VM, and the SR is where
+ * every one of its disks is.
+ */
+export function interruptedCopiesOnSr(
+  target: PoolRecords,
+  keyed: readonly TargetVm[],
+  identity: PassIdentity,
+  srRef: string,
+): TargetVm[] {
+  return keyed.filter(t => {
+    const { meta, vm } = t
+    if (vm.is_a_snapshot || meta.srUuid !== undefined || meta.complete) return false
+    if (meta.jobId !== identity.jobId && meta.scheduleId !== identity.scheduleId) return false
+    if (meta.vmUuid !== identity.vmUuid || vm.blocked_operations['start'] !== IMPORTING_BLOCKED_MESSAGE) return false
+    const disks = disksOf(vm, target)
+    return disks.length > 0 && disks.every(d => d.vdi.SR === srRef)
+  })
 }

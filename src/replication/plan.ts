@@ -17,6 +17,7 @@ import {
   exportedNewestFirst,
   inPlaceReplicaKeys,
   inPlaceReplicas,
+  interruptedCopiesOnSr,
   jobSnapshotsOf,
   keyedTargetVms,
   keyedTemplates,
@@ -135,8 +136,13 @@ export function planVm(input: PlanInput): VmPlan {
     warnings.push(...planned.warnings)
     const base = planned.base
     if (base !== undefined && (usedBase === undefined || newer(base.snapshot, usedBase))) usedBase = base.snapshot
-    // An adopted seed is one of the job's replicas from now on: retention counts it.
-    const counted = base?.adopt === true ? [...mine, base.replica] : mine
+    // An adopted seed is one of the job's replicas from now on, and what an interrupted XO run
+    // left on the SR without its SR key is the job's debris: retention counts both.
+    const counted = [
+      ...mine,
+      ...(base?.adopt === true ? [base.replica] : []),
+      ...interruptedCopiesOnSr(target, targetVms, identity, sr.ref),
+    ]
     const deleteReplicas = replicasToDelete(counted, identity, srUuid, schedule.retention, inPlace)
     const claim = inPlace.flatMap((h): ClaimedReplica[] => {
       const keys = inPlaceReplicaKeys(h)
