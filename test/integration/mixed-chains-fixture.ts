@@ -350,6 +350,40 @@ export async function xoRun(f: Fixture, job: XoJob, era: XoEra, at: Date): Promi
   return isFull ? 'full' : 'delta'
 }
 
+/**
+ * An era-A run of XO that died during its transfer: the source snapshot keyed on the VM only, never
+ * exported; on the SR the replica VM with the snapshot's keys and `xo:copy_of` (a real datetime,
+ * no `xo:backup:sr`: era A wrote it at the end), its start blocked "Importing…", and one new disk
+ * half written.
+ */
+export async function xoInterruptedEraA(f: Fixture, job: XoJob, at: Date): Promise<Ref<'VM'>> {
+  const { source, target } = f
+  const snap = await snapshotVm(source, f.vmRef, 'xo-backup-temp-snapshot-name')
+  await setVmIsATemplate(source, snap, false)
+  await setVmOtherConfig(source, snap, {
+    [KEYS.datetime]: xoDate(at),
+    [KEYS.job]: job.jobId,
+    [KEYS.schedule]: job.scheduleId,
+    [KEYS.vm]: f.vmUuid,
+  })
+  const snapRecord = await source.getRecord('VM', snap)
+  const replica = await createVm(target, {
+    ...VM_CREATE_RECORD,
+    name_label: `[Importing…] ${snapRecord.name_label}`,
+    other_config: { ...snapRecord.other_config, [KEYS.copyOf]: snapRecord.uuid },
+  })
+  for (const op of ['start', 'start_on']) await blockOperation(target, replica, op, 'Importing…')
+  const [first] = await disks(source, snap)
+  const vdi = await createVdi(target, {
+    SR: await target.getByUuid('SR', job.srUuid),
+    virtual_size: first!.vdi.virtual_size,
+    name_label: first!.vdi.name_label,
+    other_config: { [KEYS.copyOf]: first!.vdi.uuid },
+  })
+  await createVbd(target, { VM: replica, VDI: vdi, userdevice: first!.userdevice, bootable: true })
+  return replica
+}
+
 /** XO's sort key: the datetime key, else the name's trailing `(…)`. */
 const xoDatetime = (v: VmRecord): string => v.other_config[KEYS.datetime] ?? v.name_label.slice(-17, -1)
 

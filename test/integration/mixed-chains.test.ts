@@ -16,6 +16,7 @@ import {
   auditSr,
   newestCopyMatchesSource,
   xoCrSeedCopy,
+  xoInterruptedEraA,
   xoRun,
   type XoEra,
   type XoJob,
@@ -172,6 +173,18 @@ describe('xen-cr continues any tool’s chain with a delta, and no copy is stran
     },
     300_000,
   )
+
+  it('deletes the copy an interrupted XO era-A run left without xo:backup:sr (XO never does)', async () => {
+    const job = makeJob(f, {}, RETENTION)
+    expect((await xenCr(job)).mode).toBe('full')
+    const debris = await xoInterruptedEraA(f, xoJob(job), tick())
+    const before = await auditSr(f.target, job.srs[0]!, job.id)
+    expect(before.strandedVms).toHaveLength(1)
+    await guestWrites()
+    expect((await xenCr(job)).mode).toBe('delta')
+    await expect(f.target.getRecord('VM', debris)).rejects.toThrow(/HANDLE_INVALID/)
+    await expectClean(job, 2)
+  }, 300_000)
 
   it('gives the in-place VM of XO 6.3+ the job’s keys, so that XO’s own retention still counts it after its last snapshot', async () => {
     const job = makeJob(f, {}, 3)
