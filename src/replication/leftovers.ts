@@ -39,6 +39,8 @@ export interface LeftoverVdiRecord {
   readonly uuid: string
   readonly name_label: string
   readonly is_a_snapshot: boolean
+  /** false for a base copy: the storage's frozen parent of a chain, never removed here */
+  readonly managed: boolean
   readonly VBDs: readonly string[]
   readonly other_config: Strings
 }
@@ -128,7 +130,7 @@ function vmVerdict(
 }
 
 function vdiVerdict(vdi: LeftoverVdiRecord, search: LeftoverSearch): Verdict {
-  if (!isJobs(vdi.other_config, search.jobId) || vdi.VBDs.length > 0) return undefined
+  if (!vdi.managed || !isJobs(vdi.other_config, search.jobId) || vdi.VBDs.length > 0) return undefined
   return {
     kind: 'disk',
     vmUuid: vdi.other_config[KEYS.vm],

@@ -12,6 +12,7 @@ import { replaceVdiOtherConfig } from '../xapi/vdi.js'
 import { replaceVmOtherConfig, setVmIsATemplate, setVmNameLabel, snapshotVm } from '../xapi/vm.js'
 import { destroyVmAndDisks } from './destroy.js'
 import {
+  LEASE_KEY_PREFIX,
   TEMP_SNAPSHOT_NAME,
   formatXapiDateTime,
   snapshotName,
@@ -70,7 +71,9 @@ export async function takeJobSnapshot(
     await replaceVdiOtherConfig(source, disk.vdiRef, otherConfig, opts)
     disks.push({ ...disk, vdi: { ...disk.vdi, other_config: otherConfig } })
   }
-  const otherConfig = { ...before.vm.other_config, ...sourceSnapshotKeys(o.id, datetime) }
+  // the snapshot copied the live VM's lease entries (every job's): stale on a snapshot, dropped
+  const inherited = Object.entries(before.vm.other_config).filter(([k]) => !k.startsWith(LEASE_KEY_PREFIX))
+  const otherConfig = { ...Object.fromEntries(inherited), ...sourceSnapshotKeys(o.id, datetime) }
   await replaceVmOtherConfig(source, ref, otherConfig, opts)
   const name = snapshotName(o.jobName, o.vmName)
   await setVmNameLabel(source, ref, name, opts)
