@@ -86,6 +86,7 @@ describe('classifyTransferFailure', () => {
     expect(classifyTransferFailure(new ConnectionError('POOL_UNREACHABLE', 'x'))).toBe('unknown')
     expect(classifyTransferFailure(new ConnectionError('POOL_TLS', 'x'))).toBe('logical')
     expect(classifyTransferFailure(new XapiError('SR_FULL', [], 'import'))).toBe('logical')
+    expect(classifyTransferFailure(new XapiError('VDI_IO_ERROR', ['short body'], 'import'))).toBe('unknown')
     expect(classifyTransferFailure(new XapiError('TOO_MANY_PENDING_TASKS', [], 'import'))).toBe('not-applied')
     expect(classifyTransferFailure(new AbortedError())).toBe('logical')
   })

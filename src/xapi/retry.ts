@@ -112,9 +112,17 @@ export function classifyCallFailure(error: unknown): FailureKind {
 export function classifyTransferFailure(error: unknown): FailureKind {
   if (!(error instanceof XenCrError) || error instanceof AbortedError) return 'logical'
   if (error instanceof XapiError)
-    // VDI_IN_USE: the host has not yet let go of the disk after the cut import (dom0 detaches it
-    // a moment later); the import was refused, nothing written.
-    return NOT_APPLIED_XAPI_CODES.has(error.xapiCode) || error.xapiCode === 'VDI_IN_USE' ? 'not-applied' : 'logical'
+    return (
+      // VDI_IN_USE: the host has not yet let go of the disk after the cut import (dom0 detaches it
+      // a moment later); the import was refused, nothing written. VDI_IO_ERROR: what an import
+      // task reports when its body ended short (a stream cut on either side); a disk that really
+      // fails to write fails every attempt and the budget ends it.
+      NOT_APPLIED_XAPI_CODES.has(error.xapiCode) || error.xapiCode === 'VDI_IN_USE'
+        ? 'not-applied'
+        : error.xapiCode === 'VDI_IO_ERROR'
+          ? 'unknown'
+          : 'logical'
+    )
   if (error instanceof ConnectionError) return error.code === 'POOL_UNREACHABLE' ? 'unknown' : 'logical'
   switch (error.code) {
     case 'CALL_TIMEOUT':
