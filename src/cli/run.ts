@@ -100,6 +100,7 @@ async function passWith(
     ...(options.dryRun === true ? { dryRun: true } : {}),
     ...(options.full === true ? { forceFull: true } : {}),
     signal: context.signal,
+    vmTimeoutMs: (await context.loadConfig()).timeouts.vmMs,
     ...(context.io.now === undefined ? {} : { now: context.io.now }),
     // a VM another controller replicated after this process started is that run's work, done
     since: context.io.now?.() ?? new Date(performance.timeOrigin),

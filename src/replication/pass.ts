@@ -53,6 +53,8 @@ export interface PassOptions {
    * this moment, is skipped: that run did this one's work (default: the start of this pass)
    */
   readonly since?: Date
+  /** one VM's pass may take this long, ms (its work is then undone, the other VMs go on); 0 or absent: no limit */
+  readonly vmTimeoutMs?: number
   /** runs after the last VM, while the pass still holds the VMs' leases (e.g. a health check of the new replicas) */
   readonly whileLeased?: (results: readonly VmResult[]) => Promise<void>
 }
@@ -214,6 +216,7 @@ class LeasedPass {
       source,
       target,
       ...(limiter === undefined ? {} : { limiter }),
+      ...(o.vmTimeoutMs === undefined ? {} : { vmTimeoutMs: o.vmTimeoutMs }),
       emit,
       now: o.now ?? (() => new Date()),
     }
