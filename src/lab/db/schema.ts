@@ -184,7 +184,7 @@ const SOURCES: Record<string, ClassSource> = {
       crash_dumps:ss virtual_size:i physical_utilisation:i type:s sharable:b read_only:b +other_config:m storage_lock:b
       location:s managed:b missing:b parent:r:VDI +xenstore_data:m +sm_config:m is_a_snapshot:b snapshot_of:r:VDI
       snapshots:rel:VDI.snapshot_of snapshot_time:d +tags:ss allow_caching:b on_boot:s metadata_of_pool:r:pool
-      metadata_latest:b is_tools_iso:b cbt_enabled:b`,
+      metadata_latest:b is_tools_iso:b cbt_enabled:b activated_on:r:host`,
     defaults: { type: 'user', managed: true, on_boot: 'persist' },
   },
   VBD: {

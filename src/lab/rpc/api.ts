@@ -4,11 +4,13 @@ import { addDeviceMethods } from './device-methods.js'
 import { addGenericMethods } from './generic.js'
 import { addMessageMethods } from './message-methods.js'
 import { addNbdMethods } from './nbd-methods.js'
+import { addNetworkMethods } from './network-methods.js'
 import { addObjectSettings } from './object-settings.js'
 import { MethodRegistry } from './registry.js'
 import { addUnimplementedMethods } from './unimplemented.js'
 import { addVdiMethods } from './vdi-methods.js'
 import { addVmMethods } from './vm-methods.js'
+import { addVmOperations } from './vm-operations.js'
 import { addVmSettings } from './vm-settings.js'
 
 export function buildApi(): MethodRegistry {
@@ -24,10 +26,12 @@ export function buildApi(): MethodRegistry {
   addVdiMethods(registry)
   addVmMethods(registry)
   addVmSettings(registry)
+  addVmOperations(registry)
   addDeviceMethods(registry)
   addNbdMethods(registry)
   addObjectSettings(registry)
   addMessageMethods(registry)
+  addNetworkMethods(registry)
   // Last: whatever the datamodel has and the lab does not carry out answers NOT_IMPLEMENTED.
   addUnimplementedMethods(registry)
   return registry

@@ -59,6 +59,28 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
       return ''
     },
   })
+  // xapi_session: the subject identifiers of the externally authenticated sessions (not the
+  // local superuser's), and logging all of one subject's sessions out but the caller's
+  registry.add({
+    name: 'session.get_all_subject_identifiers',
+    params: [],
+    handler: ({ pool }) => [
+      ...new Set(
+        [...pool.db.all('session')]
+          .filter(([, session]) => session['is_local_superuser'] !== true && session['auth_user_sid'] !== '')
+          .map(([, session]) => session['auth_user_sid'] as string),
+      ),
+    ],
+  })
+  registry.add({
+    name: 'session.logout_subject_identifier',
+    params: ['string'],
+    handler: ({ pool, sessionRef }, [sid]) => {
+      for (const [ref, session] of [...pool.db.all('session')])
+        if (ref !== sessionRef && session['auth_user_sid'] === sid) pool.logout(ref)
+      return ''
+    },
+  })
   for (const name of ['host.get_servertime']) {
     registry.add({
       name,

@@ -127,7 +127,8 @@ beforeAll(async () => {
         {
           name: 'p',
           users: [{ user: 'root', password: 'pw' }],
-          srs: [{ name: 'sr' }, { name: 'other sr' }],
+          hosts: ['a', 'b'],
+          srs: [{ name: 'sr', type: 'nfs', shared: true }, { name: 'other sr' }],
           networks: [{ name: 'net' }],
           vms: [
             { name: 'on', powerState: 'Running', disks: [{ size: '4 MiB' }], guest: { tools: 0 } },
@@ -255,6 +256,7 @@ function valueFor(cls: string, message: DatamodelMessage, field: string, t: Reco
     'VM.set_blocked_operations': { pause: 'coverage' },
     'VM.add_to_blocked_operations': 'unpause',
     'VM.remove_from_blocked_operations': 'unpause',
+    'PIF.set_primary_address_type': 'IPv6',
     'network.add_purpose': 'nbd',
     'network.remove_purpose': 'nbd',
   }
@@ -299,6 +301,8 @@ const RESTORE = new Set([
   'VDI.set_is_a_snapshot',
   'VDI.set_snapshot_of',
   'VBD.set_mode',
+  'SR.set_shared',
+  'PIF.set_disallow_unplug',
   'host.set_address',
   'host.set_hostname',
 ])
@@ -447,5 +451,39 @@ describe('every implemented setter over XML-RPC', () => {
     expect(unknown.code).toBe('UUID_INVALID')
     await call('message.destroy', ref)
     expect(await call('message.get_all')).toEqual([])
+  })
+
+  it('carries out the other messages it implements as XAPI does (migrate, agility, plugins, shutdown, IP setup)', async () => {
+    const t = await targets()
+    const on = t['running VM']!
+    const other = (await call<string[]>('host.get_all')).find(h => h !== t['host'])!
+    await call('VM.assert_agile', on)
+    await call('VM.pool_migrate', on, other, {})
+    expect(await call('VM.get_resident_on', on)).toBe(other)
+    const plugin = await caught(call('VM.call_plugin', on, 'no-such-plugin', 'fn', {}))
+    expect([plugin.code, plugin.params]).toEqual(['XENAPI_MISSING_PLUGIN', ['no-such-plugin']])
+    await call('VM.shutdown', on)
+    expect(await call('VM.get_power_state', on)).toBe('Halted')
+
+    const vif = t['VIF']!
+    await call('VIF.configure_ipv4', vif, 'Static', '10.0.0.5/24', '10.0.0.1')
+    expect(await call<Rec>('VIF.get_record', vif)).toMatchObject({
+      ipv4_configuration_mode: 'Static',
+      ipv4_addresses: ['10.0.0.5/24'],
+      ipv4_gateway: '10.0.0.1',
+    })
+    const noPrefix = await caught(call('VIF.configure_ipv4', vif, 'Static', '10.0.0.5', ''))
+    expect(noPrefix.code).toBe('INVALID_IP_ADDRESS_SPECIFIED')
+
+    const pifs = await call<Record<string, Rec>>('PIF.get_all_records')
+    const [management] = Object.entries(pifs).find(([, p]) => p['management'] === true)!
+    const unplug = await caught(call('PIF.unplug', management))
+    expect([unplug.code, unplug.params]).toEqual(['PIF_IS_MANAGEMENT_INTERFACE', [management]])
+    await call('PIF.reconfigure_ip', management, 'Static', '10.9.8.7', '255.0.0.0', '', '')
+    expect(await call('PIF.get_IP', management)).toBe('10.9.8.7')
+
+    expect(await call<string[]>('host.list_methods')).toContain('VM.set_domain_type')
+    // root logs in as the local superuser: no external subjects
+    expect(await call('session.get_all_subject_identifiers')).toEqual([])
   })
 })

@@ -52,6 +52,8 @@ export function addDeviceMethods(registry: MethodRegistry): void {
     ['plug', true],
     ['unplug', false],
     ['unplug_force', false],
+    // deprecated: "functionally equivalent with unplug_force"
+    ['unplug_force_no_safety_check', false],
   ] as const) {
     registry.add({
       name: `VBD.${message}`,

@@ -239,6 +239,34 @@ function addDeviceSettings(registry: MethodRegistry): void {
       },
     })
   }
+  for (const family of [4, 6] as const) {
+    registry.add({
+      name: `VIF.configure_ipv${family}`,
+      params: ['string', 'string', 'string', 'string'],
+      defaulted: 2,
+      async: true,
+      handler: ({ pool }, [vif, mode, address, gateway]) => {
+        pool.db.get('VIF', vif as string)
+        const wanted = enumValue(`vif_ipv${family}_configuration_mode`, ['None', 'Static'], mode as string)
+        const cidr = (address as string | undefined) ?? ''
+        const via = (gateway as string | undefined) ?? ''
+        if (wanted === 'Static') {
+          // xapi_vif_helpers: an address in CIDR form, a gateway of the same family when given
+          const [ip = '', prefix] = cidr.split('/')
+          if (prefix === undefined || !/^\d+$/.test(prefix)) throw xapiFault('INVALID_IP_ADDRESS_SPECIFIED', 'address')
+          checkAddress(family, ip)
+          if (via !== '') checkAddress(family, via)
+        }
+        const isStatic = wanted === 'Static'
+        pool.db.update('VIF', vif as string, {
+          [`ipv${family}_configuration_mode`]: wanted,
+          [`ipv${family}_addresses`]: isStatic ? [cidr] : [],
+          [`ipv${family}_gateway`]: isStatic ? via : '',
+        })
+        return ''
+      },
+    })
+  }
   registry.add({
     name: 'VIF.move',
     params: ['string', 'string'],
@@ -323,6 +351,39 @@ function addHostAndPool(registry: MethodRegistry): void {
     },
   })
   simpleSetter(registry, 'host', 'ssl_legacy', 'bool')
+  // Pool.enable_ssl_legacy / disable_ssl_legacy: Host.set_ssl_legacy on every host
+  for (const [message, value] of [
+    ['enable_ssl_legacy', true],
+    ['disable_ssl_legacy', false],
+  ] as const) {
+    registry.add({
+      name: `pool.${message}`,
+      params: ['string'],
+      async: true,
+      handler: ({ pool }, [self]) => {
+        pool.db.get('pool', self as string)
+        for (const [host] of [...pool.db.all('host')]) pool.db.update('host', host, { ssl_legacy: value })
+        return ''
+      },
+    })
+  }
+  registry.add({
+    name: 'host.list_methods',
+    params: [],
+    handler: () =>
+      registry
+        .names()
+        .filter(name => !name.startsWith('system.'))
+        .sort(),
+  })
+  // a lab host is never in emergency mode (it would answer nothing but the emergency calls)
+  registry.add({ name: 'host.is_in_emergency_mode', params: [], handler: () => false })
+  registry.add({
+    name: 'host.compute_memory_overhead',
+    params: ['string'],
+    async: true,
+    handler: ({ pool }, [host]) => pool.db.get('host', host as string)['memory_overhead'] as number,
+  })
   registry.add({
     name: 'host.get_server_localtime',
     params: ['string'],

@@ -10,8 +10,7 @@ import { xapiFault } from '../fault.js'
 import type { StoredValue } from '../db/schema.js'
 import type { LabPool } from '../pool.js'
 import type { MethodRegistry } from './registry.js'
-import { VM_OPERATIONS } from './generic.js'
-import { assertVmOperation, assertVmOperationValid, type PowerState } from './vm-checks.js'
+import { assertVmOperation, type PowerState } from './vm-checks.js'
 
 /** An enum parameter: matched case-insensitively, stored as the datamodel spells it. */
 export function enumValue(enumName: string, values: readonly string[], given: string): string {
@@ -333,170 +332,6 @@ export function addVmSettings(registry: MethodRegistry): void {
   // every operation runs; allowed_operations is recomputed on every read already, so the
   // update is a `mod` event clients see.
   registry.add({
-    name: 'VM.assert_operation_valid',
-    params: ['string', 'string'],
-    async: true,
-    handler: ({ pool }, [vm, op]) => {
-      pool.db.get('VM', vm as string)
-      if (!VM_OPERATIONS.has(op as string))
-        throw xapiFault('INTERNAL_ERROR', `Unknown enum value '${op as string}' for vm_operations`)
-      assertVmOperationValid(pool, vm as string, op as string)
-      return ''
-    },
-  })
-  registry.add({
-    name: 'VM.update_allowed_operations',
-    params: ['string'],
-    async: true,
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      pool.db.touch(vm as string)
-      for (const vbd of pool.db.related('VBD', 'VM', vm as string)) pool.db.touch(vbd)
-      for (const vif of pool.db.related('VIF', 'VM', vm as string)) pool.db.touch(vif)
-      return ''
-    },
-  })
-  registry.add({
-    name: 'VM.get_boot_record',
-    params: ['string'],
-    handler: ({ pool }, [vm]) => pool.db.toWire('VM', vm as string),
-  })
-  // Deprecated dummies that XAPI keeps answering: get_cooperative is `true`, set_memory_target_live does nothing.
-  registry.add({
-    name: 'VM.get_cooperative',
-    params: ['string'],
-    async: true,
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      return true
-    },
-  })
-  registry.add({
-    name: 'VM.set_memory_target_live',
-    params: ['string', 'int'],
-    async: true,
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      return ''
-    },
-  })
-  // XAPI's own xapi_vm.ml answers these with NOT_IMPLEMENTED [name]; set_protection_policy with MESSAGE_REMOVED.
-  for (const [name, params] of [
-    ['send_sysrq', ['string', 'string']],
-    ['send_trigger', ['string', 'string']],
-    ['query_services', ['string']],
-    ['add_to_VCPUs_params_live', ['string', 'string', 'string']],
-  ] as const) {
-    registry.add({
-      name: `VM.${name}`,
-      params,
-      async: true,
-      handler: () => {
-        throw xapiFault('NOT_IMPLEMENTED', name)
-      },
-    })
-  }
-  registry.add({
-    name: 'VM.set_protection_policy',
-    params: ['string', 'string'],
-    handler: () => {
-      throw xapiFault('MESSAGE_REMOVED')
-    },
-  })
-  registry.add({
-    name: 'VM.power_state_reset',
-    params: ['string'],
-    async: true,
-    handler: ({ pool }, [vm]) => {
-      const record = pool.db.get('VM', vm as string)
-      if (record['is_control_domain'] === true) throw xapiFault('CANNOT_RESET_CONTROL_DOMAIN', vm as string)
-      const state = record['power_state'] as string
-      if (state === 'Running' || state === 'Paused') {
-        // the lab's hosts are all alive and its domains really run: XAPI refuses both cases
-        const resident = record['resident_on'] as string
-        if (resident === pool.masterRef || pool.isNull(resident)) throw xapiFault('DOMAIN_EXISTS', vm as string)
-        throw xapiFault('HOST_IS_LIVE', resident)
-      }
-      pool.guests.halted(vm as string)
-      pool.db.update('VM', vm as string, {
-        power_state: 'Halted',
-        resident_on: NULL_REF,
-        domid: -1,
-        suspend_VDI: NULL_REF,
-      })
-      return ''
-    },
-  })
-  registry.add({
-    name: 'VM.get_allowed_VBD_devices',
-    params: ['string'],
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      const used = new Set(
-        pool.db.related('VBD', 'VM', vm as string).map(vbd => pool.db.get('VBD', vbd)['userdevice'] as string),
-      )
-      return Array.from({ length: 16 }, (_, n) => String(n)).filter(n => !used.has(n))
-    },
-  })
-  registry.add({
-    name: 'VM.get_allowed_VIF_devices',
-    params: ['string'],
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      const used = new Set(
-        pool.db.related('VIF', 'VM', vm as string).map(vif => pool.db.get('VIF', vif)['device'] as string),
-      )
-      return Array.from({ length: 7 }, (_, n) => String(n)).filter(n => !used.has(n))
-    },
-  })
-  registry.add({
-    name: 'VM.get_possible_hosts',
-    params: ['string'],
-    async: true,
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      return [...pool.db.all('host')].filter(([, host]) => host['enabled'] === true).map(([ref]) => ref)
-    },
-  })
-  registry.add({
-    name: 'VM.assert_can_boot_here',
-    params: ['string', 'string'],
-    async: true,
-    handler: ({ pool }, [vm, host]) => {
-      pool.db.get('VM', vm as string)
-      pool.db.get('host', host as string)
-      // every disk's SR must be plugged on that host (VM_REQUIRES_SR)
-      for (const vbd of pool.db.related('VBD', 'VM', vm as string)) {
-        const vdi = pool.db.get('VBD', vbd)['VDI'] as string
-        if (pool.isNull(vdi)) continue
-        const sr = pool.db.get('VDI', vdi)['SR'] as string
-        const plugged = pool.db.related('PBD', 'SR', sr).some(pbd => {
-          const record = pool.db.get('PBD', pbd)
-          return record['host'] === host && record['currently_attached'] === true
-        })
-        if (!plugged) throw xapiFault('VM_REQUIRES_SR', vm as string, sr)
-      }
-      return ''
-    },
-  })
-  registry.add({
-    name: 'VM.compute_memory_overhead',
-    params: ['string'],
-    async: true,
-    handler: ({ pool }, [vm]) => pool.db.get('VM', vm as string)['memory_overhead'] as number,
-  })
-  registry.add({
-    name: 'VM.copy_bios_strings',
-    params: ['string', 'string'],
-    async: true,
-    handler: ({ pool }, [vm, host]) => {
-      const strings = pool.db.get('host', host as string)['bios_strings'] as Record<string, string>
-      pool.db.get('VM', vm as string)
-      pool.db.update('VM', vm as string, { bios_strings: strings })
-      return ''
-    },
-  })
-  registry.add({
     name: 'VM.set_appliance',
     params: ['string', 'string'],
     async: true,
@@ -521,16 +356,6 @@ export function addVmSettings(registry: MethodRegistry): void {
       if (!pool.isNull(schedule)) throw xapiFault('INVALID_VALUE', schedule as string)
       pool.db.update('VM', vm as string, { snapshot_schedule: NULL_REF })
       return ''
-    },
-  })
-  registry.add({
-    name: 'VM.retrieve_wlb_recommendations',
-    params: ['string'],
-    async: true,
-    handler: ({ pool }, [vm]) => {
-      pool.db.get('VM', vm as string)
-      // WLB is not configured on a lab pool, as on a pool without a WLB server
-      throw xapiFault('WLB_NOT_INITIALIZED')
     },
   })
 }
