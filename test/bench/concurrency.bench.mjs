@@ -10,7 +10,7 @@
  * Usage, after `npm run build`: `node test/bench/concurrency.bench.mjs [--runs N] [--json]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   ageLeases,
@@ -61,6 +61,7 @@ const lab = await startLabProcess(
   names.map(name => ['src', name]),
 )
 const samples = new Map(levels.map(c => [c, []]))
+const loadBefore = loadavg()[0]
 try {
   const [source, target] = await Promise.all([connect(lab.pool('src')), connect(lab.pool('tgt'))])
   try {
@@ -116,23 +117,29 @@ const rows = levels.map(c => {
     clientCpuS: stats(samples.get(c).map(s => s.clientCpuS)),
     labCpuS: stats(samples.get(c).map(s => s.labCpuS)),
     callsPerVm: stats(samples.get(c).map(s => s.callsPerVm)),
+    clientCpuMsPerVm: stats(samples.get(c).map(s => (s.clientCpuS * 1000) / vmCount)),
+    labCpuMsPerVm: stats(samples.get(c).map(s => (s.labCpuS * 1000) / vmCount)),
   }
 })
+// Wall times mean little on a machine that is busy with other work: the load average says how busy it was.
+const load = { before: loadBefore, after: loadavg()[0] }
 
 if (jsonOutput) {
   console.log(
-    JSON.stringify({ bench: 'concurrency', cores: coreCount, node: process.version, runs, vms: vmCount, rows }),
+    JSON.stringify({ bench: 'concurrency', cores: coreCount, node: process.version, runs, vms: vmCount, load, rows }),
   )
 } else {
   console.log(
-    `${vmCount} small VMs, delta pass (one 2 MiB block each); ${runs} runs, ${coreCount} cores, node ${process.version}`,
+    `${vmCount} small VMs, delta pass (one 2 MiB block each); ${runs} runs, ${coreCount} cores, node ${process.version}; ` +
+      `load average ${load.before.toFixed(1)} before, ${load.after.toFixed(1)} after`,
   )
   console.log(
-    `${'c'.padStart(2)}  ${'wall s'.padEnd(30)}${'T1 ÷ (c × Tc)'.padEnd(30)}client CPU s  lab CPU s  calls/VM`,
+    `${'c'.padStart(2)}  ${'wall s'.padEnd(30)}${'T1 ÷ (c × Tc)'.padEnd(30)}client CPU s  lab CPU s  CPU ms/VM client, lab  calls/VM`,
   )
   for (const r of rows)
     console.log(
       `${String(r.concurrency).padStart(2)}  ${fmt(r.wallS).padEnd(30)}${fmt(r.efficiency).padEnd(30)}` +
-        `${r.clientCpuS.median.toFixed(2).padStart(12)}${r.labCpuS.median.toFixed(2).padStart(11)}${r.callsPerVm.median.toFixed(1).padStart(10)}`,
+        `${r.clientCpuS.median.toFixed(2).padStart(12)}${r.labCpuS.median.toFixed(2).padStart(11)}` +
+        `${`${r.clientCpuMsPerVm.median.toFixed(0)}, ${r.labCpuMsPerVm.median.toFixed(0)}`.padStart(25)}${r.callsPerVm.median.toFixed(1).padStart(10)}`,
     )
 }

@@ -14,7 +14,7 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
@@ -208,6 +208,7 @@ async function fixedCost() {
   }
 }
 
+const loadBefore = loadavg()[0]
 const callRows = []
 for (const size of poolSizes) {
   log(`control-plane: one-VM delta passes in a ${size}-VM source pool…`)
@@ -232,6 +233,8 @@ const summary = callRows.map(({ vmCount, samples }) => {
     byMethod: Object.fromEntries(byMethod(samples.at(-1))),
   }
 })
+// Wall times mean little on a machine that is busy with other work: the load average says how busy it was.
+const load = { before: loadBefore, after: loadavg()[0] }
 const startRow = {
   firstVmMs: stats(start.map(s => s.firstVmMs)),
   passMs: stats(start.map(s => s.totalMs)),
@@ -246,12 +249,14 @@ if (jsonOutput) {
       node: process.version,
       runs,
       passes: summary,
+      load,
       start: startRow,
     }),
   )
 } else {
   console.log(
-    `control plane of a one-VM, one-disk delta pass; ${runs} runs, ${coreCount} cores, node ${process.version}`,
+    `control plane of a one-VM, one-disk delta pass; ${runs} runs, ${coreCount} cores, node ${process.version}; ` +
+      `load average ${load.before.toFixed(1)} before, ${load.after.toFixed(1)} after`,
   )
   console.log(
     `${'source VMs  calls: reads + other (task watching)'.padEnd(56)}${'bytes answered (reads)'.padEnd(30)}wall s  client CPU s  lab CPU s`,
