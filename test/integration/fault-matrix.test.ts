@@ -18,11 +18,13 @@
  * Rows run one after the other on one lab; the table of cases and failures is printed at the end.
  * HTTPS rows (wrong certificate, pinned certificate) live with the TLS tests.
  */
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
 import type { LabFault } from '../../src/lab/faults.js'
@@ -31,6 +33,7 @@ import { KEYS, PLACEHOLDER_DATETIME } from '../../src/replication/metadata.js'
 import type { XapiClient } from '../../src/xapi/client.js'
 import { isIdempotent } from '../../src/xapi/retry.js'
 import { isNullRef } from '../../src/xapi/types.js'
+import { builtBinary } from '../helpers/built.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 
 const JOB = 'fm'
@@ -519,4 +522,72 @@ describe('fault matrix', () => {
       server.close()
     }
   }, 60_000)
+})
+
+describe('Ctrl-C twice, with the real binary', () => {
+  it('a second SIGINT during the cleanup says so and lets it finish: exit 1, nothing left', async () => {
+    // Without the fix the second signal exited at once (130) in the middle of the cleanup and
+    // left the half-imported disks on the target.
+    const bin = builtBinary()
+    const jobs = join(lab.dir, 'ctrl-c-jobs.json')
+    const base = ['--config', lab.configPath, '--jobs-file', jobs]
+    const created = await cli([
+      ...base.slice(2),
+      'job',
+      'create',
+      '--name',
+      'cc',
+      '--source',
+      'src',
+      '--target',
+      'tgt',
+      '--all-vms',
+      '--interval',
+      '1h',
+    ])
+    expect(created.code, created.err).toBe(0)
+    lab.control.clearFaults()
+    const before = new Set(await leftovers())
+    // a slow first disk keeps the pass in its transfer; a slow destroy keeps it in its cleanup
+    lab.control.injectFault('src', { kind: 'data-path', direction: 'export', bytesPerSecond: 256 * 1024, nth: 1 })
+    lab.control.injectFault('tgt', { kind: 'latency', method: 'VDI.destroy', ms: 3_000, nth: 1 })
+    const child = spawn(process.execPath, [bin, ...base, 'run', 'cc'], {
+      cwd: lab.dir,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: lab.dir, XDG_CONFIG_HOME: lab.dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.stdout.resume()
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>
+    const until = async (what: string, done: () => boolean): Promise<void> => {
+      for (let i = 0; !done(); i++) {
+        if (child.exitCode !== null) throw new Error(`xen-cr exited before ${what}: ${stderr}`)
+        if (i > 1_200) throw new Error(`still waiting for ${what} after 60 s: ${stderr}`)
+        await sleep(50)
+      }
+    }
+    const spent = (pool: Pool, kind: LabFault['kind']): boolean =>
+      !lab.control.listFaults(pool).some(f => f.kind === kind)
+    try {
+      await until('the transfer started', () => spent('src', 'data-path'))
+      child.kill('SIGINT')
+      await until('the cleanup started destroying', () => spent('tgt', 'latency'))
+      child.kill('SIGINT')
+      const [code, signal] = await exited
+      expect({ code, signal }).toEqual({ code: 1, signal: null })
+      expect(stderr).toContain('SIGINT again: still removing what this run created')
+      expect(stderr).toContain('[ABORTED]')
+      expect((await leftovers()).filter(item => !before.has(item))).toEqual([])
+      report.push({
+        name: 'Ctrl-C twice (real binary)',
+        expected: 'exit 1, cleanup finished',
+        got: `exit ${code}`,
+        ok: true,
+      })
+    } finally {
+      child.kill('SIGKILL')
+      lab.control.clearFaults()
+    }
+  }, 120_000)
 })
