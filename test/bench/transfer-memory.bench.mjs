@@ -14,6 +14,10 @@
  * the smallest and largest disk may differ by at most 32 MiB (`PASS`/`FAIL`). `npm test` keeps a
  * deterministic check of the same transfer (`test/integration/xapi-transfer-memory.test.ts`).
  *
+ * The lab's HTTP server keeps node's default request timeout (5 minutes): on a machine so busy
+ * that 8 GiB take longer than that to go through, the import is cut (VDI_IO_ERROR); pick smaller
+ * sizes there, e.g. XEN_CR_BENCH_MEM_SIZES='256 MiB,2 GiB,4 GiB'.
+ *
  * Usage, after `npm run build`: `node test/bench/transfer-memory.bench.mjs [--runs N] [--json]`.
  * Exits 1 on FAIL or if a transfer did not move every byte.
  */
