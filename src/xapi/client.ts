@@ -62,6 +62,10 @@ interface PoolTarget {
 
 const DEFAULT_CALL_TIMEOUT_MS = 5 * 60_000
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000
+/** Cancelling and destroying an abandoned task: each call, the wait for it to settle, and close()'s wait for all. */
+const BACKGROUND_CALL_TIMEOUT_MS = 10_000
+const TASK_SETTLE_TIMEOUT_MS = 30_000
+const CLOSE_WAIT_MS = 10_000
 /** Coordinator changes followed per login or call before giving up. */
 const MAX_MASTER_HOPS = 2
 
@@ -75,6 +79,8 @@ export class XapiClient {
   readonly #timeouts: Timeouts
   readonly #retry: RetryPolicy
   readonly #tasks: TaskWatcher
+  /** cleanups of abandoned tasks still running (see #dropTask) */
+  readonly #background = new Set<Promise<void>>()
   #closed = false
 
   /** The pool object of the pool this client is connected to. */
@@ -231,13 +237,31 @@ export class XapiClient {
       record = await this.#guard(this.#tasks.watch(taskRef, options.signal), method, options.signal, options.timeoutMs)
     } catch (error) {
       if (error instanceof AbortedError || (error instanceof XenCrError && error.code === 'CALL_TIMEOUT')) {
-        void this.call('task.cancel', [taskRef]).catch(() => undefined)
+        this.#dropTask(taskRef)
       }
       throw error
     }
     // Settled tasks stay until destroyed (XAPI collects them only much later).
     await this.call('task.destroy', [taskRef]).catch(() => undefined)
     return record
+  }
+
+  /**
+   * Cancels a task nobody waits for any more and destroys it once it has settled (XAPI only
+   * records a destroy of a pending task), in the background so that an abort is not held up;
+   * close() waits for it, bounded, so that the run does not end with our task left on the pool.
+   */
+  #dropTask(taskRef: Ref<'task'>): void {
+    const bounded = { timeoutMs: BACKGROUND_CALL_TIMEOUT_MS }
+    const work = (async (): Promise<void> => {
+      await this.call('task.cancel', [taskRef], bounded).catch(() => undefined)
+      await guard(this.#tasks.watch(taskRef), `task ${taskRef}`, undefined, TASK_SETTLE_TIMEOUT_MS).catch(
+        () => undefined,
+      )
+      await this.call('task.destroy', [taskRef], bounded).catch(() => undefined)
+    })()
+    this.#background.add(work)
+    void work.finally(() => this.#background.delete(work))
   }
 
   /** Resolves with the task's record once it has left `pending`. */
@@ -294,6 +318,11 @@ export class XapiClient {
   /** Stops task watching and logs out. Further calls fail with `CLIENT_CLOSED`. */
   async close(): Promise<void> {
     if (this.#closed) return
+    if (this.#background.size > 0) {
+      await guard(Promise.allSettled([...this.#background]), 'task cleanup', undefined, CLOSE_WAIT_MS).catch(
+        () => undefined,
+      )
+    }
     // xen-api's own event loop (watchEvents) sits in a 60 s event.from; a change on the pool
     // object ends it now, so a finished CLI run does not linger.
     const woken = this.#target.watchEvents
