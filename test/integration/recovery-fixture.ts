@@ -191,7 +191,11 @@ export async function plainVms(client: XapiClient): Promise<Map<Ref<'VM'>, VmRec
 /** How many VMs (all kinds but dom0) and VDIs a pool holds: what a refusal must leave as it was. */
 export async function counts(client: XapiClient): Promise<{ vms: number; vdis: number }> {
   const [vms, vdis] = await Promise.all([client.getAllRecords('VM'), client.getAllRecords('VDI')])
-  return { vms: [...vms.values()].filter(v => !v.is_control_domain).length, vdis: vdis.size }
+  // managed disks only: the SR's hidden base copies come and go with its chains, as on a real VHD SR
+  return {
+    vms: [...vms.values()].filter(v => !v.is_control_domain).length,
+    vdis: [...vdis.values()].filter(v => v.managed).length,
+  }
 }
 
 /** The job's replicas of one source VM on the target, oldest first. */
