@@ -131,6 +131,14 @@ describe('a VM lease', () => {
     await a.lease.release()
   })
 
+  it('whose entry is not a lease value (edited by hand) is taken, never left blocking the VM', async () => {
+    await client.call('VM.add_to_other_config', [vmRef, `${leaseKeyPrefix(jobId)}3`, 'edited by hand'])
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    expect(a.previous).toBeUndefined()
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([`${leaseKeyPrefix(jobId)}4`])
+    await a.lease.release()
+  })
+
   it('taken over by many controllers at once goes to exactly one, 20 times over', async () => {
     for (let round = 0; round < 20; round++) {
       // an expired lease of a killed controller, then eight takeovers racing for it
