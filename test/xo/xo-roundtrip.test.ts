@@ -5,8 +5,10 @@
  * (`runBackupWorker`), alternating with `xen-cr run` on the same job and schedule ids, in both
  * orders: XO full → XO delta → xen-cr delta on XO's replica → XO delta on xen-cr's, and xen-cr
  * full → xen-cr delta → XO delta → xen-cr delta. Every continuation must be a delta, the newest
- * copy must equal the source and nothing may be left stranded on the SR. When the package cannot
- * be installed or loaded, the test is skipped and says exactly what is missing.
+ * copy must equal the source and nothing may be left stranded on the SR. XO's code is installed
+ * in test/xo by `npm ci` there, with shims and older versions standing in for what the registry
+ * lacks (`missing-packages.ts`, `shims/README.md`). Not installed, or not loading, the test is
+ * skipped and says why.
  */
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -30,7 +32,7 @@ type RunBackupWorker = (params: Record<string, unknown>, onLog?: (log: unknown) 
 async function loadXo(): Promise<{ run: RunBackupWorker } | { missing: string }> {
   if (!existsSync(join(BACKUPS, 'package.json')))
     return {
-      missing: `@xen-orchestra/backups is not installed in test/xo: \`npm install\` there fails because the registry lacks ${missingPackagesText()}`,
+      missing: `@xen-orchestra/backups is not installed in test/xo: run \`npm ci\` in test/xo first (its overrides stand in for what the registry lacks: ${missingPackagesText()})`,
     }
   try {
     await import(pathToFileURL(join(BACKUPS, 'Backup.mjs')).href)
@@ -40,7 +42,7 @@ async function loadXo(): Promise<{ run: RunBackupWorker } | { missing: string }>
     return { run: worker.runBackupWorker }
   } catch (error) {
     return {
-      missing: `@xen-orchestra/backups does not load (${error instanceof Error ? error.message : String(error)}); known gaps of the registry: ${missingPackagesText()}`,
+      missing: `@xen-orchestra/backups does not load (${error instanceof Error ? error.message : String(error)}); what the registry lacks and test/xo installs instead: ${missingPackagesText()}`,
     }
   }
 }
@@ -66,36 +68,64 @@ async function xoRun(run: RunBackupWorker, job: Job): Promise<'full' | 'delta'> 
     credentials: { username: p.user, password: p.password },
     allowUnauthorized: true,
   })
-  await run({
-    config: {
-      snapshotNameLabelTpl: '[XO Backup {job.name}] {vm.name_label}',
-      defaultSettings: {},
-      vm: { defaultSettings: {} },
-    },
-    job: {
-      id: job.id,
-      name: job.name,
-      mode: 'delta',
-      type: 'backup',
-      vms: { id: f.vmUuid },
-      srs: { id: srUuid },
+  const logs: { type?: string; status?: string; result?: unknown; message?: string; data?: unknown }[] = []
+  const done = run(
+    {
+      config: {
+        snapshotNameLabelTpl: '[XO Backup {job.name}] {vm.name_label}',
+        defaultSettings: {},
+        vm: { defaultSettings: {} },
+      },
+      job: {
+        id: job.id,
+        name: job.name,
+        mode: 'delta',
+        type: 'backup',
+        vms: { id: f.vmUuid },
+        srs: { id: srUuid },
+        settings: {
+          '': { copyRetention: RETENTION, snapshotRetention: 0 },
+          [scheduleId]: { copyRetention: RETENTION },
+        },
+      },
+      schedule: { id: scheduleId, jobId: job.id, name: 'lab', enabled: true, cron: '0 * * * *' },
+      recordToXapi: { [f.vmUuid]: 'src', [srUuid]: 'tgt' },
+      xapis: { src: xapi(src), tgt: xapi(tgt) },
       remotes: {},
-      settings: { '': { copyRetention: RETENTION, snapshotRetention: 0 }, [scheduleId]: { copyRetention: RETENTION } },
+      remoteOptions: {},
+      resourceCacheDelay: '0s',
+      xapiOptions: {},
     },
-    schedule: { id: scheduleId, jobId: job.id, name: 'lab', enabled: true, cron: '0 * * * *' },
-    recordToXapi: { [f.vmUuid]: 'src', [srUuid]: 'tgt' },
-    xapis: { src: xapi(src), tgt: xapi(tgt) },
-    remotes: {},
-    remoteOptions: {},
-    resourceCacheDelay: '0s',
-    xapiOptions: {},
-  })
+    log => logs.push(log as (typeof logs)[number]),
+  )
+  try {
+    await done
+  } catch (error) {
+    throw new Error(`XO's backup worker failed: ${JSON.stringify(error)}; ${xoFailures(logs)}`)
+  }
+  // a VM whose backup failed does not fail the job: its task does
+  const failures = xoFailures(logs)
+  if (failures !== '') throw new Error(`XO's run of the job failed: ${failures}`)
   // what XO wrote on its new snapshot: 0 after a full, the chain length after a delta
   const snaps = [...(await f.source.getAllRecords('VM'))]
     .filter(([, v]) => v.is_a_snapshot && v.snapshot_of === f.vmRef && v.other_config[KEYS.job] === job.id)
     .sort(([, a], [, b]) => (b.other_config[KEYS.datetime] ?? '').localeCompare(a.other_config[KEYS.datetime] ?? ''))
   expect(snaps[0]?.[1].other_config[KEYS.exported]).toBe('true')
   return snaps[0]?.[1].other_config[KEYS.deltaChainLength] === '0' ? 'full' : 'delta'
+}
+
+/** The failed tasks and warnings of an XO run's log, one line. */
+function xoFailures(
+  logs: readonly { type?: string; status?: string; result?: unknown; message?: string; data?: unknown }[],
+): string {
+  return logs
+    .filter(l => (l.type === 'end' && l.status === 'failure') || l.type === 'warning')
+    .map(l =>
+      l.type === 'warning'
+        ? `warning ${l.message ?? ''} ${JSON.stringify(l.data)}`
+        : `failure ${JSON.stringify(l.result)}`,
+    )
+    .join(' | ')
 }
 
 async function xenCr(job: Job): Promise<string> {
