@@ -12,7 +12,7 @@ import { isXapiError } from '../errors.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import { isNullRef, type Ref } from '../xapi/types.js'
 import { destroyVdi } from '../xapi/vdi.js'
-import { destroyVm } from '../xapi/vm.js'
+import { destroyVm, replaceVmOtherConfig } from '../xapi/vm.js'
 
 /** Runs `call`; an object already gone (`HANDLE_INVALID`) resolves to undefined. */
 async function unlessGone<T>(call: () => Promise<T>): Promise<T | undefined> {
@@ -24,10 +24,21 @@ async function unlessGone<T>(call: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** Destroys each disk of `vm` no other VM uses, then `vm`; a VM or disk already gone is not an error. */
-export async function destroyVmAndDisks(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<void> {
+/**
+ * Destroys each disk of `vm` no other VM uses, then `vm`; a VM or disk already gone is not an
+ * error. `markFirst`: `other_config` entries written on the VM (whole map, one call) before any
+ * disk goes, so that a VM left with fewer disks by a kill reads as what it is — e.g. a rotated
+ * replica given the placeholder datetime reads as a leftover, not as a complete replica.
+ */
+export async function destroyVmAndDisks(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  options: CallOptions & { readonly markFirst?: Readonly<Record<string, string>> } = {},
+): Promise<void> {
   const record = await unlessGone(() => client.getRecord('VM', vm, options))
   if (record === undefined) return
+  if (options.markFirst !== undefined)
+    await unlessGone(() => replaceVmOtherConfig(client, vm, { ...record.other_config, ...options.markFirst }, options))
   for (const vbdRef of record.VBDs) {
     const vbd = await unlessGone(() => client.getRecord('VBD', vbdRef, options))
     if (vbd === undefined || vbd.type !== 'Disk' || isNullRef(vbd.VDI)) continue

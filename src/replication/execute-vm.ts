@@ -302,9 +302,17 @@ async function streamDisk(t: Transfer, srPlan: SrPlan, d: TransferDiskSpec, targ
  * failure here is a warning: the new replica and its base are complete and safe.
  */
 async function rotate(ctx: VmContext, plan: VmPlan, vm: VmIdentity): Promise<void> {
-  const jobs: { client: XapiClient; ref: string; what: string }[] = [
+  // A replica about to lose its disks is first dated as an interrupted one: killed half-way, it
+  // is a leftover the next pass or `xen-cr cleanup` removes, never a complete replica missing disks.
+  const incomplete = { [KEYS.datetime]: PLACEHOLDER_DATETIME }
+  const jobs: { client: XapiClient; ref: string; what: string; markFirst?: Record<string, string> }[] = [
     ...plan.targets.flatMap(t =>
-      t.deleteReplicas.map(r => ({ client: ctx.target, ref: r.ref, what: `replica ${r.name} (${r.uuid})` })),
+      t.deleteReplicas.map(r => ({
+        client: ctx.target,
+        ref: r.ref,
+        what: `replica ${r.name} (${r.uuid})`,
+        markFirst: incomplete,
+      })),
     ),
     ...plan.deleteSnapshots.map(s => ({
       client: ctx.source,
@@ -314,7 +322,7 @@ async function rotate(ctx: VmContext, plan: VmPlan, vm: VmIdentity): Promise<voi
   ]
   for (const j of jobs) {
     try {
-      await destroyVmAndDisks(j.client, asRef<'VM'>(j.ref))
+      await destroyVmAndDisks(j.client, asRef<'VM'>(j.ref), j.markFirst === undefined ? {} : { markFirst: j.markFirst })
     } catch (error) {
       ctx.emit({
         kind: 'warning',

@@ -5,8 +5,8 @@
  * keys alone — never by a blocked start, which `VM.create` resets — and nothing else is touched:
  * - a VM with the job's keys and the placeholder datetime (an `[Importing…]` replica, start
  *   blocked or not), unless it is the live VM of an in-place replica (it has snapshots);
- * - a snapshot with the job's keys never marked exported whose copy no complete replica is, and
- *   a snapshot of one of the job's VMs still under the temporary name;
+ * - a snapshot of one of the job's source VMs with the job's keys, never marked exported, whose
+ *   copy no complete replica is, or still under the temporary name;
  * - a disk with the job's keys attached to nothing (a clone made before its VBD, a snapshot or
  *   replica disk whose VM went first).
  * Finding is a pure function of records (`findLeftovers`); removing re-reads each object and
@@ -108,11 +108,12 @@ function vmVerdict(
 ): Verdict {
   const oc = vm.other_config
   if (vm.is_a_snapshot) {
-    if (vm.name_label === TEMP_SNAPSHOT_NAME) {
-      const of = vms.get(vm.snapshot_of)
-      if (of === undefined || !search.jobVms.has(of.uuid)) return undefined
+    // only snapshots of the source VMs the job replicates: a target snapshot (XO's era C keeps
+    // its copies as snapshots of the replica, never marked exported) is a replica, not debris
+    const of = vms.get(vm.snapshot_of)
+    if (of === undefined || !search.jobVms.has(of.uuid)) return undefined
+    if (vm.name_label === TEMP_SNAPSHOT_NAME)
       return { kind: 'snapshot', vmUuid: of.uuid, why: 'snapshot left under its temporary name by an interrupted pass' }
-    }
     if (!isJobs(oc, search.jobId) || oc[KEYS.exported] !== undefined) return undefined
     // a snapshot of a replica (it carries `xo:backup:sr`): a restore point of XO 6.3+'s in-place
     // layout, never exported by design — not a source snapshot an interrupted pass left
@@ -251,9 +252,7 @@ async function stillLeftover(
   const vm = await recordOrGone(() => client.getRecord('VM', asRef<'VM'>(item.ref), opts))
   if (vm === undefined) return false
   const snapshotOf =
-    item.kind === 'snapshot' && vm.name_label === TEMP_SNAPSHOT_NAME
-      ? await recordOrGone(() => client.getRecord('VM', vm.snapshot_of, opts))
-      : undefined
+    item.kind === 'snapshot' ? await recordOrGone(() => client.getRecord('VM', vm.snapshot_of, opts)) : undefined
   const vms = new Map<string, LeftoverVmRecord>(snapshotOf === undefined ? [] : [[vm.snapshot_of, snapshotOf]])
   const verdict = vmVerdict(vm, { ...search, source: EMPTY, target: EMPTY }, vms, new Set())
   if (verdict === undefined || vm.power_state !== 'Halted')
