@@ -223,3 +223,53 @@ describe('a controller killed while it holds a lease', () => {
     expect(entries[0]![1]).toMatchObject({ released: true, last: { host: expect.any(String) as string } })
   }, 120_000)
 })
+
+describe('three controllers running run --due at the same moment (a CronJob with parallelism 3)', () => {
+  it('replicate each VM of the due job once between them, and find the replicated job not due', async () => {
+    const DUE_JOB = '9e41d2c0-6b7a-4f0e-8a55-0c2f4b7d9e13'
+    const DUE_SCHEDULE = '9e41d2c0-6b7a-4f0e-8a55-0c2f4b7d9e14'
+    for (let c = 0; c < CONTROLLERS; c++) {
+      const created = await start(c, [
+        'job',
+        'create',
+        '--id',
+        DUE_JOB,
+        '--schedule-id',
+        DUE_SCHEDULE,
+        '--name',
+        'due',
+        '--source',
+        'src',
+        '--target',
+        'tgt',
+        '--sr',
+        srUuid,
+        ...vms.flatMap(vm => ['--vm', vm.uuid]),
+        '--interval',
+        '1h',
+        '--concurrency',
+        '1',
+      ]).done
+      expect(created.code, created.stderr).toBe(0)
+    }
+    const outcomes = await Promise.all(Array.from({ length: CONTROLLERS }, (_, c) => start(c, ['run', '--due']).done))
+    for (const outcome of outcomes) expect([0, 3], outcome.stderr).toContain(outcome.code)
+    const all = outcomes.flatMap(results)
+    expect(all.filter(r => r.status === 'failed')).toEqual([])
+    // only the due job ran ('shared' has fresh replicas): each of its VMs exactly once
+    expect(vms.map(vm => all.filter(r => r.vm.uuid === vm.uuid && r.status === 'success').length)).toEqual(
+      vms.map(() => 1),
+    )
+    for (const outcome of outcomes) {
+      const done = outcome.events.find(e => e.kind === 'run-due-done') as unknown as {
+        jobs: { name: string; status: string }[]
+      }
+      expect(done.jobs.find(j => j.name === 'shared')?.status).toBe('not-due')
+      expect(['ok', 'leased']).toContain(done.jobs.find(j => j.name === 'due')?.status)
+    }
+    // a controller that comes later finds nothing due
+    const late = await start(0, ['run', '--due']).done
+    expect(late.code, late.stderr).toBe(0)
+    expect(results(late)).toEqual([])
+  }, 120_000)
+})
