@@ -5,6 +5,7 @@
  * records, per-call timeouts and AbortSignals, task watching without the full object cache,
  * a coordinator follow that understands `address:port`, and errors from our hierarchy.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Xapi } from 'xen-api'
 import { AbortedError, ConnectionError, OperationError, XapiError, XenCrError, isXapiError } from '../errors.js'
 import { mapCallError } from './map-error.js'
@@ -66,6 +67,7 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000
 const BACKGROUND_CALL_TIMEOUT_MS = 10_000
 const TASK_SETTLE_TIMEOUT_MS = 30_000
 const CLOSE_WAIT_MS = 10_000
+const SETTLE_POLL_MS = 20
 /** Coordinator changes followed per login or call before giving up. */
 const MAX_MASTER_HOPS = 2
 
@@ -81,6 +83,8 @@ export class XapiClient {
   readonly #tasks: TaskWatcher
   /** cleanups of abandoned tasks still running (see #dropTask) */
   readonly #background = new Set<Promise<void>>()
+  /** calls in flight, the task watcher's excepted */
+  #inflight = 0
   #closed = false
 
   /** The pool object of the pool this client is connected to. */
@@ -162,6 +166,17 @@ export class XapiClient {
    * and params exactly), `ConnectionError`, `AbortedError`, `OperationError` `CALL_TIMEOUT`.
    */
   async call<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
+    // the task watcher's long poll is not work close() should wait for
+    const counted = !method.startsWith('event.')
+    if (counted) this.#inflight++
+    try {
+      return await this.#callRetrying<T>(method, args, options)
+    } finally {
+      if (counted) this.#inflight--
+    }
+  }
+
+  async #callRetrying<T>(method: string, args: readonly unknown[], options: CallOptions): Promise<T> {
     const budget = new RetryBudget(this.#retry)
     for (;;) {
       const outcome = await this.#callOnce<T>(method, args, options)
@@ -318,11 +333,7 @@ export class XapiClient {
   /** Stops task watching and logs out. Further calls fail with `CLIENT_CLOSED`. */
   async close(): Promise<void> {
     if (this.#closed) return
-    if (this.#background.size > 0) {
-      await guard(Promise.allSettled([...this.#background]), 'task cleanup', undefined, CLOSE_WAIT_MS).catch(
-        () => undefined,
-      )
-    }
+    await this.#settle()
     // xen-api's own event loop (watchEvents) sits in a 60 s event.from; a change on the pool
     // object ends it now, so a finished CLI run does not linger.
     const woken = this.#target.watchEvents
@@ -332,6 +343,21 @@ export class XapiClient {
     await woken
     this.#closed = true
     await this.#xapi.disconnect().catch(() => undefined)
+  }
+
+  /**
+   * Waits (bounded) until nothing of ours is in flight: no call, no task watched, no abandoned
+   * task being cleaned up. An aborted transfer cleans its task up in the background (task.cancel,
+   * wait for it to settle, task.destroy) so that the abort is not held up; logging out under it
+   * would leave that task on the pool. Quiet twice in a row, since one cleanup step starts the
+   * next only after a turn of the event loop.
+   */
+  async #settle(): Promise<void> {
+    const deadline = Date.now() + CLOSE_WAIT_MS
+    for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
+      quiet = this.#inflight === 0 && this.#tasks.watched === 0 && this.#background.size === 0 ? quiet + 1 : 0
+      await sleep(SETTLE_POLL_MS)
+    }
   }
 
   #assertOpen(what: string): void {
