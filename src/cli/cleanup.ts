@@ -13,11 +13,12 @@ interface CleanupOptions {
 }
 
 async function leftoverRecords(client: XapiClient, signal: AbortSignal) {
-  const [vms, vdis] = await Promise.all([
+  const [vms, vdis, tasks] = await Promise.all([
     client.getAllRecords('VM', { signal }),
     client.getAllRecords('VDI', { signal }),
+    client.getAllRecords('task', { signal }),
   ])
-  return { vms, vdis } satisfies LeftoverRecords
+  return { vms, vdis, tasks } satisfies LeftoverRecords
 }
 
 /**
@@ -30,7 +31,7 @@ export function registerCleanupCommand(program: Command): void {
   program
     .command('cleanup')
     .description(
-      'remove what interrupted passes of a job left on both pools: incomplete replicas, unexported snapshots, disks attached to nothing',
+      'remove what interrupted passes of a job left on both pools: incomplete replicas, unexported snapshots, disks attached to nothing, transfer tasks',
     )
     .argument('<job>', 'job id or name')
     .option('--vm <uuid...>', 'only what was left for these source VMs')

@@ -149,6 +149,14 @@ const target: LeftoverRecords = {
     ['d-clone', vdi('clone', { other_config: keys({ [KEYS.datetime]: '20261201T01:00:00Z', [KEYS.copyOf]: 'old' }) })],
     ['d-other-job', vdi('other-job-disk', { other_config: keys({ [KEYS.job]: 'job-2' }) })],
   ]),
+  tasks: new Map([
+    ['k-import', { uuid: 'task-import', name_label: 'xen-cr: import VDI d-clone as vhd', status: 'failure' }],
+    // still streaming: maybe another run's
+    ['k-pending', { uuid: 'task-pending', name_label: 'xen-cr: import VDI d-clone as vhd', status: 'pending' }],
+    ['k-other-job', { uuid: 'task-other-job', name_label: 'xen-cr: export VDI d-other-job as vhd', status: 'success' }],
+    // an Async call's task says nothing of who made it
+    ['k-async', { uuid: 'task-async', name_label: 'Async.VM.snapshot', status: 'success' }],
+  ]),
 }
 
 describe('findLeftovers', () => {
@@ -156,7 +164,15 @@ describe('findLeftovers', () => {
   const uuids = (items: readonly { uuid: string }[]): string[] => items.map(i => i.uuid).sort()
 
   it('finds every kind of leftover by the job keys alone, whether start is blocked or not', () => {
-    expect(uuids(found.remove)).toEqual(['clone', 'importing', 'importing-blocked', 's3', 'snap-disk', 'tmp'])
+    expect(uuids(found.remove)).toEqual([
+      'clone',
+      'importing',
+      'importing-blocked',
+      's3',
+      'snap-disk',
+      'task-import',
+      'tmp',
+    ])
     expect(found.remove.find(l => l.uuid === 'clone')).toMatchObject({ pool: 'target', kind: 'disk', vmUuid: VM_UUID })
     expect(found.remove.find(l => l.uuid === 'tmp')).toMatchObject({
       pool: 'source',
@@ -186,6 +202,9 @@ describe('findLeftovers', () => {
       'tmp-other',
       'attached',
       'plain',
+      'task-pending',
+      'task-other-job',
+      'task-async',
     ])
       expect(all).not.toContain(uuid)
   })
@@ -199,6 +218,7 @@ describe('findLeftovers', () => {
     const pool: LeftoverRecords = {
       vms: new Map([...source.vms, ...target.vms]),
       vdis: new Map([...source.vdis, ...target.vdis]),
+      tasks: new Map([...(target.tasks ?? [])]),
     }
     const same = findLeftovers({ jobId: JOB, source: pool, target: pool, jobVms: new Set([VM_UUID]) })
     expect(uuids(same.remove)).toEqual(uuids(found.remove))

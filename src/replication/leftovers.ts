@@ -45,13 +45,28 @@ export interface LeftoverVdiRecord {
   readonly other_config: Strings
 }
 
-/** VMs and VDIs of one pool, keyed by ref. */
+/** The fields of a task record the search reads. */
+export interface LeftoverTaskRecord {
+  readonly uuid: string
+  readonly name_label: string
+  readonly status: string
+}
+
+/** VMs and VDIs of one pool, keyed by ref; its tasks when they are to be searched too. */
 export interface LeftoverRecords {
   readonly vms: ReadonlyMap<string, LeftoverVmRecord>
   readonly vdis: ReadonlyMap<string, LeftoverVdiRecord>
+  readonly tasks?: ReadonlyMap<string, LeftoverTaskRecord>
 }
 
-export type LeftoverKind = 'replica' | 'snapshot' | 'disk'
+export type LeftoverKind = 'replica' | 'snapshot' | 'disk' | 'task'
+
+/**
+ * The label of the task xen-cr creates for a disk transfer (`xapi/transfer.ts`), which names the
+ * disk: a finished one whose disk carries the job's keys is the job's. (The tasks of `Async.*`
+ * calls say nothing of who made them; XAPI destroys finished tasks itself after about an hour.)
+ */
+const TRANSFER_TASK = /^xen-cr: (?:export|import) VDI (\S+) /
 
 /** One object an interrupted pass left. */
 export interface Leftover {
@@ -139,6 +154,19 @@ function vdiVerdict(vdi: LeftoverVdiRecord, search: LeftoverSearch): Verdict {
   }
 }
 
+function taskVerdict(
+  task: LeftoverTaskRecord,
+  search: LeftoverSearch,
+  vdis: ReadonlyMap<string, LeftoverVdiRecord>,
+): Verdict {
+  // a pending transfer may be another run's, still streaming
+  if (task.status === 'pending') return undefined
+  const vdiRef = TRANSFER_TASK.exec(task.name_label)?.[1]
+  const vdi = vdiRef === undefined ? undefined : vdis.get(vdiRef)
+  if (vdi === undefined || !isJobs(vdi.other_config, search.jobId)) return undefined
+  return { kind: 'task', vmUuid: vdi.other_config[KEYS.vm], why: `${task.status} disk transfer task left by a pass` }
+}
+
 /** Uuids of the source snapshots a complete replica of the job (on `target`) is a copy of. */
 function copiedSnapshots(jobId: string, target: LeftoverRecords): Set<string> {
   const out = new Set<string>()
@@ -177,6 +205,11 @@ export function findLeftovers(search: LeftoverSearch): LeftoverReport {
       const verdict = vdiVerdict(vdi, search)
       if (verdict === undefined || !wanted(verdict.vmUuid)) continue
       remove.push({ pool, ref, uuid: vdi.uuid, name: vdi.name_label, ...verdict })
+    }
+    for (const [ref, task] of records.tasks ?? []) {
+      const verdict = taskVerdict(task, search, records.vdis)
+      if (verdict === undefined || !wanted(verdict.vmUuid)) continue
+      remove.push({ pool, ref, uuid: task.uuid, name: task.name_label, ...verdict })
     }
   }
   return { remove, keep }
@@ -217,12 +250,18 @@ export async function removeLeftovers(
   const opts: CallOptions = options.signal === undefined ? {} : { signal: options.signal }
   const removed: Leftover[] = []
   const failed: { item: Leftover; message: string }[] = []
-  const ordered = [...items.filter(i => i.kind !== 'disk'), ...items.filter(i => i.kind === 'disk')]
+  // tasks first: a task is the job's by the disk it names, which may be among the leftovers
+  const ordered = [
+    ...items.filter(i => i.kind === 'task'),
+    ...items.filter(i => i.kind !== 'disk' && i.kind !== 'task'),
+    ...items.filter(i => i.kind === 'disk'),
+  ]
   for (const item of ordered) {
     const client = clients[item.pool]
     try {
       if (await stillLeftover(client, item, search, opts)) {
-        if (item.kind === 'disk') await recordOrGone(() => destroyVdi(client, asRef<'VDI'>(item.ref), opts))
+        if (item.kind === 'task') await recordOrGone(() => client.call('task.destroy', [item.ref], opts))
+        else if (item.kind === 'disk') await recordOrGone(() => destroyVdi(client, asRef<'VDI'>(item.ref), opts))
         else await destroyVmAndDisks(client, asRef<'VM'>(item.ref), opts)
       }
       removed.push(item)
@@ -242,6 +281,11 @@ async function stillLeftover(
   search: Pick<LeftoverSearch, 'jobId' | 'jobVms'>,
   opts: CallOptions,
 ): Promise<boolean> {
+  if (item.kind === 'task') {
+    // found finished with the job's disk named in its label; only its status can change, not its label
+    const task = await recordOrGone(() => client.getRecord('task', asRef<'task'>(item.ref), opts))
+    return task !== undefined && task.status !== 'pending'
+  }
   if (item.kind === 'disk') {
     const vdi = await recordOrGone(() => client.getRecord('VDI', asRef<'VDI'>(item.ref), opts))
     if (vdi === undefined) return false
