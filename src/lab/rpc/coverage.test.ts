@@ -15,6 +15,7 @@ import { xmlRpcParser } from '@vates/xml-rpc/parser'
 import { createClient, type Xapi, type XenApiError } from 'xen-api'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTempLab } from '../../../test/helpers/lab.js'
+import { VM_CREATE_RECORD } from '../../../test/integration/lab-rpc.js'
 import type { Lab } from '../start.js'
 import { buildApi } from './api.js'
 import { labCoverage, renderCoverage, type RegistryProbe } from './coverage.js'
@@ -481,6 +482,17 @@ describe('every implemented setter over XML-RPC', () => {
     expect([unplug.code, unplug.params]).toEqual(['PIF_IS_MANAGEMENT_INTERFACE', [management]])
     await call('PIF.reconfigure_ip', management, 'Static', '10.9.8.7', '255.0.0.0', '', '')
     expect(await call('PIF.get_IP', management)).toBe('10.9.8.7')
+
+    // VM.create keeps the record's other_config (adding a mac_seed) and tags, as xapi_vm.create does
+    const created = await call<string>('VM.create', {
+      ...VM_CREATE_RECORD,
+      other_config: { 'xo:backup:job': 'j1' },
+      tags: ['replica'],
+    })
+    const made = await call<Rec>('VM.get_record', created)
+    expect(made['tags']).toEqual(['replica'])
+    expect(made['other_config']).toMatchObject({ 'xo:backup:job': 'j1' })
+    expect(typeof (made['other_config'] as Record<string, string>)['mac_seed']).toBe('string')
 
     expect(await call<string[]>('host.list_methods')).toContain('VM.set_domain_type')
     // root logs in as the local superuser: no external subjects

@@ -11,6 +11,7 @@ import type { LabPool } from '../pool.js'
 import { formatXapiDate, EPOCH } from '../wire/values.js'
 import type { MethodRegistry } from './registry.js'
 import { readStruct, stringMember } from './struct-args.js'
+import { withOperation } from './vm-checks.js'
 
 const VDI_TYPES = new Set([
   'system',
@@ -205,27 +206,32 @@ export function addVdiMethods(registry: MethodRegistry): void {
     params: ['string', 'map'],
     defaulted: 1,
     async: true,
-    handler: ({ pool }, [vdi]) => snapshotVdi(pool, vdi as string),
+    handler: ({ pool, task }, [vdi]) =>
+      withOperation(pool, 'VDI', vdi as string, 'snapshot', task?.ref, () => snapshotVdi(pool, vdi as string)),
   })
   registry.add({
     name: 'VDI.clone',
     params: ['string', 'map'],
     defaulted: 1,
     async: true,
-    handler: ({ pool }, [vdi]) => cloneVdi(pool, vdi as string),
+    handler: ({ pool, task }, [vdi]) =>
+      withOperation(pool, 'VDI', vdi as string, 'clone', task?.ref, () => cloneVdi(pool, vdi as string)),
   })
   registry.add({
     name: 'VDI.copy',
     params: ['string', 'string', 'string', 'string'],
     defaulted: 2,
     async: true,
-    handler: ({ pool }, [vdi, sr, base, into]) =>
-      copyVdi(
-        pool,
-        vdi as string,
-        sr as string,
-        (base as string | undefined) ?? NULL_REF,
-        (into as string | undefined) ?? NULL_REF,
+    handler: ({ pool, task }, [vdi, sr, base, into]) =>
+      // the source shows the copy in its current_operations while the blocks go over
+      withOperation(pool, 'VDI', vdi as string, 'copy', task?.ref, () =>
+        copyVdi(
+          pool,
+          vdi as string,
+          sr as string,
+          (base as string | undefined) ?? NULL_REF,
+          (into as string | undefined) ?? NULL_REF,
+        ),
       ),
   })
   registry.add({

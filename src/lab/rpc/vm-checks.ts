@@ -56,29 +56,41 @@ export function assertVmOperation(pool: PoolRecords, vmRef: string, op: string, 
 }
 
 /**
- * Runs `fn` with `op` in the VM's `current_operations` (keyed by the task, as XAPI does), and
+ * Runs `fn` with `op` in the object's `current_operations` (keyed by the task, as XAPI does), and
  * takes it out again however `fn` ends.
  */
-export async function withVmOperation<T>(
+export async function withOperation<T>(
+  pool: PoolRecords,
+  cls: string,
+  ref: string,
+  op: string,
+  taskRef: string | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const key = taskRef ?? newRef()
+  const before = pool.db.get(cls, ref)['current_operations'] as Readonly<Record<string, string>>
+  pool.db.update(cls, ref, { current_operations: { ...before, [key]: op } })
+  try {
+    return await fn()
+  } finally {
+    const now = pool.db.find(cls, ref)
+    if (now !== undefined) {
+      const ops = { ...(now['current_operations'] as Readonly<Record<string, string>>) }
+      delete ops[key]
+      pool.db.update(cls, ref, { current_operations: ops })
+    }
+  }
+}
+
+/** {@link withOperation} on a VM. */
+export function withVmOperation<T>(
   pool: PoolRecords,
   vmRef: string,
   op: string,
   taskRef: string | undefined,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const key = taskRef ?? newRef()
-  const before = pool.db.get('VM', vmRef)['current_operations'] as Readonly<Record<string, string>>
-  pool.db.update('VM', vmRef, { current_operations: { ...before, [key]: op } })
-  try {
-    return await fn()
-  } finally {
-    const now = pool.db.find('VM', vmRef)
-    if (now !== undefined) {
-      const ops = { ...(now['current_operations'] as Readonly<Record<string, string>>) }
-      delete ops[key]
-      pool.db.update('VM', vmRef, { current_operations: ops })
-    }
-  }
+  return withOperation(pool, 'VM', vmRef, op, taskRef, fn)
 }
 
 const STATE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
