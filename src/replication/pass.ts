@@ -4,7 +4,7 @@
  * full or delta, bytes and duration, or why it failed. Nothing is printed.
  */
 import { setMaxListeners } from 'node:events'
-import { OperationError, UsageError, isXenCrError, vmNotFound } from '../errors.js'
+import { AbortedError, OperationError, UsageError, isXenCrError, vmNotFound } from '../errors.js'
 import { RateLimiter } from '../delta/rate-limit.js'
 import type { Job, Schedule } from '../jobs/types.js'
 import type { XapiClient } from '../xapi/client.js'
@@ -292,6 +292,8 @@ class LeasedPass {
       const planned = { uuid: plan.vm.uuid, name: plan.vm.name }
       this.#emit({ kind: 'vm-start', vm: planned, plan })
       for (const w of plan.warnings) this.#emit({ kind: 'warning', vm: planned, code: w.code, message: w.message })
+      // stopped (signal, lease lost) between taking the lease and here: nothing of the VM's pass exists yet
+      if (local.signal.aborted) return failed(vm, lease.lost ? leaseLost(vm) : new AbortedError())
       const started = this.#ctx.now()
       const result = await executeVm({ ...this.#ctx, signal: local.signal, records }, plan)
       if (result.status === 'success') {
@@ -302,10 +304,8 @@ class LeasedPass {
           run: this.#owner.run,
         })
       }
-      if (result.status === 'failed' && lease.lost && o.signal?.aborted !== true) {
-        const message = `VM ${vm.name}: another run took its lease over (this run's renewals stalled past the lease time); this pass of it was undone`
-        return { ...result, error: { code: 'LEASE_LOST', message } }
-      }
+      if (result.status === 'failed' && lease.lost && o.signal?.aborted !== true)
+        return { ...result, error: leaseLost(vm) }
       return result
     } finally {
       o.signal?.removeEventListener('abort', onAbort)
@@ -330,6 +330,13 @@ class LeasedPass {
     const { source: sourceRecords, target: targetRecords } = await fetchPassRecords(this.#o)
     this.#records = { source: sourceRecords, target: targetRecords, fetchedAt }
     return this.#records
+  }
+}
+
+function leaseLost(vm: VmIdentity): { code: string; message: string } {
+  return {
+    code: 'LEASE_LOST',
+    message: `VM ${vm.name}: another run took its lease over (this run's renewals stalled past the lease time); this pass of it was undone`,
   }
 }
 

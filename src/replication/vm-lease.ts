@@ -297,7 +297,8 @@ export class VmLease {
     return this.#serial(async () => {
       if (this.#released) return
       this.#released = true
-      const c = this.context
+      // not under the run's signal: a pass stopped by SIGINT/SIGTERM still gives its leases back
+      const { signal: _aborted, ...c } = this.context
       const clock = c.clock ?? Date.now
       const ownKey = `${leaseKeyPrefix(c.jobId)}${this.#n}`
       if (this.#lost) return

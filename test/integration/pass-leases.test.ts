@@ -45,6 +45,29 @@ describe('a pass whose VM lease is taken over while it works', () => {
   }, 120_000)
 })
 
+describe('a pass stopped by a signal', () => {
+  it('gives its lease back (a released entry), so another controller need not wait for it to expire', async () => {
+    f = await startFixture()
+    const fixture = f
+    const job = makeJob(fixture)
+    fixture.lab.control.injectFault('src', { kind: 'latency', method: 'VM.snapshot', ms: 4_000, nth: 1 })
+    const controller = new AbortController()
+    const result = await runPass({
+      job,
+      source: fixture.source,
+      target: fixture.target,
+      signal: controller.signal,
+      onEvent: (event: PassEvent) => {
+        if (event.kind === 'vm-start') controller.abort()
+      },
+    })
+    expect(result.results).toMatchObject([{ status: 'failed', error: { code: 'ABORTED' } }])
+    const entries = [...(await vmLeaseEntries(fixture.source, fixture.vmRef, job.id)).values()]
+    expect(entries).toHaveLength(1)
+    expect(entries[0]?.released).toBe(true)
+  }, 120_000)
+})
+
 describe('a replica', () => {
   it("nor its source snapshot carries a lease entry, though XAPI's VM.snapshot copies the VM's", async () => {
     f = await startFixture()
