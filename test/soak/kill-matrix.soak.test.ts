@@ -19,12 +19,15 @@ describe('kill -9 soak', () => {
     `SIGKILLs xen-cr run ${KILLS} times`,
     async () => {
       let n = 0
+      let failed = 0
       const summary = await runMatrix(matrix!, KILLS, SEED, {
         onTrial: r => {
           n++
-          if (r.problems.length > 0 || n % 25 === 0)
+          if (r.problems.length > 0) failed++
+          // a running tally, so that a soak stopped early still says what it saw
+          if (r.problems.length > 0 || n % 10 === 0)
             console.log(
-              `soak trial ${n}: ${r.phase} after ${r.killAt} calls${r.problems.length === 0 ? ', ok' : `: ${r.problems.join('; ')}`}`,
+              `soak trial ${n} (seed ${SEED}): ${r.phase} after ${r.killAt} calls${r.problems.length === 0 ? ', ok' : `: ${r.problems.join('; ')}`}; ${failed} failed so far`,
             )
         },
       })
