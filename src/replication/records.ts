@@ -107,8 +107,12 @@ async function sourceRecords(o: PassRecordsOptions, call: { signal?: AbortSignal
     call,
   )
   const chosen = passVms(o.job, vms, o.vmUuids).vmRefs
-  const snapshots = await getAllRecordsWhere(o.source, 'VM', fieldIn('snapshot_of', chosen), call)
-  const { vbds, vdis } = await disksOfVms(o.source, [...chosen, ...snapshots.keys()], call)
+  // A VM's record lists its snapshots: their records and every VBD of both come at once.
+  const snapshotRefs = chosen.flatMap(ref => vms.get(ref as Ref<'VM'>)?.snapshots ?? [])
+  const [snapshots, { vbds, vdis }] = await Promise.all([
+    getRecordsByRef(o.source, 'VM', snapshotRefs, call),
+    disksOfVms(o.source, [...chosen, ...snapshotRefs], call),
+  ])
   const all = new Map(vms)
   for (const [ref, snapshot] of snapshots) all.set(ref, snapshot)
   return { vms: all, vbds, vdis, srs: new Map() }
