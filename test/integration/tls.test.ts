@@ -7,10 +7,16 @@
  * port, and xen-api (which knows only allowUnauthorized) refuses a pinned self-signed host.
  */
 import { readFile, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
+import { hostCertificate } from '../../src/lab/nbd/certificate.js'
+import { XapiClient } from '../../src/xapi/client.js'
+import { awaitResponse, discard, openRequest } from '../../src/xapi/http-resource.js'
+import { certificateFingerprint } from '../../src/xapi/tls.js'
 import type { Lab } from '../../src/lab/start.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 import { SPEC } from './replication-fixture.js'
@@ -141,7 +147,9 @@ describe('TLS against the lab', () => {
     const second = await cli(lab.httpsConfigPath, ['--json', 'run', 'tls'], new Date(Date.now() + 3_600_000))
     expect(second.code, second.out + second.err).toBe(0)
     const modes = [first, second].map(
-      pass => (events(pass.out).find(e => e.kind === 'vm-done') as { result: { status: string; mode: string } }).result,
+      pass =>
+        (events(pass.out).find(e => e.kind === 'vm-done') as unknown as { result: { status: string; mode: string } })
+          .result,
     )
     expect(modes).toEqual([
       expect.objectContaining({ status: 'success', mode: 'full' }),
@@ -197,5 +205,48 @@ describe('TLS against the lab', () => {
     const warnings = all.filter(e => e.kind === 'warning' && e['code'] === 'TLS_NOT_VERIFIED')
     expect(warnings).toHaveLength(1)
     expect(warnings[0]!['message']).toContain('pools src, tgt')
+  })
+
+  it('sends not one byte, session included, to a host whose certificate does not pass', async () => {
+    const certificate = hostCertificate('eavesdropper', '127.0.0.1')
+    const received: Buffer[] = []
+    let onData = (): void => undefined
+    const server: TlsServer = createTlsServer({ cert: certificate.certPem, key: certificate.keyPem }, socket => {
+      socket.on('data', (chunk: Buffer) => {
+        received.push(chunk)
+        onData()
+      })
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const url = new URL(`${origin}/export_raw_vdi?session_id=OpaqueRef:SECRET&vdi=x`)
+      const wrong = { allowUnauthorized: false, fingerprints: [`sha256:${'00:'.repeat(31)}00`] }
+      const refused = await awaitResponse(openRequest(url, { method: 'GET', tls: wrong }).end(), url).catch(
+        (error: unknown) => error,
+      )
+      expect(refused).toMatchObject({ code: 'POOL_TLS_FINGERPRINT', url: origin })
+      const login = await XapiClient.connect({
+        url: origin,
+        user: 'root',
+        password: 'SECRET',
+        fingerprints: wrong.fingerprints,
+      }).catch((error: unknown) => error)
+      expect(login).toMatchObject({ code: 'POOL_TLS_FINGERPRINT' })
+      expect(Buffer.concat(received).length).toBe(0)
+
+      // control: pinned right, the same request reaches the host (so the count above can fail)
+      const right = { allowUnauthorized: false, fingerprints: [certificateFingerprint(certificate.certPem)] }
+      const req = openRequest(url, { method: 'GET', tls: right })
+      req.end()
+      await new Promise<void>(resolve => {
+        onData = () => void (Buffer.concat(received).includes('SECRET') && resolve())
+      })
+      req.destroy()
+      void awaitResponse(req, url).then(discard, () => undefined)
+    } finally {
+      server.close()
+    }
   })
 })
