@@ -463,6 +463,12 @@ describe('every implemented setter over XML-RPC', () => {
     expect(await call('VM.get_resident_on', on)).toBe(other)
     const plugin = await caught(call('VM.call_plugin', on, 'no-such-plugin', 'fn', {}))
     expect([plugin.code, plugin.params]).toEqual(['XENAPI_MISSING_PLUGIN', ['no-such-plugin']])
+    const checkpoint = await call<string>('VM.checkpoint', on, 'coverage checkpoint')
+    const memory = await call<string>('VM.get_suspend_VDI', checkpoint)
+    expect([await call('VM.get_power_state', checkpoint), await call('VDI.get_type', memory)]).toEqual([
+      'Suspended',
+      'suspend',
+    ])
     await call('VM.shutdown', on)
     expect(await call('VM.get_power_state', on)).toBe('Halted')
 

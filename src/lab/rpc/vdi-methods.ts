@@ -75,6 +75,31 @@ function createVdiRecord(pool: LabPool, fields: Record<string, StoredValue>, uui
   return ref
 }
 
+/**
+ * A VM's memory image for a checkpoint or suspend: a `suspend` VDI the size of its static
+ * maximum (thin: it takes one block until written) on the SR helpers.choose_suspend_sr picks:
+ * the VM's suspend_SR, else the pool's suspend_image_SR, else its host's; VM_NO_SUSPEND_SR without.
+ */
+export async function createSuspendImage(pool: LabPool, vmRef: string): Promise<string> {
+  const vm = pool.db.get('VM', vmRef)
+  const poolRecord = pool.db.get('pool', pool.poolRef)
+  const host = pool.db.find('host', vm['resident_on'] as string)
+  const sr = [vm['suspend_SR'], poolRecord['suspend_image_SR'], host?.['suspend_image_sr']]
+    .map(ref => (ref ?? '') as string)
+    .find(ref => !pool.isNull(ref) && pool.db.find('SR', ref) !== undefined)
+  if (sr === undefined) throw xapiFault('VM_NO_SUSPEND_SR', vmRef)
+  checkSrUsable(pool, sr)
+  pool.checkSrSpace(sr, BLOCK_SIZE)
+  const uuid = randomUUID()
+  const size = roundSize(vm['memory_static_max'] as number)
+  await pool.storage.create(uuid, size)
+  return createVdiRecord(
+    pool,
+    { SR: sr, name_label: 'Suspend image', type: 'suspend', virtual_size: size, other_config: {} },
+    uuid,
+  )
+}
+
 export async function snapshotVdi(pool: LabPool, vdiRef: string): Promise<string> {
   checkManaged(pool, vdiRef)
   const source = pool.db.get('VDI', vdiRef)

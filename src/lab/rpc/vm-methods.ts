@@ -65,7 +65,7 @@ function newVmFields(
   return fields
 }
 
-async function copyVm(
+export async function copyVm(
   ctx: CallContext,
   vmRef: string,
   name: string,

@@ -11,7 +11,8 @@ import type { LabPool } from '../pool.js'
 import type { MethodRegistry } from './registry.js'
 import { VM_OPERATIONS } from './generic.js'
 import { assertVmOperation, assertVmOperationValid } from './vm-checks.js'
-import { setHalted } from './vm-methods.js'
+import { createSuspendImage, destroyVdi } from './vdi-methods.js'
+import { copyVm, setHalted } from './vm-methods.js'
 
 export function addVmOperations(registry: MethodRegistry): void {
   registry.add({
@@ -189,6 +190,32 @@ export function addVmOperations(registry: MethodRegistry): void {
       pool.db.update('VM', vm as string, { ha_always_run: false, suspend_VDI: NULL_REF })
       setHalted(pool, vm as string)
       return ''
+    },
+  })
+  // xapi_vm_snapshot.checkpoint: a snapshot of a running VM with its memory image, which makes
+  // the snapshot Suspended (reverting to it resumes the VM)
+  registry.add({
+    name: 'VM.checkpoint',
+    params: ['string', 'string'],
+    async: true,
+    handler: async (ctx, [vm, name]) => {
+      const { pool } = ctx
+      assertVmOperation(pool, vm as string, 'checkpoint', ['Running'])
+      // the memory image first: a full SR refuses the checkpoint before any snapshot exists
+      const memory = await createSuspendImage(pool, vm as string)
+      let snapshot: string
+      try {
+        snapshot = await copyVm(ctx, vm as string, name as string, 'snapshot', {})
+      } catch (error) {
+        await destroyVdi(pool, memory).catch(() => undefined)
+        throw error
+      }
+      pool.db.update('VM', snapshot, {
+        power_state: 'Suspended',
+        suspend_VDI: memory,
+        snapshot_info: { 'power-state-at-snapshot': 'Running' },
+      })
+      return snapshot
     },
   })
   // xapi_vm.call_plugin: only the guest-agent-operation plugin exists, and its functions need
