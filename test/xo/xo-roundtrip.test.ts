@@ -141,10 +141,18 @@ async function guestWrites(): Promise<void> {
   await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [writes % 8, (writes + 4) % 8], seed: 200 + writes })
 }
 
-async function expectClean(job: Job): Promise<void> {
+/**
+ * Nothing stranded, the newest copy is the source's state, and the job has its retention's worth
+ * of copies — one more after an XO run whose retention deleted the last snapshot of XO's in-place
+ * VM: XO picks what to delete before its transfer, so that VM counts from the next run on.
+ */
+async function expectClean(job: Job, after: 'xo' | 'xen-cr', runs = RETENTION): Promise<void> {
   const audit = await auditSr(f.target, job.srs[0]!, job.id)
   expect(audit.strandedVms).toEqual([])
   expect(audit.strandedVdis).toEqual([])
+  // fewer while the first runs build the chain up
+  expect(audit.copies).toBeGreaterThanOrEqual(Math.min(RETENTION, runs))
+  expect(audit.copies).toBeLessThanOrEqual(after === 'xo' ? RETENTION + 1 : RETENTION)
   expect(await newestCopyMatchesSource(f, job.id, job.srs[0]!)).toBe(true)
 }
 
@@ -162,13 +170,13 @@ if ('missing' in xo) {
       expect(await xoRun(run, job)).toBe('full')
       await guestWrites()
       expect(await xoRun(run, job)).toBe('delta')
-      await expectClean(job)
+      await expectClean(job, 'xo')
       await guestWrites()
       expect(await xenCr(job)).toBe('delta')
-      await expectClean(job)
+      await expectClean(job, 'xen-cr')
       await guestWrites()
       expect(await xoRun(run, job)).toBe('delta')
-      await expectClean(job)
+      await expectClean(job, 'xo')
     })
 
     it('xen-cr full → xen-cr delta → XO delta on xen-cr’s replica → xen-cr delta on XO’s', async () => {
@@ -178,10 +186,21 @@ if ('missing' in xo) {
       expect(await xenCr(job)).toBe('delta')
       await guestWrites()
       expect(await xoRun(run, job)).toBe('delta')
-      await expectClean(job)
+      await expectClean(job, 'xo')
       await guestWrites()
       expect(await xenCr(job)).toBe('delta')
-      await expectClean(job)
+      await expectClean(job, 'xen-cr')
+    })
+
+    it('seven alternating runs keep the job at its retention, XO rotating the VM xen-cr keyed', async () => {
+      const job = makeJob(f, {}, RETENTION)
+      const steps: readonly ('xo' | 'xen-cr')[] = ['xo', 'xo', 'xen-cr', 'xo', 'xo', 'xen-cr', 'xo']
+      for (const [i, step] of steps.entries()) {
+        if (i > 0) await guestWrites()
+        const mode = step === 'xo' ? await xoRun(run, job) : await xenCr(job)
+        expect(mode).toBe(i === 0 ? 'full' : 'delta')
+        await expectClean(job, step, i + 1)
+      }
     })
   })
 }
