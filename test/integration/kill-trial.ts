@@ -122,7 +122,13 @@ export async function runMatrix(
     results.push(r)
     options.onTrial?.(r)
   }
-  for (const at of killPoints(kills, m.passCalls, random)) await one(at)
+  // in random order: a run stopped early (a soak cut short) still covers the whole pass
+  const points = killPoints(kills, m.passCalls, random)
+  for (let i = points.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[points[i], points[j]] = [points[j]!, points[i]!]
+  }
+  for (const at of points) await one(at)
   for (let extra = 0; extra < 10 && results.filter(r => r.phase !== 'completed').length < kills; extra++)
     await one(1 + Math.floor(random() * m.passCalls * 0.8))
   const killed = results.filter(r => r.phase !== 'completed').length
