@@ -469,6 +469,16 @@ describe('every implemented setter over XML-RPC', () => {
       'Suspended',
       'suspend',
     ])
+    // suspend keeps the memory in a suspend VDI; resume brings it back and drops the image
+    await call('VM.suspend', on)
+    const image = await call<string>('VM.get_suspend_VDI', on)
+    expect([await call('VM.get_power_state', on), await call('VDI.get_type', image)]).toEqual(['Suspended', 'suspend'])
+    await call('VM.resume', on, false, false)
+    expect([await call('VM.get_power_state', on), await call('VM.get_suspend_VDI', on)]).toEqual([
+      'Running',
+      'OpaqueRef:NULL',
+    ])
+    expect((await caught(call('VDI.get_record', image))).code).toBe('HANDLE_INVALID')
     await call('VM.shutdown', on)
     expect(await call('VM.get_power_state', on)).toBe('Halted')
 

@@ -188,7 +188,8 @@ const CREATE_OPTIONAL: MemberSpec[] = [
 
 let nextDomid = 1
 
-function setRunning(pool: LabPool, vmRef: string, hostRef: string, state: 'Running' | 'Paused'): void {
+/** Running (or paused) on `hostRef` with a new domain; exported for resume. */
+export function setRunning(pool: LabPool, vmRef: string, hostRef: string, state: 'Running' | 'Paused'): void {
   // xapi_vm.start: a VM whose restart priority is `restart` is protected while it runs
   const protectedVm = pool.db.get('VM', vmRef)['ha_restart_priority'] === 'restart'
   pool.db.update('VM', vmRef, {
@@ -340,11 +341,20 @@ export function addVmMethods(registry: MethodRegistry): void {
     name: 'VM.hard_shutdown',
     params: ['string'],
     async: true,
-    handler: ({ pool }, [vm]) => {
+    handler: async ({ pool }, [vm]) => {
       assertVmOperation(pool, vm as string, 'hard_shutdown', ['Paused', 'Running', 'Suspended'])
+      await dropSuspendImage(pool, vm as string)
       pool.db.update('VM', vm as string, { ha_always_run: false })
       setHalted(pool, vm as string)
       return ''
     },
   })
+}
+
+/** xapi_vm.hard_shutdown of a suspended VM: its suspend VDI is destroyed and forgotten. */
+export async function dropSuspendImage(pool: LabPool, vm: string): Promise<void> {
+  const memory = pool.db.get('VM', vm)['suspend_VDI'] as string
+  if (pool.isNull(memory)) return
+  pool.db.update('VM', vm, { suspend_VDI: NULL_REF })
+  if (pool.db.find('VDI', memory) !== undefined) await destroyVdi(pool, memory).catch(() => undefined)
 }

@@ -12,7 +12,7 @@ import type { MethodRegistry } from './registry.js'
 import { VM_OPERATIONS } from './generic.js'
 import { assertVmOperation, assertVmOperationValid } from './vm-checks.js'
 import { createSuspendImage, destroyVdi } from './vdi-methods.js'
-import { copyVm, setHalted } from './vm-methods.js'
+import { copyVm, dropSuspendImage, setHalted, setRunning } from './vm-methods.js'
 
 export function addVmOperations(registry: MethodRegistry): void {
   registry.add({
@@ -185,9 +185,10 @@ export function addVmOperations(registry: MethodRegistry): void {
     name: 'VM.shutdown',
     params: ['string'],
     async: true,
-    handler: ({ pool }, [vm]) => {
+    handler: async ({ pool }, [vm]) => {
       assertVmOperation(pool, vm as string, 'shutdown', ['Paused', 'Running', 'Suspended'])
-      pool.db.update('VM', vm as string, { ha_always_run: false, suspend_VDI: NULL_REF })
+      await dropSuspendImage(pool, vm as string)
+      pool.db.update('VM', vm as string, { ha_always_run: false })
       setHalted(pool, vm as string)
       return ''
     },
@@ -216,6 +217,50 @@ export function addVmOperations(registry: MethodRegistry): void {
         snapshot_info: { 'power-state-at-snapshot': 'Running' },
       })
       return snapshot
+    },
+  })
+  // xapi_vm.suspend / resume / resume_on: the memory goes to a suspend VDI, and comes back from it
+  registry.add({
+    name: 'VM.suspend',
+    params: ['string'],
+    async: true,
+    handler: async ({ pool }, [vm]) => {
+      assertVmOperation(pool, vm as string, 'suspend', ['Running'])
+      const memory = await createSuspendImage(pool, vm as string)
+      pool.db.update('VM', vm as string, { ha_always_run: false })
+      setHalted(pool, vm as string)
+      pool.db.update('VM', vm as string, { power_state: 'Suspended', suspend_VDI: memory })
+      return ''
+    },
+  })
+  const resume = async (pool: LabPool, vm: string, host: string, paused: boolean): Promise<void> => {
+    pool.db.get('host', host)
+    assertSrsVisible(pool, vm, host)
+    const memory = pool.db.get('VM', vm)['suspend_VDI'] as string
+    setRunning(pool, vm, host, paused ? 'Paused' : 'Running')
+    pool.db.update('VM', vm, { suspend_VDI: NULL_REF })
+    if (!pool.isNull(memory) && pool.db.find('VDI', memory) !== undefined) await destroyVdi(pool, memory)
+  }
+  registry.add({
+    name: 'VM.resume',
+    params: ['string', 'bool', 'bool'],
+    async: true,
+    handler: async ({ pool }, [vm, paused]) => {
+      assertVmOperation(pool, vm as string, 'resume', ['Suspended'])
+      const affinity = pool.db.get('VM', vm as string)['affinity'] as string
+      const host = pool.db.find('host', affinity) !== undefined ? affinity : pool.masterRef
+      await resume(pool, vm as string, host, paused === true)
+      return ''
+    },
+  })
+  registry.add({
+    name: 'VM.resume_on',
+    params: ['string', 'string', 'bool', 'bool'],
+    async: true,
+    handler: async ({ pool }, [vm, host, paused]) => {
+      assertVmOperation(pool, vm as string, 'resume_on', ['Suspended'])
+      await resume(pool, vm as string, host as string, paused === true)
+      return ''
     },
   })
   // xapi_vm.call_plugin: only the guest-agent-operation plugin exists, and its functions need
