@@ -6,13 +6,13 @@
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Database, type DatabaseDump } from './db/database.js'
+import { Database } from './db/database.js'
 import { populatePool } from './build.js'
 import { createControl, type LabControl } from './control.js'
 import { lockLabDir } from './dir-lock.js'
 import { controlRoute } from './control-route.js'
 import type { Route } from './http/host-server.js'
-import { DatabaseSaver, readJsonIfExists, writeJsonAtomic } from './persistence.js'
+import { DatabaseSaver, readDatabase, readJsonIfExists, writeJsonAtomic } from './persistence.js'
 import { LabPool, type LabUser } from './pool.js'
 import { buildApi } from './rpc/api.js'
 import type { MethodRegistry } from './rpc/registry.js'
@@ -286,7 +286,7 @@ async function openPool(options: {
       ...(options.guest === undefined ? {} : { guest: options.guest }),
     })
     const dbPath = join(poolDir, 'db.json')
-    const dump = remembered === undefined ? undefined : await readJsonIfExists<DatabaseDump>(dbPath)
+    const dump = remembered === undefined ? undefined : await readDatabase(dbPath)
     let fresh: string[] = []
     if (dump !== undefined) {
       db.restore(dump)
