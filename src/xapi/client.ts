@@ -5,7 +5,6 @@
  * records, per-call timeouts and AbortSignals, task watching without the full object cache,
  * a coordinator follow that understands `address:port`, and errors from our hierarchy.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Xapi } from 'xen-api'
 import { AbortedError, ConnectionError, OperationError, XapiError, XenCrError, isXapiError } from '../errors.js'
 import { mapCallError } from './map-error.js'
@@ -67,7 +66,6 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000
 const BACKGROUND_CALL_TIMEOUT_MS = 10_000
 const TASK_SETTLE_TIMEOUT_MS = 30_000
 const CLOSE_WAIT_MS = 10_000
-const SETTLE_POLL_MS = 20
 /** Coordinator changes followed per login or call before giving up. */
 const MAX_MASTER_HOPS = 2
 
@@ -83,8 +81,6 @@ export class XapiClient {
   readonly #tasks: TaskWatcher
   /** cleanups of abandoned tasks still running (see #dropTask) */
   readonly #background = new Set<Promise<void>>()
-  /** calls in flight, the task watcher's excepted */
-  #inflight = 0
   #closed = false
 
   /** The pool object of the pool this client is connected to. */
@@ -166,14 +162,7 @@ export class XapiClient {
    * and params exactly), `ConnectionError`, `AbortedError`, `OperationError` `CALL_TIMEOUT`.
    */
   async call<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
-    // the task watcher's long poll is not work close() should wait for
-    const counted = !method.startsWith('event.')
-    if (counted) this.#inflight++
-    try {
-      return await this.#callRetrying<T>(method, args, options)
-    } finally {
-      if (counted) this.#inflight--
-    }
+    return this.#callRetrying<T>(method, args, options)
   }
 
   async #callRetrying<T>(method: string, args: readonly unknown[], options: CallOptions): Promise<T> {
@@ -346,18 +335,14 @@ export class XapiClient {
   }
 
   /**
-   * Waits (bounded) until nothing of ours is in flight: no call, no task watched, no abandoned
-   * task being cleaned up. An aborted transfer cleans its task up in the background (task.cancel,
-   * wait for it to settle, task.destroy) so that the abort is not held up; logging out under it
-   * would leave that task on the pool. Quiet twice in a row, since one cleanup step starts the
-   * next only after a turn of the event loop.
+   * Waits (bounded) for the cleanups of tasks this client abandoned (see #dropTask), so that
+   * logging out does not cut them short and leave the task on the pool.
    */
   async #settle(): Promise<void> {
-    const deadline = Date.now() + CLOSE_WAIT_MS
-    for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
-      quiet = this.#inflight === 0 && this.#tasks.watched === 0 && this.#background.size === 0 ? quiet + 1 : 0
-      await sleep(SETTLE_POLL_MS)
-    }
+    if (this.#background.size === 0) return
+    await guard(Promise.allSettled([...this.#background]), 'task cleanup', undefined, CLOSE_WAIT_MS).catch(
+      () => undefined,
+    )
   }
 
   #assertOpen(what: string): void {

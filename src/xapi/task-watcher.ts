@@ -48,11 +48,6 @@ export class TaskWatcher {
     this.#host = host
   }
 
-  /** How many tasks someone is waiting for. */
-  get watched(): number {
-    return this.#waiters.size
-  }
-
   /** Resolves with the task's record once its status is no longer `pending`/`cancelling`. */
   watch(ref: Ref<'task'>, signal?: AbortSignal): Promise<TaskRecord> {
     if (this.#closed) {
