@@ -85,7 +85,9 @@ export const ERROR_CODES = {
 
   POOL_AUTH_FAILED: connection('the pool refused the user and password'),
   POOL_TLS: connection("TLS to a pool or host failed: untrusted certificate, or the URL's scheme is wrong"),
-  POOL_TLS_FINGERPRINT: connection('a host presented a certificate whose fingerprint is not pinned for its pool; nothing was sent'),
+  POOL_TLS_FINGERPRINT: connection(
+    'a host presented a certificate whose fingerprint is not pinned for its pool; nothing was sent',
+  ),
   POOL_UNREACHABLE: connection('a pool cannot be reached, is not a XAPI pool coordinator, or lost the session'),
 
   FILE_LOCKED: lease('another process holds the lock on the job store'),
