@@ -14,11 +14,13 @@ import { Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
 import { hostCertificate } from '../../src/lab/nbd/certificate.js'
+import { startLab } from '../../src/lab/start.js'
 import { XapiClient } from '../../src/xapi/client.js'
 import { awaitResponse, discard, openRequest } from '../../src/xapi/http-resource.js'
 import { certificateFingerprint } from '../../src/xapi/tls.js'
 import type { Lab } from '../../src/lab/start.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
+import { makeTempDir } from '../helpers/tmp.js'
 import { SPEC } from './replication-fixture.js'
 
 let lab: Lab | undefined
@@ -247,6 +249,34 @@ describe('TLS against the lab', () => {
       void awaitResponse(req, url).then(discard, () => undefined)
     } finally {
       server.close()
+    }
+  })
+
+  it('keeps every host certificate, and so the pins, across a restart of the lab', async () => {
+    const tmp = await makeTempDir('xen-cr-tls-restart-')
+    try {
+      const first = await startLab({ spec: SPEC, dir: tmp.path })
+      const pins = first.pools.map(pool => pool.hosts.map(host => host.fingerprint))
+      const config = await readFile(first.httpsConfigPath, 'utf8')
+      await first.stop()
+      const again = await startLab({ dir: tmp.path })
+      try {
+        expect(again.restored).toBe(true)
+        expect(again.pools.map(pool => pool.hosts.map(host => host.fingerprint))).toEqual(pins)
+        expect(await readFile(again.httpsConfigPath, 'utf8')).toBe(config)
+        const pool = again.pools[0]!
+        const client = await XapiClient.connect({
+          url: pool.httpsUrl,
+          user: pool.user,
+          password: pool.password,
+          fingerprints: pins[0]!,
+        })
+        await client.close()
+      } finally {
+        await again.stop()
+      }
+    } finally {
+      await tmp.remove()
     }
   })
 })
