@@ -104,7 +104,15 @@ describe('continuing targets of other eras', () => {
     const { result, snaps } = await passAndCheck(f, job)
     expect(result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
     expect(result.plans[0]?.targets[0]?.baseReplica?.ref).toBe(targetSnap)
-    const newest = (await replicas(f.target, job.id, f.vmUuid)).filter(([ref]) => ref !== targetSnap)
+    // The in-place VM is the job's copy (its snapshot carries the keys): the pass gives it the
+    // job's keys and that snapshot's datetime (IN_PLACE_REPLICA_KEYED), so no tool strands it once
+    // the snapshot is gone. It is not the pass's new replica.
+    const all = await replicas(f.target, job.id, f.vmUuid)
+    const inPlace = all.find(([ref]) => ref === repRef)
+    expect(inPlace?.[1].other_config[KEYS.datetime]).toBe(
+      (await f.target.getAllRecords('VM')).get(targetSnap)?.other_config[KEYS.datetime],
+    )
+    const newest = all.filter(([ref]) => ref !== targetSnap && ref !== repRef)
     expect(newest).toHaveLength(1)
     const h = await expectReplicaMatches(f, newest[0]![0], snaps[0]![0])
     expect(h.replica).toEqual(h.snapshot)
@@ -154,17 +162,17 @@ describe('a pass never corrupts or loses a replica', () => {
     const before = await census()
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 4], seed: 9 })
 
-    // 1: the import connection is cut after 1 MiB of the first disk
-    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 1024 * 1024, nth: 1 })
+    // 1: every import connection is cut after 1 MiB of the disk: the disk's retries (DISK_RETRY)
+    // meet the same cut and the pass fails (a one-shot cut is retried: see the next test)
+    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 1024 * 1024 })
     const cut = await runPass({ job, source: f.source, target: f.target })
     expect(cut.results).toMatchObject([{ status: 'failed' }])
-    // 2: every byte arrives but the export task fails
+    // 2: every byte arrives but every export task fails
     f.lab.control.clearFaults()
     f.lab.control.injectFault('src', {
       kind: 'data-path',
       direction: 'export',
       failTask: ['VDI_IO_ERROR', 'Device I/O errors'],
-      nth: 1,
     })
     const failedTask = await runPass({ job, source: f.source, target: f.target })
     expect(failedTask.results).toMatchObject([{ status: 'failed' }])
@@ -183,6 +191,30 @@ describe('a pass never corrupts or loses a replica', () => {
     expect(next.result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
     const h = await expectReplicaMatches(f, next.reps[next.reps.length - 1]![0], next.snaps[0]![0])
     expect(h.replica).toEqual(h.snapshot)
+  })
+
+  it('a transfer cut once mid-stream is retried: the disk starts again and the pass succeeds with a replica equal to its snapshot', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    await runPass({ job, source: f.source, target: f.target })
+    const [snap1, snap1Rec] = (await jobSnapshots(f.source, job.id, f.vmRef))[0]!
+    await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0, 4], seed: 19 })
+    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 1024 * 1024, nth: 1 })
+    const { result, snaps, reps } = await passAndCheck(f, job)
+    // the cut happened (the one-shot fault is spent) and did not fail the pass
+    expect(f.lab.control.listFaults('tgt')).toEqual([])
+    expect(result.plans[0]?.base?.uuid).toBe(snap1Rec.uuid)
+    expect(result.results).toMatchObject([{ status: 'success', mode: 'delta' }])
+    expect(snaps.map(([ref]) => ref)).not.toContain(snap1)
+    const h = await expectReplicaMatches(f, reps[reps.length - 1]![0], snaps[0]![0])
+    expect(h.replica).toEqual(h.snapshot)
+    for (const client of [f.source, f.target]) {
+      expect(
+        [...(await client.getAllRecords('VDI')).values()]
+          .filter(v => v.managed && v.VBDs.length === 0)
+          .map(v => v.name_label),
+      ).toEqual([])
+    }
   })
 
   it('an abort mid-transfer (SIGINT) removes everything the pass created and keeps the previous replica', async () => {
@@ -221,8 +253,9 @@ describe('a pass never corrupts or loses a replica', () => {
     await runPass({ job, source: f.source, target: f.target })
     const [rep1] = (await replicas(f.target, job.id, f.vmUuid))[0]!
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [5], seed: 13 })
-    // the transfer fails and so does every VM.destroy: the cleanup cannot finish, as after a crash
-    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 4096, nth: 1 })
+    // the transfer fails (every attempt is cut) and so does every VM.destroy: the cleanup cannot
+    // finish, as after a crash
+    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 4096 })
     for (const pool of ['src', 'tgt'])
       f.lab.control.injectFault(pool, {
         kind: 'error',
