@@ -232,8 +232,12 @@ export class DatabaseSaver {
       const next = this.#journal
       return this.#queue(async () => {
         try {
-          await writeTextAtomic(this.#path, snapshot)
-          if (journal !== undefined) await closeJournal(journal)
+          try {
+            await writeTextAtomic(this.#path, snapshot)
+          } finally {
+            // nothing more goes to the old journal, whether or not db.json names it still
+            if (journal !== undefined) await closeJournal(journal)
+          }
           await this.#removeStale(id)
         } catch (error) {
           // db.json may still name the old journal: nothing goes to the new one, the next save retries
