@@ -30,6 +30,17 @@ describe('FaultTable', () => {
     expect(table.planCall('VM.get_all')).toEqual({ delayMs: 0, then: undefined })
   })
 
+  it('counts a transfer against every data-path fault, so nth faults 2, 3 and 4 cut transfers 2, 3 and 4', () => {
+    const table = new FaultTable()
+    for (const nth of [2, 3, 4]) table.add({ kind: 'data-path', direction: 'import', cutAfterBytes: nth, nth })
+    expect(table.takeDataPathFault('import', 'u1')).toBeUndefined()
+    expect(table.takeDataPathFault('import', 'u2')).toEqual({ cutAfterBytes: 2 })
+    expect(table.takeDataPathFault('import', 'u2')).toEqual({ cutAfterBytes: 3 })
+    expect(table.takeDataPathFault('import', 'u2')).toEqual({ cutAfterBytes: 4 })
+    expect(table.takeDataPathFault('import', 'u2')).toBeUndefined()
+    expect(table.list()).toEqual([])
+  })
+
   it('counts the calls of each method, faulted or not, until reset', () => {
     const table = new FaultTable()
     table.add({ kind: 'drop', method: 'VM.get_all', nth: 1 })

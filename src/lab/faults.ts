@@ -131,20 +131,24 @@ export class FaultTable {
     return { delayMs, then }
   }
 
-  /** The data-path fault for this transfer, if one fires. */
+  /**
+   * The data-path fault for this transfer, if one fires (the first that does). Every matching
+   * fault counts the transfer, as {@link planCall} counts a call against every fault: a fault
+   * armed for the 3rd transfer fires on the 3rd even when another fired on the 2nd.
+   */
   takeDataPathFault(direction: DataPathKind, vdiUuid: string): DataPathFault | undefined {
+    let out: { -readonly [K in keyof DataPathFault]: DataPathFault[K] } | undefined
     for (const armed of this.#armed) {
       const { fault } = armed
       if (armed.spent || fault.kind !== 'data-path' || fault.direction !== direction) continue
       if (fault.vdi !== undefined && fault.vdi !== vdiUuid) continue
-      if (!this.#fires(armed)) continue
-      const out: { -readonly [K in keyof DataPathFault]: DataPathFault[K] } = {}
+      if (!this.#fires(armed) || out !== undefined) continue
+      out = {}
       if (fault.cutAfterBytes !== undefined) out.cutAfterBytes = fault.cutAfterBytes
       if (fault.failTask !== undefined) out.failTask = fault.failTask
       if (fault.bytesPerSecond !== undefined) out.bytesPerSecond = fault.bytesPerSecond
-      return out
     }
-    return undefined
+    return out
   }
 
   #fires(armed: Armed): boolean {
