@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { RECOVERY_KEYS, REPLICA_TAG } from '../../src/replication/metadata.js'
+import { KEYS, RECOVERY_KEYS, REPLICA_TAG, leaseKeyPrefix } from '../../src/replication/metadata.js'
 import type { XapiClient } from '../../src/xapi/client.js'
 import { listVmDisks } from '../../src/xapi/vbd.js'
 import type { Ref, VmRecord } from '../../src/xapi/types.js'
+import { DISK_RETRY } from '../../src/xapi/retry.js'
 import { cleanShutdownVm } from '../../src/xapi/vm.js'
 import {
   HOUR,
@@ -109,13 +110,20 @@ async function failedOverState(client: XapiClient, vm: Ref<'VM'>): Promise<unkno
   }
 }
 
-/** No replica tag, no replication or recovery key on it or its disks, start not blocked. */
-async function expectProductionVm(client: XapiClient, ref: Ref<'VM'>): Promise<VmRecord> {
+/**
+ * No replica tag, no replication or recovery key on it or its disks, start not blocked. An
+ * original written in place (`job`) is the job's source VM again: the job's released lease
+ * entries (tombstones carrying its last replication, see vm-lease.ts) stay on it, and no live
+ * lease may.
+ */
+async function expectProductionVm(client: XapiClient, ref: Ref<'VM'>, job?: string): Promise<VmRecord> {
   const vm = await client.getRecord('VM', ref)
   expect(vm.tags).not.toContain(REPLICA_TAG)
   expect(vm.blocked_operations).toEqual({})
   const foreign = (keys: string[]): string[] => keys.filter(k => k.startsWith('xo:') || k.startsWith('xen-cr:'))
-  expect(foreign(Object.keys(vm.other_config))).toEqual([])
+  const leases = Object.entries(vm.other_config).filter(([k]) => job !== undefined && k.startsWith(leaseKeyPrefix(job)))
+  for (const [, value] of leases) expect(JSON.parse(value)).toMatchObject({ released: true })
+  expect(foreign(Object.keys(vm.other_config)).filter(k => !leases.some(([l]) => l === k))).toEqual([])
   for (const disk of await listVmDisks(client, vm.VBDs)) expect(foreign(Object.keys(disk.vdi.other_config))).toEqual([])
   return vm
 }
@@ -274,8 +282,9 @@ describe('xen-cr failback', () => {
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [5], seed: 33 })
     const before = { source: await counts(source), target: await counts(f.target) }
 
-    // db's import is cut halfway: nothing is left on the target, and db's original cannot be started
-    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'import', cutAfterBytes: 1_000_000, nth: 1 })
+    // db's import is cut halfway, every attempt (a one-shot cut is retried, DISK_RETRY): nothing
+    // is left on the target, and db's original cannot be started
+    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'import', cutAfterBytes: 1_000_000 })
     const first = await f.cli(['--json', 'failback', 'nightly', '--in-place'], { now: tFailback })
     expect(first.code).toBe(1)
     const firstResults = eventOf<FailbackDone>(first.out, 'failback-done').results
@@ -297,6 +306,7 @@ describe('xen-cr failback', () => {
     expect(cut.other_config[RECOVERY_KEYS.failbackInPlace]).toBe(db.replica)
 
     // Again: the cut write is resumed from the same replica and completed.
+    f.lab.control.clearFaults('src')
     const second = await f.cli(['--json', 'failback', 'nightly', '--in-place', '--vm', 'db (failover)'], {
       now: tFailback,
     })
@@ -309,7 +319,8 @@ describe('xen-cr failback', () => {
     expect(dbBack!.bytes).toBe(vhdLength(8 * MiB, 1))
     expect(done.jobVms).toEqual([])
     expect(await diskHashes(source, f.dbRef)).toEqual(await diskHashes(f.target, db.ref))
-    expect((await expectProductionVm(source, f.dbRef)).power_state).toBe('Running')
+    const jobId = (await replicasOf(f, f.dbUuid))[0]![1].other_config[KEYS.job]!
+    expect((await expectProductionVm(source, f.dbRef, jobId)).power_state).toBe('Running')
     // the job's new base for db: one snapshot on the source, one replica (clones) on the target
     expect(await counts(source)).toEqual({ vms: before.source.vms + 1, vdis: before.source.vdis + 1 })
     expect(await counts(f.target)).toEqual({ vms: before.target.vms + 1, vdis: before.target.vdis + 1 })
@@ -360,8 +371,12 @@ describe('xen-cr failback', () => {
     // the second disk's import breaks: the new VM, its disks and the snapshot on the target all go
     const before = { source: await counts(f.source), target: await counts(f.target) }
     const failedOverBefore = await failedOverState(f.target, webRef)
-    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'import', cutAfterBytes: 1_000, nth: 2 })
+    // the first import goes through; every import after it is cut, as many times as the disk's
+    // retries try it again
+    for (let nth = 2; nth <= DISK_RETRY.attempts + 1; nth++)
+      f.lab.control.injectFault('src', { kind: 'data-path', direction: 'import', cutAfterBytes: 1_000, nth })
     const broken = await f.cli(['failback', 'nightly'], { now: tFailback })
+    f.lab.control.clearFaults('src')
     expect(broken.code).toBe(1)
     expect(broken.err).toMatch(/web \(failover\): failback failed: .*; what it had made was removed \[/)
     expect({ source: await counts(f.source), target: await counts(f.target) }).toEqual(before)
@@ -373,7 +388,10 @@ describe('xen-cr failback', () => {
     expect(jobAfterFailure.job.vms.uuids).toContain(f.vmUuid)
 
     // the replica it came from is deleted: there is no base any more
+    // (a disk import cut once is started again: this failback succeeds all the same)
+    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'import', cutAfterBytes: 1_000, nth: 1 })
     const ok = await f.cli(['--json', 'failback', 'nightly', '--no-start'], { now: tFailback })
+    expect(f.lab.control.listFaults('src')).toEqual([])
     expect(ok.code).toBe(0)
     const deleted = await f.cli(['replicas', 'delete', 'nightly', '--replica', webOver!.replica.uuid, '--yes'])
     expect(deleted.code).toBe(0)
