@@ -295,6 +295,9 @@ describe('xen-cr seed refusals: exit 5, nothing written', () => {
   })
 
   it('refuses a target that runs, disks that differ, and an SR outside the job', async () => {
+    // a guest without tools: no guest metrics appear on their own timer (500 ms by default) to
+    // race the shutdown below and change what the following tests start from
+    f.lab.control.setGuest('tgt', copy.uuid, { tools: 'never' })
     await startVm(f.target, copy.ref)
     await refused(base(), 'SEED_TARGET_NOT_HALTED')
     await hardShutdownVm(f.target, copy.ref)
