@@ -84,16 +84,32 @@ it('prints one JSON line, serves a 2 TiB VM with 1 GiB written, and stops on SIG
       url: string
       user: string
       password: string
-      hosts: { name: string; uuid: string; url: string; address: string }[]
+      httpsUrl: string
+      xapiVersion: string
+      hosts: { name: string; uuid: string; url: string; address: string; httpsUrl: string; fingerprint: string }[]
     }[]
     config: string
+    httpsConfig: string
   }
-  expect(Object.keys(info)).toEqual(['pools', 'config'])
+  // the same pools over HTTPS, every host's certificate pinned, in a config of its own
+  expect(Object.keys(info)).toEqual(['pools', 'config', 'httpsConfig'])
+  expect(info.httpsConfig).toBe(join(dir, 'xen-cr.https.config.json'))
+  const httpsConfig = JSON.parse(await readFile(info.httpsConfig, 'utf8')) as {
+    pools: Record<string, { url: string; fingerprint: string[] }>
+  }
+  expect(Object.keys(httpsConfig.pools)).toEqual(['big', 'empty'])
+  for (const [i, pool] of Object.values(httpsConfig.pools).entries()) {
+    expect(pool.url).toBe(info.pools[i]!.httpsUrl)
+    expect(pool.fingerprint).toEqual(info.pools[i]!.hosts.map(h => h.fingerprint))
+  }
   expect(info.pools.map(p => p.name)).toEqual(['big', 'empty'])
   for (const pool of info.pools) {
-    expect(Object.keys(pool)).toEqual(['name', 'url', 'user', 'password', 'hosts'])
+    expect(Object.keys(pool)).toEqual(['name', 'url', 'httpsUrl', 'xapiVersion', 'user', 'password', 'hosts'])
     expect(pool.url).toMatch(/^http:\/\/127\.0\.0\.\d+:\d+$/)
-    expect(Object.keys(pool.hosts[0]!).sort()).toEqual(['address', 'name', 'url', 'uuid'])
+    expect(pool.httpsUrl).toMatch(/^https:\/\/127\.0\.0\.\d+:\d+$/)
+    expect(pool.xapiVersion).toBe(process.env['XEN_CR_LAB_XAPI_VERSION'] || 'current')
+    expect(Object.keys(pool.hosts[0]!).sort()).toEqual(['address', 'fingerprint', 'httpsUrl', 'name', 'url', 'uuid'])
+    expect(pool.hosts[0]!.fingerprint).toMatch(/^sha256:([0-9A-F]{2}:){31}[0-9A-F]{2}$/)
   }
   expect(info.config).toBe(join(dir, 'xen-cr.config.json'))
   const config = JSON.parse(await readFile(info.config, 'utf8')) as unknown
