@@ -306,6 +306,14 @@ class LeasedPass {
       }
       if (result.status === 'failed' && lease.lost && o.signal?.aborted !== true)
         return { ...result, error: leaseLost(vm) }
+      // the run was stopped as a whole (its timeout, SIGINT/SIGTERM): say why, not which call of
+      // the VM's pass the abort happened to reach first ("waiting for task … aborted")
+      const stopped: unknown = o.signal?.aborted === true ? o.signal.reason : undefined
+      if (result.status === 'failed' && result.error.code === 'ABORTED' && stopped instanceof AbortedError)
+        return {
+          ...result,
+          error: { code: 'ABORTED', message: `${stopped.message}: the pass of VM ${vm.name} was cancelled` },
+        }
       return result
     } finally {
       o.signal?.removeEventListener('abort', onAbort)

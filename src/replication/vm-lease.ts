@@ -213,8 +213,16 @@ export async function acquireVmLease(c: LeaseContext): Promise<AcquireOutcome> {
       ...(last === undefined ? {} : { last }),
     }
     if (await claim(c, n, record)) {
-      await clearBelow(c, n, entries)
-      return { acquired: true, lease: new VmLease(c, n, record), previous: top?.record }
+      const lease = new VmLease(c, n, record)
+      try {
+        await clearBelow(c, n, entries)
+      } catch (error) {
+        // the lease is ours but the take failed: give it back (a tombstone above it) rather than
+        // leave it live, blocking the VM for every run until it expires
+        await lease.release().catch(() => undefined)
+        throw error
+      }
+      return { acquired: true, lease, previous: top?.record }
     }
   }
   // contended past every attempt: whoever is on top now holds it
@@ -272,9 +280,12 @@ export class VmLease {
       if (top?.n !== this.#n || top.record?.run !== c.owner.run) return this.#lose()
       const record: LeaseRecord = { ...this.#record, expires: new Date(clock() + c.timing.ttlMs).toISOString() }
       if (!(await claim(c, this.#n + 1, record))) return this.#lose()
-      await removeKey(c, `${leaseKeyPrefix(c.jobId)}${this.#n}`)
+      // the new entry is the lease from here on, even if removing the old one fails (the next
+      // take clears entries below the top): a later renewal or release must start from it
+      const superseded = `${leaseKeyPrefix(c.jobId)}${this.#n}`
       this.#n += 1
       this.#record = record
+      await removeKey(c, superseded)
       return true
     })
   }

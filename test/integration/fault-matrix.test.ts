@@ -80,16 +80,12 @@ function logicalFault(method: string): { code: string; params: string[] } {
  * every other row passes.
  */
 const KNOWN_GAPS: Readonly<Record<string, string>> = {
-  'src VM.remove_from_other_config: HANDLE_INVALID':
-    'a lease release that fails leaves the lease live until it expires: the next passes are skipped as leased (replication/vm-lease.ts)',
   'src task.create: HANDLE_INVALID':
     "the other disk's export, aborted, cleans its task up in the background and the run closes the client first: the task stays (xapi/transfer.ts)",
   'tgt task.create: HANDLE_INVALID':
     "the other disk's import, aborted, cleans its task up in the background and the run closes the client first: the task stays (xapi/transfer.ts)",
   'src task.destroy: OPERATION_NOT_ALLOWED': 'a task whose destroy failed is not swept by later passes (leftovers)',
   'tgt task.destroy: OPERATION_NOT_ALLOWED': 'a task whose destroy failed is not swept by later passes (leftovers)',
-  '--run-timeout 2 while VM.snapshot takes 6 s':
-    'a run cancelled as a whole (run timeout, and so Ctrl-C) leaves its VM lease live until it expires: the release goes out on the aborted signal (replication/pass.ts, vm-lease.ts)',
   'tgt task.get_record: HANDLE_INVALID':
     'a VDI.clone whose task vanished before it said which disk it made leaves that clone, which the next pass does not sweep (leftovers)',
 }
