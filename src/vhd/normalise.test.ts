@@ -246,4 +246,25 @@ describe('normaliseVhd as a pass-through', () => {
     early.abort()
     await expect(normaliseVhd(readableOf(good), { signal: early.signal })).rejects.toMatchObject({ code: 'ABORTED' })
   })
+
+  it('aborted before anyone reads it (the import failed to start) errors the stream without an unhandled error', async () => {
+    const good = await writtenVhd(4 * MiB, [])
+    const controller = new AbortController()
+    const source = Readable.from(chunked(good, 65536), { objectMode: false })
+    const { stream } = await normaliseVhd(source, { signal: controller.signal })
+    await finished(source) // all of it read in: nothing but the stream holds the bytes now
+    const uncaught: unknown[] = []
+    const onUncaught = (error: unknown): void => void uncaught.push(error)
+    process.prependListener('uncaughtException', onUncaught)
+    try {
+      controller.abort()
+      await new Promise(resolve => setTimeout(resolve, 20))
+    } finally {
+      process.off('uncaughtException', onUncaught)
+    }
+    expect(uncaught).toEqual([])
+    expect(stream.destroyed).toBe(true)
+    expect(stream.errored).toMatchObject({ code: 'ABORTED' })
+    await expect(finished(stream)).rejects.toMatchObject({ code: 'ABORTED' })
+  })
 })

@@ -44,6 +44,10 @@ export async function normaliseVhd(source: Readable, options: { signal?: AbortSi
   // both ways: a source error destroys the normaliser (wrapped with the offset), a destroyed
   // normaliser destroys the source
   pipeline(source, normaliser, () => undefined)
+  // Once the source has all been read, the pipeline lets go of the normaliser; an abort while no
+  // consumer is attached yet (the import's task.create still pending) would then be an uncaught
+  // 'error'. The stream stays errored for whoever reads or pipes it later.
+  normaliser.on('error', () => undefined)
   try {
     const { length, footer, header } = await normaliser.ready
     return { length, footer, header, stream: normaliser }
