@@ -202,12 +202,14 @@ export class HostServer {
       ...options.routes,
     ]
     const serve = (req: IncomingMessage, res: ServerResponse): void => void route(routes, req, res)
-    const server = createServer()
+    // no whole-request limit (node's default cuts a request after 5 minutes): a disk import over
+    // a slow link runs for hours, and XAPI does not cut it either
+    const server = createServer({ requestTimeout: 0 })
     server.on('request', serve)
     const front = await EofBodyFront.listen(server, { address: options.address, port: options.port })
     if (options.tls === undefined) return new HostServer(front, undefined)
     // the same routes behind a second listening socket that speaks TLS
-    const tlsServer = createServer()
+    const tlsServer = createServer({ requestTimeout: 0 })
     tlsServer.on('request', serve)
     try {
       const { port, cert, key } = options.tls
