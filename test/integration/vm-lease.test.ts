@@ -98,6 +98,45 @@ describe('a VM lease', () => {
     expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toMatchObject([{ released: true, last }])
   })
 
+  it('taken, but whose clearing of the entries below fails, is given back, not left live', async () => {
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    await a.lease.release()
+    lab.control.injectFault('src', {
+      kind: 'error',
+      method: 'VM.remove_from_other_config',
+      code: 'HANDLE_INVALID',
+      params: ['VM', 'OpaqueRef:gone'],
+      nth: 1,
+    })
+    const failed = await acquireVmLease(context(owner('b'))).catch((e: unknown) => e)
+    lab.control.clearFaults('src')
+    expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+    expect(entries.at(-1)).toMatchObject({ run: 'run-b', released: true })
+    // the VM is free for the next run at once
+    const c = acquired(await acquireVmLease(context(owner('c'))))
+    await c.lease.release()
+  })
+
+  it('renewed, but whose superseded entry could not be removed, is still held and renews and releases', async () => {
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    lab.control.injectFault('src', {
+      kind: 'error',
+      method: 'VM.remove_from_other_config',
+      code: 'HANDLE_INVALID',
+      params: ['VM', 'OpaqueRef:gone'],
+      nth: 1,
+    })
+    const failed = await a.lease.renew().catch((e: unknown) => e)
+    lab.control.clearFaults('src')
+    expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
+    expect(await a.lease.renew()).toBe(true)
+    expect(a.lease.lost).toBe(false)
+    await a.lease.release()
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+    expect(entries.at(-1)).toMatchObject({ run: 'run-a', released: true })
+  })
+
   it('is not taken while another controller holds it, and says who and until when', async () => {
     const held = await holdVmLease(client, vmUuid, jobId)
     const outcome = await acquireVmLease(context(owner('a')))
