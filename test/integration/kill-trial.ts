@@ -266,18 +266,27 @@ export class KillMatrix {
       if (listed?.remove !== undefined && listed.remove.length !== cleaned)
         problems.push(`cleanup --dry-run listed ${listed.remove.length} object(s), cleanup removed ${cleaned}`)
       // right after cleanup, before any pass: only complete replicas and base snapshots remain
-      problems.push(...(await this.inventory()).map(p => `after cleanup: ${p}`))
+      problems.push(...(await this.inventory(false)).map(p => `after cleanup: ${p}`))
     }
 
     const next = await cliInProcess(this.lab, ['--json', 'run', 'nightly'])
     const done = eventsOf(next.out).find(e => e.kind === 'vm-done') as
-      { result: { status: string; mode?: string; message?: string; error?: { message: string } } } | undefined
+      | {
+          result: {
+            status: string
+            mode?: string
+            message?: string
+            error?: { message: string }
+            replicas?: { uuid: string }[]
+          }
+        }
+      | undefined
     if (next.code !== 0 || done?.result.status !== 'success')
       problems.push(
         `the next pass failed (exit ${next.code}): ${done?.result.error?.message ?? done?.result.message ?? (next.err.trim() || next.out.trim().split('\n').at(-1))}`,
       )
     else if (done.result.mode !== 'delta') problems.push(`the next pass was a ${done.result.mode}, not a delta`)
-    problems.push(...(await this.newestMatches()))
+    problems.push(...(await this.newestMatches(done?.result.replicas?.[0]?.uuid)))
     problems.push(...(await this.inventory()))
     return { trial, killAt, phase, via: viaCleanup ? 'cleanup' : 'pass', cleaned, problems }
   }
@@ -296,9 +305,11 @@ export class KillMatrix {
   }
 
   /** The newest complete replica's disks hash like the disks of the source snapshot it is a copy of. */
-  async newestMatches(): Promise<string[]> {
+  async newestMatches(uuid?: string): Promise<string[]> {
     const vms = await this.target.getAllRecords('VM')
+    // the replica the last pass reported; else the newest by datetime (two passes may share a second)
     const complete = [...vms]
+      .filter(([, v]) => uuid === undefined || v.uuid === uuid)
       .filter(([, v]) => !v.is_a_snapshot && v.other_config[KEYS.job] === this.jobId)
       .filter(([, v]) => !isPlaceholderDatetime(v.other_config[KEYS.datetime]))
       .sort(([, a], [, b]) => b.other_config[KEYS.datetime]!.localeCompare(a.other_config[KEYS.datetime]!))
@@ -323,7 +334,7 @@ export class KillMatrix {
    * snapshots, never the temporary name; every job-keyed disk hangs on one of those; no disk on
    * either pool is attached to nothing (the lab starts with none).
    */
-  async inventory(): Promise<string[]> {
+  async inventory(strict = true): Promise<string[]> {
     const out: string[] = []
     const [tVms, tVdis, tVbds, sVms, sVdis, sVbds] = await Promise.all([
       this.target.getAllRecords('VM'),
@@ -349,13 +360,17 @@ export class KillMatrix {
         replicas++
       }
     }
-    if (replicas > RETENTION) out.push(`${replicas} complete replicas on the target, retention is ${RETENTION}`)
+    // right after cleanup, before the next pass, a complete replica beyond the retention (and the
+    // unexported snapshot it is a copy of) still belongs to a complete replica: rotation is that pass's
+    if (strict && replicas > RETENTION)
+      out.push(`${replicas} complete replicas on the target, retention is ${RETENTION}`)
+    const copied = new Set([...tVms].filter(([ref]) => good.has(ref)).map(([, v]) => v.other_config[KEYS.copyOf]))
     for (const [ref, vm] of sVms) {
       if (!vm.is_a_snapshot) continue
       if (vm.name_label === TEMP_SNAPSHOT_NAME) out.push(`source snapshot ${vm.uuid} still has the temporary name`)
       else if (vm.other_config[KEYS.job] !== this.jobId)
         out.push(`source snapshot ${vm.name_label} (${vm.uuid}) carries no key of the job`)
-      else if (vm.other_config[KEYS.exported] === undefined)
+      else if (vm.other_config[KEYS.exported] === undefined && (strict || !copied.has(vm.uuid)))
         out.push(`source snapshot ${vm.name_label} (${vm.uuid}) was never exported`)
       else good.add(ref)
     }
