@@ -273,8 +273,17 @@ async function probeRedirects(
   options: TransferOptions,
 ): Promise<{ url: URL; cleanup: Promise<void> }> {
   let url = start
+  // Not under the pass's signal: the host makes a task for the probe that we learn of only from
+  // its answer, so an abort in between left that task on the pool (fault matrix, Ctrl-C twice).
+  // The probe is an empty PUT answered at once, bounded by the idle timeout; the caller's next
+  // step sees the abort.
+  const probeOptions: TransferOptions =
+    options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }
   for (let redirects = 0; ; redirects++) {
-    const req = openRequest(url, { ...requestOptions(client, 'PUT', options), headers: { 'content-length': '0' } })
+    const req = openRequest(url, {
+      ...requestOptions(client, 'PUT', probeOptions),
+      headers: { 'content-length': '0' },
+    })
     const response = awaitResponse(req, url)
     req.end()
     const res = await response
