@@ -115,7 +115,7 @@ describe('a XenServer 6.5 pool', () => {
     expect(isXapiError(error, 'MESSAGE_METHOD_UNKNOWN')).toBe(true)
   })
 
-  it('takes a full then a delta pass, lists them, seeds a hand-made copy and fails over', async () => {
+  it('takes a full then a delta pass, lists and verifies them (streamed, no NBD), seeds a hand-made copy and fails over', async () => {
     const t0 = new Date(Date.now() + HOUR)
     expect(vmDone((await cli(['run', 'nightly'], t0)).events)).toMatchObject({ status: 'success', mode: 'full' })
     await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [1], seed: 65 })
@@ -132,6 +132,22 @@ describe('a XenServer 6.5 pool', () => {
     }
     expect(listing.listings[0]?.vms[0]?.status).toBe('ok')
     expect(listing.listings[0]?.vms[0]?.replicas.map(r => r.chain)).toEqual(['delta', 'full'])
+
+    // verify: 6.5 has no NBD (VDI.get_nbd_info is later), so both sides stream their sampled
+    // blocks from the export, and say so
+    const verified = await cli(['verify', 'nightly', '--sample', '2'], t1)
+    expect(verified.code).toBe(0)
+    const nbdWarnings = verified.events.filter(e => e['kind'] === 'warning' && e['code'] === 'NBD_UNAVAILABLE')
+    expect(nbdWarnings.length).toBeGreaterThanOrEqual(2)
+    const verifiedVm = (
+      verified.events.find(e => e['kind'] === 'verify-done') as {
+        results: { status: string; disks: { equal: boolean; source: { via: string }; target: { via: string } }[] }[]
+      }
+    ).results[0]!
+    expect(verifiedVm.status).toBe('equal')
+    expect(verifiedVm.disks.length).toBeGreaterThan(0)
+    for (const disk of verifiedVm.disks)
+      expect([disk.equal, disk.source.via, disk.target.via]).toEqual([true, 'stream', 'stream'])
 
     // a second job seeded from a copy made by hand on the other SR: its first run is a delta
     const seeded: Job = {
