@@ -2,11 +2,12 @@
  * Shared by the control-plane benchmarks (control-plane.bench.mjs, concurrency.bench.mjs): a lab
  * in a child process, its CPU seconds, the lab's per-pool call counters, a job, statistics.
  */
-import { spawn } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { spawnLabChild } from '../lib/lab-process.mjs'
+
+export { coreCount, cpuSecondsOf, jsonOutput, repetitions } from '../lib/lab-process.mjs'
 
 const LAB_CHILD = fileURLToPath(new URL('./lab.child.mjs', import.meta.url))
 export const dist = name => new URL(`../../../dist/${name}`, import.meta.url).href
@@ -20,28 +21,11 @@ export function requireBuild() {
   }
 }
 
-export const jsonOutput = process.argv.includes('--json')
-export const coreCount = cpus().length
-
-/** `--runs N` (at least 3), else XEN_CR_BENCH_RUNS, else `fallback`. */
-export function repetitions(fallback = 3) {
-  const at = process.argv.indexOf('--runs')
-  const asked = at >= 0 ? Number(process.argv[at + 1]) : Number(process.env['XEN_CR_BENCH_RUNS'] ?? fallback)
-  return Math.max(3, Number.isFinite(asked) ? asked : fallback)
-}
-
 /** A list of whole numbers from the environment (`"10,1000"`), else `fallback`. */
 export function envList(name, fallback) {
   const text = process.env[name]
   if (text === undefined || text === '') return fallback
   return text.split(',').map(Number)
-}
-
-/** CPU seconds (user + system) of a process so far, from /proc. */
-export function cpuSecondsOf(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 /** This process's CPU seconds so far. */
@@ -51,57 +35,35 @@ export function ownCpuSeconds() {
 }
 
 /** Starts a lab in a child process; resolves once it listens. */
-export function startLabProcess(dir, spec, vms) {
+export async function startLabProcess(dir, spec, vms) {
   // The spec goes through a file: a large pool's spec is beyond what one environment string may hold.
   const specFile = join(dir, 'spec.json')
   writeFileSync(specFile, JSON.stringify(spec))
   // XEN_CR_BENCH_LAB_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the lab apart from the client.
   const nodeArgs = (process.env['XEN_CR_BENCH_LAB_NODE_ARGS'] ?? '').split(' ').filter(a => a !== '')
-  const child = spawn(process.execPath, [...nodeArgs, LAB_CHILD], {
-    env: { ...process.env, XEN_CR_BENCH_LAB: JSON.stringify({ dir: join(dir, 'lab'), spec: specFile, vms }) },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    const onData = chunk => {
-      out += chunk.toString()
-      const newline = out.indexOf('\n')
-      if (newline < 0) return
-      child.stdout.off('data', onData)
-      const info = JSON.parse(out.slice(0, newline))
-      const pool = name => info.pools.find(p => p.name === name)
-      const control = async (method, path, body) => {
-        const res = await fetch(`${info.pools[0].url}${path}`, {
-          method,
-          ...(body === undefined
-            ? {}
-            : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-        })
-        if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`)
-        return res.json()
-      }
-      resolve({
-        ...info,
-        pid: child.pid,
-        pool,
-        cpuSeconds: () => cpuSecondsOf(child.pid),
-        /** `/lab/stats` of one pool */
-        stats: name => control('GET', `/lab/stats?pool=${encodeURIComponent(name)}`),
-        resetStats: () => control('DELETE', '/lab/stats'),
-        /** one block of fresh guest data in the VM's first disk */
-        touch: (poolName, vmUuid, seed) =>
-          control('POST', '/lab/guest-data', { pool: poolName, target: vmUuid, blocks: [seed % 2], seed }),
-        stop: () =>
-          new Promise(done => {
-            child.once('exit', done)
-            child.stdin.end()
-          }),
-      })
-    }
-    child.stdout.on('data', onData)
-    child.once('error', reject)
-    child.once('exit', code => reject(new Error(`lab child exited with ${code} before it listened`)))
-  })
+  const info = await spawnLabChild(
+    LAB_CHILD,
+    { XEN_CR_BENCH_LAB: JSON.stringify({ dir: join(dir, 'lab'), spec: specFile, vms }) },
+    nodeArgs,
+  )
+  const control = async (method, path, body) => {
+    const res = await fetch(`${info.pools[0].url}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    })
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`)
+    return res.json()
+  }
+  return {
+    ...info,
+    pool: name => info.pools.find(p => p.name === name),
+    /** `/lab/stats` of one pool */
+    stats: name => control('GET', `/lab/stats?pool=${encodeURIComponent(name)}`),
+    resetStats: () => control('DELETE', '/lab/stats'),
+    /** one block of fresh guest data in the VM's first disk */
+    touch: (poolName, vmUuid, seed) =>
+      control('POST', '/lab/guest-data', { pool: poolName, target: vmUuid, blocks: [seed % 2], seed }),
+  }
 }
 
 /** A job replicating `vmUuids` from pool `src` to one SR of pool `tgt`. */

@@ -65,12 +65,12 @@ export function cpuSecondsOf(pid) {
 }
 
 /**
- * Starts a lab in a child process; resolves once it listens, with its pools, the VDI uuids of
- * every VM (`vms['pool/vm']`), `cpuSeconds()` and `stop()`.
+ * Starts `script` (a lab child) with `env` and `nodeArgs`; resolves once it printed its first
+ * line, with that line's JSON plus `pid`, `cpuSeconds()` and `stop()` (closing its stdin).
  */
-export function startLabProcess(dir, spec) {
-  const child = spawn(process.execPath, [LAB_CHILD], {
-    env: { ...process.env, XEN_CR_BENCH_LAB: JSON.stringify({ dir, spec }) },
+export function spawnLabChild(script, env, nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
+    env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'inherit'],
   })
   return new Promise((resolve, reject) => {
@@ -80,9 +80,8 @@ export function startLabProcess(dir, spec) {
       const newline = out.indexOf('\n')
       if (newline < 0) return
       child.stdout.off('data', onData)
-      const info = JSON.parse(out.slice(0, newline))
       resolve({
-        ...info,
+        ...JSON.parse(out.slice(0, newline)),
         pid: child.pid,
         cpuSeconds: () => cpuSecondsOf(child.pid),
         stop: () =>
@@ -96,6 +95,14 @@ export function startLabProcess(dir, spec) {
     child.once('error', reject)
     child.once('exit', code => reject(new Error(`lab child exited with ${code} before it listened`)))
   })
+}
+
+/**
+ * Starts a lab in a child process; resolves once it listens, with its pools, the VDI uuids of
+ * every VM (`vms['pool/vm']`), `cpuSeconds()` and `stop()`.
+ */
+export function startLabProcess(dir, spec) {
+  return spawnLabChild(LAB_CHILD, { XEN_CR_BENCH_LAB: JSON.stringify({ dir, spec }) })
 }
 
 /**
