@@ -82,11 +82,7 @@ export async function exportVdi(
   throwIfAborted(signal, what)
   const callOptions = signal === undefined ? {} : { signal }
   const total = options.format === 'raw' ? (await client.getRecord('VDI', vdi, callOptions)).virtual_size : undefined
-  const task = await client.call<Ref<'task'>>(
-    'task.create',
-    [`xen-cr: export VDI ${vdi} as ${options.format}`, ''],
-    callOptions,
-  )
+  const task = await createTask(client, `xen-cr: export VDI ${vdi} as ${options.format}`, signal, what)
   const settled = client.watchTask(task, callOptions)
   settled.catch(() => undefined)
 
@@ -180,11 +176,7 @@ export async function importVdi(
 
   let task: Ref<'task'>
   try {
-    task = await client.call<Ref<'task'>>(
-      'task.create',
-      [`xen-cr: import VDI ${vdi} as ${options.format}`, ''],
-      callOptions,
-    )
+    task = await createTask(client, `xen-cr: import VDI ${vdi} as ${options.format}`, signal, what)
   } catch (error) {
     body.destroy()
     source.destroy()
@@ -195,10 +187,17 @@ export async function importVdi(
 
   let url = dataPathUrl(client, '/import_raw_vdi/', { vdi, format: options.format })
   let probeCleanup: Promise<void> = Promise.resolve()
+  let unused = false
   try {
     const probed = await probeRedirects(client, url, what, options)
     url = probed.url
     probeCleanup = probed.cleanup
+    // The probe is not cut by an abort (see probeRedirects): one that came meanwhile finds our
+    // task unused.
+    if (signal?.aborted === true) {
+      unused = true
+      throw new AbortedError(`${what} aborted`)
+    }
     url.searchParams.set('task_id', task)
     const req = openRequest(url, {
       ...requestOptions(client, 'PUT', options),
@@ -243,7 +242,14 @@ export async function importVdi(
   } catch (error) {
     body.destroy()
     source.destroy()
-    const failure = await failureWithTask(client, task, settled, transferError(error, url, what, 'body', signal), what)
+    const failure = await failureWithTask(
+      client,
+      task,
+      settled,
+      transferError(error, url, what, 'body', signal),
+      what,
+      unused,
+    )
     await probeCleanup
     throw failure
   }
@@ -259,6 +265,55 @@ async function destroyWhenSettled(client: XapiClient, task: Ref<'task'>): Promis
     CLEANUP_TIMEOUT_MS,
   )
   await client.call('task.destroy', [task], { timeoutMs: CLEANUP_TIMEOUT_MS }).catch(() => undefined)
+}
+
+/**
+ * `task.create` for one data-path request. Not cut by an abort: the host makes the task whether
+ * or not we wait for its answer, and a task whose ref we never learnt stays pending on the pool
+ * for good (no request runs in it, so nothing completes it, and nobody knows it to destroy it).
+ * Made after an abort, the task is released at once and the abort reported.
+ */
+async function createTask(
+  client: XapiClient,
+  label: string,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<Ref<'task'>> {
+  const task = await client.call<Ref<'task'>>('task.create', [label, ''])
+  if (signal?.aborted === true) {
+    await releaseTask(client, task, 'unused')
+    throw new AbortedError(`${what} aborted`)
+  }
+  return task
+}
+
+/**
+ * Destroys a task of ours (bounded; errors ignored). XAPI only records a destroy of a pending
+ * task, and completes a `task.create` task only from a data-path request running in it: a task
+ * that is `pending` is cancelled first and given a moment to settle, and one that still has not
+ * (no request reached the host, or the host lost it) — or is `unused` — is completed here with
+ * `task.set_status` (XAPI 7.5 "Falcon" and later; on older hosts it stays until XAPI collects its session's tasks).
+ */
+async function releaseTask(
+  client: XapiClient,
+  task: Ref<'task'>,
+  state: 'unused' | 'pending' | 'settled',
+): Promise<void> {
+  const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
+  let settled = state === 'settled'
+  if (state === 'pending') {
+    await client.call('task.cancel', [task], bounded).catch(() => undefined)
+    settled =
+      (await raceTimeout(
+        client.watchTask(task).then(
+          () => true,
+          () => false,
+        ),
+        TASK_GRACE_MS,
+      )) === true
+  }
+  if (!settled) await client.call('task.set_status', [task, 'cancelled'], bounded).catch(() => undefined)
+  await client.call('task.destroy', [task], bounded).catch(() => undefined)
 }
 
 /**
@@ -315,7 +370,7 @@ async function finishTask(
   const timeoutMs = options.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   const record = await raceTimeout(settled, timeoutMs)
   if (record === undefined) {
-    void client.call('task.cancel', [task]).catch(() => undefined)
+    await releaseTask(client, task, 'pending')
     throw new OperationError(
       'TASK_NOT_SETTLED',
       `${method}: all bytes went through but task ${task} did not complete within ${timeoutMs} ms; check the host`,
@@ -336,30 +391,22 @@ async function failureWithTask(
   settled: Promise<TaskRecord>,
   error: XenCrError,
   what: string,
+  unused = false,
 ): Promise<XenCrError> {
+  if (unused) {
+    await releaseTask(client, task, 'unused')
+    return error
+  }
   const record = INTERRUPTIONS.has(error.code)
     ? await raceTimeout(
         settled.catch(() => undefined),
         TASK_GRACE_MS,
       )
     : undefined
-  // XAPI only records a destroy of a pending task, so a pending one is cancelled and destroyed
-  // once it settled. Awaited so that no task of ours outlives the failure (in the background
-  // for an abort, which must not wait); bounded so that an unreachable pool does not hold the
-  // error back for a whole call timeout.
-  const cleanup = (async (): Promise<void> => {
-    const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
-    if (record === undefined) {
-      await client.call('task.cancel', [task], bounded).catch(() => undefined)
-      await raceTimeout(
-        client.watchTask(task).catch(() => undefined),
-        TASK_GRACE_MS,
-      )
-    }
-    await client.call('task.destroy', [task], bounded).catch(() => undefined)
-  })()
-  if (error instanceof AbortedError) void cleanup.catch(() => undefined)
-  else await cleanup.catch(() => undefined)
+  // Awaited, an abort too, so that no task of ours outlives the failure: in the background it
+  // raced the run closing the client (its watch and destroy then failed) and stayed on the pool.
+  // Bounded, so that an unreachable pool does not hold the error back for a whole call timeout.
+  await releaseTask(client, task, record === undefined ? 'pending' : 'settled')
   if (record !== undefined && record.status === 'failure' && record.error_info[0] !== undefined) {
     const [code, ...params] = record.error_info
     return new XapiError(code, params, what, { cause: error })
