@@ -162,7 +162,14 @@ export class XapiClient {
    * and params exactly), `ConnectionError`, `AbortedError`, `OperationError` `CALL_TIMEOUT`.
    */
   async call<T = unknown>(method: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
-    return this.#callRetrying<T>(method, args, options)
+    if (!createsTask(method)) return this.#callRetrying<T>(method, args, options)
+    // The task this call makes is covered by the watcher's token chain when one is held before
+    // the call is sent: watching it then needs no read of it (see task-watcher.ts).
+    await this.#guard(this.#tasks.prime(), 'event.inject', options.signal, undefined).catch(() => undefined)
+    const mark = this.#tasks.mark()
+    const value = await this.#callRetrying<T>(method, args, options)
+    if (typeof value === 'string') this.#tasks.created(value, mark)
+    return value
   }
 
   async #callRetrying<T>(method: string, args: readonly unknown[], options: CallOptions): Promise<T> {
@@ -392,6 +399,11 @@ export class XapiClient {
   ): Promise<T> {
     return guard(promise, `${method} on ${this.url}`, signal, timeoutMs)
   }
+}
+
+/** Calls whose answer is a new task's ref. */
+function createsTask(method: string): boolean {
+  return method.startsWith('Async.') || method === 'task.create'
 }
 
 function guard<T>(

@@ -38,9 +38,12 @@ export function copyVm(
   return client.callAsync<Ref<'VM'>>('VM.copy', [vm, name, sr], options)
 }
 
-/** `VM.destroy` (async). XAPI leaves the VM's VDIs behind; destroy them separately. */
+/**
+ * `VM.destroy`: a database operation, called synchronously as XO does (no task to watch and
+ * destroy). XAPI leaves the VM's VDIs behind; destroy them separately.
+ */
 export async function destroyVm(client: XapiClient, vm: Ref<'VM'>, options: CallOptions = {}): Promise<void> {
-  await client.callAsync('VM.destroy', [vm], options)
+  await client.call('VM.destroy', [vm], options)
 }
 
 /**

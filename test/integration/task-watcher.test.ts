@@ -66,3 +66,90 @@ describe('task watching', () => {
     }
   })
 })
+
+describe('task watching from a kept event.from token', () => {
+  let vm: string
+  const calls = (): Record<string, { calls: number }> => lab.control.transferStats('p').xapi.byMethod
+  /** A task that completes at once (no fault on VM.snapshot). */
+  const quick = (label: string): Promise<Ref<'task'>> => client.call<Ref<'task'>>('Async.VM.snapshot', [vm, label])
+  /** A task that stays pending until cancelled (a latency fault on VM.snapshot must be armed). */
+  const held = (): Promise<Ref<'task'>> => client.call<Ref<'task'>>('Async.VM.snapshot', [vm, 'held'])
+  async function settledOnPool(task: Ref<'task'>, by: XapiClient = client): Promise<void> {
+    while ((await by.call('task.get_status', [task])) === 'pending') await new Promise(r => setTimeout(r, 10))
+  }
+
+  beforeAll(async () => {
+    ;[vm] = (await client.call<string[]>('VM.get_by_name_label', ['vm1'])) as [string]
+    // the client holds a token from here on
+    await within(client.watchTask(await quick('first')), 'first watch')
+  })
+
+  it('settles a task that completed while no loop ran, from events alone (no read, no new token)', async () => {
+    const task = await quick('while stopped')
+    await settledOnPool(task)
+    lab.control.resetTransferStats()
+    // Before: every watch read its task (task.get_record), and each new loop took a token (event.inject).
+    expect((await within(client.watchTask(task), 'watching a settled task')).status).toBe('success')
+    expect(calls()['task.get_record']).toBeUndefined()
+    expect(calls()['event.inject']).toBeUndefined()
+    expect(calls()['event.from']?.calls).toBe(1)
+  })
+
+  it('settles two tasks watched at once, each when it completes', async () => {
+    lab.control.injectFault('p', { kind: 'latency', method: 'VM.snapshot', ms: 600_000 })
+    try {
+      const [a, b] = [await held(), await held()]
+      lab.control.resetTransferStats()
+      const watchA = client.watchTask(a)
+      const watchB = client.watchTask(b)
+      let aDone = false
+      void watchA.then(() => (aDone = true))
+      await client.call('task.cancel', [b])
+      expect((await within(watchB, 'watching B')).status).toBe('cancelled')
+      expect(aDone).toBe(false)
+      await client.call('task.cancel', [a])
+      expect((await within(watchA, 'watching A')).status).toBe('cancelled')
+      expect(calls()['task.get_record']).toBeUndefined()
+    } finally {
+      lab.control.clearFaults('p')
+    }
+  })
+
+  it('after EVENTS_LOST takes a fresh token and reads the task, so its completion is not missed', async () => {
+    lab.control.injectFault('p', { kind: 'latency', method: 'VM.snapshot', ms: 600_000 })
+    try {
+      const task = await held()
+      lab.control.injectFault('p', { kind: 'error', method: 'event.from', code: 'EVENTS_LOST', nth: 1 })
+      lab.control.resetTransferStats()
+      const watched = client.watchTask(task)
+      await client.call('task.cancel', [task])
+      expect((await within(watched, 'watching after EVENTS_LOST')).status).toBe('cancelled')
+      expect(calls()['event.inject']?.calls).toBe(1)
+      expect(calls()['task.get_record']?.calls).toBe(1)
+    } finally {
+      lab.control.clearFaults('p')
+    }
+  })
+
+  it('reads a task it did not see made (another session made it), which had completed before the watch', async () => {
+    const other = await connectLabPool(labPool(lab, 'p'))
+    try {
+      const task = await other.call<Ref<'task'>>('Async.VM.snapshot', [vm, 'by another session'])
+      await settledOnPool(task, other)
+      lab.control.resetTransferStats()
+      expect((await within(client.watchTask(task), 'watching a foreign task')).status).toBe('success')
+      expect(calls()['task.get_record']?.calls).toBe(1)
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('fails TASK_DESTROYED for a task of its own destroyed before the watch, without waiting for events', async () => {
+    const task = await quick('destroyed')
+    await settledOnPool(task)
+    await client.call('task.destroy', [task])
+    await expect(within(client.watchTask(task), 'watching a destroyed task')).rejects.toMatchObject({
+      code: 'TASK_DESTROYED',
+    })
+  })
+})
