@@ -257,7 +257,8 @@ class LeasedPass {
     }
     let taken
     try {
-      taken = await acquireVmLease(leaseContext)
+      // the pass's records show the VM's lease entries: a free lease is claimed without reading them again
+      taken = await acquireVmLease(leaseContext, record?.other_config)
     } catch (error) {
       if (!isXenCrError(error)) throw error
       return failed(vm, error)

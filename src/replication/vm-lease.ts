@@ -173,20 +173,20 @@ async function removeKey(c: LeaseContext, key: string): Promise<void> {
 
 /**
  * Adds entry `n` and checks that it is the highest; removes it again when it is not.
- * Returns whether this caller now holds the lease at `n`.
+ * Returns the entries read back when this caller now holds the lease at `n`, else undefined.
  */
-async function claim(c: LeaseContext, n: number, record: LeaseRecord): Promise<boolean> {
+async function claim(c: LeaseContext, n: number, record: LeaseRecord): Promise<Entry[] | undefined> {
   const added = await addEntry(c, n, record)
   const after = await readEntries(c)
   // A call retried after a lost reply finds its own first attempt's key: that is a win.
   const mine = after.find(e => e.n === n)?.record
-  if (!added && (mine?.run !== record.run || mine.expires !== record.expires)) return false
+  if (!added && (mine?.run !== record.run || mine.expires !== record.expires)) return undefined
   const top = topOf(after)
   if (top?.n !== n) {
     await removeKey(c, `${leaseKeyPrefix(c.jobId)}${n}`)
-    return false
+    return undefined
   }
-  return true
+  return after
 }
 
 /** Removes entries below `n`: superseded leases and tombstones nobody can hold any more. */
@@ -197,11 +197,27 @@ async function clearBelow(c: LeaseContext, n: number, entries: readonly Entry[])
 /**
  * Takes the job's lease on the VM, or says who holds it. Never waits for a holder: a VM leased
  * elsewhere is that controller's work.
+ *
+ * `known`: the VM's `other_config` as read a moment ago (the pass's records). When it shows the
+ * lease free, the first attempt claims the next entry without reading the map first: the read
+ * back after adding decides as it always does (a stale view either meets the key it wants
+ * taken, or finds a higher entry and gives its own up), and an entry's value never changes
+ * once added, so the view's top is what was taken over. A view showing the lease held is
+ * read again.
  */
-export async function acquireVmLease(c: LeaseContext): Promise<AcquireOutcome> {
+export async function acquireVmLease(
+  c: LeaseContext,
+  known?: Readonly<Record<string, string>>,
+): Promise<AcquireOutcome> {
   const clock = c.clock ?? Date.now
+  let view = known === undefined ? undefined : leaseEntries(known, c.jobId)
+  if (view !== undefined) {
+    const top = topOf(view)
+    if (top?.record !== undefined && isLive(top.record, clock())) view = undefined
+  }
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const entries = await readEntries(c)
+    const entries = view ?? (await readEntries(c))
+    view = undefined
     const top = topOf(entries)
     // held, even by this very run (asked twice): a second take would race its own renewals
     if (top?.record !== undefined && isLive(top.record, clock())) return { acquired: false, holder: top.record }
@@ -212,10 +228,11 @@ export async function acquireVmLease(c: LeaseContext): Promise<AcquireOutcome> {
       expires: new Date(clock() + c.timing.ttlMs).toISOString(),
       ...(last === undefined ? {} : { last }),
     }
-    if (await claim(c, n, record)) {
+    const after = await claim(c, n, record)
+    if (after !== undefined) {
       const lease = new VmLease(c, n, record)
       try {
-        await clearBelow(c, n, entries)
+        await clearBelow(c, n, after)
       } catch (error) {
         // the lease is ours but the take failed: give it back (a tombstone above it) rather than
         // leave it live, blocking the VM for every run until it expires
@@ -279,7 +296,7 @@ export class VmLease {
       const top = topOf(await readEntries(c))
       if (top?.n !== this.#n || top.record?.run !== c.owner.run) return this.#lose()
       const record: LeaseRecord = { ...this.#record, expires: new Date(clock() + c.timing.ttlMs).toISOString() }
-      if (!(await claim(c, this.#n + 1, record))) return this.#lose()
+      if ((await claim(c, this.#n + 1, record)) === undefined) return this.#lose()
       // the new entry is the lease from here on, even if removing the old one fails (the next
       // take clears entries below the top): a later renewal or release must start from it
       const superseded = `${leaseKeyPrefix(c.jobId)}${this.#n}`
@@ -313,12 +330,6 @@ export class VmLease {
       const clock = c.clock ?? Date.now
       const ownKey = `${leaseKeyPrefix(c.jobId)}${this.#n}`
       if (this.#lost) return
-      const top = topOf(await readEntries(c))
-      if (top?.n !== this.#n || top.record?.run !== c.owner.run) {
-        // taken over: only our own (superseded) entry may go
-        if (top !== undefined && top.n > this.#n) await removeKey(c, ownKey)
-        return
-      }
       const carried = last ?? this.#record.last
       const tombstone: LeaseRecord = {
         ...c.owner,
@@ -326,6 +337,10 @@ export class VmLease {
         released: true,
         ...(carried === undefined ? {} : { last: carried }),
       }
+      // No read first. A run that took the lease over added n + 1, so the tombstone is refused
+      // (MAP_DUPLICATE_KEY); one that has renewed past it since leaves the tombstone below its
+      // own live entry, where it means nothing and the next take clears it. Either way our
+      // entry is superseded or released, and is ours to remove.
       await addEntry(c, this.#n + 1, tombstone)
       await removeKey(c, ownKey)
     })

@@ -217,4 +217,48 @@ describe('a VM lease', () => {
       else await holder.lease.release()
     }
   })
+
+  it("claimed from the pass's view of the VM costs one read and no more; a stale view loses to the live holder", async () => {
+    const oc = (): Promise<Record<string, string>> => client.call('VM.get_other_config', [vmRef])
+    const first = acquired(await acquireVmLease(context(owner('a'))))
+    await first.lease.release()
+    const view = await oc()
+    lab.control.resetTransferStats()
+    const a = acquired(await acquireVmLease(context(owner('a')), view))
+    await a.lease.release()
+    const calls = lab.control.transferStats('src').xapi.byMethod
+    // add, read back, clear the tombstone below; release: add a tombstone, remove the entry
+    expect(calls['VM.get_other_config']?.calls).toBe(1)
+    expect(calls['VM.add_to_other_config']?.calls).toBe(2)
+    expect(calls['VM.remove_from_other_config']?.calls).toBe(2)
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toMatchObject([{ run: 'run-a', released: true }])
+
+    // another controller takes the lease after our view was read: the view says free, the VM is not
+    const stale = await oc()
+    const b = acquired(await acquireVmLease(context(owner('b'))))
+    const outcome = await acquireVmLease(context(owner('c')), stale)
+    expect(outcome).toEqual({ acquired: false, holder: b.lease.record })
+    // once b lets go, the same stale view still takes it, from b's tombstone (the view's top is older)
+    await b.lease.release()
+    const c = acquired(await acquireVmLease(context(owner('c')), stale))
+    expect(c.previous).toMatchObject({ run: 'run-b', released: true })
+    await c.lease.release()
+  })
+
+  it('released by a holder that was taken over and never renewed leaves the new holder on top', async () => {
+    const stalled = acquired(await acquireVmLease(context(owner('stalled'), 1_000)))
+    const later = { ...context(owner('b')), clock: () => Date.now() + 2_000 }
+    const b = acquired(await acquireVmLease(later))
+    // b renews past the entry above the stalled one's, so that the stalled release's tombstone is accepted
+    expect(await b.lease.renew()).toBe(true)
+    await stalled.lease.release()
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId))].sort(
+      ([x], [y]) => Number(x.split(':').at(-1)) - Number(y.split(':').at(-1)),
+    )
+    expect(entries.at(-1)?.[1]).toEqual(b.lease.record)
+    // the VM is still b's: nobody else takes it
+    expect((await acquireVmLease(context(owner('c')))).acquired).toBe(false)
+    await b.lease.release()
+    expect((await acquireVmLease(context(owner('c')))).acquired).toBe(true)
+  })
 })
