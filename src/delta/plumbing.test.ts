@@ -1,7 +1,6 @@
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { describe, expect, it } from 'vitest'
-import { createByteCounter } from './byte-counter.js'
 import { CleanupStack } from './cleanup.js'
 import { RateLimiter, createRateLimitStream, type Clock } from './rate-limit.js'
 
@@ -76,15 +75,5 @@ describe('RateLimiter', () => {
 
   it('rejects a non-positive rate', () => {
     expect(() => new RateLimiter(0)).toThrow(RangeError)
-  })
-})
-
-describe('createByteCounter', () => {
-  it('counts every byte and reports the final total', async () => {
-    const reports: number[] = []
-    const counter = createByteCounter(n => reports.push(n), 3)
-    await collect(Readable.from([Buffer.alloc(2), Buffer.alloc(2), Buffer.alloc(1)]), counter)
-    expect(counter.bytes).toBe(5)
-    expect(reports).toEqual([4, 5])
   })
 })

@@ -18,10 +18,13 @@ import { createConnectionFor, type TlsPolicy } from './tls.js'
 export const MAX_REDIRECTS = 3
 
 /**
- * Buffer of a data-path socket and of its request or response stream (node's default: 16 KiB):
- * a few socket reads, so that a disk stream does not pause and resume for every 64 KiB.
+ * Buffer of a data-path socket each way, and so of its response stream, which takes the
+ * socket's (node's default, 16 KiB, is less than one 64 KiB read). With a few reads of room the
+ * export's socket is not stopped and restarted for every chunk, and a corked import socket
+ * takes a turn's worth of chunks before it pushes back (write-batching.ts). `http.request`'s
+ * own `highWaterMark` option does not reach a socket made by `createConnection`.
  */
-export const DATA_HIGH_WATER_MARK = 256 * 1024
+export const DATA_HIGH_WATER_MARK = 512 * 1024
 
 export interface RequestOptions {
   readonly method: 'GET' | 'PUT'
@@ -45,12 +48,10 @@ export function describeUrl(url: URL): string {
  */
 export function openRequest(url: URL, options: RequestOptions): ClientRequest {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-  // node ≥ 20 takes highWaterMark for the request and its response; @types/node omits it
-  const requestOptions: HttpRequestOptions & { highWaterMark: number } = {
+  const requestOptions: HttpRequestOptions = {
     method: options.method,
     headers: options.headers ?? {},
-    highWaterMark: DATA_HIGH_WATER_MARK,
-    createConnection: createConnectionFor(url, options.tls),
+    createConnection: createConnectionFor(url, options.tls, DATA_HIGH_WATER_MARK),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   }
   const req = send(url, requestOptions)

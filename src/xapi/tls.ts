@@ -84,6 +84,8 @@ export interface SocketTarget {
   readonly protocol: string
   readonly host: string
   readonly port: number
+  /** bytes the socket buffers each way before it pushes back (node's default, 16 KiB, when absent) */
+  readonly highWaterMark?: number
 }
 
 /**
@@ -109,8 +111,13 @@ export function connectPoolSocket(
         rejectUnauthorized: false,
         // as xen-api: XenServer 6.5 hosts may offer nothing newer
         minVersion: 'TLSv1',
+        ...(target.highWaterMark === undefined ? {} : { highWaterMark: target.highWaterMark }),
       })
-    : netConnect({ host, port: target.port })
+    : netConnect({
+        host,
+        port: target.port,
+        ...(target.highWaterMark === undefined ? {} : { highWaterMark: target.highWaterMark }),
+      })
   socket.setNoDelay(true)
   let settled = false
   const settle = (error: Error | undefined): void => {
@@ -131,10 +138,20 @@ export function connectPoolSocket(
  * The `createConnection` option of a `node:http(s)` request to `url` under `policy` (used
  * without an agent: one socket per request, as XAPI closes it after each transfer anyway).
  */
-export function createConnectionFor(url: URL, policy: TlsPolicy): NonNullable<RequestOptions['createConnection']> {
+export function createConnectionFor(
+  url: URL,
+  policy: TlsPolicy,
+  highWaterMark?: number,
+): NonNullable<RequestOptions['createConnection']> {
   const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
+  const target = {
+    protocol: url.protocol,
+    host: url.hostname,
+    port,
+    ...(highWaterMark === undefined ? {} : { highWaterMark }),
+  }
   return (_options, oncreate) => {
-    connectPoolSocket({ protocol: url.protocol, host: url.hostname, port }, policy, (error, socket) =>
+    connectPoolSocket(target, policy, (error, socket) =>
       // node:http reads the socket only when there is no error
       oncreate(error, socket as Socket),
     )

@@ -24,6 +24,7 @@ import { isNetworkErrorCode, isTlsErrorCode } from './map-error.js'
 import { taskOutcome } from './task-outcome.js'
 import { TransferMeter, type TransferProgress } from './transfer-meter.js'
 import type { Ref, TaskRecord } from './types.js'
+import { writeInBatches } from './write-batching.js'
 
 export type { TransferProgress } from './transfer-meter.js'
 
@@ -67,16 +68,22 @@ const INTERRUPTIONS = new Set([
   'TRANSFER_HTTP_STATUS',
 ])
 
+/** What {@link exportVdi} resolves with. */
+export interface ExportedVdi {
+  /** the body */
+  readonly stream: Readable
+  /** resolves once the consumer read all of `stream` AND the task succeeded */
+  readonly done: Promise<void>
+  /** bytes of the body read so far */
+  readonly bytes: number
+}
+
 /**
- * Starts `GET /export_raw_vdi` of `vdi` (with `base`: the delta since that snapshot). `stream`
- * is the body; `done` resolves once the consumer read all of it AND the task succeeded, and
- * rejects otherwise (a raw export must be exactly `virtual_size` bytes).
+ * Starts `GET /export_raw_vdi` of `vdi` (with `base`: the delta since that snapshot). `done`
+ * rejects unless every byte was read and the task succeeded (a raw export must be exactly
+ * `virtual_size` bytes).
  */
-export async function exportVdi(
-  client: XapiClient,
-  vdi: Ref<'VDI'>,
-  options: ExportVdiOptions,
-): Promise<{ stream: Readable; done: Promise<void> }> {
+export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: ExportVdiOptions): Promise<ExportedVdi> {
   const { signal } = options
   const what = `export of VDI ${vdi}`
   throwIfAborted(signal, what)
@@ -133,7 +140,13 @@ export async function exportVdi(
     await finishTask(client, task, settled, `GET ${url.pathname}`, options)
   })()
   done.catch(() => undefined)
-  return { stream: meter, done }
+  return {
+    stream: meter,
+    done,
+    get bytes() {
+      return meter.bytes
+    },
+  }
 }
 
 /**
@@ -226,6 +239,7 @@ export async function importVdi(
               ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
             }),
           ]
+    writeInBatches(stages.at(-1) as Readable, req)
     const [sent, answer] = await Promise.allSettled([
       pipeline([...stages, req], signal === undefined ? {} : { signal }),
       answered,
