@@ -10,6 +10,7 @@
  */
 import { isXapiError } from '../errors.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
+import { fieldIs, getAllRecordsWhere, getRecordsByRef } from '../xapi/records.js'
 import { isNullRef, type Ref } from '../xapi/types.js'
 import { destroyVdi } from '../xapi/vdi.js'
 import { destroyVm, replaceVmOtherConfig } from '../xapi/vm.js'
@@ -35,14 +36,22 @@ export async function destroyVmAndDisks(
   vm: Ref<'VM'>,
   options: CallOptions & { readonly markFirst?: Readonly<Record<string, string>> } = {},
 ): Promise<void> {
-  const record = await unlessGone(() => client.getRecord('VM', vm, options))
-  if (record === undefined) return
-  if (options.markFirst !== undefined)
+  if (options.markFirst !== undefined) {
+    const record = await unlessGone(() => client.getRecord('VM', vm, options))
+    if (record === undefined) return
     await unlessGone(() => replaceVmOtherConfig(client, vm, { ...record.other_config, ...options.markFirst }, options))
-  for (const vbdRef of record.VBDs) {
-    const vbd = await unlessGone(() => client.getRecord('VBD', vbdRef, options))
-    if (vbd === undefined || vbd.type !== 'Disk' || isNullRef(vbd.VDI)) continue
-    const vdi = await unlessGone(() => client.getRecord('VDI', vbd.VDI, options))
+  }
+  // Two queries whatever the number of disks: the VM's VBDs (none when it is gone), their VDIs.
+  const vbds = await getAllRecordsWhere(client, 'VBD', fieldIs('VM', vm), options)
+  const disks = [...vbds].filter(([, vbd]) => vbd.type === 'Disk' && !isNullRef(vbd.VDI))
+  const vdis = await getRecordsByRef(
+    client,
+    'VDI',
+    disks.map(([, vbd]) => vbd.VDI),
+    options,
+  )
+  for (const [vbdRef, vbd] of disks) {
+    const vdi = vdis.get(vbd.VDI)
     // another VBD: another VM (a clone being made, someone's VM) still uses the disk
     if (vdi === undefined || vdi.VBDs.some(other => other !== vbdRef)) continue
     await unlessGone(() => destroyVdi(client, vbd.VDI, options))

@@ -62,7 +62,7 @@ export async function takeJobSnapshot(
     // XAPI refuses on some licences; the snapshot is still usable (XO ignores this too).
     if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
   }
-  const before = await readDeltaMetadata(source, ref, opts)
+  const before = await readDeltaMetadata(source, ref, { ...opts, sourceVm: vmRef })
   // The disks first: until the VM carries the keys, its temporary name marks it as debris, and
   // a sweep that destroys it takes its disks too.
   const disks = []
