@@ -31,7 +31,7 @@ export function registerCleanupCommand(program: Command): void {
   program
     .command('cleanup')
     .description(
-      'remove what interrupted passes of a job left on both pools: incomplete replicas, unexported snapshots, disks attached to nothing, transfer tasks',
+      'remove what interrupted passes of a job left on both pools: incomplete replicas, unexported snapshots, disks attached to nothing, finished tasks',
     )
     .argument('<job>', 'job id or name')
     .option('--vm <uuid...>', 'only what was left for these source VMs')

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { findLeftovers, type LeftoverRecords, type LeftoverVdiRecord, type LeftoverVmRecord } from './leftovers.js'
+import {
+  findLeftovers,
+  type LeftoverRecords,
+  type LeftoverTaskRecord,
+  type LeftoverVdiRecord,
+  type LeftoverVmRecord,
+} from './leftovers.js'
 import {
   IMPORTING_BLOCKED_MESSAGE,
   KEYS,
@@ -42,6 +48,10 @@ function vm(uuid: string, over: Partial<LeftoverVmRecord> = {}): LeftoverVmRecor
     blocked_operations: {},
     ...over,
   }
+}
+
+function task(uuid: string, name_label: string, status: string, result = ''): LeftoverTaskRecord {
+  return { uuid, name_label, status, result }
 }
 
 function vdi(uuid: string, over: Partial<LeftoverVdiRecord> = {}): LeftoverVdiRecord {
@@ -91,6 +101,8 @@ const source: LeftoverRecords = {
     ['d-base-copy', vdi('base-copy', { managed: false, other_config: snapKeys() })],
     ['d-plain', vdi('plain')],
   ]),
+  // the snapshot of a base whose task.destroy failed: the job's by the snapshot it made
+  tasks: new Map([['k-snap', task('task-snap', 'Async.VM.snapshot', 'success', '<value>r-s1</value>')]]),
 }
 
 const target: LeftoverRecords = {
@@ -150,12 +162,17 @@ const target: LeftoverRecords = {
     ['d-other-job', vdi('other-job-disk', { other_config: keys({ [KEYS.job]: 'job-2' }) })],
   ]),
   tasks: new Map([
-    ['k-import', { uuid: 'task-import', name_label: 'xen-cr: import VDI d-clone as vhd', status: 'failure' }],
+    ['k-import', task('task-import', 'xen-cr: import VDI d-clone as vhd', 'failure')],
     // still streaming: maybe another run's
-    ['k-pending', { uuid: 'task-pending', name_label: 'xen-cr: import VDI d-clone as vhd', status: 'pending' }],
-    ['k-other-job', { uuid: 'task-other-job', name_label: 'xen-cr: export VDI d-other-job as vhd', status: 'success' }],
-    // an Async call's task says nothing of who made it
-    ['k-async', { uuid: 'task-async', name_label: 'Async.VM.snapshot', status: 'success' }],
+    ['k-pending', task('task-pending', 'xen-cr: import VDI d-clone as vhd', 'pending')],
+    ['k-other-job', task('task-other-job', 'xen-cr: export VDI d-other-job as vhd', 'success')],
+    // an Async call's task is the job's when what it made is: a clone carrying the job's keys
+    ['k-clone', task('task-clone', 'Async.VDI.clone', 'success', '<value>d-clone</value>')],
+    // ... and not when what it made is another job's, or nothing a pass makes, or unknown
+    ['k-clone-other', task('task-clone-other', 'Async.VDI.clone', 'success', '<value>d-other-job</value>')],
+    ['k-clone-failed', task('task-clone-failed', 'Async.VDI.clone', 'failure')],
+    ['k-start', task('task-start', 'Async.VM.start', 'success', '<value></value>')],
+    ['k-async', task('task-async', 'Async.VM.snapshot', 'success', '<value>OpaqueRef:unknown</value>')],
   ]),
 }
 
@@ -170,7 +187,9 @@ describe('findLeftovers', () => {
       'importing-blocked',
       's3',
       'snap-disk',
+      'task-clone',
       'task-import',
+      'task-snap',
       'tmp',
     ])
     expect(found.remove.find(l => l.uuid === 'clone')).toMatchObject({ pool: 'target', kind: 'disk', vmUuid: VM_UUID })
@@ -204,6 +223,9 @@ describe('findLeftovers', () => {
       'plain',
       'task-pending',
       'task-other-job',
+      'task-clone-other',
+      'task-clone-failed',
+      'task-start',
       'task-async',
     ])
       expect(all).not.toContain(uuid)
@@ -218,7 +240,7 @@ describe('findLeftovers', () => {
     const pool: LeftoverRecords = {
       vms: new Map([...source.vms, ...target.vms]),
       vdis: new Map([...source.vdis, ...target.vdis]),
-      tasks: new Map([...(target.tasks ?? [])]),
+      tasks: new Map([...(source.tasks ?? []), ...(target.tasks ?? [])]),
     }
     const same = findLeftovers({ jobId: JOB, source: pool, target: pool, jobVms: new Set([VM_UUID]) })
     expect(uuids(same.remove)).toEqual(uuids(found.remove))

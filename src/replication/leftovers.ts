@@ -14,6 +14,7 @@
  */
 import { isXapiError } from '../errors.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
+import { parseTaskResult } from '../xapi/task-result.js'
 import { asRef } from '../xapi/types.js'
 import { destroyVdi } from '../xapi/vdi.js'
 import { destroyVmAndDisks } from './destroy.js'
@@ -50,6 +51,8 @@ export interface LeftoverTaskRecord {
   readonly uuid: string
   readonly name_label: string
   readonly status: string
+  /** the XML-RPC encoding of what a successful task returned, e.g. the ref of what it made */
+  readonly result: string
 }
 
 /** VMs and VDIs of one pool, keyed by ref; its tasks when they are to be searched too. */
@@ -63,10 +66,28 @@ export type LeftoverKind = 'replica' | 'snapshot' | 'disk' | 'task'
 
 /**
  * The label of the task xen-cr creates for a disk transfer (`xapi/transfer.ts`), which names the
- * disk: a finished one whose disk carries the job's keys is the job's. (The tasks of `Async.*`
- * calls say nothing of who made them; XAPI destroys finished tasks itself after about an hour.)
+ * disk: a finished one whose disk carries the job's keys is the job's.
  */
 const TRANSFER_TASK = /^xen-cr: (?:export|import) VDI (\S+) /
+
+/**
+ * The `Async.*` calls by which a pass makes the job's objects: their tasks say nothing of who made
+ * them but their result names what they made, and one that made a snapshot or disk carrying the
+ * job's keys is the job's. (The tasks of other calls — a destroy, a start — name nothing; XAPI
+ * collects finished tasks itself after about an hour.)
+ */
+const MAKING_TASKS: Readonly<Record<string, 'VM' | 'VDI'>> = { 'Async.VM.snapshot': 'VM', 'Async.VDI.clone': 'VDI' }
+
+/** What a finished task's record says it returned, when that is one object's ref. */
+function resultRef(task: LeftoverTaskRecord): string | undefined {
+  if (task.status !== 'success' || task.result === '') return undefined
+  try {
+    const value = parseTaskResult(task.result)
+    return typeof value === 'string' && value !== '' ? value : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** One object an interrupted pass left. */
 export interface Leftover {
@@ -154,17 +175,21 @@ function vdiVerdict(vdi: LeftoverVdiRecord, search: LeftoverSearch): Verdict {
   }
 }
 
-function taskVerdict(
-  task: LeftoverTaskRecord,
-  search: LeftoverSearch,
-  vdis: ReadonlyMap<string, LeftoverVdiRecord>,
-): Verdict {
-  // a pending transfer may be another run's, still streaming
-  if (task.status === 'pending') return undefined
+function taskVerdict(task: LeftoverTaskRecord, search: LeftoverSearch, records: LeftoverRecords): Verdict {
+  // a pending task may be another run's, still streaming or still making its object
+  if (task.status === 'pending' || task.status === 'cancelling') return undefined
   const vdiRef = TRANSFER_TASK.exec(task.name_label)?.[1]
-  const vdi = vdiRef === undefined ? undefined : vdis.get(vdiRef)
-  if (vdi === undefined || !isJobs(vdi.other_config, search.jobId)) return undefined
-  return { kind: 'task', vmUuid: vdi.other_config[KEYS.vm], why: `${task.status} disk transfer task left by a pass` }
+  if (vdiRef !== undefined) {
+    const vdi = records.vdis.get(vdiRef)
+    if (vdi === undefined || !isJobs(vdi.other_config, search.jobId)) return undefined
+    return { kind: 'task', vmUuid: vdi.other_config[KEYS.vm], why: `${task.status} disk transfer task left by a pass` }
+  }
+  const made = MAKING_TASKS[task.name_label]
+  const ref = made === undefined ? undefined : resultRef(task)
+  if (ref === undefined) return undefined
+  const object = made === 'VM' ? records.vms.get(ref) : records.vdis.get(ref)
+  if (object === undefined || !isJobs(object.other_config, search.jobId)) return undefined
+  return { kind: 'task', vmUuid: object.other_config[KEYS.vm], why: `finished ${task.name_label} task left by a pass` }
 }
 
 /** Uuids of the source snapshots a complete replica of the job (on `target`) is a copy of. */
@@ -207,7 +232,7 @@ export function findLeftovers(search: LeftoverSearch): LeftoverReport {
       remove.push({ pool, ref, uuid: vdi.uuid, name: vdi.name_label, ...verdict })
     }
     for (const [ref, task] of records.tasks ?? []) {
-      const verdict = taskVerdict(task, search, records.vdis)
+      const verdict = taskVerdict(task, search, records)
       if (verdict === undefined || !wanted(verdict.vmUuid)) continue
       remove.push({ pool, ref, uuid: task.uuid, name: task.name_label, ...verdict })
     }
@@ -260,7 +285,7 @@ export async function removeLeftovers(
     const client = clients[item.pool]
     try {
       if (await stillLeftover(client, item, search, opts)) {
-        if (item.kind === 'task') await recordOrGone(() => client.call('task.destroy', [item.ref], opts))
+        if (item.kind === 'task') await destroyTask(client, item.ref, opts)
         else if (item.kind === 'disk') await recordOrGone(() => destroyVdi(client, asRef<'VDI'>(item.ref), opts))
         else await destroyVmAndDisks(client, asRef<'VM'>(item.ref), opts)
       }
@@ -274,6 +299,21 @@ export async function removeLeftovers(
   return { removed, failed }
 }
 
+/**
+ * Destroys a finished task; one whose destroy got no answer is sent again at once. The next pass
+ * may not be able to tell that the task is the job's (the object it names goes with rotation),
+ * and a second destroy of a finished task is harmless: it answers HANDLE_INVALID if the first
+ * went through, which counts as removed.
+ */
+async function destroyTask(client: XapiClient, ref: string, opts: CallOptions): Promise<void> {
+  try {
+    await recordOrGone(() => client.call('task.destroy', [ref], opts))
+  } catch (error) {
+    if (isXapiError(error) || opts.signal?.aborted === true) throw error
+    await recordOrGone(() => client.call('task.destroy', [ref], opts))
+  }
+}
+
 /** Reads `item` again: false when it is gone; throws when it is no longer a leftover of the job. */
 async function stillLeftover(
   client: XapiClient,
@@ -281,11 +321,9 @@ async function stillLeftover(
   search: Pick<LeftoverSearch, 'jobId' | 'jobVms'>,
   opts: CallOptions,
 ): Promise<boolean> {
-  if (item.kind === 'task') {
-    // found finished with the job's disk named in its label; only its status can change, not its label
-    const task = await recordOrGone(() => client.getRecord('task', asRef<'task'>(item.ref), opts))
-    return task !== undefined && task.status !== 'pending'
-  }
+  // found finished, naming the job's disk or the job's object it made: a finished task changes no
+  // more, and destroying one that is gone meanwhile fails HANDLE_INVALID, which counts as removed
+  if (item.kind === 'task') return true
   if (item.kind === 'disk') {
     const vdi = await recordOrGone(() => client.getRecord('VDI', asRef<'VDI'>(item.ref), opts))
     if (vdi === undefined) return false

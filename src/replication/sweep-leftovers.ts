@@ -1,11 +1,19 @@
 /**
  * The start of a VM's pass: whatever an interrupted pass of this job left for this VM goes
  * first (it holds the VM's lease, so no other run is building those objects), which also frees
- * the SR space a half-made replica took. Found in the records the plan was made from; only when
- * they show a replica left incomplete are the disks read again, since a clone made before its VBD
- * is attached to nothing and a pass that reads only the disks of the job's VMs would not see it.
+ * the SR space a half-made replica took. Found in the records the plan was made from, plus two
+ * small reads the plan does not need:
+ * - the finished tasks of each pool (tasks are few: their clients destroy them, XAPI collects the
+ *   rest within about an hour): a task whose `task.destroy` failed is the job's when it names a
+ *   disk of the job or made one of its objects (`leftovers.ts`);
+ * - the target disks named as one of the VM's disks: a disk made before its VBD is attached to
+ *   nothing, so the plan, which reads only the disks of the job's VMs, does not see it — a clone
+ *   whose `VDI.clone` task vanished before it said what it made is one (its name is its base's,
+ *   its keys the base replica's).
+ * When the records show a replica left incomplete, the target's disks are all read again instead.
  */
-import type { XapiClient } from '../xapi/client.js'
+import type { CallOptions, XapiClient } from '../xapi/client.js'
+import { fieldIn, getAllRecordsWhere } from '../xapi/records.js'
 import type { PassEventSink, VmIdentity } from './events.js'
 import {
   findLeftovers,
@@ -13,7 +21,10 @@ import {
   type Leftover,
   type LeftoverRecords,
   type LeftoverSearch,
+  type LeftoverTaskRecord,
+  type LeftoverVdiRecord,
 } from './leftovers.js'
+import { KEYS } from './metadata.js'
 
 export interface SweepContext {
   readonly jobId: string
@@ -26,24 +37,33 @@ export interface SweepContext {
 
 const describe = (l: Leftover): string => `${l.kind} ${l.name} (${l.uuid})`
 
+/** Statuses of a task that changes no more. */
+const FINISHED = ['success', 'failure', 'cancelled']
+
 /** Removes the leftovers of `vm`'s earlier passes; failures are warnings, never the VM's failure. */
 export async function sweepLeftovers(ctx: SweepContext, vm: VmIdentity): Promise<void> {
   const opts = ctx.signal === undefined ? {} : { signal: ctx.signal }
   const only = new Set([vm.uuid])
   const samePool = ctx.source === ctx.target
-  const search: LeftoverSearch = {
-    jobId: ctx.jobId,
-    source: ctx.records.source,
-    target: samePool ? ctx.records.source : ctx.records.target,
-    jobVms: only,
-    only,
+  const records = { source: ctx.records.source, target: samePool ? ctx.records.source : ctx.records.target }
+  const base: LeftoverSearch = { jobId: ctx.jobId, ...records, jobVms: only, only }
+  const incomplete = findLeftovers(base).remove.some(l => l.kind === 'replica')
+  const [sourceTasks, targetTasks, vdis] = await Promise.all([
+    finishedTasks(ctx.source, opts),
+    samePool ? undefined : finishedTasks(ctx.target, opts),
+    incomplete
+      ? ctx.target.getAllRecords('VDI', opts)
+      : getAllRecordsWhere(ctx.target, 'VDI', fieldIn('name__label', diskNames(records, vm.uuid)), opts),
+  ])
+  const target: LeftoverRecords = {
+    vms: records.target.vms,
+    vdis: new Map<string, LeftoverVdiRecord>([...records.target.vdis, ...vdis]),
+    tasks: targetTasks ?? sourceTasks,
   }
-  let found = findLeftovers(search)
-  if (found.remove.some(l => l.kind === 'replica')) {
-    const vdis = await ctx.target.getAllRecords('VDI', opts)
-    const target = { vms: search.target.vms, vdis }
-    found = findLeftovers({ ...search, target, ...(samePool ? { source: target } : {}) })
-  }
+  const search: LeftoverSearch = samePool
+    ? { ...base, source: target, target }
+    : { ...base, source: { ...records.source, tasks: sourceTasks }, target }
+  const found = findLeftovers(search)
   for (const kept of found.keep)
     ctx.emit({
       kind: 'warning',
@@ -67,4 +87,20 @@ export async function sweepLeftovers(ctx: SweepContext, vm: VmIdentity): Promise
       code: 'CLEANUP_FAILED',
       message: `could not remove ${describe(item)} left by an interrupted pass: ${message}; \`xen-cr cleanup\` retries`,
     })
+}
+
+function finishedTasks(client: XapiClient, opts: CallOptions): Promise<ReadonlyMap<string, LeftoverTaskRecord>> {
+  return getAllRecordsWhere(client, 'task', fieldIn('status', FINISHED), opts)
+}
+
+/**
+ * The names a disk a pass made for `vmUuid` on the target can have: a clone keeps its base
+ * replica disk's name until the pass renames it, a new disk takes its source disk's name, which
+ * the VM's snapshot disks share.
+ */
+function diskNames(records: { source: LeftoverRecords; target: LeftoverRecords }, vmUuid: string): string[] {
+  const names = new Set<string>()
+  for (const { vdis } of [records.source, records.target])
+    for (const vdi of vdis.values()) if (vdi.other_config[KEYS.vm] === vmUuid) names.add(vdi.name_label)
+  return [...names]
 }
