@@ -11,7 +11,7 @@
  * what one uninterrupted transfer would have (nothing to destroy, nothing left half-written).
  */
 import { pipeline } from 'node:stream'
-import { OperationError, type XenCrError } from '../errors.js'
+import { OperationError, isXenCrError, type XenCrError } from '../errors.js'
 import type { XapiClient } from '../xapi/client.js'
 import { DISK_RETRY, RetryBudget, classifyTransferFailure, type RetryPolicy } from '../xapi/retry.js'
 import { exportVdi, importVdi, type TransferProgress } from '../xapi/transfer.js'
@@ -54,7 +54,18 @@ export async function transferDisk(t: DiskTransfer): Promise<DiskTransferResult>
     } catch (error) {
       if (t.signal?.aborted === true || classifyTransferFailure(error) === 'logical') throw error
       if (!(await budget.next(t.signal))) throw error
-      t.onRetry?.(error as XenCrError, budget.attempts)
+      t.onRetry?.(
+        isXenCrError(error)
+          ? error
+          : new OperationError(
+              'DISK_TRANSFER_FAILED',
+              `transfer of VDI ${t.vdi} failed: ${error instanceof Error ? error.message : String(error)}`,
+              {
+                cause: error,
+              },
+            ),
+        budget.attempts,
+      )
     }
   }
 }

@@ -14,6 +14,7 @@ import type { RateLimiter } from '../delta/rate-limit.js'
 import { transferDisk } from '../delta/transfer-disk.js'
 import type { DeltaDisk, DeltaVmMetadata } from '../delta/vm-metadata.js'
 import type { XapiClient } from '../xapi/client.js'
+import { DISK_RETRY } from '../xapi/retry.js'
 import { asRef, type Ref } from '../xapi/types.js'
 import { replaceVdiOtherConfig } from '../xapi/vdi.js'
 import { replaceVmOtherConfig } from '../xapi/vm.js'
@@ -291,6 +292,13 @@ async function streamDisk(t: Transfer, srPlan: SrPlan, d: TransferDiskSpec, targ
     ...(ctx.limiter === undefined ? {} : { limiter: ctx.limiter }),
     signal: t.controller.signal,
     onProgress: progress,
+    onRetry: (error, attempt) =>
+      ctx.emit({
+        kind: 'warning',
+        vm: { uuid: plan.vm.uuid, name: plan.vm.name },
+        code: 'DISK_TRANSFER_RETRIED',
+        message: `disk ${d.disk.vbd.userdevice} "${d.disk.vdi.name_label}" (${d.disk.vdi.uuid}) to SR ${srPlan.sr.name}: its transfer broke off (${error.message} [${error.code}]); starting it again, attempt ${attempt} of ${DISK_RETRY.attempts}`,
+      }),
   })
   // Every byte went through and both tasks succeeded: the stream's length is now a fact.
   progress({ bytes: result.bytes, total: result.bytes }, true)

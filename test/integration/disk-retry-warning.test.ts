@@ -1,0 +1,102 @@
+/**
+ * A disk transfer cut mid-stream starts again on its own (delta/transfer-disk.ts); the operator
+ * is told so in one warning line, and a script in one `warning` event, while the pass succeeds.
+ */
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { run } from '../../src/cli/program.js'
+import { DISK_RETRY } from '../../src/xapi/retry.js'
+import { startFixture, type Fixture } from './replication-fixture.js'
+
+const JOB = 'retried'
+let f: Fixture
+
+async function cli(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const sink = (append: (s: string) => void): Writable =>
+    new Writable({
+      write(chunk: Buffer, _e, done) {
+        append(chunk.toString())
+        done()
+      },
+    })
+  const code = await run(['--config', f.lab.configPath, '--jobs-file', join(f.lab.dir, 'jobs.json'), ...args], {
+    stdout: sink(s => (out += s)),
+    stderr: sink(s => (err += s)),
+    env: { HOME: f.lab.dir, XDG_CONFIG_HOME: f.lab.dir, NO_COLOR: '1' },
+    cwd: f.lab.dir,
+    now: () => new Date(),
+  })
+  return { code, out, err }
+}
+
+let seed = 50
+/** A guest write of a whole 2 MiB block on the first disk, so that its delta stream passes 1 MiB. */
+async function write(): Promise<void> {
+  await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0], seed: seed++ })
+}
+
+beforeAll(async () => {
+  f = await startFixture()
+  const created = await cli([
+    'job',
+    'create',
+    '--name',
+    JOB,
+    '--source',
+    'src',
+    '--target',
+    'tgt',
+    '--vm',
+    f.vmUuid,
+    '--sr',
+    f.srs['Replica A']!,
+    '--interval',
+    '1h',
+  ])
+  expect(created.code, created.err).toBe(0)
+  const first = await cli(['run', JOB])
+  expect(first.code, first.err).toBe(0)
+}, 120_000)
+
+afterAll(async () => {
+  await f?.close()
+})
+
+describe('a disk transfer restarted after a cut', () => {
+  it('is one DISK_TRANSFER_RETRIED warning event naming VM, disk, attempt and cause; the pass is a delta', async () => {
+    // Why: the per-disk retry restarted the disk silently; a flaky link was invisible until it
+    // failed a pass.
+    await write()
+    f.lab.control.injectFault('src', { kind: 'data-path', direction: 'export', cutAfterBytes: 1024 * 1024, nth: 1 })
+    const { code, out, err } = await cli(['--json', 'run', JOB])
+    expect(f.lab.control.listFaults('src')).toEqual([])
+    expect(code, err).toBe(0)
+    const events = `${out}\n${err}`
+      .split('\n')
+      .filter(line => line.startsWith('{'))
+      .map(line => JSON.parse(line) as { kind: string; code?: string; message?: string; vm?: { uuid: string } })
+    const retried = events.filter(e => e.kind === 'warning' && e.code === 'DISK_TRANSFER_RETRIED')
+    expect(retried).toHaveLength(1)
+    expect(retried[0]!.vm?.uuid).toBe(f.vmUuid)
+    expect(retried[0]!.message).toMatch(
+      new RegExp(
+        `^disk 0 "web root" \\([0-9a-f-]{36}\\) to SR Replica A: .*\\[[A-Z_]+\\]\\); starting it again, attempt 2 of ${DISK_RETRY.attempts}$`,
+      ),
+    )
+    expect(events.find(e => e.kind === 'vm-done')).toMatchObject({ result: { status: 'success', mode: 'delta' } })
+  }, 120_000)
+
+  it('is one warning line on stderr without --json', async () => {
+    await write()
+    f.lab.control.injectFault('tgt', { kind: 'data-path', direction: 'import', cutAfterBytes: 1024 * 1024, nth: 1 })
+    const { code, out, err } = await cli(['run', JOB])
+    expect(code, err).toBe(0)
+    const lines = err.split('\n').filter(line => line.includes('[DISK_TRANSFER_RETRIED]'))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^\S+Z warning web: disk 0 "web root" .* attempt 2 of \d+ \[DISK_TRANSFER_RETRIED\]$/)
+    expect(out).toMatch(/ok web: delta/)
+  }, 120_000)
+})
