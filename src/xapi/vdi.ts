@@ -45,9 +45,14 @@ export function snapshotVdi(client: XapiClient, vdi: Ref<'VDI'>, options: CallOp
   return client.callAsync<Ref<'VDI'>>('VDI.snapshot', [vdi, {}], options)
 }
 
-/** `VDI.destroy` (async); `VDI_IN_USE` while a VBD holds it attached. */
+/**
+ * `VDI.destroy`; `VDI_IN_USE` while a VBD holds it attached. Called synchronously, as
+ * `VM.destroy` is: there is no result to wait for, and an answer lost on the way leaves nothing
+ * unknown that a second try cannot tell (`HANDLE_INVALID`: it is gone) — where the task of
+ * `Async.VDI.destroy` costs a watch and a `task.destroy` more.
+ */
 export async function destroyVdi(client: XapiClient, vdi: Ref<'VDI'>, options: CallOptions = {}): Promise<void> {
-  await client.callAsync('VDI.destroy', [vdi], options)
+  await client.call('VDI.destroy', [vdi], options)
 }
 
 /** `VDI.resize` (async): grow the virtual size to `size` bytes. */
