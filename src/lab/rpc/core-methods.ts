@@ -41,6 +41,21 @@ function subscription(classes: readonly string[]): (cls: string, ref: string) =>
 
 /** `event.from` blocks at most this long, whatever the caller asks, so a stopping lab is never held up. */
 const MAX_EVENT_WAIT_MS = 60_000
+/** How long a woken `event.from` waits for more changes before it answers (XAPI's delay). */
+const EVENT_FROM_DELAY_MS = 50
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
 
 export function addCoreMethods(registry: MethodRegistry, listMethods: () => string[]): void {
   registry.add({
@@ -117,6 +132,9 @@ export function addCoreMethods(registry: MethodRegistry, listMethods: () => stri
       let changes = pool.db.changesSince(since, accept)
       while (changes.length === 0 && Date.now() < deadline && !pool.closing.aborted) {
         await pool.db.waitForChange(deadline - Date.now(), pool.closing)
+        // As XAPI does once a change woke it (xapi_event.ml: `Thread.delay 0.05`): a burst of
+        // changes (a task's progress, then its completion) comes back in one answer.
+        if (Date.now() < deadline) await pause(Math.min(EVENT_FROM_DELAY_MS, deadline - Date.now()), pool.closing)
         changes = pool.db.changesSince(since, accept)
       }
       const events: WireValue[] = changes.map(change => {
