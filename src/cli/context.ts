@@ -65,9 +65,16 @@ export async function connectJobPools(
   context: CliContext,
   job: { readonly source: string; readonly target: string },
 ): Promise<{ source: XapiClient; target: XapiClient }> {
-  const source = await context.connect(job.source)
-  const target = job.target === job.source ? source : await context.connect(job.target)
-  return { source, target }
+  if (job.target === job.source) {
+    const client = await context.connect(job.source)
+    return { source: client, target: client }
+  }
+  // Both logins at once: a run's fixed cost is one login, not two in a row. A login that
+  // succeeds while the other fails is closed with the run (context.connect registers it).
+  const [source, target] = await Promise.allSettled([context.connect(job.source), context.connect(job.target)])
+  if (source.status === 'rejected') throw source.reason
+  if (target.status === 'rejected') throw target.reason
+  return { source: source.value, target: target.value }
 }
 
 /** Internal: the per-run state behind {@link contextOf}. */
@@ -133,6 +140,7 @@ export class CliRuntime {
     const warn = (code: string, message: string): void => output.warn(code, message)
     let config: Promise<Config> | undefined
     let warnedUnverified = false
+    const logins = new LoginActivity(output)
     const loadOnce = (): Promise<Config> =>
       (config ??= loadConfig({
         ...(options.config === undefined ? {} : { file: options.config }),
@@ -154,13 +162,11 @@ export class CliRuntime {
       },
       connect: async poolName => {
         const stdin = this.io.stdin
-        const endSpinner = output.activity(`logging in to pool ${poolName}`)
+        logins.add(poolName)
+        logins.show()
         const prompt =
           stdin?.isTTY === true
-            ? (question: string) => {
-                endSpinner()
-                return promptHidden(question, stdin, this.io.stderr)
-              }
+            ? (question: string) => logins.prompt(() => promptHidden(question, stdin, this.io.stderr))
             : undefined
         try {
           const config = await loadOnce()
@@ -182,7 +188,8 @@ export class CliRuntime {
           }
           return client
         } finally {
-          endSpinner()
+          logins.delete(poolName)
+          logins.show()
         }
       },
       setExitCode: code => {
@@ -223,4 +230,54 @@ export function contextOf(command: Command): CliContext {
   const runtime = runtimes.get(root)
   if (runtime === undefined) throw new Error('contextOf: command is not part of a program built by run()')
   return runtime.get()
+}
+
+/**
+ * One spinner for the logins in progress (a job's two pools log in at once; two spinners would
+ * overwrite each other's line), and one password prompt at a time, with the spinner stopped.
+ */
+class LoginActivity {
+  readonly #pools = new Set<string>()
+  readonly #output: CliContext['output']
+  #end: (() => void) | undefined
+  #prompts: Promise<unknown> = Promise.resolve()
+  #prompting = 0
+
+  constructor(output: CliContext['output']) {
+    this.#output = output
+  }
+
+  add(pool: string): void {
+    this.#pools.add(pool)
+  }
+
+  delete(pool: string): void {
+    this.#pools.delete(pool)
+  }
+
+  /** The spinner for the pools now logging in (none while a prompt is up). */
+  show(): void {
+    this.#end?.()
+    this.#end = undefined
+    if (this.#pools.size === 0 || this.#prompting > 0) return
+    const names = [...this.#pools]
+    this.#end = this.#output.activity(`logging in to pool${names.length > 1 ? 's' : ''} ${names.join(', ')}`)
+  }
+
+  /** Runs `ask` once no other prompt is up, with the spinner stopped. */
+  prompt<T>(ask: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.#prompting++
+      this.show()
+      try {
+        return await ask()
+      } finally {
+        this.#prompting--
+        this.show()
+      }
+    }
+    const next = this.#prompts.then(run, run)
+    this.#prompts = next.catch(() => undefined)
+    return next
+  }
 }
