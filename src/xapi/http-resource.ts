@@ -24,7 +24,7 @@ export const MAX_REDIRECTS = 3
  * takes a turn's worth of chunks before it pushes back (write-batching.ts). `http.request`'s
  * own `highWaterMark` option does not reach a socket made by `createConnection`.
  */
-export const DATA_HIGH_WATER_MARK = 512 * 1024
+export const DATA_HIGH_WATER_MARK = 256 * 1024
 
 export interface RequestOptions {
   readonly method: 'GET' | 'PUT'
