@@ -286,18 +286,30 @@ export class DatabaseSaver {
     }
     if (generation === this.#savedGeneration) return undefined
     const del = new Map<string, string[]>()
-    for (const [cls, saved] of this.#saved) {
-      for (const ref of saved.keys()) {
-        if (this.#db.find(cls, ref) !== undefined) continue
-        saved.delete(ref)
-        let refs = del.get(cls)
-        if (refs === undefined) del.set(cls, (refs = []))
-        refs.push(JSON.stringify(ref))
-      }
+    const deleted = (cls: string, ref: string): void => {
+      this.#saved.get(cls)?.delete(ref)
+      let refs = del.get(cls)
+      if (refs === undefined) del.set(cls, (refs = []))
+      refs.push(JSON.stringify(ref))
+    }
+    const changes = this.#db.changesSince(this.#savedGeneration, () => true)
+    // the database's deletion log is bounded: past it, every saved ref is checked
+    const logged = this.#db.knowsDeletionsSince(this.#savedGeneration)
+    if (!logged) {
+      for (const [cls, saved] of this.#saved)
+        for (const ref of [...saved.keys()]) if (this.#db.find(cls, ref) === undefined) deleted(cls, ref)
     }
     const put = new Map<string, string[]>()
-    for (const change of this.#db.changesSince(this.#savedGeneration, () => true)) {
-      if (change.operation === 'del') continue
+    for (const change of changes) {
+      if (change.operation === 'del') {
+        if (
+          logged &&
+          this.#saved.get(change.cls)?.has(change.ref) === true &&
+          this.#db.find(change.cls, change.ref) === undefined
+        )
+          deleted(change.cls, change.ref)
+        continue
+      }
       const record = this.#db.find(change.cls, change.ref)
       if (record === undefined) continue
       const text = entry(change.ref, record)

@@ -178,35 +178,42 @@ export class LabPool {
     }
   }
 
-  /** After the disk behind `vdiRef` changed: physical_utilisation, sm_config and SR totals follow. */
-  refreshVdi(vdiRef: string): void {
-    const record = this.db.find('VDI', vdiRef)
-    if (record === undefined) return
-    const info = this.storage.info(record['location'] as string)
-    if (info === undefined) return
-    // vhd-parent is set with the SR's base copies (refreshSr), which it names
-    const smConfig: Record<string, string> = {
-      ...(record['sm_config'] as Readonly<Record<string, string>>),
-      vdi_type: 'vhd',
+  /** After the disks behind `vdiRefs` changed: physical_utilisation, sm_config and SR totals follow. */
+  refreshVdi(...vdiRefs: string[]): void {
+    const srs = new Set<string>()
+    for (const vdiRef of vdiRefs) {
+      const record = this.db.find('VDI', vdiRef)
+      if (record === undefined) continue
+      const info = this.storage.info(record['location'] as string)
+      if (info === undefined) continue
+      // vhd-parent is set with the SR's base copies (refreshSr), which it names
+      const smConfig: Record<string, string> = {
+        ...(record['sm_config'] as Readonly<Record<string, string>>),
+        vdi_type: 'vhd',
+      }
+      this.db.update('VDI', vdiRef, {
+        physical_utilisation: info.physicalUtilisation,
+        virtual_size: info.virtualSize,
+        sm_config: smConfig,
+      })
+      srs.add(record['SR'] as string)
     }
-    this.db.update('VDI', vdiRef, {
-      physical_utilisation: info.physicalUtilisation,
-      virtual_size: info.virtualSize,
-      sm_config: smConfig,
-    })
-    this.refreshSr(record['SR'] as string)
+    // once per SR, however many of its disks changed
+    for (const sr of srs) this.refreshSr(sr)
   }
 
   refreshSr(srRef: string): void {
     if (this.db.find('SR', srRef) === undefined) return
     syncBaseCopies(this, srRef)
     let virtual = 0
+    const layers = new Set<string>()
     for (const vdiRef of this.db.related('VDI', 'SR', srRef)) {
       const vdi = this.db.get('VDI', vdiRef)
       // a base copy's size is its children's, counted with them
       if (vdi['managed'] !== false) virtual += vdi['virtual_size'] as number
+      for (const layer of this.storage.info(vdi['location'] as string)?.layers ?? []) layers.add(layer)
     }
-    this.db.update('SR', srRef, { physical_utilisation: this.srUsedBytes(srRef), virtual_allocation: virtual })
+    this.db.update('SR', srRef, { physical_utilisation: this.#layerBytes(layers), virtual_allocation: virtual })
   }
 
   /**
@@ -221,6 +228,10 @@ export class LabPool {
       const info = this.storage.info(this.db.get('VDI', vdiRef)['location'] as string)
       for (const layer of info?.layers ?? []) layers.add(layer)
     }
+    return this.#layerBytes(layers)
+  }
+
+  #layerBytes(layers: Iterable<string>): number {
     let used = 0
     for (const layer of layers) used += this.storage.layerBytes(layer)
     return used

@@ -73,6 +73,37 @@ describe('Database', () => {
     expect(db.changesSince(-1, all).map(c => c.operation)).toEqual(['add', 'add'])
   })
 
+  it('reports from any token each object once, at its last change, after the change log was compacted', () => {
+    // changesSince reads a log of modifications that is compacted as it grows (here past a
+    // thousand entries): a token from before a compaction must still see every object changed
+    // since, once, with the generation of its latest change, in generation order
+    const db = new Database()
+    const networks = Array.from({ length: 20 }, (_, i) => db.create('network', { name_label: `n${i}` }))
+    const lastChange = new Map(networks.map(ref => [ref, db.generation]))
+    const tokens: number[] = [db.generation]
+    for (let round = 0; round < 3000; round++) {
+      const ref = networks[(round * 7) % 19]!
+      db.update('network', ref, { name_label: `r${round}` })
+      lastChange.set(ref, db.generation)
+      if (round % 500 === 0) tokens.push(db.generation)
+    }
+    const late = db.create('network', {})
+    lastChange.set(late, db.generation)
+    const gone = networks[3]!
+    db.destroy('network', gone)
+    lastChange.delete(gone)
+    for (const since of tokens) {
+      const expected = [...lastChange]
+        .filter(([, generation]) => generation > since)
+        .sort((a, b) => a[1] - b[1])
+        .map(([ref, generation]) => [ref, generation])
+      const changes = db.changesSince(since, all)
+      expect(changes.filter(c => c.operation !== 'del').map(c => [c.ref, c.generation])).toEqual(expected)
+      expect(changes.filter(c => c.operation === 'del').map(c => c.ref)).toEqual([gone])
+      expect(changes.map(c => c.generation)).toEqual(changes.map(c => c.generation).sort((a, b) => a - b))
+    }
+  })
+
   it('fails lookups with HANDLE_INVALID and UUID_INVALID', () => {
     const db = new Database()
     const error = (() => {

@@ -45,6 +45,12 @@ export interface DatabaseDump {
   readonly objects: Record<string, Record<string, LabRecord>>
 }
 
+/** An index of a computed set: refs of one class by the ref their field `via` holds. */
+interface Relation {
+  readonly via: string
+  readonly index: Map<string, Set<string>>
+}
+
 /** One pool's objects; see the file comment. */
 export class Database {
   #generation = 0
@@ -54,7 +60,18 @@ export class Database {
   readonly #uuids = new Map<string, Map<string, string>>()
   /** `${fromClass}.${viaField}` → target ref → refs of fromClass pointing at it */
   readonly #relations = new Map<string, Map<string, Set<string>>>()
+  /** per class, the relations its fields feed */
+  readonly #relationsFrom = new Map<string, Relation[]>()
+  /**
+   * Every `modified` stamp given out, in order, as [ref, generation]; an entry is current while
+   * the object's `modified` still equals it. `changesSince` reads only the tail after its token
+   * instead of every object (event.from runs for every task a client waits on); stale entries
+   * are dropped once they outnumber the objects.
+   */
+  #modifications: [string, number][] = []
   #deletions: Deletion[] = []
+  /** deletions at or below this generation may have been dropped from `#deletions` */
+  #deletionsCutAt = 0
   #waiters = new Set<() => void>()
   #onChange: (() => void) | undefined
   readonly #derived = new Map<
@@ -67,7 +84,14 @@ export class Database {
       this.#objects.set(spec.name, new Map())
       this.#uuids.set(spec.name, new Map())
       for (const field of spec.fields) {
-        if (field.type.kind === 'rel') this.#relations.set(`${field.type.from}.${field.type.via}`, new Map())
+        if (field.type.kind !== 'rel') continue
+        const key = `${field.type.from}.${field.type.via}`
+        if (this.#relations.has(key)) continue
+        const index = new Map<string, Set<string>>()
+        this.#relations.set(key, index)
+        let from = this.#relationsFrom.get(field.type.from)
+        if (from === undefined) this.#relationsFrom.set(field.type.from, (from = []))
+        from.push({ via: field.type.via, index })
       }
     }
   }
@@ -115,6 +139,7 @@ export class Database {
     this.#objects.get(cls)!.set(ref, record)
     this.#classOf.set(ref, cls)
     this.#meta.set(ref, { created: generation, modified: generation })
+    this.#logModified(ref, generation)
     this.#uuids.get(cls)!.set(record['uuid'] as string, ref)
     this.#link(cls, ref, record, undefined)
     this.#changed()
@@ -155,16 +180,19 @@ export class Database {
   update(cls: string, ref: string, patch: Readonly<Record<string, StoredValue>>): void {
     const record = this.#objects.get(cls)?.get(ref)
     if (record === undefined) throw xapiFault('HANDLE_INVALID', cls, ref)
-    const before = { ...record }
     const spec = this.spec(cls)
-    for (const [name, value] of Object.entries(patch)) {
+    const relations = this.#relationsFrom.get(cls)
+    // only the fields that feed a computed set need their old value
+    const before: LabRecord = {}
+    if (relations !== undefined) for (const { via } of relations) before[via] = record[via]!
+    for (const name of Object.keys(patch)) {
       const field = spec.byName.get(name)
       if (field === undefined || field.type.kind === 'rel')
         throw new Error(`lab database: ${cls}.${name} is not a stored field`)
-      record[name] = value
+      record[name] = patch[name]!
     }
     this.#link(cls, ref, record, before)
-    this.#meta.get(ref)!.modified = this.#bump()
+    this.#setModified(ref, this.#meta.get(ref)!)
     this.#changed()
   }
 
@@ -172,7 +200,7 @@ export class Database {
   touch(ref: string): void {
     const meta = this.#meta.get(ref)
     if (meta === undefined) return
-    meta.modified = this.#bump()
+    this.#setModified(ref, meta)
     this.#changed()
   }
 
@@ -223,26 +251,45 @@ export class Database {
   /** Per object, the one change since `since` (`-1`: every live object as `add`). */
   changesSince(since: number, accept: (cls: string, ref: string) => boolean): Change[] {
     const changes: Change[] = []
-    for (const [ref, meta] of this.#meta) {
-      if (meta.modified <= since) continue
+    const change = (ref: string, meta: ObjectMeta): void => {
       const cls = this.#classOf.get(ref)!
-      if (!accept(cls, ref)) continue
-      changes.push({ cls, ref, operation: meta.created > since ? 'add' : 'mod', generation: meta.modified })
+      if (accept(cls, ref))
+        changes.push({ cls, ref, operation: meta.created > since ? 'add' : 'mod', generation: meta.modified })
     }
-    if (since >= 0) {
-      for (const deletion of this.#deletions) {
-        if (deletion.deleted > since && deletion.created <= since && accept(deletion.cls, deletion.ref)) {
-          changes.push({
-            cls: deletion.cls,
-            ref: deletion.ref,
-            operation: 'del',
-            generation: deletion.deleted,
-            uuid: deletion.uuid,
-          })
-        }
+    if (since < 0) {
+      for (const [ref, meta] of this.#meta) change(ref, meta)
+      return changes.sort((a, b) => a.generation - b.generation)
+    }
+    const log = this.#modifications
+    for (let i = firstAfter(log, since, entry => entry[1]); i < log.length; i++) {
+      const [ref, generation] = log[i]!
+      const meta = this.#meta.get(ref)
+      if (meta !== undefined && meta.modified === generation) change(ref, meta)
+    }
+    const deletions = this.#deletions
+    const live = changes.length
+    for (let i = firstAfter(deletions, since, d => d.deleted); i < deletions.length; i++) {
+      const deletion = deletions[i]!
+      if (deletion.created <= since && accept(deletion.cls, deletion.ref)) {
+        changes.push({
+          cls: deletion.cls,
+          ref: deletion.ref,
+          operation: 'del',
+          generation: deletion.deleted,
+          uuid: deletion.uuid,
+        })
       }
     }
-    return changes.sort((a, b) => a.generation - b.generation)
+    // both runs are in generation order already
+    return live === 0 || live === changes.length ? changes : changes.sort((a, b) => a.generation - b.generation)
+  }
+
+  /**
+   * Whether {@link changesSince} still reports every deletion after `since` (the deletion log
+   * is bounded; older tokens miss some).
+   */
+  knowsDeletionsSince(since: number): boolean {
+    return since >= this.#deletionsCutAt
   }
 
   /** Resolves on the next change, after `timeoutMs`, or when `signal` aborts. */
@@ -282,15 +329,16 @@ export class Database {
   #changed(): void {
     // Keep the deletion log bounded; a client whose token is older than what we keep simply
     // misses those `del` events (XAPI has the same window, then answers EVENTS_LOST on legacy calls).
-    if (this.#deletions.length > 10_000) this.#deletions = this.#deletions.slice(-5_000)
+    if (this.#deletions.length > 10_000) {
+      this.#deletionsCutAt = this.#deletions[this.#deletions.length - 5_001]!.deleted
+      this.#deletions = this.#deletions.slice(-5_000)
+    }
     for (const waiter of [...this.#waiters]) waiter()
     this.#onChange?.()
   }
 
   #link(cls: string, ref: string, record: LabRecord, before: LabRecord | undefined): void {
-    for (const [key, index] of this.#relations) {
-      const [from, via] = key.split('.') as [string, string]
-      if (from !== cls) continue
+    for (const { via, index } of this.#relationsFrom.get(cls) ?? []) {
       const now = record[via] as string
       const was = before?.[via] as string | undefined
       if (now === was) continue
@@ -304,9 +352,7 @@ export class Database {
   }
 
   #unlink(cls: string, ref: string, record: LabRecord): void {
-    for (const [key, index] of this.#relations) {
-      const [from, via] = key.split('.') as [string, string]
-      if (from !== cls) continue
+    for (const { via, index } of this.#relationsFrom.get(cls) ?? []) {
       const target = record[via] as string
       this.#removeFromIndex(index, target, ref)
       this.#touchQuietly(target)
@@ -322,6 +368,30 @@ export class Database {
   /** The owner of a computed set changed: a `mod` event on it, if it exists. */
   #touchQuietly(ref: string): void {
     const meta = this.#meta.get(ref)
-    if (meta !== undefined) meta.modified = this.#bump()
+    if (meta !== undefined) this.#setModified(ref, meta)
   }
+
+  #setModified(ref: string, meta: ObjectMeta): void {
+    meta.modified = this.#bump()
+    this.#logModified(ref, meta.modified)
+  }
+
+  #logModified(ref: string, generation: number): void {
+    this.#modifications.push([ref, generation])
+    if (this.#modifications.length > 2 * this.#meta.size + 1_000) {
+      this.#modifications = this.#modifications.filter(([r, g]) => this.#meta.get(r)?.modified === g)
+    }
+  }
+}
+
+/** The index of the first item whose key is above `since` (items ascend by key), or `items.length`. */
+function firstAfter<T>(items: readonly T[], since: number, key: (item: T) => number): number {
+  let low = 0
+  let high = items.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (key(items[mid]!) > since) high = mid
+    else low = mid + 1
+  }
+  return low
 }

@@ -64,14 +64,20 @@ function copiedFields(source: Readonly<LabRecord>): Record<string, StoredValue> 
   return fields
 }
 
-function createVdiRecord(pool: LabPool, fields: Record<string, StoredValue>, uuid: string): string {
+/** `alsoChanged`: VDIs whose disks changed with it (a snapshot's or clone's source), refreshed together. */
+function createVdiRecord(
+  pool: LabPool,
+  fields: Record<string, StoredValue>,
+  uuid: string,
+  alsoChanged: readonly string[] = [],
+): string {
   const ref = pool.db.create('VDI', {
     ...fields,
     uuid,
     location: uuid,
     sm_config: { ...((fields['sm_config'] as Record<string, string> | undefined) ?? {}), vdi_type: 'vhd' },
   })
-  pool.refreshVdi(ref)
+  pool.refreshVdi(ref, ...alsoChanged)
   return ref
 }
 
@@ -110,9 +116,9 @@ export async function snapshotVdi(pool: LabPool, vdiRef: string): Promise<string
     pool,
     { ...copiedFields(source), is_a_snapshot: true, snapshot_of: vdiRef, snapshot_time: formatXapiDate(new Date()) },
     uuid,
+    // the source got a new leaf on top of the frozen one: its vhd-parent changed
+    [vdiRef],
   )
-  // The source got a new leaf on top of the frozen one: its vhd-parent changed.
-  pool.refreshVdi(vdiRef)
   return ref
 }
 
@@ -127,8 +133,8 @@ export async function cloneVdi(pool: LabPool, vdiRef: string): Promise<string> {
     pool,
     { ...copiedFields(source), read_only: false, snapshot_time: formatXapiDate(new Date()) },
     uuid,
+    [vdiRef],
   )
-  pool.refreshVdi(vdiRef)
   return ref
 }
 

@@ -32,27 +32,53 @@ const TEMPLATE_OPS = new Set([
 ])
 const SNAPSHOT_OPS = new Set(['revert', 'clone', 'copy', 'export', 'destroy', 'hard_shutdown', 'metadata_export'])
 
-export function assertVmOperation(pool: PoolRecords, vmRef: string, op: string, allowed: readonly PowerState[]): void {
-  const vm = pool.db.get('VM', vmRef)
+/**
+ * Why `op` would be refused now, as XAPI's failure `[code, ...params]`, or undefined when the
+ * checks pass. Building no error makes it cheap enough for `allowed_operations`, which runs
+ * every check on every read of a VM.
+ */
+export function vmOperationRefusal(
+  pool: PoolRecords,
+  vmRef: string,
+  op: string,
+  allowed: readonly PowerState[],
+): readonly string[] | undefined {
+  return refusal(pool, vmRef, pool.db.get('VM', vmRef), op, allowed)
+}
+
+function refusal(
+  pool: PoolRecords,
+  vmRef: string,
+  vm: Readonly<Record<string, unknown>>,
+  op: string,
+  allowed: readonly PowerState[],
+): readonly string[] | undefined {
   const blocked = vm['blocked_operations'] as Readonly<Record<string, string>>
-  if (Object.hasOwn(blocked, op)) throw xapiFault('OPERATION_BLOCKED', vmRef, blocked[op]!)
+  if (Object.hasOwn(blocked, op)) return ['OPERATION_BLOCKED', vmRef, blocked[op]!]
   const state = vm['power_state'] as PowerState
   if (!allowed.includes(state)) {
-    throw xapiFault('VM_BAD_POWER_STATE', vmRef, allowed.map(s => s.toLowerCase()).join(', '), state.toLowerCase())
+    return ['VM_BAD_POWER_STATE', vmRef, allowed.map(s => s.toLowerCase()).join(', '), state.toLowerCase()]
   }
-  const current = Object.entries(vm['current_operations'] as Readonly<Record<string, string>>)[0]
-  if (current !== undefined) throw xapiFault('OTHER_OPERATION_IN_PROGRESS', 'VM', vmRef, current[1], current[0])
+  for (const [task, current] of Object.entries(vm['current_operations'] as Readonly<Record<string, string>>))
+    return ['OTHER_OPERATION_IN_PROGRESS', 'VM', vmRef, current, task]
   const isSnapshot = vm['is_a_snapshot'] === true
-  if (vm['is_a_template'] === true && !isSnapshot && !TEMPLATE_OPS.has(op)) throw xapiFault('VM_IS_TEMPLATE', vmRef, op)
-  if (op === 'destroy' && vm['is_default_template'] === true) throw xapiFault('VM_CANNOT_DELETE_DEFAULT_TEMPLATE')
-  if (isSnapshot && !SNAPSHOT_OPS.has(op)) throw xapiFault('VM_IS_SNAPSHOT', vmRef, op)
+  if (vm['is_a_template'] === true && !isSnapshot && !TEMPLATE_OPS.has(op)) return ['VM_IS_TEMPLATE', vmRef, op]
+  if (op === 'destroy' && vm['is_default_template'] === true) return ['VM_CANNOT_DELETE_DEFAULT_TEMPLATE']
+  if (isSnapshot && !SNAPSHOT_OPS.has(op)) return ['VM_IS_SNAPSHOT', vmRef, op]
   if (op === 'snapshot' || op === 'checkpoint') {
     for (const vbd of pool.db.related('VBD', 'VM', vmRef)) {
       const vdiRef = pool.db.get('VBD', vbd)['VDI'] as string
       const vdi = pool.db.find('VDI', vdiRef)
-      if (vdi?.['on_boot'] === 'reset') throw xapiFault('VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION')
+      if (vdi?.['on_boot'] === 'reset') return ['VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION']
     }
   }
+  return undefined
+}
+
+/** {@link vmOperationRefusal}, thrown as the call's failure. */
+export function assertVmOperation(pool: PoolRecords, vmRef: string, op: string, allowed: readonly PowerState[]): void {
+  const refused = vmOperationRefusal(pool, vmRef, op, allowed)
+  if (refused !== undefined) throw xapiFault(refused[0]!, ...refused.slice(1))
 }
 
 /**
@@ -122,6 +148,8 @@ const STATE_RULES: Readonly<Record<string, readonly PowerState[]>> = {
   hard_shutdown: ['Running', 'Paused', 'Suspended'],
 }
 
+const STATE_RULES_LIST = Object.entries(STATE_RULES)
+
 /** Operations XAPI accepts in every power state (xapi_vm_lifecycle.allowed_power_states). */
 const ANY_STATE = new Set([
   'assert_operation_valid',
@@ -171,15 +199,10 @@ export function vmAllowedOperations(pool: PoolRecords, vmRef: string): string[] 
   const vm = pool.db.get('VM', vmRef)
   if (vm['is_control_domain'] === true) return []
   const allowed: string[] = []
-  for (const [op, states] of Object.entries(STATE_RULES)) {
-    const extra: readonly PowerState[] =
-      vm['is_a_snapshot'] === true && (op === 'clone' || op === 'copy') ? ['Suspended'] : []
-    try {
-      assertVmOperation(pool, vmRef, op, [...states, ...extra])
-      allowed.push(op)
-    } catch {
-      // not allowed now
-    }
+  const isSnapshot = vm['is_a_snapshot'] === true
+  for (const [op, states] of STATE_RULES_LIST) {
+    const withExtra = isSnapshot && (op === 'clone' || op === 'copy') ? [...states, 'Suspended' as const] : states
+    if (refusal(pool, vmRef, vm, op, withExtra) === undefined) allowed.push(op)
   }
   return allowed
 }

@@ -39,6 +39,8 @@ export class SparseDiskStore implements DiskStore {
   /** per-disk queue: a write's copy-up must not interleave with another write or a snapshot */
   readonly #locks = new Map<DiskId, Promise<unknown>>()
   #persisting: Promise<void> = Promise.resolve()
+  /** the rewrite queued behind the running one, not started yet */
+  #nextPersist: Promise<void> | undefined
   #persistTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -344,9 +346,15 @@ export class SparseDiskStore implements DiskStore {
     this.#persistTimer.unref()
   }
 
-  /** Atomic rewrite of `store.json` (temp file + rename), one at a time. */
+  /**
+   * Atomic rewrite of `store.json` (temp file + rename), one at a time. Callers that ask while
+   * a rewrite runs share the next one, which starts after it and so holds all their changes:
+   * under concurrent snapshots and clones the file is written once per batch, not once per call.
+   */
   #persist(): Promise<void> {
+    if (this.#nextPersist !== undefined) return this.#nextPersist
     const run = async (): Promise<void> => {
+      this.#nextPersist = undefined
       const state: PersistedState = { version: 1, disks: {}, layers: {} }
       for (const [id, disk] of this.#disks) state.disks[id] = disk
       for (const [id, blocks] of this.#layers) state.layers[id] = [...blocks].sort((a, b) => a - b)
@@ -355,8 +363,10 @@ export class SparseDiskStore implements DiskStore {
       await writeFile(temp, JSON.stringify(state))
       await rename(temp, path)
     }
-    this.#persisting = this.#persisting.then(run, run)
-    return this.#persisting
+    const next = this.#persisting.then(run, run)
+    this.#nextPersist = next
+    this.#persisting = next
+    return next
   }
 
   #checkOpen(): void {

@@ -4,7 +4,7 @@
  * failure is `error: [CODE, …params]`, datetimes are strings.
  */
 import { WireParseError } from './xml.js'
-import { WireDateTime, WireFloat, WireInt32, type DecodedValue, type WireValue } from './values.js'
+import type { DecodedValue, WireValue } from './values.js'
 
 export type JsonRpcVersion = 1 | 2
 
@@ -40,22 +40,9 @@ export function decodeJsonCall(body: string): JsonRpcCall {
   return { version, id, method, params: list }
 }
 
-/** The JSON form of a wire value: wrappers unwrapped, datetimes as their XAPI string. */
-export function toJson(value: WireValue): unknown {
-  if (value instanceof WireFloat || value instanceof WireInt32 || value instanceof WireDateTime) return value.value
-  if (Array.isArray(value)) return (value as readonly WireValue[]).map(toJson)
-  if (typeof value === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const [key, member] of Object.entries(value as { readonly [key: string]: WireValue }))
-      out[key] = toJson(member)
-    return out
-  }
-  return value
-}
-
 export function encodeJsonSuccess(version: JsonRpcVersion, id: string | number, value: WireValue): string {
-  const result = toJson(value)
-  return JSON.stringify(version === 2 ? { jsonrpc: '2.0', result, id } : { result, error: null, id })
+  // the value goes as it is: the wrappers' toJSON unwrap them (floats, int32s, datetimes as strings)
+  return JSON.stringify(version === 2 ? { jsonrpc: '2.0', result: value, id } : { result: value, error: null, id })
 }
 
 export function encodeJsonFailure(

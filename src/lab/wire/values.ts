@@ -8,16 +8,29 @@
 /** A float (`<double>` in XML-RPC, a JSON number). */
 export class WireFloat {
   constructor(readonly value: number) {}
+
+  /** JSON-RPC sends the bare value (JSON.stringify calls this) */
+  toJSON(): number {
+    return this.value
+  }
 }
 
 /** An int32 (`<i4>` in XML-RPC); XAPI sends these only in `event.from`'s `valid_ref_counts`. */
 export class WireInt32 {
   constructor(readonly value: number) {}
+
+  toJSON(): number {
+    return this.value
+  }
 }
 
 /** A datetime in XAPI's `YYYYMMDDTHH:MM:SSZ` form. */
 export class WireDateTime {
   constructor(readonly value: string) {}
+
+  toJSON(): string {
+    return this.value
+  }
 }
 
 /**
