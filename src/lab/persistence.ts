@@ -137,13 +137,16 @@ async function* readJournal(file: string): AsyncGenerator<JournalLine> {
   }
 }
 
-/** How long a burst of changes may go unsaved; a crash loses at most this much. */
-const SAVE_DELAY_MS = 100
+/**
+ * How long a burst of changes may go unsaved; a crash loses at most this much. A record changed
+ * several times within it is written once (a VM's pass changes its record a dozen times).
+ */
+const SAVE_DELAY_MS = 500
 /** A journal smaller than this is never compacted on its own (only by `flush()`). */
 const COMPACT_MIN_BYTES = 1024 * 1024
 
 export interface DatabaseSaverOptions {
-  /** the save delay (default 100 ms) */
+  /** the save delay (default 500 ms) */
   readonly delayMs?: number
   /** the journal size below which it is not compacted before `flush()` (default 1 MiB) */
   readonly compactMinBytes?: number

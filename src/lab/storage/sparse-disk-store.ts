@@ -166,8 +166,9 @@ export class SparseDiskStore implements DiskStore {
         `lab disk ${id}: block ${index} is outside the disk (${blockCount} blocks)`,
       )
     }
-    const block = Buffer.alloc(BLOCK_SIZE)
     const layer = this.#holder(disk, index)
+    // readFully fills the whole buffer (zeros past the file's end): no need to zero it first
+    const block = layer === undefined ? Buffer.alloc(BLOCK_SIZE) : Buffer.allocUnsafe(BLOCK_SIZE)
     if (layer !== undefined) await readFully(await this.#handle(layer), block, index * BLOCK_SIZE)
     // a disk whose size is not a block multiple: the tail of its last block reads as zeros even
     // if an older, larger chain member had data there
