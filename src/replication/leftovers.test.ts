@@ -102,7 +102,14 @@ const source: LeftoverRecords = {
     ['d-plain', vdi('plain')],
   ]),
   // the snapshot of a base whose task.destroy failed: the job's by the snapshot it made
-  tasks: new Map([['k-snap', task('task-snap', 'Async.VM.snapshot', 'success', '<value>r-s1</value>')]]),
+  tasks: new Map([
+    ['k-snap', task('task-snap', 'Async.VM.snapshot', 'success', '<value>r-s1</value>')],
+    // killed before the snapshot had its keys: the job's by the temporary name on a job VM's snapshot
+    ['k-snap-tmp', task('task-snap-tmp', 'Async.VM.snapshot', 'success', '<value>r-tmp</value>')],
+    ['k-snap-tmp-other', task('task-snap-tmp-other', 'Async.VM.snapshot', 'success', '<value>r-tmp-other</value>')],
+    // a snapshot still being taken names nothing yet
+    ['k-snap-pending', task('task-snap-pending', 'Async.VM.snapshot', 'pending')],
+  ]),
 }
 
 const target: LeftoverRecords = {
@@ -163,7 +170,7 @@ const target: LeftoverRecords = {
   ]),
   tasks: new Map([
     ['k-import', task('task-import', 'xen-cr: import VDI d-clone as vhd', 'failure')],
-    // still streaming: maybe another run's
+    // still pending: a killed run's (whoever sweeps holds the VM's lease), which nothing completes
     ['k-pending', task('task-pending', 'xen-cr: import VDI d-clone as vhd', 'pending')],
     ['k-other-job', task('task-other-job', 'xen-cr: export VDI d-other-job as vhd', 'success')],
     // an Async call's task is the job's when what it made is: a clone carrying the job's keys
@@ -189,7 +196,9 @@ describe('findLeftovers', () => {
       'snap-disk',
       'task-clone',
       'task-import',
+      'task-pending',
       'task-snap',
+      'task-snap-tmp',
       'tmp',
     ])
     expect(found.remove.find(l => l.uuid === 'clone')).toMatchObject({ pool: 'target', kind: 'disk', vmUuid: VM_UUID })
@@ -221,7 +230,8 @@ describe('findLeftovers', () => {
       'tmp-other',
       'attached',
       'plain',
-      'task-pending',
+      'task-snap-tmp-other',
+      'task-snap-pending',
       'task-other-job',
       'task-clone-other',
       'task-clone-failed',

@@ -176,20 +176,50 @@ function vdiVerdict(vdi: LeftoverVdiRecord, search: LeftoverSearch): Verdict {
 }
 
 function taskVerdict(task: LeftoverTaskRecord, search: LeftoverSearch, records: LeftoverRecords): Verdict {
-  // a pending task may be another run's, still streaming or still making its object
-  if (task.status === 'pending' || task.status === 'cancelling') return undefined
   const vdiRef = TRANSFER_TASK.exec(task.name_label)?.[1]
   if (vdiRef !== undefined) {
     const vdi = records.vdis.get(vdiRef)
     if (vdi === undefined || !isJobs(vdi.other_config, search.jobId)) return undefined
-    return { kind: 'task', vmUuid: vdi.other_config[KEYS.vm], why: `${task.status} disk transfer task left by a pass` }
+    // Still pending, it is a run's that is gone: whoever sweeps holds the VM's lease, so no
+    // other run streams its disks; no request runs in it any more, so nothing would complete it.
+    const pending = task.status === 'pending' || task.status === 'cancelling'
+    return {
+      kind: 'task',
+      vmUuid: vdi.other_config[KEYS.vm],
+      why: pending
+        ? 'disk transfer task of a run that is gone, never completed'
+        : `${task.status} disk transfer task left by a pass`,
+    }
   }
+  // a pending Async task names nothing yet
   const made = MAKING_TASKS[task.name_label]
   const ref = made === undefined ? undefined : resultRef(task)
   if (ref === undefined) return undefined
-  const object = made === 'VM' ? records.vms.get(ref) : records.vdis.get(ref)
-  if (object === undefined || !isJobs(object.other_config, search.jobId)) return undefined
-  return { kind: 'task', vmUuid: object.other_config[KEYS.vm], why: `finished ${task.name_label} task left by a pass` }
+  const vmUuid = made === 'VM' ? jobVmMadeBy(ref, search, records.vms) : jobVdiMadeBy(ref, search, records.vdis)
+  if (vmUuid === undefined) return undefined
+  return { kind: 'task', vmUuid, why: `finished ${task.name_label} task left by a pass` }
+}
+
+/** The source VM a VM made by a task was made for, when it is the job's: by its keys, or a snapshot of a job VM still under the temporary name. */
+function jobVmMadeBy(
+  ref: string,
+  search: LeftoverSearch,
+  vms: ReadonlyMap<string, LeftoverVmRecord>,
+): string | undefined {
+  const vm = vms.get(ref)
+  if (vm === undefined) return undefined
+  if (isJobs(vm.other_config, search.jobId)) return vm.other_config[KEYS.vm]
+  const of = vm.is_a_snapshot && vm.name_label === TEMP_SNAPSHOT_NAME ? vms.get(vm.snapshot_of) : undefined
+  return of !== undefined && search.jobVms.has(of.uuid) ? of.uuid : undefined
+}
+
+function jobVdiMadeBy(
+  ref: string,
+  search: LeftoverSearch,
+  vdis: ReadonlyMap<string, LeftoverVdiRecord>,
+): string | undefined {
+  const vdi = vdis.get(ref)
+  return vdi !== undefined && isJobs(vdi.other_config, search.jobId) ? vdi.other_config[KEYS.vm] : undefined
 }
 
 /** Uuids of the source snapshots a complete replica of the job (on `target`) is a copy of. */
@@ -300,12 +330,20 @@ export async function removeLeftovers(
 }
 
 /**
- * Destroys a finished task; one whose destroy got no answer is sent again at once. The next pass
- * may not be able to tell that the task is the job's (the object it names goes with rotation),
- * and a second destroy of a finished task is harmless: it answers HANDLE_INVALID if the first
- * went through, which counts as removed.
+ * Destroys a task, completing it first if it is still pending (XAPI only records a destroy of a
+ * pending task; a `task.create` task no request runs in is completed by nobody): with
+ * `task.set_status` (XAPI 7.5 and later; before, it stays until XAPI collects it). A destroy
+ * without an answer is sent again at once: the next pass may not be able to tell that the task
+ * is the job's (the object it names goes with rotation), and a second destroy answers
+ * HANDLE_INVALID if the first went through, which counts as removed.
  */
 async function destroyTask(client: XapiClient, ref: string, opts: CallOptions): Promise<void> {
+  const task = await recordOrGone(() => client.getRecord('task', asRef<'task'>(ref), opts))
+  if (task === undefined) return
+  if (task.status === 'pending' || task.status === 'cancelling')
+    await client.call('task.set_status', [ref, 'cancelled'], opts).catch((error: unknown) => {
+      if (opts.signal?.aborted === true) throw error
+    })
   try {
     await recordOrGone(() => client.call('task.destroy', [ref], opts))
   } catch (error) {

@@ -3,16 +3,17 @@
  * first (it holds the VM's lease, so no other run is building those objects), which also frees
  * the SR space a half-made replica took. Found in the records the plan was made from, plus two
  * small reads the plan does not need:
- * - the finished tasks of each pool (tasks are few: their clients destroy them, XAPI collects the
- *   rest within about an hour): a task whose `task.destroy` failed is the job's when it names a
- *   disk of the job or made one of its objects (`leftovers.ts`);
+ * - the tasks of each pool (few: their clients destroy them, XAPI collects the rest): a finished
+ *   one whose `task.destroy` failed is the job's when it names a disk of the job or made one of
+ *   its objects, and a transfer task still pending for a disk of the VM is a killed run's, since
+ *   the sweep holds the VM's lease (`leftovers.ts`);
  * - the target disks named as one of the VM's disks: a disk made before its VBD is attached to
  *   nothing, so the plan, which reads only the disks of the job's VMs, does not see it — a clone
  *   whose `VDI.clone` task vanished before it said what it made is one (its name is its base's,
  *   its keys the base replica's).
  * When the records show a replica left incomplete, the target's disks are all read again instead.
  */
-import type { CallOptions, XapiClient } from '../xapi/client.js'
+import type { XapiClient } from '../xapi/client.js'
 import { fieldIn, getAllRecordsWhere } from '../xapi/records.js'
 import type { PassEventSink, VmIdentity } from './events.js'
 import {
@@ -21,7 +22,6 @@ import {
   type Leftover,
   type LeftoverRecords,
   type LeftoverSearch,
-  type LeftoverTaskRecord,
   type LeftoverVdiRecord,
 } from './leftovers.js'
 import { KEYS } from './metadata.js'
@@ -37,9 +37,6 @@ export interface SweepContext {
 
 const describe = (l: Leftover): string => `${l.kind} ${l.name} (${l.uuid})`
 
-/** Statuses of a task that changes no more. */
-const FINISHED = ['success', 'failure', 'cancelled']
-
 /** Removes the leftovers of `vm`'s earlier passes; failures are warnings, never the VM's failure. */
 export async function sweepLeftovers(ctx: SweepContext, vm: VmIdentity): Promise<void> {
   const opts = ctx.signal === undefined ? {} : { signal: ctx.signal }
@@ -49,8 +46,8 @@ export async function sweepLeftovers(ctx: SweepContext, vm: VmIdentity): Promise
   const base: LeftoverSearch = { jobId: ctx.jobId, ...records, jobVms: only, only }
   const incomplete = findLeftovers(base).remove.some(l => l.kind === 'replica')
   const [sourceTasks, targetTasks, vdis] = await Promise.all([
-    finishedTasks(ctx.source, opts),
-    samePool ? undefined : finishedTasks(ctx.target, opts),
+    ctx.source.getAllRecords('task', opts),
+    samePool ? undefined : ctx.target.getAllRecords('task', opts),
     incomplete
       ? ctx.target.getAllRecords('VDI', opts)
       : getAllRecordsWhere(ctx.target, 'VDI', fieldIn('name__label', diskNames(records, vm.uuid)), opts),
@@ -87,10 +84,6 @@ export async function sweepLeftovers(ctx: SweepContext, vm: VmIdentity): Promise
       code: 'CLEANUP_FAILED',
       message: `could not remove ${describe(item)} left by an interrupted pass: ${message}; \`xen-cr cleanup\` retries`,
     })
-}
-
-function finishedTasks(client: XapiClient, opts: CallOptions): Promise<ReadonlyMap<string, LeftoverTaskRecord>> {
-  return getAllRecordsWhere(client, 'task', fieldIn('status', FINISHED), opts)
 }
 
 /**
