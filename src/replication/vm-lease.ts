@@ -175,9 +175,23 @@ async function removeKey(c: LeaseContext, key: string): Promise<void> {
  * Adds entry `n` and checks that it is the highest; removes it again when it is not.
  * Returns the entries read back when this caller now holds the lease at `n`, else undefined.
  */
-async function claim(c: LeaseContext, n: number, record: LeaseRecord): Promise<Entry[] | undefined> {
+async function claim(
+  c: LeaseContext,
+  n: number,
+  record: LeaseRecord,
+  onUnknown: 'give back' | 'keep',
+): Promise<Entry[] | undefined> {
   const added = await addEntry(c, n, record)
-  const after = await readEntries(c)
+  let after: Entry[]
+  try {
+    after = await readEntries(c)
+  } catch (error) {
+    // Our entry is in, but whether it is the lease is unknown: a take gives it back (a tombstone
+    // above it, or only its removal when another run is above) rather than leave it live and
+    // block the VM until it expires. A renewal keeps it: its previous entry still holds the lease.
+    if (added && onUnknown === 'give back') await new VmLease(c, n, record).release().catch(() => undefined)
+    throw error
+  }
   // A call retried after a lost reply finds its own first attempt's key: that is a win.
   const mine = after.find(e => e.n === n)?.record
   if (!added && (mine?.run !== record.run || mine.expires !== record.expires)) return undefined
@@ -228,7 +242,7 @@ export async function acquireVmLease(
       expires: new Date(clock() + c.timing.ttlMs).toISOString(),
       ...(last === undefined ? {} : { last }),
     }
-    const after = await claim(c, n, record)
+    const after = await claim(c, n, record, 'give back')
     if (after !== undefined) {
       const lease = new VmLease(c, n, record)
       try {
@@ -296,7 +310,7 @@ export class VmLease {
       const top = topOf(await readEntries(c))
       if (top?.n !== this.#n || top.record?.run !== c.owner.run) return this.#lose()
       const record: LeaseRecord = { ...this.#record, expires: new Date(clock() + c.timing.ttlMs).toISOString() }
-      if ((await claim(c, this.#n + 1, record)) === undefined) return this.#lose()
+      if ((await claim(c, this.#n + 1, record, 'keep')) === undefined) return this.#lose()
       // the new entry is the lease from here on, even if removing the old one fails (the next
       // take clears entries below the top): a later renewal or release must start from it
       const superseded = `${leaseKeyPrefix(c.jobId)}${this.#n}`

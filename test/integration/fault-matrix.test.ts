@@ -470,9 +470,9 @@ describe('fault matrix', () => {
         expect: { kind: 'ok' },
       },
       {
-        name: 'VM.get_record outlives --call-timeout 2 once',
+        name: 'VM.get_all_records_where outlives --call-timeout 2 once',
         pool: 'src',
-        faults: [{ kind: 'latency', method: 'VM.get_record', ms: 6_000, nth: 1 }],
+        faults: [{ kind: 'latency', method: 'VM.get_all_records_where', ms: 6_000, nth: 1 }],
         flags: ['--call-timeout', '2'],
         expect: { kind: 'ok' },
       },

@@ -118,6 +118,26 @@ describe('a VM lease', () => {
     await c.lease.release()
   })
 
+  it('claimed, but whose read back fails, is given back, not left live', async () => {
+    // Without the fix the entry added before the failed read stayed live, blocking the VM for
+    // every run until it expired (fault matrix: src VM.get_other_config HANDLE_INVALID).
+    const view = await client.call<Record<string, string>>('VM.get_other_config', [vmRef])
+    lab.control.injectFault('src', {
+      kind: 'error',
+      method: 'VM.get_other_config',
+      code: 'HANDLE_INVALID',
+      params: ['VM', 'OpaqueRef:gone'],
+      nth: 1,
+    })
+    const failed = await acquireVmLease(context(owner('a')), view).catch((e: unknown) => e)
+    lab.control.clearFaults('src')
+    expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+    expect(entries).toMatchObject([{ run: 'run-a', released: true }])
+    const b = acquired(await acquireVmLease(context(owner('b'))))
+    await b.lease.release()
+  })
+
   it('renewed, but whose superseded entry could not be removed, is still held and renews and releases', async () => {
     const a = acquired(await acquireVmLease(context(owner('a'))))
     lab.control.injectFault('src', {
