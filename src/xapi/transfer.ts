@@ -382,7 +382,16 @@ async function finishTask(
   options: TransferOptions,
 ): Promise<void> {
   const timeoutMs = options.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
-  const record = await raceTimeout(settled, timeoutMs)
+  let record: TaskRecord | undefined
+  try {
+    record = await raceTimeout(settled, timeoutMs)
+  } catch (error) {
+    // The watch ends with the pass's abort (or the client): the bytes went through, and the
+    // task, settled by now or soon, is still ours to destroy (an abort right after the last
+    // byte left a finished import task on the pool).
+    await releaseTask(client, task, 'pending')
+    throw error
+  }
   if (record === undefined) {
     await releaseTask(client, task, 'pending')
     throw new OperationError(
