@@ -4,7 +4,10 @@
  * repetition is a delta pass of every VM with one fresh 2 MiB block per VM, after one full pass
  * that is not measured; concurrencies alternate (1 4 8 1 4 8 …) so load on a shared machine
  * hits them alike. Printed per concurrency: wall time, the client's and the lab's CPU seconds
- * (the lab runs in a child process) and XAPI calls per VM (from `/lab/stats`).
+ * (the lab runs in a child process) and XAPI calls per VM (from `/lab/stats`). The CPU the two
+ * processes spend bounds what concurrency can win on this machine: a pass cannot take less than
+ * (client + lab CPU) ÷ cores, so `ceiling` is the efficiency T1 ÷ (c × that floor) could reach
+ * at best (below 1 once the pass is CPU-bound rather than waiting).
  *
  * XEN_CR_BENCH_VMS (default 50) sets the number of VMs.
  * Usage, after `npm run build`: `node test/bench/concurrency.bench.mjs [--runs N] [--json]`.
@@ -119,8 +122,10 @@ const rows = levels.map(c => {
     callsPerVm: stats(samples.get(c).map(s => s.callsPerVm)),
     clientCpuMsPerVm: stats(samples.get(c).map(s => (s.clientCpuS * 1000) / vmCount)),
     labCpuMsPerVm: stats(samples.get(c).map(s => (s.labCpuS * 1000) / vmCount)),
+    cpuFloorS: stats(samples.get(c).map(s => (s.clientCpuS + s.labCpuS) / coreCount)),
   }
 })
+for (const r of rows) r.ceiling = t1 / (r.concurrency * r.cpuFloorS.median)
 // Wall times mean little on a machine that is busy with other work: the load average says how busy it was.
 const load = { before: loadBefore, after: loadavg()[0] }
 
@@ -134,12 +139,17 @@ if (jsonOutput) {
       `load average ${load.before.toFixed(1)} before, ${load.after.toFixed(1)} after`,
   )
   console.log(
-    `${'c'.padStart(2)}  ${'wall s'.padEnd(30)}${'T1 ÷ (c × Tc)'.padEnd(30)}client CPU s  lab CPU s  CPU ms/VM client, lab  calls/VM`,
+    `${'c'.padStart(2)}  ${'wall s'.padEnd(30)}${'T1 ÷ (c × Tc)'.padEnd(30)}client CPU s  lab CPU s  ` +
+      `CPU floor s  ceiling  CPU ms/VM client, lab  calls/VM`,
   )
   for (const r of rows)
     console.log(
       `${String(r.concurrency).padStart(2)}  ${fmt(r.wallS).padEnd(30)}${fmt(r.efficiency).padEnd(30)}` +
         `${r.clientCpuS.median.toFixed(2).padStart(12)}${r.labCpuS.median.toFixed(2).padStart(11)}` +
+        `${r.cpuFloorS.median.toFixed(2).padStart(13)}${r.ceiling.toFixed(2).padStart(9)}` +
         `${`${r.clientCpuMsPerVm.median.toFixed(0)}, ${r.labCpuMsPerVm.median.toFixed(0)}`.padStart(25)}${r.callsPerVm.median.toFixed(1).padStart(10)}`,
     )
+  console.log(
+    `CPU floor: (client + lab CPU) ÷ ${coreCount} cores, the least a pass can take here; ceiling: T1 ÷ (c × floor), the best efficiency that allows`,
+  )
 }
