@@ -187,9 +187,10 @@ export async function importVdi(
     throw error
   }
 
+  const label = `xen-cr: import VDI ${vdi} as ${options.format}`
   let task: Ref<'task'>
   try {
-    task = await createTask(client, `xen-cr: import VDI ${vdi} as ${options.format}`, signal, what)
+    task = await createTask(client, label, signal, what)
   } catch (error) {
     body.destroy()
     source.destroy()
@@ -200,18 +201,16 @@ export async function importVdi(
 
   let url = dataPathUrl(client, '/import_raw_vdi/', { vdi, format: options.format })
   let probeCleanup: Promise<void> = Promise.resolve()
-  let unused = false
+  // until the PUT is sent, no request runs in the task
+  let unused = true
   try {
-    const probed = await probeRedirects(client, url, what, options)
+    const probed = await probeRedirects(client, url, what, label, options)
     url = probed.url
     probeCleanup = probed.cleanup
-    // The probe is not cut by an abort (see probeRedirects): one that came meanwhile finds our
-    // task unused.
-    if (signal?.aborted === true) {
-      unused = true
-      throw new AbortedError(`${what} aborted`)
-    }
+    // The probe is not cut by an abort (see probeRedirects): one may have come meanwhile.
+    throwIfAborted(signal, what)
     url.searchParams.set('task_id', task)
+    unused = false
     const req = openRequest(url, {
       ...requestOptions(client, 'PUT', options),
       headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' },
@@ -272,13 +271,21 @@ export async function importVdi(
   return { bytes: length }
 }
 
-/** Destroys a task the host created for us once it settled (bounded; errors ignored). */
+/**
+ * Destroys the redirect probe's task once the host settled it (bounded; errors ignored): the host
+ * fails it at once, since an empty body is refused; one it did not settle is completed here.
+ */
 async function destroyWhenSettled(client: XapiClient, task: Ref<'task'>): Promise<void> {
-  await raceTimeout(
-    client.watchTask(task).catch(() => undefined),
+  const settled = await raceTimeout(
+    client.watchTask(task).then(
+      () => true,
+      () => false,
+    ),
     CLEANUP_TIMEOUT_MS,
   )
-  await client.call('task.destroy', [task], { timeoutMs: CLEANUP_TIMEOUT_MS }).catch(() => undefined)
+  const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
+  if (settled !== true) await client.call('task.set_status', [task, 'cancelled'], bounded).catch(() => undefined)
+  await client.call('task.destroy', [task], bounded).catch(() => undefined)
 }
 
 /**
@@ -331,46 +338,47 @@ async function releaseTask(
 }
 
 /**
- * The same PUT with an empty body and no `task_id` (so that no task of ours is touched),
- * following 302s until a host accepts; returns the URL to send the real body to, and the
- * cleanup of the task the host made for the probe (it fails it: nothing to write).
+ * The same PUT with an empty body, following 302s until a host accepts; returns the URL to send
+ * the real body to, and the cleanup of the probe's task (the host fails it: nothing to write).
+ * The probe runs in a task of its own, labelled like the import's: without `task_id` the host
+ * makes one we learn of only from its answer, which a run killed meanwhile left on the pool with
+ * nothing to say whose it was.
  */
 async function probeRedirects(
   client: XapiClient,
   start: URL,
   what: string,
+  label: string,
   options: TransferOptions,
 ): Promise<{ url: URL; cleanup: Promise<void> }> {
-  let url = start
-  // Not under the pass's signal: the host makes a task for the probe that we learn of only from
-  // its answer, so an abort in between left that task on the pool (fault matrix, Ctrl-C twice).
-  // The probe is an empty PUT answered at once, bounded by the idle timeout; the caller's next
-  // step sees the abort.
+  // Neither the task nor the probe is under the pass's signal, so that the probe's task is
+  // always ours to destroy. The probe is an empty PUT answered at once, bounded by the idle
+  // timeout; the caller's next step sees the abort.
+  const probeTask = await createTask(client, `${label}: redirect probe`, undefined, what)
   const probeOptions: TransferOptions =
     options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }
-  for (let redirects = 0; ; redirects++) {
-    const req = openRequest(url, {
-      ...requestOptions(client, 'PUT', probeOptions),
-      headers: { 'content-length': '0' },
-    })
-    const response = awaitResponse(req, url)
-    req.end()
-    const res = await response
-    discard(res)
-    if (isSuccess(res)) {
-      const probeTask = res.headers['task-id']
-      return {
-        url,
-        cleanup:
-          typeof probeTask === 'string' && probeTask.startsWith('OpaqueRef:')
-            ? destroyWhenSettled(client, probeTask as Ref<'task'>)
-            : Promise.resolve(),
-      }
+  let url = new URL(start)
+  url.searchParams.set('task_id', probeTask)
+  try {
+    for (let redirects = 0; ; redirects++) {
+      const req = openRequest(url, {
+        ...requestOptions(client, 'PUT', probeOptions),
+        headers: { 'content-length': '0' },
+      })
+      const response = awaitResponse(req, url)
+      req.end()
+      const res = await response
+      discard(res)
+      if (isSuccess(res)) return { url, cleanup: destroyWhenSettled(client, probeTask) }
+      if (!isRedirect(res)) throw httpStatusError(res, url, what)
+      if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
+      // the Location carries the whole query, our task_id included (a redirect leaves the task untouched)
+      url = redirectTarget(res, url)
+      url.searchParams.set('task_id', probeTask)
     }
-    if (!isRedirect(res)) throw httpStatusError(res, url, what)
-    if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
-    url = redirectTarget(res, url)
-    url.searchParams.delete('task_id')
+  } catch (error) {
+    await releaseTask(client, probeTask, 'pending')
+    throw error
   }
 }
 

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { run } from '../../src/cli/program.js'
 import { DISK_RETRY } from '../../src/xapi/retry.js'
-import { startFixture, type Fixture } from './replication-fixture.js'
+import { disksOf, startFixture, type Fixture } from './replication-fixture.js'
 
 const JOB = 'retried'
 let f: Fixture
@@ -33,13 +33,20 @@ async function cli(args: readonly string[]): Promise<{ code: number; out: string
 }
 
 let seed = 50
-/** A guest write of a whole 2 MiB block on the first disk, so that its delta stream passes 1 MiB. */
+let disks: string[] = []
+/**
+ * A guest write of a whole 2 MiB block on each disk, so that every delta stream passes 1 MiB:
+ * the cut fires on whichever import or export comes first.
+ */
 async function write(): Promise<void> {
-  await f.lab.control.writeGuestData('src', f.vmUuid, { blocks: [0], seed: seed++ })
+  for (const disk of disks) await f.lab.control.writeGuestData('src', disk, { blocks: [0], seed: seed++ })
 }
 
 beforeAll(async () => {
   f = await startFixture()
+  disks = await Promise.all(
+    (await disksOf(f.source, f.vmRef)).map(async ref => (await f.source.getRecord('VDI', ref)).uuid),
+  )
   const created = await cli([
     'job',
     'create',
@@ -83,7 +90,7 @@ describe('a disk transfer restarted after a cut', () => {
     expect(retried[0]!.vm?.uuid).toBe(f.vmUuid)
     expect(retried[0]!.message).toMatch(
       new RegExp(
-        `^disk 0 "web root" \\([0-9a-f-]{36}\\) to SR Replica A: .*\\[[A-Z_]+\\]\\); starting it again, attempt 2 of ${DISK_RETRY.attempts}$`,
+        `^disk \\d "web (root|data)" \\([0-9a-f-]{36}\\) to SR Replica A: .*\\[[A-Z_]+\\]\\); starting it again, attempt 2 of ${DISK_RETRY.attempts}$`,
       ),
     )
     expect(events.find(e => e.kind === 'vm-done')).toMatchObject({ result: { status: 'success', mode: 'delta' } })
@@ -96,7 +103,9 @@ describe('a disk transfer restarted after a cut', () => {
     expect(code, err).toBe(0)
     const lines = err.split('\n').filter(line => line.includes('[DISK_TRANSFER_RETRIED]'))
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/^\S+Z warning web: disk 0 "web root" .* attempt 2 of \d+ \[DISK_TRANSFER_RETRIED\]$/)
+    expect(lines[0]).toMatch(
+      /^\S+Z warning web: disk \d "web (root|data)" .* attempt 2 of \d+ \[DISK_TRANSFER_RETRIED\]$/,
+    )
     expect(out).toMatch(/ok web: delta/)
   }, 120_000)
 })
