@@ -399,7 +399,7 @@ export class KillMatrix {
     }
     // xen-cr's own disk-transfer tasks, and the tasks of the calls that make the job's snapshots
     // and clones: a killed run destroys none of them, so its sweep (or cleanup) must. The host's
-    // own tasks (an import's redirect probe, `Importing raw VDI`) name nothing: reported only.
+    // own tasks name nothing: reported only.
     for (const [pool, client] of [
       ['target', this.target],
       ['source', this.source],
