@@ -188,7 +188,7 @@ describe('XAPI calls of a one-VM, one-disk delta pass', () => {
     expect(deterministic(large)).toEqual(deterministic(small))
     // Bounds as they stand (issue 11's target is ≤ 40 calls in all, task watching included; 85
     // before the watcher kept its token, the lease skipped its reads and metadata was read by
-    // query; 64-67 now): the pass's own reads are 8 queries (4 per pool), the snapshot's
+    // query; 64-68 now): the pass's own reads are 8 queries (4 per pool), the snapshot's
     // metadata 6, the rotated snapshot's disks 2; the others read by ref what one VM reaches.
     expect(reads(large)).toBeLessThanOrEqual(24)
     expect(all(large) - watching(large)).toBeLessThanOrEqual(55)
