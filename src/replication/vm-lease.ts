@@ -25,8 +25,15 @@
  *
  * Expiry is wall-clock time (ISO 8601, UTC) of the controller that wrote it: controllers sharing
  * jobs need synchronised clocks (NTP), with a skew far below the lease time.
+ *
+ * A live lease whose holder is provably dead is taken over at once, through the same claim as an
+ * expired one: same host name, same process table (kernel boot id and pid namespace, recorded by
+ * the holder), another run, and no process with its pid. A pid reused since only delays the
+ * takeover to the expiry; a lease without the process table (another OS, an older version) waits
+ * for its expiry.
  */
 import { randomUUID } from 'node:crypto'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isXapiError } from '../errors.js'
 import type { XapiClient } from '../xapi/client.js'
@@ -38,6 +45,11 @@ export interface LeaseOwner {
   readonly host: string
   readonly pid: number
   readonly run: string
+  /**
+   * The process table `pid` is in: `<kernel boot id>/<pid namespace>` (Linux); absent where unknown.
+   * Two containers can share a host name (host networking) and the kernel, not a pid namespace.
+   */
+  readonly pids?: string
 }
 
 /** The last completed replication of a VM by the job, carried from lease to lease. */
@@ -72,9 +84,48 @@ export function leaseTiming(ttlMs: number = DEFAULT_LEASE_TTL_MS): LeaseTiming {
   return { ttlMs, renewMs: Math.max(50, Math.floor(ttlMs / 4)) }
 }
 
+let processTable: { readonly id: string | undefined } | undefined
+
+/** This process's {@link LeaseOwner.pids}, read once; undefined off Linux or without /proc. */
+export function currentProcessTable(): string | undefined {
+  if (processTable === undefined) {
+    let id: string | undefined
+    try {
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+      const namespace = readlinkSync('/proc/self/ns/pid')
+      id = boot === '' || namespace === '' ? undefined : `${boot}/${namespace}`
+    } catch {
+      id = undefined
+    }
+    processTable = { id }
+  }
+  return processTable.id
+}
+
 /** This process as a lease owner, with a new run id. */
 export function currentOwner(): LeaseOwner {
-  return { host: hostname(), pid: process.pid, run: randomUUID() }
+  const pids = currentProcessTable()
+  return { host: hostname(), pid: process.pid, run: randomUUID(), ...(pids === undefined ? {} : { pids }) }
+}
+
+/**
+ * Whether the holder of `record` is provably dead: a process of this very host and process table
+ * (see {@link LeaseOwner.pids}), not `self`'s run, whose pid no process has. A live pid, even
+ * one reused by another program, or any doubt, says no.
+ */
+export function holderGone(record: LeaseRecord, self: LeaseOwner): boolean {
+  if (record.host !== self.host || record.run === self.run) return false
+  const pids = currentProcessTable()
+  if (pids === undefined || record.pids !== pids) return false
+  // 0 and negative pids name process groups, not a process
+  if (!Number.isSafeInteger(record.pid) || record.pid <= 0 || record.pid === process.pid) return false
+  try {
+    process.kill(record.pid, 0)
+    return false
+  } catch (error) {
+    // EPERM: it exists, under another user
+    return (error as NodeJS.ErrnoException).code === 'ESRCH'
+  }
 }
 
 interface Entry {
@@ -91,6 +142,7 @@ function parseRecord(raw: string): LeaseRecord | undefined {
     const v = value as Record<string, unknown>
     if (typeof v['host'] !== 'string' || typeof v['pid'] !== 'number' || typeof v['run'] !== 'string') return undefined
     if (typeof v['expires'] !== 'string' || Number.isNaN(Date.parse(v['expires']))) return undefined
+    if (v['pids'] !== undefined && typeof v['pids'] !== 'string') return undefined
     return value as LeaseRecord
   } catch {
     return undefined
@@ -137,6 +189,8 @@ export type AcquireOutcome =
       readonly lease: VmLease
       /** the entry taken over (a tombstone, an expired lease), undefined when the VM had none */
       readonly previous: LeaseRecord | undefined
+      /** why `previous`, a lease nobody released, was taken over */
+      readonly takeover?: 'expired' | 'holder gone'
     }
   | { readonly acquired: false; readonly holder: LeaseRecord }
 
@@ -224,17 +278,16 @@ export async function acquireVmLease(
   known?: Readonly<Record<string, string>>,
 ): Promise<AcquireOutcome> {
   const clock = c.clock ?? Date.now
+  const held = (record: LeaseRecord | undefined): boolean =>
+    record !== undefined && isLive(record, clock()) && !holderGone(record, c.owner)
   let view = known === undefined ? undefined : leaseEntries(known, c.jobId)
-  if (view !== undefined) {
-    const top = topOf(view)
-    if (top?.record !== undefined && isLive(top.record, clock())) view = undefined
-  }
+  if (view !== undefined && held(topOf(view)?.record)) view = undefined
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const entries = view ?? (await readEntries(c))
     view = undefined
     const top = topOf(entries)
     // held, even by this very run (asked twice): a second take would race its own renewals
-    if (top?.record !== undefined && isLive(top.record, clock())) return { acquired: false, holder: top.record }
+    if (top?.record !== undefined && held(top.record)) return { acquired: false, holder: top.record }
     const n = top === undefined ? 0 : top.n + 1
     const last: LastReplication | undefined = top?.record?.last
     const record: LeaseRecord = {
@@ -253,7 +306,10 @@ export async function acquireVmLease(
         await lease.release().catch(() => undefined)
         throw error
       }
-      return { acquired: true, lease, previous: top?.record }
+      const previous = top?.record
+      if (previous === undefined || previous.released === true) return { acquired: true, lease, previous }
+      const takeover = isLive(previous, clock()) ? 'holder gone' : 'expired'
+      return { acquired: true, lease, previous, takeover }
     }
   }
   // contended past every attempt: whoever is on top now holds it
@@ -307,8 +363,7 @@ export class VmLease {
       if (this.#lost || this.#released) return !this.#lost
       const c = this.context
       const clock = c.clock ?? Date.now
-      const top = topOf(await readEntries(c))
-      if (top?.n !== this.#n || top.record?.run !== c.owner.run) return this.#lose()
+      if (!(await this.#holds(await readEntries(c)))) return this.#lose()
       const record: LeaseRecord = { ...this.#record, expires: new Date(clock() + c.timing.ttlMs).toISOString() }
       if ((await claim(c, this.#n + 1, record, 'keep')) === undefined) return this.#lose()
       // the new entry is the lease from here on, even if removing the old one fails (the next
@@ -319,6 +374,25 @@ export class VmLease {
       await removeKey(c, superseded)
       return true
     })
+  }
+
+  /**
+   * Whether `entries` show this lease on top. An entry of this run above ours is a renewal whose
+   * read back failed (or whose reply was lost) after its entry went in: nobody else writes our
+   * run id, so it is the lease from here on, and the entry it superseded is removed.
+   */
+  async #holds(entries: readonly Entry[]): Promise<boolean> {
+    const top = topOf(entries)
+    const record = top?.record
+    if (top === undefined || record === undefined || record.run !== this.context.owner.run) return false
+    if (record.released === true || top.n < this.#n) return false
+    if (top.n === this.#n) return true
+    const superseded = `${leaseKeyPrefix(this.context.jobId)}${this.#n}`
+    this.#n = top.n
+    this.#record = record
+    const { signal: _aborted, ...c } = this.context
+    await removeKey(c, superseded)
+    return true
   }
 
   #lose(): boolean {
@@ -342,7 +416,6 @@ export class VmLease {
       // not under the run's signal: a pass stopped by SIGINT/SIGTERM still gives its leases back
       const { signal: _aborted, ...c } = this.context
       const clock = c.clock ?? Date.now
-      const ownKey = `${leaseKeyPrefix(c.jobId)}${this.#n}`
       if (this.#lost) return
       const carried = last ?? this.#record.last
       const tombstone: LeaseRecord = {
@@ -354,9 +427,15 @@ export class VmLease {
       // No read first. A run that took the lease over added n + 1, so the tombstone is refused
       // (MAP_DUPLICATE_KEY); one that has renewed past it since leaves the tombstone below its
       // own live entry, where it means nothing and the next take clears it. Either way our
-      // entry is superseded or released, and is ours to remove.
-      await addEntry(c, this.#n + 1, tombstone)
-      await removeKey(c, ownKey)
+      // entry is superseded or released, and is ours to remove. Refused by n + 1 of our own (a
+      // renewal that failed after its entry went in), the tombstone goes above that one.
+      if (!(await addEntry(c, this.#n + 1, tombstone))) {
+        const entries = await readEntries(c)
+        const top = topOf(entries)
+        if (top !== undefined && top.n > this.#n && (await this.#holds(entries)))
+          await addEntry(c, this.#n + 1, tombstone)
+      }
+      await removeKey(c, `${leaseKeyPrefix(c.jobId)}${this.#n}`)
     })
   }
 }

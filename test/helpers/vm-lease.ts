@@ -15,7 +15,7 @@ export async function holdVmLease(
   client: XapiClient,
   vmUuid: string,
   jobId: string,
-  options: { ttlMs?: number; n?: number; owner?: Pick<LeaseRecord, 'host' | 'pid' | 'run'> } = {},
+  options: { ttlMs?: number; n?: number; owner?: Pick<LeaseRecord, 'host' | 'pid' | 'run' | 'pids'> } = {},
 ): Promise<LeaseRecord> {
   const vmRef = await client.getByUuid('VM', vmUuid)
   const record: LeaseRecord = {

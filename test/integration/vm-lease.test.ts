@@ -4,12 +4,16 @@
  * releasing, a lease held elsewhere, and takeovers of an expired lease — one at a time and many
  * at once, where a single-key "remove what I read, then add" scheme lets two contenders win.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { hostname } from 'node:os'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { isXapiError } from '../../src/errors.js'
 import type { Lab } from '../../src/lab/start.js'
 import { leaseKeyPrefix } from '../../src/replication/metadata.js'
 import {
   acquireVmLease,
+  currentProcessTable,
   leaseTiming,
   type AcquireOutcome,
   type LeaseContext,
@@ -54,6 +58,22 @@ function owner(name: string): LeaseOwner {
 
 function context(who: LeaseOwner, ttlMs = 60_000): LeaseContext {
   return { client, vmRef, jobId, owner: who, timing: leaseTiming(ttlMs) }
+}
+
+/** A child process of this test that runs until killed. */
+async function liveChild(): Promise<ChildProcess & { pid: number }> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+  await once(child, 'spawn')
+  return child as ChildProcess & { pid: number }
+}
+
+/** The pid of a process of this host that was killed with -9 (and reaped): no process has it now. */
+async function deadPid(): Promise<number> {
+  const child = await liveChild()
+  const exited = once(child, 'exit')
+  child.kill('SIGKILL')
+  await exited
+  return child.pid
 }
 
 function acquired(outcome: AcquireOutcome) {
@@ -155,6 +175,54 @@ describe('a VM lease', () => {
     await a.lease.release()
     const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
     expect(entries.at(-1)).toMatchObject({ run: 'run-a', released: true })
+  })
+
+  it('renewed, but whose read back fails after its new entry went in, is still held and renews and releases', async () => {
+    // Without the fix the next renewal found the failed renewal's own entry on top and declared
+    // the lease lost, stopping the VM's pass for nothing.
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    lab.control.injectFault('src', {
+      kind: 'error',
+      method: 'VM.get_other_config',
+      code: 'HANDLE_INVALID',
+      params: ['VM', 'OpaqueRef:gone'],
+      // the renewal reads the entries, adds the next one, then reads back: the read back fails
+      nth: 2,
+    })
+    const failed = await a.lease.renew().catch((e: unknown) => e)
+    lab.control.clearFaults('src')
+    expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([
+      `${leaseKeyPrefix(jobId)}0`,
+      `${leaseKeyPrefix(jobId)}1`,
+    ])
+    expect(await a.lease.renew()).toBe(true)
+    expect(a.lease.lost).toBe(false)
+    // nobody else takes it, and the entries below the holder's are gone
+    expect((await acquireVmLease(context(owner('b')))).acquired).toBe(false)
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([`${leaseKeyPrefix(jobId)}2`])
+    await a.lease.release()
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+    expect(entries).toMatchObject([{ run: 'run-a', released: true }])
+    await acquired(await acquireVmLease(context(owner('b')))).lease.release()
+  })
+
+  it('whose renewal failed after its new entry went in is released at once, not left live until it expires', async () => {
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    lab.control.injectFault('src', {
+      kind: 'error',
+      method: 'VM.get_other_config',
+      code: 'HANDLE_INVALID',
+      params: ['VM', 'OpaqueRef:gone'],
+      nth: 2,
+    })
+    await a.lease.renew().catch(() => undefined)
+    lab.control.clearFaults('src')
+    await a.lease.release()
+    const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
+    expect(entries.at(-1)).toMatchObject({ run: 'run-a', released: true })
+    const b = acquired(await acquireVmLease(context(owner('b'))))
+    await b.lease.release()
   })
 
   it('is not taken while another controller holds it, and says who and until when', async () => {
@@ -280,5 +348,53 @@ describe('a VM lease', () => {
     expect((await acquireVmLease(context(owner('c')))).acquired).toBe(false)
     await b.lease.release()
     expect((await acquireVmLease(context(owner('c')))).acquired).toBe(true)
+  })
+})
+
+describe('a VM lease held by a process of this host', () => {
+  // this process as a controller: this host, this process table, a run of its own
+  const here = (run: string): LeaseOwner => ({ host: hostname(), pid: process.pid, run, pids: currentProcessTable()! })
+
+  it('whose process is gone (kill -9) is taken over at once, long before it expires', async () => {
+    expect(currentProcessTable()).toMatch(/^[0-9a-f-]{36}\/pid:\[\d+\]$/)
+    const killed = { host: hostname(), pid: await deadPid(), run: 'run-killed', pids: currentProcessTable()! }
+    const held = await holdVmLease(client, vmUuid, jobId, { owner: killed, n: 4 })
+    const a = acquired(await acquireVmLease(context(here('run-a'))))
+    expect(a.previous).toEqual(held)
+    expect(a.takeover).toBe('holder gone')
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([`${leaseKeyPrefix(jobId)}5`])
+    await a.lease.release()
+  })
+
+  it('whose process is alive is not taken over, whatever run asks', async () => {
+    const child = await liveChild()
+    try {
+      const alive = { host: hostname(), pid: child.pid, run: 'run-child', pids: currentProcessTable()! }
+      const held = await holdVmLease(client, vmUuid, jobId, { owner: alive })
+      expect(await acquireVmLease(context(here('run-a')))).toEqual({ acquired: false, holder: held })
+      // nor from the pass's view of the VM
+      const view = await client.call<Record<string, string>>('VM.get_other_config', [vmRef])
+      expect(await acquireVmLease(context(here('run-a')), view)).toEqual({ acquired: false, holder: held })
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  it('whose process is gone but which names no process table, or another one, waits for its expiry', async () => {
+    const pid = await deadPid()
+    // an older version's lease (no process table), then one of another container sharing the host name
+    const old = await holdVmLease(client, vmUuid, jobId, { owner: { host: hostname(), pid, run: 'run-old' } })
+    expect(await acquireVmLease(context(here('run-a')))).toEqual({ acquired: false, holder: old })
+    jobId = `${jobId}-container`
+    const elsewhere = { host: hostname(), pid, run: 'run-container', pids: `${currentProcessTable()!}0` }
+    const other = await holdVmLease(client, vmUuid, jobId, { owner: elsewhere })
+    expect(await acquireVmLease(context(here('run-a')))).toEqual({ acquired: false, holder: other })
+  })
+
+  it('of another host is not taken over because a process of ours lacks its pid', async () => {
+    const pid = await deadPid()
+    const remote = { host: 'controller-elsewhere', pid, run: 'run-remote', pids: currentProcessTable()! }
+    const held = await holdVmLease(client, vmUuid, jobId, { owner: remote })
+    expect(await acquireVmLease(context(here('run-a')))).toEqual({ acquired: false, holder: held })
   })
 })
