@@ -265,6 +265,19 @@ class LeasedPass {
     }
     if (!taken.acquired) return skipped(vm, 'leased', taken.holder, taken.holder.expires)
     const lease = taken.lease
+    const gone = taken.previous
+    if (taken.takeover !== undefined && gone !== undefined) {
+      const why =
+        taken.takeover === 'expired'
+          ? `it expired at ${gone.expires} without being released`
+          : `its process is gone from this host (the lease held until ${gone.expires})`
+      this.#emit({
+        kind: 'warning',
+        vm,
+        code: 'LEASE_TAKEN_OVER',
+        message: `took over the lease of ${gone.host}/${gone.pid} (run ${gone.run}): ${why} (a run killed or lost)`,
+      })
+    }
     this.#leases.push(lease)
     const last = taken.previous?.last
     if (last !== undefined && last.schedule === this.#schedule.id && Date.parse(last.at) > this.#since) {

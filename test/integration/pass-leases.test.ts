@@ -4,11 +4,15 @@
  * it) must stop and be undone, not finish a replica beside the other controller's; a lease never
  * reaches a replica, although the snapshot copies it from the source VM.
  */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { hostname } from 'node:os'
 import { afterEach, describe, expect, it } from 'vitest'
 import { leaseKeyPrefix, LEASE_KEY_PREFIX } from '../../src/replication/metadata.js'
 import type { PassEvent } from '../../src/replication/events.js'
 import { runPass } from '../../src/replication/pass.js'
-import { holdVmLease, vmLeaseEntries } from '../helpers/vm-lease.js'
+import { currentProcessTable } from '../../src/replication/vm-lease.js'
+import { OTHER_CONTROLLER, holdVmLease, vmLeaseEntries } from '../helpers/vm-lease.js'
 import { jobSnapshots, makeJob, replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 let f: Fixture | undefined
@@ -90,5 +94,44 @@ describe('a replica', () => {
       const disk = await f.target.getRecord('VDI', vbd.VDI)
       expect(Object.keys(disk.other_config).filter(k => k.startsWith(LEASE_KEY_PREFIX))).toEqual([])
     }
+  }, 120_000)
+})
+
+describe('a pass finding the lease of a run that was killed', () => {
+  it('takes it over at once when that run was a process of this host, later once expired, each with a warning', async () => {
+    f = await startFixture()
+    const job = makeJob(f)
+    // a controller of this host killed with -9 while it held the lease (an hour left on it)
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+    await once(child, 'spawn')
+    const exited = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exited
+    const killed = { host: hostname(), pid: child.pid!, run: 'run-killed', pids: currentProcessTable()! }
+    await holdVmLease(f.source, f.vmUuid, job.id, { owner: killed, ttlMs: 3_600_000, n: 3 })
+    const events: PassEvent[] = []
+    const first = await runPass({ job, source: f.source, target: f.target, onEvent: e => events.push(e) })
+    expect(first.results).toMatchObject([{ status: 'success' }])
+    const warned = (): PassEvent[] => events.filter(e => e.kind === 'warning' && e.code === 'LEASE_TAKEN_OVER')
+    expect(warned()).toMatchObject([
+      {
+        vm: { uuid: f.vmUuid },
+        message: expect.stringMatching(/run-killed.*process is gone from this host/) as string,
+      },
+    ])
+
+    // a controller elsewhere, whose lease ran out: taken over as well, said so
+    events.length = 0
+    const entries = await vmLeaseEntries(f.source, f.vmRef, job.id)
+    const top = Math.max(...[...entries.keys()].map(k => Number(k.split(':').at(-1))))
+    await holdVmLease(f.source, f.vmUuid, job.id, { ttlMs: -1, n: top + 1 })
+    const second = await runPass({ job, source: f.source, target: f.target, onEvent: e => events.push(e) })
+    expect(second.results).toMatchObject([{ status: 'success' }])
+    expect(warned()).toMatchObject([
+      {
+        vm: { uuid: f.vmUuid },
+        message: expect.stringMatching(new RegExp(`${OTHER_CONTROLLER.run}.*expired`)) as string,
+      },
+    ])
   }, 120_000)
 })
