@@ -90,8 +90,7 @@ export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: Ex
   const callOptions = signal === undefined ? {} : { signal }
   const total = options.format === 'raw' ? (await client.getRecord('VDI', vdi, callOptions)).virtual_size : undefined
   const task = await createTask(client, `xen-cr: export VDI ${vdi} as ${options.format}`, signal, what)
-  const settled = client.watchTask(task, callOptions)
-  settled.catch(() => undefined)
+  const settled = watchLater(client, task, callOptions)
 
   let res: IncomingMessage
   let url = dataPathUrl(client, '/export_raw_vdi/', {
@@ -196,8 +195,7 @@ export async function importVdi(
     source.destroy()
     throw error
   }
-  const settled = client.watchTask(task, callOptions)
-  settled.catch(() => undefined)
+  const settled = watchLater(client, task, callOptions)
 
   let url = dataPathUrl(client, '/import_raw_vdi/', { vdi, format: options.format })
   let probeCleanup: Promise<void> = Promise.resolve()
@@ -382,17 +380,37 @@ async function probeRedirects(
   }
 }
 
+/**
+ * The transfer task's outcome, watched only from the first time it is asked for (the last byte
+ * went through, or the transfer failed): the host moves a transfer task's progress as the bytes
+ * go, and a watch from the start woke for every step (about 200 `event.from` answers per disk).
+ */
+function watchLater(
+  client: XapiClient,
+  task: Ref<'task'>,
+  options: { signal?: AbortSignal },
+): () => Promise<TaskRecord> {
+  let watching: Promise<TaskRecord> | undefined
+  return () => {
+    if (watching === undefined) {
+      watching = client.watchTask(task, options)
+      watching.catch(() => undefined)
+    }
+    return watching
+  }
+}
+
 async function finishTask(
   client: XapiClient,
   task: Ref<'task'>,
-  settled: Promise<TaskRecord>,
+  settled: () => Promise<TaskRecord>,
   method: string,
   options: TransferOptions,
 ): Promise<void> {
   const timeoutMs = options.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS
   let record: TaskRecord | undefined
   try {
-    record = await raceTimeout(settled, timeoutMs)
+    record = await raceTimeout(settled(), timeoutMs)
   } catch (error) {
     // The watch ends with the pass's abort (or the client): the bytes went through, and the
     // task, settled by now or soon, is still ours to destroy (an abort right after the last
@@ -419,7 +437,7 @@ async function finishTask(
 async function failureWithTask(
   client: XapiClient,
   task: Ref<'task'>,
-  settled: Promise<TaskRecord>,
+  settled: () => Promise<TaskRecord>,
   error: XenCrError,
   what: string,
   unused = false,
@@ -430,7 +448,7 @@ async function failureWithTask(
   }
   const record = INTERRUPTIONS.has(error.code)
     ? await raceTimeout(
-        settled.catch(() => undefined),
+        settled().catch(() => undefined),
         TASK_GRACE_MS,
       )
     : undefined

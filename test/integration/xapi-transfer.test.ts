@@ -200,6 +200,28 @@ describe('round trips', () => {
       code: 'SOURCE_LENGTH_MISMATCH',
     })
   })
+  it("watches a transfer's task once its bytes are through, not at every step of its progress", async () => {
+    // The lab moves an export task's progress as the body is read; a body read slowly (a few
+    // seconds) woke a watch begun with the transfer at every step (9 event.from answers here,
+    // ~200 for a 2 GiB disk); a watch begun after the last byte needs one.
+    const disk = await vdiOf(src, 'src', 'fault-vm')
+    lab.control.resetTransferStats('src')
+    const { stream, done } = await exportVdi(src, disk, { format: 'raw' })
+    let bytes = 0
+    await pipeline(
+      stream,
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          bytes += chunk.length
+          setTimeout(callback, 30)
+        },
+      }),
+    )
+    await done
+    expect(bytes).toBe(16 * MiB)
+    const eventFrom = lab.control.transferStats('src').xapi.byMethod['event.from']?.calls ?? 0
+    expect(eventFrom).toBeLessThanOrEqual(3)
+  })
 })
 
 describe('a length-less import, as real XAPI serves it', () => {
