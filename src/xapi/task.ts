@@ -44,3 +44,23 @@ export async function awaitTask(
 ): Promise<unknown> {
   return taskOutcome(await client.watchTask(task, options), method)
 }
+
+/**
+ * The transfer task's outcome, watched only from the first time it is asked for (the last byte
+ * went through, or the transfer failed): the host moves a transfer task's progress as the bytes
+ * go, and a watch from the start woke for every step (about 200 `event.from` answers per disk).
+ */
+export function watchLater(
+  client: XapiClient,
+  task: Ref<'task'>,
+  options: { signal?: AbortSignal },
+): () => Promise<TaskRecord> {
+  let watching: Promise<TaskRecord> | undefined
+  return () => {
+    if (watching === undefined) {
+      watching = client.watchTask(task, options)
+      watching.catch(() => undefined)
+    }
+    return watching
+  }
+}

@@ -22,6 +22,7 @@ import {
 } from './http-resource.js'
 import { isNetworkErrorCode, isTlsErrorCode } from './map-error.js'
 import { taskOutcome } from './task-outcome.js'
+import { watchLater } from './task.js'
 import { TransferMeter, type TransferProgress } from './transfer-meter.js'
 import type { Ref, TaskRecord } from './types.js'
 import { writeInBatches } from './write-batching.js'
@@ -377,26 +378,6 @@ async function probeRedirects(
   } catch (error) {
     await releaseTask(client, probeTask, 'pending')
     throw error
-  }
-}
-
-/**
- * The transfer task's outcome, watched only from the first time it is asked for (the last byte
- * went through, or the transfer failed): the host moves a transfer task's progress as the bytes
- * go, and a watch from the start woke for every step (about 200 `event.from` answers per disk).
- */
-function watchLater(
-  client: XapiClient,
-  task: Ref<'task'>,
-  options: { signal?: AbortSignal },
-): () => Promise<TaskRecord> {
-  let watching: Promise<TaskRecord> | undefined
-  return () => {
-    if (watching === undefined) {
-      watching = client.watchTask(task, options)
-      watching.catch(() => undefined)
-    }
-    return watching
   }
 }
 

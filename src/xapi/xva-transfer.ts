@@ -21,6 +21,7 @@ import {
   redirectTarget,
 } from './http-resource.js'
 import { taskOutcome } from './task-outcome.js'
+import { watchLater } from './task.js'
 import { TransferMeter, type TransferProgress } from './transfer-meter.js'
 import type { Ref, TaskRecord } from './types.js'
 
@@ -52,10 +53,10 @@ function statusError(res: IncomingMessage, url: URL, what: string): OperationErr
 async function settle(
   client: XapiClient,
   task: Ref<'task'>,
-  settled: Promise<TaskRecord>,
+  settled: () => Promise<TaskRecord>,
   method: string,
 ): Promise<unknown> {
-  const record = await settled
+  const record = await settled()
   await client.call('task.destroy', [task]).catch(() => undefined)
   return taskOutcome(record, method)
 }
@@ -64,7 +65,7 @@ async function settle(
 async function failure(
   client: XapiClient,
   task: Ref<'task'>,
-  settled: Promise<TaskRecord>,
+  settled: () => Promise<TaskRecord>,
   error: unknown,
   method: string,
   what: string,
@@ -75,7 +76,7 @@ async function failure(
   }
   // the task usually says why within moments (e.g. IMPORT_ERROR); its error is the precise one
   const record = await Promise.race([
-    settled.catch(() => undefined),
+    settled().catch(() => undefined),
     new Promise<undefined>(resolve => setTimeout(() => resolve(undefined), 2_000).unref()),
   ])
   void client.call(record === undefined ? 'task.cancel' : 'task.destroy', [task]).catch(() => undefined)
@@ -106,8 +107,7 @@ export async function exportVmXva(
   const what = `XVA export of VM ${vm}`
   const opts = signal === undefined ? {} : { signal }
   const task = await client.call<Ref<'task'>>('task.create', [`xen-cr: export VM ${vm} as XVA`, ''], opts)
-  const settled = client.watchTask(task, opts)
-  settled.catch(() => undefined)
+  const settled = watchLater(client, task, opts)
   let url = dataUrl(client, '/export/', { task_id: task, ref: vm, use_compression: 'false' })
   let res: IncomingMessage
   try {
@@ -165,8 +165,7 @@ export async function importVmXva(
   const what = `XVA import onto SR ${options.sr}`
   const opts = signal === undefined ? {} : { signal }
   const task = await client.call<Ref<'task'>>('task.create', [`xen-cr: import XVA onto SR ${options.sr}`, ''], opts)
-  const settled = client.watchTask(task, opts)
-  settled.catch(() => undefined)
+  const settled = watchLater(client, task, opts)
   let url = dataUrl(client, '/import/', { task_id: task, sr_id: options.sr })
   try {
     for (let redirects = 0; ; redirects++) {
