@@ -76,6 +76,28 @@ async function deadPid(): Promise<number> {
   return child.pid
 }
 
+/**
+ * Runs `action` with `method` failing once on the source pool (HANDLE_INVALID, on its `nth`
+ * call), and returns what it threw (undefined when it did not throw).
+ */
+async function failingOnce(method: string, nth: number, action: () => Promise<unknown>): Promise<unknown> {
+  lab.control.injectFault('src', {
+    kind: 'error',
+    method,
+    code: 'HANDLE_INVALID',
+    params: ['VM', 'OpaqueRef:gone'],
+    nth,
+  })
+  try {
+    return await action().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+  } finally {
+    lab.control.clearFaults('src')
+  }
+}
+
 function acquired(outcome: AcquireOutcome) {
   if (!outcome.acquired) throw new Error(`expected the lease, it is held by ${outcome.holder.run}`)
   return outcome
@@ -121,15 +143,7 @@ describe('a VM lease', () => {
   it('taken, but whose clearing of the entries below fails, is given back, not left live', async () => {
     const a = acquired(await acquireVmLease(context(owner('a'))))
     await a.lease.release()
-    lab.control.injectFault('src', {
-      kind: 'error',
-      method: 'VM.remove_from_other_config',
-      code: 'HANDLE_INVALID',
-      params: ['VM', 'OpaqueRef:gone'],
-      nth: 1,
-    })
-    const failed = await acquireVmLease(context(owner('b'))).catch((e: unknown) => e)
-    lab.control.clearFaults('src')
+    const failed = await failingOnce('VM.remove_from_other_config', 1, () => acquireVmLease(context(owner('b'))))
     expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
     const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
     expect(entries.at(-1)).toMatchObject({ run: 'run-b', released: true })
@@ -142,15 +156,7 @@ describe('a VM lease', () => {
     // Without the fix the entry added before the failed read stayed live, blocking the VM for
     // every run until it expired (fault matrix: src VM.get_other_config HANDLE_INVALID).
     const view = await client.call<Record<string, string>>('VM.get_other_config', [vmRef])
-    lab.control.injectFault('src', {
-      kind: 'error',
-      method: 'VM.get_other_config',
-      code: 'HANDLE_INVALID',
-      params: ['VM', 'OpaqueRef:gone'],
-      nth: 1,
-    })
-    const failed = await acquireVmLease(context(owner('a')), view).catch((e: unknown) => e)
-    lab.control.clearFaults('src')
+    const failed = await failingOnce('VM.get_other_config', 1, () => acquireVmLease(context(owner('a')), view))
     expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
     const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
     expect(entries).toMatchObject([{ run: 'run-a', released: true }])
@@ -160,15 +166,7 @@ describe('a VM lease', () => {
 
   it('renewed, but whose superseded entry could not be removed, is still held and renews and releases', async () => {
     const a = acquired(await acquireVmLease(context(owner('a'))))
-    lab.control.injectFault('src', {
-      kind: 'error',
-      method: 'VM.remove_from_other_config',
-      code: 'HANDLE_INVALID',
-      params: ['VM', 'OpaqueRef:gone'],
-      nth: 1,
-    })
-    const failed = await a.lease.renew().catch((e: unknown) => e)
-    lab.control.clearFaults('src')
+    const failed = await failingOnce('VM.remove_from_other_config', 1, () => a.lease.renew())
     expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
     expect(await a.lease.renew()).toBe(true)
     expect(a.lease.lost).toBe(false)
@@ -181,16 +179,8 @@ describe('a VM lease', () => {
     // Without the fix the next renewal found the failed renewal's own entry on top and declared
     // the lease lost, stopping the VM's pass for nothing.
     const a = acquired(await acquireVmLease(context(owner('a'))))
-    lab.control.injectFault('src', {
-      kind: 'error',
-      method: 'VM.get_other_config',
-      code: 'HANDLE_INVALID',
-      params: ['VM', 'OpaqueRef:gone'],
-      // the renewal reads the entries, adds the next one, then reads back: the read back fails
-      nth: 2,
-    })
-    const failed = await a.lease.renew().catch((e: unknown) => e)
-    lab.control.clearFaults('src')
+    // the renewal reads the entries, adds the next one, then reads back: the read back fails
+    const failed = await failingOnce('VM.get_other_config', 2, () => a.lease.renew())
     expect(isXapiError(failed, 'HANDLE_INVALID')).toBe(true)
     expect([...(await vmLeaseEntries(client, vmRef, jobId)).keys()]).toEqual([
       `${leaseKeyPrefix(jobId)}0`,
@@ -209,15 +199,7 @@ describe('a VM lease', () => {
 
   it('whose renewal failed after its new entry went in is released at once, not left live until it expires', async () => {
     const a = acquired(await acquireVmLease(context(owner('a'))))
-    lab.control.injectFault('src', {
-      kind: 'error',
-      method: 'VM.get_other_config',
-      code: 'HANDLE_INVALID',
-      params: ['VM', 'OpaqueRef:gone'],
-      nth: 2,
-    })
-    await a.lease.renew().catch(() => undefined)
-    lab.control.clearFaults('src')
+    await failingOnce('VM.get_other_config', 2, () => a.lease.renew())
     await a.lease.release()
     const entries = [...(await vmLeaseEntries(client, vmRef, jobId)).values()]
     expect(entries.at(-1)).toMatchObject({ run: 'run-a', released: true })
