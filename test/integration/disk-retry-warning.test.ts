@@ -2,35 +2,14 @@
  * A disk transfer cut mid-stream starts again on its own (delta/transfer-disk.ts); the operator
  * is told so in one warning line, and a script in one `warning` event, while the pass succeeds.
  */
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { run } from '../../src/cli/program.js'
 import { DISK_RETRY } from '../../src/xapi/retry.js'
-import { disksOf, startFixture, type Fixture } from './replication-fixture.js'
+import { disksOf, fixtureCli, jobCreateArgs, startFixture, type Fixture } from './replication-fixture.js'
 
 const JOB = 'retried'
 let f: Fixture
 
-async function cli(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const sink = (append: (s: string) => void): Writable =>
-    new Writable({
-      write(chunk: Buffer, _e, done) {
-        append(chunk.toString())
-        done()
-      },
-    })
-  const code = await run(['--config', f.lab.configPath, '--jobs-file', join(f.lab.dir, 'jobs.json'), ...args], {
-    stdout: sink(s => (out += s)),
-    stderr: sink(s => (err += s)),
-    env: { HOME: f.lab.dir, XDG_CONFIG_HOME: f.lab.dir, NO_COLOR: '1' },
-    cwd: f.lab.dir,
-    now: () => new Date(),
-  })
-  return { code, out, err }
-}
+const cli = (args: readonly string[]): ReturnType<typeof fixtureCli> => fixtureCli(f, args, { NO_COLOR: '1' })
 
 let seed = 50
 let disks: string[] = []
@@ -47,22 +26,7 @@ beforeAll(async () => {
   disks = await Promise.all(
     (await disksOf(f.source, f.vmRef)).map(async ref => (await f.source.getRecord('VDI', ref)).uuid),
   )
-  const created = await cli([
-    'job',
-    'create',
-    '--name',
-    JOB,
-    '--source',
-    'src',
-    '--target',
-    'tgt',
-    '--vm',
-    f.vmUuid,
-    '--sr',
-    f.srs['Replica A']!,
-    '--interval',
-    '1h',
-  ])
+  const created = await cli(jobCreateArgs(f, JOB))
   expect(created.code, created.err).toBe(0)
   const first = await cli(['run', JOB])
   expect(first.code, first.err).toBe(0)

@@ -4,6 +4,7 @@
  * job, and helpers to hash disks and find replicas. Not a test file itself.
  */
 import { createHash } from 'node:crypto'
+import { join } from 'node:path'
 import type { Job } from '../../src/jobs/types.js'
 import type { Lab } from '../../src/lab/start.js'
 import type { LabSpec } from '../../src/lab/spec.js'
@@ -11,6 +12,7 @@ import { KEYS } from '../../src/replication/metadata.js'
 import type { XapiClient } from '../../src/xapi/client.js'
 import { exportVdi } from '../../src/xapi/transfer.js'
 import { isNullRef, type Ref, type VmRecord } from '../../src/xapi/types.js'
+import { CaptureStream } from '../helpers/capture-stream.js'
 import { connectLabPool, labPool, startTempLab } from '../helpers/lab.js'
 
 export const MiB = 1024 * 1024
@@ -165,4 +167,45 @@ export async function expectReplicaMatches(
 export function vhdLength(virtualSize: number, blocks: number): number {
   const entries = Math.ceil(virtualSize / BLOCK)
   return 2048 + Math.ceil((4 * entries) / 512) * 512 + blocks * (BLOCK + 512) + 512
+}
+
+/** `xen-cr <args>` run in this process against the fixture's lab config and a job store in its dir. */
+export async function fixtureCli(
+  f: Fixture,
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ code: number; out: string; err: string }> {
+  // loaded here, so that the many tests that use the fixture without the CLI do not load it
+  const { run } = await import('../../src/cli/program.js')
+  const stdout = new CaptureStream()
+  const stderr = new CaptureStream()
+  const code = await run(['--config', f.lab.configPath, '--jobs-file', join(f.lab.dir, 'jobs.json'), ...args], {
+    stdout,
+    stderr,
+    env: { HOME: f.lab.dir, XDG_CONFIG_HOME: f.lab.dir, ...env },
+    cwd: f.lab.dir,
+    now: () => new Date(),
+  })
+  return { code, out: stdout.text, err: stderr.text }
+}
+
+/** `job create` arguments for a job copying the fixture's VM to Replica A every hour, plus `extra`. */
+export function jobCreateArgs(f: Fixture, name: string, ...extra: string[]): string[] {
+  return [
+    'job',
+    'create',
+    '--name',
+    name,
+    '--source',
+    'src',
+    '--target',
+    'tgt',
+    '--vm',
+    f.vmUuid,
+    '--sr',
+    f.srs['Replica A']!,
+    '--interval',
+    '1h',
+    ...extra,
+  ]
 }

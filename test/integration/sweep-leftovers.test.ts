@@ -4,13 +4,10 @@
  * TASK_DESTROYED and cannot undo what it never learnt of), and the finished tasks whose
  * `task.destroy` failed. `xen-cr cleanup` must find the same.
  */
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { run } from '../../src/cli/program.js'
 import { KEYS } from '../../src/replication/metadata.js'
 import type { Ref } from '../../src/xapi/types.js'
-import { disksOf, replicas, startFixture, type Fixture } from './replication-fixture.js'
+import { disksOf, fixtureCli, jobCreateArgs, replicas, startFixture, type Fixture } from './replication-fixture.js'
 
 const JOB = 'sweep'
 let f: Fixture
@@ -25,22 +22,7 @@ interface Event {
 }
 
 async function cli(args: readonly string[]): Promise<{ code: number; events: Event[]; err: string }> {
-  let out = ''
-  let err = ''
-  const sink = (append: (s: string) => void): Writable =>
-    new Writable({
-      write(chunk: Buffer, _e, done) {
-        append(chunk.toString())
-        done()
-      },
-    })
-  const code = await run(['--config', f.lab.configPath, '--jobs-file', join(f.lab.dir, 'jobs.json'), ...args], {
-    stdout: sink(s => (out += s)),
-    stderr: sink(s => (err += s)),
-    env: { HOME: f.lab.dir, XDG_CONFIG_HOME: f.lab.dir },
-    cwd: f.lab.dir,
-    now: () => new Date(),
-  })
+  const { code, out, err } = await fixtureCli(f, args)
   const events = `${out}\n${err}`
     .split('\n')
     .filter(line => line.startsWith('{'))
@@ -75,24 +57,7 @@ async function lostClone(): Promise<{ ref: Ref<'VDI'>; uuid: string }> {
 
 beforeAll(async () => {
   f = await startFixture()
-  const created = await cli([
-    'job',
-    'create',
-    '--name',
-    JOB,
-    '--source',
-    'src',
-    '--target',
-    'tgt',
-    '--vm',
-    f.vmUuid,
-    '--sr',
-    f.srs['Replica A']!,
-    '--interval',
-    '1h',
-    '--retention',
-    '2',
-  ])
+  const created = await cli(jobCreateArgs(f, JOB, '--retention', '2'))
   expect(created.code, created.err).toBe(0)
   const first = await cli(['--json', 'run', JOB])
   expect(first.code, first.err).toBe(0)
