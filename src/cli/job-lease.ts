@@ -54,6 +54,6 @@ export async function withJobLease<T>(
     }
     return await fn()
   } finally {
-    await keeper.releaseAll(() => undefined)
+    await keeper.releaseAll(() => ({}))
   }
 }

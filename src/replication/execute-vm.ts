@@ -55,6 +55,8 @@ export interface VmContext {
    * them and removed before the snapshot (`sweep-leftovers.ts`); nothing is swept without them
    */
   readonly records?: { readonly source: LeftoverRecords; readonly target: LeftoverRecords }
+  /** the run that held the VM's lease before left it tidy: leftovers are looked for in `records` only */
+  readonly previousTidy?: boolean
 }
 
 function errorInfo(error: unknown): { code: string; message: string } {
@@ -86,7 +88,8 @@ export async function executeVm(ctx: VmContext, plan: VmPlan): Promise<VmResult>
   try {
     if (ctx.records !== undefined) {
       const { job, source, target, records, emit } = ctx
-      await sweepLeftovers({ jobId: job.id, source, target, records, emit, signal: local.signal }, vm)
+      const tidy = ctx.previousTidy === true
+      await sweepLeftovers({ jobId: job.id, source, target, records, emit, tidy, signal: local.signal }, vm)
     }
     const { bytes, disks, replicas } = await transfer(ctx, plan, cleanup, local)
     cleanup.commit()

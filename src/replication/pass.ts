@@ -195,7 +195,7 @@ class LeasedPass {
   readonly #timing: LeaseTiming
   readonly #keeper: LeaseKeeper
   readonly #leases: VmLease[] = []
-  readonly #lasts = new Map<VmLease, LastReplication>()
+  readonly #outcomes = new Map<VmLease, { last?: LastReplication; tidy: boolean }>()
   readonly #ctx: VmContext
   #records: RecordsAt
   #refreshing: Promise<RecordsAt> | undefined
@@ -232,7 +232,7 @@ class LeasedPass {
 
   /** Releases every lease still held, each with the replication it recorded. */
   async release(): Promise<void> {
-    const failures = await this.#keeper.releaseAll(lease => this.#lasts.get(lease))
+    const failures = await this.#keeper.releaseAll(lease => this.#outcomes.get(lease) ?? {})
     for (const failure of failures) {
       const message = failure instanceof Error ? failure.message : String(failure)
       this.#emit({
@@ -309,15 +309,33 @@ class LeasedPass {
       // stopped (signal, lease lost) between taking the lease and here: nothing of the VM's pass exists yet
       if (local.signal.aborted) return failed(vm, lease.lost ? leaseLost(vm) : new AbortedError())
       const started = this.#ctx.now()
-      const result = await executeVm({ ...this.#ctx, signal: local.signal, records }, plan)
-      if (result.status === 'success') {
-        this.#lasts.set(lease, {
-          schedule: this.#schedule.id,
-          at: started.toISOString(),
-          host: this.#owner.host,
-          run: this.#owner.run,
-        })
+      // Tidy: the VM's pass succeeded with no warning and no call of the pass failed meanwhile
+      // (a call whose effect is unknown may have made something); the next pass then looks for
+      // leftovers in its records only (sweep-leftovers.ts).
+      const failedBefore = this.#failedCalls()
+      let warned = false
+      const emit: PassEventSink = event => {
+        if (event.kind === 'warning') warned = true
+        this.#emit(event)
       }
+      const result = await executeVm(
+        { ...this.#ctx, emit, signal: local.signal, records, previousTidy: isTidy(taken.previous) },
+        plan,
+      )
+      const tidy = result.status === 'success' && !warned && this.#failedCalls() === failedBefore
+      this.#outcomes.set(lease, {
+        tidy,
+        ...(result.status === 'success'
+          ? {
+              last: {
+                schedule: this.#schedule.id,
+                at: started.toISOString(),
+                host: this.#owner.host,
+                run: this.#owner.run,
+              },
+            }
+          : {}),
+      })
       if (result.status === 'failed' && lease.lost && o.signal?.aborted !== true)
         return { ...result, error: leaseLost(vm) }
       // the run was stopped as a whole (its timeout, SIGINT/SIGTERM): say why, not which call of
@@ -332,6 +350,11 @@ class LeasedPass {
     } finally {
       o.signal?.removeEventListener('abort', onAbort)
     }
+  }
+
+  #failedCalls(): number {
+    const { source, target } = this.#o
+    return source.failedCalls + (target === source ? 0 : target.failedCalls)
   }
 
   /** The records to plan on once the lease is held: those read at the start, or newer ones when the previous holder may have written since. */
@@ -353,6 +376,11 @@ class LeasedPass {
     this.#records = { source: sourceRecords, target: targetRecords, fetchedAt }
     return this.#records
   }
+}
+
+/** Whether the lease taken over is the tombstone of a run that left the VM tidy. */
+function isTidy(previous: LeaseRecord | undefined): boolean {
+  return previous?.released === true && previous.tidy === true
 }
 
 function leaseLost(vm: VmIdentity): { code: string; message: string } {

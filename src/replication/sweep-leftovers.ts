@@ -12,6 +12,9 @@
  *   whose `VDI.clone` task vanished before it said what it made is one (its name is its base's,
  *   its keys the base replica's).
  * When the records show a replica left incomplete, the target's disks are all read again instead.
+ * The two reads are skipped when the run that held the VM's lease before says it left the VM
+ * tidy (`tidy`: its passes succeeded with no call failed, vm-lease.ts) and the records show
+ * nothing: such a run destroyed every task it made and left no disk unattached.
  */
 import type { XapiClient } from '../xapi/client.js'
 import { fieldIn, getAllRecordsWhere } from '../xapi/records.js'
@@ -32,6 +35,8 @@ export interface SweepContext {
   readonly target: XapiClient
   readonly records: { readonly source: LeftoverRecords; readonly target: LeftoverRecords }
   readonly emit: PassEventSink
+  /** the previous holder of the VM's lease left it tidy */
+  readonly tidy?: boolean
   readonly signal?: AbortSignal
 }
 
@@ -44,7 +49,9 @@ export async function sweepLeftovers(ctx: SweepContext, vm: VmIdentity): Promise
   const samePool = ctx.source === ctx.target
   const records = { source: ctx.records.source, target: samePool ? ctx.records.source : ctx.records.target }
   const base: LeftoverSearch = { jobId: ctx.jobId, ...records, jobVms: only, only }
-  const incomplete = findLeftovers(base).remove.some(l => l.kind === 'replica')
+  const seen = findLeftovers(base)
+  if (ctx.tidy === true && seen.remove.length === 0 && seen.keep.length === 0) return
+  const incomplete = seen.remove.some(l => l.kind === 'replica')
   const [sourceTasks, targetTasks, vdis] = await Promise.all([
     ctx.source.getAllRecords('task', opts),
     samePool ? undefined : ctx.target.getAllRecords('task', opts),

@@ -68,6 +68,11 @@ export interface LeaseRecord extends LeaseOwner {
   /** a tombstone: the holder released the lease */
   readonly released?: true
   readonly last?: LastReplication
+  /**
+   * the holder's passes of the VM left nothing behind (each succeeded, no call failed meanwhile,
+   * no warning): on a tombstone, the next pass need not look for leftovers beyond its records
+   */
+  readonly tidy?: true
 }
 
 /** Lease time and renewal period. */
@@ -290,10 +295,13 @@ export async function acquireVmLease(
     if (top?.record !== undefined && held(top.record)) return { acquired: false, holder: top.record }
     const n = top === undefined ? 0 : top.n + 1
     const last: LastReplication | undefined = top?.record?.last
+    // tidiness is carried only from a tombstone: a lease taken over was left by a run that died
+    const tidy = top?.record?.released === true && top.record.tidy === true
     const record: LeaseRecord = {
       ...c.owner,
       expires: new Date(clock() + c.timing.ttlMs).toISOString(),
       ...(last === undefined ? {} : { last }),
+      ...(tidy ? { tidy } : {}),
     }
     const after = await claim(c, n, record, 'give back')
     if (after !== undefined) {
@@ -407,9 +415,11 @@ export class VmLease {
 
   /**
    * Gives the lease up, leaving a tombstone that records `last` (or the last replication carried
-   * so far). A lease already lost is left alone: the entries above ours are someone else's.
+   * so far) and whether the VM was left tidy (`tidy`; by default what was carried: a holder that
+   * did no work changed nothing). A lease already lost is left alone: the entries above ours are
+   * someone else's.
    */
-  release(last?: LastReplication): Promise<void> {
+  release(last?: LastReplication, tidy?: boolean): Promise<void> {
     return this.#serial(async () => {
       if (this.#released) return
       this.#released = true
@@ -418,11 +428,13 @@ export class VmLease {
       const clock = c.clock ?? Date.now
       if (this.#lost) return
       const carried = last ?? this.#record.last
+      const clean = tidy ?? this.#record.tidy === true
       const tombstone: LeaseRecord = {
         ...c.owner,
         expires: new Date(clock()).toISOString(),
         released: true,
         ...(carried === undefined ? {} : { last: carried }),
+        ...(clean ? { tidy: true as const } : {}),
       }
       // No read first. A run that took the lease over added n + 1, so the tombstone is refused
       // (MAP_DUPLICATE_KEY); one that has renewed past it since leaves the tombstone below its
@@ -489,12 +501,19 @@ export class LeaseKeeper {
   }
 
   /** Stops renewing and releases every lease still held; what could not be released expires on its own. */
-  async releaseAll(lastOf: (lease: VmLease) => LastReplication | undefined): Promise<unknown[]> {
+  async releaseAll(
+    outcomeOf: (lease: VmLease) => { readonly last?: LastReplication; readonly tidy?: boolean },
+  ): Promise<unknown[]> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     await this.#ticking
     const leases = [...this.#leases.keys()]
     this.#leases.clear()
-    const settled = await Promise.allSettled(leases.map(lease => lease.release(lastOf(lease))))
+    const settled = await Promise.allSettled(
+      leases.map(lease => {
+        const { last, tidy } = outcomeOf(lease)
+        return lease.release(last, tidy)
+      }),
+    )
     return settled.flatMap((s): unknown[] => (s.status === 'rejected' ? [s.reason as unknown] : []))
   }
 }

@@ -82,6 +82,7 @@ export class XapiClient {
   /** cleanups of abandoned tasks still running (see #dropTask) */
   readonly #background = new Set<Promise<void>>()
   #closed = false
+  #failedCalls = 0
 
   /** The pool object of the pool this client is connected to. */
   readonly poolRef: Ref<'pool'>
@@ -147,6 +148,14 @@ export class XapiClient {
   }
 
   /** Whether untrusted TLS certificates are accepted for this pool. */
+  /**
+   * How many calls have failed so far, retried ones included: a stretch of work during which it
+   * did not move made no call whose effect is unknown (a pass records such a stretch as tidy).
+   */
+  get failedCalls(): number {
+    return this.#failedCalls
+  }
+
   get allowUnauthorized(): boolean {
     return this.#target.allowUnauthorized
   }
@@ -177,6 +186,7 @@ export class XapiClient {
     for (;;) {
       const outcome = await this.#callOnce<T>(method, args, options)
       if (outcome.ok) return outcome.value
+      this.#failedCalls++
       const { raw, mapped } = outcome
       // The signal's own abort is never retried, whatever the transport made of it.
       if (options.signal?.aborted === true) throw mapped

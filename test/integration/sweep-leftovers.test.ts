@@ -2,7 +2,8 @@
  * What a pass's own leftovers sweep finds without reading whole classes: a clone made by a
  * `VDI.clone` whose task vanished before it said which disk it made (the pass fails with
  * TASK_DESTROYED and cannot undo what it never learnt of), and the finished tasks whose
- * `task.destroy` failed. `xen-cr cleanup` must find the same.
+ * `task.destroy` failed. `xen-cr cleanup` must find the same. After a pass that left the VM
+ * tidy, the next one makes no read for leftovers at all.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { KEYS } from '../../src/replication/metadata.js'
@@ -74,6 +75,22 @@ describe("the pass's leftovers sweep", () => {
     // Why: the sweep read the target's disks again only when an incomplete replica VM showed a
     // cut pass; a pass that failed with TASK_DESTROYED had undone its VM, so the clone stayed.
     const clone = await lostClone()
+    // The pass that lost it failed: a pass that succeeded with no failed call leaves its lease's
+    // tombstone tidy, and the next pass then looks no further than its records (the clone is in
+    // none of them). Here, another failure stands for the lost task's.
+    f.lab.control.injectFault('tgt', {
+      kind: 'error',
+      method: 'VBD.create',
+      code: 'HANDLE_INVALID',
+      params: ['VDI', 'OpaqueRef:gone'],
+      nth: 1,
+    })
+    try {
+      const failed = await cli(['--json', 'run', JOB])
+      expect(failed.code).toBe(1)
+    } finally {
+      f.lab.control.clearFaults()
+    }
     const dry = await cli(['--json', 'cleanup', JOB, '--dry-run'])
     expect(dry.code, dry.err).toBe(0)
     const plan = dry.events.find(e => e.kind === 'cleanup-plan')
@@ -136,5 +153,33 @@ describe("the pass's leftovers sweep", () => {
     for (const label of [...after.source, ...after.target])
       expect(label).not.toMatch(/^(xen-cr:|Async\.VM\.snapshot|Async\.VDI\.clone)/)
     expect(after.target).toContain('backup of something else')
+  }, 120_000)
+
+  it('reads tasks and unattached disks only when the previous pass of the VM did not leave it tidy', async () => {
+    const sweepReads = (): number[] =>
+      (['src', 'tgt'] as const).map(
+        pool => f.lab.control.transferStats(pool).xapi.byMethod['task.get_all_records']?.calls ?? 0,
+      )
+    await pass()
+    f.lab.control.resetTransferStats()
+    await pass()
+    // the pass before succeeded with no call failed: nothing to look for beyond the records
+    expect(sweepReads()).toEqual([0, 0])
+
+    f.lab.control.injectFault('tgt', {
+      kind: 'error',
+      method: 'VBD.create',
+      code: 'HANDLE_INVALID',
+      params: ['VDI', 'OpaqueRef:gone'],
+      nth: 1,
+    })
+    try {
+      expect((await cli(['--json', 'run', JOB])).code).toBe(1)
+    } finally {
+      f.lab.control.clearFaults()
+    }
+    f.lab.control.resetTransferStats()
+    await pass()
+    expect(sweepReads()).toEqual([1, 1])
   }, 120_000)
 })
