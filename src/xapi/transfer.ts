@@ -57,6 +57,8 @@ const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000
 const TASK_GRACE_MS = 2_000
 /** Bound on cancelling and destroying the task of a failed transfer. */
 const CLEANUP_TIMEOUT_MS = 10_000
+/** How long an import waits for the host's answer to its headers before it sends the body anyway. */
+const EARLY_ANSWER_MS = 10_000
 /**
  * Failures where the host likely knows better (it cut the connection, or stopped early): the
  * task's error is reported instead. Our own findings (a bad VHD, an abort) are reported as is.
@@ -152,8 +154,8 @@ export async function exportVdi(client: XapiClient, vdi: Ref<'VDI'>, options: Ex
 /**
  * `PUT /import_raw_vdi` of `source` into `vdi`. A VHD is re-emitted by `normaliseVhd` so the
  * request always carries its exact Content-Length (XAPI refuses chunked bodies); raw needs
- * `length`. A redirect is found with an empty probe PUT first, since the body can be sent only
- * once. Resolves when all bytes went through and the task succeeded.
+ * `length`. A redirect is followed on the answer to the headers, before the body (which can be
+ * sent only once) goes out. Resolves when all bytes went through and the task succeeded.
  */
 export async function importVdi(
   client: XapiClient,
@@ -199,22 +201,35 @@ export async function importVdi(
   const settled = watchLater(client, task, callOptions)
 
   let url = dataPathUrl(client, '/import_raw_vdi/', { vdi, format: options.format })
-  let probeCleanup: Promise<void> = Promise.resolve()
-  // until the PUT is sent, no request runs in the task
+  url.searchParams.set('task_id', task)
+  // until a request is sent, none runs in the task
   let unused = true
   try {
-    const probed = await probeRedirects(client, url, what, label, options)
-    url = probed.url
-    probeCleanup = probed.cleanup
-    // The probe is not cut by an abort (see probeRedirects): one may have come meanwhile.
-    throwIfAborted(signal, what)
-    url.searchParams.set('task_id', task)
-    unused = false
-    const req = openRequest(url, {
-      ...requestOptions(client, 'PUT', options),
-      headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' },
-    })
-    const answered = awaitResponse(req, url).then(async res => {
+    const headers = { 'content-length': String(length), 'content-type': 'application/octet-stream' }
+    // XAPI answers an import before it reads the body: 200, or a 302 to the host that sees the
+    // SR (reference §5.1, §5.3). The headers go first and the body only once that answer is in,
+    // so a redirect is followed before a byte of the body is spent, with no probe request (and
+    // no task of its own). A host that answers only after the body gets it after EARLY_ANSWER_MS.
+    let req: ReturnType<typeof openRequest>
+    let response: Promise<IncomingMessage>
+    for (let redirects = 0; ; redirects++) {
+      unused = false
+      req = openRequest(url, { ...requestOptions(client, 'PUT', options), headers })
+      response = awaitResponse(req, url)
+      response.catch(() => undefined)
+      req.flushHeaders()
+      const early = await raceTimeout(response, EARLY_ANSWER_MS)
+      if (early === undefined || isSuccess(early)) break
+      req.on('error', () => undefined)
+      discard(early)
+      req.destroy()
+      if (!isRedirect(early)) throw httpStatusError(early, url, what)
+      if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
+      // the Location carries the whole query, our task_id included (a redirect leaves the task untouched)
+      url = redirectTarget(early, url)
+      url.searchParams.set('task_id', task)
+    }
+    const answered = response.then(async res => {
       if (!isSuccess(res)) {
         discard(res)
         throw httpStatusError(res, url, what)
@@ -262,29 +277,10 @@ export async function importVdi(
       what,
       unused,
     )
-    await probeCleanup
     throw failure
   }
-  await probeCleanup
   await finishTask(client, task, settled, `PUT ${url.pathname}`, options)
   return { bytes: length }
-}
-
-/**
- * Destroys the redirect probe's task once the host settled it (bounded; errors ignored): the host
- * fails it at once, since an empty body is refused; one it did not settle is completed here.
- */
-async function destroyWhenSettled(client: XapiClient, task: Ref<'task'>): Promise<void> {
-  const settled = await raceTimeout(
-    client.watchTask(task).then(
-      () => true,
-      () => false,
-    ),
-    CLEANUP_TIMEOUT_MS,
-  )
-  const bounded = { timeoutMs: CLEANUP_TIMEOUT_MS }
-  if (settled !== true) await client.call('task.set_status', [task, 'cancelled'], bounded).catch(() => undefined)
-  await client.call('task.destroy', [task], bounded).catch(() => undefined)
 }
 
 /**
@@ -334,51 +330,6 @@ async function releaseTask(
   }
   if (!settled) await client.call('task.set_status', [task, 'cancelled'], bounded).catch(() => undefined)
   await client.call('task.destroy', [task], bounded).catch(() => undefined)
-}
-
-/**
- * The same PUT with an empty body, following 302s until a host accepts; returns the URL to send
- * the real body to, and the cleanup of the probe's task (the host fails it: nothing to write).
- * The probe runs in a task of its own, labelled like the import's: without `task_id` the host
- * makes one we learn of only from its answer, which a run killed meanwhile left on the pool with
- * nothing to say whose it was.
- */
-async function probeRedirects(
-  client: XapiClient,
-  start: URL,
-  what: string,
-  label: string,
-  options: TransferOptions,
-): Promise<{ url: URL; cleanup: Promise<void> }> {
-  // Neither the task nor the probe is under the pass's signal, so that the probe's task is
-  // always ours to destroy. The probe is an empty PUT answered at once, bounded by the idle
-  // timeout; the caller's next step sees the abort.
-  const probeTask = await createTask(client, `${label}: redirect probe`, undefined, what)
-  const probeOptions: TransferOptions =
-    options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }
-  let url = new URL(start)
-  url.searchParams.set('task_id', probeTask)
-  try {
-    for (let redirects = 0; ; redirects++) {
-      const req = openRequest(url, {
-        ...requestOptions(client, 'PUT', probeOptions),
-        headers: { 'content-length': '0' },
-      })
-      const response = awaitResponse(req, url)
-      req.end()
-      const res = await response
-      discard(res)
-      if (isSuccess(res)) return { url, cleanup: destroyWhenSettled(client, probeTask) }
-      if (!isRedirect(res)) throw httpStatusError(res, url, what)
-      if (redirects >= MAX_REDIRECTS) throw tooManyRedirects(url)
-      // the Location carries the whole query, our task_id included (a redirect leaves the task untouched)
-      url = redirectTarget(res, url)
-      url.searchParams.set('task_id', probeTask)
-    }
-  } catch (error) {
-    await releaseTask(client, probeTask, 'pending')
-    throw error
-  }
 }
 
 async function finishTask(

@@ -52,7 +52,7 @@ const TOLERATED: Readonly<Record<string, string>> = {
   'event.inject': 'the task watcher starts over (wake-up of a finished loop on close is best effort)',
   'task.cancel': 'only sent for an aborted operation',
   'task.get_record':
-    "read only for a task no event covers: in a pass, the host's own task of an import's redirect probe, which is destroyed whether or not the wait for it ends",
+    'read only for a task no event covers (none in a routine pass): the watch of that one task starts over',
   'VM.destroy': 'rotation, once the new replica is complete: what it could not remove, the next pass sweeps',
   'VDI.destroy': 'rotation, once the new replica is complete: what it could not remove, the next pass sweeps',
 }
