@@ -39,7 +39,9 @@ export async function finaliseReplica(o: FinaliseOptions): Promise<{ uuid: strin
   const opts: CallOptions = o.signal === undefined ? {} : { signal: o.signal }
   const record = await target.getRecord('VM', vm, opts)
   await setVmNameLabel(target, vm, o.name, opts)
-  await setVmBlockedOperations(target, vm, blockedMap(policy, policy.protectedReason), opts)
+  const blocked = blockedMap(policy, policy.protectedReason)
+  // blocked so since its creation when the policy's reasons are one (XO's replicas: one call fewer)
+  if (!sameMap(record.blocked_operations, blocked)) await setVmBlockedOperations(target, vm, blocked, opts)
   if (!record.tags.includes(policy.tag)) await addTag(target, vm, policy.tag, opts)
   for (const vdi of o.vdis) {
     const current = vdi.otherConfig ?? (await target.getRecord('VDI', vdi.ref, opts)).other_config
@@ -47,4 +49,10 @@ export async function finaliseReplica(o: FinaliseOptions): Promise<{ uuid: strin
   }
   await replaceVmOtherConfig(target, vm, { ...record.other_config, ...o.vmKeys, ...o.completeKeys }, opts)
   return { uuid: record.uuid }
+}
+
+/** Whether two string maps hold the same entries. */
+function sameMap(a: StringMap, b: StringMap): boolean {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every(k => a[k] === b[k])
 }

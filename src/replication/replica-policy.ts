@@ -5,7 +5,6 @@
 import type { ReplicaPolicy } from '../delta/replica-policy.js'
 import {
   BLOCKED_START_OPERATIONS,
-  IMPORTING_BLOCKED_MESSAGE,
   KEYS,
   LEASE_KEY_PREFIX,
   LIVE_VM_RESET_KEYS,
@@ -19,7 +18,10 @@ import {
 export const REPLICA_POLICY: ReplicaPolicy = {
   importingName,
   blockedOperations: BLOCKED_START_OPERATIONS,
-  importingReason: IMPORTING_BLOCKED_MESSAGE,
+  // XO blocks start with "Importing…" while it assembles, then with the clone message: ours is
+  // blocked with the clone message from the start (one call fewer); the `[Importing…]` name and
+  // the placeholder datetime, which only completion replaces, mark an unfinished replica
+  importingReason: START_BLOCKED_MESSAGE,
   protectedReason: START_BLOCKED_MESSAGE,
   tag: REPLICA_TAG,
   tagOnCreate: true,
