@@ -3,6 +3,7 @@
  * new empty disk (the full copy lands in it), attached by a VBD copied from the source's. Every
  * object is registered on the cleanup stack as soon as it exists.
  */
+import { AbortedError } from '../errors.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import type { Ref, StringMap } from '../xapi/types.js'
 import { cloneVdi, createVdi, destroyVdi, replaceVdiOtherConfig, resizeVdi, setVdiNameLabel } from '../xapi/vdi.js'
@@ -15,6 +16,8 @@ export interface ReplicaDiskSpec {
   readonly disk: DeltaDisk
   /** the base replica's disk on the target SR to clone; absent: a new empty disk */
   readonly cloneOf?: Ref<'VDI'>
+  /** that disk's size and name as read (a clone has both): the clone is not read back */
+  readonly cloneOfRecord?: { readonly virtual_size: number; readonly name_label: string }
   /** replication keys for this disk (placeholder datetime) */
   readonly otherConfig: StringMap
 }
@@ -79,10 +82,11 @@ async function clonedDisk(
   // has a VBD, a leftover sweep recognises it by them as a disk attached to nothing.
   const vdi = await cloneVdi(target, base, opts)
   o.cleanup.defer(`replica disk ${vdi}`, () => destroyVdi(target, vdi))
+  if (opts.signal?.aborted === true) throw new AbortedError(`cloning disk ${base} aborted`)
   // One call replaces the whole map, built as a new disk's is: no stale key of the previous replica
   // (its datetime, its copy_of) survives, none is left half-written.
   await replaceVdiOtherConfig(target, vdi, otherConfig, opts)
-  const current = await target.getRecord('VDI', vdi, opts)
+  const current = spec.cloneOfRecord ?? (await target.getRecord('VDI', vdi, opts))
   if (current.virtual_size < source.virtual_size) await resizeVdi(target, vdi, source.virtual_size, opts)
   // the clone keeps the previous replica's disk name; the source disk may have been renamed since
   if (current.name_label !== source.name_label) await setVdiNameLabel(target, vdi, source.name_label, opts)

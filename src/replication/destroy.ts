@@ -11,7 +11,7 @@
 import { isXapiError } from '../errors.js'
 import type { CallOptions, XapiClient } from '../xapi/client.js'
 import { fieldIs, getAllRecordsWhere, getRecordsByRef } from '../xapi/records.js'
-import { isNullRef, type Ref } from '../xapi/types.js'
+import { asRef, isNullRef, type Ref } from '../xapi/types.js'
 import { destroyVdi } from '../xapi/vdi.js'
 import { destroyVm, replaceVmOtherConfig } from '../xapi/vm.js'
 
@@ -34,7 +34,11 @@ async function unlessGone<T>(call: () => Promise<T>): Promise<T | undefined> {
 export async function destroyVmAndDisks(
   client: XapiClient,
   vm: Ref<'VM'>,
-  options: CallOptions & { readonly markFirst?: Readonly<Record<string, string>> } = {},
+  options: CallOptions & {
+    readonly markFirst?: Readonly<Record<string, string>>
+    /** every VBD of `vm`, as read a moment ago: not read again (its disks still are, for their other VBDs) */
+    readonly vbds?: ReadonlyMap<string, { readonly VDI: string; readonly type: string }>
+  } = {},
 ): Promise<void> {
   if (options.markFirst !== undefined) {
     const record = await unlessGone(() => client.getRecord('VM', vm, options))
@@ -42,19 +46,19 @@ export async function destroyVmAndDisks(
     await unlessGone(() => replaceVmOtherConfig(client, vm, { ...record.other_config, ...options.markFirst }, options))
   }
   // Two queries whatever the number of disks: the VM's VBDs (none when it is gone), their VDIs.
-  const vbds = await getAllRecordsWhere(client, 'VBD', fieldIs('VM', vm), options)
+  const vbds = options.vbds ?? (await getAllRecordsWhere(client, 'VBD', fieldIs('VM', vm), options))
   const disks = [...vbds].filter(([, vbd]) => vbd.type === 'Disk' && !isNullRef(vbd.VDI))
   const vdis = await getRecordsByRef(
     client,
     'VDI',
-    disks.map(([, vbd]) => vbd.VDI),
+    disks.map(([, vbd]) => asRef<'VDI'>(vbd.VDI)),
     options,
   )
   for (const [vbdRef, vbd] of disks) {
-    const vdi = vdis.get(vbd.VDI)
+    const vdi = vdis.get(asRef<'VDI'>(vbd.VDI))
     // another VBD: another VM (a clone being made, someone's VM) still uses the disk
     if (vdi === undefined || vdi.VBDs.some(other => other !== vbdRef)) continue
-    await unlessGone(() => destroyVdi(client, vbd.VDI, options))
+    await unlessGone(() => destroyVdi(client, asRef<'VDI'>(vbd.VDI), options))
   }
   await unlessGone(() => destroyVm(client, vm, options))
 }

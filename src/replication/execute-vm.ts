@@ -20,7 +20,7 @@ import { replaceVdiOtherConfig } from '../xapi/vdi.js'
 import { replaceVmOtherConfig } from '../xapi/vm.js'
 import { adoptSeedTemplates } from './adopt-seed.js'
 import { destroyVmAndDisks } from './destroy.js'
-import type { LeftoverRecords } from './leftovers.js'
+import type { LeftoverRecords, LeftoverVdiRecord, LeftoverVmRecord } from './leftovers.js'
 import type { PassEventSink, ReplicaInfo, VmIdentity, VmResult } from './events.js'
 import {
   KEYS,
@@ -40,6 +40,13 @@ import { REPLICA_POLICY } from './replica-policy.js'
 import { sweepLeftovers } from './sweep-leftovers.js'
 import { takeJobSnapshot } from './take-job-snapshot.js'
 
+/** What a VM's pass reads in the records its plan was made from. */
+export interface VmRecords extends LeftoverRecords {
+  readonly vms: ReadonlyMap<string, LeftoverVmRecord & { readonly VBDs: readonly string[] }>
+  readonly vbds: ReadonlyMap<string, { readonly VM: string; readonly VDI: string; readonly type: string }>
+  readonly vdis: ReadonlyMap<string, LeftoverVdiRecord & { readonly virtual_size: number }>
+}
+
 export interface VmContext {
   readonly job: { readonly id: string; readonly name: string; readonly networkMap: Readonly<Record<string, string>> }
   readonly source: XapiClient
@@ -54,7 +61,7 @@ export interface VmContext {
    * the pools' records the plan was made from: what interrupted passes of the VM left is found in
    * them and removed before the snapshot (`sweep-leftovers.ts`); nothing is swept without them
    */
-  readonly records?: { readonly source: LeftoverRecords; readonly target: LeftoverRecords }
+  readonly records?: { readonly source: VmRecords; readonly target: VmRecords }
   /** the run that held the VM's lease before left it tidy: leftovers are looked for in `records` only */
   readonly previousTidy?: boolean
 }
@@ -212,7 +219,7 @@ async function replicateToSr(t: Transfer, srPlan: SrPlan): Promise<{ replica: Re
   const { target } = ctx
   const signal = t.controller.signal
   const id = plan.identity
-  const disks = metadata.disks.map(disk => diskSpec(id, srPlan, disk))
+  const disks = metadata.disks.map(disk => diskSpec(id, srPlan, disk, ctx.records?.target))
   const created = await createReplicaVm({
     target,
     metadata,
@@ -252,16 +259,18 @@ async function replicateToSr(t: Transfer, srPlan: SrPlan): Promise<{ replica: Re
 }
 
 /** A snapshot disk's replica: a clone of its base replica's disk when the plan has a delta for it. */
-function diskSpec(id: PassIdentity, srPlan: SrPlan, disk: DeltaDisk): TransferDiskSpec {
+function diskSpec(id: PassIdentity, srPlan: SrPlan, disk: DeltaDisk, target: VmRecords | undefined): TransferDiskSpec {
   // Disks are matched to the plan through the live disk they are snapshots of, never by position.
   const planned = srPlan.disks.find(d => d.vdi.ref === disk.vdi.snapshot_of)
   const base = planned?.mode === 'delta' ? planned.baseSnapshotVdi : undefined
   const targetBase = planned?.mode === 'delta' ? planned.targetBaseVdi : undefined
+  const known = targetBase === undefined ? undefined : target?.vdis.get(targetBase.ref)
   return {
     disk,
     ...(base === undefined || targetBase === undefined
       ? {}
       : { cloneOf: asRef<'VDI'>(targetBase.ref), base: asRef<'VDI'>(base.ref) }),
+    ...(base === undefined || known === undefined ? {} : { cloneOfRecord: known }),
     otherConfig: replicaVdiKeys(
       id,
       srPlan.sr.uuid,
@@ -316,24 +325,36 @@ async function rotate(ctx: VmContext, plan: VmPlan, vm: VmIdentity): Promise<voi
   // A replica about to lose its disks is first dated as an interrupted one: killed half-way, it
   // is a leftover the next pass or `xen-cr cleanup` removes, never a complete replica missing disks.
   const incomplete = { [KEYS.datetime]: PLACEHOLDER_DATETIME }
-  const jobs: { client: XapiClient; ref: string; what: string; markFirst?: Record<string, string> }[] = [
+  const jobs: {
+    client: XapiClient
+    ref: string
+    what: string
+    markFirst?: Record<string, string>
+    records?: VmRecords
+  }[] = [
     ...plan.targets.flatMap(t =>
       t.deleteReplicas.map(r => ({
         client: ctx.target,
         ref: r.ref,
         what: `replica ${r.name} (${r.uuid})`,
         markFirst: incomplete,
+        ...(ctx.records === undefined ? {} : { records: ctx.records.target }),
       })),
     ),
     ...plan.deleteSnapshots.map(s => ({
       client: ctx.source,
       ref: s.ref,
       what: `source snapshot ${s.name} (${s.uuid})`,
+      ...(ctx.records === undefined ? {} : { records: ctx.records.source }),
     })),
   ]
   for (const j of jobs) {
     try {
-      await destroyVmAndDisks(j.client, asRef<'VM'>(j.ref), j.markFirst === undefined ? {} : { markFirst: j.markFirst })
+      const vbds = j.records === undefined ? undefined : knownVbds(j.records, j.ref)
+      await destroyVmAndDisks(j.client, asRef<'VM'>(j.ref), {
+        ...(j.markFirst === undefined ? {} : { markFirst: j.markFirst }),
+        ...(vbds === undefined ? {} : { vbds }),
+      })
     } catch (error) {
       ctx.emit({
         kind: 'warning',
@@ -343,4 +364,20 @@ async function rotate(ctx: VmContext, plan: VmPlan, vm: VmIdentity): Promise<voi
       })
     }
   }
+}
+
+/**
+ * Every VBD of `vmRef` as the plan's records hold them, when they hold them all (the VM's record
+ * lists its VBDs): a snapshot's or a replica's VBDs do not change once it is made.
+ */
+function knownVbds(records: VmRecords, vmRef: string): VmRecords['vbds'] | undefined {
+  const vm = records.vms.get(vmRef)
+  if (vm === undefined) return undefined
+  const vbds = new Map<string, { readonly VM: string; readonly VDI: string; readonly type: string }>()
+  for (const ref of vm.VBDs) {
+    const vbd = records.vbds.get(ref)
+    if (vbd === undefined || vbd.VM !== vmRef) return undefined
+    vbds.set(ref, vbd)
+  }
+  return vbds
 }

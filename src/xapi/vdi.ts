@@ -35,9 +35,17 @@ export function createVdi(client: XapiClient, params: VdiCreateParams, options: 
   return client.call<Ref<'VDI'>>('VDI.create', [record], options)
 }
 
-/** `VDI.clone` (async): a writable copy-on-write copy; a delta imported on it lands on top. */
-export function cloneVdi(client: XapiClient, vdi: Ref<'VDI'>, options: CallOptions = {}): Promise<Ref<'VDI'>> {
-  return client.callAsync<Ref<'VDI'>>('VDI.clone', [vdi, {}], options)
+/**
+ * `VDI.clone`: a writable copy-on-write copy; a delta imported on it lands on top. Called
+ * synchronously, as XO clones a replica's base disk: a storage-level snapshot, answered within
+ * the call timeout, where `Async.VDI.clone` costs a watch (two `event.from`) and a
+ * `task.destroy` more. Not cut by an abort: the host makes the clone whether or not we wait,
+ * and a clone whose ref we never learnt is left for a later sweep; the abort is reported once
+ * the ref is in (and the caller has registered the clone's removal).
+ */
+export async function cloneVdi(client: XapiClient, vdi: Ref<'VDI'>, options: CallOptions = {}): Promise<Ref<'VDI'>> {
+  const { signal: _later, ...unbounded } = options
+  return client.call<Ref<'VDI'>>('VDI.clone', [vdi, {}], unbounded)
 }
 
 /** `VDI.snapshot` (async): a read-only snapshot of the disk as it is now. */
