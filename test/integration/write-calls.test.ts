@@ -80,12 +80,13 @@ describe('writes of a delta pass', () => {
       'VDI.set_other_config': 4,
       'VM.set_name_label': 1,
     })
-    // target: the VM with its keys and tag, start blocked once while importing and once for good,
-    // each clone's keys and completion, the VM's completion; rotation dates the old replica first
+    // target: the VM with its keys and tag, start blocked once (for good, from its creation),
+    // each clone (a plain call) with its keys and completion, the VM's completion; rotation dates
+    // the old replica first
     expect(target).toMatchObject({
       'VM.create': 1,
-      'VM.set_blocked_operations': 2,
-      'Async.VDI.clone': 2,
+      'VM.set_blocked_operations': 1,
+      'VDI.clone': 2,
       'VDI.set_other_config': 4,
       'VM.set_name_label': 1,
       'VM.set_other_config': 2,
