@@ -175,8 +175,6 @@ async function transfer(
     vmName: plan.vm.name,
     at: ctx.now(),
     cleanup,
-    // written with the exported marker below
-    diskKeys: 'later',
     signal,
   })
 
@@ -195,10 +193,9 @@ async function transfer(
     controller,
   )
 
-  // The success marker goes on the snapshot only once every replica is complete: disks first
-  // (their job keys with it: takeJobSnapshot left them unwritten), the VM last (readers take the
-  // VM's marker as the snapshot's). Whole maps, from what takeJobSnapshot built: nothing else
-  // writes a job snapshot's keys.
+  // The success marker goes on the snapshot only once every replica is complete: disks first,
+  // the VM last (readers take the VM's marker as the snapshot's). Whole maps, from what
+  // takeJobSnapshot wrote: nothing else writes a job snapshot's keys.
   const exported = exportedKeys(plan.nextDeltaChainLength)
   for (const disk of metadata.disks)
     await replaceVdiOtherConfig(source, disk.vdiRef, { ...disk.vdi.other_config, ...exported }, opts)

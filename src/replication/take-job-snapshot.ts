@@ -30,13 +30,6 @@ export interface TakeJobSnapshotOptions {
   readonly at: Date
   /** the snapshot's removal is registered here as soon as it exists */
   readonly cleanup: CleanupStack
-  /**
-   * `later`: the disks' keys are returned (in `metadata`) but not written: the caller writes them
-   * with its own next write of each disk, e.g. a pass's `exported` marker (one call per disk
-   * fewer). Until then the snapshot is known by its VM's keys (or its temporary name), and
-   * whoever removes it removes its disks through its VBDs.
-   */
-  readonly diskKeys?: 'now' | 'later'
   readonly signal?: AbortSignal
 }
 
@@ -50,8 +43,8 @@ export interface JobSnapshot {
 }
 
 /**
- * Snapshots `vmRef` on `source` and tags the snapshot and (unless `diskKeys` is `later`) its
- * disks for the job: one `set_other_config` per object, the whole map built from the record read once (`VM.snapshot`
+ * Snapshots `vmRef` on `source` and tags the snapshot and its disks for the job: one
+ * `set_other_config` per object, the whole map built from the record read once (`VM.snapshot`
  * copies the VM's and disks' maps exactly; nothing else writes the new snapshot's).
  */
 export async function takeJobSnapshot(
@@ -75,7 +68,7 @@ export async function takeJobSnapshot(
   const disks = []
   for (const disk of before.disks) {
     const otherConfig = { ...disk.vdi.other_config, ...sourceSnapshotVdiKeys(o.id, datetime, disk.vdi.uuid) }
-    if (o.diskKeys !== 'later') await replaceVdiOtherConfig(source, disk.vdiRef, otherConfig, opts)
+    await replaceVdiOtherConfig(source, disk.vdiRef, otherConfig, opts)
     disks.push({ ...disk, vdi: { ...disk.vdi, other_config: otherConfig } })
   }
   // the snapshot copied the live VM's lease entries (every job's): stale on a snapshot, dropped

@@ -72,13 +72,12 @@ describe('writes of a delta pass', () => {
     expect(target['VM.add_to_other_config'] ?? 0).toBe(0)
     expect(target['VM.remove_from_other_config'] ?? 0).toBe(0)
 
-    // source: the snapshot, its VM's keys, its name, then the exported marker (2 disks with their
-    // job keys, which wait for it, then the VM)
+    // source: the snapshot, its keys (VM, 2 disks), its name, then the exported marker (VM, 2 disks)
     expect(source).toMatchObject({
       'Async.VM.snapshot': 1,
       'VM.set_is_a_template': 1,
       'VM.set_other_config': 2,
-      'VDI.set_other_config': 2,
+      'VDI.set_other_config': 4,
       'VM.set_name_label': 1,
     })
     // target: the VM with its keys and tag, start blocked once (for good, from its creation),
