@@ -216,6 +216,34 @@ describe('a VM lease', () => {
     expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toEqual([held])
   })
 
+  it('says on its tombstone whether the VM was left tidy: carried by a holder that did nothing, never by a takeover', async () => {
+    const a = acquired(await acquireVmLease(context(owner('a'))))
+    await a.lease.release(undefined, true)
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toMatchObject([{ released: true, tidy: true }])
+    // a holder that did no work carries it; one that worked says what it left
+    const b = acquired(await acquireVmLease(context(owner('b'))))
+    expect(b.previous).toMatchObject({ released: true, tidy: true })
+    await b.lease.release()
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()]).toMatchObject([{ run: 'run-b', tidy: true }])
+    const c = acquired(await acquireVmLease(context(owner('c'), 1_000)))
+    await c.lease.release(undefined, false)
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()][0]?.tidy).toBeUndefined()
+
+    // a holder that was tidy when it took the lease, then died holding it: its takeover is not tidy
+    const d = acquired(await acquireVmLease(context(owner('d'), 1_000)))
+    expect(d.previous?.tidy).toBeUndefined()
+    await d.lease.release(undefined, true)
+    const e = acquired(await acquireVmLease(context(owner('e'), 1_000)))
+    expect(e.lease.record.tidy).toBe(true)
+    const later = { ...context(owner('f')), clock: () => Date.now() + 2_000 }
+    const f = acquired(await acquireVmLease(later))
+    expect(f.takeover).toBe('expired')
+    expect(f.previous).toMatchObject({ run: 'run-e', tidy: true })
+    expect(f.lease.record.tidy).toBeUndefined()
+    await f.lease.release()
+    expect([...(await vmLeaseEntries(client, vmRef, jobId)).values()][0]?.tidy).toBeUndefined()
+  })
+
   it('is taken over once expired, and the stalled former holder finds it lost on renewal and release', async () => {
     const stalled = acquired(await acquireVmLease(context(owner('stalled'), 1_000)))
     // the holder stalls (no renewal) past its lease time; a clock 2 s ahead sees it expired
