@@ -14,6 +14,7 @@ import type { CleanupStack } from './cleanup.js'
 import { createReplicaDisks, type ReplicaDiskSpec } from './replica-disks.js'
 import { blockedMap, replicaOtherConfig, type ReplicaPolicy } from './replica-policy.js'
 import { createReplicaVifs, type ReplicaVifWarning } from './replica-vifs.js'
+import type { PassNetworks } from './pass-networks.js'
 import type { DeltaVmMetadata } from './vm-metadata.js'
 
 export type { ReplicaDiskSpec } from './replica-disks.js'
@@ -39,6 +40,8 @@ export interface CreateReplicaOptions {
   readonly cleanup: CleanupStack
   readonly signal?: AbortSignal
   readonly warn: (code: ReplicaVifWarning, message: string) => void
+  /** the pass's networks, read once per pass */
+  readonly networks?: PassNetworks
 }
 
 export interface CreatedReplica {
@@ -64,7 +67,16 @@ export async function createReplicaVm(o: CreateReplicaOptions): Promise<CreatedR
   // in one call (the whole map: nothing else has written it).
   await setVmBlockedOperations(target, vm, blockedMap(policy, policy.importingReason), opts)
   const disks = await createReplicaDisks({ target, sr: o.sr, vm, disks: o.disks, policy, cleanup }, opts)
-  await createReplicaVifs({ target, vm, vifs: o.metadata.vifs, networkMap: o.networkMap, cleanup, warn: o.warn }, opts)
+  const vifs = {
+    target,
+    vm,
+    vifs: o.metadata.vifs,
+    networkMap: o.networkMap,
+    cleanup,
+    warn: o.warn,
+    ...(o.networks === undefined ? {} : { networks: o.networks }),
+  }
+  await createReplicaVifs(vifs, opts)
   return { vm, vdis: disks.map(d => d.ref), vdiOtherConfigs: disks.map(d => d.otherConfig) }
 }
 

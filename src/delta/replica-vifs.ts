@@ -7,6 +7,7 @@ import type { Ref } from '../xapi/types.js'
 import { createVif, destroyVif, vifCopyParams } from '../xapi/vif.js'
 import type { CleanupStack } from './cleanup.js'
 import { mapNetwork, type TargetNetwork } from './network-map.js'
+import type { PassNetworks } from './pass-networks.js'
 import type { DeltaVif } from './vm-metadata.js'
 
 export type ReplicaVifWarning = 'NETWORK_MAPPED_TO_DEFAULT' | 'VIF_WITHOUT_NETWORK'
@@ -19,12 +20,17 @@ export interface ReplicaVifsOptions {
   readonly networkMap: Readonly<Record<string, string>>
   readonly cleanup: CleanupStack
   readonly warn: (code: ReplicaVifWarning, message: string) => void
+  /** the pass's networks: the target's are read once per pass (else once per call) */
+  readonly networks?: PassNetworks
 }
 
 /** Creates the VIFs of `o.vifs` on `o.vm`, each registered on the cleanup stack. */
 export async function createReplicaVifs(o: ReplicaVifsOptions, opts: CallOptions): Promise<void> {
   if (o.vifs.length === 0) return
-  const networks = await targetNetworks(o.target, opts)
+  const networks =
+    o.networks === undefined
+      ? await targetNetworks(o.target, opts)
+      : await o.networks.target(() => targetNetworks(o.target))
   for (const { vif, network } of o.vifs) {
     const mapped = mapNetwork(network, networks, o.networkMap)
     if (mapped === undefined) {
@@ -45,7 +51,7 @@ export async function createReplicaVifs(o: ReplicaVifsOptions, opts: CallOptions
   }
 }
 
-async function targetNetworks(target: XapiClient, opts: CallOptions): Promise<TargetNetwork[]> {
+async function targetNetworks(target: XapiClient, opts: CallOptions = {}): Promise<TargetNetwork[]> {
   const [networks, pifs] = await Promise.all([target.getAllRecords('network', opts), target.getAllRecords('PIF', opts)])
   const out: TargetNetwork[] = []
   for (const [ref, network] of networks) {

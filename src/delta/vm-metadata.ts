@@ -8,6 +8,7 @@ import type { XapiClient } from '../xapi/client.js'
 import { fieldIs, getAllRecordsWhere, getRecordsByRef } from '../xapi/records.js'
 import { isNullRef, type Ref, type VbdRecord, type VdiRecord, type VifRecord, type VmRecord } from '../xapi/types.js'
 import type { SourceNetwork } from './network-map.js'
+import type { PassNetworks } from './pass-networks.js'
 
 export interface DeltaDisk {
   readonly vbd: VbdRecord
@@ -45,13 +46,14 @@ export interface DeltaVmMetadata {
  * Reads the metadata of a (snapshot) VM for replication, by query rather than object by object:
  * the VM (with `sourceVm`, the VM it is a snapshot of, in the same query), its VBDs and VIFs,
  * then the disks and networks behind them, then the networks' PIFs — six calls in three rounds
- * however many disks and VIFs it has.
+ * however many disks and VIFs it has; with `networks`, a network the pass has read already is not
+ * read again (four calls when all are known).
  * @throws XapiError `HANDLE_INVALID` when `vmRef` names nothing
  */
 export async function readDeltaMetadata(
   client: XapiClient,
   vmRef: Ref<'VM'>,
-  options: { signal?: AbortSignal; sourceVm?: Ref<'VM'> } = {},
+  options: { signal?: AbortSignal; sourceVm?: Ref<'VM'>; networks?: PassNetworks } = {},
 ): Promise<DeltaVmMetadata> {
   const opts = options.signal === undefined ? {} : { signal: options.signal }
   const [vms, vbds, vifRecords] = await Promise.all([
@@ -62,6 +64,22 @@ export async function readDeltaMetadata(
   const vm = vms.get(vmRef)
   if (vm === undefined) throw new XapiError('HANDLE_INVALID', ['VM', vmRef], 'VM.get_all_records_where')
   const diskVbds = [...vbds.values()].filter(vbd => vbd.type === 'Disk' && !isNullRef(vbd.VDI))
+  const known = options.networks?.source ?? new Map<string, Promise<SourceNetwork | undefined>>()
+  const unknown = [...new Set([...vifRecords.values()].map(vif => vif.network))].filter(ref => !known.has(ref))
+  if (unknown.length > 0) {
+    // not under this VM's signal: other VMs of the pass may wait on the same read
+    const read = readNetworks(client, unknown, options.networks === undefined ? opts : {})
+    for (const ref of unknown) {
+      const one = read.then(networks => networks.get(ref))
+      known.set(ref, one)
+      one.catch(() => {
+        if (known.get(ref) === one) known.delete(ref)
+      })
+    }
+  }
+  const vifNetworks = Promise.all(
+    [...vifRecords.values()].map(vif => known.get(vif.network) ?? Promise.resolve(undefined)),
+  )
   const [vdis, networks] = await Promise.all([
     getRecordsByRef(
       client,
@@ -69,15 +87,8 @@ export async function readDeltaMetadata(
       diskVbds.map(vbd => vbd.VDI),
       opts,
     ),
-    getRecordsByRef(
-      client,
-      'network',
-      [...vifRecords.values()].map(vif => vif.network),
-      opts,
-    ),
+    vifNetworks,
   ])
-  const pifRefs = [...networks.values()].flatMap(network => network.PIFs.slice(0, 1))
-  const pifs = await getRecordsByRef(client, 'PIF', pifRefs, opts)
 
   const disks: DeltaDisk[] = []
   for (const vbd of diskVbds) {
@@ -88,18 +99,34 @@ export async function readDeltaMetadata(
   }
   disks.sort((a, b) => Number(a.vbd.userdevice) - Number(b.vbd.userdevice))
   const vifs: DeltaVif[] = []
-  for (const vif of vifRecords.values()) {
-    const network = networks.get(vif.network)
+  for (const [i, vif] of [...vifRecords.values()].entries()) {
+    const network = networks[i]
     if (network === undefined)
       throw new XapiError('HANDLE_INVALID', ['network', vif.network], 'network.get_all_records_where')
-    const firstPif = network.PIFs[0]
-    const vlan = firstPif === undefined ? undefined : pifs.get(firstPif)?.VLAN
-    vifs.push({ vif, network: { uuid: network.uuid, name: network.name_label, vlan } })
+    vifs.push({ vif, network })
   }
   vifs.sort((a, b) => Number(a.vif.device) - Number(b.vif.device))
   const source =
     !vm.is_a_snapshot || isNullRef(vm.snapshot_of) ? undefined : await sourceSettings(client, vm, vms, opts)
   return { vmRef, vm, disks, vifs, ...(source === undefined ? {} : { source }) }
+}
+
+/** The networks `refs` name, each with its first PIF's VLAN: two queries. */
+async function readNetworks(
+  client: XapiClient,
+  refs: readonly Ref<'network'>[],
+  opts: { signal?: AbortSignal },
+): Promise<Map<string, SourceNetwork>> {
+  const out = new Map<string, SourceNetwork>()
+  const networks = await getRecordsByRef(client, 'network', refs, opts)
+  const pifRefs = [...networks.values()].flatMap(network => network.PIFs.slice(0, 1))
+  const pifs = await getRecordsByRef(client, 'PIF', pifRefs, opts)
+  for (const [ref, network] of networks) {
+    const firstPif = network.PIFs[0]
+    const vlan = firstPif === undefined ? undefined : pifs.get(firstPif)?.VLAN
+    out.set(ref, { uuid: network.uuid, name: network.name_label, vlan })
+  }
+  return out
 }
 
 /** The settings of the VM `snapshot` was taken of: from `known` when it was read with it, else read. */

@@ -9,6 +9,7 @@ import { setMaxListeners } from 'node:events'
 import { AbortedError, isXenCrError } from '../errors.js'
 import { CleanupStack } from '../delta/cleanup.js'
 import { finaliseReplica } from '../delta/finalise-replica.js'
+import type { PassNetworks } from '../delta/pass-networks.js'
 import { createReplicaVm, type ReplicaDiskSpec } from '../delta/import-vm.js'
 import type { RateLimiter } from '../delta/rate-limit.js'
 import { transferDisk } from '../delta/transfer-disk.js'
@@ -62,6 +63,8 @@ export interface VmContext {
    * them and removed before the snapshot (`sweep-leftovers.ts`); nothing is swept without them
    */
   readonly records?: { readonly source: VmRecords; readonly target: VmRecords }
+  /** the pass's networks, read once per pass rather than once per VM */
+  readonly networks?: PassNetworks
   /** the run that held the VM's lease before left it tidy: leftovers are looked for in `records` only */
   readonly previousTidy?: boolean
 }
@@ -175,6 +178,7 @@ async function transfer(
     vmName: plan.vm.name,
     at: ctx.now(),
     cleanup,
+    ...(ctx.networks === undefined ? {} : { networks: ctx.networks }),
     signal,
   })
 
@@ -229,6 +233,7 @@ async function replicateToSr(t: Transfer, srPlan: SrPlan): Promise<{ replica: Re
     disks,
     policy: REPLICA_POLICY,
     networkMap: ctx.job.networkMap,
+    ...(ctx.networks === undefined ? {} : { networks: ctx.networks }),
     cleanup: t.cleanup,
     signal,
     warn: (code, message) =>

@@ -5,6 +5,7 @@
  */
 import { setMaxListeners } from 'node:events'
 import { AbortedError, OperationError, UsageError, isXenCrError, vmNotFound } from '../errors.js'
+import { PassNetworks } from '../delta/pass-networks.js'
 import { RateLimiter } from '../delta/rate-limit.js'
 import type { Job, Schedule } from '../jobs/types.js'
 import type { XapiClient } from '../xapi/client.js'
@@ -219,6 +220,7 @@ class LeasedPass {
       ...(o.vmTimeoutMs === undefined ? {} : { vmTimeoutMs: o.vmTimeoutMs }),
       emit,
       now: o.now ?? (() => new Date()),
+      networks: new PassNetworks(),
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { isXapiError } from '../errors.js'
 import type { CleanupStack } from '../delta/cleanup.js'
+import type { PassNetworks } from '../delta/pass-networks.js'
 import { readDeltaMetadata, type DeltaVmMetadata } from '../delta/vm-metadata.js'
 import type { XapiClient } from '../xapi/client.js'
 import type { Ref } from '../xapi/types.js'
@@ -30,6 +31,8 @@ export interface TakeJobSnapshotOptions {
   readonly at: Date
   /** the snapshot's removal is registered here as soon as it exists */
   readonly cleanup: CleanupStack
+  /** the pass's networks: a network already read for another VM is not read again */
+  readonly networks?: PassNetworks
   readonly signal?: AbortSignal
 }
 
@@ -62,7 +65,11 @@ export async function takeJobSnapshot(
     // XAPI refuses on some licences; the snapshot is still usable (XO ignores this too).
     if (!isXapiError(error, 'LICENCE_RESTRICTION')) throw error
   }
-  const before = await readDeltaMetadata(source, ref, { ...opts, sourceVm: vmRef })
+  const before = await readDeltaMetadata(source, ref, {
+    ...opts,
+    sourceVm: vmRef,
+    ...(o.networks === undefined ? {} : { networks: o.networks }),
+  })
   // The disks first: until the VM carries the keys, its temporary name marks it as debris, and
   // a sweep that destroys it takes its disks too.
   const disks = []

@@ -213,4 +213,61 @@ describe('XAPI calls of a one-VM, one-disk delta pass', () => {
     expect(readBytes(large)).toBeGreaterThan(0)
     expect(readBytes(large)).toBeLessThan(readBytes(small) * 1.02)
   }, 900_000)
+
+  it('reads the networks once per pass, not once per VM: three VMs on one network', async () => {
+    lab = await startTempLab({
+      pools: [
+        {
+          name: 'src',
+          srs: [{ name: 'Local storage' }],
+          networks: [{ name: 'net0' }],
+          vms: ['a', 'b', 'c'].map((name, i) => ({
+            name,
+            disks: [{ size: '4 MiB', filled: '2 MiB', seed: i + 1 }],
+            networks: ['net0'],
+          })),
+        },
+        { name: 'tgt', srs: [{ name: 'Replicas' }], networks: [{ name: 'net0' }] },
+      ],
+    })
+    const source = await connectLabPool(labPool(lab, 'src'))
+    clients.push(source)
+    const target = await connectLabPool(labPool(lab, 'tgt'))
+    clients.push(target)
+    const sr = [...(await target.getAllRecords('SR')).values()].find(s => s.name_label === 'Replicas')!
+    const job: Job = {
+      id: '3f1c2a9e-5b7d-4c11-9e0f-0000000c0a21',
+      name: 'networks',
+      enabled: true,
+      source: 'src',
+      vms: { uuids: ['a', 'b', 'c'].map(name => lab!.control.findVm('src', name)!.uuid), tags: [], all: false },
+      target: 'tgt',
+      srs: [sr.uuid],
+      schedules: [
+        {
+          id: '3f1c2a9e-5b7d-4c11-9e0f-0000000c0a22',
+          timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 },
+          retention: 2,
+        },
+      ],
+      concurrency: 2,
+      fullInterval: 0,
+      networkMap: {},
+      createdAt: '2026-01-01T00:00:00.000Z',
+    }
+    lab.control.resetTransferStats()
+    const pass = await runPass({ job, source, target })
+    expect(pass.results.map(r => r.status)).toEqual(['success', 'success', 'success'])
+    const calls = (pool: string, method: string): number =>
+      lab!.control.transferStats(pool).xapi.byMethod[method]?.calls ?? 0
+    // the VIFs' network and its PIF on the source, every network and PIF of the target: once each
+    expect([
+      calls('src', 'network.get_all_records_where'),
+      calls('src', 'PIF.get_all_records_where'),
+      calls('tgt', 'network.get_all_records'),
+      calls('tgt', 'PIF.get_all_records'),
+    ]).toEqual([1, 1, 1, 1])
+    expect(calls('src', 'VIF.get_all_records_where')).toBe(3)
+    expect(calls('tgt', 'VIF.create')).toBe(3)
+  }, 120_000)
 })
