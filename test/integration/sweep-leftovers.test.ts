@@ -42,6 +42,22 @@ async function pass(): Promise<Event[]> {
   return events
 }
 
+/** A pass of the job that fails (its replica's VBD.create refused once): exit 1, the VM left untidy. */
+async function failedPass(): Promise<void> {
+  f.lab.control.injectFault('tgt', {
+    kind: 'error',
+    method: 'VBD.create',
+    code: 'HANDLE_INVALID',
+    params: ['VDI', 'OpaqueRef:gone'],
+    nth: 1,
+  })
+  try {
+    expect((await cli(['--json', 'run', JOB])).code).toBe(1)
+  } finally {
+    f.lab.control.clearFaults()
+  }
+}
+
 /**
  * What the lost `VDI.clone` of a pass made: a clone of the newest replica's first disk, attached
  * to nothing, carrying that disk's keys (XAPI copies `other_config` and the name to a clone).
@@ -78,19 +94,7 @@ describe("the pass's leftovers sweep", () => {
     // The pass that lost it failed: a pass that succeeded with no failed call leaves its lease's
     // tombstone tidy, and the next pass then looks no further than its records (the clone is in
     // none of them). Here, another failure stands for the lost task's.
-    f.lab.control.injectFault('tgt', {
-      kind: 'error',
-      method: 'VBD.create',
-      code: 'HANDLE_INVALID',
-      params: ['VDI', 'OpaqueRef:gone'],
-      nth: 1,
-    })
-    try {
-      const failed = await cli(['--json', 'run', JOB])
-      expect(failed.code).toBe(1)
-    } finally {
-      f.lab.control.clearFaults()
-    }
+    await failedPass()
     const dry = await cli(['--json', 'cleanup', JOB, '--dry-run'])
     expect(dry.code, dry.err).toBe(0)
     const plan = dry.events.find(e => e.kind === 'cleanup-plan')
@@ -164,18 +168,7 @@ describe("the pass's leftovers sweep", () => {
     // the pass before succeeded with no call failed: nothing to look for beyond the records
     expect(sweepReads()).toEqual([0, 0])
 
-    f.lab.control.injectFault('tgt', {
-      kind: 'error',
-      method: 'VBD.create',
-      code: 'HANDLE_INVALID',
-      params: ['VDI', 'OpaqueRef:gone'],
-      nth: 1,
-    })
-    try {
-      expect((await cli(['--json', 'run', JOB])).code).toBe(1)
-    } finally {
-      f.lab.control.clearFaults()
-    }
+    await failedPass()
     f.lab.control.resetTransferStats()
     await pass()
     expect(sweepReads()).toEqual([1, 1])
