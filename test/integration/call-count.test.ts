@@ -80,6 +80,26 @@ async function ageLeaseTombstone(source: XapiClient, vmRef: Ref<'VM'>, jobId: st
   }
 }
 
+/** A job of `vmUuids` to the SR `srUuid`, one hourly schedule keeping 2; ids end in `idTail` and the next number. */
+function countedJob(idTail: string, name: string, vmUuids: string[], srUuid: string, concurrency: number): Job {
+  const id = (tail: string): string => `3f1c2a9e-5b7d-4c11-9e0f-0000000c${tail}`
+  const next = (Number.parseInt(idTail, 16) + 1).toString(16).padStart(4, '0')
+  return {
+    id: id(idTail),
+    name,
+    enabled: true,
+    source: 'src',
+    vms: { uuids: vmUuids, tags: [], all: false },
+    target: 'tgt',
+    srs: [srUuid],
+    schedules: [{ id: id(next), timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 }, retention: 2 }],
+    concurrency,
+    fullInterval: 0,
+    networkMap: {},
+    createdAt: '2026-01-01T00:00:00.000Z',
+  }
+}
+
 /** A full pass (not counted), one changed block, then the counted delta pass. */
 async function deltaPassCalls(vmCount: number): Promise<Measured> {
   lab = await startTempLab(spec(vmCount))
@@ -89,26 +109,7 @@ async function deltaPassCalls(vmCount: number): Promise<Measured> {
   clients.push(target)
   const vm = lab.control.findVm('src', 'vm-000')!
   const sr = [...(await target.getAllRecords('SR')).values()].find(s => s.name_label === 'Replicas')!
-  const job: Job = {
-    id: '3f1c2a9e-5b7d-4c11-9e0f-0000000c0a11',
-    name: 'counted',
-    enabled: true,
-    source: 'src',
-    vms: { uuids: [vm.uuid], tags: [], all: false },
-    target: 'tgt',
-    srs: [sr.uuid],
-    schedules: [
-      {
-        id: '3f1c2a9e-5b7d-4c11-9e0f-0000000c0a12',
-        timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 },
-        retention: 2,
-      },
-    ],
-    concurrency: 1,
-    fullInterval: 0,
-    networkMap: {},
-    createdAt: '2026-01-01T00:00:00.000Z',
-  }
+  const job = countedJob('0a11', 'counted', [vm.uuid], sr.uuid, 1)
   const full = await runPass({ job, source, target })
   expect(full.results.map(r => r.status)).toEqual(['success'])
   await ageLeaseTombstone(source, vm.ref as Ref<'VM'>, job.id)
@@ -235,26 +236,8 @@ describe('XAPI calls of a one-VM, one-disk delta pass', () => {
     const target = await connectLabPool(labPool(lab, 'tgt'))
     clients.push(target)
     const sr = [...(await target.getAllRecords('SR')).values()].find(s => s.name_label === 'Replicas')!
-    const job: Job = {
-      id: '3f1c2a9e-5b7d-4c11-9e0f-0000000c0a21',
-      name: 'networks',
-      enabled: true,
-      source: 'src',
-      vms: { uuids: ['a', 'b', 'c'].map(name => lab!.control.findVm('src', name)!.uuid), tags: [], all: false },
-      target: 'tgt',
-      srs: [sr.uuid],
-      schedules: [
-        {
-          id: '3f1c2a9e-5b7d-4c11-9e0f-0000000c0a22',
-          timing: { kind: 'interval', interval: '1h', intervalMs: 3_600_000 },
-          retention: 2,
-        },
-      ],
-      concurrency: 2,
-      fullInterval: 0,
-      networkMap: {},
-      createdAt: '2026-01-01T00:00:00.000Z',
-    }
+    const uuids = ['a', 'b', 'c'].map(name => lab!.control.findVm('src', name)!.uuid)
+    const job = countedJob('0a21', 'networks', uuids, sr.uuid, 2)
     lab.control.resetTransferStats()
     const pass = await runPass({ job, source, target })
     expect(pass.results.map(r => r.status)).toEqual(['success', 'success', 'success'])
