@@ -71,9 +71,9 @@ export type LeftoverKind = 'replica' | 'snapshot' | 'disk' | 'task'
 const TRANSFER_TASK = /^xen-cr: (?:export|import) VDI (\S+) /
 
 /**
- * The `Async.*` calls by which a pass makes the job's objects: their tasks say nothing of who made
- * them but their result names what they made, and one that made a snapshot or disk carrying the
- * job's keys is the job's. (The tasks of other calls — a destroy, a start — name nothing; XAPI
+ * The `Async.*` calls by which earlier versions of xen-cr made the job's objects (a pass now makes
+ * them with plain calls, no task): their tasks say nothing of who made them but their result
+ * names what they made, and one that made a snapshot or disk carrying the job's keys is the job's. (The tasks of other calls — a destroy, a start — name nothing; XAPI
  * collects finished tasks itself after about an hour.)
  */
 const MAKING_TASKS: Readonly<Record<string, 'VM' | 'VDI'>> = { 'Async.VM.snapshot': 'VM', 'Async.VDI.clone': 'VDI' }

@@ -3,8 +3,12 @@ import type { CallOptions, XapiClient } from './client.js'
 import type { Ref } from './types.js'
 
 /**
- * `VM.snapshot` (async): a snapshot VM with snapshots of the disks. `ignoreVdis` needs a host
- * of API 21.4 or later; it is sent only when non-empty so older hosts keep working.
+ * `VM.snapshot`: a snapshot VM with snapshots of the disks. `ignoreVdis` needs a host of API 21.4
+ * or later; it is sent only when non-empty so older hosts keep working. Called synchronously: a
+ * storage-level snapshot is answered within the call timeout, where `Async.VM.snapshot` costs a
+ * task to watch (two `event.from`) and destroy. Not cut by an abort, as `cloneVdi`: the host
+ * makes the snapshot whether or not we wait, so the caller gets its ref and registers its
+ * removal; the abort is reported by the caller's next call.
  */
 export function snapshotVm(
   client: XapiClient,
@@ -14,7 +18,8 @@ export function snapshotVm(
 ): Promise<Ref<'VM'>> {
   const args: unknown[] = [vm, name]
   if (options.ignoreVdis !== undefined && options.ignoreVdis.length > 0) args.push(options.ignoreVdis)
-  return client.callAsync<Ref<'VM'>>('VM.snapshot', args, callOptions(options))
+  const { signal: _later, ...unbounded } = callOptions(options)
+  return client.call<Ref<'VM'>>('VM.snapshot', args, unbounded)
 }
 
 /** `VM.clone` (async): fast storage-level clone. */
