@@ -74,7 +74,7 @@ describe('writes of a delta pass', () => {
 
     // source: the snapshot, its keys (VM, 2 disks), its name, then the exported marker (VM, 2 disks)
     expect(source).toMatchObject({
-      'Async.VM.snapshot': 1,
+      'VM.snapshot': 1,
       'VM.set_is_a_template': 1,
       'VM.set_other_config': 2,
       'VDI.set_other_config': 4,

@@ -9,7 +9,7 @@ import { AbortedError, ConnectionError, XapiError, XenCrError } from '../../src/
 import type { Lab } from '../../src/lab/start.js'
 import { XapiClient } from '../../src/xapi/client.js'
 import { NULL_REF, isNullRef, type Ref } from '../../src/xapi/types.js'
-import { snapshotVm, blockOperation, destroyVm } from '../../src/xapi/vm.js'
+import { snapshotVm, blockOperation, cloneVm, destroyVm } from '../../src/xapi/vm.js'
 import { connectLabPool, startTempLab } from '../helpers/lab.js'
 
 const PASSWORD = 'Xyzzy-Pa55word-7f3c'
@@ -277,11 +277,11 @@ describe('failures', () => {
 
     lab.control.clearFaults()
     const vm1 = await vmByName(client, 'vm1')
-    lab.control.injectFault('p', { kind: 'latency', method: 'VM.snapshot', ms: 3_000 })
+    lab.control.injectFault('p', { kind: 'latency', method: 'VM.clone', ms: 3_000 })
     const second = new AbortController()
-    const snapshot = snapshotVm(client, vm1, 'aborted', { signal: second.signal })
+    const clone = cloneVm(client, vm1, 'aborted', { signal: second.signal })
     setImmediate(() => second.abort())
-    await expect(snapshot).rejects.toBeInstanceOf(AbortedError)
+    await expect(clone).rejects.toBeInstanceOf(AbortedError)
   })
 
   it('fails every call after close with CLIENT_CLOSED', async () => {
