@@ -5,7 +5,6 @@ import type { XapiClient } from '../xapi/client.js'
 import { asRef } from '../xapi/types.js'
 import { connectJobPools, contextOf } from './context.js'
 import { ExitCode } from './exit-codes.js'
-import { withJobLease } from './job-lease.js'
 
 interface CleanupOptions {
   vm?: string[]
@@ -85,7 +84,10 @@ export function registerCleanupCommand(program: Command): void {
         if (outcome.failed.length > 0) context.setExitCode(ExitCode.failed)
       }
       if (options.dryRun === true) await go()
-      else
+      else {
+        // the lease (replication code) loads with this command only, not with the command tree (issue 11)
+        const { withJobLease } = await import('./job-lease.js')
         await withJobLease(source, job, signal, 'is running elsewhere; nothing removed, run cleanup once it ends', go)
+      }
     })
 }

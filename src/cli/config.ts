@@ -1,7 +1,5 @@
 import type { Command } from 'commander'
 import type { Config, PasswordSource } from '../config/types.js'
-import { getPool } from '../config/connect-pool.js'
-import { describeSearch } from '../config/load-config.js'
 import { ConfigError, isXenCrError } from '../errors.js'
 import { contextOf } from './context.js'
 import { exitCodeFor } from './exit-codes.js'
@@ -58,6 +56,10 @@ export function registerConfigCommand(program: Command): void {
     .action(async (pools: string[], _options: unknown, command: Command) => {
       const context = contextOf(command)
       const loaded = await context.loadConfig()
+      const [{ getPool }, { describeSearch }] = await Promise.all([
+        import('../config/connect-pool.js'),
+        import('../config/load-config.js'),
+      ])
       const names = pools.length > 0 ? pools : Object.keys(loaded.pools)
       // Checking nothing and exiting 0 would tell cron and a new user that all is well.
       if (names.length === 0) {

@@ -1,11 +1,9 @@
 import { setMaxListeners } from 'node:events'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { connectPool } from '../config/connect-pool.js'
-import { loadConfig } from '../config/load-config.js'
 import type { Config, Timeouts } from '../config/types.js'
 import { AbortedError } from '../errors.js'
-import { JobStore } from '../jobs/job-store.js'
+import type { JobStore } from '../jobs/job-store.js'
 import type { XapiClient } from '../xapi/client.js'
 import { ExitCode, worstExitCode } from './exit-codes.js'
 import { timeoutOverrides, type TimeoutFlags } from './options.js'
@@ -141,13 +139,19 @@ export class CliRuntime {
     let config: Promise<Config> | undefined
     let warnedUnverified = false
     const logins = new LoginActivity(output)
+    // The config, the job store and the pool client are imported when first asked for: a command
+    // that does not need them (`--help`, `completion`) does not pay for loading them (issue 11).
     const loadOnce = (): Promise<Config> =>
-      (config ??= loadConfig({
-        ...(options.config === undefined ? {} : { file: options.config }),
-        env: this.io.env,
-        cwd: this.io.cwd,
-        warn,
-      }).then(loaded => startRunTimer({ ...loaded, timeouts: { ...loaded.timeouts, ...options.timeouts } })))
+      (config ??= import('../config/load-config.js')
+        .then(({ loadConfig }) =>
+          loadConfig({
+            ...(options.config === undefined ? {} : { file: options.config }),
+            env: this.io.env,
+            cwd: this.io.cwd,
+            warn,
+          }),
+        )
+        .then(loaded => startRunTimer({ ...loaded, timeouts: { ...loaded.timeouts, ...options.timeouts } })))
     this.context = {
       io: this.io,
       options,
@@ -155,6 +159,7 @@ export class CliRuntime {
       signal,
       loadConfig: loadOnce,
       jobStore: async () => {
+        const { JobStore } = await import('../jobs/job-store.js')
         if (options.jobsFile !== undefined) {
           return new JobStore(resolve(this.io.cwd, options.jobsFile), { signal })
         }
@@ -170,6 +175,7 @@ export class CliRuntime {
             : undefined
         try {
           const config = await loadOnce()
+          const { connectPool } = await import('../config/connect-pool.js')
           const client = await connectPool(config, poolName, {
             env: this.io.env,
             signal,

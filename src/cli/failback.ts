@@ -6,7 +6,6 @@ import type { FailbackVmResult } from '../recovery/failback-events.js'
 import type { FailbackResult } from '../recovery/failback.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { ExitCode } from './exit-codes.js'
-import { withJobLease } from './job-lease.js'
 import { concurrencyOption } from './options.js'
 
 interface FailbackCliOptions {
@@ -96,6 +95,8 @@ export function registerFailbackCommand(program: Command): void {
           ...(context.io.now === undefined ? {} : { now: context.io.now }),
           onEvent: event => context.output.emit(event),
         })
+      // the lease (replication code) loads with this command only, not with the command tree (issue 11)
+      const { withJobLease } = await import('./job-lease.js')
       const result =
         options.dryRun === true
           ? await go()

@@ -1,8 +1,6 @@
 import type { Command } from 'commander'
-import { getPool } from '../config/connect-pool.js'
 import { UsageError } from '../errors.js'
-import { checkJob, readInventory } from '../jobs/check-job.js'
-import { applyJobEdit, isEmptyEdit, jobChanges, type JobEditInput } from '../jobs/edit-job.js'
+import type { JobEditInput } from '../jobs/edit-job.js'
 import { connectJobPools, contextOf, type CliContext } from './context.js'
 import { addHealthCheckFlags, healthCheckEditInput, type HealthCheckFlags } from './health-check.js'
 import { crontabFor } from './job.js'
@@ -59,6 +57,12 @@ function editInputOf(options: EditOptions): JobEditInput {
  * store still holds the job as it was read; on any refusal nothing is written.
  */
 async function editJob(context: CliContext, handle: string, options: EditOptions): Promise<void> {
+  // imported here, not at the top: `--help` needs none of it (issue 11)
+  const [{ applyJobEdit, isEmptyEdit, jobChanges }, { getPool }, { checkJob, readInventory }] = await Promise.all([
+    import('../jobs/edit-job.js'),
+    import('../config/connect-pool.js'),
+    import('../jobs/check-job.js'),
+  ])
   const edit = editInputOf(options)
   if (isEmptyEdit(edit))
     throw new UsageError(

@@ -1,8 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
-import { getPool } from '../config/connect-pool.js'
-import { buildJob, type NewJobInput } from '../jobs/build-job.js'
-import { checkJob, readInventory } from '../jobs/check-job.js'
+import type { NewJobInput } from '../jobs/build-job.js'
 import { crontabLine } from '../jobs/crontab.js'
 import type { JobStore } from '../jobs/job-store.js'
 import type { Job } from '../jobs/types.js'
@@ -46,6 +44,12 @@ export async function crontabFor(context: CliContext, store: JobStore, job: Job)
 }
 
 async function createJob(context: CliContext, options: CreateOptions): Promise<void> {
+  // imported here, not at the top: `job list` and `--help` need none of it (issue 11)
+  const [{ buildJob }, { getPool }, { checkJob, readInventory }] = await Promise.all([
+    import('../jobs/build-job.js'),
+    import('../config/connect-pool.js'),
+    import('../jobs/check-job.js'),
+  ])
   const config = await context.loadConfig()
   const store = await context.jobStore()
   const input: NewJobInput = {

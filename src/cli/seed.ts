@@ -5,12 +5,12 @@
  */
 import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
-import { getPool } from '../config/connect-pool.js'
 import { ConfigError, ConnectionError, UsageError, isXapiError } from '../errors.js'
-import { isUuid } from '../jobs/job-document.js'
+import { isUuid } from '../jobs/uuid.js'
 import type { Job } from '../jobs/types.js'
 import type { SeedWarningEvent } from '../replication/seed/export-seed.js'
-import { SeedRefusal, checkSeedIds, type SeedRequest } from '../replication/seed/plan-seed.js'
+import type { SeedRequest } from '../replication/seed/plan-seed.js'
+import { SeedRefusal } from '../replication/seed/seed-refusal.js'
 import type { VerifyMode } from '../replication/seed/verify-seed.js'
 import type { XapiClient } from '../xapi/client.js'
 import { parsePoolUrl } from '../xapi/pool-url.js'
@@ -72,6 +72,7 @@ export async function connectSeedPool(
   options: { allowUnauthorized: boolean; dropIn?: boolean },
 ): Promise<XapiClient> {
   const config = await context.loadConfig()
+  const { getPool } = await import('../config/connect-pool.js')
   if (Object.hasOwn(config.pools, value) || !looksLikeUrl(value))
     return context.connect(getPool(config, value, context.io.env).name)
   const parsed = parsePoolUrl(value)
@@ -209,7 +210,9 @@ export async function runSeed(context: CliContext, flags: SeedFlags): Promise<vo
   const handle = required(flags.job, '--job')
   const mode = verifyMode(flags.verify)
   const sampleBlocks = positiveInt(flags.sampleBlocks, '--sample-blocks')
-  // Malformed ids are refused before the job store or any pool is read.
+  // Malformed ids are refused before the job store or any pool is read. The seed planning (like
+  // the seed engine below) loads with a seed command only, not with the command tree (issue 11).
+  const { checkSeedIds } = await import('../replication/seed/plan-seed.js')
   checkSeedIds({ snapshot, targetVm, ...(flags.schedule === undefined ? {} : { schedule: flags.schedule }) })
   const jobRef = await resolveSeedJob(context, handle, flags.schedule)
   const sourcePool = flags.source ?? jobRef.job?.source

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { cosmiconfig, type CosmiconfigResult } from 'cosmiconfig'
+import type { CosmiconfigResult, PublicExplorer } from 'cosmiconfig'
 import { ConfigError } from '../errors.js'
 import { xdgConfigDir, type Env } from './config-paths.js'
 import type { Config } from './types.js'
@@ -81,7 +81,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         file,
       })
     }
-    result = await readConfigFile(file, () => explorer(SEARCH_PLACES).load(file))
+    result = await readConfigFile(file, async () => (await explorer(SEARCH_PLACES)).load(file))
   } else {
     result = await searchConfig(cwd, options.stopDir, env)
   }
@@ -108,18 +108,45 @@ export function describeSearch(env: Env): string {
   return `--config, XEN_CR_CONFIG, xen-cr.config.json or .xen-crrc* in the working directory or a parent, package.json#${MODULE}, ${xdgConfigDir(env)}/config.json`
 }
 
-function explorer(searchPlaces: readonly string[]) {
+/**
+ * cosmiconfig and its loaders cost more CPU than the rest of a `job list`: it is imported only
+ * when there is a file to read (issue 11).
+ */
+async function explorer(searchPlaces: readonly string[]): Promise<PublicExplorer> {
+  const { cosmiconfig } = await import('cosmiconfig')
   return cosmiconfig(MODULE, { searchPlaces: [...searchPlaces], searchStrategy: 'none', cache: false })
 }
 
+/**
+ * Whether cosmiconfig has anything to look at in `dir`. Only "no such file" rules a place out;
+ * anything else (EACCES, a directory where a file should be) is left to cosmiconfig, so that
+ * what it reports is unchanged.
+ */
+async function mayHoldConfig(dir: string, places: readonly string[]): Promise<boolean> {
+  const present = await Promise.all(
+    places.map(place =>
+      stat(join(dir, place)).then(
+        () => true,
+        (error: unknown) => {
+          const code = errnoOf(error)?.code
+          return code !== 'ENOENT' && code !== 'ENOTDIR'
+        },
+      ),
+    ),
+  )
+  return present.includes(true)
+}
+
 async function searchConfig(cwd: string, stopDir: string | undefined, env: Env): Promise<CosmiconfigResult> {
-  const local = explorer(SEARCH_PLACES)
+  let local: PublicExplorer | undefined
   const stop = stopDir === undefined ? undefined : resolve(stopDir)
   // Walked here rather than with cosmiconfig's 'global' strategy, whose last stop reads
   // XDG_CONFIG_HOME from process.env instead of the environment this run was given.
   for (let dir = resolve(cwd); ; dir = dirname(dir)) {
-    const found = await readConfigFile(dir, () => local.search(dir))
-    if (found !== null) return found
+    if (await mayHoldConfig(dir, SEARCH_PLACES)) {
+      const found = await readConfigFile(dir, async () => (local ??= await explorer(SEARCH_PLACES)).search(dir))
+      if (found !== null) return found
+    }
     if (dir === stop || dirname(dir) === dir) break
   }
   const globalDir = xdgConfigDir(env)
@@ -127,8 +154,8 @@ async function searchConfig(cwd: string, stopDir: string | undefined, env: Env):
     stats => stats.isDirectory(),
     () => false,
   )
-  if (!isDir) return null
-  return readConfigFile(globalDir, () => explorer(GLOBAL_SEARCH_PLACES).search(globalDir))
+  if (!isDir || !(await mayHoldConfig(globalDir, GLOBAL_SEARCH_PLACES))) return null
+  return readConfigFile(globalDir, async () => (await explorer(GLOBAL_SEARCH_PLACES)).search(globalDir))
 }
 
 async function readConfigFile(where: string, read: () => Promise<CosmiconfigResult>): Promise<CosmiconfigResult> {

@@ -1,7 +1,17 @@
-import { CronExpressionParser } from 'cron-parser'
+import { createRequire } from 'node:module'
+import type { CronExpressionParser as CronParser } from 'cron-parser'
 import ms from 'ms'
 import { UsageError } from '../errors.js'
 import type { Schedule, ScheduleTiming } from './types.js'
+
+// cron-parser (and the luxon it pulls in) is required when a cron expression is first parsed,
+// not when the CLI starts: `--help`, `job list` and interval jobs never need it (issue 11). It is
+// CommonJS, so a synchronous require keeps these functions synchronous.
+const require = createRequire(import.meta.url)
+let cronParser: typeof CronParser | undefined
+function cronParserModule(): typeof CronParser {
+  return (cronParser ??= (require('cron-parser') as { CronExpressionParser: typeof CronParser }).CronExpressionParser)
+}
 
 /** The shortest interval we accept: `run --due` is driven by cron, whose resolution is a minute. */
 export const MIN_INTERVAL_MS = 60_000
@@ -43,7 +53,7 @@ export function parseCron(expression: string): Extract<ScheduleTiming, { kind: '
     // the crontab we print runs it, and crontab has no seconds field
     if (!trimmed.startsWith('@') && trimmed.split(/\s+/).length !== 5)
       throw new Error('use the 5 crontab fields: minute hour day month weekday')
-    CronExpressionParser.parse(trimmed, { strict: false })
+    cronParserModule().parse(trimmed, { strict: false })
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
     throw new UsageError(
@@ -62,20 +72,21 @@ export interface ScheduleOptions {
   tz?: string
 }
 
-function cronOptions(currentDate: Date, options: ScheduleOptions): Parameters<typeof CronExpressionParser.parse>[1] {
+function cronOptions(currentDate: Date, options: ScheduleOptions): Parameters<typeof CronParser.parse>[1] {
   return options.tz === undefined ? { currentDate } : { currentDate, tz: options.tz }
 }
 
 /** The newest cron occurrence at or before `now`. */
 function lastCronOccurrence(cron: string, now: Date, options: ScheduleOptions): Date {
   // prev() is strictly before currentDate; one millisecond later makes an occurrence at `now` count.
-  return CronExpressionParser.parse(cron, cronOptions(new Date(now.getTime() + 1), options))
+  return cronParserModule()
+    .parse(cron, cronOptions(new Date(now.getTime() + 1), options))
     .prev()
     .toDate()
 }
 
 function nextCronOccurrence(cron: string, after: Date, options: ScheduleOptions): Date {
-  return CronExpressionParser.parse(cron, cronOptions(after, options)).next().toDate()
+  return cronParserModule().parse(cron, cronOptions(after, options)).next().toDate()
 }
 
 /**
@@ -120,7 +131,7 @@ export function nextRun(
  */
 export function schedulePeriodMs(timing: ScheduleTiming, now: Date, options: ScheduleOptions = {}): number {
   if (timing.kind === 'interval') return timing.intervalMs
-  const expression = CronExpressionParser.parse(timing.cron, cronOptions(now, options))
+  const expression = cronParserModule().parse(timing.cron, cronOptions(now, options))
   const first = expression.next().toDate().getTime()
   const second = expression.next().toDate().getTime()
   return second - first

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import type { ChalkInstance } from 'chalk'
-import Table from 'cli-table3'
+import type Table from 'cli-table3'
 import { formatBytes, formatRate } from '../../jobs/rate.js'
 import type { VmResult } from '../../replication/events.js'
 import { table, type FormatContext } from './formatter.js'
@@ -12,6 +13,10 @@ export function formatDuration(milliseconds: number): string {
   if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`
 }
+
+// Required when a summary is drawn, not when the CLI starts: most commands never draw one
+// (issue 11). cli-table3 is CommonJS, so a synchronous require keeps the formatters synchronous.
+const require = createRequire(import.meta.url)
 
 const HEAD = ['VM', 'MODE', 'DISKS', 'SENT', 'DURATION', 'AVG RATE', 'RESULT']
 
@@ -49,7 +54,8 @@ export function passSummary(
   const rows = results.map(row)
   if (context.medium === 'plain') return table([HEAD, ...rows])
   // cli-table3 colours the head and borders itself; colour is chalk's job here (NO_COLOR, --no-color)
-  const boxed = new Table({ head: HEAD.map(h => style.bold(h)), style: { head: [], border: [], compact: true } })
+  const TableClass = require('cli-table3') as typeof Table
+  const boxed = new TableClass({ head: HEAD.map(h => style.bold(h)), style: { head: [], border: [], compact: true } })
   for (const [index, cells] of rows.entries()) {
     const status = results[index]?.status
     const paint = status === 'success' ? style.green : status === 'skipped' ? style.yellow : style.red

@@ -1,9 +1,15 @@
+import { createRequire } from 'node:module'
 import { stripVTControlCharacters } from 'node:util'
 import type { ChalkInstance } from 'chalk'
-import cliProgress, { type Options, type Params, type SingleBar } from 'cli-progress'
+import type cliProgress from 'cli-progress'
+import type { Options, Params, SingleBar } from 'cli-progress'
 import { formatBytes, formatRate } from '../../jobs/rate.js'
 import type { TransferState } from './formatter.js'
 import type { OutputStream } from './renderer.js'
+
+// Required when the board first draws, not when the CLI starts: only a transfer on a terminal
+// needs it (issue 11). cli-progress is CommonJS, so a synchronous require keeps the board synchronous.
+const require = createRequire(import.meta.url)
 
 /** One live line: a transfer drawn as a bar, or a step in words with a spinner. */
 interface Line {
@@ -161,7 +167,8 @@ export class TransferBoard {
       // SIGINT aborts the run, whose cleanup stops the board
       gracefulExit: false,
     }
-    this.multibar = new cliProgress.MultiBar(options)
+    const { MultiBar } = require('cli-progress') as typeof cliProgress
+    this.multibar = new MultiBar(options)
     process.once('exit', this.restoreTerminal)
     return this.multibar
   }
