@@ -226,11 +226,11 @@ export class Database {
   /** The record as it goes on the wire, computed set fields included. */
   toWire(cls: string, ref: string): { readonly [key: string]: WireValue } {
     const stored = this.get(cls, ref)
-    const compute = this.#derived.get(cls)
-    const record = compute === undefined ? stored : { ...stored, ...compute(ref, stored) }
+    const derived = this.#derived.get(cls)?.(ref, stored)
     const out: { [key: string]: WireValue } = {}
     for (const field of this.spec(cls).fields) {
-      const value = record[field.name]
+      const value =
+        derived !== undefined && Object.hasOwn(derived, field.name) ? derived[field.name] : stored[field.name]
       switch (field.type.kind) {
         case 'rel':
           out[field.name] = this.related(field.type.from, field.type.via, ref)

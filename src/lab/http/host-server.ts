@@ -28,19 +28,57 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true })
 
 /** The body as text, and whether it held bytes that are not UTF-8 (XAPI refuses such string parameters). */
 async function readBody(req: IncomingMessage): Promise<{ text: string; invalidUtf8: boolean }> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > MAX_RPC_BODY) throw new WireParseError('request body too large')
-    chunks.push(chunk)
-  }
-  const bytes = Buffer.concat(chunks)
+  const bytes = await collectBody(req)
   try {
     return { text: STRICT_UTF8.decode(bytes), invalidUtf8: false }
   } catch {
     return { text: bytes.toString('utf8'), invalidUtf8: true }
   }
+}
+
+/**
+ * The request's bytes, read with plain listeners: every API call comes through here, and an
+ * async iterator over the request costs more than the rest of a small call's parsing.
+ */
+function collectBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('close', onClose)
+    }
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > MAX_RPC_BODY) {
+        cleanup()
+        // as the iterator did when the loop threw: the rest of the body is not read
+        req.destroy()
+        reject(new WireParseError('request body too large'))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    }
+    const onError = (error: Error): void => {
+      cleanup()
+      reject(error)
+    }
+    // a peer gone before the end: the iterator rejected with ERR_STREAM_PREMATURE_CLOSE
+    const onClose = (): void => {
+      cleanup()
+      reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('close', onClose)
+  })
 }
 
 function send(

@@ -34,9 +34,19 @@ function withParent(smConfig: Readonly<Record<string, string>>, parent: string |
   return next
 }
 
-function sameMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(a)
-  return keys.length === Object.keys(b).length && keys.every(k => a[k] === b[k])
+/**
+ * Whether `withParent(smConfig, parent)` would give the same map back. Asked for every disk of
+ * the SR after each disk change, so it builds nothing.
+ */
+function hasParent(smConfig: Readonly<Record<string, string>>, parent: string | undefined): boolean {
+  if (smConfig['vdi_type'] !== 'vhd') return false
+  return parent === undefined ? !Object.hasOwn(smConfig, 'vhd-parent') : smConfig['vhd-parent'] === parent
+}
+
+/** The newest layer of the chain that `shared` accepts. */
+function nearestShared(layers: readonly string[], shared: (layer: string) => boolean): string | undefined {
+  for (let i = layers.length - 1; i >= 0; i--) if (shared(layers[i]!)) return layers[i]
+  return undefined
 }
 
 /** Brings the SR's base-copy records and every disk's vhd-parent in line with the storage layers. */
@@ -87,18 +97,17 @@ export function syncBaseCopies(pool: PoolState, srRef: string): void {
       continue
     }
     const record = pool.db.get('VDI', ref)
-    const smConfig = withParent(record['sm_config'] as Record<string, string>, parent)
+    const smConfig = record['sm_config'] as Record<string, string>
     if (
       record['physical_utilisation'] !== fields['physical_utilisation'] ||
       record['virtual_size'] !== fields['virtual_size'] ||
-      !sameMap(smConfig, record['sm_config'] as Record<string, string>)
+      !hasParent(smConfig, parent)
     )
-      pool.db.update('VDI', ref, { ...fields, sm_config: smConfig })
+      pool.db.update('VDI', ref, { ...fields, sm_config: withParent(smConfig, parent) })
   }
   for (const disk of disks) {
-    const parent = [...disk.layers].reverse().find(shared)
+    const parent = nearestShared(disk.layers, shared)
     const current = pool.db.get('VDI', disk.ref)['sm_config'] as Record<string, string>
-    const next = withParent(current, parent)
-    if (!sameMap(current, next)) pool.db.update('VDI', disk.ref, { sm_config: next })
+    if (!hasParent(current, parent)) pool.db.update('VDI', disk.ref, { sm_config: withParent(current, parent) })
   }
 }

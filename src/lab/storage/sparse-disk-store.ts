@@ -36,6 +36,18 @@ export class SparseDiskStore implements DiskStore {
   readonly #disks = new Map<DiskId, DiskState>()
   readonly #layers = new Map<string, Set<number>>()
   readonly #handles = new Map<string, Promise<FileHandle>>()
+  /**
+   * What `info()` answers, per disk, until the disk changes: the SR refresh after every disk
+   * change asks it for every disk of the SR, which must not copy every chain each time.
+   */
+  readonly #infos = new Map<DiskId, DiskInfo>()
+  /**
+   * `store.json`'s pieces as last written, per disk (`"id":{…}`) and per layer (`"id":[blocks]`),
+   * dropped when the disk or layer changes: a rewrite serialises only what changed since the
+   * last one, not the whole store (it runs after every snapshot, clone and destroy).
+   */
+  readonly #diskJson = new Map<DiskId, string>()
+  readonly #layerJson = new Map<string, string>()
   /** per-disk queue: a write's copy-up must not interleave with another write or a snapshot */
   readonly #locks = new Map<DiskId, Promise<unknown>>()
   #persisting: Promise<void> = Promise.resolve()
@@ -81,6 +93,7 @@ export class SparseDiskStore implements DiskStore {
     checkSize(id, virtualSize)
     const layer = await this.#newLayer()
     this.#disks.set(id, { virtualSize, readOnly: false, layers: [layer] })
+    this.#diskChanged(id)
     await this.#persist()
     return this.#info(id)
   }
@@ -98,10 +111,14 @@ export class SparseDiskStore implements DiskStore {
     this.#get(id)
     await this.#locked(id, async () => {
       this.#disks.delete(id)
+      this.#diskChanged(id)
       const used = new Set<string>()
       for (const disk of this.#disks.values()) for (const layer of disk.layers) used.add(layer)
       const garbage = [...this.#layers.keys()].filter(layer => !used.has(layer))
-      for (const layer of garbage) this.#layers.delete(layer)
+      for (const layer of garbage) {
+        this.#layers.delete(layer)
+        this.#layerJson.delete(layer)
+      }
       await this.#persist()
       for (const layer of garbage) {
         const handle = this.#handles.get(layer)
@@ -124,12 +141,19 @@ export class SparseDiskStore implements DiskStore {
       )
     }
     disk.virtualSize = virtualSize
+    this.#diskChanged(id)
     await this.#persist()
     return this.#info(id)
   }
 
   info(id: DiskId): DiskInfo | undefined {
     return this.#disks.has(id) ? this.#info(id) : undefined
+  }
+
+  /** After a change of the disk's chain, size or leaf blocks: its cached info and JSON are stale. */
+  #diskChanged(id: DiskId): void {
+    this.#infos.delete(id)
+    this.#diskJson.delete(id)
   }
 
   allocatedBlocks(id: DiskId): number[] {
@@ -220,7 +244,11 @@ export class SparseDiskStore implements DiskStore {
         } else {
           await writeFully(handle, piece, position)
         }
-        blocks.add(index)
+        if (!blocks.has(index)) {
+          blocks.add(index)
+          this.#layerJson.delete(leaf)
+          this.#infos.delete(id)
+        }
         done += count
       }
     })
@@ -263,9 +291,11 @@ export class SparseDiskStore implements DiskStore {
       if (!src.readOnly) {
         // freeze the source's leaf: from now on it is shared, so the source writes to a new one
         src.layers.push(await this.#newLayer())
+        this.#diskChanged(srcId)
       }
       if (!readOnly) layers.push(await this.#newLayer())
       this.#disks.set(newId, { virtualSize: src.virtualSize, readOnly, layers })
+      this.#diskChanged(newId)
       await this.#persist()
     })
     return this.#info(newId)
@@ -278,15 +308,20 @@ export class SparseDiskStore implements DiskStore {
   }
 
   #info(id: DiskId): DiskInfo {
+    const cached = this.#infos.get(id)
+    if (cached !== undefined) return cached
     const disk = this.#get(id)
     const leaf = disk.layers[disk.layers.length - 1] as string
-    return {
+    // frozen: the same object goes to every caller until the disk changes
+    const info: DiskInfo = Object.freeze({
       id,
       virtualSize: disk.virtualSize,
       readOnly: disk.readOnly,
-      layers: [...disk.layers],
+      layers: Object.freeze([...disk.layers]),
       physicalUtilisation: (this.#layers.get(leaf)?.size ?? 0) * BLOCK_SIZE,
-    }
+    })
+    this.#infos.set(id, info)
+    return info
   }
 
   /** The newest layer of the chain that holds block `index`. */
@@ -356,18 +391,35 @@ export class SparseDiskStore implements DiskStore {
     if (this.#nextPersist !== undefined) return this.#nextPersist
     const run = async (): Promise<void> => {
       this.#nextPersist = undefined
-      const state: PersistedState = { version: 1, disks: {}, layers: {} }
-      for (const [id, disk] of this.#disks) state.disks[id] = disk
-      for (const [id, blocks] of this.#layers) state.layers[id] = [...blocks].sort((a, b) => a - b)
       const path = join(this.#dir, METADATA_FILE)
       const temp = `${path}.${process.pid}.tmp`
-      await writeFile(temp, JSON.stringify(state))
+      await writeFile(temp, this.#stateJson())
       await rename(temp, path)
     }
     const next = this.#persisting.then(run, run)
     this.#nextPersist = next
     this.#persisting = next
     return next
+  }
+
+  /** `store.json`: a {@link PersistedState}, from the cached pieces of what did not change. */
+  #stateJson(): string {
+    const disks: string[] = []
+    for (const [id, disk] of this.#disks) {
+      let text = this.#diskJson.get(id)
+      if (text === undefined) this.#diskJson.set(id, (text = `${JSON.stringify(id)}:${JSON.stringify(disk)}`))
+      disks.push(text)
+    }
+    const layers: string[] = []
+    for (const [id, blocks] of this.#layers) {
+      let text = this.#layerJson.get(id)
+      if (text === undefined) {
+        text = `${JSON.stringify(id)}:${JSON.stringify([...blocks].sort((a, b) => a - b))}`
+        this.#layerJson.set(id, text)
+      }
+      layers.push(text)
+    }
+    return `{"version":1,"disks":{${disks.join(',')}},"layers":{${layers.join(',')}}}`
   }
 
   #checkOpen(): void {
