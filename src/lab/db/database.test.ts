@@ -104,6 +104,27 @@ describe('Database', () => {
     }
   })
 
+  it('looks objects up by ref, uuid or indexed ref field in the order a scan lists them', () => {
+    const db = new Database()
+    const [a, b] = [db.create('VM', {}), db.create('VM', {})]
+    const first = db.create('VBD', { VM: a })
+    const second = db.create('VBD', { VM: b })
+    // re-pointed: the index of b now holds second before first, the class lists first before second
+    db.update('VBD', first, { VM: b })
+    expect(db.lookup('VBD', [{ field: 'VM', value: b }])).toEqual([first, second])
+    expect(db.lookup('VBD', [{ field: 'VM', value: a }])).toEqual([])
+    const uuid = db.get('VBD', second)['uuid'] as string
+    expect(
+      db.lookup('VBD', [
+        { field: 'uuid', value: uuid },
+        { field: '_ref', value: first },
+        { field: '_ref', value: a },
+      ]),
+    ).toEqual([first, second])
+    // no index on the field: the caller scans
+    expect(db.lookup('VBD', [{ field: 'device', value: '0' }])).toBeUndefined()
+  })
+
   it('fails lookups with HANDLE_INVALID and UUID_INVALID', () => {
     const db = new Database()
     const error = (() => {

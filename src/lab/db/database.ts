@@ -218,6 +218,31 @@ export class Database {
     this.#changed()
   }
 
+  /**
+   * The refs of `cls` objects for which one of `keys` holds (`field` is `_ref`, `uuid` or a ref
+   * field some computed set is indexed by), in the order {@link all} lists them; undefined when
+   * a key's field has no index (the caller then scans the class).
+   */
+  lookup(cls: string, keys: readonly { readonly field: string; readonly value: string }[]): string[] | undefined {
+    const objects = this.#objects.get(cls)
+    if (objects === undefined) return undefined
+    const found = new Set<string>()
+    for (const { field, value } of keys) {
+      if (field === '_ref') {
+        if (objects.has(value)) found.add(value)
+      } else if (field === 'uuid') {
+        const ref = this.#uuids.get(cls)?.get(value)
+        if (ref !== undefined) found.add(ref)
+      } else {
+        const index = this.#relations.get(`${cls}.${field}`)
+        if (index === undefined) return undefined
+        for (const ref of index.get(value) ?? []) found.add(ref)
+      }
+    }
+    // objects are listed in creation order, which their `created` generations follow
+    return [...found].sort((a, b) => this.#meta.get(a)!.created - this.#meta.get(b)!.created)
+  }
+
   /** Refs of `fromClass` objects whose `via` field points at `target`. */
   related(fromClass: string, via: string, target: string): string[] {
     return [...(this.#relations.get(`${fromClass}.${via}`)?.get(target) ?? [])]

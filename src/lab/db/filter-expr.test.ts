@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { isXapiFault } from '../fault.js'
-import { compileFilter, parseFilter } from './filter-expr.js'
+import { compileFilter, compileQuery, parseFilter } from './filter-expr.js'
 import { SCHEMA, type StoredValue } from './schema.js'
 
 const VM = SCHEMA.get('VM')!
@@ -62,5 +62,30 @@ describe('get_all_records_where expressions (XAPI db_filter)', () => {
       'field "uuid" = x',
     ])
       expect(failure(() => parseFilter(bad)).params[0]).toContain('Expression_error')
+  })
+
+  it('names the equalities a filter needs, so that an index can narrow it, and only where that cannot change the answer', () => {
+    const VBD = SCHEMA.get('VBD')!
+    const keys = (expr: string): unknown => compileQuery(VBD, expr).keys
+    expect(keys('field "_ref" = "OpaqueRef:a" or "OpaqueRef:b" = field "_ref"')).toEqual([
+      { field: '_ref', value: 'OpaqueRef:a' },
+      { field: '_ref', value: 'OpaqueRef:b' },
+    ])
+    // the left of an and narrows: the right is evaluated only where the left holds
+    expect(keys('field "VM" = "OpaqueRef:v" and field "nonsense" = "1"')).toEqual([
+      { field: 'VM', value: 'OpaqueRef:v' },
+    ])
+    // the right alone would skip objects on which the host fails the call (an unknown column on the left)
+    expect(keys('field "nonsense" = "1" and field "VM" = "OpaqueRef:v"')).toBeUndefined()
+    // an or is narrowed only when both sides are
+    expect(keys('field "VM" = "OpaqueRef:v" or field "empty" = "true"')).toEqual([
+      { field: 'VM', value: 'OpaqueRef:v' },
+      { field: 'empty', value: 'true' },
+    ])
+    expect(keys('field "VM" = "OpaqueRef:v" or true')).toBeUndefined()
+    expect(keys('not field "_ref" = "OpaqueRef:a"')).toBeUndefined()
+    expect(keys('field "VM" = field "VDI"')).toBeUndefined()
+    // a computed set is compared as its marshalled list: no single ref to look up
+    expect(compileQuery(VM, 'field "VBDs" = "OpaqueRef:b"').keys).toBeUndefined()
   })
 })

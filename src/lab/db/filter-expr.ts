@@ -159,9 +159,69 @@ export type FieldReader = (field: string) => StoredValue | undefined
 
 /** A predicate over the objects of one class, each given by its ref and a reader of its fields. */
 export function compileFilter(spec: ClassSpec, expr: string): (ref: string, read: FieldReader) => boolean {
+  return compileParsed(spec, parseFilter(expr))
+}
+
+/**
+ * An equality every object matching a filter meets at least one of: `field` (a stored field, or
+ * `_ref` for the object's own ref) holds `value`.
+ */
+export interface FilterKey {
+  readonly field: string
+  readonly value: string
+}
+
+/**
+ * {@link compileFilter}, plus `keys` when the filter can only hold where one of these
+ * equalities does (`field "_ref" = "…" or …`, `field "VM" = "…"`): a database with an index
+ * on those fields need test only the objects they name, not the whole class. Only the left of
+ * an `and` narrows: the host evaluates it first, so an unknown column on the right fails the
+ * call only for objects the left admits, which the narrowing keeps.
+ */
+export function compileQuery(
+  spec: ClassSpec,
+  expr: string,
+): { readonly matches: (ref: string, read: FieldReader) => boolean; readonly keys: readonly FilterKey[] | undefined } {
   const parsed = parseFilter(expr)
+  const columns = columnsOf(spec)
+  const keysOf = (e: FilterExpr): FilterKey[] | undefined => {
+    switch (e.kind) {
+      case 'eq': {
+        const [column, literal] =
+          e.left.kind === 'field' && e.right.kind === 'literal'
+            ? [e.left, e.right]
+            : e.right.kind === 'field' && e.left.kind === 'literal'
+              ? [e.right, e.left]
+              : [undefined, undefined]
+        if (column === undefined) return undefined
+        const field = columns.get(column.text)
+        // a computed set compares as its marshalled list, never as one ref
+        if (field === undefined || (field !== '_ref' && spec.byName.get(field)?.type.kind === 'rel')) return undefined
+        return [{ field, value: literal.text }]
+      }
+      case 'or': {
+        const left = keysOf(e.left)
+        const right = left === undefined ? undefined : keysOf(e.right)
+        return left === undefined || right === undefined ? undefined : [...left, ...right]
+      }
+      case 'and':
+        return keysOf(e.left)
+      default:
+        return undefined
+    }
+  }
+  return { matches: compileParsed(spec, parsed), keys: keysOf(parsed) }
+}
+
+/** Database column → field name, `_ref` included. */
+function columnsOf(spec: ClassSpec): Map<string, string> {
   const columns = new Map<string, string>([['_ref', '_ref']])
   for (const field of spec.fields) columns.set(columnOf(spec, field.name), field.name)
+  return columns
+}
+
+function compileParsed(spec: ClassSpec, parsed: FilterExpr): (ref: string, read: FieldReader) => boolean {
+  const columns = columnsOf(spec)
   const lookup = (v: FilterValue, ref: string, read: FieldReader): string => {
     if (v.kind === 'literal') return v.text
     if (v.text === '_ref') return ref

@@ -3,7 +3,7 @@
  * get_record, get_by_uuid, get_by_name_label, get_<field>, set_<field> for RW fields,
  * add_to_/remove_from_ for RW maps and add_/remove_ for RW sets.
  */
-import { compileFilter } from '../db/filter-expr.js'
+import { compileQuery } from '../db/filter-expr.js'
 import { xapiFault } from '../fault.js'
 import { SCHEMA, type ClassSpec, type FieldSpec, type StoredValue } from '../db/schema.js'
 import { formatXapiDate, type WireValue } from '../wire/values.js'
@@ -72,15 +72,20 @@ function addClassMethods(registry: MethodRegistry, spec: ClassSpec): void {
       name: `${cls}.get_all_records_where`,
       params: ['string'],
       handler: ({ pool }, [expr]) => {
-        const matches = compileFilter(spec, expr as string)
+        const { matches, keys } = compileQuery(spec, expr as string)
         const out: Record<string, WireValue> = {}
-        for (const [ref, record] of pool.db.all(cls)) {
+        const test = (ref: string, record: Readonly<Record<string, StoredValue>>): void => {
           const read = (name: string): StoredValue | undefined => {
             const type = spec.byName.get(name)?.type
             return type?.kind === 'rel' ? pool.db.related(type.from, type.via, ref) : record[name]
           }
           if (matches(ref, read)) out[ref] = pool.db.toWire(cls, ref)
         }
+        // A client reading by ref or by owner (`field "VM" = …`) names a few objects of a
+        // large class: only those are tested, in the order a scan would meet them.
+        const refs = keys === undefined ? undefined : pool.db.lookup(cls, keys)
+        if (refs === undefined) for (const [ref, record] of pool.db.all(cls)) test(ref, record)
+        else for (const ref of refs) test(ref, pool.db.get(cls, ref))
         return out
       },
     })
