@@ -5,12 +5,12 @@
  * garbage collector later coalesces a parent left with a single child into it. Clients walk the
  * chain with `VDI.get_by_uuid(sm_config['vhd-parent'])` (Xen Orchestra checks chain health so).
  *
- * The lab's disks are chains of storage layers (see storage/types.ts). A layer shared by two or
- * more disks is a branch point and gets a base-copy record whose uuid is the layer id; a layer
- * only one disk uses counts as coalesced into its child, as SM's GC leaves it. A disk's
- * vhd-parent is the nearest shared layer of its chain (its own leaf, when that leaf is shared:
- * the lab's snapshot disk is the frozen layer itself, which on a real SR is an empty leaf over
- * that base copy).
+ * The lab's disks are chains of storage layers (see storage/types.ts). A layer from which two or
+ * more disks grow apart is a branch point and gets a base-copy record whose uuid is the layer id;
+ * a layer with a single child (the layer above it, or the disk whose leaf it is) counts as
+ * coalesced into it, as SM's GC leaves it. A disk's vhd-parent is the nearest branch point of its
+ * chain (its own leaf, when that leaf is one: the lab's snapshot disk is the frozen layer itself,
+ * which on a real SR is an empty leaf over that base copy).
  */
 import type { Database } from '../db/database.js'
 import type { LabRecord, StoredValue } from '../db/schema.js'
@@ -59,9 +59,20 @@ export function syncBaseCopies(pool: PoolState, srRef: string): void {
     if (info !== undefined) disks.push({ ref, layers: info.layers, virtualSize: info.virtualSize })
     else if (record['managed'] === false) hidden.set(record['location'] as string, ref)
   }
-  const users = new Map<string, number>()
-  for (const disk of disks) for (const layer of disk.layers) users.set(layer, (users.get(layer) ?? 0) + 1)
-  const shared = (layer: string): boolean => (users.get(layer) ?? 0) >= 2
+  // What grows from each layer: the layer above it in a chain, or the disk whose leaf it is. A
+  // layer with one such child is coalesced into it (SM's GC); with two or more it is a branch
+  // point, and only those are base copies. A chain of snapshots taken and rotated one after the
+  // other thus keeps one base copy, not one per snapshot ever taken.
+  const childOf = new Map<string, string | null>()
+  for (const disk of disks) {
+    disk.layers.forEach((layer, i) => {
+      const child = disk.layers[i + 1] ?? `disk ${disk.ref}`
+      const seen = childOf.get(layer)
+      if (seen === undefined) childOf.set(layer, child)
+      else if (seen !== child) childOf.set(layer, null)
+    })
+  }
+  const shared = (layer: string): boolean => childOf.get(layer) === null
 
   // Every shared layer's record, and its own parent: the nearest shared layer below it.
   const wanted = new Map<string, { parent: string | undefined; virtualSize: number }>()

@@ -439,6 +439,32 @@ describe('every implemented setter over XML-RPC', () => {
     expect((await call<Record<string, string>>('VDI.get_sm_config', vdi))['vhd-parent']).toBeUndefined()
   })
 
+  it('keeps one base copy under a disk snapshotted and rotated again and again, as SM coalesces the chain below it', async () => {
+    const t = await targets()
+    const vdi = t['VDI']!
+    const sr = await call<string>('VDI.get_SR', vdi)
+    const hidden = async (): Promise<string[]> => {
+      const out: string[] = []
+      for (const ref of await call<string[]>('SR.get_VDIs', sr))
+        if (!(await call<boolean>('VDI.get_managed', ref))) out.push(ref)
+      return out
+    }
+    let previous = await call<string>('VDI.snapshot', vdi, {})
+    for (let i = 0; i < 4; i++) {
+      const next = await call<string>('VDI.snapshot', vdi, {})
+      await call('VDI.destroy', previous)
+      previous = next
+    }
+    const copies = await hidden()
+    expect(copies).toHaveLength(1)
+    const copy = await call<Rec>('VDI.get_record', copies[0])
+    // the live disk and the last snapshot grow from it; nothing is below it any more
+    expect((await call<Record<string, string>>('VDI.get_sm_config', vdi))['vhd-parent']).toBe(copy['uuid'])
+    expect((copy['sm_config'] as Record<string, string>)['vhd-parent']).toBeUndefined()
+    await call('VDI.destroy', previous)
+    expect(await hidden()).toEqual([])
+  })
+
   it('keeps messages as xapi_message.ml: none at first, then created for an object, read by object and time, destroyed', async () => {
     const t = await targets()
     expect(await call('message.get_all_records')).toEqual({})
