@@ -65,14 +65,16 @@ async function passRecorded(
   options: RunOptions,
   scheduleId?: string,
   recorder?: RunRecorder,
+  dueSince?: Date,
 ): Promise<readonly VmResult[]> {
   const recording = recorder?.start(job, options.vm === undefined)
   let results: readonly VmResult[] | undefined
   try {
-    results = await passWith(context, job, options, scheduleId, event => {
+    const onEvent: PassEventSink = event => {
       recording?.event(event)
       context.output.emit(event)
-    })
+    }
+    results = await passWith(context, job, options, scheduleId, onEvent, dueSince)
     return results
   } finally {
     recording?.end(results !== undefined && !results.some(r => r.status === 'failed'))
@@ -86,6 +88,7 @@ async function passWith(
   options: RunOptions,
   scheduleId: string | undefined,
   onEvent: PassEventSink,
+  dueSince?: Date,
 ): Promise<readonly VmResult[]> {
   const { source, target } = await connectJobPools(context, job)
   // the replication engine loads with `run` only, not with the command tree (issue 11, fast start)
@@ -102,8 +105,9 @@ async function passWith(
     signal: context.signal,
     vmTimeoutMs: (await context.loadConfig()).timeouts.vmMs,
     ...(context.io.now === undefined ? {} : { now: context.io.now }),
-    // a VM another controller replicated after this process started is that run's work, done
-    since: context.io.now?.() ?? new Date(performance.timeOrigin),
+    // a VM another controller replicated after this process started is that run's work, done;
+    // under run --due, after the due round began (controllers started together start apart)
+    since: earliest(context.io.now?.() ?? new Date(performance.timeOrigin), dueSince),
     ...(ttlMs === undefined ? {} : { leaseTtlMs: ttlMs }),
     onEvent,
     // Inside the leases: no other pass rotates away the replicas while they are cloned.
@@ -125,6 +129,10 @@ function dueVm(result: VmResult): DueVmOutcome {
   if (result.status === 'failed')
     return { ...vm, status: 'failed', code: result.error.code, message: result.error.message }
   return { ...vm, status: 'skipped', reason: result.reason, message: result.message }
+}
+
+function earliest(a: Date, b: Date | undefined): Date {
+  return b === undefined || a.getTime() <= b.getTime() ? a : b
 }
 
 /** `run --due`: every enabled job with a due schedule, judged from its replicas on the target. */
@@ -152,7 +160,7 @@ async function runDue(context: CliContext, options: RunOptions, recorder?: RunRe
         outcome('not-due')
         continue
       }
-      const results = await passRecorded(context, job, options, decision.schedule.id, recorder)
+      const results = await passRecorded(context, job, options, decision.schedule.id, recorder, decision.since)
       const jobExitCode = exitCodeOfResults(results)
       const status = jobExitCode === ExitCode.failed ? 'failed' : jobExitCode === ExitCode.lease ? 'leased' : 'ok'
       outcome(status, { vms: results.map(dueVm) })

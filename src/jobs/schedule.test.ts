@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { UsageError } from '../errors.js'
 import {
   describeTiming,
+  dueSince,
   intervalGraceMs,
   isDue,
   nextRun,
@@ -80,6 +81,27 @@ describe('isDue and nextRun, cron', () => {
     const last = at('2026-01-01T00:30:00Z')
     expect(isDue(twoAm, last, at('2026-01-01T01:30:00Z'), { tz: 'Europe/Paris' })).toBe(true)
     expect(isDue(twoAm, last, at('2026-01-01T01:30:00Z'), UTC)).toBe(false)
+  })
+})
+
+describe('dueSince: when the round due now began', () => {
+  const hourly = parseInterval('1h')
+
+  it('is, for an interval, when the stalest replica fell due, or the grace back with none', () => {
+    const last = at('2026-01-01T10:00:07Z')
+    // 11:00 runs it; the round began at 10:55:07 (due less the grace), after the last round's replicas
+    expect(dueSince(hourly, last, at('2026-01-01T11:00:00Z'))).toEqual(at('2026-01-01T10:55:07Z'))
+    expect(dueSince(hourly, undefined, at('2026-01-01T11:00:00Z'))).toEqual(at('2026-01-01T10:55:00Z'))
+    // never after now
+    expect(dueSince(hourly, last, at('2026-01-01T10:30:00Z'))).toEqual(at('2026-01-01T10:30:00Z'))
+  })
+
+  it('is, for cron, the latest occurrence at or before now, replica or not', () => {
+    const sixHourly = parseCron('0 */6 * * *')
+    const due = at('2026-01-01T12:00:00Z')
+    expect(dueSince(sixHourly, at('2026-01-01T06:00:05Z'), at('2026-01-01T12:00:41Z'), UTC)).toEqual(due)
+    expect(dueSince(sixHourly, undefined, at('2026-01-01T12:00:41Z'), UTC)).toEqual(due)
+    expect(dueSince(sixHourly, undefined, due, UTC)).toEqual(due)
   })
 })
 

@@ -108,6 +108,28 @@ export function isDue(
   return lastCronOccurrence(timing.cron, now, options).getTime() > lastReplicaDate.getTime()
 }
 
+/**
+ * When the round `run --due` finds due at `now` began: a replication by the schedule from then
+ * on is that round's, whichever controller made it (several controllers started by the same
+ * cron line do not all start at once). Interval: when the stalest replica fell due
+ * (`last + interval − grace`), or with none the grace before `now` (no more: replicas the
+ * operator removed must not read as made); cron: the latest occurrence at or before `now`. The
+ * previous round's replications lie before it as long as a round takes less than the period.
+ */
+export function dueSince(
+  schedule: Schedule | ScheduleTiming,
+  lastReplicaDate: Date | undefined,
+  now: Date,
+  options: ScheduleOptions = {},
+): Date {
+  const timing = 'timing' in schedule ? schedule.timing : schedule
+  if (timing.kind === 'cron') return lastCronOccurrence(timing.cron, now, options)
+  const grace = intervalGraceMs(timing.intervalMs)
+  const since =
+    lastReplicaDate === undefined ? now.getTime() - grace : lastReplicaDate.getTime() + timing.intervalMs - grace
+  return new Date(Math.min(since, now.getTime()))
+}
+
 /** The earliest time at or after `now` when {@link isDue} holds: `now` itself when it is due already. */
 export function nextRun(
   schedule: Schedule | ScheduleTiming,
