@@ -102,10 +102,13 @@ export function isDue(
 ): boolean {
   if (lastReplicaDate === undefined) return true
   const timing = 'timing' in schedule ? schedule.timing : schedule
-  if (timing.kind === 'interval') {
-    return now.getTime() >= lastReplicaDate.getTime() + timing.intervalMs - intervalGraceMs(timing.intervalMs)
-  }
+  if (timing.kind === 'interval') return now.getTime() >= fallsDueMs(timing.intervalMs, lastReplicaDate)
   return lastCronOccurrence(timing.cron, now, options).getTime() > lastReplicaDate.getTime()
+}
+
+/** When an interval schedule whose newest replica is dated `last` falls due: `last + interval − grace`. */
+function fallsDueMs(intervalMs: number, last: Date): number {
+  return last.getTime() + intervalMs - intervalGraceMs(intervalMs)
 }
 
 /**
@@ -124,9 +127,10 @@ export function dueSince(
 ): Date {
   const timing = 'timing' in schedule ? schedule.timing : schedule
   if (timing.kind === 'cron') return lastCronOccurrence(timing.cron, now, options)
-  const grace = intervalGraceMs(timing.intervalMs)
   const since =
-    lastReplicaDate === undefined ? now.getTime() - grace : lastReplicaDate.getTime() + timing.intervalMs - grace
+    lastReplicaDate === undefined
+      ? now.getTime() - intervalGraceMs(timing.intervalMs)
+      : fallsDueMs(timing.intervalMs, lastReplicaDate)
   return new Date(Math.min(since, now.getTime()))
 }
 
@@ -141,8 +145,7 @@ export function nextRun(
   const timing = 'timing' in schedule ? schedule.timing : schedule
   if (timing.kind === 'interval') {
     // not due, so lastReplicaDate is defined and this lies after now
-    const last = lastReplicaDate ?? now
-    return new Date(last.getTime() + timing.intervalMs - intervalGraceMs(timing.intervalMs))
+    return new Date(fallsDueMs(timing.intervalMs, lastReplicaDate ?? now))
   }
   return nextCronOccurrence(timing.cron, now, options)
 }
