@@ -260,13 +260,17 @@ describe('three controllers running run --due at the same moment (a CronJob with
     expect(vms.map(vm => all.filter(r => r.vm.uuid === vm.uuid && r.status === 'success').length)).toEqual(
       vms.map(() => 1),
     )
-    for (const outcome of outcomes) {
+    const dueStatuses = outcomes.map(outcome => {
       const done = outcome.events.find(e => e.kind === 'run-due-done') as unknown as {
         jobs: { name: string; status: string }[]
       }
       expect(done.jobs.find(j => j.name === 'shared')?.status).toBe('not-due')
-      expect(['ok', 'leased']).toContain(done.jobs.find(j => j.name === 'due')?.status)
-    }
+      return done.jobs.find(j => j.name === 'due')?.status
+    })
+    // on a busy host a controller may start only once the others have replicated every VM:
+    // it finds the job not due, which is right; at least one controller ran it
+    for (const status of dueStatuses) expect(['ok', 'leased', 'not-due']).toContain(status)
+    expect(dueStatuses).toContain('ok')
     // a controller that comes later finds nothing due
     const late = await start(0, ['run', '--due']).done
     expect(late.code, late.stderr).toBe(0)
