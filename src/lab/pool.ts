@@ -3,6 +3,7 @@
  * guests of its VMs, its hosts' TLS identities and what they have served. Every host of the
  * pool serves this same state; only the master answers the API.
  */
+import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BLOCK_SIZE, type DiskStore } from './storage/types.js'
 import type { LabVdiView } from './views.js'
@@ -52,6 +53,9 @@ export class LabPool {
     /** what a VM's guest does when the VM has no setting of its own */
     guest?: LabGuestSpec
   }) {
+    // Every call waiting in the pool (a long poll, an injected latency) listens to this signal:
+    // a dozen at once is normal load, not a leak (no MaxListenersExceededWarning on the lab's stderr).
+    setMaxListeners(0, this.#closing.signal)
     this.name = options.name
     this.db = options.db
     this.storage = options.storage

@@ -305,6 +305,26 @@ describe('events and tasks', () => {
     }
   })
 
+  it('delays many calls at once under a latency fault without warning of a listener leak', async () => {
+    const warnings: Error[] = []
+    const onWarning = (warning: Error): void => void warnings.push(warning)
+    process.on('warning', onWarning)
+    lab.control.injectFault('p', { kind: 'latency', method: 'VM.get_by_name_label', ms: 200 })
+    try {
+      // each delayed call waits on the pool's closing signal; node warns past 10 listeners
+      const answers = await Promise.all(
+        Array.from({ length: 16 }, () => ok<string[]>(url, 'VM.get_by_name_label', session, 'vm1')),
+      )
+      expect(answers.every(refs => refs.length === 1)).toBe(true)
+      // a warning is emitted on the next tick
+      await new Promise(resolve => setImmediate(resolve))
+      expect(warnings.filter(w => w.name === 'MaxListenersExceededWarning').map(w => w.message)).toEqual([])
+    } finally {
+      lab.control.clearFaults('p')
+      process.off('warning', onWarning)
+    }
+  })
+
   it('records cancel and destroy requests on a pending task', async () => {
     const task = await ok<string>(url, 'task.create', session, 'transfer', '')
     await ok(url, 'task.cancel', session, task)
