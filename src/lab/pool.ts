@@ -215,7 +215,12 @@ export class LabPool {
       const vdi = this.db.get('VDI', vdiRef)
       // a base copy's size is its children's, counted with them
       if (vdi['managed'] !== false) virtual += vdi['virtual_size'] as number
-      for (const layer of this.storage.info(vdi['location'] as string)?.layers ?? []) layers.add(layer)
+      const info = this.storage.info(vdi['location'] as string)
+      if (info === undefined) continue
+      for (const layer of info.layers) layers.add(layer)
+      // a coalesce (storage/sparse-disk-store.ts) can give a snapshot a fuller leaf
+      if (vdi['physical_utilisation'] !== info.physicalUtilisation)
+        this.db.update('VDI', vdiRef, { physical_utilisation: info.physicalUtilisation })
     }
     this.db.update('SR', srRef, { physical_utilisation: this.#layerBytes(layers), virtual_allocation: virtual })
   }

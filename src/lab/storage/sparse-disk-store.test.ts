@@ -1,4 +1,4 @@
-import { readFile, readdir, stat } from 'node:fs/promises'
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { makeTempDir } from '../../../test/helpers/tmp.js'
@@ -108,6 +108,89 @@ describe('SparseDiskStore', () => {
     expect(await layerFiles()).toEqual([])
     expect(store.info('s1')).toBeUndefined()
     await expect(store.readBlock('s1', 0)).rejects.toMatchObject({ code: 'LAB_DISK_NOT_FOUND' })
+  })
+
+  it('coalesces a layer left with one child, as SM does: snapshot-and-rotate keeps a short chain and only live blocks', async () => {
+    // a pass snapshots the disk and deletes the previous snapshot; the guest rewrites block 0
+    await store.create('vm', 8 * MiB)
+    await store.write('vm', 0, bytes(4 * MiB, 1))
+    let previous: string | undefined
+    for (let round = 2; round <= 7; round++) {
+      await store.snapshot('vm', `s${round}`)
+      if (previous !== undefined) await store.destroy(previous)
+      previous = `s${round}`
+      await store.write('vm', 0, bytes(BLOCK_SIZE, round))
+    }
+    // the live disk: one coalesced base (block 0 as of s7, block 1) and its own leaf; s7 ends at that base
+    expect(store.info('vm')?.layers).toHaveLength(2)
+    expect(store.info('s7')?.layers).toEqual(store.info('vm')?.layers.slice(0, 1))
+    const base = store.info('s7')?.layers[0] as string
+    expect(store.layerBytes(base)).toBe(2 * BLOCK_SIZE)
+    expect((await store.readBlock('s7', 0)).equals(bytes(BLOCK_SIZE, 6))).toBe(true)
+    expect((await store.readBlock('s7', 1)).equals(bytes(BLOCK_SIZE, 1))).toBe(true)
+    expect((await store.readBlock('vm', 0)).equals(bytes(BLOCK_SIZE, 7))).toBe(true)
+    expect(store.changedBlocks('vm', 's7')).toEqual([0])
+    // the coalesced layers' files go once reads are done with them (at the latest on close)
+    await store.close()
+    expect((await readdir(join(tmp.path, 'layers'))).sort()).toEqual(
+      (store.info('vm')?.layers ?? []).map(layer => `${layer}.img`).sort(),
+    )
+    store = await SparseDiskStore.open(tmp.path)
+    expect((await store.readBlock('s7', 0)).equals(bytes(BLOCK_SIZE, 6))).toBe(true)
+    expect((await store.readBlock('vm', 0)).equals(bytes(BLOCK_SIZE, 7))).toBe(true)
+    expect((await store.readBlock('vm', 1)).equals(bytes(BLOCK_SIZE, 1))).toBe(true)
+  })
+
+  it('answers reads of a snapshot correctly while deleting the one before coalesces the chain under it', async () => {
+    await store.create('vm', 8 * MiB)
+    const model = [0, 0, 0, 0]
+    for (let round = 1; round <= 12; round++) {
+      const index = round % 4
+      await store.write('vm', index * BLOCK_SIZE, bytes(BLOCK_SIZE, round))
+      model[index] = round
+      await store.snapshot('vm', `s${round}`)
+      const expected = [...model]
+      // every block of the new snapshot, read over and over while the previous snapshot goes
+      let destroying = true
+      const wrong: string[] = []
+      const reader = (async () => {
+        do {
+          for (const [i, value] of expected.entries())
+            if (!(await store.readBlock(`s${round}`, i)).equals(bytes(BLOCK_SIZE, value))) wrong.push(`s${round}[${i}]`)
+        } while (destroying)
+      })()
+      if (round > 1) await store.destroy(`s${round - 1}`)
+      destroying = false
+      await reader
+      expect(wrong).toEqual([])
+    }
+    expect(store.info('vm')?.layers).toHaveLength(2)
+  })
+
+  it('never coalesces into a writable leaf, nor a layer two disks grow apart from', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 1))
+    await store.snapshot('vm', 's1')
+    await store.clone('s1', 'copy')
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 2))
+    await store.destroy('s1')
+    // the frozen layer still has two children (vm's leaf, copy's leaf), both writable
+    const [frozen] = store.info('vm')?.layers ?? []
+    expect(store.info('vm')?.layers).toHaveLength(2)
+    expect(store.info('copy')?.layers[0]).toBe(frozen)
+    await store.destroy('copy')
+    // now the frozen layer has one child, but it is the writable disk's leaf: left as it is
+    expect(store.info('vm')?.layers).toHaveLength(2)
+    expect((await store.read('vm', 0, 4)).equals(bytes(4, 2))).toBe(true)
+  })
+
+  it('deletes layer files no metadata names when it opens (a crash between making a layer and recording it)', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.close()
+    const stray = join(tmp.path, 'layers', '0f0e0d0c-0000-4000-8000-000000000000.img')
+    await writeFile(stray, 'x')
+    store = await SparseDiskStore.open(tmp.path)
+    expect(await readdir(join(tmp.path, 'layers'))).toEqual([`${store.info('vm')?.layers[0]}.img`])
   })
 
   it('finds every disk and its content again when reopened on the same folder', async () => {

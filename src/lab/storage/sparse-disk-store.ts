@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LabDiskError } from '../lab-error.js'
@@ -21,6 +21,8 @@ interface PersistedState {
 }
 
 const METADATA_FILE = 'store.json'
+/** how long a coalesced layer's file stays open for reads that found a block in it just before */
+const RETIRE_AFTER_MS = 10_000
 const LAYER_DIR = 'layers'
 
 /**
@@ -54,6 +56,10 @@ export class SparseDiskStore implements DiskStore {
   /** the rewrite queued behind the running one, not started yet */
   #nextPersist: Promise<void> | undefined
   #persistTimer: NodeJS.Timeout | undefined
+  /** garbage collections (destroy, coalesce) run one at a time, in order */
+  #collecting: Promise<void> = Promise.resolve()
+  /** coalesced layers whose files go once reads that found them are done */
+  readonly #retired = new Map<string, { timer: NodeJS.Timeout; finish: () => Promise<void> }>()
   #closed = false
 
   private constructor(dir: string) {
@@ -84,6 +90,11 @@ export class SparseDiskStore implements DiskStore {
       for (const [id, disk] of Object.entries(state.disks)) store.#disks.set(id, { ...disk, layers: [...disk.layers] })
       for (const [id, blocks] of Object.entries(state.layers)) store.#layers.set(id, new Set(blocks))
     }
+    // files no layer names: made just before a crash (a new layer not yet recorded), or a
+    // coalesced layer whose file was still waiting to go
+    for (const name of await readdir(join(dir, LAYER_DIR)))
+      if (name.endsWith('.img') && !store.#layers.has(name.slice(0, -'.img'.length)))
+        await rm(join(dir, LAYER_DIR, name), { force: true })
     return store
   }
 
@@ -112,22 +123,100 @@ export class SparseDiskStore implements DiskStore {
     await this.#locked(id, async () => {
       this.#disks.delete(id)
       this.#diskChanged(id)
-      const used = new Set<string>()
-      for (const disk of this.#disks.values()) for (const layer of disk.layers) used.add(layer)
-      const garbage = [...this.#layers.keys()].filter(layer => !used.has(layer))
-      for (const layer of garbage) {
-        this.#layers.delete(layer)
-        this.#layerJson.delete(layer)
-      }
-      await this.#persist()
-      for (const layer of garbage) {
-        const handle = this.#handles.get(layer)
-        this.#handles.delete(layer)
-        if (handle !== undefined) await (await handle).close()
-        await rm(this.#layerPath(layer), { force: true })
-      }
+      // one collection at a time: a coalesce must not write into a layer another destroy deletes
+      const collect = this.#collecting.then(() => this.#collect())
+      this.#collecting = collect.catch(() => undefined)
+      await collect
     })
     this.#locks.delete(id)
+  }
+
+  /** Deletes the layers no disk uses any more, then coalesces what the destroy left single-child. */
+  async #collect(): Promise<void> {
+    const used = new Set<string>()
+    for (const disk of this.#disks.values()) for (const layer of disk.layers) used.add(layer)
+    const garbage = [...this.#layers.keys()].filter(layer => !used.has(layer))
+    for (const layer of garbage) {
+      this.#layers.delete(layer)
+      this.#layerJson.delete(layer)
+    }
+    await this.#persist()
+    for (const layer of garbage) {
+      const handle = this.#handles.get(layer)
+      this.#handles.delete(layer)
+      if (handle !== undefined) await (await handle).close()
+      await rm(this.#layerPath(layer), { force: true })
+    }
+    for (let pair = this.#coalescible(); pair !== undefined; pair = this.#coalescible()) await this.#coalesce(...pair)
+  }
+
+  /**
+   * A layer and the only layer that ever follows it, where the two can become one: every chain
+   * that holds `parent` holds `child` right above it, no disk ends at `parent`, and `child` is
+   * not a writable disk's leaf (the guest writes there). SM's garbage collector coalesces such a
+   * VHD into its parent once a snapshot between them is deleted; without it a disk snapshotted
+   * and rotated every pass would gain a layer per pass, and keep every overwritten block.
+   */
+  #coalescible(): [parent: string, child: string] | undefined {
+    const next = new Map<string, string | null>()
+    const writableLeaves = new Set<string>()
+    for (const disk of this.#disks.values()) {
+      disk.layers.forEach((layer, i) => {
+        // a disk ending at a layer counts as a second thing growing from it
+        const above = disk.layers[i + 1] ?? null
+        const seen = next.get(layer)
+        next.set(layer, seen === undefined || seen === above ? above : null)
+      })
+      if (!disk.readOnly) writableLeaves.add(disk.layers[disk.layers.length - 1] as string)
+    }
+    for (const [parent, child] of next) if (child !== null && !writableLeaves.has(child)) return [parent, child]
+    return undefined
+  }
+
+  /**
+   * Folds `child` into `parent` (which keeps its id, as SM keeps the parent VHD's uuid): the
+   * child's blocks are copied into the parent's file first — no chain reads the parent at those
+   * blocks, the child shadows them everywhere — then the metadata names the parent alone. A
+   * crash before the metadata is written leaves the old chains intact; the child's file is
+   * deleted some seconds later, so that a read that found the block in it just before still
+   * finds the file open.
+   */
+  async #coalesce(parent: string, child: string): Promise<void> {
+    const blocks = [...(this.#layers.get(child) ?? [])].sort((a, b) => a - b)
+    const from = await this.#handle(child)
+    const to = await this.#handle(parent)
+    const buffer = Buffer.allocUnsafe(BLOCK_SIZE)
+    for (const index of blocks) {
+      await readFully(from, buffer, index * BLOCK_SIZE)
+      await writeFully(to, buffer, index * BLOCK_SIZE)
+    }
+    // chains only grow above their leaves meanwhile, so the pair still qualifies
+    const held = this.#layers.get(parent) as Set<number>
+    for (const index of blocks) held.add(index)
+    this.#layerJson.delete(parent)
+    this.#layers.delete(child)
+    this.#layerJson.delete(child)
+    for (const [id, disk] of this.#disks) {
+      const at = disk.layers.indexOf(child)
+      if (at < 0) continue
+      disk.layers.splice(at, 1)
+      this.#diskChanged(id)
+    }
+    await this.#persist()
+    this.#handles.delete(child)
+    this.#retire(child, from)
+  }
+
+  /** Closes and deletes a coalesced layer's file after a grace period (at once on close). */
+  #retire(layer: string, handle: FileHandle): void {
+    const finish = async (): Promise<void> => {
+      this.#retired.delete(layer)
+      await handle.close().catch(() => undefined)
+      await rm(this.#layerPath(layer), { force: true })
+    }
+    const timer = setTimeout(() => void finish(), RETIRE_AFTER_MS)
+    timer.unref()
+    this.#retired.set(layer, { timer, finish })
   }
 
   async resize(id: DiskId, virtualSize: number): Promise<DiskInfo> {
@@ -277,6 +366,11 @@ export class SparseDiskStore implements DiskStore {
     clearTimeout(this.#persistTimer)
     await this.#persist()
     this.#closed = true
+    await this.#collecting
+    for (const { timer, finish } of [...this.#retired.values()]) {
+      clearTimeout(timer)
+      await finish()
+    }
     const handles = [...this.#handles.values()]
     this.#handles.clear()
     for (const handle of handles) await (await handle).close()

@@ -6,7 +6,9 @@
  * A disk is a chain of layers, oldest first. A layer is a sparse file plus the set of 2 MiB
  * blocks it holds. Only the leaf of a writable disk is ever written; snapshot and clone freeze
  * the current leaf and put new leaves on top (copy-on-write, as VHD SRs do). Layers are shared
- * between disks and deleted when the last disk that uses them is destroyed.
+ * between disks and deleted when the last disk that uses them is destroyed; a layer that a
+ * destroy leaves with a single child layer above it is coalesced with it, as SM's garbage
+ * collector coalesces a VHD into its parent (never into a writable disk's leaf).
  */
 
 import { VHD_BLOCK_SIZE } from '../../vhd/layout.js'
