@@ -58,6 +58,8 @@ export class SparseDiskStore implements DiskStore {
   #persistTimer: NodeJS.Timeout | undefined
   /** garbage collections (destroy, coalesce) run one at a time, in order */
   #collecting: Promise<void> = Promise.resolve()
+  /** the block a coalesce copies through, kept: a fresh 2 MiB buffer per pass is work for the GC */
+  #copyBuffer: Buffer | undefined
   /** coalesced layers whose files go once reads that found them are done */
   readonly #retired = new Map<string, { timer: NodeJS.Timeout; finish: () => Promise<void> }>()
   #closed = false
@@ -131,7 +133,10 @@ export class SparseDiskStore implements DiskStore {
     this.#locks.delete(id)
   }
 
-  /** Deletes the layers no disk uses any more, then coalesces what the destroy left single-child. */
+  /**
+   * Deletes the layers no disk uses any more and coalesces what the destroy left single-child,
+   * with one rewrite of the metadata for both.
+   */
   async #collect(): Promise<void> {
     const used = new Set<string>()
     for (const disk of this.#disks.values()) for (const layer of disk.layers) used.add(layer)
@@ -140,6 +145,9 @@ export class SparseDiskStore implements DiskStore {
       this.#layers.delete(layer)
       this.#layerJson.delete(layer)
     }
+    const coalesced: [string, FileHandle][] = []
+    for (let pair = this.#coalescible(); pair !== undefined; pair = this.#coalescible())
+      coalesced.push(await this.#coalesce(...pair))
     await this.#persist()
     for (const layer of garbage) {
       const handle = this.#handles.get(layer)
@@ -147,7 +155,10 @@ export class SparseDiskStore implements DiskStore {
       if (handle !== undefined) await (await handle).close()
       await rm(this.#layerPath(layer), { force: true })
     }
-    for (let pair = this.#coalescible(); pair !== undefined; pair = this.#coalescible()) await this.#coalesce(...pair)
+    for (const [layer, handle] of coalesced) {
+      this.#handles.delete(layer)
+      this.#retire(layer, handle)
+    }
   }
 
   /**
@@ -176,16 +187,17 @@ export class SparseDiskStore implements DiskStore {
   /**
    * Folds `child` into `parent` (which keeps its id, as SM keeps the parent VHD's uuid): the
    * child's blocks are copied into the parent's file first — no chain reads the parent at those
-   * blocks, the child shadows them everywhere — then the metadata names the parent alone. A
-   * crash before the metadata is written leaves the old chains intact; the child's file is
-   * deleted some seconds later, so that a read that found the block in it just before still
-   * finds the file open.
+   * blocks, the child shadows them everywhere — then the metadata names the parent alone (the
+   * caller writes it). A crash before that write leaves the old chains intact. Answers the
+   * child and its open file, which the caller deletes some seconds later, so that a read that
+   * found a block in it just before still finds the file open.
    */
-  async #coalesce(parent: string, child: string): Promise<void> {
+  async #coalesce(parent: string, child: string): Promise<[string, FileHandle]> {
     const blocks = [...(this.#layers.get(child) ?? [])].sort((a, b) => a - b)
     const from = await this.#handle(child)
     const to = await this.#handle(parent)
-    const buffer = Buffer.allocUnsafe(BLOCK_SIZE)
+    // collections run one at a time: one buffer serves them all
+    const buffer = (this.#copyBuffer ??= Buffer.allocUnsafe(BLOCK_SIZE))
     for (const index of blocks) {
       await readFully(from, buffer, index * BLOCK_SIZE)
       await writeFully(to, buffer, index * BLOCK_SIZE)
@@ -202,9 +214,7 @@ export class SparseDiskStore implements DiskStore {
       disk.layers.splice(at, 1)
       this.#diskChanged(id)
     }
-    await this.#persist()
-    this.#handles.delete(child)
-    this.#retire(child, from)
+    return [child, from]
   }
 
   /** Closes and deletes a coalesced layer's file after a grace period (at once on close). */
