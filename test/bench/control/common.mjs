@@ -60,6 +60,16 @@ export async function startLabProcess(dir, spec, vms) {
     /** `/lab/stats` of one pool */
     stats: name => control('GET', `/lab/stats?pool=${encodeURIComponent(name)}`),
     resetStats: () => control('DELETE', '/lab/stats'),
+    /**
+     * Every XAPI call of both pools waits `ms` before it runs (a lab latency fault), as calls to
+     * a real host take time the client spends waiting, not computing; 0 removes the delay.
+     */
+    setCallLatency: async ms => {
+      await control('DELETE', '/lab/faults')
+      if (ms > 0)
+        for (const p of info.pools)
+          await control('POST', '/lab/faults', { pool: p.name, fault: { kind: 'latency', ms } })
+    },
     /** one block of fresh guest data in the VM's first disk */
     touch: (poolName, vmUuid, seed) =>
       control('POST', '/lab/guest-data', { pool: poolName, target: vmUuid, blocks: [seed % 2], seed }),
