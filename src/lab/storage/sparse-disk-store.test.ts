@@ -1,4 +1,4 @@
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { makeTempDir } from '../../../test/helpers/tmp.js'
@@ -165,6 +165,23 @@ describe('SparseDiskStore', () => {
       expect(wrong).toEqual([])
     }
     expect(store.info('vm')?.layers).toHaveLength(2)
+  })
+
+  it('keeps a destroy that a failed coalesce followed, and the pair as it was', async () => {
+    await store.create('vm', 4 * MiB)
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 1))
+    await store.snapshot('vm', 's1')
+    await store.write('vm', 0, bytes(BLOCK_SIZE, 2))
+    await store.snapshot('vm', 's2')
+    // s2's leaf is what deleting s1 would coalesce; its file cannot be read (opened afresh)
+    await store.close()
+    store = await SparseDiskStore.open(tmp.path)
+    const child = store.info('s2')?.layers[1] as string
+    await rm(join(tmp.path, 'layers', `${child}.img`))
+    await store.destroy('s1')
+    expect(store.info('s1')).toBeUndefined()
+    expect(store.info('s2')?.layers).toHaveLength(2)
+    expect(store.info('vm')?.layers).toHaveLength(3)
   })
 
   it('never coalesces into a writable leaf, nor a layer two disks grow apart from', async () => {

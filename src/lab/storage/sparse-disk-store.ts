@@ -146,8 +146,13 @@ export class SparseDiskStore implements DiskStore {
       this.#layerJson.delete(layer)
     }
     const coalesced: [string, FileHandle][] = []
-    for (let pair = this.#coalescible(); pair !== undefined; pair = this.#coalescible())
-      coalesced.push(await this.#coalesce(...pair))
+    try {
+      for (let pair = this.#coalescible(); pair !== undefined; pair = this.#coalescible())
+        coalesced.push(await this.#coalesce(...pair))
+    } catch {
+      // Coalescing is housekeeping: a failed copy (a full file system, say) leaves that pair as
+      // it was, and the destroy that asked stands; the next destroy tries again.
+    }
     await this.#persist()
     for (const layer of garbage) {
       const handle = this.#handles.get(layer)
