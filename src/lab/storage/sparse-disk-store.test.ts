@@ -130,11 +130,11 @@ describe('SparseDiskStore', () => {
     expect((await store.readBlock('s7', 1)).equals(bytes(BLOCK_SIZE, 1))).toBe(true)
     expect((await store.readBlock('vm', 0)).equals(bytes(BLOCK_SIZE, 7))).toBe(true)
     expect(store.changedBlocks('vm', 's7')).toEqual([0])
-    // the coalesced layers' files go once reads are done with them (at the latest on close)
-    await store.close()
+    // the coalesced layers' files are gone with the destroy that coalesced them
     expect((await readdir(join(tmp.path, 'layers'))).sort()).toEqual(
       (store.info('vm')?.layers ?? []).map(layer => `${layer}.img`).sort(),
     )
+    await store.close()
     store = await SparseDiskStore.open(tmp.path)
     expect((await store.readBlock('s7', 0)).equals(bytes(BLOCK_SIZE, 6))).toBe(true)
     expect((await store.readBlock('vm', 0)).equals(bytes(BLOCK_SIZE, 7))).toBe(true)

@@ -21,8 +21,6 @@ interface PersistedState {
 }
 
 const METADATA_FILE = 'store.json'
-/** how long a coalesced layer's file stays open for reads that found a block in it just before */
-const RETIRE_AFTER_MS = 10_000
 const LAYER_DIR = 'layers'
 
 /**
@@ -60,8 +58,6 @@ export class SparseDiskStore implements DiskStore {
   #collecting: Promise<void> = Promise.resolve()
   /** the block a coalesce copies through, kept: a fresh 2 MiB buffer per pass is work for the GC */
   #copyBuffer: Buffer | undefined
-  /** coalesced layers whose files go once reads that found them are done */
-  readonly #retired = new Map<string, { timer: NodeJS.Timeout; finish: () => Promise<void> }>()
   #closed = false
 
   private constructor(dir: string) {
@@ -93,7 +89,7 @@ export class SparseDiskStore implements DiskStore {
       for (const [id, blocks] of Object.entries(state.layers)) store.#layers.set(id, new Set(blocks))
     }
     // files no layer names: made just before a crash (a new layer not yet recorded), or a
-    // coalesced layer whose file was still waiting to go
+    // coalesced layer whose file was not deleted yet
     for (const name of await readdir(join(dir, LAYER_DIR)))
       if (name.endsWith('.img') && !store.#layers.has(name.slice(0, -'.img'.length)))
         await rm(join(dir, LAYER_DIR, name), { force: true })
@@ -145,7 +141,7 @@ export class SparseDiskStore implements DiskStore {
       this.#layers.delete(layer)
       this.#layerJson.delete(layer)
     }
-    const coalesced: [string, FileHandle][] = []
+    const coalesced: string[] = []
     try {
       for (let pair = this.#coalescible(); pair !== undefined; pair = this.#coalescible())
         coalesced.push(await this.#coalesce(...pair))
@@ -154,15 +150,13 @@ export class SparseDiskStore implements DiskStore {
       // it was, and the destroy that asked stands; the next destroy tries again.
     }
     await this.#persist()
-    for (const layer of garbage) {
+    // A read that found its block in one of these layers has its read under way by now (the
+    // rewrite above took I/O turns); FileHandle.close waits for it.
+    for (const layer of [...garbage, ...coalesced]) {
       const handle = this.#handles.get(layer)
       this.#handles.delete(layer)
       if (handle !== undefined) await (await handle).close()
       await rm(this.#layerPath(layer), { force: true })
-    }
-    for (const [layer, handle] of coalesced) {
-      this.#handles.delete(layer)
-      this.#retire(layer, handle)
     }
   }
 
@@ -193,11 +187,10 @@ export class SparseDiskStore implements DiskStore {
    * Folds `child` into `parent` (which keeps its id, as SM keeps the parent VHD's uuid): the
    * child's blocks are copied into the parent's file first — no chain reads the parent at those
    * blocks, the child shadows them everywhere — then the metadata names the parent alone (the
-   * caller writes it). A crash before that write leaves the old chains intact. Answers the
-   * child and its open file, which the caller deletes some seconds later, so that a read that
-   * found a block in it just before still finds the file open.
+   * caller writes it, then deletes the child's file). A crash before that write leaves the old
+   * chains intact. Answers the child.
    */
-  async #coalesce(parent: string, child: string): Promise<[string, FileHandle]> {
+  async #coalesce(parent: string, child: string): Promise<string> {
     const blocks = [...(this.#layers.get(child) ?? [])].sort((a, b) => a - b)
     const from = await this.#handle(child)
     const to = await this.#handle(parent)
@@ -219,19 +212,7 @@ export class SparseDiskStore implements DiskStore {
       disk.layers.splice(at, 1)
       this.#diskChanged(id)
     }
-    return [child, from]
-  }
-
-  /** Closes and deletes a coalesced layer's file after a grace period (at once on close). */
-  #retire(layer: string, handle: FileHandle): void {
-    const finish = async (): Promise<void> => {
-      this.#retired.delete(layer)
-      await handle.close().catch(() => undefined)
-      await rm(this.#layerPath(layer), { force: true })
-    }
-    const timer = setTimeout(() => void finish(), RETIRE_AFTER_MS)
-    timer.unref()
-    this.#retired.set(layer, { timer, finish })
+    return child
   }
 
   async resize(id: DiskId, virtualSize: number): Promise<DiskInfo> {
@@ -382,10 +363,6 @@ export class SparseDiskStore implements DiskStore {
     await this.#persist()
     this.#closed = true
     await this.#collecting
-    for (const { timer, finish } of [...this.#retired.values()]) {
-      clearTimeout(timer)
-      await finish()
-    }
     const handles = [...this.#handles.values()]
     this.#handles.clear()
     for (const handle of handles) await (await handle).close()
