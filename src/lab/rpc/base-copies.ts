@@ -9,9 +9,10 @@
  * more disks grow apart is a branch point and gets a base-copy record whose uuid is the layer id;
  * a layer with a single child (the layer above it, or the disk whose leaf it is) counts as
  * coalesced into it, as SM's GC leaves it (the store coalesces such layers' data once a destroy
- * leaves them so, except into a writable disk's leaf; the records do not wait for that). A disk's vhd-parent is the nearest branch point of its
- * chain (its own leaf, when that leaf is one: the lab's snapshot disk is the frozen layer itself,
- * which on a real SR is an empty leaf over that base copy).
+ * leaves them so, except into a writable disk's leaf; the records do not wait for that). A
+ * disk's vhd-parent is the nearest branch point of its chain (its own leaf, when that leaf is
+ * one: the lab's snapshot disk is the frozen layer itself, which on a real SR is an empty leaf
+ * over that base copy).
  */
 import type { Database } from '../db/database.js'
 import type { LabRecord, StoredValue } from '../db/schema.js'

@@ -21,6 +21,8 @@ interface PersistedState {
 }
 
 const METADATA_FILE = 'store.json'
+/** the queue key of garbage collections (destroy, coalesce), which run one at a time */
+const COLLECTION = Symbol('collection')
 const LAYER_DIR = 'layers'
 
 /**
@@ -48,14 +50,16 @@ export class SparseDiskStore implements DiskStore {
    */
   readonly #diskJson = new Map<DiskId, string>()
   readonly #layerJson = new Map<string, string>()
-  /** per-disk queue: a write's copy-up must not interleave with another write or a snapshot */
-  readonly #locks = new Map<DiskId, Promise<unknown>>()
+  /**
+   * per-disk queue: a write's copy-up must not interleave with another write or a snapshot; and
+   * one for garbage collection ({@link COLLECTION}): a coalesce must not write into a layer that
+   * another destroy deletes
+   */
+  readonly #locks = new Map<DiskId | typeof COLLECTION, Promise<unknown>>()
   #persisting: Promise<void> = Promise.resolve()
   /** the rewrite queued behind the running one, not started yet */
   #nextPersist: Promise<void> | undefined
   #persistTimer: NodeJS.Timeout | undefined
-  /** garbage collections (destroy, coalesce) run one at a time, in order */
-  #collecting: Promise<void> = Promise.resolve()
   /** the block a coalesce copies through, kept: a fresh 2 MiB buffer per pass is work for the GC */
   #copyBuffer: Buffer | undefined
   #closed = false
@@ -121,10 +125,7 @@ export class SparseDiskStore implements DiskStore {
     await this.#locked(id, async () => {
       this.#disks.delete(id)
       this.#diskChanged(id)
-      // one collection at a time: a coalesce must not write into a layer another destroy deletes
-      const collect = this.#collecting.then(() => this.#collect())
-      this.#collecting = collect.catch(() => undefined)
-      await collect
+      await this.#locked(COLLECTION, () => this.#collect())
     })
     this.#locks.delete(id)
   }
@@ -362,7 +363,7 @@ export class SparseDiskStore implements DiskStore {
     clearTimeout(this.#persistTimer)
     await this.#persist()
     this.#closed = true
-    await this.#collecting
+    await this.#locks.get(COLLECTION)
     const handles = [...this.#handles.values()]
     this.#handles.clear()
     for (const handle of handles) await (await handle).close()
@@ -447,7 +448,7 @@ export class SparseDiskStore implements DiskStore {
     return handle
   }
 
-  #locked<T>(id: DiskId, work: () => Promise<T>): Promise<T> {
+  #locked<T>(id: DiskId | typeof COLLECTION, work: () => Promise<T>): Promise<T> {
     const previous = this.#locks.get(id) ?? Promise.resolve()
     const result = previous.then(work, work)
     this.#locks.set(
