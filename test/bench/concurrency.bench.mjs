@@ -2,12 +2,13 @@
  * Benchmark (run by `npm run bench`, not `npm test`): a pass of many small VMs at concurrency
  * 1, 4 and 8. Efficiency at c is T1 ÷ (c × Tc) (1.0: c VMs at once take 1/c of the time). Each
  * repetition is a delta pass of every VM with one fresh 2 MiB block per VM, after one full pass
- * that is not measured; concurrencies alternate (1 4 8 1 4 8 …, as the lab answers, then with
- * the wait below) so load on a shared machine hits them alike. Printed per concurrency: wall time, the client's and the lab's CPU seconds
- * (the lab runs in a child process) and XAPI calls per VM (from `/lab/stats`). The CPU the two
- * processes spend bounds what concurrency can win on this machine: a pass cannot take less than
- * (client + lab CPU) ÷ cores, so `ceiling` is the efficiency T1 ÷ (c × that floor) could reach
- * at best (below 1 once the pass is CPU-bound rather than waiting).
+ * that is not measured; concurrencies alternate (1 4 8 as the lab answers, 1 4 8 with the wait
+ * below, and again) so load on a shared machine hits them alike. Printed per concurrency: wall
+ * time, the client's and the lab's CPU seconds (the lab runs in a child process) and XAPI calls
+ * per VM (from `/lab/stats`). The CPU the two processes spend bounds what concurrency can win
+ * on this machine: a pass cannot take less than (client + lab CPU) ÷ cores, so `ceiling` is the
+ * efficiency T1 ÷ (c × that floor) could reach at best (below 1 once the pass is CPU-bound
+ * rather than waiting).
  *
  * Each concurrency is measured twice: as the lab answers (0 ms per call), and with every XAPI
  * call of both pools waiting 10 ms in the lab first (a latency fault). A real host takes
